@@ -1,0 +1,51 @@
+"""The `ai-runs` command. Each area registers its own subcommands:
+
+- ingest.cli_db:     ai-runs db url|start|stop|migrate|check
+- ingest.cli_data:   ai-runs demo | import | export
+- queries.cli:       ai-runs sync
+- dashboard.cli:     ai-runs dashboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ingest import cli_data, cli_db
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dashboard import cli as dashboard_cli
+    from queries import cli as queries_cli
+
+    parser = argparse.ArgumentParser(
+        prog="ai-runs",
+        description="Track and analyse every LLM interaction. "
+        "Uses DATABASE_URL when set, else an embedded Postgres in $AI_RUNS_HOME.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (cli_db, cli_data, queries_cli, dashboard_cli):
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"ai-runs: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Every environment variable the product reads, declared once with its default.
+
+| variable        | default        | meaning                                                       |
+|-----------------|----------------|---------------------------------------------------------------|
+| DATABASE_URL    | (unset)        | Postgres to use; unset means the embedded server below.       |
+| AI_RUNS_HOME    | ./.ai-runs     | Folder for the embedded Postgres (pgdata) and the mirror.     |
+| AI_RUNS_MIRROR  | $AI_RUNS_HOME/analytics.duckdb | Path of the DuckDB analytics mirror.          |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED_DATABASE = "ai_runs"
+
+
+def database_url_setting() -> str | None:
+    """The DATABASE_URL environment variable, or None when unset or empty."""
+    value = os.environ.get("DATABASE_URL", "").strip()
+    return value or None
+
+
+def home() -> Path:
+    """The AI_RUNS_HOME folder (absolute), created on first use."""
+    path = Path(os.environ.get("AI_RUNS_HOME", "").strip() or ".ai-runs").expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pgdata() -> Path:
+    """Data directory of the embedded Postgres server."""
+    return home() / "pgdata"
+
+
+def mirror_path() -> Path:
+    """Path of the DuckDB analytics mirror file."""
+    value = os.environ.get("AI_RUNS_MIRROR", "").strip()
+    return Path(value).expanduser().resolve() if value else home() / "analytics.duckdb"

@@ -1,0 +1,86 @@
+"""Real Postgres for every test: the embedded server by default, DATABASE_URL when set.
+
+A template database is migrated once per session; each test gets its own clone of it
+(CREATE DATABASE ... TEMPLATE, a few ms), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from ingest import database, embedded
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Postgres server the tests may create databases on."""
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    pgdata = tmp_path_factory.mktemp("embedded") / "pgdata"
+    url = embedded.start(pgdata)
+    try:
+        yield url
+    finally:
+        embedded.stop(pgdata)
+
+
+def _admin(server_url: str) -> psycopg.Connection:
+    return psycopg.connect(server_url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    """Name of a migrated template database for this session."""
+    name = f"ai_runs_tpl_{os.getpid()}"
+    with _admin(pg_server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database.migrate(embedded.with_database(pg_server, name))
+    yield name
+    with _admin(pg_server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _new_database(pg_server: str, template: str) -> str:
+    name = f"ai_runs_t_{os.getpid()}_{next(_counter)}"
+    with _admin(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+@pytest.fixture
+def db_url(pg_server: str, template_db: str) -> Iterator[str]:
+    """URL of a fresh, migrated, empty database for one test."""
+    name = _new_database(pg_server, template_db)
+    url = embedded.with_database(pg_server, name)
+    database._migrated.add(url)
+    yield url
+    with _admin(pg_server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_db_url(pg_server: str) -> Iterator[str]:
+    """URL of a fresh database with no schema at all (for migration tests)."""
+    name = f"ai_runs_e_{os.getpid()}_{next(_counter)}"
+    with _admin(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield embedded.with_database(pg_server, name)
+    with _admin(pg_server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit dict-row connection to the test's database."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
+        yield c
