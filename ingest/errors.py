@@ -1,0 +1,31 @@
+"""Errors the ingest API raises. Every one names the field and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class IngestError(Exception):
+    """Base class of every error raised by `ingest`."""
+
+
+class ValidationError(IngestError, ValueError):
+    """Bad input: `field` names the offending field; nothing was written."""
+
+    def __init__(self, field: str, problem: str, allowed: Iterable[object] | None = None):
+        self.field = field
+        self.problem = problem
+        self.allowed = list(allowed) if allowed is not None else None
+        message = f"{field}: {problem}"
+        if self.allowed is not None:
+            message += f" (allowed: {', '.join(map(str, self.allowed))})"
+        super().__init__(message)
+
+
+class NotFoundError(IngestError, LookupError):
+    """The run or task named does not exist (or is not visible to this user)."""
+
+    def __init__(self, kind: str, identifier: object):
+        self.kind = kind
+        self.identifier = identifier
+        super().__init__(f"{kind} {identifier} does not exist")
