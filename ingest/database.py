@@ -58,34 +58,32 @@ def migrate(url: str, target: int | None = None) -> list[int]:
     """
     applied_now: list[int] = []
     with psycopg.connect(url, autocommit=True) as conn:
+        # One migrator at a time per database; the lock goes with the session.
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(
             """CREATE TABLE IF NOT EXISTS ai_runs_migrations (
                    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
+        done = dict(conn.execute("SELECT version, checksum FROM ai_runs_migrations").fetchall())
         for migration in migrations():
             if target is not None and migration.version > target:
                 break
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise RuntimeError(
+                        f"migration {migration.version:04d}_{migration.name} was changed "
+                        "after it was applied; add a new migration instead of editing it"
+                    )
+                continue
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                row = conn.execute(
-                    "SELECT checksum FROM ai_runs_migrations WHERE version = %s",
-                    (migration.version,),
-                ).fetchone()
-                if row:
-                    if row[0] != migration.checksum:
-                        raise RuntimeError(
-                            f"migration {migration.version:04d}_{migration.name} was changed "
-                            "after it was applied; add a new migration instead of editing it"
-                        )
-                    continue
                 conn.execute(migration.sql)
                 conn.execute(
                     "INSERT INTO ai_runs_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),
                 )
-                applied_now.append(migration.version)
-                log.info("applied migration %04d_%s", migration.version, migration.name)
+            applied_now.append(migration.version)
+            log.info("applied migration %04d_%s", migration.version, migration.name)
     return applied_now
 
 

@@ -1,0 +1,76 @@
+"""Zero-setup database: with DATABASE_URL unset the product starts, reuses and stops an
+embedded Postgres in $AI_RUNS_HOME/pgdata. These run the real `ai-runs` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest import embedded
+
+
+def ai_runs(home: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
+    env.update({"AI_RUNS_HOME": str(home), **(env_extra or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    yield tmp_path
+    embedded.stop(tmp_path / "pgdata")
+
+
+def test_db_start_url_check_stop(home):
+    started = ai_runs(home, "db", "start")
+    assert started.returncode == 0, started.stderr
+    assert str(home / "pgdata") in started.stdout
+    assert embedded.is_running(home / "pgdata")
+
+    url = ai_runs(home, "db", "url").stdout.strip()
+    assert url.startswith("postgresql://") and "/ai_runs?" in url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT max(version) FROM ai_runs_migrations").fetchone()[0] >= 3
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] == "512MB"
+
+    checked = ai_runs(home, "db", "check")
+    assert checked.returncode == 0 and "match" in checked.stdout
+
+    migrated = ai_runs(home, "db", "migrate")
+    assert migrated.returncode == 0 and "schema at version" in migrated.stdout
+
+    stopped = ai_runs(home, "db", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not embedded.is_running(home / "pgdata")
+    again = ai_runs(home, "db", "stop")
+    assert "was not running" in again.stdout
+
+
+def test_data_survives_a_restart_and_the_server_is_reused(home):
+    url = ai_runs(home, "db", "url").stdout.strip()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ai_runs (source_type, name) VALUES ('chat', 'kept')")
+    pid = (home / "pgdata" / "postmaster.pid").read_text().split()[0]
+    assert ai_runs(home, "db", "url").stdout.strip() == url
+    assert (home / "pgdata" / "postmaster.pid").read_text().split()[0] == pid  # reused
+    ai_runs(home, "db", "stop")
+    url = ai_runs(home, "db", "url").stdout.strip()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT name FROM ai_runs").fetchone()[0] == "kept"
+
+
+def test_database_url_setting_wins(home, pg_server):
+    result = ai_runs(home, "db", "stop", env_extra={"DATABASE_URL": pg_server})
+    assert "not ours to stop" in result.stdout
+    assert not (home / "pgdata").exists()
