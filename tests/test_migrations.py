@@ -36,7 +36,8 @@ def test_older_database_upgrades_in_place_keeping_its_rows(empty_db_url):
             "VALUES (%s, gen_random_uuid(), 12, 0.5)",
             (run,),
         )
-    assert database.migrate(empty_db_url) == [3]
+    later = [m.version for m in database.migrations() if m.version > 2]
+    assert database.migrate(empty_db_url) == later
     with psycopg.connect(empty_db_url) as conn:
         row = conn.execute(
             "SELECT task_count, total_tokens, sync_xid IS NOT NULL FROM ai_runs"

@@ -213,3 +213,14 @@ def test_deletions_are_logged_for_the_mirror(conn):
         {"table_name": "ai_runs", "id": str(run)},
         {"table_name": "ai_tasks", "id": str(task_pk)},
     ]
+
+
+def test_truncate_of_tasks_zeroes_run_totals_and_is_logged(conn, db_url):
+    run = make_run(conn)
+    make_task(conn, run, tokens_total=9)
+    conn.execute("TRUNCATE ai_tasks")
+    row = run_row(conn, run)
+    assert (row["task_count"], row["total_tokens"], row["total_cost"]) == (0, 0, 0)
+    assert mismatches(db_url) == []
+    logged = conn.execute("SELECT table_name, id FROM ai_sync_deletions").fetchall()
+    assert logged == [{"table_name": "ai_tasks", "id": "*"}]
