@@ -1,27 +1,84 @@
-"""The DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (SPEC section 5)."""
+"""The DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (SPEC section 5).
+
+Change capture (migration 0003): every source row carries `sync_xid`, the id of the
+transaction that last wrote it, and deletions are logged with the same stamp. A sync runs in
+one REPEATABLE READ transaction; it remembers the snapshot horizon
+`pg_snapshot_xmin(pg_current_snapshot())` — every transaction below it has finished — and
+the next sync reads only rows stamped at or above that horizon. A transaction that was still
+running (so invisible) gets an id >= the horizon, so the next sync sees it once it commits.
+Rows are applied by delete-by-id then insert, so reading a row twice never counts it twice;
+a logged deletion is applied only when the row is absent from the snapshot.
+
+Rows move Postgres -> Arrow (ADBC) -> DuckDB, never row by row through Python. NUMERIC
+arrives as text and is cast to DECIMAL(20,10) (task cost) and DECIMAL(24,10) (run total).
+
+A mirror that is missing, has another schema version, is unreadable (corrupt), or was
+synced from another database (system identifier / database oid / name) is rebuilt from
+scratch, with a warning saying why.
+
+Processes: DuckDB lets one process open a file read-write. The dashboard process opens the
+mirror once and syncs through that connection (`sync_mirror(con=con)`); threads use
+`con.cursor()`. A second process (`ai-runs sync`) gets a clear error while it is held.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
+from ingest import config, database, sqlfiles
+
+log = logging.getLogger(__name__)
+
 MIRROR_SCHEMA_VERSION = 1
+SQL_DIR = Path(__file__).parent / "sql"
+PG_SQL_DIR = SQL_DIR / "postgres"
+DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+DEFAULT_MEMORY_LIMIT = "768MB"
+TABLES = ("tasks", "runs", "users")
+_DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+class MirrorLocked(RuntimeError):
+    """The mirror file is open read-write in another process."""
 
 
 @dataclass
 class SyncResult:
-    """What one sync did: rows upserted and deleted per mirror table (tasks, runs, users),
-    whether it was a full rebuild (and why), the new horizon, and the wall time in seconds."""
+    """What one sync did.
+
+    full: True when the mirror was rebuilt from scratch; reason: why (None when incremental).
+    upserted: rows read from Postgres and written, per mirror table (tasks, runs, users).
+    deleted: rows removed because they were deleted in Postgres, per mirror table (tasks of a
+    deleted run are counted under tasks). horizon: the xid8 horizon the next sync starts
+    from. rows: row counts of the mirror afterwards. seconds: wall time of the sync.
+    """
 
     full: bool
     reason: str | None = None
     upserted: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     horizon: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def _duck_sql() -> dict[str, sqlfiles.Query]:
+    return sqlfiles.load(SQL_DIR)
+
+
+def _pg_sql() -> dict[str, sqlfiles.Query]:
+    return sqlfiles.load(PG_SQL_DIR)
 
 
 def open_mirror(
@@ -31,8 +88,46 @@ def open_mirror(
     threads: int | None = None,
     memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the mirror file (default config.mirror_path())."""
-    raise NotImplementedError
+    """Open (creating if missing) the mirror file; default path `config.mirror_path()`.
+
+    The connection is set to UTC, `threads` (default min(2, CPUs)) and `memory_limit`
+    (default 768MB; DuckDB spills beyond it) so a long-lived dashboard stays bounded.
+    A file that is not a readable DuckDB database is deleted and recreated (empty, so the
+    next sync rebuilds it), with a warning. Raises MirrorLocked (a RuntimeError) when
+    another process holds the file read-write.
+    """
+    path = Path(path) if path is not None else config.mirror_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "threads": threads or DEFAULT_THREADS,
+        "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+    }
+    try:
+        con = duckdb.connect(str(path), read_only=read_only, config=settings)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise MirrorLocked(
+                f"the mirror {path} is open in another process ({exc}); sync from that "
+                "process (the dashboard syncs its own mirror) or stop it first"
+            ) from exc
+        if read_only:
+            raise
+        log.warning("mirror %s is corrupt (%s): deleting it and rebuilding from scratch", path, exc)
+        _remove_mirror_files(path)
+        con = duckdb.connect(str(path), config=settings)
+    except duckdb.Error as exc:
+        if read_only:
+            raise
+        log.warning("mirror %s is unreadable (%s): deleting it and rebuilding", path, exc)
+        _remove_mirror_files(path)
+        con = duckdb.connect(str(path), config=settings)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _remove_mirror_files(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        candidate.unlink(missing_ok=True)
 
 
 def sync_mirror(
@@ -42,10 +137,195 @@ def sync_mirror(
     con: duckdb.DuckDBPyConnection | None = None,
     full: bool = False,
 ) -> SyncResult:
-    """Bring the mirror up to date with Postgres."""
-    raise NotImplementedError
+    """Bring the mirror up to date with Postgres and return what changed.
+
+    url: Postgres (default: DATABASE_URL or the embedded server). path: mirror file (default
+    `config.mirror_path()`), ignored when `con` (an open mirror connection of this process)
+    is given. full=True rebuilds from scratch. Incremental otherwise: the cost follows the
+    number of rows written or deleted since the previous sync, not the table sizes.
+    """
+    started = time.perf_counter()
+    url = database.database_url(url)
+    own = con is None
+    if own:
+        con = open_mirror(path)
+    try:
+        result = _sync(con, url, full=full, path=path)
+    finally:
+        if own:
+            con.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) -> SyncResult:
+    pg = adbc.connect(url)
+    try:
+        cur = pg.cursor()
+        # One snapshot for the horizon, the rows and the deletions.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute(_pg_sql()["source_identity"].sql)
+        horizon, identity = cur.fetchone()
+        meta = _read_meta(con)
+        reason = _rebuild_reason(meta, identity) if not full else "full sync requested"
+        if reason is None:
+            # TRUNCATE logs no row ids: start again from the snapshot.
+            truncated = _extract(cur, "truncations", meta["horizon"]).column(0).to_pylist()
+            if truncated:
+                reason = f"{', '.join(sorted(truncated))} truncated in Postgres"
+        if reason is None:
+            try:
+                result = _incremental(con, cur, since=meta["horizon"])
+            except duckdb.Error as exc:
+                _rollback(con)
+                reason = f"mirror is unreadable ({exc})"
+        if reason is not None:
+            where = path or "the mirror"
+            if full:
+                log.info("rebuilding %s from scratch: %s", where, reason)
+            else:
+                log.warning("rebuilding %s from scratch: %s", where, reason)
+            result = _full(con, cur)
+            result.reason = reason
+        _write_meta(con, horizon=horizon, identity=identity, full=result.full)
+        con.execute("COMMIT")
+        pg.commit()
+    finally:
+        pg.close()
+    result.horizon = int(horizon)
+    result.rows = dict(zip(TABLES, con.execute(_duck_sql()["counts"].sql).fetchone(), strict=True))
+    return result
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    try:
+        return dict(con.execute(_duck_sql()["read_meta"].sql).fetchall())
+    except duckdb.Error:
+        return None
+
+
+def _rebuild_reason(meta: dict[str, str] | None, identity: str) -> str | None:
+    if meta is None or "horizon" not in meta:
+        return "mirror is missing or empty"
+    version = meta.get("schema_version")
+    if version != str(MIRROR_SCHEMA_VERSION):
+        return f"mirror schema version {version}, this code needs {MIRROR_SCHEMA_VERSION}"
+    if meta.get("source_identity") != identity:
+        return (
+            f"mirror was synced from another database ({meta.get('source_identity')}), "
+            f"now reading {identity}"
+        )
+    return None
+
+
+def _write_meta(con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool) -> None:
+    now = datetime.now(UTC).isoformat()
+    values = {
+        "schema_version": str(MIRROR_SCHEMA_VERSION),
+        "source_identity": identity,
+        "horizon": horizon,
+        "last_sync_at": now,
+    }
+    if full:
+        values["last_full_sync_at"] = now
+    query = _duck_sql()["write_meta"].duckdb
+    for key, value in values.items():
+        con.execute(query, {"key": key, "value": value})
+
+
+def _adbc(query: sqlfiles.Query) -> str:
+    """The query with ADBC's positional placeholders ($1, $2, ...) in params order."""
+    names = query.params
+    return _DOLLAR_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", query.duckdb)
+
+
+def _extract(cur: Any, name: str, since: str, *, stream: bool = False) -> Any:
+    cur.execute(_adbc(_pg_sql()[name]), (since,))
+    return cur.fetch_record_batch() if stream else cur.fetch_arrow_table()
+
+
+def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
+    sql = _duck_sql()
+    con.execute("BEGIN")
+    con.execute(sql["drop_all"].sql)
+    for name in ("create_users", "create_runs", "create_tasks", "create_meta"):
+        con.execute(sql[name].sql)
+    upserted = {}
+    for table, source in (("users", "extract_users"), ("runs", "extract_runs")):
+        staged = _extract(cur, source, "0")
+        con.register(f"staged_{table}", staged)
+        con.execute(sql[f"replace_{table}"].sql)
+        con.unregister(f"staged_{table}")
+        upserted[table] = staged.num_rows
+    # Streamed: the tasks never sit in memory whole.
+    reader = _extract(cur, "extract_tasks", "0", stream=True)
+    con.register("staged_tasks", reader)
+    upserted["tasks"] = con.execute(sql["insert_tasks"].sql).fetchone()[0]
+    con.unregister("staged_tasks")
+    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
+
+
+def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
+    sql = _duck_sql()
+    staged = {
+        "users": _extract(cur, "extract_users", since),
+        "runs": _extract(cur, "extract_runs", since),
+        "tasks": _extract(cur, "extract_tasks", since),
+        "deletions": _extract(cur, "extract_deletions", since),
+    }
+    con.execute("BEGIN")
+    for name, table in staged.items():
+        con.register(f"staged_{name}", table)
+    try:
+        deleted = {
+            table: con.execute(sql[f"delete_deleted_{table}"].sql).fetchone()[0]
+            for table in ("tasks", "runs", "users")
+        }
+        # Copies of user/run attributes on tasks: find what changed before replacing.
+        teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
+        run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+        if staged["users"].num_rows:
+            con.execute(sql["replace_users"].sql)
+        if staged["runs"].num_rows:
+            con.execute(sql["replace_runs"].sql)
+        if staged["tasks"].num_rows:
+            con.execute(sql["delete_changed_tasks"].sql)
+            con.execute(sql["insert_tasks"].sql)
+        if teams.num_rows:
+            con.register("changed_teams", teams)
+            con.execute(sql["propagate_teams"].sql)
+            con.unregister("changed_teams")
+        if run_attrs.num_rows:
+            con.register("changed_runs", run_attrs)
+            con.execute(sql["propagate_run_attributes"].sql)
+            con.unregister("changed_runs")
+    finally:
+        for name in staged:
+            con.unregister(f"staged_{name}")
+    upserted = {table: staged[table].num_rows for table in TABLES}
+    return SyncResult(full=False, upserted=upserted, deleted=deleted)
 
 
 def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Footer facts of the mirror."""
-    raise NotImplementedError
+    """Footer facts: last_sync_at and last_full_sync_at (UTC datetimes, None if never),
+    tasks, runs, users (rows in the mirror), schema_version (int), horizon (int)."""
+    meta = _read_meta(con) or {}
+    counts = (0, 0, 0)
+    if meta:
+        counts = con.execute(_duck_sql()["counts"].sql).fetchone()
+
+    def when(key: str) -> datetime | None:
+        return datetime.fromisoformat(meta[key]) if key in meta else None
+
+    return {
+        "last_sync_at": when("last_sync_at"),
+        "last_full_sync_at": when("last_full_sync_at"),
+        **dict(zip(TABLES, (int(n) for n in counts), strict=True)),
+        "schema_version": int(meta["schema_version"]) if "schema_version" in meta else None,
+        "horizon": int(meta["horizon"]) if "horizon" in meta else None,
+    }

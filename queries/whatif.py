@@ -1,0 +1,139 @@
+"""What-if: the selected tasks' token mix priced on another model (genai-prices).
+
+genai-prices prices a request linearly in its token counts, at rates chosen by the
+request's input size (a tier applies to the whole request once its input exceeds the tier
+start), plus any fixed per-request price. So the exact sum over requests is, per tier:
+tasks x fixed + sum(input) x input rate + sum(output) x output rate + sum(cached) x cached
+delta. The rates of each tier are read from genai-prices itself as differences of
+`calc_price` results at an input size inside the tier (exact Decimal arithmetic), and the
+SQL splits the token sums by the target's tier starts. `tests/test_rollups_*` checks the
+result equals pricing every request on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from genai_prices import Usage, calc_price, data_snapshot
+from genai_prices.types import TieredPrices
+
+from queries import rollups
+from queries.filters import Filters
+
+COLUMNS = [
+    "provider",
+    "model",
+    "tasks",
+    "tokens_input",
+    "tokens_output",
+    "tokens_cached_input",
+    "actual_cost",
+    "what_if_cost",
+    "difference",
+]
+
+
+@dataclass(frozen=True)
+class TierRates:
+    """USD per request, per input token, per output token, and the change per cached token."""
+
+    fixed: Decimal
+    input: Decimal
+    output: Decimal
+    cached: Decimal
+
+
+def resolve_model(provider: str, model: str) -> tuple[str, str, list[int]]:
+    """(provider id, model id, tier starts) of a priced model; ValueError naming the known
+    providers, or the known models of the provider, when it is not found."""
+    snapshot = data_snapshot.get_snapshot()
+    known = {p.id: p for p in snapshot.providers}
+    if provider not in known:
+        raise ValueError(f"unknown provider {provider!r}; known providers are {sorted(known)}")
+    try:
+        found_provider, found_model = snapshot.find_provider_model(model, None, provider, None)
+    except LookupError:
+        models = sorted(m.id for m in known[provider].models)
+        raise ValueError(
+            f"unknown model {model!r} for provider {provider!r}; known models are {models}"
+        ) from None
+    prices = found_model.get_prices(datetime.now(UTC))
+    starts = {
+        tier.start
+        for value in vars(prices).values()
+        if isinstance(value, TieredPrices)
+        for tier in value.tiers
+    }
+    return found_provider.id, found_model.id, sorted(starts)
+
+
+def _price(provider: str, model: str, tokens_in: int, tokens_out: int, cached: int) -> Decimal:
+    usage = Usage(
+        input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=cached or None
+    )
+    return Decimal(calc_price(usage, model, provider_id=provider).total_price)
+
+
+def tier_rates(provider: str, model: str, starts: list[int]) -> list[TierRates]:
+    """Linear rates of each tier: tier 0 is input <= starts[0], tier i is
+    starts[i-1] < input <= starts[i] (the last is unbounded). Rates are measured at the
+    tier's two smallest input sizes (at least 1 token, so a cached read fits)."""
+    bounds = [0, *(start + 1 for start in starts)]
+    uppers = [*starts, None]
+    rates = []
+    for low, upper in zip(bounds, uppers, strict=True):
+        at = max(low, 1)
+        if upper is not None and at + 1 > upper:
+            raise ValueError(f"{provider}/{model}: price tier ({low}, {upper}] is too narrow")
+        p_at = _price(provider, model, at, 0, 0)
+        per_input = _price(provider, model, at + 1, 0, 0) - p_at
+        rates.append(
+            TierRates(
+                fixed=p_at - per_input * at,
+                input=per_input,
+                output=_price(provider, model, at, 1, 0) - p_at,
+                cached=_price(provider, model, at, 0, 1) - p_at,
+            )
+        )
+    return rates
+
+
+def what_if_cost(
+    con: Any, filters: Filters, target_provider: str, target_model: str
+) -> pd.DataFrame:
+    """See queries.what_if_cost for the contract."""
+    provider, model, starts = resolve_model(target_provider, target_model)
+    rates = tier_rates(provider, model, starts)
+    mix = rollups.fetch(
+        con, "token_mix", {**rollups.filter_params(filters), "thresholds": starts}, exact=True
+    )
+    if mix.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    costs = []
+    for row in mix.itertuples(index=False):
+        rate = rates[int(row.tier)]
+        costs.append(
+            rate.fixed * int(row.tasks)
+            + rate.input * int(row.tokens_input)
+            + rate.output * int(row.tokens_output)
+            + rate.cached * int(row.tokens_cached_input)
+        )
+    mix["what_if_cost"] = costs
+    sums = ["tasks", "tokens_input", "tokens_output", "tokens_cached_input"]
+    grouped = mix.groupby(["provider", "model"], dropna=False, sort=False).agg(
+        {**dict.fromkeys(sums, "sum"), "actual_cost": "sum", "what_if_cost": "sum"}
+    )
+    frame = grouped.reset_index()
+    for column in sums:
+        frame[column] = frame[column].astype("int64")
+    frame["difference"] = [
+        w - a for w, a in zip(frame["what_if_cost"], frame["actual_cost"], strict=True)
+    ]
+    for column in ("actual_cost", "what_if_cost", "difference"):
+        frame[column] = frame[column].map(float).astype("float64")
+    frame = frame.sort_values("actual_cost", ascending=False, kind="stable")
+    return frame[COLUMNS].reset_index(drop=True)

@@ -1,0 +1,300 @@
+"""The DuckDB mirror is exact: late commits, updates, deletes, rebuilds (SPEC section 5)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from builders import make_run, make_task
+
+from ingest import database, embedded
+from queries import MIRROR_SCHEMA_VERSION, mirror_freshness, open_mirror, sync_mirror
+
+TASK_COLUMNS = "id, run_id, user_id, status, cost, tokens_total, time_to_first_token, total_time"
+
+
+def pg_tasks(conn: psycopg.Connection) -> dict:
+    rows = conn.execute(f"SELECT {TASK_COLUMNS} FROM ai_tasks").fetchall()
+    return {row["id"]: tuple(row.values()) for row in rows}
+
+
+def mirror_tasks(path: Path) -> dict:
+    with open_mirror(path, read_only=True) as con:
+        rows = con.execute(f"SELECT {TASK_COLUMNS} FROM tasks").fetchall()
+    ids = [row[0] for row in rows]
+    assert len(ids) == len(set(ids)), "a task is in the mirror twice"
+    return {row[0]: row for row in rows}
+
+
+def mirror_value(path: Path, sql: str, *params):
+    with open_mirror(path, read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Path:
+    return tmp_path / "analytics.duckdb"
+
+
+def test_first_sync_builds_then_syncs_incrementally(conn, db_url, mirror, caplog):
+    run = make_run(conn, user_id="ann")
+    make_task(conn, run, user_id="ann", cost=Decimal("0.1234567891"))
+    with caplog.at_level(logging.WARNING):
+        first = sync_mirror(db_url, mirror)
+    assert first.full and "missing" in first.reason
+    assert "rebuilding" in caplog.text and "missing" in caplog.text
+    assert first.upserted["tasks"] == 1 and first.rows == {"tasks": 1, "runs": 1, "users": 0}
+    # NUMERIC arrives exact as DECIMAL(20,10).
+    assert mirror_value(mirror, "SELECT cost FROM tasks") == [(Decimal("0.1234567891"),)]
+
+    again = sync_mirror(db_url, mirror)
+    assert not again.full and again.reason is None
+    assert again.upserted == {"tasks": 0, "runs": 0, "users": 0}
+
+    make_task(conn, run, user_id="ann")
+    third = sync_mirror(db_url, mirror)
+    # Reads only what changed: the new task and its run (whose totals moved).
+    assert third.upserted == {"tasks": 1, "runs": 1, "users": 0}
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_incremental_sync_reads_only_changed_rows(conn, db_url, mirror):
+    runs = [make_run(conn) for _ in range(5)]
+    for run in runs:
+        for _ in range(20):
+            make_task(conn, run)
+    assert sync_mirror(db_url, mirror).upserted["tasks"] == 100
+    conn.execute(
+        "UPDATE ai_tasks SET status = 'completed' WHERE id IN "
+        "(SELECT id FROM ai_tasks ORDER BY id LIMIT 3)"
+    )
+    result = sync_mirror(db_url, mirror)
+    assert not result.full
+    assert result.upserted["tasks"] == 3
+    assert result.upserted["runs"] <= 3
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_row_committed_late_by_a_transaction_begun_before_the_sync(conn, db_url, mirror):
+    run = make_run(conn)
+    make_task(conn, run)
+    with psycopg.connect(db_url) as late:  # not autocommit: one open transaction
+        late.execute(
+            "INSERT INTO ai_tasks (run_id, task_id, tokens_input, tokens_output) "
+            "VALUES (%s, %s, 1, 1)",
+            (run, uuid.uuid4()),
+        )
+        during = sync_mirror(db_url, mirror)  # the writer is still running
+        assert during.rows["tasks"] == 1
+        late.commit()
+    make_task(conn, run)  # an unrelated later write
+    after = sync_mirror(db_url, mirror)
+    assert not after.full
+    assert after.rows["tasks"] == 3
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+    # Many more syncs never count it twice.
+    for _ in range(3):
+        assert sync_mirror(db_url, mirror).rows["tasks"] == 3
+
+
+def test_updates_replace_rows(conn, db_url, mirror):
+    run = make_run(conn)
+    task = make_task(conn, run, status="pending")
+    sync_mirror(db_url, mirror)
+    conn.execute(
+        "UPDATE ai_tasks SET status = 'completed', cost = 2.5, time_to_first_token = 120, "
+        "total_time = 900 WHERE task_id = %s",
+        (task,),
+    )
+    sync_mirror(db_url, mirror)
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+    rows = mirror_value(mirror, "SELECT status, cost FROM tasks")
+    assert rows == [("completed", Decimal("2.5"))]
+    assert mirror_value(mirror, "SELECT total_cost FROM runs") == [(Decimal("2.5"),)]
+
+
+def test_task_delete_and_run_delete_cascade_remove(conn, db_url, mirror):
+    keep, doomed = make_run(conn), make_run(conn)
+    first = make_task(conn, keep)
+    make_task(conn, keep)
+    for _ in range(3):
+        make_task(conn, doomed)
+    assert sync_mirror(db_url, mirror).rows == {"tasks": 5, "runs": 2, "users": 0}
+    conn.execute("DELETE FROM ai_tasks WHERE task_id = %s", (first,))
+    conn.execute("DELETE FROM ai_runs WHERE id = %s", (doomed,))
+    result = sync_mirror(db_url, mirror)
+    assert result.deleted == {"tasks": 4, "runs": 1, "users": 0}
+    assert result.rows == {"tasks": 1, "runs": 1, "users": 0}
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_deleted_then_written_again_stays(conn, db_url, mirror):
+    run = make_run(conn)
+    task = make_task(conn, run)
+    sync_mirror(db_url, mirror)
+    row = conn.execute("SELECT id FROM ai_tasks WHERE task_id = %s", (task,)).fetchone()
+    conn.execute("DELETE FROM ai_tasks WHERE id = %s", (row["id"],))
+    conn.execute(
+        "INSERT INTO ai_tasks (id, run_id, task_id, tokens_input, tokens_output) "
+        "VALUES (%s, %s, %s, 3, 4)",
+        (row["id"], run, task),
+    )
+    sync_mirror(db_url, mirror)
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_run_and_user_changes_reach_the_task_copies(conn, db_url, mirror):
+    run = make_run(conn, tags=["a"], source_type="chat")
+    make_task(conn, run, user_id="zoe")
+    sync_mirror(db_url, mirror)
+    assert mirror_value(mirror, "SELECT team, tags, source_type FROM tasks") == [
+        (None, ["a"], "chat")
+    ]
+    conn.execute("INSERT INTO ai_users (id, team) VALUES ('zoe', 'red')")
+    conn.execute("UPDATE ai_runs SET tags = '{b,c}', source_type = 'applet' WHERE id = %s", (run,))
+    sync_mirror(db_url, mirror)
+    assert mirror_value(mirror, "SELECT team, tags, source_type FROM tasks") == [
+        ("red", ["b", "c"], "applet")
+    ]
+    conn.execute("UPDATE ai_users SET team = 'blue' WHERE id = 'zoe'")
+    sync_mirror(db_url, mirror)
+    assert mirror_value(mirror, "SELECT team FROM tasks") == [("blue",)]
+    conn.execute("DELETE FROM ai_users WHERE id = 'zoe'")
+    sync_mirror(db_url, mirror)
+    assert mirror_value(mirror, "SELECT team FROM tasks") == [(None,)]
+
+
+def test_many_syncs_with_concurrent_writers_match_postgres(conn, db_url, mirror):
+    rng = random.Random(7)
+    runs = [make_run(conn) for _ in range(4)]
+    stop = threading.Event()
+
+    def writer(seed: int) -> None:
+        local = random.Random(seed)
+        with psycopg.connect(db_url, autocommit=False) as w:
+            while not stop.is_set():
+                try:
+                    write_some(w, local)
+                except psycopg.errors.DeadlockDetected:
+                    w.rollback()  # two multi-statement writers; the other one goes on
+
+    def write_some(w: psycopg.Connection, local: random.Random) -> None:
+        for _ in range(local.randint(1, 4)):
+            w.execute(
+                "INSERT INTO ai_tasks (run_id, task_id, tokens_input, tokens_output, cost) "
+                "VALUES (%s, %s, 1, 1, 0.01)",
+                (local.choice(runs), uuid.uuid4()),
+            )
+        w.execute(
+            "UPDATE ai_tasks SET status = 'completed' WHERE id IN "
+            "(SELECT id FROM ai_tasks WHERE status = 'pending' ORDER BY random() LIMIT 1)"
+        )
+        if local.random() < 0.3:
+            w.execute(
+                "DELETE FROM ai_tasks WHERE id IN "
+                "(SELECT id FROM ai_tasks ORDER BY random() LIMIT 1)"
+            )
+        w.commit() if local.random() < 0.9 else w.rollback()
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(12):
+            sync_mirror(db_url, mirror)
+            if rng.random() < 0.5:
+                make_task(conn, rng.choice(runs))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    final = sync_mirror(db_url, mirror)
+    assert not final.full
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+    totals = mirror_value(mirror, "SELECT sum(task_count), sum(total_cost) FROM runs")
+    expected = conn.execute("SELECT sum(task_count) AS n, sum(total_cost) AS c FROM ai_runs")
+    row = expected.fetchone()
+    assert totals == [(row["n"], row["c"])]
+
+
+def test_old_schema_version_is_rebuilt(conn, db_url, mirror, caplog):
+    make_task(conn, make_run(conn))
+    sync_mirror(db_url, mirror)
+    with open_mirror(mirror) as con:
+        con.execute("UPDATE mirror_meta SET value = '0' WHERE key = 'schema_version'")
+    with caplog.at_level(logging.WARNING):
+        result = sync_mirror(db_url, mirror)
+    assert result.full and f"needs {MIRROR_SCHEMA_VERSION}" in result.reason
+    assert "schema version 0" in caplog.text
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_corrupt_file_is_rebuilt(conn, db_url, mirror, caplog):
+    make_task(conn, make_run(conn))
+    mirror.write_bytes(os.urandom(64 * 1024))
+    with caplog.at_level(logging.WARNING):
+        result = sync_mirror(db_url, mirror)
+    assert result.full
+    assert "corrupt" in caplog.text or "unreadable" in caplog.text
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_mirror_of_another_database_is_rebuilt(conn, db_url, mirror, pg_server, template_db):
+    make_task(conn, make_run(conn))
+    sync_mirror(db_url, mirror)
+    name = f"ai_runs_other_{os.getpid()}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    other = embedded.with_database(pg_server, name)
+    database._migrated.add(other)
+    try:
+        result = sync_mirror(other, mirror)
+        assert result.full and "another database" in result.reason
+        assert result.rows["tasks"] == 0
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_truncate_is_rebuilt(conn, db_url, mirror):
+    make_task(conn, make_run(conn))
+    sync_mirror(db_url, mirror)
+    conn.execute("TRUNCATE ai_tasks")
+    make_task(conn, make_run(conn))
+    result = sync_mirror(db_url, mirror)
+    assert result.full and "truncated" in result.reason
+    assert mirror_tasks(mirror) == pg_tasks(conn)
+
+
+def test_sync_through_the_dashboards_connection_and_freshness(conn, db_url, mirror):
+    make_task(conn, make_run(conn))
+    con = open_mirror(mirror)
+    try:
+        assert sync_mirror(db_url, con=con).full
+        make_task(conn, make_run(conn))
+        assert not sync_mirror(db_url, con=con).full
+        fresh = mirror_freshness(con)
+        assert fresh["tasks"] == 2 and fresh["runs"] == 2
+        assert fresh["schema_version"] == MIRROR_SCHEMA_VERSION
+        assert fresh["last_sync_at"] >= fresh["last_full_sync_at"]
+        # Another process cannot open the file meanwhile: a clear error, not a hang.
+        code = (
+            f"import sys; from queries import sync_mirror\nsync_mirror({db_url!r}, {str(mirror)!r})"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode != 0
+        assert "open in another process" in done.stderr
+    finally:
+        con.close()
