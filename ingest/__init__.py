@@ -1,0 +1,36 @@
+"""Track every LLM interaction: runs (conversations) and tasks (requests) in Postgres.
+
+    import ingest
+    tracker = ingest.Tracker()          # DATABASE_URL, else an embedded Postgres
+    run = tracker.create_run("chat", messages=[{"role": "user", "content": "Hello"}])
+    for text in ingest.stream_task(tracker, run["id"], chunks, provider="openai",
+                                   model="gpt-4o"):
+        ...
+
+Public API: database_url, migrate, Tracker (RunPage, TaskUpdate), stream_task (TaskStream),
+recompute_costs, normalize_usage, ValidationError, NotFoundError, IngestError.
+"""
+
+from __future__ import annotations
+
+from ingest.costs import recompute_costs
+from ingest.database import database_url, migrate
+from ingest.errors import IngestError, NotFoundError, ValidationError
+from ingest.streaming import TaskStream, stream_task
+from ingest.tracker import RunPage, TaskUpdate, Tracker
+from ingest.usage import normalize_usage
+
+__all__ = [
+    "IngestError",
+    "NotFoundError",
+    "RunPage",
+    "TaskStream",
+    "TaskUpdate",
+    "Tracker",
+    "ValidationError",
+    "database_url",
+    "migrate",
+    "normalize_usage",
+    "recompute_costs",
+    "stream_task",
+]

@@ -96,6 +96,11 @@ def _is_whole(value: float | Decimal) -> bool:
     return value.is_finite() and value == value.to_integral_value()
 
 
+def parse_uuid(field: str, value: Any) -> uuid.UUID:
+    """`value` (a UUID or its string form) as uuid.UUID; ValidationError naming `field`."""
+    return _uuid(field, value)
+
+
 def _int(field: str, value: Any, maximum: int) -> int:
     number: int | None = None
     if isinstance(value, bool):

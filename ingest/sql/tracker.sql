@@ -1,0 +1,98 @@
+-- Tasks (requests) for the live API, ingest.Tracker, and cost re-pricing. Values are bound.
+-- A "task row" is every ai_tasks column except sync_xid.
+
+-- name: insert_task
+-- Insert one task of :run_id; columns given as NULL take their defaults. Returns the task
+-- row, or no row when :task_id already exists (a retried create). A missing run raises a
+-- foreign key violation.
+INSERT INTO ai_tasks (run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+                      model_id, request_data, response_metadata, status, created_at)
+VALUES (:run_id, :user_id, :task_id, :service, :task_name, :provider, :endpoint, :model,
+        :model_id, coalesce(:request_data::jsonb, '{}'), :response_metadata,
+        coalesce(:status::text, 'pending'), coalesce(:created_at::timestamptz, now()))
+ON CONFLICT (task_id) DO NOTHING
+RETURNING id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+          model_id, request_data, response_text, response_data, response_info,
+          response_errors, tool_updates, response_complete, response_metadata, tokens_input,
+          tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
+          time_to_first_token, total_time, status, created_at, updated_at, completed_at;
+
+-- name: get_task
+-- One task row by its application task_id; no row when it does not exist.
+SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+       model_id, request_data, response_text, response_data, response_info,
+       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
+       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
+       time_to_first_token, total_time, status, created_at, updated_at, completed_at
+  FROM ai_tasks
+ WHERE task_id = :task_id;
+
+-- name: lock_task
+-- The task row, locked for the rest of the transaction, plus db_now (clock_timestamp(), to
+-- measure times against created_at on the database's clock); no row when it does not exist.
+SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+       model_id, request_data, response_text, response_data, response_info,
+       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
+       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
+       time_to_first_token, total_time, status, created_at, updated_at, completed_at,
+       clock_timestamp() AS db_now
+  FROM ai_tasks
+ WHERE task_id = :task_id
+   FOR NO KEY UPDATE;
+
+-- name: write_task
+-- Write every mutable column of one task (the caller merged old and new values under the
+-- lock of lock_task). tokens_total NULL means tokens_input + tokens_output (trigger).
+-- Returns the task row.
+UPDATE ai_tasks
+   SET service = :service, task_name = :task_name, provider = :provider,
+       endpoint = :endpoint, model = :model, model_id = :model_id,
+       request_data = :request_data, response_text = :response_text,
+       response_data = :response_data, response_info = :response_info,
+       response_errors = :response_errors, tool_updates = :tool_updates,
+       response_complete = :response_complete, response_metadata = :response_metadata,
+       tokens_input = :tokens_input, tokens_output = :tokens_output,
+       tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
+       tokens_total = :tokens_total, cost = :cost,
+       time_to_first_token = :time_to_first_token, total_time = :total_time,
+       status = :status
+ WHERE task_id = :task_id
+RETURNING id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+          model_id, request_data, response_text, response_data, response_info,
+          response_errors, tool_updates, response_complete, response_metadata, tokens_input,
+          tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
+          time_to_first_token, total_time, status, created_at, updated_at, completed_at;
+
+-- name: run_tasks
+-- Every task row of :run_id, oldest first.
+SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+       model_id, request_data, response_text, response_data, response_info,
+       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
+       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
+       time_to_first_token, total_time, status, created_at, updated_at, completed_at
+  FROM ai_tasks
+ WHERE run_id = :run_id
+ ORDER BY created_at, id;
+
+-- name: tasks_to_price
+-- Next batch (by id, after :after_id) of finished tasks with a model to price: id, provider,
+-- model, tokens_input, tokens_output, tokens_cached_input, created_at, cost. With
+-- :only_missing, only those whose cost is NULL.
+SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input, created_at, cost
+  FROM ai_tasks
+ WHERE id > :after_id
+   AND model IS NOT NULL
+   AND status IN ('completed', 'failed', 'cancelled')
+   AND (cost IS NULL OR NOT :only_missing::boolean)
+ ORDER BY id
+ LIMIT :batch_size;
+
+-- name: set_task_costs
+-- Set cost (USD) of many tasks in one statement (run totals move once per run). Only rows
+-- whose cost changes are written; with :only_missing, only rows still without a cost.
+UPDATE ai_tasks t
+   SET cost = u.cost
+  FROM unnest(:ids::uuid[], :costs::numeric[]) AS u (id, cost)
+ WHERE t.id = u.id
+   AND t.cost IS DISTINCT FROM u.cost
+   AND (t.cost IS NULL OR NOT :only_missing::boolean);
