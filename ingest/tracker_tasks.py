@@ -1,0 +1,455 @@
+"""Task methods of `ingest.Tracker`: create, stream (debounced), finish, read.
+
+Mixed into Tracker (ingest/tracker.py), whose connection plumbing they use. A *task row* is
+every ai_tasks column except `sync_xid`. SQL: ingest/sql/tracker.sql.
+
+Debounce: `update_task` keeps the latest streaming values of each task in memory and
+writes them at most once per `debounce_seconds` (the first update at once). There is no
+background timer: buffered values are written by the next due update, `flush()`, `close()`,
+or the call that finishes the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest import sqlfiles
+from ingest.costs import cost_of_task
+from ingest.errors import NotFoundError, ValidationError
+from ingest.usage import normalize_usage
+from ingest.validation import TERMINAL_TASK_STATUSES, parse_uuid, validate_task
+
+if TYPE_CHECKING:
+    from ingest.streaming import TaskStream
+
+log = logging.getLogger("ingest.tracker")
+
+STREAMING_STATUSES = ("pending", "streaming")
+# Columns update/complete/fail/cancel may change (identity and timestamps are not theirs).
+TASK_WRITABLE = (
+    "service", "task_name", "provider", "endpoint", "model", "model_id", "request_data",
+    "response_text", "response_data", "response_info", "response_errors", "tool_updates",
+    "response_complete", "response_metadata", "tokens_input", "tokens_output",
+    "tokens_cached_input", "tokens_reasoning", "tokens_total", "cost",
+    "time_to_first_token", "total_time", "status",
+)  # fmt: skip
+_JSON_TASK_COLUMNS = (
+    "request_data", "response_data", "response_info", "response_errors", "tool_updates",
+    "response_metadata",
+)  # fmt: skip
+_FINISHED_MEMORY = 10_000  # task ids remembered as finished, to drop late updates cheaply
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """Outcome of `update_task` / `flush` for one task.
+
+    written: this call wrote the task to the database.
+    ignored: the task had already finished; the update was dropped (and logged).
+    status:  the task's status after the call ("streaming" for a buffered update).
+    """
+
+    task_id: uuid.UUID
+    written: bool
+    ignored: bool
+    status: str
+
+
+@dataclass
+class _Buffer:
+    """Streaming fields of one task not yet written (debounce)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    first_text_at: float | None = None  # tracker clock when the first non-empty text came
+
+
+class TaskMethods:
+    """The task half of Tracker (see ingest.tracker for the shared contract)."""
+
+    user_id: str | None
+    debounce_seconds: float
+    clock: Callable[[], float]
+    _queries: dict[str, sqlfiles.Query]
+    _lock: threading.RLock
+    _buffers: dict[uuid.UUID, _Buffer]
+    _last_write: dict[uuid.UUID, float]
+    _finished: OrderedDict[uuid.UUID, str]
+    _transaction: Callable[[], AbstractContextManager[psycopg.Connection]]
+    _one: Callable[..., dict | None]
+
+    def create_task(
+        self,
+        run_id: uuid.UUID | str,
+        *,
+        task_id: uuid.UUID | str | None = None,
+        service: str | None = None,
+        task_name: str | None = None,
+        provider: str | None = None,
+        endpoint: str | None = None,
+        model: str | None = None,
+        model_id: str | None = None,
+        request_data: Any = None,
+        response_metadata: Any = None,
+        status: str = "pending",
+        user_id: str | None = None,
+        created_at: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Record a request before it goes out; return the task row.
+
+        task_id: the id the application's stream layer uses (a new uuid4 when None).
+        Creating a task whose task_id exists returns the existing task unchanged (a safe
+        retry, also under concurrency); if that task belongs to another run it is a
+        ValidationError on task_id. status: pending (default) or streaming.
+        NotFoundError("run") when the run does not exist; nothing is written then.
+        """
+        if status not in STREAMING_STATUSES:
+            raise ValidationError(
+                "status",
+                f"a new task must be pending or streaming, got {status!r}",
+                STREAMING_STATUSES,
+            )
+        given = {
+            "run_id": run_id,
+            "task_id": task_id if task_id is not None else uuid.uuid4(),
+            "service": service,
+            "task_name": task_name,
+            "provider": provider,
+            "endpoint": endpoint,
+            "model": model,
+            "model_id": model_id,
+            "request_data": request_data,
+            "response_metadata": response_metadata,
+            "status": status,
+            "user_id": user_id if user_id is not None else self.user_id,
+            "created_at": created_at,
+        }
+        fields = validate_task({k: v for k, v in given.items() if v is not None})
+        params = {column: fields.get(column) for column in self._queries["insert_task"].params}
+        params["request_data"] = _jsonb(fields.get("request_data"))
+        params["response_metadata"] = _jsonb(fields.get("response_metadata"))
+        try:
+            with self._transaction() as conn:
+                row = self._one(conn, "insert_task", **params)
+                if row is None:
+                    row = self._one(conn, "get_task", task_id=fields["task_id"])
+        except psycopg.errors.ForeignKeyViolation:
+            raise NotFoundError("run", fields["run_id"]) from None
+        if row is None:  # deleted between the conflict and the read: report, do not guess
+            raise NotFoundError("task", fields["task_id"])
+        if row["run_id"] != fields["run_id"]:
+            raise ValidationError(
+                "task_id", f"{fields['task_id']} already belongs to run {row['run_id']}"
+            )
+        return row
+
+    def get_task(self, task_id: uuid.UUID | str) -> dict[str, Any]:
+        """One task row (every column) by its task_id. NotFoundError when it does not exist.
+        Buffered streaming text not yet written is not included: call flush() first."""
+        tid = parse_uuid("task_id", task_id)
+        with self._transaction() as conn:
+            row = self._one(conn, "get_task", task_id=tid)
+        if row is None:
+            raise NotFoundError("task", tid)
+        return row
+
+    def update_due(self, task_id: uuid.UUID | str) -> bool:
+        """True when a streaming update of this task would be written now (no write in the
+        last `debounce_seconds`)."""
+        tid = parse_uuid("task_id", task_id)
+        with self._lock:
+            last = self._last_write.get(tid)
+            return last is None or self.clock() - last >= self.debounce_seconds
+
+    def update_task(
+        self,
+        task_id: uuid.UUID | str,
+        response_text: str | None = None,
+        *,
+        status: str | None = None,
+        **fields: Any,
+    ) -> TaskUpdate:
+        """Update a task while it streams, debounced: at most one write per task per
+        `debounce_seconds`; in between, the latest values are kept in memory and written by
+        the next due update, `flush()`, or `complete_task` / `fail_task` / `cancel_task`.
+
+        response_text: the full text so far (not a delta); giving it sets status streaming
+        unless `status` says otherwise. status: pending or streaming (finish a task with
+        complete_task, fail_task or cancel_task). fields: other task columns
+        (tool_updates, response_metadata, tokens_*, ...).
+        When no time_to_first_token is given, the first non-empty text stamps it (ms since
+        the task's created_at).
+        An update of a task that already finished is ignored, logged and reported
+        (`TaskUpdate.ignored`); it is never applied.
+        """
+        tid = parse_uuid("task_id", task_id)
+        if status is not None and status not in STREAMING_STATUSES:
+            raise ValidationError(
+                "status",
+                f"update_task sets pending or streaming, got {status!r}; use complete_task, "
+                "fail_task or cancel_task to finish a task",
+                STREAMING_STATUSES,
+            )
+        changes = dict(fields)
+        if response_text is not None:
+            changes["response_text"] = response_text
+            changes["status"] = status or "streaming"
+        elif status is not None:
+            changes["status"] = status
+        changes = _validate_task_changes(changes, "update_task")
+        with self._lock:
+            finished = self._finished.get(tid)
+            if finished is not None:
+                self._buffers.pop(tid, None)
+                log.warning("late update of task %s ignored: it is already %s", tid, finished)
+                return TaskUpdate(tid, written=False, ignored=True, status=finished)
+            buffer = self._buffers.setdefault(tid, _Buffer())
+            buffer.fields.update(changes)
+            if buffer.first_text_at is None and changes.get("response_text"):
+                buffer.first_text_at = self.clock()
+            if not self.update_due(tid):
+                status_now = buffer.fields.get("status", "streaming")
+                return TaskUpdate(tid, written=False, ignored=False, status=status_now)
+            return self._write_buffer(tid)
+
+    def flush(self) -> list[TaskUpdate]:
+        """Write every buffered streaming update now; return one TaskUpdate per task."""
+        with self._lock:
+            return [self._write_buffer(tid) for tid in list(self._buffers)]
+
+    def _write_buffer(self, tid: uuid.UUID) -> TaskUpdate:
+        buffer = self._buffers.get(tid)
+        if buffer is None:
+            return TaskUpdate(tid, written=False, ignored=False, status="streaming")
+        with self._transaction() as conn:
+            row = self._one(conn, "lock_task", task_id=tid)
+            if row is None:
+                self._buffers.pop(tid, None)
+                raise NotFoundError("task", tid)
+            if row["status"] in TERMINAL_TASK_STATUSES:
+                self._buffers.pop(tid, None)
+                self._remember_finished(tid, row["status"])
+                log.warning("late update of task %s ignored: it is already %s", tid, row["status"])
+                return TaskUpdate(tid, written=False, ignored=True, status=row["status"])
+            merged = self._merge(row, buffer, {})
+            written = self._write(conn, tid, merged)
+        self._buffers.pop(tid, None)
+        self._last_write[tid] = self.clock()
+        return TaskUpdate(tid, written=True, ignored=False, status=written["status"])
+
+    def complete_task(
+        self,
+        task_id: uuid.UUID | str,
+        response_text: str | None = None,
+        *,
+        usage: Any = None,
+        tokens_input: int | None = None,
+        tokens_output: int | None = None,
+        tokens_cached_input: int | None = None,
+        tokens_reasoning: int | None = None,
+        tokens_total: int | None = None,
+        cost: Decimal | float | str | None = None,
+        time_to_first_token: int | None = None,
+        total_time: int | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Finish a task successfully; return the task row.
+
+        Writes the buffered streaming values, then these (None keeps what is stored).
+        usage: a provider usage object or dict (see ingest.usage), an alternative to the
+        tokens_* arguments (which win). tokens_input includes cached input, tokens_output
+        includes reasoning; tokens_total defaults to input + output.
+        cost (USD): when none is given or stored, priced from provider, model and tokens as
+        of created_at; an unknown model leaves it NULL (see recompute_costs).
+        time_to_first_token / total_time (ms): total_time defaults to the time since
+        created_at. fields: other task columns (response_data, tool_updates, ...).
+        A task that already finished is returned unchanged (completing twice changes
+        nothing).
+        """
+        given = {
+            "tokens_input": tokens_input,
+            "tokens_output": tokens_output,
+            "tokens_cached_input": tokens_cached_input,
+            "tokens_reasoning": tokens_reasoning,
+            "tokens_total": tokens_total,
+            "cost": cost,
+            "time_to_first_token": time_to_first_token,
+            "total_time": total_time,
+            "response_text": response_text,
+        }
+        changes = {**fields, **{k: v for k, v in given.items() if v is not None}}
+        if usage is not None:
+            changes = {**normalize_usage(usage), **changes}
+        changes.setdefault("response_complete", True)
+        return self._finish(task_id, "completed", changes)
+
+    def fail_task(
+        self,
+        task_id: uuid.UUID | str,
+        error: BaseException | str | Mapping[str, Any] | None = None,
+        *,
+        response_text: str | None = None,
+        usage: Any = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Finish a task as failed; return the task row.
+
+        error: an exception ({"type", "message"} is recorded), a message, or a JSON object;
+        appended to response_errors (a list). Buffered streaming text is written; usage and
+        fields as in complete_task. A task that already finished is returned unchanged.
+        """
+        changes = dict(fields)
+        if response_text is not None:
+            changes["response_text"] = response_text
+        if usage is not None:
+            changes = {**normalize_usage(usage), **changes}
+        return self._finish(task_id, "failed", changes, error=_error_entry(error))
+
+    def cancel_task(
+        self,
+        task_id: uuid.UUID | str,
+        reason: str | None = None,
+        *,
+        response_text: str | None = None,
+        usage: Any = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Finish a task as cancelled; return the task row. reason is recorded as
+        response_metadata["cancel_reason"]. Buffered streaming text is written; usage and
+        fields as in complete_task. A task that already finished is returned unchanged."""
+        if reason is not None and not isinstance(reason, str):
+            raise ValidationError("reason", f"must be a string, got {type(reason).__name__}")
+        changes = dict(fields)
+        if response_text is not None:
+            changes["response_text"] = response_text
+        if usage is not None:
+            changes = {**normalize_usage(usage), **changes}
+        return self._finish(task_id, "cancelled", changes, reason=reason)
+
+    def stream_task(
+        self, run_id: uuid.UUID | str, chunks: Iterable[Any], **options: Any
+    ) -> TaskStream:
+        """Shortcut for `ingest.stream_task(self, run_id, chunks, **options)`."""
+        from ingest.streaming import stream_task
+
+        return stream_task(self, run_id, chunks, **options)
+
+    # ------------------------------------------------------------ task internals
+
+    def _finish(
+        self,
+        task_id: uuid.UUID | str,
+        status: str,
+        changes: dict[str, Any],
+        *,
+        error: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        tid = parse_uuid("task_id", task_id)
+        method = {"completed": "complete_task", "failed": "fail_task"}.get(status, "cancel_task")
+        changes = _validate_task_changes(changes, method)
+        if error is not None:
+            error = validate_task({"response_errors": [error]}, partial=True)["response_errors"][0]
+        with self._transaction() as conn:
+            row = self._one(conn, "lock_task", task_id=tid)
+            if row is None:
+                raise NotFoundError("task", tid)
+            if row["status"] in TERMINAL_TASK_STATUSES:
+                if row["status"] != status or self._buffers.get(tid):
+                    log.warning(
+                        "%s of task %s ignored: it is already %s", status, tid, row["status"]
+                    )
+                self._forget(tid, row["status"])
+                row.pop("db_now")
+                return row
+            buffer = self._buffers.get(tid) or _Buffer()
+            merged = self._merge(row, buffer, changes)
+            merged["status"] = status
+            if error is not None:
+                errors = merged.get("response_errors")
+                if errors is None:
+                    errors = []
+                elif not isinstance(errors, list):
+                    errors = [errors]
+                merged["response_errors"] = [*errors, error]
+            if reason is not None:
+                meta = merged.get("response_metadata")
+                meta = dict(meta) if isinstance(meta, Mapping) else {}
+                merged["response_metadata"] = {**meta, "cancel_reason": reason}
+            if merged["total_time"] is None:
+                merged["total_time"] = _ms(row["db_now"] - row["created_at"])
+            if "cost" not in buffer.fields and "cost" not in changes and row["cost"] is None:
+                merged["cost"] = cost_of_task(merged)
+            written = self._write(conn, tid, merged)
+        self._forget(tid, status)
+        return written
+
+    def _merge(self, row: dict, buffer: _Buffer, changes: dict[str, Any]) -> dict[str, Any]:
+        """New values of the writable columns: stored, then buffered, then given."""
+        merged = {column: row[column] for column in TASK_WRITABLE}
+        merged["created_at"] = row["created_at"]
+        new = {**buffer.fields, **changes}
+        merged.update(new)
+        tokens_changed = "tokens_input" in new or "tokens_output" in new
+        if "tokens_total" not in new and tokens_changed:
+            merged["tokens_total"] = None  # recomputed by the database: input + output
+        if (
+            merged["time_to_first_token"] is None
+            and buffer.first_text_at is not None
+            and "db_now" in row
+        ):
+            waited = timedelta(seconds=max(0.0, self.clock() - buffer.first_text_at))
+            merged["time_to_first_token"] = _ms(row["db_now"] - row["created_at"] - waited)
+        return merged
+
+    def _write(self, conn: psycopg.Connection, tid: uuid.UUID, merged: dict) -> dict[str, Any]:
+        params = {column: merged[column] for column in TASK_WRITABLE}
+        for column in _JSON_TASK_COLUMNS:
+            params[column] = _jsonb(params[column])
+        params["task_id"] = tid
+        return self._one(conn, "write_task", **params)
+
+    def _remember_finished(self, tid: uuid.UUID, status: str) -> None:
+        self._finished[tid] = status
+        self._finished.move_to_end(tid)
+        while len(self._finished) > _FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    def _forget(self, tid: uuid.UUID, status: str) -> None:
+        self._buffers.pop(tid, None)
+        self._last_write.pop(tid, None)
+        self._remember_finished(tid, status)
+
+
+def _ms(delta: timedelta) -> int:
+    return max(0, round(delta.total_seconds() * 1000))
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _error_entry(error: BaseException | str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if isinstance(error, BaseException):
+        return {"type": type(error).__name__, "message": str(error)}
+    if isinstance(error, Mapping):
+        return dict(error)
+    return {"message": "unknown error" if error is None else str(error)}
+
+
+def _validate_task_changes(changes: dict[str, Any], method: str) -> dict[str, Any]:
+    for column in changes:
+        if column not in TASK_WRITABLE:
+            raise ValidationError(column, f"cannot be set by {method}", TASK_WRITABLE)
+    return validate_task(changes, partial=True)
