@@ -121,7 +121,7 @@ def open_mirror(
         log.warning("mirror %s is unreadable (%s): deleting it and rebuilding", path, exc)
         _remove_mirror_files(path)
         con = duckdb.connect(str(path), config=settings)
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
     return con
 
 
@@ -188,18 +188,20 @@ def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) ->
             result = _full(con, cur)
             result.reason = reason
         _write_meta(con, horizon=horizon, identity=identity, full=result.full)
-        con.execute("COMMIT")
+        con.execute("COMMIT").fetchall()
         pg.commit()
     finally:
         pg.close()
     result.horizon = int(horizon)
-    result.rows = dict(zip(TABLES, con.execute(_duck_sql()["counts"].sql).fetchone(), strict=True))
+    result.rows = dict(
+        zip(TABLES, con.execute(_duck_sql()["counts"].sql).fetchall()[0], strict=True)
+    )
     return result
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
-        con.execute("ROLLBACK")
+        con.execute("ROLLBACK").fetchall()
 
 
 def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
@@ -235,7 +237,7 @@ def _write_meta(con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, 
         values["last_full_sync_at"] = now
     query = _duck_sql()["write_meta"].duckdb
     for key, value in values.items():
-        con.execute(query, {"key": key, "value": value})
+        con.execute(query, {"key": key, "value": value}).fetchall()
 
 
 def _adbc(query: sqlfiles.Query) -> str:
@@ -251,21 +253,21 @@ def _extract(cur: Any, name: str, since: str, *, stream: bool = False) -> Any:
 
 def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     sql = _duck_sql()
-    con.execute("BEGIN")
-    con.execute(sql["drop_all"].sql)
+    con.execute("BEGIN").fetchall()
+    con.execute(sql["drop_all"].sql).fetchall()
     for name in ("create_users", "create_runs", "create_tasks", "create_meta"):
-        con.execute(sql[name].sql)
+        con.execute(sql[name].sql).fetchall()
     upserted = {}
     for table, source in (("users", "extract_users"), ("runs", "extract_runs")):
         staged = _extract(cur, source, "0")
         con.register(f"staged_{table}", staged)
-        con.execute(sql[f"replace_{table}"].sql)
+        con.execute(sql[f"replace_{table}"].sql).fetchall()
         con.unregister(f"staged_{table}")
         upserted[table] = staged.num_rows
     # Streamed: the tasks never sit in memory whole.
     reader = _extract(cur, "extract_tasks", "0", stream=True)
     con.register("staged_tasks", reader)
-    upserted["tasks"] = con.execute(sql["insert_tasks"].sql).fetchone()[0]
+    upserted["tasks"] = con.execute(sql["insert_tasks"].sql).fetchall()[0][0]
     con.unregister("staged_tasks")
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
 
@@ -278,31 +280,31 @@ def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncRe
         "tasks": _extract(cur, "extract_tasks", since),
         "deletions": _extract(cur, "extract_deletions", since),
     }
-    con.execute("BEGIN")
+    con.execute("BEGIN").fetchall()
     for name, table in staged.items():
         con.register(f"staged_{name}", table)
     try:
         deleted = {
-            table: con.execute(sql[f"delete_deleted_{table}"].sql).fetchone()[0]
+            table: con.execute(sql[f"delete_deleted_{table}"].sql).fetchall()[0][0]
             for table in ("tasks", "runs", "users")
         }
         # Copies of user/run attributes on tasks: find what changed before replacing.
         teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
         run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
         if staged["users"].num_rows:
-            con.execute(sql["replace_users"].sql)
+            con.execute(sql["replace_users"].sql).fetchall()
         if staged["runs"].num_rows:
-            con.execute(sql["replace_runs"].sql)
+            con.execute(sql["replace_runs"].sql).fetchall()
         if staged["tasks"].num_rows:
-            con.execute(sql["delete_changed_tasks"].sql)
-            con.execute(sql["insert_tasks"].sql)
+            con.execute(sql["delete_changed_tasks"].sql).fetchall()
+            con.execute(sql["insert_tasks"].sql).fetchall()
         if teams.num_rows:
             con.register("changed_teams", teams)
-            con.execute(sql["propagate_teams"].sql)
+            con.execute(sql["propagate_teams"].sql).fetchall()
             con.unregister("changed_teams")
         if run_attrs.num_rows:
             con.register("changed_runs", run_attrs)
-            con.execute(sql["propagate_run_attributes"].sql)
+            con.execute(sql["propagate_run_attributes"].sql).fetchall()
             con.unregister("changed_runs")
     finally:
         for name in staged:
@@ -317,7 +319,7 @@ def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     meta = _read_meta(con) or {}
     counts = (0, 0, 0)
     if meta:
-        counts = con.execute(_duck_sql()["counts"].sql).fetchone()
+        counts = con.execute(_duck_sql()["counts"].sql).fetchall()[0]
 
     def when(key: str) -> datetime | None:
         return datetime.fromisoformat(meta[key]) if key in meta else None

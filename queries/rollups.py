@@ -259,7 +259,10 @@ def kpis(con: Any, filters: Filters, *, exact: bool) -> pd.DataFrame:
         if not exact or metric != "spend":
             value, previous = float(value), float(previous)
         rows.append({"metric": metric, "value": value, "previous": previous, "change": change})
-    return pd.DataFrame(rows, columns=["metric", "value", "previous", "change"])
+    frame = pd.DataFrame(rows, columns=["metric", "value", "previous", "change"])
+    # None (not NaN) where there is no previous value to compare with, as documented.
+    frame["change"] = pd.Series([row["change"] for row in rows], dtype=object)
+    return frame
 
 
 def failure_rates(con: Any, filters: Filters, by: str | None, grain: str | None) -> pd.DataFrame:
@@ -329,7 +332,9 @@ def latency_histogram(
     groups = counts["group"].drop_duplicates().tolist()
     rows = []
     for group in groups:
-        mine = counts[counts["group"].isna()] if group is None else counts[counts["group"] == group]
+        missing = pd.isna(group)
+        mine = counts[counts["group"].isna()] if missing else counts[counts["group"] == group]
+        group = None if missing else group
         per_bucket = dict(zip(mine["bucket"].astype(int), mine["tasks"].astype(int), strict=True))
         for i in range(bins if edges else 1):
             low, high = (edges[i], edges[i + 1]) if edges else (lo, hi)
@@ -456,8 +461,8 @@ def stuck_tasks(url: str | None, *, older_than_minutes: float, limit: int) -> pd
 
 
 def filter_options(con: Any) -> dict[str, list[str]]:
-    tasks = con.execute(render("duckdb", "filter_options_tasks").duckdb).fetchone()
-    runs = con.execute(render("duckdb", "filter_options_runs").duckdb).fetchone()
+    tasks = con.execute(render("duckdb", "filter_options_tasks").duckdb).fetchall()[0]
+    runs = con.execute(render("duckdb", "filter_options_runs").duckdb).fetchall()[0]
     lists = dict(zip(["providers", "models", "users", "statuses"], tasks, strict=True))
     lists |= dict(zip(["source_types", "tags", "teams"], runs, strict=True))
     keys = ("source_types", "providers", "models", "users", "teams", "tags", "statuses")
