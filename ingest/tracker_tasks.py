@@ -58,7 +58,8 @@ class TaskUpdate:
 
     written: this call wrote the task to the database.
     ignored: the task had already finished; the update was dropped (and logged).
-    status:  the task's status after the call ("streaming" for a buffered update).
+    status:  the task's status after the call (the buffered status for a buffered update;
+             "missing" when flush found the task gone).
     """
 
     task_id: uuid.UUID
@@ -201,7 +202,7 @@ class TaskMethods:
                 "fail_task or cancel_task to finish a task",
                 STREAMING_STATUSES,
             )
-        changes = dict(fields)
+        changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
             changes["status"] = status or "streaming"
@@ -224,9 +225,20 @@ class TaskMethods:
             return self._write_buffer(tid)
 
     def flush(self) -> list[TaskUpdate]:
-        """Write every buffered streaming update now; return one TaskUpdate per task."""
+        """Write every buffered streaming update now; return one TaskUpdate per task.
+
+        A task that no longer exists (purged meanwhile) is skipped with a warning and
+        reported as ignored with status "missing"; the other tasks are still written.
+        """
+        results = []
         with self._lock:
-            return [self._write_buffer(tid) for tid in list(self._buffers)]
+            for tid in list(self._buffers):
+                try:
+                    results.append(self._write_buffer(tid))
+                except NotFoundError:
+                    log.warning("buffered update of task %s dropped: the task is gone", tid)
+                    results.append(TaskUpdate(tid, written=False, ignored=True, status="missing"))
+        return results
 
     def _write_buffer(self, tid: uuid.UUID) -> TaskUpdate:
         buffer = self._buffers.get(tid)
@@ -266,7 +278,8 @@ class TaskMethods:
     ) -> dict[str, Any]:
         """Finish a task successfully; return the task row.
 
-        Writes the buffered streaming values, then these (None keeps what is stored).
+        Writes the buffered streaming values, then these; an argument that is None (here
+        and in `fields`) keeps what is stored.
         usage: a provider usage object or dict (see ingest.usage), an alternative to the
         tokens_* arguments (which win). tokens_input includes cached input, tokens_output
         includes reasoning; tokens_total defaults to input + output.
@@ -288,7 +301,7 @@ class TaskMethods:
             "total_time": total_time,
             "response_text": response_text,
         }
-        changes = {**fields, **{k: v for k, v in given.items() if v is not None}}
+        changes = {k: v for k, v in {**fields, **given}.items() if v is not None}
         if usage is not None:
             changes = {**normalize_usage(usage), **changes}
         changes.setdefault("response_complete", True)
@@ -309,7 +322,7 @@ class TaskMethods:
         appended to response_errors (a list). Buffered streaming text is written; usage and
         fields as in complete_task. A task that already finished is returned unchanged.
         """
-        changes = dict(fields)
+        changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
         if usage is not None:
@@ -330,7 +343,7 @@ class TaskMethods:
         fields as in complete_task. A task that already finished is returned unchanged."""
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason", f"must be a string, got {type(reason).__name__}")
-        changes = dict(fields)
+        changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
         if usage is not None:

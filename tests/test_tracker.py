@@ -841,3 +841,50 @@ def test_tracker_arguments_are_checked(db_url):
     with pytest.raises(ValidationError) as info:
         Tracker(db_url, debounce_seconds=-1)
     assert info.value.field == "debounce_seconds"
+
+
+def test_none_keeps_stored_values(tracker):
+    run = tracker.create_run("chat")
+    tid = tracker.create_task(run["id"], model="gpt-4o")["task_id"]
+    tracker.update_task(tid, "a", tool_updates=[{"step": 1}])
+    done = tracker.complete_task(tid, None, tool_updates=None, response_data=None)
+    assert done["response_text"] == "a" and done["tool_updates"] == [{"step": 1}]
+
+
+def test_flush_skips_a_purged_task_and_writes_the_others(tracker, conn, clock):
+    doomed_run = tracker.create_run("chat")
+    kept_run = tracker.create_run("chat")
+    doomed = tracker.create_task(doomed_run["id"])["task_id"]
+    kept = tracker.create_task(kept_run["id"])["task_id"]
+    for tid in (doomed, kept):
+        tracker.update_task(tid, "first")
+        tracker.update_task(tid, "second")  # buffered
+    tracker.purge_run(doomed_run["id"])
+    results = {r.task_id: r for r in tracker.flush()}
+    assert results[doomed].ignored and results[doomed].status == "missing"
+    assert results[kept].written
+    assert task_row(conn, kept)["response_text"] == "second"
+
+
+def test_one_tracker_shared_by_threads(tracker, conn, clock):
+    run = tracker.create_run("chat")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(5):
+                tid = tracker.create_task(run["id"])["task_id"]
+                tracker.update_task(tid, f"{n}-{i}")
+                tracker.add_message(run["id"], "assistant", f"{n}-{i}", task_id=tid)
+                tracker.complete_task(tid, tokens_input=1, tokens_output=1)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = run_row(conn, run["id"])
+    assert (stored["task_count"], stored["total_tokens"], stored["message_count"]) == (20, 40, 20)
