@@ -241,3 +241,19 @@ def test_normalize_usage_rejects_unknown_shapes(usage):
     with pytest.raises(ValidationError) as info:
         normalize_usage(usage)
     assert info.value.field == "usage"
+
+
+def test_stream_for_a_missing_run_writes_nothing(tracker, conn):
+    before = conn.execute("SELECT count(*) AS n FROM ai_tasks").fetchone()["n"]
+    with pytest.raises(ingest.NotFoundError) as info:
+        ingest.stream_task(tracker, uuid.uuid4(), iter(["x"]))
+    assert info.value.kind == "run"
+    assert conn.execute("SELECT count(*) AS n FROM ai_tasks").fetchone()["n"] == before
+
+
+def test_a_chunk_that_is_not_text_or_usage_fails_the_task(tracker, run_id, conn):
+    stream = ingest.stream_task(tracker, run_id, iter(["ok", {"choices": []}]))
+    with pytest.raises(ValidationError) as info:
+        list(stream)
+    assert info.value.field == "usage"
+    assert task_row(conn, stream.task_id)["status"] == "failed"

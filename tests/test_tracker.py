@@ -627,10 +627,6 @@ def varied_runs(tracker, conn):
     return made
 
 
-def names(page) -> list[str]:
-    return [row["name"] for row in page.rows]
-
-
 def test_list_runs_filters(tracker, varied_runs):
     runs = varied_runs
     ids = lambda page: {row["id"] for row in page.rows}  # noqa: E731
