@@ -180,6 +180,7 @@ class RunMethods:
         its task rows, oldest first. NotFoundError when it does not exist."""
         run = parse_uuid("run_id", run_id)
         with self._transaction() as conn:
+            conn.execute(self._queries["consistent_read"].psycopg)
             row = self._one(conn, "get_run", run_id=run)
             if row is None:
                 raise NotFoundError("run", run)
@@ -269,6 +270,7 @@ class RunMethods:
             add("cursor", cursor_created_at=created, cursor_id=last_id)
         page_sql = _with_filters(self._queries["list_runs"], filters)
         with self._transaction() as conn:
+            conn.execute(self._queries["consistent_read"].psycopg)
             rows = conn.execute(page_sql, {**params, "limit": limit + 1}).fetchall()
             total = conn.execute(count_sql, params).fetchone()["total"]
         next_cursor = None

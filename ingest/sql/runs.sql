@@ -5,6 +5,11 @@
 -- The transaction's timestamp (now()): what a column default of now() writes in it.
 SELECT now() AS now;
 
+-- name: consistent_read
+-- First statement of a multi-statement read: all of it sees one snapshot (a page and its
+-- total, a run and its tasks agree).
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
 -- name: insert_run
 -- Insert one run; columns given as NULL take their defaults. Returns the run summary, or no
 -- row when :id is already taken (a retried create).
