@@ -210,6 +210,7 @@ class RunMethods:
         descending), `limit` per page.
 
         status: "active" by default; a list for several; None for every status (deleted too).
+        A filter given as None or an empty list does not filter.
         tags with tags_match "any" (at least one) or "all". search: case-insensitive substring
         of the name, description or a message's content. created_from (inclusive) and
         created_to (exclusive; a bare date means through the end of that day, UTC).
@@ -244,7 +245,7 @@ class RunMethods:
             if not isinstance(starred, bool):
                 raise ValidationError("starred", f"must be true or false, got {starred!r}")
             add("starred", starred=starred)
-        if tags is not None:
+        if tags:
             if tags_match not in ("any", "all"):
                 raise ValidationError("tags_match", f"unknown value {tags_match!r}", ("any", "all"))
             tag_list = validate_run({"tags": tags}, partial=True)["tags"]
@@ -407,9 +408,11 @@ def _jsonb(value: Any) -> Jsonb | None:
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """A filter value as a list; None (no filter) for None or an empty list."""
     if value is None:
         return None
-    return [value] if isinstance(value, str) else list(value)
+    values = [value] if isinstance(value, str) else list(value)
+    return values or None
 
 
 def _with_filters(query: sqlfiles.Query, filters: list[str]) -> str:

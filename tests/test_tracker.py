@@ -667,6 +667,7 @@ def test_list_runs_filters(tracker, varied_runs):
         )
     ) == {runs["chat"]["id"]}
     assert tracker.list_runs(source_type="chat", tags=["eu"], starred=True).total == 1
+    assert tracker.list_runs(source_type=[], tags=[], status=[]).total == 5  # empty: no filter
 
 
 def test_list_runs_keyset_pagination(tracker, conn):
