@@ -1,9 +1,104 @@
-"""Subcommands of this area (filled in by the work that owns it)."""
+"""`ai-runs dashboard [--demo] [--port P]`: database, demo data, mirror, then Streamlit."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent / "app.py"
+DEMO_TASKS = 200_000
+DEMO_DAYS = 90
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to `ai-runs`."""
+    parser = commands.add_parser(
+        "dashboard",
+        help="open the analytics dashboard (Streamlit)",
+        description="Start (or use) the database, optionally fill it with demo data, sync "
+        "the analytics mirror, and serve the Streamlit dashboard.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"when the database has no task yet, fill it with demo data first "
+        f"({DEMO_TASKS:,} tasks over {DEMO_DAYS} days; change with --demo-tasks)",
+    )
+    parser.add_argument(
+        "--demo-tasks", type=int, default=DEMO_TASKS, metavar="N", help="demo size (tasks)"
+    )
+    parser.add_argument("--port", type=int, default=8501, help="HTTP port (default 8501)")
+    parser.add_argument(
+        "--address", default="localhost", help="address to listen on (default localhost)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def streamlit_command(port: int, address: str = "localhost") -> list[str]:
+    """The command that serves the app: `python -m streamlit run <app.py> ...`."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    import queries
+    from ingest import database
+
+    url = database.database_url()
+    print(f"Database: {_redacted(url)}", flush=True)
+    if args.demo:
+        facts = queries.sync_mirror(url)
+        if not facts.rows.get("tasks"):
+            from ingest import demo
+
+            print(
+                f"The database is empty: generating demo data ({args.demo_tasks:,} tasks over "
+                f"{DEMO_DAYS} days)…",
+                flush=True,
+            )
+            summary = demo.generate(url, tasks=args.demo_tasks, days=DEMO_DAYS, progress=True)
+            print(
+                f"Demo data: {summary.runs:,} runs, {summary.tasks:,} tasks, "
+                f"{summary.users:,} users in {summary.seconds:.1f} s.",
+                flush=True,
+            )
+    print("Syncing the analytics mirror…", flush=True)
+    result = queries.sync_mirror(url)
+    print(
+        f"Mirror: {result.rows.get('tasks', 0):,} tasks, {result.rows.get('runs', 0):,} runs "
+        f"({'full rebuild' if result.full else 'incremental'}, {result.seconds:.1f} s).",
+        flush=True,
+    )
+    print(f"Dashboard: http://{args.address}:{args.port}  (Ctrl+C to stop)", flush=True)
+    # The child uses this very database, not a second embedded start of its own.
+    env = {**os.environ, "DATABASE_URL": url}
+    try:
+        return subprocess.call(streamlit_command(args.port, args.address), env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for printing."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

@@ -1,0 +1,96 @@
+"""AI Runs Analytics — the Streamlit app (`streamlit run dashboard/app.py`).
+
+The pages live in `views/`, not `pages/`: a `pages/` folder next to the entry script
+switches Streamlit to its older file-based navigation, which runs a page without this script.
+
+This entry script runs on every page: it syncs the analytics mirror (at most every
+data.SYNC_EVERY_SECONDS, or on "Sync now"), draws the global filters (kept in the URL),
+offers auto-refresh, and then runs the page chosen in the navigation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import data, state
+
+PAGES_DIR = Path(__file__).resolve().parent / "views"
+REFRESH_SECONDS = 30
+
+st.set_page_config(
+    page_title="AI Runs Analytics",
+    page_icon=":material/monitoring:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = {
+    "Analytics": [
+        st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/dashboard:"),
+        st.Page(PAGES_DIR / "cost.py", title="Cost", icon=":material/payments:"),
+        st.Page(PAGES_DIR / "performance.py", title="Performance", icon=":material/speed:"),
+    ],
+    "Records": [
+        st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/forum:"),
+        st.Page(PAGES_DIR / "task.py", title="Task detail", icon=":material/receipt_long:"),
+        st.Page(PAGES_DIR / "export.py", title="Usage export", icon=":material/download:"),
+    ],
+}
+page = st.navigation(PAGES)
+
+try:
+    mirror = data.sync()
+    options = data.filter_options()
+except Exception as exc:  # no database at all: say so instead of a traceback
+    st.error(
+        f"Cannot reach the database or the analytics mirror: {exc}\n\n"
+        "Set DATABASE_URL to a Postgres server, or unset it to use the embedded one."
+    )
+    st.stop()
+
+state.sidebar(
+    {
+        "source_type": options.get("source_types", []),
+        "provider": options.get("providers", []),
+        "model": options.get("models", []),
+        "team": options.get("teams", []),
+        "user": options.get("users", []),
+        "tag": options.get("tags", []),
+        "status": options.get("statuses", []),
+    }
+)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _live_refresh() -> None:
+    """While auto-refresh is on: sync the mirror and rerun the page when rows came in."""
+    before = data.mirror().version
+    if data.sync(force=True).version != before:
+        st.rerun(scope="app")
+    st.caption(f"Live: checked {datetime.now(UTC):%H:%M:%S} UTC, every {REFRESH_SECONDS} s.")
+
+
+def _sync_now() -> None:
+    data.sync(force=True)
+
+
+with st.sidebar:
+    st.divider()
+    if st.toggle(
+        "Auto-refresh", key="auto_refresh", help=f"Sync new data every {REFRESH_SECONDS} s."
+    ):
+        _live_refresh()
+    facts = data.freshness()
+    synced = facts.get("last_sync_at")
+    st.caption(
+        f"Mirror: {facts.get('tasks', 0):,} tasks, {facts.get('runs', 0):,} runs; "
+        + (f"synced {synced:%Y-%m-%d %H:%M:%S} UTC." if synced else "never synced.")
+    )
+    if mirror.last_error:
+        st.warning(f"Last sync failed: {mirror.last_error}", icon=":material/sync_problem:")
+    st.button("Sync now", on_click=_sync_now, icon=":material/sync:", width="stretch")
+
+page.run()

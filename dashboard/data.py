@@ -1,0 +1,279 @@
+"""Data access of the dashboard: the one place with Streamlit caching.
+
+- The database URL and the DuckDB mirror connection are `st.cache_resource`s, keyed by the
+  configuration they come from (DATABASE_URL, AI_RUNS_HOME, AI_RUNS_MIRROR), so a test or a
+  restarted server pointing elsewhere gets its own.
+- This process owns the mirror: it syncs through that one connection, one sync at a time
+  (a lock), at most every SYNC_EVERY_SECONDS on page loads, or when asked. Reads use a
+  cursor of the connection per call.
+- Rollup results are `st.cache_data` with ROLLUP_TTL_SECONDS, keyed also by the mirror's
+  data version, which changes whenever a sync brought in rows: new data is never hidden
+  behind a cache, and unchanged data is never recomputed within the TTL.
+- Point reads from Postgres (runs, one run, one task) are cached for POINT_TTL_SECONDS and
+  cleared after every change made from the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+import queries
+from ingest import config, database
+from queries.filters import Filters
+
+ROLLUP_TTL_SECONDS = 600
+POINT_TTL_SECONDS = 15
+OPTIONS_TTL_SECONDS = 120
+SYNC_EVERY_SECONDS = 30
+SETTINGS_FILE = "dashboard.json"
+
+# The queries functions a page may call through rollup(): (con, filters, ...) -> DataFrame.
+ROLLUPS = frozenset(
+    {
+        "kpis",
+        "usage_over_time",
+        "usage_by",
+        "latency_percentiles",
+        "latency_histogram",
+        "tokens_per_second",
+        "failure_rates",
+        "error_groups",
+        "tasks_behind",
+        "slowest_tasks",
+        "most_expensive_tasks",
+        "most_expensive_runs",
+        "cost_per_run",
+        "spend_forecast",
+        "what_if_cost",
+    }
+)
+
+
+@dataclass
+class Mirror:
+    """The process's mirror connection and its sync bookkeeping."""
+
+    url: str
+    path: str
+    con: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = 0
+    synced_at: float = 0.0  # time.monotonic() of the last sync, 0 = never
+    last_result: Any = None
+    last_error: str | None = None
+
+
+def _settings() -> tuple[str | None, str, str]:
+    return (config.database_url_setting(), str(config.home()), str(config.mirror_path()))
+
+
+@st.cache_resource(show_spinner="Connecting to the database…")
+def _database_url(setting: str | None, home: str) -> str:
+    return database.database_url(setting)
+
+
+def database_url() -> str:
+    """The migrated Postgres this dashboard reads (DATABASE_URL or the embedded server)."""
+    setting, home, _ = _settings()
+    return _database_url(setting, home)
+
+
+@st.cache_resource(show_spinner="Opening the analytics mirror…")
+def _mirror(url: str, path: str) -> Mirror:
+    return Mirror(url=url, path=path, con=queries.open_mirror(path))
+
+
+def mirror() -> Mirror:
+    return _mirror(database_url(), _settings()[2])
+
+
+def sync(force: bool = False) -> Mirror:
+    """Bring the mirror up to date unless it was synced in the last SYNC_EVERY_SECONDS.
+
+    One sync at a time: a page load that finds a sync under way waits for it and then
+    uses its result. A failed sync keeps the previous data and records the error.
+    """
+    m = mirror()
+    with m.lock:
+        if not force and m.synced_at and time.monotonic() - m.synced_at < SYNC_EVERY_SECONDS:
+            return m
+        try:
+            result = queries.sync_mirror(m.url, con=m.con)
+        except Exception as exc:  # shown in the sidebar; the previous mirror still answers
+            m.last_error = f"{type(exc).__name__}: {exc}"
+            m.synced_at = time.monotonic()
+            return m
+        m.last_error = None
+        m.last_result = result
+        m.synced_at = time.monotonic()
+        changed = result.full or any(result.upserted.values()) or any(result.deleted.values())
+        if changed or m.version == 0:
+            m.version += 1
+    return m
+
+
+def data_key() -> tuple[str, str, int]:
+    """Cache key part that changes when the mirror's content does."""
+    m = mirror()
+    return (m.url, m.path, m.version)
+
+
+@st.cache_data(ttl=ROLLUP_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def _rollup(key: tuple[str, str, int], name: str, filters: Filters, kwargs: tuple) -> Any:
+    con = _mirror(key[0], key[1]).con.cursor()
+    try:
+        return getattr(queries, name)(con, filters, **dict(kwargs))
+    finally:
+        con.close()
+
+
+def rollup(name: str, filters: Filters, **kwargs: Any) -> Any:
+    """queries.<name>(mirror, filters, **kwargs), cached for ROLLUP_TTL_SECONDS."""
+    if name not in ROLLUPS:
+        raise ValueError(f"{name!r} is not a dashboard rollup; choose one of {sorted(ROLLUPS)}")
+    return _rollup(data_key(), name, filters, tuple(sorted(kwargs.items())))
+
+
+@st.cache_data(ttl=OPTIONS_TTL_SECONDS, show_spinner=False)
+def _filter_options(key: tuple[str, str, int]) -> dict[str, list[str]]:
+    con = _mirror(key[0], key[1]).con.cursor()
+    try:
+        return queries.filter_options(con)
+    finally:
+        con.close()
+
+
+def filter_options() -> dict[str, list[str]]:
+    """Sidebar choices present in the mirror (see queries.filter_options)."""
+    return _filter_options(data_key())
+
+
+def freshness() -> dict[str, Any]:
+    """Mirror facts for the footer (queries.mirror_freshness); not cached: it is a lookup."""
+    m = mirror()
+    con = m.con.cursor()
+    try:
+        return queries.mirror_freshness(con)
+    finally:
+        con.close()
+
+
+def is_empty() -> bool:
+    """True when the database holds no task and no run (the dashboard's empty state)."""
+    facts = freshness()
+    return not facts.get("tasks") and not facts.get("runs")
+
+
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _stuck_tasks(url: str, older_than_minutes: float) -> pd.DataFrame:
+    return queries.stuck_tasks(url, older_than_minutes=older_than_minutes)
+
+
+def stuck_tasks(older_than_minutes: float) -> pd.DataFrame:
+    """Tasks pending/streaming for longer than `older_than_minutes` (fresh, from Postgres)."""
+    return _stuck_tasks(database_url(), older_than_minutes)
+
+
+# --- Postgres point reads and changes, through ingest.Tracker -----------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def _tracker(url: str):
+    from ingest import Tracker
+
+    return Tracker(url=url)
+
+
+def tracker():
+    """The ingest.Tracker of this dashboard's database."""
+    return _tracker(database_url())
+
+
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _list_runs(url: str, kwargs: tuple) -> Any:
+    return _tracker(url).list_runs(**dict(kwargs))
+
+
+def list_runs(**kwargs: Any) -> Any:
+    """Tracker.list_runs(**kwargs), cached for POINT_TTL_SECONDS."""
+    return _list_runs(database_url(), tuple(sorted(kwargs.items())))
+
+
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _get_run(url: str, run_id: str) -> Any:
+    return _tracker(url).get_run(run_id)
+
+
+def get_run(run_id: str) -> Any:
+    """Tracker.get_run(run_id) (the run with its tasks), cached for POINT_TTL_SECONDS."""
+    return _get_run(database_url(), run_id)
+
+
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _get_task(url: str, task_id: str) -> Any:
+    return _tracker(url).get_task(task_id)
+
+
+def get_task(task_id: str) -> Any:
+    """Tracker.get_task(task_id), cached for POINT_TTL_SECONDS."""
+    return _get_task(database_url(), task_id)
+
+
+def change_run(action: str, *args: Any, **kwargs: Any) -> Any:
+    """Apply a run change (rename_run, star_run, set_tags, archive_run, delete_run,
+    restore_run, fork_run) and drop the cached point reads so the page shows it."""
+    allowed = {
+        "rename_run",
+        "star_run",
+        "set_tags",
+        "archive_run",
+        "delete_run",
+        "restore_run",
+        "fork_run",
+    }
+    if action not in allowed:
+        raise ValueError(f"{action!r} is not a run change; choose one of {sorted(allowed)}")
+    result = getattr(tracker(), action)(*args, **kwargs)
+    _list_runs.clear()
+    _get_run.clear()
+    _get_task.clear()
+    return result
+
+
+# --- Dashboard settings remembered across sessions ($AI_RUNS_HOME/dashboard.json) -------
+
+
+def _settings_path():
+    return config.home() / SETTINGS_FILE
+
+
+def load_setting(name: str, default: Any = None) -> Any:
+    """A remembered dashboard setting (e.g. the monthly budget), or `default`."""
+    try:
+        return json.loads(_settings_path().read_text()).get(name, default)
+    except (OSError, ValueError, AttributeError):
+        return default
+
+
+def save_setting(name: str, value: Any) -> None:
+    """Remember a dashboard setting; written atomically."""
+    path = _settings_path()
+    try:
+        current = json.loads(path.read_text())
+        if not isinstance(current, dict):
+            current = {}
+    except (OSError, ValueError):
+        current = {}
+    current[name] = value
+    current["updated_at"] = datetime.now(UTC).isoformat()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=2))
+    tmp.replace(path)

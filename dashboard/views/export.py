@@ -1,0 +1,67 @@
+"""Usage export (for analysts and finance): pick the grain, a dimension and the metrics for
+the filtered period, see the table, download it as CSV."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from dashboard import data, state, ui
+from queries.filters import DIMENSIONS, GRAINS
+
+METRICS = {
+    "cost": "Spend ($)",
+    "tasks": "Tasks",
+    "runs": "Runs",
+    "active_users": "Active users",
+    "tokens_input": "Input tokens",
+    "tokens_output": "Output tokens",
+    "tokens_total": "Total tokens",
+}
+WHOLE_PERIOD = "whole period"
+
+st.title("Usage export")
+filters = state.active()
+st.caption(
+    f"{state.period_text(filters)} · the sidebar filters apply · spend in USD, "
+    "periods start on their UTC day (weeks on Monday)"
+)
+if data.is_empty():
+    ui.empty_state()
+    st.stop()
+
+c1, c2, c3 = st.columns([1, 1, 3])
+grain = c1.selectbox("Period", (*GRAINS, WHOLE_PERIOD), key="export_grain")
+by = c2.selectbox("Dimension", ("(none)", *DIMENSIONS), index=2, key="export_by")
+metrics = c3.multiselect(
+    "Metrics",
+    list(METRICS),
+    default=["cost", "tasks", "tokens_total"],
+    format_func=METRICS.get,
+    key="export_metrics",
+)
+dimension = None if by == "(none)" else by
+if grain == WHOLE_PERIOD:
+    if dimension is None:
+        usage = data.rollup("usage_over_time", filters, grain="month")
+        st.caption("No dimension and no period: showing per month.")
+    else:
+        usage = data.rollup("usage_by", filters, by=dimension)
+else:
+    usage = data.rollup("usage_over_time", filters, grain=grain, by=dimension)
+keys = [c for c in ("period", "group") if c in usage.columns]
+table = usage[keys + [m for m in metrics if m in usage.columns]].rename(
+    columns={"group": dimension or "group"}
+)
+ui.table(
+    table,
+    key="export_table",
+    filename=f"usage_{grain.replace(' ', '_')}_{dimension or 'total'}_"
+    f"{filters.start.date()}_{(filters.end - timedelta(days=1)).date()}",
+    column_config={
+        "cost": st.column_config.NumberColumn(METRICS["cost"], format="$%.4f"),
+        "period": st.column_config.DateColumn("Period start (UTC)"),
+    },
+    height=520,
+)

@@ -1,0 +1,63 @@
+"""Overview: headline KPIs against the previous period, spend over time by model, and the
+top models, users and teams."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, figures, state, ui
+
+st.title("Overview")
+filters = state.active()
+previous = state.period_text(filters.previous_period())
+st.caption(f"{state.period_text(filters)} · changes against the {previous} before")
+
+if data.is_empty():
+    ui.empty_state()
+    st.stop()
+
+KPI_FORMAT = {
+    "spend": ("Spend", ui.money, "normal"),
+    "tasks": ("Tasks", ui.count, "normal"),
+    "runs": ("Runs", ui.count, "normal"),
+    "active_users": ("Active users", ui.count, "normal"),
+    "tokens": ("Tokens", ui.count, "normal"),
+    "p95_ttft_ms": ("p95 time to first token", ui.millis, "inverse"),
+    "failure_rate": ("Failure rate", ui.percent, "inverse"),
+}
+kpis = data.rollup("kpis", filters)
+columns = st.columns(len(kpis), border=True)
+for column, row in zip(columns, kpis.itertuples(), strict=True):
+    name, fmt, color = KPI_FORMAT.get(row.metric, (row.metric, ui.count, "normal"))
+    column.metric(
+        name,
+        fmt(row.value),
+        delta=ui.change(row.change),
+        delta_color=color,
+        help=f"Previous period: {fmt(row.previous)}",
+    )
+
+grain = ui.grain_for((filters.end - filters.start).days)
+spend = data.rollup("usage_over_time", filters, grain=grain, by="model")
+st.plotly_chart(figures.spend_over_time(spend, "model", grain), key="overview_spend")
+
+st.subheader("Top models, users and teams")
+tabs = st.tabs(["Models", "Users", "Teams"])
+for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
+    with tab:
+        usage = data.rollup("usage_by", filters, by=by)
+        left, right = st.columns([2, 3])
+        left.plotly_chart(
+            figures.usage_bars(usage, f"Spend by {by} (top 10)"), key=f"overview_top_{by}"
+        )
+        with right:
+            ui.table(
+                usage.rename(columns={"group": by}),
+                key=f"overview_table_{by}",
+                filename=f"usage_by_{by}",
+                column_config={"cost": st.column_config.NumberColumn("Spend ($)", format="$%.2f")},
+                height=380,
+            )
+
+with st.expander("KPI table"):
+    ui.table(kpis, key="overview_kpis", filename="kpis")

@@ -1,0 +1,171 @@
+"""Performance (for engineers): latency percentiles over time and by group, histograms,
+output speed, failures with their errors, stuck tasks — and the drill-down: select a point,
+a bar or a row to list the tasks behind it, slowest first; select a task to open it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from dashboard import data, figures, state, ui
+from queries.filters import DIMENSIONS, GRAINS
+
+METRICS = {"ttft": "Time to first token", "total_time": "Total time"}
+SOURCES = ("perf_trend", "perf_bars", "perf_groups")
+_LAST = "perf_last_selection"
+
+st.title("Performance")
+filters = state.active()
+st.caption(state.period_text(filters) + " · completed tasks; times in milliseconds")
+
+if data.is_empty():
+    ui.empty_state()
+    st.stop()
+
+
+def _mark(source: str) -> None:
+    st.session_state[_LAST] = source
+
+
+controls = st.columns([2, 1, 1, 1])
+metric = controls[0].segmented_control(
+    "Latency", list(METRICS), format_func=METRICS.get, default="ttft", key="perf_metric"
+)
+metric = metric or "ttft"
+percentile = controls[1].selectbox("Percentile", figures.PERCENTILES, index=2, key="perf_pct")
+by = controls[2].selectbox("By", list(DIMENSIONS), index=1, key="perf_by")
+default_grain = ui.grain_for((filters.end - filters.start).days)
+grain = controls[3].selectbox("Grain", GRAINS, index=GRAINS.index(default_grain), key="perf_grain")
+
+# --- Percentile over time: the chart an engineer clicks -----------------------------------
+trend = data.rollup("latency_percentiles", filters, metric=metric, by=by, grain=grain)
+trend_event = st.plotly_chart(
+    figures.percentiles_over_time(trend, metric, percentile, by, grain),
+    key="perf_trend",
+    on_select=lambda: _mark("perf_trend"),
+    selection_mode="points",
+)
+st.caption("Click a point (or box-select) to list the tasks behind it, slowest first.")
+
+# --- Percentiles by group ------------------------------------------------------------------
+groups = data.rollup("latency_percentiles", filters, metric=metric, by=by)
+left, right = st.columns([3, 2])
+with left:
+    bars_event = st.plotly_chart(
+        figures.percentiles_by_group(groups, metric, by),
+        key="perf_bars",
+        on_select=lambda: _mark("perf_bars"),
+        selection_mode="points",
+    )
+with right:
+    st.markdown(f"**{METRICS[metric]} percentiles by {by} (ms)** — select a row to drill down")
+    table_rows = ui.table(
+        groups.rename(columns={"group": by}),
+        key="perf_groups",
+        filename=f"{metric}_percentiles_by_{by}",
+        selectable=True,
+    )
+
+
+def _selection() -> tuple[str, dict] | None:
+    """The slice the user picked last: (description, tasks_behind arguments)."""
+    picks: dict[str, tuple[str, dict] | None] = {}
+    point = figures.selected_slice(st.session_state.get("perf_trend"))
+    if point:
+        period, group = point
+        day = date.fromisoformat(period) if period else None
+        picks["perf_trend"] = (
+            f"{by} = {figures.label(group)}, {grain} of {period}",
+            {"period": day, "grain": grain, "by": by, "value": group},
+        )
+    bar = figures.selected_slice(st.session_state.get("perf_bars"))
+    if bar:
+        picks["perf_bars"] = (f"{by} = {figures.label(bar[1])}", {"by": by, "value": bar[1]})
+    if table_rows and table_rows[0] < len(groups):
+        group = groups.iloc[table_rows[0]]["group"]
+        group = None if group is None or group != group else str(group)
+        picks["perf_groups"] = (f"{by} = {figures.label(group)}", {"by": by, "value": group})
+    last = st.session_state.get(_LAST)
+    for source in (last, *SOURCES):
+        if picks.get(source):
+            return picks[source]
+    return None
+
+
+# --- Drill-down: the tasks behind the selection ----------------------------------------------
+picked = _selection()
+if picked:
+    description, where = picked
+    st.subheader(f"Tasks behind {description}")
+else:
+    description, where = "the whole period", {}
+    st.subheader("Slowest tasks in the period")
+    st.caption("Select a point, a bar or a row above to narrow this list.")
+tasks = data.rollup("tasks_behind", filters, metric=metric, limit=200, **where)
+chosen = ui.table(
+    tasks,
+    key="perf_tasks",
+    filename="tasks_behind_selection",
+    selectable=True,
+    column_config=ui.TASK_COLUMNS,
+    caption=f"{len(tasks):,} tasks, slowest {METRICS[metric].lower()} first. "
+    "Select a task to open its detail.",
+)
+if chosen and chosen[0] < len(tasks):
+    st.switch_page("views/task.py", query_params={"task_id": str(tasks.iloc[chosen[0]]["task_id"])})
+if not tasks.empty:
+    links = st.columns(3)
+    for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
+        value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
+        column.page_link(
+            "views/task.py",
+            label=f"Open task {str(row.task_id)[:8]} · {row.model} · {ui.millis(value)}",
+            query_params={"task_id": str(row.task_id)},
+            icon=":material/open_in_new:",
+        )
+
+# --- Distributions, speed, failures, stuck ---------------------------------------------------
+hist_tab, speed_tab, fail_tab, stuck_tab = st.tabs(
+    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks"]
+)
+with hist_tab:
+    split = st.toggle(f"One curve per {by}", key="perf_hist_split")
+    histogram = data.rollup(
+        "latency_histogram", filters, metric=metric, bins=50, by=by if split else None
+    )
+    st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
+    ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
+with speed_tab:
+    speed = data.rollup("tokens_per_second", filters, by=by)
+    st.plotly_chart(figures.tokens_per_second(speed, by), key="perf_speed")
+    ui.table(speed.rename(columns={"group": by}), key="perf_speed_table", filename="tps")
+with fail_tab:
+    over_time = data.rollup("failure_rates", filters, grain=grain)
+    by_group = data.rollup("failure_rates", filters, by=by)
+    left, right = st.columns(2)
+    left.plotly_chart(figures.failure_rates_over_time(over_time, grain), key="perf_fail_time")
+    right.plotly_chart(figures.failure_rates_by(by_group, by), key="perf_fail_by")
+    st.markdown("**Most frequent errors** — select one to open its latest task")
+    errors = data.rollup("error_groups", filters, limit=20)
+    picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)
+    if picked_error and picked_error[0] < len(errors):
+        sample = str(errors.iloc[picked_error[0]]["sample_task_id"])
+        st.switch_page("views/task.py", query_params={"task_id": sample})
+with stuck_tab:
+    minutes = st.number_input(
+        "Pending or streaming for more than (minutes)", 1, 10_000, 15, key="perf_stuck_min"
+    )
+    stuck = data.stuck_tasks(float(minutes))
+    if stuck.empty:
+        st.success(f"No task has been pending or streaming for more than {minutes} minutes.")
+    picked_stuck = ui.table(
+        stuck,
+        key="perf_stuck",
+        filename="stuck_tasks",
+        selectable=True,
+        column_config=ui.TASK_COLUMNS,
+    )
+    if picked_stuck and picked_stuck[0] < len(stuck):
+        stuck_id = str(stuck.iloc[picked_stuck[0]]["task_id"])
+        st.switch_page("views/task.py", query_params={"task_id": stuck_id})

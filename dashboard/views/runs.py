@@ -1,0 +1,362 @@
+"""Runs: the history list (search, tags, starred, status; keyset-paginated) and one run
+(`?run_id=…`): the conversation, settings, variables, attachments, its tasks as a timeline,
+management (rename, star, tags, archive, delete, restore, fork) and exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, export, figures, state, ui
+from ingest.errors import NotFoundError, ValidationError
+
+PAGE_SIZE = 25
+RUN_STATUSES = ("active", "archived", "deleted")
+LIST_COLUMNS = [
+    "name",
+    "source_type",
+    "user_id",
+    "status",
+    "is_starred",
+    "tags",
+    "task_count",
+    "message_count",
+    "total_tokens",
+    "total_cost",
+    "created_at",
+    "last_message_at",
+    "id",
+]
+_CURSORS = "runs_cursors"  # cursors of the pages before the current one
+_LIST_GEN = "runs_list_generation"  # bumped to forget a row selection
+
+_OPEN = "runs_open"  # a run to open on the next rerun (the run_id widget is set before it draws)
+
+st.title("Runs")
+if _OPEN in st.session_state:
+    st.session_state["run_id"] = st.session_state.pop(_OPEN)
+run_id = st.text_input(
+    "Run id",
+    key="run_id",
+    bind="query-params",
+    placeholder="open a run by id, or pick one from the list",
+).strip()
+
+
+def _back_to_list() -> None:
+    st.session_state["run_id"] = ""
+    st.session_state[_LIST_GEN] = st.session_state.get(_LIST_GEN, 0) + 1
+
+
+def _open_run(run_id: str) -> None:
+    """Show run `run_id` (this page, `?run_id=…`) from the next run of the script on."""
+    st.session_state[_OPEN] = run_id
+    st.session_state[_LIST_GEN] = st.session_state.get(_LIST_GEN, 0) + 1
+    st.rerun()
+
+
+# ------------------------------------------------------------------------------ list
+def show_list() -> None:
+    filters = state.active()
+    if data.is_empty():
+        ui.empty_state()
+        st.stop()
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+    search = c1.text_input("Search name, description, messages", key="runs_search")
+    statuses = c2.multiselect("Run status", RUN_STATUSES, default=["active"], key="runs_status")
+    starred = c3.toggle("Starred only", key="runs_starred")
+    tags_match = c4.selectbox("Tags match", ("any", "all"), key="runs_tags_match")
+    notes = []
+    user_id = filters.users[0] if len(filters.users) == 1 else None
+    if len(filters.users) > 1:
+        notes.append("several users are selected: the list shows every user")
+    if filters.teams or filters.providers or filters.models or filters.statuses:
+        notes.append("team, provider, model and task-status filters apply to tasks, not to runs")
+    query: dict[str, Any] = {
+        "source_type": list(filters.source_types) or None,
+        "status": statuses or None,
+        "starred": True if starred else None,
+        "tags": list(filters.tags) or None,
+        "tags_match": tags_match,
+        "user_id": user_id,
+        "search": search or None,
+        "created_from": filters.start,
+        "created_to": filters.end,
+        "limit": PAGE_SIZE,
+    }
+    signature = repr(sorted((k, str(v)) for k, v in query.items()))
+    if st.session_state.get("runs_signature") != signature:
+        st.session_state["runs_signature"] = signature
+        st.session_state[_CURSORS] = [None]
+    cursors: list[str | None] = st.session_state[_CURSORS]
+    page = data.list_runs(**query, cursor=cursors[-1])
+    st.caption(
+        f"{page.total:,} runs created {state.period_text(filters)} · page {len(cursors)} of "
+        f"{max(1, -(-page.total // PAGE_SIZE))}" + (f" · note: {'; '.join(notes)}" if notes else "")
+    )
+    rows = pd.DataFrame(page.rows)
+    if rows.empty:
+        st.info("No runs match these filters.")
+        rows = pd.DataFrame(columns=LIST_COLUMNS)
+    rows = rows[[c for c in LIST_COLUMNS if c in rows.columns]]
+    generation = st.session_state.get(_LIST_GEN, 0)
+    picked = ui.table(
+        rows,
+        key=f"runs_list_{generation}",
+        filename="runs",
+        selectable=True,
+        column_config={
+            "name": st.column_config.TextColumn("Name", width="large"),
+            "is_starred": st.column_config.CheckboxColumn("★"),
+            "tags": st.column_config.ListColumn("Tags"),
+            "total_cost": st.column_config.NumberColumn("Cost ($)", format="$%.4f"),
+            "total_tokens": st.column_config.NumberColumn("Tokens", format="%d"),
+            "created_at": st.column_config.DatetimeColumn("Created (UTC)"),
+            "last_message_at": st.column_config.DatetimeColumn("Last message (UTC)"),
+            "id": st.column_config.TextColumn("Run id"),
+        },
+        caption="Select a run to open it.",
+    )
+    prev, _, nxt = st.columns([1, 4, 1])
+    if prev.button("← Previous", disabled=len(cursors) == 1, key="runs_prev"):
+        cursors.pop()
+        st.rerun()
+    if nxt.button("Next →", disabled=page.next_cursor is None, key="runs_next"):
+        cursors.append(page.next_cursor)
+        st.rerun()
+    if picked and picked[0] < len(rows):
+        _open_run(str(rows.iloc[picked[0]]["id"]))
+
+
+# ------------------------------------------------------------------------------ one run
+def _change(action: str, *args: Any, done: str, **kwargs: Any) -> Any:
+    try:
+        result = data.change_run(action, *args, **kwargs)
+    except (ValidationError, NotFoundError) as exc:
+        st.error(str(exc))
+        return None
+    st.toast(done, icon=":material/check:")
+    return result
+
+
+def show_attachments(attachments: list[dict]) -> None:
+    if not attachments:
+        st.caption("(no attachments)")
+    for item in attachments:
+        kind = item.get("kind")
+        where = item.get("url") or item.get("path") or item.get("name") or ""
+        title = item.get("name") or item.get("title") or where
+        if kind == "youtube" and where:
+            st.markdown(f"▶️ YouTube: [{title}]({where})")
+            st.video(where)
+        elif kind == "image" and where:
+            st.markdown(f"🖼️ Image: [{title}]({where})")
+            st.image(where, width=320)
+        elif kind == "url" and where:
+            st.markdown(f"🔗 [{title}]({where})")
+        else:
+            st.markdown(f"📄 {kind}: `{title}`")
+        with st.expander("details", expanded=False):
+            st.json(item)
+
+
+def show_run(run_id: str) -> None:
+    try:
+        run = data.get_run(run_id)
+    except (NotFoundError, ValidationError) as exc:
+        st.error(f"No such run: {exc}")
+        st.button("← Back to the list", on_click=_back_to_list)
+        return
+    st.button("← Back to the list", on_click=_back_to_list, key="runs_back")
+    star = "★ " if run["is_starred"] else ""
+    last = run.get("last_message_at")
+    st.header(f"{star}{run['name'] or '(unnamed run)'}")
+    st.caption(
+        f"{run['source_type']}"
+        + (f" · source {run['source_id']}" if run.get("source_id") else "")
+        + f" · user {run.get('user_id') or '–'} · status **{run['status']}**"
+        + f" · created {run['created_at']:%Y-%m-%d %H:%M} UTC"
+        + (f" · last message {run['last_message_at']:%Y-%m-%d %H:%M}" if last else "")
+        + (f" · tags: {', '.join(run['tags'])}" if run.get("tags") else "")
+    )
+    if run.get("parent_run_id"):
+        parent = str(run["parent_run_id"])
+        if st.button(
+            f"Forked from run {parent[:8]} at message {run.get('forked_from_message')}",
+            icon=":material/call_split:",
+            key="run_parent",
+            type="tertiary",
+        ):
+            _open_run(parent)
+    if run.get("description"):
+        st.markdown(run["description"])
+    cols = st.columns(4, border=True)
+    cols[0].metric("Tasks", f"{run['task_count']:,}")
+    cols[1].metric("Messages", f"{run['message_count']:,}")
+    cols[2].metric("Tokens", f"{run['total_tokens']:,}")
+    cols[3].metric("Cost", ui.money(run["total_cost"], 4))
+
+    e1, e2 = st.columns(2)
+    e1.download_button(
+        "Export run as JSON",
+        data=export.run_json(run),
+        file_name=f"run_{run['id']}.json",
+        mime="application/json",
+        icon=":material/data_object:",
+        key="run_export_json",
+    )
+    example = export.fine_tuning_jsonl([run])
+    e2.download_button(
+        "Export as fine-tuning JSONL (chat format)",
+        data=example,
+        file_name=f"run_{run['id']}.jsonl",
+        mime="application/jsonl",
+        icon=":material/model_training:",
+        key="run_export_jsonl",
+        disabled=not example,
+        help=None if example else "No assistant reply in this run to learn from.",
+    )
+
+    with st.expander("Manage this run", icon=":material/settings:"):
+        m1, m2 = st.columns(2)
+        with m1.form("run_rename", border=False):
+            name = st.text_input("Name", value=run["name"], key="run_new_name")
+            if st.form_submit_button("Rename", key="run_rename"):
+                _change("rename_run", run["id"], name, done="Renamed")
+                st.rerun()
+        with m2.form("run_tags", border=False):
+            known = data.filter_options().get("tags", [])
+            options = sorted(set(run.get("tags") or []) | set(known))
+            tags = st.multiselect(
+                "Tags",
+                options,
+                default=run.get("tags") or [],
+                accept_new_options=True,
+                key="run_new_tags",
+            )
+            if st.form_submit_button("Save tags", key="run_save_tags"):
+                _change("set_tags", run["id"], tags, done="Tags saved")
+                st.rerun()
+        b1, b2, b3, b4 = st.columns(4)
+        if b1.button(
+            "Unstar" if run["is_starred"] else "Star", icon=":material/star:", key="run_star"
+        ):
+            _change("star_run", run["id"], not run["is_starred"], done="Star updated")
+            st.rerun()
+        if b2.button(
+            "Archive",
+            disabled=run["status"] == "archived",
+            icon=":material/archive:",
+            key="run_archive",
+        ):
+            _change("archive_run", run["id"], done="Archived")
+            st.rerun()
+        if b3.button(
+            "Delete",
+            disabled=run["status"] == "deleted",
+            icon=":material/delete:",
+            key="run_delete",
+        ):
+            _change("delete_run", run["id"], done="Deleted (restore any time)")
+            st.rerun()
+        if b4.button(
+            "Restore",
+            disabled=run["status"] == "active",
+            icon=":material/restore:",
+            key="run_restore",
+        ):
+            _change("restore_run", run["id"], done="Restored")
+            st.rerun()
+        messages = run.get("messages") or []
+        if messages:
+            with st.form("run_fork", border=False):
+                at = st.selectbox(
+                    "Fork at message (a new run with the messages up to and including it)",
+                    range(len(messages)),
+                    index=len(messages) - 1,
+                    key="run_fork_at",
+                    format_func=lambda i: (
+                        f"#{i} {messages[i].get('role')}: {str(messages[i].get('content'))[:60]}"
+                    ),
+                )
+                if st.form_submit_button("Fork", icon=":material/call_split:", key="run_fork_go"):
+                    fork = _change("fork_run", run["id"], int(at), done="Forked")
+                    if fork:
+                        _open_run(str(fork["id"]))
+
+    talk, tasks_tab, settings_tab, files_tab = st.tabs(
+        ["Conversation", f"Tasks ({run['task_count']})", "Settings & variables", "Attachments"]
+    )
+    with talk:
+        messages = run.get("messages") or []
+        if not messages:
+            st.caption("(no messages)")
+        for i, message in enumerate(messages):
+            role = message.get("role") or "user"
+            with st.chat_message(role if role in ("user", "assistant") else "ai"):
+                st.caption(f"#{i} · {role} · {message.get('timestamp') or ''}")
+                content = message.get("content")
+                st.markdown(content if isinstance(content, str) else f"```\n{content}\n```")
+                if message.get("task_id"):
+                    st.page_link(
+                        "views/task.py",
+                        label="its task",
+                        query_params={"task_id": str(message["task_id"])},
+                        icon=":material/receipt_long:",
+                    )
+    with tasks_tab:
+        tasks = pd.DataFrame(run.get("tasks") or [])
+        if tasks.empty:
+            st.caption("(no tasks)")
+        else:
+            st.plotly_chart(figures.run_timeline(tasks), key="run_timeline")
+            shown = tasks[
+                [
+                    c
+                    for c in (
+                        "task_id",
+                        "created_at",
+                        "provider",
+                        "model",
+                        "status",
+                        "time_to_first_token",
+                        "total_time",
+                        "tokens_input",
+                        "tokens_output",
+                        "tokens_total",
+                        "cost",
+                    )  # fmt: skip
+                    if c in tasks.columns
+                ]
+            ]
+            picked = ui.table(
+                shown,
+                key="run_tasks",
+                filename=f"run_{run['id']}_tasks",
+                selectable=True,
+                column_config=ui.TASK_COLUMNS,
+                caption="Select a task to open its detail.",
+            )
+            if picked and picked[0] < len(shown):
+                task_id = str(shown.iloc[picked[0]]["task_id"])
+                st.switch_page("views/task.py", query_params={"task_id": task_id})
+    with settings_tab:
+        s1, s2 = st.columns(2)
+        for column, field, title in (
+            (s1, "settings", "Settings"),
+            (s2, "variable_values", "Variables"),
+            (s1, "broker_values", "Broker values"),
+            (s2, "metadata", "Metadata"),
+        ):
+            column.markdown(f"**{title}**")
+            column.json(run.get(field) or {}, expanded=True)
+    with files_tab:
+        show_attachments(run.get("attachments") or [])
+
+
+if run_id:
+    show_run(run_id)
+else:
+    show_list()

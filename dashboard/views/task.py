@@ -1,0 +1,122 @@
+"""Task detail: every field of one task, reachable by link `?task_id=…`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from ingest.errors import NotFoundError, ValidationError
+
+JSON_FIELDS = (
+    ("request_data", "Request payload"),
+    ("response_data", "Response data"),
+    ("response_info", "Response info"),
+    ("response_errors", "Errors"),
+    ("tool_updates", "Tool updates"),
+    ("response_metadata", "Response metadata"),
+)
+
+st.title("Task detail")
+task_id = st.text_input(
+    "Task id",
+    key="task_id",
+    bind="query-params",
+    placeholder="paste a task_id (the id your stream layer uses)",
+).strip()
+
+if not task_id:
+    st.info(
+        "Open a task from the Performance, Cost or Runs page, or paste its id above. "
+        "A task has its own link: `?task_id=…`.",
+        icon=":material/info:",
+    )
+    if data.is_empty():
+        ui.empty_state()
+    st.stop()
+
+try:
+    task = data.get_task(task_id)
+except (NotFoundError, ValidationError) as exc:
+    st.error(f"No such task: {exc}")
+    st.stop()
+
+
+def _show(value: Any) -> Any:
+    if value is None:
+        return "–"
+    return value
+
+
+status = task["status"]
+icon = {"completed": "✅", "failed": "❌", "cancelled": "⏹️"}.get(status, "⏳")
+st.subheader(f"{icon} {task.get('provider') or '?'} / {task.get('model') or '?'} — {status}")
+st.caption(
+    f"task_id `{task['task_id']}` · created {task['created_at']:%Y-%m-%d %H:%M:%S} UTC"
+    + (f" · completed {task['completed_at']:%H:%M:%S}" if task.get("completed_at") else "")
+    + f" · service {_show(task.get('service'))} · task {_show(task.get('task_name'))}"
+    + f" · endpoint {_show(task.get('endpoint'))}"
+)
+st.page_link(
+    "views/runs.py",
+    label="Open its run",
+    query_params={"run_id": str(task["run_id"])},
+    icon=":material/forum:",
+)
+
+cols = st.columns(6, border=True)
+cols[0].metric("Time to first token", ui.millis(task.get("time_to_first_token")))
+cols[1].metric("Total time", ui.millis(task.get("total_time")))
+cols[2].metric("Cost", ui.money(task.get("cost"), 5))
+cols[3].metric("Input tokens", f"{task.get('tokens_input') or 0:,}")
+cols[4].metric("Output tokens", f"{task.get('tokens_output') or 0:,}")
+cols[5].metric("Total tokens", f"{task.get('tokens_total') or 0:,}")
+st.caption(
+    f"Cached input tokens: {task.get('tokens_cached_input') or 0:,} · "
+    f"reasoning tokens: {task.get('tokens_reasoning') or 0:,} · "
+    f"response complete: {task.get('response_complete')}"
+)
+
+if task.get("response_errors"):
+    st.error("This task recorded errors — see **Errors** below.", icon=":material/error:")
+
+st.markdown("#### Response text")
+text = task.get("response_text") or ""
+if text:
+    with st.container(border=True, height=min(420, 80 + 22 * text.count("\n") + len(text) // 4)):
+        st.markdown(text)
+else:
+    st.caption("(no response text)")
+
+left, right = st.columns(2)
+for i, (field, title) in enumerate(JSON_FIELDS):
+    with left if i % 2 == 0 else right:
+        value = task.get(field)
+        st.markdown(f"#### {title}")
+        if value in (None, {}, []):
+            st.caption("(none)")
+        else:
+            st.json(value, expanded=2 if field == "request_data" else 1)
+
+st.markdown("#### Every field")
+fields = pd.DataFrame(
+    {
+        "field": list(task),
+        "value": [
+            json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
+            for v in task.values()
+        ],
+    }
+)
+ui.table(fields, key="task_fields", filename=f"task_{task['task_id']}")
+st.download_button(
+    "Download task as JSON",
+    data=json.dumps(task, default=str, indent=2),
+    file_name=f"task_{task['task_id']}.json",
+    mime="application/json",
+    icon=":material/data_object:",
+    key="task_json",
+)

@@ -1,0 +1,127 @@
+"""Shared set-up of the dashboard tests: a demo database, the app's environment, AppTest
+helpers, and reading back what a download button serves."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import streamlit as st
+from streamlit.runtime import memory_media_file_storage
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+from ingest import embedded
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+PAGES = {
+    "overview": "views/overview.py",
+    "cost": "views/cost.py",
+    "performance": "views/performance.py",
+    "runs": "views/runs.py",
+    "task": "views/task.py",
+    "export": "views/export.py",
+}
+DEMO_TASKS = 3000
+DEMO_DAYS = 60
+TIMEOUT = 60
+
+
+def create_database(pg_server: str, template: str, name: str) -> str:
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return embedded.with_database(pg_server, name)
+
+
+def drop_database(pg_server: str, name: str) -> None:
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def app_environment(url: str, home: Path) -> Iterator[None]:
+    """Point the dashboard at `url` with its home (settings, mirror) in `home`."""
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "AI_RUNS_HOME", "AI_RUNS_MIRROR")}
+    os.environ["DATABASE_URL"] = url
+    os.environ["AI_RUNS_HOME"] = str(home)
+    os.environ["AI_RUNS_MIRROR"] = str(home / "analytics.duckdb")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        yield
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def open_page(page: str | None = None, **params: str | list[str]) -> AppTest:
+    """Run the app on `page` (a PAGES key; default the first page) with URL query `params`."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()  # the first run registers the pages (st.navigation) and opens the default one
+    if page is not None and page != "overview":
+        at.switch_page(PAGES[page]).run()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every markdown, caption, info, title, header and subheader text of the page."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "error"):
+        parts.extend(str(e.value) for e in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+class MediaSpy:
+    """Keeps each run's in-memory media storage so a test can read a download's bytes."""
+
+    def __init__(self) -> None:
+        self.storages: list[memory_media_file_storage.MemoryMediaFileStorage] = []
+
+    def install(self, monkeypatch) -> MediaSpy:
+        spy = self
+        original = memory_media_file_storage.MemoryMediaFileStorage
+
+        class Recording(original):
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+                spy.storages.append(self)
+
+        monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
+        return self
+
+    def read(self, url: str) -> bytes:
+        filename = url.rsplit("/", 1)[-1]
+        for storage in reversed(self.storages):
+            try:
+                return storage.get_file(filename).content
+            except Exception:  # not in this run's storage
+                continue
+        raise AssertionError(f"no media file {url}")
+
+
+def download(at: AppTest, spy: MediaSpy, label_start: str, index: int = 0) -> bytes:
+    """The bytes served by the `index`-th download button whose label starts so."""
+    buttons = [b for b in at.get("download_button") if b.proto.label.startswith(label_start)]
+    assert buttons, f"no download button starting {label_start!r}"
+    return spy.read(buttons[index].proto.url)
+
+
+def csv_frame(data: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(data))

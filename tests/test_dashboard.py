@@ -1,0 +1,373 @@
+"""The Streamlit dashboard through AppTest, on real Postgres + DuckDB: every page on demo data
+and on an empty database, filters from the URL, CSV downloads, drill-down, task detail,
+run management and the remembered budget."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dashboard_support import (
+    DEMO_DAYS,
+    DEMO_TASKS,
+    MediaSpy,
+    app_environment,
+    create_database,
+    csv_frame,
+    download,
+    drop_database,
+    metric_values,
+    open_page,
+    texts,
+)
+
+import queries
+from ingest import Tracker, demo
+from queries.filters import Filters
+
+PAGE_NAMES = ("overview", "cost", "performance", "runs", "task", "export")
+
+
+@pytest.fixture(scope="module")
+def demo_url(pg_server: str, template_db: str) -> Iterator[str]:
+    """A database with a few thousand demo tasks over the last DEMO_DAYS days."""
+    name = f"ai_runs_dash_{os.getpid()}"
+    url = create_database(pg_server, template_db, name)
+    demo.generate(url, tasks=DEMO_TASKS, days=DEMO_DAYS, seed=7)
+    yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def demo_app(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The dashboard environment on the demo database; yields its AI_RUNS_HOME."""
+    home = tmp_path_factory.mktemp("dashboard_home")
+    with app_environment(demo_url, home):
+        yield home
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> MediaSpy:
+    return MediaSpy().install(monkeypatch)
+
+
+def _mirror_filters(**kwargs) -> Filters:
+    now = datetime.now(UTC)
+    end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    return Filters(start=end - timedelta(days=30), end=end, **kwargs)
+
+
+# ------------------------------------------------------------------ every page renders
+
+
+@pytest.mark.parametrize("page", PAGE_NAMES)
+def test_page_renders_on_demo_data(demo_app: Path, page: str) -> None:
+    at = open_page(page)
+    assert not at.exception, at.exception
+    assert (
+        at.title[0].value
+        in {
+            "overview": "Overview",
+            "cost": "Cost",
+            "performance": "Performance",
+            "runs": "Runs",
+            "task": "Task detail",
+            "export": "Usage export",
+        }[page]
+    )
+    assert "No runs or tasks in the database yet" not in texts(at)
+    if page in ("overview", "cost", "performance"):
+        charts = at.get("plotly_chart")
+        assert len(charts) >= 3
+        for chart in charts:
+            spec = json.loads(chart.proto.spec)
+            assert spec["data"], "every chart has data on the demo database"
+    if page in ("overview", "cost", "performance", "runs", "export"):
+        assert len(at.dataframe) >= 1
+        assert any(len(df.value) for df in at.dataframe)
+
+
+def test_sidebar_shows_every_filter(demo_app: Path) -> None:
+    at = open_page("overview")
+    labels = [w.label for w in at.sidebar.multiselect]
+    assert labels == ["Source type", "Provider", "Model", "Team", "User", "Tag", "Task status"]
+    assert at.sidebar.date_input[0].label == "Date range (UTC)"
+    assert len(at.sidebar.multiselect[2].options) >= 3  # models of the demo
+
+
+def test_overview_kpis_have_units_and_deltas(demo_app: Path) -> None:
+    at = open_page("overview")
+    metrics = {m.label: m for m in at.metric}
+    assert list(metrics) == [
+        "Spend",
+        "Tasks",
+        "Runs",
+        "Active users",
+        "Tokens",
+        "p95 time to first token",
+        "Failure rate",
+    ]
+    assert metrics["Spend"].value.startswith("$")
+    assert metrics["p95 time to first token"].value.endswith(("ms", " s"))
+    assert metrics["Failure rate"].value.endswith("%")
+    assert metrics["Spend"].delta  # the demo has data in the previous 30 days too
+    spend = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spend["layout"]["yaxis"]["title"]["text"] == "Spend ($)"
+    assert spend["layout"]["barmode"] == "stack"
+    assert len(spend["data"]) >= 3  # one trace per model
+
+
+# ------------------------------------------------------------------ empty database
+
+
+@pytest.mark.parametrize("page", PAGE_NAMES)
+def test_page_on_empty_database_shows_what_to_do(db_url: str, tmp_path: Path, page: str) -> None:
+    with app_environment(db_url, tmp_path):
+        at = open_page(page)
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "No runs or tasks in the database yet" in shown
+    codes = [c.value for c in at.code]
+    assert "ai-runs demo --tasks 100000" in codes
+    assert any("ingest.Tracker()" in c and "create_run" in c for c in codes)
+
+
+# ------------------------------------------------------------------ filters in the URL
+
+
+def test_filter_in_url_changes_the_numbers(demo_app: Path, demo_url: str) -> None:
+    everything = metric_values(open_page("overview"))
+    at = open_page("overview", provider="anthropic")
+    assert not at.exception
+    assert at.sidebar.multiselect(key="provider").value == ["anthropic"]
+    filtered = metric_values(at)
+    assert filtered["Tasks"] != everything["Tasks"]
+    assert filtered["Spend"] != everything["Spend"]
+    # The numbers are the rollup's for the same filters.
+    con = queries.open_mirror(os.environ["AI_RUNS_MIRROR"], read_only=False)
+    try:
+        kpis = queries.kpis(con.cursor(), _mirror_filters(providers=("anthropic",)))
+    finally:
+        con.close()
+    tasks = kpis.set_index("metric").loc["tasks", "value"]
+    assert filtered["Tasks"] == f"{tasks:,.0f}"
+
+
+def test_date_range_in_url(demo_app: Path) -> None:
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=6)
+    at = open_page("export", dates=[start.isoformat(), today.isoformat()])
+    assert not at.exception
+    assert f"{start} – {today} (7 days, UTC)" in texts(at)
+    at.selectbox(key="export_grain").set_value("day").run()
+    periods = pd.to_datetime(at.dataframe[0].value["period"]).dt.date
+    assert periods.min() >= start and periods.max() <= today
+
+
+def test_filters_survive_a_page_switch(demo_app: Path) -> None:
+    at = open_page("overview", model=["gpt-4o"], status="completed")
+    at.switch_page("views/cost.py").run()
+    assert not at.exception
+    assert at.sidebar.multiselect(key="model").value == ["gpt-4o"]
+    assert at.sidebar.multiselect(key="status").value == ["completed"]
+    assert at.query_params["model"] == "gpt-4o"
+
+
+# ------------------------------------------------------------------ CSV downloads
+
+
+def test_csv_download_holds_the_rows_shown(demo_app: Path, spy: MediaSpy) -> None:
+    at = open_page("export")
+    at.selectbox(key="export_by").set_value("provider").run()
+    shown = at.dataframe[0].value
+    assert len(shown) > 0
+    assert list(shown.columns) == ["period", "provider", "cost", "tasks", "tokens_total"]
+    served = csv_frame(download(at, spy, "Download CSV"))
+    assert len(served) == len(shown)
+    assert list(served.columns) == list(shown.columns)
+    assert served["tasks"].tolist() == shown["tasks"].tolist()
+    assert served["cost"].round(6).tolist() == shown["cost"].astype(float).round(6).tolist()
+
+
+def test_every_table_has_a_csv_download(demo_app: Path, spy: MediaSpy) -> None:
+    for page in ("overview", "cost", "performance", "runs", "export"):
+        at = open_page(page)
+        buttons = [b for b in at.get("download_button") if b.proto.label.startswith("Download CSV")]
+        assert len(buttons) >= len(at.dataframe), page
+    at = open_page("performance")
+    slowest = at.dataframe(key="perf_tasks").value
+    served = csv_frame(download(at, spy, f"Download CSV ({len(slowest):,} rows)"))
+    assert served["task_id"].tolist() == [str(t) for t in slowest["task_id"]]
+
+
+# ------------------------------------------------------------------ drill-down
+
+
+def test_drilldown_from_a_table_row_lists_its_slowest_tasks(demo_app: Path) -> None:
+    at = open_page("performance")
+    groups = at.dataframe(key="perf_groups").value
+    model = groups.iloc[0]["model"]
+    at.session_state["perf_groups"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert f"Tasks behind model = {model}" in [s.value for s in at.subheader]
+    tasks = at.dataframe(key="perf_tasks").value
+    assert len(tasks) > 0
+    assert set(tasks["model"]) == {model}
+    ttft = tasks["time_to_first_token"].dropna().tolist()
+    assert ttft == sorted(ttft, reverse=True)
+
+
+def test_drilldown_from_a_chart_point(demo_app: Path) -> None:
+    at = open_page("performance")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    trace = max(spec["data"], key=lambda t: len(t.get("customdata") or []))
+    period, model = trace["customdata"][-1]
+    at.session_state["perf_trend"] = {
+        "selection": {
+            "points": [{"curve_number": 0, "point_index": 0, "customdata": [period, model]}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    assert not at.exception
+    assert f"Tasks behind model = {model}, day of {period}" in [s.value for s in at.subheader]
+    tasks = at.dataframe(key="perf_tasks").value
+    assert set(tasks["model"]) == {model}
+    assert {str(pd.Timestamp(t).date()) for t in tasks["created_at"]} == {period}
+
+
+def test_selecting_a_task_opens_its_detail(demo_app: Path) -> None:
+    at = open_page("performance")
+    tasks = at.dataframe(key="perf_tasks").value
+    task_id = str(tasks.iloc[0]["task_id"])
+    at.session_state["perf_tasks"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Task detail"
+    assert at.query_params["task_id"] == task_id
+    assert task_id in texts(at)
+
+
+def test_task_detail_by_query_param(demo_app: Path, demo_url: str, spy: MediaSpy) -> None:
+    with Tracker(url=demo_url) as tracker:
+        page = tracker.list_runs(limit=5, status=None)
+        run = tracker.get_run(next(r["id"] for r in page.rows if r["task_count"]))
+    task = run["tasks"][0]
+    at = open_page("task", task_id=str(task["task_id"]))
+    assert not at.exception
+    shown = texts(at)
+    assert str(task["task_id"]) in shown
+    assert "Request payload" in shown and "Response text" in shown and "Errors" in shown
+    fields = at.dataframe[0].value.set_index("field")["value"]
+    assert fields["model"] == str(task["model"])
+    assert fields["tokens_total"] == str(task["tokens_total"])
+    served = json.loads(download(at, spy, "Download task as JSON"))
+    assert served["task_id"] == str(task["task_id"])
+
+
+def test_unknown_task_id_is_a_clear_message(demo_app: Path) -> None:
+    at = open_page("task", task_id="not-a-uuid")
+    assert not at.exception
+    assert at.error and "No such task" in at.error[0].value
+
+
+# ------------------------------------------------------------------ runs
+
+
+def test_runs_list_search_and_open_a_run(demo_app: Path) -> None:
+    at = open_page("runs")
+    runs = at.dataframe[0].value
+    assert 0 < len(runs) <= 25
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.query_params["run_id"] == str(runs.iloc[0]["id"])
+    assert at.header[0].value.endswith(str(runs.iloc[0]["name"]))
+    assert "Conversation" in [t.label for t in at.tabs]
+
+
+def test_runs_pagination_walks_every_page(demo_app: Path, demo_url: str) -> None:
+    at = open_page("runs")
+    first = set(at.dataframe[0].value["id"])
+    at.button(key="runs_next").click().run()
+    second = set(at.dataframe[0].value["id"])
+    assert first and second and not first & second
+    at.button(key="runs_prev").click().run()
+    assert set(at.dataframe[0].value["id"]) == first
+
+
+def test_run_view_management_and_exports(demo_app: Path, demo_url: str, spy: MediaSpy) -> None:
+    with Tracker(url=demo_url) as tracker:
+        page = tracker.list_runs(limit=50)
+        run_id = next(r["id"] for r in page.rows if r["message_count"] >= 2 and r["task_count"])
+    at = open_page("runs", run_id=str(run_id))
+    assert not at.exception
+    assert at.chat_message, "the conversation is shown as a chat"
+    assert len(at.get("plotly_chart")) == 1  # the task timeline
+    exported = json.loads(download(at, spy, "Export run as JSON"))
+    assert exported["id"] == str(run_id) and exported["tasks"]
+    jsonl = download(at, spy, "Export as fine-tuning JSONL").decode()
+    example = json.loads(jsonl.splitlines()[0])
+    assert {m["role"] for m in example["messages"]} <= {"system", "user", "assistant"}
+    assert any(m["role"] == "assistant" for m in example["messages"])
+
+    at.text_input(key="run_new_name").set_value("Renamed from the dashboard")
+    at.button(key="run_rename").click().run()
+    assert not at.exception
+    at.button(key="run_star").click().run()
+    at.button(key="run_archive").click().run()
+    assert not at.exception
+    with Tracker(url=demo_url) as tracker:
+        after = tracker.get_run(run_id, with_tasks=False)
+    assert after["name"] == "Renamed from the dashboard"
+    assert after["is_starred"] is True
+    assert after["status"] == "archived"
+    assert "Renamed from the dashboard" in at.header[0].value
+
+    at.button(key="run_restore").click().run()
+    at.selectbox(key="run_fork_at").set_value(0)
+    at.button(key="run_fork_go").click().run()
+    assert not at.exception
+    forked_id = at.query_params["run_id"]
+    assert forked_id != str(run_id)
+    with Tracker(url=demo_url) as tracker:
+        fork = tracker.get_run(forked_id, with_tasks=False)
+        assert tracker.get_run(run_id, with_tasks=False)["status"] == "active"
+    assert str(fork["parent_run_id"]) == str(run_id)
+    assert fork["message_count"] == 1
+
+
+# ------------------------------------------------------------------ cost
+
+
+def test_budget_is_remembered(demo_app: Path) -> None:
+    at = open_page("cost")
+    at.number_input(key="cost_budget").set_value(1234.0).run()
+    assert not at.exception
+    saved = json.loads((demo_app / "dashboard.json").read_text())
+    assert saved["monthly_budget"] == 1234.0
+    again = open_page("cost")
+    assert again.number_input(key="cost_budget").value == 1234.0
+    assert metric_values(again)["Budget"] == "$1,234"
+    forecast = json.loads(again.get("plotly_chart")[1].proto.spec)
+    assert any("budget" in (a.get("text") or "") for a in forecast["layout"]["annotations"])
+
+
+def test_what_if_names_the_saving(demo_app: Path) -> None:
+    at = open_page("cost")
+    at.selectbox(key="whatif_provider").set_value("openai").run()
+    at.selectbox(key="whatif_model").set_value("gpt-4o-mini").run()
+    assert not at.exception
+    assert any(
+        "The same tokens on **openai/gpt-4o-mini** would have cost" in m.value for m in at.markdown
+    )
+    table = at.dataframe[-1].value
+    assert {"actual_cost", "what_if_cost", "difference"} <= set(table.columns)
