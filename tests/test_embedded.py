@@ -74,3 +74,26 @@ def test_database_url_setting_wins(home, pg_server):
     result = ai_runs(home, "db", "stop", env_extra={"DATABASE_URL": pg_server})
     assert "not ours to stop" in result.stdout
     assert not (home / "pgdata").exists()
+
+
+def test_tracker_works_with_nothing_but_the_install(home):
+    """The README's promise: no DATABASE_URL, no setup, the Tracker just works."""
+    script = (
+        "import ingest\n"
+        "t = ingest.Tracker(user_id='ada')\n"
+        "run = t.create_run('chat', messages=[{'role': 'user', 'content': 'Hello there'}])\n"
+        "task = t.create_task(run['id'], provider='openai', model='gpt-4o')\n"
+        "t.complete_task(task['task_id'], 'Hi!', tokens_input=1000, tokens_output=500)\n"
+        "got = t.get_run(run['id'])\n"
+        "print(got['name'], got['task_count'], got['total_tokens'], got['total_cost'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
+    env["AI_RUNS_HOME"] = str(home)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    name, count, tokens, cost = result.stdout.split()[-4:]
+    assert result.stdout.startswith("Hello there")
+    assert (count, tokens) == ("1", "1500")
+    assert float(cost) == 0.0075  # gpt-4o: 1000 in x $2.50/M + 500 out x $10/M
