@@ -10,7 +10,8 @@ Two engines, one contract:
   baseline).
 - Units: cost in USD (float64, or exact `decimal.Decimal` with `exact=True` where offered),
   times in milliseconds, tokens as integers, `period` is the UTC date a day/week
-  (ISO, Monday)/month starts on, timestamps are UTC.
+  (ISO, Monday)/month starts on (datetime64, midnight), timestamps are UTC-aware datetime64,
+  ids (task_id, run_id, id) are strings. A task with no cost (unpriced model) adds 0 USD.
 - A filter value is always a bound parameter; a dimension (`by=`) must be one of
   `queries.filters.DIMENSIONS` (else ValueError naming the allowed ones); a grain must be
   one of `GRAINS` ("day", "week", "month").

@@ -190,12 +190,14 @@ def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) ->
         _write_meta(con, horizon=horizon, identity=identity, full=result.full)
         con.execute("COMMIT").fetchall()
         pg.commit()
+    except BaseException:
+        _rollback(con)  # never leave the mirror's transaction open
+        raise
     finally:
         pg.close()
     result.horizon = int(horizon)
-    result.rows = dict(
-        zip(TABLES, con.execute(_duck_sql()["counts"].sql).fetchall()[0], strict=True)
-    )
+    counts = con.execute(_duck_sql()["counts"].sql).fetchall()[0]
+    result.rows = dict(zip(TABLES, counts, strict=True))
     return result
 
 

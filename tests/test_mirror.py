@@ -298,3 +298,15 @@ def test_sync_through_the_dashboards_connection_and_freshness(conn, db_url, mirr
         assert "open in another process" in done.stderr
     finally:
         con.close()
+
+
+def test_cli_sync(conn, db_url, mirror, monkeypatch, capsys):
+    from ingest.cli import main
+
+    make_task(conn, make_run(conn))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["sync", "--mirror", str(mirror)]) == 0
+    assert "full rebuild (mirror is missing or empty)" in capsys.readouterr().out
+    assert main(["sync", "--mirror", str(mirror)]) == 0
+    out = capsys.readouterr().out
+    assert "incremental" in out and "rows: tasks 1, runs 1, users 0" in out
