@@ -1,0 +1,408 @@
+"""Import and export of raw users, runs and tasks as JSONL or CSV (docs/import-format.md).
+
+- `import_files(paths)`: every line checked (`ingest.validation`), written with the bulk
+  path (`ingest.bulk`): idempotent (a row whose id / task_id exists is skipped), exactly
+  once even across a dropped connection. A bad line is reported with its file, line number
+  and reason and the others are written. Rows may come in any order: a task whose run (or a
+  fork whose parent) is not written yet waits until the end of the import.
+- `export(out, fmt)`: the same format back, so export → import into an empty database
+  round-trips every column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import psycopg
+
+from ingest import bulk, database, validation
+from ingest.errors import ValidationError
+
+FORMATS = ("jsonl", "csv")
+KINDS = {"user": "ai_users", "run": "ai_runs", "task": "ai_tasks"}
+_KIND_ALIASES = {alias: kind for kind, table in KINDS.items()
+                 for alias in (kind, kind + "s", table)}  # fmt: skip
+USER_ROLES = ("member", "manager", "admin")
+
+# Export columns per kind (import accepts the same; derived run totals are ignored on import).
+COLUMNS = {
+    "user": bulk.USER_COLUMNS,
+    "run": bulk.RUN_COLUMNS + bulk.RUN_DERIVED,
+    "task": bulk.TASK_COLUMNS,
+}
+CSV_HEADER = ("type",) + tuple(dict.fromkeys(c for cols in COLUMNS.values() for c in cols))
+TEXT_COLUMNS = {
+    "user": frozenset({"id", "display_name", "email", "team", "role"}),
+    "run": frozenset({"user_id", "source_type", "source_id", "name", "description", "status"}),
+    "task": frozenset({"user_id", "service", "task_name", "provider", "endpoint", "model",
+                       "model_id", "response_text", "status"}),
+}  # fmt: skip
+JSON_TEXT_COLUMNS = bulk.JSON_COLUMNS | {"tags"}
+RAW_JSON_COLUMNS = JSON_TEXT_COLUMNS | {
+    "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
+    "time_to_first_token", "total_time", "total_tokens", "message_count", "task_count",
+    "forked_from_message", "is_starred", "response_complete",
+}  # fmt: skip
+CSV_NULL = "\\N"
+_ESCAPED_NULL = re.compile(r"^\\+N$")
+
+
+@dataclass
+class Rejection:
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+@dataclass
+class ImportSummary:
+    """Counts per kind (user, run, task) and every rejected line."""
+
+    inserted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    rejected: list[Rejection] = field(default_factory=list)
+    lines: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        """A short human summary (one line per kind seen, then rejections)."""
+        parts = [
+            f"{kind}s: {self.inserted[kind]:,} inserted, {self.duplicates[kind]:,} skipped "
+            "as duplicates"
+            for kind in KINDS
+            if self.inserted[kind] or self.duplicates[kind]
+        ]
+        parts.append(f"rejected lines: {len(self.rejected):,}")
+        extra = f", {self.retries} retried batch(es)" if self.retries else ""
+        return "\n".join(parts) + f"\n({self.lines:,} lines in {self.seconds:.1f}s{extra})"
+
+
+@dataclass
+class _Row:
+    kind: str
+    columns: tuple[str, ...]
+    line: str
+    key: str
+    parent: str | None
+    path: str
+    line_no: int
+
+
+# ------------------------------------------------------------------------------ import
+
+
+def import_files(
+    paths: Sequence[str | Path],
+    url: str | None = None,
+    *,
+    batch_rows: int = 5_000,
+    retry_seconds: float = 120.0,
+    on_progress: Callable[[int], None] | None = None,
+    writer: bulk.BulkWriter | None = None,
+) -> ImportSummary:
+    """Import JSONL/CSV files (format from the extension); return what happened.
+
+    Lines are written in transactions of about `batch_rows` rows. Raises only for a file
+    that cannot be read or a database that stays unreachable past `retry_seconds`.
+    """
+    started = time.monotonic()
+    summary = ImportSummary()
+    own_writer = writer is None
+    writer = writer or bulk.BulkWriter(database.database_url(url), retry_seconds=retry_seconds)
+    pending: list[_Row] = []
+    waiting: list[_Row] = []  # rows whose run / parent run was not written yet
+    try:
+        for path in paths:
+            for row_or_rejection in _read(Path(path)):
+                summary.lines += 1
+                if isinstance(row_or_rejection, Rejection):
+                    summary.rejected.append(row_or_rejection)
+                    continue
+                pending.append(row_or_rejection)
+                if len(pending) >= batch_rows:
+                    waiting += _flush(writer, pending, summary)
+                    pending = []
+                    if on_progress:
+                        on_progress(summary.lines)
+        waiting += _flush(writer, pending, summary)
+        # Rows that came before their run: once more now that every run is in.
+        for row in _flush(writer, waiting, summary):
+            parent = "run_id" if row.kind == "task" else "parent_run_id"
+            summary.rejected.append(Rejection(
+                row.path, row.line_no,
+                f"{parent}: no run with id {row.parent} in the files or the database",
+            ))  # fmt: skip
+    finally:
+        if own_writer:
+            writer.close()
+    summary.rejected.sort(key=lambda r: (r.path, r.line))
+    summary.retries = writer.retries
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _flush(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummary) -> list[_Row]:
+    """Write rows (users, then runs, then tasks) in one transaction; return the orphans."""
+    groups: dict[tuple[str, tuple[str, ...]], list[_Row]] = {}
+    for row in rows:
+        groups.setdefault((row.kind, row.columns), []).append(row)
+    order = sorted(groups, key=lambda g: list(KINDS).index(g[0]))
+    batches = [
+        bulk.Batch(
+            KINDS[kind],
+            columns,
+            [r.line for r in groups[kind, columns]],
+            [r.key for r in groups[kind, columns]],
+            [r.parent for r in groups[kind, columns]] if kind != "user" else None,
+        )
+        for kind, columns in order
+    ]
+    orphans: list[_Row] = []
+    for group, result in zip(order, writer.write(*batches), strict=True):
+        summary.inserted[group[0]] += result.inserted
+        summary.duplicates[group[0]] += result.duplicates
+        orphans += [groups[group][i] for i in result.missing_parent]
+    return orphans
+
+
+def _read(path: Path) -> Iterator[_Row | Rejection]:
+    fmt = format_of(path)
+    with open(path, encoding="utf-8", newline="") as file:
+        records = _jsonl_records(file) if fmt == "jsonl" else _csv_records(file)
+        for line_no, kind, fields in records:
+            if isinstance(fields, str):
+                yield Rejection(str(path), line_no, fields)
+                continue
+            try:
+                yield _row(kind, fields, str(path), line_no)
+            except ValidationError as error:
+                yield Rejection(str(path), line_no, str(error))
+
+
+def format_of(path: str | Path) -> str:
+    """'jsonl' or 'csv' from a file name; ValueError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    raise ValueError(f"{path}: unknown format {suffix!r} (allowed: .jsonl, .ndjson, .csv)")
+
+
+def _kind_of(value: Any, fields: Iterable[str]) -> str:
+    if value not in (None, ""):
+        if value not in _KIND_ALIASES:
+            raise ValidationError("type", f"unknown type {value!r}", list(KINDS))
+        return _KIND_ALIASES[value]
+    names = set(fields)
+    if "task_id" in names:
+        return "task"
+    if "source_type" in names:
+        return "run"
+    if names & {"display_name", "email", "team", "role"}:
+        return "user"
+    raise ValidationError("type", "missing, and the fields do not tell", list(KINDS))
+
+
+def _jsonl_records(file: TextIO) -> Iterator[tuple[int, str, dict | str]]:
+    for line_no, text in enumerate(file, 1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            yield line_no, "", f"not valid JSON: {error}"
+            continue
+        if not isinstance(record, dict):
+            yield line_no, "", f"must be a JSON object, got {type(record).__name__}"
+            continue
+        try:
+            kind = _kind_of(record.pop("type", None), record)
+        except ValidationError as error:
+            yield line_no, "", str(error)
+            continue
+        yield line_no, kind, record
+
+
+def _csv_records(file: TextIO) -> Iterator[tuple[int, str, dict | str]]:
+    reader = csv.reader(file)
+    header = next(reader, None)
+    if header is None:
+        return
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        yield 1, "", "header: a column name appears twice"
+        return
+    line_no = reader.line_num + 1
+    for cells in reader:
+        start, line_no = line_no, reader.line_num + 1
+        if not any(cells):
+            continue
+        if len(cells) != len(header):
+            yield start, "", f"expected {len(header)} fields like the header, got {len(cells)}"
+            continue
+        record = dict(zip(header, cells, strict=True))
+        try:
+            kind = _kind_of(record.pop("type", None), header)
+            yield start, kind, _csv_values(kind, record)
+        except ValidationError as error:
+            yield start, "", str(error)
+
+
+def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:
+    """Typed values of a CSV record's cells that belong to `kind` (see the format doc)."""
+    own = set(COLUMNS[kind])
+    values: dict[str, Any] = {}
+    for name, cell in record.items():
+        if name not in own:
+            if cell and name not in CSV_HEADER:
+                raise ValidationError(name, "unknown column", COLUMNS[kind])
+            continue
+        if name in TEXT_COLUMNS[kind]:
+            if cell == CSV_NULL:
+                values[name] = None
+            else:
+                values[name] = cell[1:] if _ESCAPED_NULL.match(cell) else cell
+        elif cell == "" or cell == CSV_NULL:
+            continue  # absent: the column's default (NULL where nullable)
+        elif name in JSON_TEXT_COLUMNS:
+            try:
+                values[name] = json.loads(cell)
+            except ValueError as error:
+                raise ValidationError(name, f"must be JSON text: {error}") from None
+        else:
+            values[name] = cell
+    return values
+
+
+def _row(kind: str, fields: dict[str, Any], path: str, line_no: int) -> _Row:
+    if kind == "user":
+        clean = validate_user(fields)
+    elif kind == "run":
+        clean = validation.validate_run(fields)
+        if clean.get("id") is None:
+            raise ValidationError("id", "is required to import a run (its tasks refer to it)")
+    else:
+        clean = validation.validate_task(fields)
+    columns = tuple(c for c in bulk.ALL_COLUMNS[KINDS[kind]] if c in clean)
+    key = clean[bulk.KEY_COLUMN[KINDS[kind]]]
+    parent_column = bulk.PARENT_COLUMN[KINDS[kind]]
+    parent = clean.get(parent_column) if parent_column else None
+    return _Row(
+        kind, columns, bulk.encode_row(columns, clean), str(key),
+        str(parent) if parent is not None else None, path, line_no,
+    )  # fmt: skip
+
+
+def validate_user(fields: dict) -> dict:
+    """Check one ai_users row: id (required text), display_name, email, team, role, times."""
+    clean: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in bulk.USER_COLUMNS:
+            raise ValidationError(str(name), "unknown column", bulk.USER_COLUMNS)
+        if name in ("created_at", "updated_at"):
+            if value is None:
+                raise ValidationError(name, "must not be null")
+            clean[name] = validation.validate_run({name: value}, partial=True)[name]
+        elif value is None:
+            if name in ("id", "display_name", "role"):
+                raise ValidationError(name, "must not be null")
+            clean[name] = None
+        elif not isinstance(value, str) or "\x00" in value:
+            raise ValidationError(name, f"must be a string without NUL, got {value!r}")
+        else:
+            clean[name] = value
+    if not clean.get("id"):
+        raise ValidationError("id", "is required (a non-empty string)")
+    if "role" in clean and clean["role"] not in USER_ROLES:
+        raise ValidationError("role", f"unknown value {clean['role']!r}", USER_ROLES)
+    return clean
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def export(out: TextIO, url: str | None = None, *, fmt: str = "jsonl") -> dict[str, int]:
+    """Write every user, run and task to `out` in `fmt`; return the count per kind."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    counts = dict.fromkeys(KINDS, 0)
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writerow(CSV_HEADER)
+    queries = database.queries()
+    with psycopg.connect(database.database_url(url)) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        for kind in KINDS:
+            with conn.cursor(name=f"export_{kind}") as cur:
+                cur.itersize = 5_000
+                cur.execute(queries[f"export_{kind}s"].psycopg)
+                columns = COLUMNS[kind]
+                for values in cur:
+                    if writer:
+                        writer.writerow(_csv_cells(kind, columns, values))
+                    else:
+                        out.write(_json_line(kind, columns, values))
+                    counts[kind] += 1
+    return counts
+
+
+def export_file(path: str | Path, url: str | None = None, fmt: str | None = None) -> dict:
+    """`export` into a file; the format defaults to the file's extension."""
+    fmt = fmt or format_of(path)
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        return export(out, url, fmt=fmt)
+
+
+def _json_line(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> str:
+    parts = [f'"type":"{kind}"']
+    for name, value in zip(columns, values, strict=True):
+        if value is None:
+            text = "null"
+        elif name in RAW_JSON_COLUMNS:
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        parts.append(f'"{name}":{text}')
+    return "{" + ",".join(parts) + "}\n"
+
+
+def _csv_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
+    by_name = dict(zip(columns, values, strict=True))
+    text_columns = TEXT_COLUMNS[kind]
+    cells = [kind]
+    for name in CSV_HEADER[1:]:
+        value = by_name.get(name)
+        if name not in by_name:
+            cells.append("")
+        elif name in text_columns:
+            if value is None:
+                cells.append(CSV_NULL)
+            else:
+                cells.append("\\" + value if _ESCAPED_NULL.match(value) else value)
+        else:
+            cells.append("" if value is None else value)
+    return cells
+
+
+def print_rejections(
+    summary: ImportSummary, limit: int = 100, stream: TextIO | None = None
+) -> None:
+    """Print up to `limit` rejected lines to `stream` (default standard error)."""
+    stream = stream or sys.stderr
+    for rejection in summary.rejected[:limit]:
+        print(rejection, file=stream)
+    if len(summary.rejected) > limit:
+        print(f"... and {len(summary.rejected) - limit:,} more rejected lines", file=stream)

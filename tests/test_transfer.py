@@ -1,0 +1,194 @@
+"""Import and export: exact round trips, idempotent re-import, bad lines reported."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from builders import make_run, make_task
+from psycopg.rows import dict_row
+
+from ingest import cli, database, demo, embedded, transfer
+
+END = datetime(2026, 10, 1, tzinfo=UTC)
+_names = itertools.count()
+NASTY = 'a\tb\nc\r\\d "q" ,; ü 🙂'
+
+
+@pytest.fixture
+def target_url(pg_server: str, template_db: str) -> Iterator[str]:
+    """A second fresh migrated database: where the export is imported."""
+    name = f"ai_runs_xfer_{os.getpid()}_{next(_names)}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    url = embedded.with_database(pg_server, name)
+    database._migrated.add(url)
+    yield url
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def table(url: str, name: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()
+    for row in rows:
+        row.pop("sync_xid")
+    return rows
+
+
+def add_edge_cases(conn: psycopg.Connection) -> None:
+    """Rows the demo does not make: NULL vs '' text, \\N-like text, odd JSON, no tasks."""
+    conn.execute(
+        "INSERT INTO ai_users (id, display_name, email, team, role) VALUES "
+        "('u-edge', %s, NULL, '', 'admin'), ('\\N', '\\\\N', '\\N', NULL, 'member')",
+        (NASTY,),
+    )
+    run = make_run(
+        conn,
+        name=NASTY,
+        description="",
+        user_id="\\N",
+        source_id=None,
+        tags=[NASTY, "x,y", "{z}", "NULL"],
+        messages=[{"role": "user", "content": NASTY, "timestamp": "2026-09-01T10:00:00+00:00"}],
+        settings={"big": 12345678901234567890, "f": 0.1, "neg": -2.5e-7, "u": NASTY},
+        metadata={"nested": {"empty": [], "null": None}},
+    )
+    make_task(conn, run, response_text="", user_id=None, cost=Decimal("1234567890.0123456789"))
+    make_task(conn, run, response_text="\\\\N", model=None, cost=None, tokens_total=7,
+              response_errors={"e": NASTY}, status="failed")  # fmt: skip
+    make_run(conn, name="", source_type="custom", description=None)  # a run without tasks
+    fork = make_run(conn, parent_run_id=run, forked_from_message=0)
+    make_task(conn, fork, status="completed")
+    conn.execute("UPDATE ai_tasks SET status = 'completed' WHERE model IS NULL")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_then_import_round_trips_every_column(db_url, conn, target_url, tmp_path, fmt):
+    demo.generate(db_url, tasks=1500, seed=5, days=20, end=END)
+    add_edge_cases(conn)
+    path = tmp_path / f"all.{fmt}"
+    counts = transfer.export_file(path, db_url)
+    assert counts["task"] == 1503 and counts["user"] > 2
+    summary = transfer.import_files([path], target_url, batch_rows=700)
+    assert summary.rejected == []
+    assert summary.inserted == counts and sum(summary.duplicates.values()) == 0
+    for name in ("ai_users", "ai_runs", "ai_tasks"):
+        assert table(target_url, name) == table(db_url, name), name
+    assert database.run_totals_mismatches(target_url) == []
+
+    again = transfer.import_files([path], target_url)
+    assert sum(again.inserted.values()) == 0 and again.duplicates == counts
+    assert database.run_totals_mismatches(target_url) == []
+    assert table(target_url, "ai_runs") == table(db_url, "ai_runs")
+
+
+def test_runs_and_tasks_in_two_files_in_any_order(db_url, target_url, tmp_path):
+    demo.generate(db_url, tasks=300, seed=2, days=10, end=END)
+    everything = tmp_path / "all.jsonl"
+    transfer.export_file(everything, db_url)
+    lines = everything.read_text().splitlines(keepends=True)
+    tasks = tmp_path / "tasks.jsonl"
+    runs = tmp_path / "runs.ndjson"
+    # Tasks first, without the type field (told apart by their columns).
+    tasks.write_text("".join(
+        json.dumps({k: v for k, v in json.loads(x).items() if k != "type"}) + "\n"
+        for x in reversed(lines) if '"type":"task"' in x
+    ))  # fmt: skip
+    runs.write_text("".join(x for x in lines if '"type":"task"' not in x))
+    summary = transfer.import_files([tasks, runs], target_url, batch_rows=50)
+    assert summary.rejected == [] and summary.inserted["task"] == 300
+    assert table(target_url, "ai_tasks") == table(db_url, "ai_tasks")
+    assert table(target_url, "ai_runs") == table(db_url, "ai_runs")
+    assert database.run_totals_mismatches(target_url) == []
+
+
+def test_bad_lines_are_reported_with_line_and_reason_and_not_written(target_url, tmp_path):
+    run_id, missing = str(uuid.uuid4()), str(uuid.uuid4())
+    good_task = {"type": "task", "run_id": run_id, "task_id": str(uuid.uuid4()),
+                 "tokens_input": 3, "tokens_output": 4, "cost": "0.5"}  # fmt: skip
+    lines = [
+        {"type": "run", "id": run_id, "source_type": "chat", "name": "ok"},  # 1
+        good_task,  # 2
+        "{not json",  # 3
+        {"type": "task", "run_id": run_id, "task_id": str(uuid.uuid4()), "status": "done"},
+        {"type": "task", "run_id": missing, "task_id": str(uuid.uuid4())},  # 5
+        {"type": "run", "id": str(uuid.uuid4()), "source_type": "email"},  # 6
+        [1, 2],  # 7
+        {"type": "thing"},  # 8
+        {"type": "task", "run_id": run_id, "task_id": str(uuid.uuid4()), "tokens_input": -1},
+        {"type": "run", "source_type": "chat"},  # 10: no id
+        {"type": "task", "run_id": run_id, "task_id": str(uuid.uuid4()), "colour": "red"},
+        {"type": "user", "id": "u1", "role": "boss"},  # 12
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines) + "\n"
+    )
+    summary = transfer.import_files([path], target_url)
+    reasons = {r.line: r.reason for r in summary.rejected}
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert "not valid JSON" in reasons[3]
+    assert reasons[4].startswith("status:") and "completed" in reasons[4]
+    assert reasons[5].startswith("run_id:") and missing in reasons[5]
+    assert reasons[6].startswith("source_type:") and "workflow" in reasons[6]
+    assert "JSON object" in reasons[7]
+    assert reasons[8].startswith("type:")
+    assert reasons[9].startswith("tokens_input:")
+    assert reasons[10].startswith("id:")
+    assert reasons[11].startswith("colour:")
+    assert reasons[12].startswith("role:")
+    assert all(str(path) == r.path for r in summary.rejected)
+    assert summary.inserted == {"user": 0, "run": 1, "task": 1}
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM ai_runs").fetchone()[0] == 1
+    assert database.run_totals_mismatches(target_url) == []
+
+
+def test_csv_bad_lines_count_physical_lines(target_url, tmp_path):
+    run_id = str(uuid.uuid4())
+    path = tmp_path / "runs.csv"
+    path.write_text(
+        "id,source_type,name,settings,tags\n"
+        f'{run_id},chat,"two\nlines",{{}},[]\n'  # lines 2-3
+        f"{uuid.uuid4()},chat,bad settings,{{oops,[]\n"  # line 4
+        f"{uuid.uuid4()},chat,short\n"  # line 5
+        f'{uuid.uuid4()},prompt,\\N,"{{""a"": 1}}",\n'  # line 6: name NULL
+        f'{uuid.uuid4()},prompt,fine,"{{""a"": 1}}","[""t""]"\n'  # line 7
+    )
+    summary = transfer.import_files([path], target_url)
+    reasons = {r.line: r.reason for r in summary.rejected}
+    assert sorted(reasons) == [4, 5, 6]
+    assert reasons[4].startswith("settings:")
+    assert "expected 5 fields" in reasons[5]
+    assert reasons[6].startswith("name:")
+    assert summary.inserted["run"] == 2
+    with psycopg.connect(target_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM ai_runs")}
+    assert names == {"two\nlines", "fine"}
+
+
+def test_cli_import_and_export(db_url, target_url, tmp_path, monkeypatch, capsys):
+    demo.generate(db_url, tasks=200, seed=1, days=5, end=END)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    out = tmp_path / "dump.csv"
+    assert cli.main(["export", "--out", str(out)]) == 0
+    assert "200 tasks" in capsys.readouterr().err
+    monkeypatch.setenv("DATABASE_URL", target_url)
+    assert cli.main(["import", str(out)]) == 0
+    assert "tasks: 200 inserted, 0 skipped" in capsys.readouterr().out
+    bad = Path(tmp_path / "bad.jsonl")
+    bad.write_text('{"type": "run"}\n')
+    assert cli.main(["import", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert f"{bad}:1: source_type: " in captured.err
+    assert "rejected lines: 1" in captured.out
