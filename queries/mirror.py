@@ -37,16 +37,16 @@ import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
 from ingest import config, database, sqlfiles
+from queries import sqltext
 
 log = logging.getLogger(__name__)
 
 MIRROR_SCHEMA_VERSION = 1
-SQL_DIR = Path(__file__).parent / "sql"
-PG_SQL_DIR = SQL_DIR / "postgres"
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 DEFAULT_MEMORY_LIMIT = "768MB"
 TABLES = ("tasks", "runs", "users")
 _DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 
 
 class MirrorLocked(RuntimeError):
@@ -74,11 +74,11 @@ class SyncResult:
 
 
 def _duck_sql() -> dict[str, sqlfiles.Query]:
-    return sqlfiles.load(SQL_DIR)
+    return sqltext.named("duckdb")
 
 
 def _pg_sql() -> dict[str, sqlfiles.Query]:
-    return sqlfiles.load(PG_SQL_DIR)
+    return sqltext.named("postgres")
 
 
 def open_mirror(
@@ -248,9 +248,18 @@ def _adbc(query: sqlfiles.Query) -> str:
     return _DOLLAR_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", query.duckdb)
 
 
-def _extract(cur: Any, name: str, since: str, *, stream: bool = False) -> Any:
-    cur.execute(_adbc(_pg_sql()[name]), (since,))
-    return cur.fetch_record_batch() if stream else cur.fetch_arrow_table()
+def _extract(cur: Any, name: str, since: str) -> Any:
+    """Changed rows of one source table as an Arrow table (small: bound parameter)."""
+    cur.execute(_adbc(sqltext.render("postgres", name)), (since,))
+    return cur.fetch_arrow_table()
+
+
+def _extract_all(cur: Any, name: str) -> Any:
+    """Every row, as a stream of Arrow batches: without parameters ADBC uses COPY and
+    hands over ~16 MB batches instead of materialising the whole result."""
+    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
+    cur.execute(sqltext.render("postgres", name).sql)
+    return cur.fetch_record_batch()
 
 
 def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
@@ -260,14 +269,14 @@ def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     for name in ("create_users", "create_runs", "create_tasks", "create_meta"):
         con.execute(sql[name].sql).fetchall()
     upserted = {}
-    for table, source in (("users", "extract_users"), ("runs", "extract_runs")):
-        staged = _extract(cur, source, "0")
+    for table in ("users", "runs"):
+        staged = _extract_all(cur, f"extract_all_{table}").read_all()
         con.register(f"staged_{table}", staged)
         con.execute(sql[f"replace_{table}"].sql).fetchall()
         con.unregister(f"staged_{table}")
         upserted[table] = staged.num_rows
     # Streamed: the tasks never sit in memory whole.
-    reader = _extract(cur, "extract_tasks", "0", stream=True)
+    reader = _extract_all(cur, "extract_all_tasks")
     con.register("staged_tasks", reader)
     upserted["tasks"] = con.execute(sql["insert_tasks"].sql).fetchall()[0][0]
     con.unregister("staged_tasks")

@@ -10,10 +10,8 @@ allow-listed expressions below (`{{name}}`); every value is a bound parameter.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,11 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import database, sqlfiles
+from queries import sqltext
 from queries.filters import GRAINS, Filters, dimension_column
 
-SQL_DIR = Path(__file__).parent / "sql"
-PG_SQL_DIR = SQL_DIR / "postgres"
-_FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
 _EPOCH = date(1970, 1, 1)
 
 # Allow-listed SQL expressions, per engine, keyed by dimension column / grain / metric.
@@ -56,32 +52,9 @@ def engine_of(con: Any) -> str:
     return "duckdb" if isinstance(con, duckdb.DuckDBPyConnection) else "postgres"
 
 
-def _queries(engine: str) -> dict[str, sqlfiles.Query]:
-    return sqlfiles.load(SQL_DIR if engine == "duckdb" else PG_SQL_DIR)
-
-
 def render(engine: str, name: str, **expressions: str) -> sqlfiles.Query:
     """Query `name` of `engine` with {{fragments}} and allow-listed expressions filled in."""
-    queries = _queries(engine)
-    if name not in queries:
-        raise KeyError(f"no {engine} query named {name!r}")
-
-    def fill(text: str, depth: int = 0) -> str:
-        if depth > 5:
-            raise ValueError(f"fragments nested too deep in {name}")
-
-        def one(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key in expressions:
-                return expressions[key]
-            if key in queries:
-                return fill(queries[key].sql.rstrip(";"), depth + 1)
-            raise KeyError(f"{name}: nothing to fill {{{{{key}}}}} with")
-
-        return _FRAGMENT.sub(one, text)
-
-    query = queries[name]
-    return sqlfiles.Query(query.name, query.doc, fill(query.sql))
+    return sqltext.render(engine, name, **expressions)
 
 
 def group_sql(engine: str, by: str | None) -> str:

@@ -18,6 +18,9 @@ SELECT id, display_name, team, role
   FROM ai_users
  WHERE sync_xid >= :since::text::xid8;
 
+-- name: extract_all_users
+SELECT id, display_name, team, role FROM ai_users;
+
 -- name: extract_runs
 -- Runs written since :since; total_cost as text (ADBC would return NUMERIC opaque).
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
@@ -27,10 +30,9 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
  WHERE sync_xid >= :since::text::xid8
  ORDER BY created_at;
 
--- name: extract_tasks
--- Tasks written since :since, with their run's source_type and tags and their user's team
--- (denormalised so rollups need no join), ordered by created_at so the mirror's zone maps
--- work. error: a short message taken from response_errors, for grouping.
+-- name: task_rows
+-- Tasks with their run's source_type and tags and their user's team (denormalised so
+-- rollups need no join). error: a short message taken from response_errors, for grouping.
 SELECT t.id, t.task_id, t.run_id, t.user_id, u.team, r.source_type, r.tags,
        t.service, t.task_name, t.provider, t.endpoint, t.model, t.model_id, t.status,
        t.tokens_input, t.tokens_output, t.tokens_cached_input, t.tokens_reasoning,
@@ -50,7 +52,24 @@ SELECT t.id, t.task_id, t.run_id, t.user_id, u.team, r.source_type, r.tags,
   FROM ai_tasks t
   JOIN ai_runs r ON r.id = t.run_id
   LEFT JOIN ai_users u ON u.id = t.user_id
+
+-- name: extract_all_runs
+SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
+       total_tokens, total_cost::text AS total_cost, message_count, task_count,
+       created_at, updated_at, last_message_at
+  FROM ai_runs
+ ORDER BY created_at;
+
+-- name: extract_tasks
+-- Tasks written since :since, ordered by created_at (the mirror's zone maps rely on it).
+{{task_rows}}
  WHERE t.sync_xid >= :since::text::xid8
+ ORDER BY t.created_at;
+
+-- name: extract_all_tasks
+-- Every task, ordered by created_at. No bound parameter, so ADBC can stream it with COPY
+-- in batches instead of holding the whole result in memory.
+{{task_rows}}
  ORDER BY t.created_at;
 
 -- name: extract_deletions
