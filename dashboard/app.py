@@ -43,8 +43,10 @@ page = st.navigation(PAGES)
 
 try:
     mirror = data.sync()
+    if mirror.last_error and mirror.version == 0:
+        raise RuntimeError(f"the first sync of the analytics mirror failed: {mirror.last_error}")
     options = data.filter_options()
-except Exception as exc:  # no database at all: say so instead of a traceback
+except Exception as exc:  # no database or no mirror: say so instead of a traceback
     st.error(
         f"Cannot reach the database or the analytics mirror: {exc}\n\n"
         "Set DATABASE_URL to a Postgres server, or unset it to use the embedded one."

@@ -62,6 +62,15 @@ def _customdata(rows: pd.DataFrame, group: Any) -> list[list[str]]:
     return [[p, name] for p in periods]
 
 
+def _legend_aside(fig: go.Figure, limit: int = 6) -> go.Figure:
+    """Many series: a vertical legend on the right instead of a crowded row over the title."""
+    if len(fig.data) > limit:
+        fig.update_layout(
+            legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02}
+        )
+    return fig
+
+
 def empty(title: str, message: str = "No tasks match the filters.") -> go.Figure:
     """A blank figure that says why it is blank."""
     fig = _figure(title, "", "")
@@ -86,7 +95,7 @@ def spend_over_time(df: pd.DataFrame, by_label: str = "model", grain: str = "day
             hovertemplate="%{x|%Y-%m-%d}<br>%{fullData.name}: $%{y:,.2f}<extra></extra>",
         )
     fig.update_yaxes(tickprefix="$", tickformat=",.2f")
-    return fig
+    return _legend_aside(fig)
 
 
 def usage_bars(
@@ -207,9 +216,11 @@ def percentiles_over_time(
     percentile: str = "p95",
     by_label: str = "model",
     grain: str = "day",
+    log_y: bool = True,
 ) -> go.Figure:
     """One line per group: a latency percentile (ms) per period (latency_percentiles with
-    grain and by). Points carry [period, group] for drill-down."""
+    grain and by). Points carry [period, group] for drill-down. A log axis by default, so
+    a model that became 2x slower shows the same jump whether it answers in 300 ms or 30 s."""
     title = f"{percentile} {LATENCY_LABELS.get(metric, metric).lower()} per {grain} by {by_label}"
     if df.empty:
         return empty(title)
@@ -228,7 +239,11 @@ def percentiles_over_time(
                 f"{percentile} %{{y:,.0f}} ms<extra>click for tasks</extra>"
             ),
         )
-    return fig
+    if log_y:
+        fig.update_yaxes(
+            type="log", dtick=1, title_text=f"{percentile} {LATENCY_LABELS[metric]} (ms, log)"
+        )
+    return _legend_aside(fig)
 
 
 def percentiles_by_group(df: pd.DataFrame, metric: str = "ttft", by_label: str = "model"):
@@ -266,6 +281,7 @@ def latency_histogram(df: pd.DataFrame, metric: str = "ttft") -> go.Figure:
             customdata=rows["bucket_high_ms"].astype(float),
             hovertemplate="%{x:,.0f}–%{customdata:,.0f} ms: %{y} tasks<extra></extra>",
         )
+    _legend_aside(fig)
     fig.update_xaxes(type="log")
     return fig
 

@@ -30,15 +30,22 @@ def table(
     *,
     selectable: bool = False,
     column_config: Mapping[str, Any] | None = None,
+    column_order: list[str] | None = None,
     height: int | str = "auto",
     caption: str | None = None,
 ) -> list[int]:
     """Show `df` with a "Download CSV" button under it; return the selected row positions
-    (always [] unless `selectable`)."""
+    (always [] unless `selectable`). `column_order` only orders the view (columns it leaves
+    out come after); the CSV holds every column shown."""
+    order = None
+    if column_order:
+        first = [c for c in column_order if c in df.columns]
+        order = first + [c for c in df.columns if c not in first]
     kwargs: dict[str, Any] = {
         "hide_index": True,
         "width": "stretch",
         "column_config": dict(column_config or {}),
+        "column_order": order,
         "height": height,
     }
     if selectable:
@@ -46,17 +53,15 @@ def table(
     else:
         st.dataframe(df, key=key, **kwargs)
         event = None
-    left, right = st.columns([3, 1], vertical_alignment="center")
     if caption:
-        left.caption(caption)
-    right.download_button(
+        st.caption(caption)
+    st.download_button(
         f"Download CSV ({len(df):,} rows)",
         data=csv_bytes(df),
         file_name=f"{filename}.csv",
         mime="text/csv",
         key=f"{key}_csv",
         icon=":material/download:",
-        width="stretch",
     )
     return selected_rows(event) if selectable else []
 
@@ -131,6 +136,23 @@ def grain_for(days: float) -> str:
     return "month"
 
 
+# How task lists (tasks_behind and friends) are shown: what an engineer scans first.
+TASK_ORDER = [
+    "created_at",
+    "model",
+    "provider",
+    "status",
+    "time_to_first_token",
+    "total_time",
+    "tokens_total",
+    "cost",
+    "endpoint",
+    "service",
+    "user_id",
+    "task_id",
+    "run_id",
+]
+RUN_ORDER = ["name", "cost", "tasks", "tokens_total", "user_id", "source_type", "created_at"]
 TASK_COLUMNS = {
     "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "time_to_first_token": st.column_config.NumberColumn("TTFT (ms)", format="%d"),

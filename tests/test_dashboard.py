@@ -371,3 +371,35 @@ def test_what_if_names_the_saving(demo_app: Path) -> None:
     )
     table = at.dataframe[-1].value
     assert {"actual_cost", "what_if_cost", "difference"} <= set(table.columns)
+
+
+# ------------------------------------------------------------------ live data
+
+
+def _track_tasks(url: str, count: int, model: str = "gpt-4o") -> None:
+    with Tracker(url=url, user_id="live-user") as tracker:
+        run = tracker.create_run("chat", messages=[{"role": "user", "content": "Hello"}])
+        for _ in range(count):
+            task = tracker.create_task(run["id"], provider="openai", model=model)
+            tracker.complete_task(task["task_id"], "Hi!", tokens_input=12, tokens_output=3)
+
+
+def test_new_tasks_show_after_a_sync(db_url: str, tmp_path: Path) -> None:
+    _track_tasks(db_url, 3)
+    with app_environment(db_url, tmp_path):
+        at = open_page("overview")
+        assert metric_values(at)["Tasks"] == "3"
+        _track_tasks(db_url, 2, model="gpt-4o-mini")
+        next(b for b in at.sidebar.button if b.label == "Sync now").click().run()
+        assert not at.exception
+        assert metric_values(at)["Tasks"] == "5"
+        assert "gpt-4o-mini" in at.sidebar.multiselect(key="model").options
+
+
+def test_auto_refresh_syncs_and_shows_when(db_url: str, tmp_path: Path) -> None:
+    _track_tasks(db_url, 1)
+    with app_environment(db_url, tmp_path):
+        at = open_page("overview")
+        at.sidebar.toggle(key="auto_refresh").set_value(True).run()
+        assert not at.exception
+        assert any(c.value.startswith("Live: checked") for c in at.sidebar.caption)

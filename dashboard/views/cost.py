@@ -30,29 +30,28 @@ with st.expander(f"Spend per {grain} by {by} — table"):
 # --- Forecast and budget ------------------------------------------------------------------
 st.subheader("This month: forecast vs budget")
 saved_budget = float(data.load_setting("monthly_budget", 0.0) or 0.0)
-budget = st.number_input(
-    "Monthly budget ($, remembered)",
+cols = st.columns(4, border=True)
+budget = cols[0].number_input(
+    "Monthly budget ($)",
     min_value=0.0,
     value=saved_budget,
     step=100.0,
     format="%.2f",
     key="cost_budget",
-    help="Saved in $AI_RUNS_HOME/dashboard.json for everyone using this dashboard.",
+    help="Remembered in $AI_RUNS_HOME/dashboard.json for everyone using this dashboard.",
 )
 if budget != saved_budget:
     data.save_setting("monthly_budget", budget)
 result = data.rollup("spend_forecast", filters, budget=budget or None)
-cols = st.columns(4, border=True)
-cols[0].metric("Month to date", ui.money(result["month_to_date"]))
-cols[1].metric(
-    "Forecast at month end",
-    ui.money(result["forecast"]),
-    help=f"Band {ui.money(result['forecast_low'])} – {ui.money(result['forecast_high'])}. "
-    + str(result.get("method", "")),
-)
+cols[1].metric("Month to date", ui.money(result["month_to_date"]))
+band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
 cols[2].metric(
-    "Forecast band (≈90%)",
-    f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}",
+    "Month-end forecast",
+    ui.money(result["forecast"]),
+    delta=f"band {band}",
+    delta_color="off",
+    delta_arrow="off",
+    help="About a 90% band. " + str(result.get("method", "")),
 )
 if budget:
     over = float(result["forecast"]) - budget
@@ -64,7 +63,7 @@ if budget:
         delta_arrow="up" if over > 0 else "down",
     )
 else:
-    cols[3].metric("Budget", "not set", help="Set a monthly budget above.")
+    cols[3].metric("Budget", "not set", help="Set a monthly budget on the left.")
 st.plotly_chart(figures.forecast(result), key="cost_forecast")
 
 # --- Most expensive runs and tasks ----------------------------------------------------------
@@ -77,7 +76,12 @@ with runs_tab:
         key="cost_runs",
         filename="most_expensive_runs",
         selectable=True,
-        column_config={**ui.TASK_COLUMNS, "cost": ui.TASK_COLUMNS["cost"]},
+        column_config={
+            **ui.TASK_COLUMNS,
+            "name": st.column_config.TextColumn("Run", width="large"),
+            "tasks": st.column_config.NumberColumn("Tasks", format="%d"),
+        },
+        column_order=ui.RUN_ORDER,
         caption="Select a run to open it.",
     )
     if picked:
@@ -91,6 +95,7 @@ with tasks_tab:
         filename="most_expensive_tasks",
         selectable=True,
         column_config=ui.TASK_COLUMNS,
+        column_order=ui.TASK_ORDER,
         caption="Select a task to open its detail.",
     )
     if picked:

@@ -26,8 +26,9 @@ KPI_FORMAT = {
     "failure_rate": ("Failure rate", ui.percent, "inverse"),
 }
 kpis = data.rollup("kpis", filters)
-columns = st.columns(len(kpis), border=True)
-for column, row in zip(columns, kpis.itertuples(), strict=True):
+# Two rows (4 + 3) so values stay readable on a laptop screen.
+columns = [*st.columns(4, border=True), *st.columns(4, border=True)]
+for column, row in zip(columns, kpis.itertuples(), strict=False):
     name, fmt, color = KPI_FORMAT.get(row.metric, (row.metric, ui.count, "normal"))
     column.metric(
         name,

@@ -4,11 +4,12 @@ a bar or a row to list the tasks behind it, slowest first; select a task to open
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 import streamlit as st
 
-from dashboard import data, figures, state, ui
+from dashboard import data, figures, insights, state, ui
 from queries.filters import DIMENSIONS, GRAINS
 
 METRICS = {"ttft": "Time to first token", "total_time": "Total time"}
@@ -37,6 +38,36 @@ percentile = controls[1].selectbox("Percentile", figures.PERCENTILES, index=2, k
 by = controls[2].selectbox("By", list(DIMENSIONS), index=1, key="perf_by")
 default_grain = ui.grain_for((filters.end - filters.start).days)
 grain = controls[3].selectbox("Grain", GRAINS, index=GRAINS.index(default_grain), key="perf_grain")
+
+# --- What changed: the last 7 days of the period against the 7 before -------------------
+week = timedelta(days=7)
+recent = data.rollup(
+    "latency_percentiles", replace(filters, start=filters.end - week), metric=metric, by=by
+)
+previous = data.rollup(
+    "latency_percentiles",
+    replace(filters, start=filters.end - 2 * week, end=filters.end - week),
+    metric=metric,
+    by=by,
+)
+slower = insights.slowdowns(recent, previous, percentile)
+if slower.empty:
+    st.success(
+        f"No {by} got markedly slower ({percentile} {METRICS[metric].lower()}) in the last "
+        "7 days of the period than in the 7 days before.",
+        icon=":material/check_circle:",
+    )
+else:
+    lines = [
+        f"**{figures.label(row.group)}**: {percentile} {ui.millis(row.previous_ms)} → "
+        f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {row.tasks:,} tasks)"
+        for row in slower.head(3).itertuples()
+    ]
+    st.warning(
+        f"**Slower in the last 7 days** ({METRICS[metric].lower()}, vs the 7 days before):  \n"
+        + "  \n".join(lines),
+        icon=":material/trending_up:",
+    )
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
 trend = data.rollup("latency_percentiles", filters, metric=metric, by=by, grain=grain)
@@ -109,6 +140,7 @@ chosen = ui.table(
     filename="tasks_behind_selection",
     selectable=True,
     column_config=ui.TASK_COLUMNS,
+    column_order=ui.TASK_ORDER,
     caption=f"{len(tasks):,} tasks, slowest {METRICS[metric].lower()} first. "
     "Select a task to open its detail.",
 )
@@ -165,6 +197,7 @@ with stuck_tab:
         filename="stuck_tasks",
         selectable=True,
         column_config=ui.TASK_COLUMNS,
+        column_order=ui.TASK_ORDER,
     )
     if picked_stuck and picked_stuck[0] < len(stuck):
         stuck_id = str(stuck.iloc[picked_stuck[0]]["task_id"])

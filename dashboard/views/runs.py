@@ -118,6 +118,7 @@ def show_list() -> None:
             "id": st.column_config.TextColumn("Run id"),
         },
         caption="Select a run to open it.",
+        height=38 + 35 * max(1, len(rows)),
     )
     prev, _, nxt = st.columns([1, 4, 1])
     if prev.button("← Previous", disabled=len(cursors) == 1, key="runs_prev"):
@@ -296,7 +297,8 @@ def show_run(run_id: str) -> None:
         for i, message in enumerate(messages):
             role = message.get("role") or "user"
             with st.chat_message(role if role in ("user", "assistant") else "ai"):
-                st.caption(f"#{i} · {role} · {message.get('timestamp') or ''}")
+                when = str(message.get("timestamp") or "")[:19].replace("T", " ")
+                st.caption(f"#{i} · {role} · {when}")
                 content = message.get("content")
                 st.markdown(content if isinstance(content, str) else f"```\n{content}\n```")
                 if message.get("task_id"):
@@ -337,6 +339,7 @@ def show_run(run_id: str) -> None:
                 filename=f"run_{run['id']}_tasks",
                 selectable=True,
                 column_config=ui.TASK_COLUMNS,
+                column_order=ui.TASK_ORDER,
                 caption="Select a task to open its detail.",
             )
             if picked and picked[0] < len(shown):

@@ -52,8 +52,10 @@ def _show(value: Any) -> Any:
 
 
 status = task["status"]
-icon = {"completed": "✅", "failed": "❌", "cancelled": "⏹️"}.get(status, "⏳")
-st.subheader(f"{icon} {task.get('provider') or '?'} / {task.get('model') or '?'} — {status}")
+colour = {"completed": "green", "failed": "red", "cancelled": "orange"}.get(status, "blue")
+st.subheader(
+    f"{task.get('provider') or '?'} / {task.get('model') or '?'} :{colour}-badge[{status}]"
+)
 st.caption(
     f"task_id `{task['task_id']}` · created {task['created_at']:%Y-%m-%d %H:%M:%S} UTC"
     + (f" · completed {task['completed_at']:%H:%M:%S}" if task.get("completed_at") else "")
@@ -67,10 +69,10 @@ st.page_link(
     icon=":material/forum:",
 )
 
-cols = st.columns(6, border=True)
+cols = [*st.columns(3, border=True), *st.columns(3, border=True)]
 cols[0].metric("Time to first token", ui.millis(task.get("time_to_first_token")))
 cols[1].metric("Total time", ui.millis(task.get("total_time")))
-cols[2].metric("Cost", ui.money(task.get("cost"), 5))
+cols[2].metric("Cost", ui.money(task.get("cost"), 5) if task.get("cost") is not None else "–")
 cols[3].metric("Input tokens", f"{task.get('tokens_input') or 0:,}")
 cols[4].metric("Output tokens", f"{task.get('tokens_output') or 0:,}")
 cols[5].metric("Total tokens", f"{task.get('tokens_total') or 0:,}")

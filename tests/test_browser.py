@@ -1,0 +1,239 @@
+"""The dashboard in a real headless Chromium: `ai-runs dashboard --demo` serves it (the CLI
+fills a fresh database with a small demo, syncs the mirror and starts `streamlit run`), and
+Playwright opens every page, waits for the charts, takes screenshots, downloads a CSV,
+follows a drill-down from Performance to a task, and opens a shared link with filters.
+
+Needs Debian's /usr/bin/chromium (`apt-get install -y chromium`); never `playwright install`.
+Screenshots go to $DASHBOARD_SCREENSHOTS when set, else to the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEMO_TASKS = 2000
+PAGES = {
+    "": "Overview",
+    "cost": "Cost",
+    "performance": "Performance",
+    "runs": "Runs",
+    "task": "Task detail",
+    "export": "Usage export",
+}
+CHART_PAGES = {"", "cost", "performance"}
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the dashboard exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"the dashboard did not come up:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Server:
+    base: str  # http://127.0.0.1:<port>
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Server]:
+    """`ai-runs dashboard --demo` on a fresh database and a free port."""
+    from dashboard_support import create_database, drop_database
+
+    name = f"ai_runs_browser_{os.getpid()}"
+    url = create_database(pg_server, template_db, name)
+    home = tmp_path_factory.mktemp("browser_home")
+    port = _free_port()
+    log = home / "dashboard.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "AI_RUNS_HOME": str(home),
+        "AI_RUNS_MIRROR": str(home / "analytics.duckdb"),
+    }
+    command = [sys.executable, "-m", "ingest.cli", "dashboard", "--demo"]
+    command += ["--demo-tasks", str(DEMO_TASKS), "--port", str(port), "--address", "127.0.0.1"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, process, log)
+        output = log.read_text()
+        assert "generating demo data" in output and "Syncing the analytics mirror" in output
+        yield Server(base, url)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
+            "(the browser tests never download a browser)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 2000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("DASHBOARD_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit finished running the script (and so drew the page)."""
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000
+    )
+
+
+def _open(page, base: str, path: str, title: str) -> None:
+    page.goto(f"{base}/{path}")
+    _settle(page)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+
+
+def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for path, title in PAGES.items():
+        _open(page, server.base, path, title)
+        if path == "cost":  # a manager sets the monthly budget: the forecast shows the line
+            budget = page.get_by_label("Monthly budget ($)", exact=True)
+            budget.fill("20")
+            budget.press("Enter")
+            page.get_by_text("budget $20").first.wait_for()
+            _settle(page)
+        if path in CHART_PAGES:
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            assert page.locator(".js-plotly-plot").count() >= 3, path
+        assert page.locator('[data-testid="stException"]').count() == 0, path
+        assert page.get_by_text("No runs or tasks in the database yet").count() == 0
+        page.screenshot(path=str(shots / f"{path or 'overview'}.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_run_view(server: Server, page, shots: Path) -> None:
+    from ingest import Tracker
+
+    with Tracker(url=server.database_url) as tracker:
+        rows = tracker.list_runs(limit=100).rows
+    run = max(rows, key=lambda r: (r["message_count"] >= 4, r["task_count"]))
+    _open(page, server.base, f"runs?run_id={run['id']}", "Runs")
+    page.get_by_role("heading", name=run["name"]).first.wait_for()
+    assert page.locator('[data-testid="stChatMessage"]').count() == run["message_count"]
+    page.get_by_role("tab", name=re.compile(r"^Tasks")).click()
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.get_by_role("tab", name="Conversation").click()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(shots / "run_view.png"), full_page=True)
+
+
+def test_download_a_csv(server: Server, page, shots: Path) -> None:
+    _open(page, server.base, "export", "Usage export")
+    button = page.get_by_role("button", name=re.compile(r"Download CSV \(\d+ rows\)"))
+    rows_shown = int(re.search(r"\((\d+) rows\)", button.first.inner_text()).group(1))
+    with page.expect_download() as download_info:
+        button.first.click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".csv")
+    text = Path(download.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == rows_shown > 0
+    assert list(rows[0]) == ["period", "model", "cost", "tasks", "tokens_total"]
+
+
+def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path) -> None:
+    _open(page, server.base, "performance", "Performance")
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    link = page.locator('[data-testid="stPageLink"] a', has_text="Open task").first
+    label = link.inner_text()
+    task_prefix = re.search(r"Open task ([0-9a-f]{8})", label).group(1)
+    link.click()
+    page.wait_for_url(re.compile(r"/task\?.*task_id=" + task_prefix))
+    _settle(page)
+    page.get_by_role("heading", name="Task detail", exact=True).wait_for()
+    page.get_by_text("Request payload").first.wait_for()
+    page.get_by_text(task_prefix).first.wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(shots / "task_detail.png"), full_page=True)
+
+
+def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path) -> None:
+    _open(page, server.base, "cost?provider=openai&status=completed", "Cost")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("openai", exact=True).first.wait_for()
+    sidebar.get_by_text("completed", exact=True).first.wait_for()
+    # Switching page keeps the filters in the URL.
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Performance").click()
+    page.wait_for_url(re.compile(r"/performance\?.*provider=openai"))
+    _settle(page)
+    assert "status=completed" in page.url
+    page.screenshot(path=str(shots / "performance_filtered.png"), full_page=True)
