@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ DEFAULT_MEMORY_LIMIT = "768MB"
 TABLES = ("tasks", "runs", "users")
 _DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
+_SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
 class MirrorLocked(RuntimeError):
@@ -150,7 +152,8 @@ def sync_mirror(
     if own:
         con = open_mirror(path)
     try:
-        result = _sync(con, url, full=full, path=path)
+        with _SYNC_LOCK:
+            result = _sync(con, url, full=full, path=path)
     finally:
         if own:
             con.close()
@@ -159,7 +162,8 @@ def sync_mirror(
 
 
 def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) -> SyncResult:
-    pg = adbc.connect(url)
+    with _step("connect"):
+        pg = adbc.connect(url)
     try:
         cur = pg.cursor()
         # One snapshot for the horizon, the rows and the deletions.
@@ -188,7 +192,8 @@ def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) ->
             result = _full(con, cur)
             result.reason = reason
         _write_meta(con, horizon=horizon, identity=identity, full=result.full)
-        con.execute("COMMIT").fetchall()
+        with _step("commit"):
+            con.execute("COMMIT").fetchall()
         pg.commit()
     except BaseException:
         _rollback(con)  # never leave the mirror's transaction open
@@ -272,7 +277,7 @@ def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     for table in ("users", "runs"):
         staged = _extract_all(cur, f"extract_all_{table}").read_all()
         con.register(f"staged_{table}", staged)
-        con.execute(sql[f"replace_{table}"].sql).fetchall()
+        con.execute(sql[f"insert_{table}"].sql).fetchall()
         con.unregister(f"staged_{table}")
         upserted[table] = staged.num_rows
     # Streamed: the tasks never sit in memory whole.
@@ -283,37 +288,49 @@ def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
 
 
+@contextlib.contextmanager
+def _step(name: str):
+    started = time.perf_counter()
+    yield
+    log.debug("sync step %s: %.0f ms", name, (time.perf_counter() - started) * 1000)
+
+
 def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
     sql = _duck_sql()
-    staged = {
-        "users": _extract(cur, "extract_users", since),
-        "runs": _extract(cur, "extract_runs", since),
-        "tasks": _extract(cur, "extract_tasks", since),
-        "deletions": _extract(cur, "extract_deletions", since),
-    }
+    with _step("extract"):
+        staged = {
+            "users": _extract(cur, "extract_users", since),
+            "runs": _extract(cur, "extract_runs", since),
+            "tasks": _extract(cur, "extract_tasks", since),
+            "deletions": _extract(cur, "extract_deletions", since),
+        }
+    logged = staged["deletions"].column("table_name").to_pylist()
     con.execute("BEGIN").fetchall()
     for name, table in staged.items():
         con.register(f"staged_{name}", table)
     try:
-        deleted = {
-            table: con.execute(sql[f"delete_deleted_{table}"].sql).fetchall()[0][0]
-            for table in ("tasks", "runs", "users")
-        }
         # Copies of user/run attributes on tasks: find what changed before replacing.
-        teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
-        run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
-        if staged["users"].num_rows:
-            con.execute(sql["replace_users"].sql).fetchall()
+        teams = run_attrs = None
+        if staged["users"].num_rows or "ai_users" in logged:
+            teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
         if staged["runs"].num_rows:
-            con.execute(sql["replace_runs"].sql).fetchall()
-        if staged["tasks"].num_rows:
-            con.execute(sql["delete_changed_tasks"].sql).fetchall()
-            con.execute(sql["insert_tasks"].sql).fetchall()
-        if teams.num_rows:
+            with _step("changed run attributes"):
+                run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+        deleted = dict.fromkeys(TABLES, 0)
+        for table in TABLES:
+            if f"ai_{table}" in logged:
+                with _step(f"delete deleted {table}"):
+                    query = sql[f"delete_deleted_{table}"].sql
+                    deleted[table] = con.execute(query).fetchall()[0][0]
+            if staged[table].num_rows:
+                with _step(f"rewrite {table}"):
+                    con.execute(sql[f"delete_rewritten_{table}"].sql).fetchall()
+                    con.execute(sql[f"insert_{table}"].sql).fetchall()
+        if teams is not None and teams.num_rows:
             con.register("changed_teams", teams)
             con.execute(sql["propagate_teams"].sql).fetchall()
             con.unregister("changed_teams")
-        if run_attrs.num_rows:
+        if run_attrs is not None and run_attrs.num_rows:
             con.register("changed_runs", run_attrs)
             con.execute(sql["propagate_run_attributes"].sql).fetchall()
             con.unregister("changed_runs")

@@ -81,6 +81,7 @@ def test_incremental_sync_reads_only_changed_rows(conn, db_url, mirror):
     assert not result.full
     assert result.upserted["tasks"] == 3
     assert result.upserted["runs"] <= 3
+    assert result.deleted == {"tasks": 0, "runs": 0, "users": 0}  # rewritten, not deleted
     assert mirror_tasks(mirror) == pg_tasks(conn)
 
 

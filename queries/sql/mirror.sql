@@ -80,6 +80,7 @@ SELECT key, value FROM mirror_meta;
 INSERT OR REPLACE INTO mirror_meta VALUES (:key, :value);
 
 -- name: delete_deleted_users
+-- Users deleted in Postgres (returns the count; RETURNING would be 10x slower).
 DELETE FROM users WHERE id IN (SELECT id FROM staged_deletions WHERE table_name = 'ai_users');
 
 -- name: delete_deleted_runs
@@ -89,6 +90,16 @@ DELETE FROM runs
 -- name: delete_deleted_tasks
 DELETE FROM tasks
  WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks');
+
+-- name: delete_rewritten_users
+-- Rows about to be written again (delete-by-id, then insert).
+DELETE FROM users WHERE id IN (SELECT id FROM staged_users);
+
+-- name: delete_rewritten_runs
+DELETE FROM runs WHERE id IN (SELECT id FROM staged_runs);
+
+-- name: delete_rewritten_tasks
+DELETE FROM tasks WHERE id IN (SELECT id FROM staged_tasks);
 
 -- name: changed_teams
 -- Users whose team differs from the mirror's (new users, changed teams, deleted users),
@@ -103,20 +114,15 @@ SELECT id, NULL FROM staged_deletions WHERE table_name = 'ai_users';
 SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
  WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
 
--- name: replace_users
-DELETE FROM users WHERE id IN (SELECT id FROM staged_users);
+-- name: insert_users
 INSERT INTO users SELECT id, display_name, team, role FROM staged_users;
 
--- name: replace_runs
-DELETE FROM runs WHERE id IN (SELECT id FROM staged_runs);
+-- name: insert_runs
 INSERT INTO runs
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::DECIMAL(24, 10), message_count, task_count,
        created_at, updated_at, last_message_at
   FROM staged_runs;
-
--- name: delete_changed_tasks
-DELETE FROM tasks WHERE id IN (SELECT id FROM staged_tasks);
 
 -- name: insert_tasks
 INSERT INTO tasks
@@ -126,7 +132,9 @@ SELECT id, task_id, run_id, user_id, team, source_type, tags, service, task_name
        total_time, created_at, completed_at, updated_at,
        (epoch_us(created_at) // 86400000000)::INTEGER AS day,
        date_diff('day', DATE '1970-01-01',
-                 date_trunc('month', DATE '1970-01-01' + (epoch_us(created_at) // 86400000000)::INTEGER))::INTEGER AS month_day,
+                 date_trunc('month', DATE '1970-01-01'
+                                     + (epoch_us(created_at) // 86400000000)::INTEGER)
+       )::INTEGER AS month_day,
        error
   FROM staged_tasks;
 
