@@ -202,7 +202,7 @@ def tasks_behind(
     con: Connection,
     filters: Filters,
     *,
-    period: date | datetime | None = None,
+    period: date | datetime | str | None = None,
     grain: str = "day",
     by: str | None = None,
     value: str | None = None,

@@ -337,15 +337,13 @@ def error_groups(con: Any, filters: Filters, limit: int) -> pd.DataFrame:
 # --- tasks and runs --------------------------------------------------------------------
 
 
-def period_bounds(period: date | datetime, grain: str) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of the `grain` period containing `period`."""
+def period_bounds(period: date | datetime | str, grain: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the `grain` period containing `period` (a date, a datetime,
+    naive meaning UTC, a pandas Timestamp or an ISO string)."""
     period_sql(grain)
-    if isinstance(period, datetime):
-        day = (period if period.tzinfo else period.replace(tzinfo=UTC)).astimezone(UTC).date()
-    elif isinstance(period, pd.Timestamp):
-        day = period.date()
-    else:
-        day = period
+    stamp = pd.Timestamp(period)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    day = stamp.date()
     if grain == "day":
         first, last = day, day + timedelta(days=1)
     elif grain == "week":
@@ -354,8 +352,11 @@ def period_bounds(period: date | datetime, grain: str) -> tuple[datetime, dateti
     else:
         first = day.replace(day=1)
         last = (first + timedelta(days=32)).replace(day=1)
-    as_time = lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC)  # noqa: E731
-    return as_time(first), as_time(last)
+    return _midnight(first), _midnight(last)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 TASK_LIST_COLUMNS = [
@@ -380,7 +381,7 @@ def tasks_behind(
     con: Any,
     filters: Filters,
     *,
-    period: date | datetime | None = None,
+    period: date | datetime | str | None = None,
     grain: str = "day",
     by: str | None = None,
     value: str | None = None,
