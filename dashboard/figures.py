@@ -217,22 +217,30 @@ def percentiles_over_time(
     by_label: str = "model",
     grain: str = "day",
     log_y: bool = True,
+    highlight: tuple = (),
 ) -> go.Figure:
     """One line per group: a latency percentile (ms) per period (latency_percentiles with
     grain and by). Points carry [period, group] for drill-down. A log axis by default, so
-    a model that became 2x slower shows the same jump whether it answers in 300 ms or 30 s."""
+    a model that became 2x slower shows the same jump whether it answers in 300 ms or 30 s.
+    Groups in `highlight` are drawn bold and the others faded."""
     title = f"{percentile} {LATENCY_LABELS.get(metric, metric).lower()} per {grain} by {by_label}"
     if df.empty:
         return empty(title)
     fig = _figure(
         title, f"{grain.capitalize()} (UTC)", f"{percentile} {LATENCY_LABELS[metric]} (ms)"
     )
+    marked = {label(g) for g in highlight}
     for group, rows in _groups(df):
+        bold = label(group) in marked
         fig.add_scatter(
             x=rows["period"],
             y=rows[percentile].astype(float),
             mode="lines+markers",
-            name=label(group) if "group" in df else percentile,
+            line={"width": 4} if bold else {"width": 1.5},
+            opacity=1.0 if bold or not marked else 0.35,
+            name=(f"{label(group)} ▲ slower" if bold else label(group))
+            if "group" in df
+            else percentile,
             customdata=_customdata(rows, group),
             hovertemplate=(
                 "%{x|%Y-%m-%d} · %{fullData.name}<br>"

@@ -213,6 +213,15 @@ def test_download_a_csv(server: Server, page, shots: Path) -> None:
 def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path) -> None:
     _open(page, server.base, "performance", "Performance")
     page.wait_for_selector(".js-plotly-plot .main-svg")
+    # The headline names the model that got slower; its button lists that model's slow tasks.
+    focus = page.get_by_role("button", name=re.compile(r"^Slowest tasks of .*, last 7 days"))
+    if focus.count():
+        model = re.search(r"Slowest tasks of (.*), last 7 days", focus.first.inner_text()).group(1)
+        focus.first.click()
+        _settle(page)
+        heading = f"Tasks behind model = {model}, last 7 days"
+        page.get_by_role("heading", name=heading).wait_for()
+        page.screenshot(path=str(shots / "performance_drilldown.png"), full_page=True)
     link = page.locator('[data-testid="stPageLink"] a', has_text="Open task").first
     label = link.inner_text()
     task_prefix = re.search(r"Open task ([0-9a-f]{8})", label).group(1)

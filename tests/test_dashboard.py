@@ -244,6 +244,23 @@ def test_drilldown_from_a_chart_point(demo_app: Path) -> None:
     assert {str(pd.Timestamp(t).date()) for t in tasks["created_at"]} == {period}
 
 
+def test_the_slower_model_headline_drills_into_its_last_week(demo_app: Path) -> None:
+    at = open_page("performance")
+    focus = [b for b in at.button if (b.key or "").startswith("perf_focus_")]
+    assert focus, "the demo has a model that got slower in the last 7 days"
+    model = focus[0].key.removeprefix("perf_focus_")
+    assert any(model in w.value for w in at.warning)
+    trend = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any(t["name"] == f"{model} ▲ slower" for t in trend["data"])
+    focus[0].click().run()
+    assert not at.exception
+    assert f"Tasks behind model = {model}, last 7 days" in [s.value for s in at.subheader]
+    tasks = at.dataframe(key="perf_tasks").value
+    assert len(tasks) > 0 and set(tasks["model"]) == {model}
+    week_ago = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=6)
+    assert pd.to_datetime(tasks["created_at"], utc=True).min() >= week_ago
+
+
 def test_selecting_a_task_opens_its_detail(demo_app: Path) -> None:
     at = open_page("performance")
     tasks = at.dataframe(key="perf_tasks").value

@@ -27,7 +27,7 @@ KPI_FORMAT = {
 }
 kpis = data.rollup("kpis", filters)
 # Two rows (4 + 3) so values stay readable on a laptop screen.
-columns = [*st.columns(4, border=True), *st.columns(4, border=True)]
+columns = [*st.columns(4, border=True), *st.columns(3, border=True)]
 for column, row in zip(columns, kpis.itertuples(), strict=False):
     name, fmt, color = KPI_FORMAT.get(row.metric, (row.metric, ui.count, "normal"))
     column.metric(

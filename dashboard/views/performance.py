@@ -13,7 +13,7 @@ from dashboard import data, figures, insights, state, ui
 from queries.filters import DIMENSIONS, GRAINS
 
 METRICS = {"ttft": "Time to first token", "total_time": "Total time"}
-SOURCES = ("perf_trend", "perf_bars", "perf_groups")
+SOURCES = ("perf_trend", "perf_bars", "perf_groups", "perf_focus")
 _LAST = "perf_last_selection"
 
 st.title("Performance")
@@ -29,6 +29,12 @@ def _mark(source: str) -> None:
     st.session_state[_LAST] = source
 
 
+def _focus(by: str, value: str | None) -> None:
+    """A slowed-down group's button: drill into its last 7 days."""
+    st.session_state["perf_focus"] = {"by": by, "value": value}
+    _mark("perf_focus")
+
+
 controls = st.columns([2, 1, 1, 1])
 metric = controls[0].segmented_control(
     "Latency", list(METRICS), format_func=METRICS.get, default="ttft", key="perf_metric"
@@ -41,9 +47,8 @@ grain = controls[3].selectbox("Grain", GRAINS, index=GRAINS.index(default_grain)
 
 # --- What changed: the last 7 days of the period against the 7 before -------------------
 week = timedelta(days=7)
-recent = data.rollup(
-    "latency_percentiles", replace(filters, start=filters.end - week), metric=metric, by=by
-)
+last_week = replace(filters, start=filters.end - week)
+recent = data.rollup("latency_percentiles", last_week, metric=metric, by=by)
 previous = data.rollup(
     "latency_percentiles",
     replace(filters, start=filters.end - 2 * week, end=filters.end - week),
@@ -68,11 +73,23 @@ else:
         + "  \n".join(lines),
         icon=":material/trending_up:",
     )
+    buttons = st.columns(3)
+    for column, row in zip(buttons, slower.head(3).itertuples(), strict=False):
+        value = None if row.group is None or row.group != row.group else str(row.group)
+        column.button(
+            f"Slowest tasks of {figures.label(value)}, last 7 days",
+            key=f"perf_focus_{figures.label(value)}",
+            on_click=_focus,
+            args=(by, value),
+            icon=":material/manage_search:",
+        )
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
 trend = data.rollup("latency_percentiles", filters, metric=metric, by=by, grain=grain)
 trend_event = st.plotly_chart(
-    figures.percentiles_over_time(trend, metric, percentile, by, grain),
+    figures.percentiles_over_time(
+        trend, metric, percentile, by, grain, highlight=tuple(slower["group"].head(3))
+    ),
     key="perf_trend",
     on_select=lambda: _mark("perf_trend"),
     selection_mode="points",
@@ -99,9 +116,9 @@ with right:
     )
 
 
-def _selection() -> tuple[str, dict] | None:
-    """The slice the user picked last: (description, tasks_behind arguments)."""
-    picks: dict[str, tuple[str, dict] | None] = {}
+def _selection() -> tuple[str, dict, object] | None:
+    """The slice the user picked last: (description, tasks_behind arguments, filters)."""
+    picks: dict[str, tuple[str, dict, object] | None] = {}
     point = figures.selected_slice(st.session_state.get("perf_trend"))
     if point:
         period, group = point
@@ -109,14 +126,30 @@ def _selection() -> tuple[str, dict] | None:
         picks["perf_trend"] = (
             f"{by} = {figures.label(group)}, {grain} of {period}",
             {"period": day, "grain": grain, "by": by, "value": group},
+            filters,
         )
     bar = figures.selected_slice(st.session_state.get("perf_bars"))
     if bar:
-        picks["perf_bars"] = (f"{by} = {figures.label(bar[1])}", {"by": by, "value": bar[1]})
+        picks["perf_bars"] = (
+            f"{by} = {figures.label(bar[1])}",
+            {"by": by, "value": bar[1]},
+            filters,
+        )
     if table_rows and table_rows[0] < len(groups):
         group = groups.iloc[table_rows[0]]["group"]
         group = None if group is None or group != group else str(group)
-        picks["perf_groups"] = (f"{by} = {figures.label(group)}", {"by": by, "value": group})
+        picks["perf_groups"] = (
+            f"{by} = {figures.label(group)}",
+            {"by": by, "value": group},
+            filters,
+        )
+    focus = st.session_state.get("perf_focus")
+    if focus and focus.get("by") == by:
+        picks["perf_focus"] = (
+            f"{by} = {figures.label(focus['value'])}, last 7 days",
+            {"by": by, "value": focus["value"]},
+            last_week,
+        )
     last = st.session_state.get(_LAST)
     for source in (last, *SOURCES):
         if picks.get(source):
@@ -127,13 +160,13 @@ def _selection() -> tuple[str, dict] | None:
 # --- Drill-down: the tasks behind the selection ----------------------------------------------
 picked = _selection()
 if picked:
-    description, where = picked
+    description, where, scope = picked
     st.subheader(f"Tasks behind {description}")
 else:
-    description, where = "the whole period", {}
+    description, where, scope = "the whole period", {}, filters
     st.subheader("Slowest tasks in the period")
     st.caption("Select a point, a bar or a row above to narrow this list.")
-tasks = data.rollup("tasks_behind", filters, metric=metric, limit=200, **where)
+tasks = data.rollup("tasks_behind", scope, metric=metric, limit=200, **where)
 chosen = ui.table(
     tasks,
     key="perf_tasks",
