@@ -163,9 +163,8 @@ class BulkWriter:
         Put runs before their tasks (and users first). After a dropped connection the whole
         transaction is retried on a new one until `retry_seconds` have passed.
         """
-        batches = tuple(b for b in batches if b.lines)
-        if not batches:
-            return []
+        if not any(b.lines for b in batches):
+            return [BatchResult() for _ in batches]
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
         pending: tuple[str, list[BatchResult]] | None = None  # an unacknowledged commit
@@ -220,7 +219,10 @@ class BulkWriter:
         with conn.transaction():
             for batch in batches:
                 result = BatchResult()
+                results.append(result)
                 lines = batch.lines
+                if not lines:
+                    continue
                 parents = batch.parents or []
                 if batch.table == "ai_tasks":
                     found = self._lock_runs(conn, parents)
@@ -235,7 +237,6 @@ class BulkWriter:
                 if lines:
                     result.inserted = self._copy(conn, batch.table, batch.columns, lines)
                 result.duplicates = len(lines) - result.inserted
-                results.append(result)
             if stamps and any(r.inserted for b, r in zip(batches, results, strict=True)
                               if b.table == "ai_tasks"):  # fmt: skip
                 self._restore_run_updated_at(conn, stamps)

@@ -48,7 +48,7 @@ def _demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         days=args.days,
         end=args.end,
-        progress=sys.stderr.isatty() or args.tasks >= 100_000,
+        progress=sys.stderr.isatty(),
     )
     statuses = ", ".join(f"{k} {v:,}" for k, v in summary.tasks_by_status.items())
     print(

@@ -53,6 +53,7 @@ RAW_JSON_COLUMNS = JSON_TEXT_COLUMNS | {
 }  # fmt: skip
 CSV_NULL = "\\N"
 _ESCAPED_NULL = re.compile(r"^\\+N$")
+_COPY_COLUMN = re.compile(r"COPY \w+, line \d+, column (\w+)")
 
 
 @dataclass
@@ -154,7 +155,30 @@ def import_files(
 
 
 def _flush(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummary) -> list[_Row]:
-    """Write rows (users, then runs, then tasks) in one transaction; return the orphans."""
+    """Write rows (users, then runs, then tasks) in one transaction; return the orphans.
+
+    A row the database refuses although it passed validation (a constraint validation does
+    not know) fails its whole transaction: the rows are split in halves and written again
+    until that row is alone, then it is rejected with the database's message.
+    """
+    if not rows:
+        return []
+    try:
+        return _write_rows(writer, rows, summary)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as error:
+        if len(rows) == 1:
+            reason = str(error).splitlines()[0]
+            where = _COPY_COLUMN.search(error.diag.context or "")
+            column = error.diag.column_name or (where.group(1) if where else None)
+            summary.rejected.append(
+                Rejection(rows[0].path, rows[0].line_no, f"{column or 'row'}: {reason}")
+            )
+            return []
+        middle = len(rows) // 2
+        return _flush(writer, rows[:middle], summary) + _flush(writer, rows[middle:], summary)
+
+
+def _write_rows(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummary) -> list[_Row]:
     groups: dict[tuple[str, tuple[str, ...]], list[_Row]] = {}
     for row in rows:
         groups.setdefault((row.kind, row.columns), []).append(row)
@@ -300,8 +324,15 @@ def _row(kind: str, fields: dict[str, Any], path: str, line_no: int) -> _Row:
     key = clean[bulk.KEY_COLUMN[KINDS[kind]]]
     parent_column = bulk.PARENT_COLUMN[KINDS[kind]]
     parent = clean.get(parent_column) if parent_column else None
+    line = bulk.encode_row(columns, clean)
+    try:
+        line.encode()
+    except UnicodeEncodeError as error:
+        raise ValidationError(
+            "row", f"not valid UTF-8 text (an unpaired surrogate at {error.start})"
+        ) from None
     return _Row(
-        kind, columns, bulk.encode_row(columns, clean), str(key),
+        kind, columns, line, str(key),
         str(parent) if parent is not None else None, path, line_no,
     )  # fmt: skip
 
@@ -344,6 +375,9 @@ def export(out: TextIO, url: str | None = None, *, fmt: str = "jsonl") -> dict[s
         writer.writerow(CSV_HEADER)
     queries = database.queries()
     with psycopg.connect(database.database_url(url)) as conn:
+        # One snapshot for the three tables: no task without its run under concurrent writes.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
         conn.execute("SET TIME ZONE 'UTC'")
         for kind in KINDS:
             with conn.cursor(name=f"export_{kind}") as cur:

@@ -192,3 +192,32 @@ def test_cli_import_and_export(db_url, target_url, tmp_path, monkeypatch, capsys
     captured = capsys.readouterr()
     assert f"{bad}:1: source_type: " in captured.err
     assert "rejected lines: 1" in captured.out
+
+
+def test_a_row_the_database_refuses_is_isolated_and_rejected(target_url, tmp_path):
+    # Validation lets almost nothing through that Postgres refuses; if something does, the
+    # importer splits the batch until the row is alone. A hand-made bad COPY line stands in.
+    path = tmp_path / "good.jsonl"
+    run_id = str(uuid.uuid4())
+    lines = [{"type": "run", "id": run_id, "source_type": "chat"}] + [
+        {"type": "task", "run_id": run_id, "task_id": str(uuid.uuid4())} for _ in range(9)
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rows = [row for row in transfer._read(path) if isinstance(row, transfer._Row)]
+    rows[5].line = rows[5].line.replace(rows[5].key, "not-a-uuid")
+    summary = transfer.ImportSummary()
+    with transfer.bulk.BulkWriter(target_url) as writer:
+        assert transfer._flush(writer, rows, summary) == []
+    assert [(r.line, r.reason.split(":")[0]) for r in summary.rejected] == [(6, "task_id")]
+    assert summary.inserted == {"user": 0, "run": 1, "task": 8}
+    assert database.run_totals_mismatches(target_url) == []
+
+
+def test_unpaired_surrogates_are_rejected_not_fatal(target_url, tmp_path):
+    path = tmp_path / "odd.jsonl"
+    odd = {"type": "run", "id": str(uuid.uuid4()), "source_type": "chat", "name": "x"}
+    fine = {"type": "run", "id": str(uuid.uuid4()), "source_type": "chat", "name": "fine"}
+    path.write_text(json.dumps(odd).replace('"x"', '"x\\ud800y"') + "\n" + json.dumps(fine))
+    summary = transfer.import_files([path], target_url)
+    assert [r.line for r in summary.rejected] == [1] and "UTF-8" in summary.rejected[0].reason
+    assert summary.inserted["run"] == 1
