@@ -1,8 +1,8 @@
 """The bulk path: users, runs and tasks written with COPY, in batches, exactly once.
 
 Rows arrive as lines of Postgres' COPY text format (`encode_row` makes them from a dict of
-column values; the demo generator writes them directly). `BulkWriter.write` sends one batch
-in one transaction:
+column values; the demo generator writes them directly), grouped in `Batch`es of one table.
+`BulkWriter.write(*batches)` writes its batches in one transaction; for each batch:
 
 1. tasks: lock the batch's runs in id order (the order the totals trigger uses) and read
    their updated_at; a task whose run does not exist is returned as `missing_parent`, not
@@ -12,12 +12,13 @@ in one transaction:
    per batch, exactly. If a row already exists (same id, same task_id) the COPY fails on
    the unique index and the batch goes through a temporary staging table instead:
    `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a re-import inserts nothing twice.
-3. tasks: put back the runs' updated_at (the trigger stamped now() on them) when the
-   session may set `session_replication_role`; a bulk write of history is not an edit of
-   the run. Without that privilege updated_at is left at the import time (logged once).
+3. after the batches: put back the updated_at of the runs whose tasks were written (the
+   totals trigger stamped now() on them), when the session may set
+   `session_replication_role`: a bulk write of history is not an edit of the run. Without
+   that privilege updated_at is left at the import time (logged once).
 
-If the connection drops (server restart, failover), the batch is retried on a new
-connection until `retry_seconds` have passed. A batch whose COMMIT was sent but not
+If the connection drops (server restart, failover), the transaction is retried on a new
+connection until `retry_seconds` have passed. A transaction whose COMMIT was sent but not
 acknowledged is looked up with `pg_xact_status` before it is retried, so every row is
 written exactly once and the counts stay right.
 """

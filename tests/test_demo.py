@@ -179,3 +179,14 @@ def test_rows_are_valid_input_and_stable_through_validation(demo_db):
         assert clean["messages"] == run["messages"]
     for task in tasks:
         validation.validate_task(task)
+
+
+def test_cli_demo_prints_a_summary(db_url, monkeypatch, capsys):
+    from ingest import cli
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    args = ["demo", "--tasks", "300", "--seed", "4", "--days", "3", "--end", "2026-11-01"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "300 tasks" in out and "inserted" in out
+    assert database.run_totals_mismatches(db_url) == []
