@@ -130,8 +130,9 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(browser):
+    """One tab for the whole module: Streamlit's scripts load once, as for a real user."""
     context = browser.new_context(viewport={"width": 1280, "height": 2000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -236,13 +237,14 @@ def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path)
 
 
 def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path) -> None:
-    _open(page, server.base, "cost?provider=openai&status=completed", "Cost")
+    _open(page, server.base, "export?provider=openai&status=completed", "Usage export")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("openai", exact=True).first.wait_for()
     sidebar.get_by_text("completed", exact=True).first.wait_for()
     # Switching page keeps the filters in the URL.
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Performance").click()
-    page.wait_for_url(re.compile(r"/performance\?.*provider=openai"))
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").click()
+    page.wait_for_url(re.compile(r"/runs\?.*provider=openai"))
     _settle(page)
     assert "status=completed" in page.url
-    page.screenshot(path=str(shots / "performance_filtered.png"), full_page=True)
+    sidebar.get_by_text("openai", exact=True).first.wait_for()
+    page.screenshot(path=str(shots / "runs_filtered.png"), full_page=True)

@@ -290,6 +290,19 @@ def test_task_detail_by_query_param(demo_app: Path, demo_url: str, spy: MediaSpy
     assert served["task_id"] == str(task["task_id"])
 
 
+def test_task_page_without_an_id_offers_the_slowest_tasks(demo_app: Path) -> None:
+    at = open_page("task")
+    slowest = at.dataframe(key="task_pick").value
+    assert len(slowest) > 0
+    total = slowest["total_time"].dropna().tolist()
+    assert total == sorted(total, reverse=True)
+    at.session_state["task_pick"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.query_params["task_id"] == str(slowest.iloc[1]["task_id"])
+    assert at.text_input(key="task_id").value == str(slowest.iloc[1]["task_id"])
+
+
 def test_unknown_task_id_is_a_clear_message(demo_app: Path) -> None:
     at = open_page("task", task_id="not-a-uuid")
     assert not at.exception

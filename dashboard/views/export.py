@@ -63,5 +63,5 @@ ui.table(
         "cost": st.column_config.NumberColumn(METRICS["cost"], format="$%.4f"),
         "period": st.column_config.DateColumn("Period start (UTC)"),
     },
-    height=520,
+    height=600,
 )

@@ -73,8 +73,8 @@ else:
         + "  \n".join(lines),
         icon=":material/trending_up:",
     )
-    buttons = st.columns(3)
-    for column, row in zip(buttons, slower.head(3).itertuples(), strict=False):
+    top = slower.head(3)
+    for column, row in zip(st.columns(len(top)), top.itertuples(), strict=True):
         value = None if row.group is None or row.group != row.group else str(row.group)
         column.button(
             f"Slowest tasks of {figures.label(value)}, last 7 days",

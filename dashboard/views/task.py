@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, state, ui
 from ingest.errors import NotFoundError, ValidationError
 
 JSON_FIELDS = (
@@ -20,7 +20,11 @@ JSON_FIELDS = (
     ("response_metadata", "Response metadata"),
 )
 
+_OPEN = "task_open"  # a task to show on the next rerun (set before the bound widget draws)
+
 st.title("Task detail")
+if _OPEN in st.session_state:
+    st.session_state["task_id"] = st.session_state.pop(_OPEN)
 task_id = st.text_input(
     "Task id",
     key="task_id",
@@ -36,6 +40,22 @@ if not task_id:
     )
     if data.is_empty():
         ui.empty_state()
+        st.stop()
+    filters = state.active()
+    st.subheader("Slowest tasks in the period")
+    slowest = data.rollup("slowest_tasks", filters, metric="total_time", limit=50)
+    picked = ui.table(
+        slowest,
+        key="task_pick",
+        filename="slowest_tasks",
+        selectable=True,
+        column_config=ui.TASK_COLUMNS,
+        column_order=ui.TASK_ORDER,
+        caption=f"{state.period_text(filters)} · slowest total time first. Select one to open it.",
+    )
+    if picked and picked[0] < len(slowest):
+        st.session_state[_OPEN] = str(slowest.iloc[picked[0]]["task_id"])
+        st.rerun()
     st.stop()
 
 try:
