@@ -391,6 +391,28 @@ def test_budget_is_remembered(demo_app: Path) -> None:
     assert any("budget" in (a.get("text") or "") for a in forecast["layout"]["annotations"])
 
 
+def test_cost_bar_lists_the_most_expensive_tasks_behind_it(demo_app: Path) -> None:
+    at = open_page("cost")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    trace = max(spec["data"], key=lambda t: len(t.get("customdata") or []))
+    period, model = trace["customdata"][0]
+    at.session_state["cost_spend"] = {
+        "selection": {
+            "points": [{"curve_number": 0, "point_index": 0, "customdata": [period, model]}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    assert not at.exception
+    assert any(f"behind model = {model}, day of {period}" in m.value for m in at.markdown)
+    tasks = at.dataframe(key="cost_behind").value
+    assert set(tasks["model"]) == {model}
+    costs = tasks["cost"].dropna().astype(float).tolist()
+    assert costs == sorted(costs, reverse=True)
+
+
 def test_what_if_names_the_saving(demo_app: Path) -> None:
     at = open_page("cost")
     at.selectbox(key="whatif_provider").set_value("openai").run()

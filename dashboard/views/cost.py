@@ -3,6 +3,8 @@ remembered budget, the most expensive runs and tasks, cost per run, and a what-i
 
 from __future__ import annotations
 
+from datetime import date
+
 import streamlit as st
 
 from dashboard import data, figures, state, ui
@@ -23,7 +25,43 @@ grain = left.segmented_control("Grain", GRAINS, default=default_grain, key="cost
 grain = grain or default_grain
 by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by")
 spend = data.rollup("usage_over_time", filters, grain=grain, by=by)
-st.plotly_chart(figures.spend_over_time(spend, by, grain), key="cost_spend")
+st.plotly_chart(
+    figures.spend_over_time(spend, by, grain),
+    key="cost_spend",
+    on_select="rerun",
+    selection_mode="points",
+)
+bar = figures.selected_slice(st.session_state.get("cost_spend"))
+if bar and bar[0]:
+    period, group = bar
+    st.markdown(
+        f"**Most expensive tasks behind {by} = {figures.label(group)}, {grain} of {period}**"
+    )
+    behind = data.rollup(
+        "tasks_behind",
+        filters,
+        period=date.fromisoformat(period),
+        grain=grain,
+        by=by,
+        value=group,
+        metric="cost",
+        limit=100,
+    )
+    opened = ui.table(
+        behind,
+        key="cost_behind",
+        filename="tasks_behind_spend",
+        selectable=True,
+        column_config=ui.TASK_COLUMNS,
+        column_order=["cost", *ui.TASK_ORDER],
+        caption="Most expensive first. Select a task to open its detail.",
+    )
+    if opened and opened[0] < len(behind):
+        st.switch_page(
+            "views/task.py", query_params={"task_id": str(behind.iloc[opened[0]]["task_id"])}
+        )
+else:
+    st.caption("Click a bar to list the most expensive tasks behind it.")
 with st.expander(f"Spend per {grain} by {by} — table"):
     ui.table(spend.rename(columns={"group": by}), key="cost_spend_table", filename="spend")
 
