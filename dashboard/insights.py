@@ -9,8 +9,8 @@ def slowdowns(
     recent: pd.DataFrame,
     previous: pd.DataFrame,
     percentile: str = "p95",
-    min_tasks: int = 5,
-    min_ratio: float = 1.2,
+    min_tasks: int = 20,
+    min_ratio: float = 1.5,
 ) -> pd.DataFrame:
     """Groups whose latency `percentile` grew between two latency_percentiles(by=...) results.
 

@@ -455,3 +455,14 @@ def test_auto_refresh_syncs_and_shows_when(db_url: str, tmp_path: Path) -> None:
         at.sidebar.toggle(key="auto_refresh").set_value(True).run()
         assert not at.exception
         assert any(c.value.startswith("Live: checked") for c in at.sidebar.caption)
+
+
+def test_unreachable_database_is_a_clear_message(pg_server: str, tmp_path: Path) -> None:
+    from ingest import embedded
+
+    missing = embedded.with_database(pg_server, f"ai_runs_missing_{os.getpid()}")
+    with app_environment(missing, tmp_path):
+        at = open_page()
+    assert not at.exception
+    assert at.error and "Cannot reach the database" in at.error[0].value
+    assert "DATABASE_URL" in at.error[0].value
