@@ -68,22 +68,23 @@ def run(args: argparse.Namespace) -> int:
 
     url = database.database_url()
     print(f"Database: {_redacted(url)}", flush=True)
-    if args.demo:
-        facts = queries.sync_mirror(url)
-        if not facts.rows.get("tasks"):
-            from ingest import demo
+    empty = _is_empty(url)
+    if empty and not args.demo:
+        print("The database is empty: rerun with --demo for demo data.", flush=True)
+    if args.demo and empty:
+        from ingest import demo
 
-            print(
-                f"The database is empty: generating demo data ({args.demo_tasks:,} tasks over "
-                f"{DEMO_DAYS} days)…",
-                flush=True,
-            )
-            summary = demo.generate(url, tasks=args.demo_tasks, days=DEMO_DAYS, progress=True)
-            print(
-                f"Demo data: {summary.runs:,} runs, {summary.tasks:,} tasks, "
-                f"{summary.users:,} users in {summary.seconds:.1f} s.",
-                flush=True,
-            )
+        print(
+            f"The database is empty: generating demo data ({args.demo_tasks:,} tasks over "
+            f"{DEMO_DAYS} days)…",
+            flush=True,
+        )
+        summary = demo.generate(url, tasks=args.demo_tasks, days=DEMO_DAYS, progress=True)
+        print(
+            f"Demo data: {summary.runs:,} runs, {summary.tasks:,} tasks, "
+            f"{summary.users:,} users in {summary.seconds:.1f} s.",
+            flush=True,
+        )
     print("Syncing the analytics mirror…", flush=True)
     result = queries.sync_mirror(url)
     print(
@@ -98,6 +99,14 @@ def run(args: argparse.Namespace) -> int:
         return subprocess.call(streamlit_command(args.port, args.address), env=env)
     except KeyboardInterrupt:
         return 0
+
+
+def _is_empty(url: str) -> bool:
+    """True when the database holds no run at all (any status)."""
+    from ingest import Tracker
+
+    with Tracker(url=url) as tracker:
+        return tracker.list_runs(status=None, limit=1).total == 0
 
 
 def _redacted(url: str) -> str:
