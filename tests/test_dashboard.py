@@ -169,6 +169,21 @@ def test_date_range_in_url(demo_app: Path) -> None:
     assert periods.min() >= start and periods.max() <= today
 
 
+def test_page_controls_are_in_the_url_too(demo_app: Path) -> None:
+    at = open_page("performance", perf_by="provider", perf_metric="Total time")
+    assert not at.exception
+    groups = at.dataframe(key="perf_groups").value
+    assert "provider" in groups.columns
+    assert "Total time percentiles by provider (ms)" in texts(at)
+    assert at.query_params["perf_metric"] == "Total time"  # the label, as Streamlit binds it
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["title"]["text"] == "p95 total time per day by provider"
+    cost = open_page("cost", cost_by="team", cost_grain="week")
+    assert json.loads(cost.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"] == (
+        "Spend per week by team"
+    )
+
+
 def test_filters_survive_a_page_switch(demo_app: Path) -> None:
     at = open_page("overview", model=["gpt-4o"], status="completed")
     at.switch_page("views/cost.py").run()

@@ -21,9 +21,11 @@ if data.is_empty():
 # --- Spend over time ----------------------------------------------------------------------
 left, right = st.columns(2)
 default_grain = ui.grain_for((filters.end - filters.start).days)
-grain = left.segmented_control("Grain", GRAINS, default=default_grain, key="cost_grain")
+grain = left.segmented_control(
+    "Grain", GRAINS, default=default_grain, key="cost_grain", bind="query-params"
+)
 grain = grain or default_grain
-by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by")
+by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind="query-params")
 spend = data.rollup("usage_over_time", filters, grain=grain, by=by)
 st.plotly_chart(
     figures.spend_over_time(spend, by, grain),

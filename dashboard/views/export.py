@@ -32,14 +32,17 @@ if data.is_empty():
     st.stop()
 
 c1, c2, c3 = st.columns([1, 1, 3])
-grain = c1.selectbox("Period", (*GRAINS, WHOLE_PERIOD), key="export_grain")
-by = c2.selectbox("Dimension", ("(none)", *DIMENSIONS), index=2, key="export_by")
+grain = c1.selectbox("Period", (*GRAINS, WHOLE_PERIOD), key="export_grain", bind="query-params")
+by = c2.selectbox(
+    "Dimension", ("(none)", *DIMENSIONS), index=2, key="export_by", bind="query-params"
+)
 metrics = c3.multiselect(
     "Metrics",
     list(METRICS),
     default=["cost", "tasks", "tokens_total"],
     format_func=METRICS.get,
     key="export_metrics",
+    bind="query-params",
 )
 dimension = None if by == "(none)" else by
 if grain == WHOLE_PERIOD:

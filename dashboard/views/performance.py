@@ -37,13 +37,22 @@ def _focus(by: str, value: str | None) -> None:
 
 controls = st.columns([2, 1, 1, 1])
 metric = controls[0].segmented_control(
-    "Latency", list(METRICS), format_func=METRICS.get, default="ttft", key="perf_metric"
+    "Latency",
+    list(METRICS),
+    format_func=METRICS.get,
+    default="ttft",
+    key="perf_metric",
+    bind="query-params",
 )
 metric = metric or "ttft"
-percentile = controls[1].selectbox("Percentile", figures.PERCENTILES, index=2, key="perf_pct")
-by = controls[2].selectbox("By", list(DIMENSIONS), index=1, key="perf_by")
+percentile = controls[1].selectbox(
+    "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params"
+)
+by = controls[2].selectbox("By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params")
 default_grain = ui.grain_for((filters.end - filters.start).days)
-grain = controls[3].selectbox("Grain", GRAINS, index=GRAINS.index(default_grain), key="perf_grain")
+grain = controls[3].selectbox(
+    "Grain", GRAINS, index=GRAINS.index(default_grain), key="perf_grain", bind="query-params"
+)
 
 # --- What changed: the last 7 days of the period against the 7 before -------------------
 week = timedelta(days=7)
