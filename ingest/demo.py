@@ -39,6 +39,7 @@ from ingest import bulk, database, demo_rows, pricing
 from ingest import demo_catalog as cat
 
 CHUNK_TASKS = 25_000
+WRITERS = 2  # connections writing chunks at once (Postgres is the bottleneck)
 MAX_INPUT_TOKENS = 180_000  # below the 200k long-context price tiers
 US = 1_000_000
 HOUR_US = 3600 * US
@@ -106,32 +107,57 @@ def generate(
     cost_e10 = 0
     extra_cost = Decimal(0)
     bar = _ProgressBar(tasks) if progress else None
-    with bulk.BulkWriter(database.database_url(url)) as writer:
+    url = database.database_url(url)
+    with bulk.BulkWriter(url) as writer:
         (users,) = writer.write(
             bulk.Batch("ai_users", bulk.USER_COLUMNS, plan.user_lines(), plan.user_ids)
         )
-        summary.inserted_users = users.inserted
-        for chunk in _chunks_in_background(plan):
-            r, t = writer.write(
-                bulk.Batch(
-                    "ai_runs", RUN_COLUMNS, chunk.run_lines, chunk.run_ids, chunk.run_parents
-                ),
-                bulk.Batch(
-                    "ai_tasks", TASK_COLUMNS, chunk.task_lines, chunk.task_ids, chunk.task_runs
-                ),
-            )
-            if r.missing_parent or t.missing_parent:
-                raise RuntimeError("demo rows refer to missing runs (a bug in the generator)")
-            summary.runs += len(chunk.run_lines)
-            summary.tasks += len(chunk.task_lines)
-            summary.inserted_runs += r.inserted
-            summary.inserted_tasks += t.inserted
-            counts += chunk.status_counts
-            cost_e10 += chunk.cost_e10
-            extra_cost += chunk.cost_extra
-            summary.tokens_total += chunk.tokens_total
-            if bar:
-                bar.update(summary.tasks)
+    summary.inserted_users = users.inserted
+    chunks = _chunks_in_background(plan)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def write_chunks() -> None:
+        # Chunks share no run, so writers never wait for each other's locks.
+        nonlocal cost_e10, extra_cost
+        try:
+            with bulk.BulkWriter(url) as writer:
+                while not failures:
+                    with lock:
+                        chunk = next(chunks, None)
+                    if chunk is None:
+                        return
+                    r, t = writer.write(
+                        bulk.Batch("ai_runs", RUN_COLUMNS, chunk.run_lines, chunk.run_ids,
+                                   chunk.run_parents),
+                        bulk.Batch("ai_tasks", TASK_COLUMNS, chunk.task_lines, chunk.task_ids,
+                                   chunk.task_runs),
+                    )  # fmt: skip
+                    if r.missing_parent or t.missing_parent:
+                        raise RuntimeError("demo rows refer to missing runs (a generator bug)")
+                    with lock:
+                        summary.runs += len(chunk.run_lines)
+                        summary.tasks += len(chunk.task_lines)
+                        summary.inserted_runs += r.inserted
+                        summary.inserted_tasks += t.inserted
+                        counts[:] += chunk.status_counts
+                        cost_e10 += chunk.cost_e10
+                        extra_cost += chunk.cost_extra
+                        summary.tokens_total += chunk.tokens_total
+                        if bar:
+                            bar.update(summary.tasks)
+        except BaseException as exc:  # re-raised by generate()
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write_chunks, name=f"demo-writer-{i}")
+               for i in range(WRITERS)]  # fmt: skip
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    chunks.close()
+    if failures:
+        raise failures[0]
     if bar:
         bar.close()
     summary.tasks_by_status = {s: int(n) for s, n in zip(STATUSES, counts, strict=True) if n}
