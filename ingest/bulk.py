@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,11 +55,13 @@ ALL_COLUMNS = {"ai_users": USER_COLUMNS, "ai_runs": RUN_COLUMNS, "ai_tasks": TAS
 JSON_COLUMNS = frozenset(validation.JSON_COLUMNS["ai_runs"] + validation.JSON_COLUMNS["ai_tasks"])
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_NEEDS_ESCAPE = re.compile(r"[\\\n\r\t]")
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def copy_text(value: str) -> str:
     """`value` escaped for a field of COPY's text format."""
-    return value.translate(_ESCAPES)
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
 
 
 def array_literal(items: Sequence[str]) -> str:
@@ -72,22 +75,21 @@ def encode_value(column: str, value: Any) -> str:
     if value is None:
         return "\\N"
     if column in JSON_COLUMNS:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return copy_text(text)
+        return copy_text(_JSON.encode(value))
     if column == "tags":
         return copy_text(array_literal(value))
+    if isinstance(value, str):
+        return copy_text(value)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str):
-        return copy_text(value)
     return str(value)
 
 
 def encode_row(columns: Sequence[str], row: Mapping[str, Any]) -> str:
     """A COPY text line (no newline) of `row`'s values for `columns`."""
-    return "\t".join(encode_value(column, row.get(column)) for column in columns)
+    return "\t".join([encode_value(column, row.get(column)) for column in columns])
 
 
 @dataclass

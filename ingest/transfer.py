@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,6 +56,8 @@ RAW_JSON_COLUMNS = JSON_TEXT_COLUMNS | {
     "forked_from_message", "is_starred", "response_complete",
 }  # fmt: skip
 CSV_NULL = "\\N"
+PARALLEL_BYTES = 4_000_000  # inputs larger than this are parsed by worker processes
+_IN_FLIGHT = 4  # blocks handed to the workers ahead of the writer
 _ESCAPED_NULL = re.compile(r"^\\+N$")
 _COPY_COLUMN = re.compile(r"COPY \w+, line \d+, column (\w+)")
 
@@ -112,21 +118,37 @@ def import_files(
     retry_seconds: float = 120.0,
     on_progress: Callable[[int], None] | None = None,
     writer: bulk.BulkWriter | None = None,
+    workers: int | None = None,
 ) -> ImportSummary:
     """Import JSONL/CSV files (format from the extension); return what happened.
 
-    Lines are written in transactions of about `batch_rows` rows. Raises only for a file
-    that cannot be read or a database that stays unreachable past `retry_seconds`.
+    Lines are written in transactions of about `batch_rows` rows. `workers` processes parse,
+    check and encode lines while this one writes (default: 2 for more than
+    `PARALLEL_BYTES` of input on a multi-core machine that can fork, else 0 = all in this
+    process).
+    Raises only for a file that cannot be read or a database that stays unreachable past
+    `retry_seconds`.
     """
     started = time.monotonic()
     summary = ImportSummary()
+    if workers is None:
+        size = sum(Path(p).stat().st_size for p in paths)
+        workers = 2 if size > PARALLEL_BYTES and (os.cpu_count() or 1) > 1 else 0
+    # Forked (so a script without a __main__ guard works) before this import connects; the
+    # workers only parse text and never touch a connection they may have inherited.
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        if workers > 0 and can_fork
+        else None
+    )
     own_writer = writer is None
     writer = writer or bulk.BulkWriter(database.database_url(url), retry_seconds=retry_seconds)
     pending: list[_Row] = []
     waiting: list[_Row] = []  # rows whose run / parent run was not written yet
     try:
         for path in paths:
-            for row_or_rejection in _read(Path(path)):
+            for row_or_rejection in _read(Path(path), pool):
                 summary.lines += 1
                 if isinstance(row_or_rejection, Rejection):
                     summary.rejected.append(row_or_rejection)
@@ -148,6 +170,8 @@ def import_files(
     finally:
         if own_writer:
             writer.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     summary.rejected.sort(key=lambda r: (r.path, r.line))
     summary.retries = writer.retries
     summary.seconds = time.monotonic() - started
@@ -201,18 +225,63 @@ def _write_rows(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummar
     return orphans
 
 
-def _read(path: Path) -> Iterator[_Row | Rejection]:
+def _read(path: Path, pool: ProcessPoolExecutor | None = None) -> Iterator[_Row | Rejection]:
+    """The file's lines as rows or rejections, in order (parsed by `pool` when given)."""
+    blocks = _blocks(path)
+    if pool is None:
+        for block in blocks:
+            yield from _parse_block(block)
+        return
+    in_flight: deque[Future] = deque()
+    for block in blocks:
+        in_flight.append(pool.submit(_parse_block, block))
+        if len(in_flight) > _IN_FLIGHT:
+            yield from in_flight.popleft().result()
+    while in_flight:
+        yield from in_flight.popleft().result()
+
+
+# A block: (format, path, CSV header or None, [(line number, text or cells, problem)]).
+_Block = tuple[str, str, list[str] | None, list[tuple[int, Any, str | None]]]
+
+
+def _blocks(path: Path, size: int = 2_000) -> Iterator[_Block]:
     fmt = format_of(path)
     with open(path, encoding="utf-8", newline="") as file:
-        records = _jsonl_records(file) if fmt == "jsonl" else _csv_records(file)
-        for line_no, kind, fields in records:
-            if isinstance(fields, str):
-                yield Rejection(str(path), line_no, fields)
-                continue
-            try:
-                yield _row(kind, fields, str(path), line_no)
-            except ValidationError as error:
-                yield Rejection(str(path), line_no, str(error))
+        header: list[str] | None = None
+        if fmt == "jsonl":
+            items: Iterator = ((n, text, None) for n, text in enumerate(file, 1) if text.strip())
+        else:
+            header, items = _csv_items(file)
+        block: list = []
+        for item in items:
+            block.append(item)
+            if len(block) >= size:
+                yield fmt, str(path), header, block
+                block = []
+        if block:
+            yield fmt, str(path), header, block
+
+
+def _parse_block(block: _Block) -> list[_Row | Rejection]:
+    """Check and encode a block of lines (runs in a worker process when there is a pool)."""
+    fmt, path, header, items = block
+    out: list[_Row | Rejection] = []
+    for line_no, payload, problem in items:
+        try:
+            if problem is not None:
+                raise _BadLine(problem)
+            kind, fields = (
+                _jsonl_fields(payload) if fmt == "jsonl" else _csv_fields(header, payload)
+            )
+            out.append(_row(kind, fields, path, line_no))
+        except (ValidationError, _BadLine) as error:
+            out.append(Rejection(path, line_no, str(error)))
+    return out
+
+
+class _BadLine(Exception):
+    """A line that is not a record at all (bad JSON, wrong number of CSV fields)."""
 
 
 def format_of(path: str | Path) -> str:
@@ -240,49 +309,44 @@ def _kind_of(value: Any, fields: Iterable[str]) -> str:
     raise ValidationError("type", "missing, and the fields do not tell", list(KINDS))
 
 
-def _jsonl_records(file: TextIO) -> Iterator[tuple[int, str, dict | str]]:
-    for line_no, text in enumerate(file, 1):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except ValueError as error:
-            yield line_no, "", f"not valid JSON: {error}"
-            continue
-        if not isinstance(record, dict):
-            yield line_no, "", f"must be a JSON object, got {type(record).__name__}"
-            continue
-        try:
-            kind = _kind_of(record.pop("type", None), record)
-        except ValidationError as error:
-            yield line_no, "", str(error)
-            continue
-        yield line_no, kind, record
+def _jsonl_fields(text: str) -> tuple[str, dict]:
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise _BadLine(f"not valid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise _BadLine(f"must be a JSON object, got {type(record).__name__}")
+    return _kind_of(record.pop("type", None), record), record
 
 
-def _csv_records(file: TextIO) -> Iterator[tuple[int, str, dict | str]]:
+def _csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
     reader = csv.reader(file)
     header = next(reader, None)
     if header is None:
-        return
+        return None, iter(())
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
-        yield 1, "", "header: a column name appears twice"
-        return
-    line_no = reader.line_num + 1
-    for cells in reader:
-        start, line_no = line_no, reader.line_num + 1
-        if not any(cells):
-            continue
-        if len(cells) != len(header):
-            yield start, "", f"expected {len(header)} fields like the header, got {len(cells)}"
-            continue
-        record = dict(zip(header, cells, strict=True))
-        try:
-            kind = _kind_of(record.pop("type", None), header)
-            yield start, kind, _csv_values(kind, record)
-        except ValidationError as error:
-            yield start, "", str(error)
+        return header, iter([(1, None, "header: a column name appears twice")])
+
+    def items() -> Iterator[tuple[int, Any, str | None]]:
+        line_no = reader.line_num + 1
+        for cells in reader:
+            start, line_no = line_no, reader.line_num + 1
+            if not any(cells):
+                continue
+            if len(cells) != len(header):
+                problem = f"expected {len(header)} fields like the header, got {len(cells)}"
+                yield start, None, problem
+            else:
+                yield start, cells, None
+
+    return header, items()
+
+
+def _csv_fields(header: list[str] | None, cells: list[str]) -> tuple[str, dict]:
+    record = dict(zip(header or [], cells, strict=True))
+    kind = _kind_of(record.pop("type", None), header or [])
+    return kind, _csv_values(kind, record)
 
 
 def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:

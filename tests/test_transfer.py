@@ -71,14 +71,16 @@ def add_edge_cases(conn: psycopg.Connection) -> None:
     conn.execute("UPDATE ai_tasks SET status = 'completed' WHERE model IS NULL")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_export_then_import_round_trips_every_column(db_url, conn, target_url, tmp_path, fmt):
-    demo.generate(db_url, tasks=1500, seed=5, days=20, end=END)
+@pytest.mark.parametrize("fmt, workers", [("jsonl", 0), ("csv", 0), ("jsonl", 2), ("csv", 2)])
+def test_export_then_import_round_trips_every_column(
+    db_url, conn, target_url, tmp_path, fmt, workers
+):
+    demo.generate(db_url, tasks=1000, seed=5, days=20, end=END)
     add_edge_cases(conn)
     path = tmp_path / f"all.{fmt}"
     counts = transfer.export_file(path, db_url)
-    assert counts["task"] == 1503 and counts["user"] > 2
-    summary = transfer.import_files([path], target_url, batch_rows=700)
+    assert counts["task"] == 1003 and counts["user"] > 2
+    summary = transfer.import_files([path], target_url, batch_rows=700, workers=workers)
     assert summary.rejected == []
     assert summary.inserted == counts and sum(summary.duplicates.values()) == 0
     for name in ("ai_users", "ai_runs", "ai_tasks"):
