@@ -16,8 +16,9 @@ the same database inserts nothing). What is in it:
   the end; weekday/hour seasonality and growth over the period.
 
 Generation is vectorized with numpy in chunks of `CHUNK_TASKS` tasks (each chunk has its own
-random stream, so a chunk is the same whatever else runs) on a background thread while the
-previous chunk is being COPYed.
+random stream, so a chunk is the same whatever else runs) on a background thread, while
+`WRITERS` connections COPY the chunks already made (runs and tasks of a chunk in one
+transaction; chunks share no run).
 """
 
 from __future__ import annotations
