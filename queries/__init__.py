@@ -89,28 +89,33 @@ def usage_over_time(
     by: str | None = None,
     *,
     exact: bool = False,
+    counts: bool = True,
 ) -> pd.DataFrame:
     """Usage per period (and per group when `by` is given).
 
     Columns: period (datetime64, UTC start of the day/week/month), group (only when `by`),
     cost (USD), tokens_input, tokens_output, tokens_total, tasks, runs (distinct runs),
     active_users (distinct users). Periods without tasks are absent. Sorted by period,
-    then group.
+    then group. counts=False leaves out runs and active_users: exact distinct counts are
+    most of the cost at 10M tasks (about 3x), so a spend/tokens chart should skip them.
     """
     from queries import rollups
 
-    return rollups.usage_over_time(con, filters, grain, by, exact=exact)
+    return rollups.usage_over_time(con, filters, grain, by, exact=exact, counts=counts)
 
 
-def usage_by(con: Connection, filters: Filters, by: str, *, exact: bool = False) -> pd.DataFrame:
+def usage_by(
+    con: Connection, filters: Filters, by: str, *, exact: bool = False, counts: bool = True
+) -> pd.DataFrame:
     """Usage per value of dimension `by` (team via ai_users; tag: once per tag of the run).
 
     Columns: group, cost (USD), tokens_input, tokens_output, tokens_total, tasks, runs,
-    active_users. Sorted by cost descending, then group.
+    active_users (the last two left out with counts=False, see usage_over_time). Sorted
+    by cost descending, then group.
     """
     from queries import rollups
 
-    return rollups.usage_by(con, filters, by, exact=exact)
+    return rollups.usage_by(con, filters, by, exact=exact, counts=counts)
 
 
 def latency_percentiles(

@@ -170,8 +170,14 @@ def _finish(frame: pd.DataFrame, *, grain: str | None, by: str | None) -> pd.Dat
 # --- sums and counts -------------------------------------------------------------------
 
 
-def usage_over_time(
-    con: Any, filters: Filters, grain: str, by: str | None, *, exact: bool
+def _distinct_counts(counts: bool) -> dict[str, str]:
+    if counts:
+        return {"runs": "count(DISTINCT run_id)", "active_users": "count(DISTINCT user_id)"}
+    return {"runs": "NULL::BIGINT", "active_users": "NULL::BIGINT"}
+
+
+def _usage(
+    con: Any, filters: Filters, grain: str | None, by: str | None, exact: bool, counts: bool
 ) -> pd.DataFrame:
     frame = fetch(
         con,
@@ -180,22 +186,25 @@ def usage_over_time(
         exact=exact,
         period=period_sql(grain),
         group=group_sql(engine_of(con), by),
+        **_distinct_counts(counts),
     )
+    if not counts:
+        frame = frame.drop(columns=["runs", "active_users"])
     return _finish(frame, grain=grain, by=by)
 
 
-def usage_by(con: Any, filters: Filters, by: str, *, exact: bool) -> pd.DataFrame:
+def usage_over_time(
+    con: Any, filters: Filters, grain: str, by: str | None, *, exact: bool, counts: bool = True
+) -> pd.DataFrame:
+    return _usage(con, filters, grain, by, exact, counts)
+
+
+def usage_by(
+    con: Any, filters: Filters, by: str, *, exact: bool, counts: bool = True
+) -> pd.DataFrame:
     if by is None:
         raise ValueError("usage_by needs a dimension `by`")
-    frame = fetch(
-        con,
-        "usage",
-        filter_params(filters),
-        exact=exact,
-        period=period_sql(None),
-        group=group_sql(engine_of(con), by),
-    )
-    frame = _finish(frame, grain=None, by=by)
+    frame = _usage(con, filters, None, by, exact, counts)
     order = frame.assign(_cost=frame["cost"].astype("float64"))
     order = order.sort_values(["_cost", "group"], ascending=[False, True], na_position="last")
     return order.drop(columns="_cost").reset_index(drop=True)

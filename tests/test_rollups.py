@@ -142,6 +142,9 @@ def test_usage_over_time_grains(data):
         (pd.Timestamp("2026-03-09"), "anthropic", 0.40, 1),
         (pd.Timestamp("2026-03-09"), "openai", 0.05, 1),
     ]
+    quick = q.usage_over_time(con, MARCH, "day", counts=False)
+    assert "runs" not in quick.columns and "active_users" not in quick.columns
+    assert quick["cost"].tolist() == days["cost"].tolist()
     months = q.usage_over_time(con, MARCH, "month", exact=True)
     assert records(months, "period", "cost", "tasks", "runs") == [
         (pd.Timestamp("2026-03-01"), Decimal("1.05"), 5, 2)

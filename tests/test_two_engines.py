@@ -103,6 +103,10 @@ def test_usage_over_time(engines, grain):
                 q.usage_over_time(duck, filters, grain, by, exact=True),
                 q.usage_over_time(pg, filters, grain, by, exact=True),
             )
+        assert_same(
+            q.usage_over_time(duck, filters, grain, "provider", exact=True, counts=False),
+            q.usage_over_time(pg, filters, grain, "provider", exact=True, counts=False),
+        )
 
 
 def test_kpis(engines):

@@ -20,13 +20,14 @@ created_at >= :start AND created_at < :end
 
 -- name: usage
 -- Spend and volume per period and group. Columns: period (date), group, cost (USD),
--- tokens_input, tokens_output, tokens_total, tasks, runs, active_users.
+-- tokens_input, tokens_output, tokens_total, tasks, runs, active_users ({{runs}} and
+-- {{active_users}}: the exact distinct counts, or NULL when the caller does not need them).
 SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
        coalesce(sum(cost), 0) AS cost,
        coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
        coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
        coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
-       count(*) AS tasks, count(DISTINCT run_id) AS runs, count(DISTINCT user_id) AS active_users
+       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
                tokens_total, run_id, user_id
           FROM {{tasks_source}} WHERE {{task_filter}}) f

@@ -32,7 +32,7 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
        coalesce(sum(tokens_input), 0)::bigint AS tokens_input,
        coalesce(sum(tokens_output), 0)::bigint AS tokens_output,
        coalesce(sum(tokens_total), 0)::bigint AS tokens_total,
-       count(*) AS tasks, count(DISTINCT run_id) AS runs, count(DISTINCT user_id) AS active_users
+       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
                tokens_total, run_id, user_id
           FROM {{tasks_source}} WHERE {{task_filter}}) f
