@@ -274,17 +274,11 @@ def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     for name in ("create_users", "create_runs", "create_tasks", "create_meta"):
         con.execute(sql[name].sql).fetchall()
     upserted = {}
-    for table in ("users", "runs"):
-        staged = _extract_all(cur, f"extract_all_{table}").read_all()
-        con.register(f"staged_{table}", staged)
-        con.execute(sql[f"insert_{table}"].sql).fetchall()
+    # Streamed batch by batch: no table ever sits in memory whole.
+    for table in ("users", "runs", "tasks"):
+        con.register(f"staged_{table}", _extract_all(cur, f"extract_all_{table}"))
+        upserted[table] = con.execute(sql[f"insert_{table}"].sql).fetchall()[0][0]
         con.unregister(f"staged_{table}")
-        upserted[table] = staged.num_rows
-    # Streamed: the tasks never sit in memory whole.
-    reader = _extract_all(cur, "extract_all_tasks")
-    con.register("staged_tasks", reader)
-    upserted["tasks"] = con.execute(sql["insert_tasks"].sql).fetchall()[0][0]
-    con.unregister("staged_tasks")
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
 
 
