@@ -224,3 +224,29 @@ def test_truncate_of_tasks_zeroes_run_totals_and_is_logged(conn, db_url):
     assert mismatches(db_url) == []
     logged = conn.execute("SELECT table_name, id FROM ai_sync_deletions").fetchall()
     assert logged == [{"table_name": "ai_tasks", "id": "*"}]
+
+
+def test_keep_updated_at_setting_keeps_the_run_timestamp_but_not_the_totals(conn, db_url):
+    run = make_run(conn, updated_at="2025-03-01T00:00:00Z")
+    stamped = run_row(conn, run)["updated_at"]
+    with conn.transaction():
+        conn.execute("SELECT set_config('ai_runs.keep_updated_at', 'on', true)")
+        make_task(conn, run, tokens_total=8)
+    row = run_row(conn, run)
+    assert (row["updated_at"], row["task_count"], row["total_tokens"]) == (stamped, 1, 8)
+    make_task(conn, run, tokens_total=1)  # the setting was local to that transaction
+    assert run_row(conn, run)["updated_at"] > stamped
+    assert mismatches(db_url) == []
+
+
+def test_keep_updated_at_does_not_let_applications_write_totals(conn):
+    run = make_run(conn)
+    with conn.transaction():
+        conn.execute("SELECT set_config('ai_runs.keep_updated_at', 'on', true)")
+        conn.execute("UPDATE ai_runs SET task_count = 5, name = 'x' WHERE id = %s", (run,))
+    assert run_row(conn, run)["task_count"] == 0
+
+
+def test_message_count_cannot_be_written_directly(conn):
+    with pytest.raises(psycopg.errors.GeneratedAlways):
+        make_run(conn, messages=[], message_count=3)
