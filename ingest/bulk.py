@@ -4,18 +4,18 @@ Rows arrive as lines of Postgres' COPY text format (`encode_row` makes them from
 column values; the demo generator writes them directly), grouped in `Batch`es of one table.
 `BulkWriter.write(*batches)` writes its batches in one transaction; for each batch:
 
-1. tasks: lock the batch's runs in id order (the order the totals trigger uses) and read
-   their updated_at; a task whose run does not exist is returned as `missing_parent`, not
-   written. runs: a run whose parent_run_id exists neither in the batch nor in the
-   database is returned the same way.
+1. tasks: lock the batch's runs in id order (the order the totals trigger uses); a task
+   whose run does not exist is returned as `missing_parent`, not written. runs: a run
+   whose parent_run_id exists neither in the batch nor in the database is returned the
+   same way.
 2. COPY straight into the table. The statement-level triggers add each run's totals once
    per batch, exactly. If a row already exists (same id, same task_id) the COPY fails on
    the unique index and the batch goes through a temporary staging table instead:
    `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a re-import inserts nothing twice.
-3. after the batches: put back the updated_at of the runs whose tasks were written (the
-   totals trigger stamped now() on them), when the session may set
-   `session_replication_role`: a bulk write of history is not an edit of the run. Without
-   that privilege updated_at is left at the import time (logged once).
+3. with `keep_run_updated_at` (the default) the transaction sets
+   `ai_runs.keep_updated_at = on`, so the totals trigger keeps each run's updated_at as
+   written instead of stamping now(): a bulk write of history is not an edit of the run.
+   Totals and change capture are maintained as always; any role may set it.
 
 If the connection drops (server restart, failover), the transaction is retried on a new
 connection until `retry_seconds` have passed. A transaction whose COMMIT was sent but not
@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -120,8 +120,8 @@ class BatchResult:
 class BulkWriter:
     """Writes batches of COPY lines into ai_users, ai_runs and ai_tasks, exactly once.
 
-    `keep_run_updated_at` restores the runs' updated_at after their tasks are written (see
-    the module docstring). `strategy` "direct" COPYs into the table and falls back to staging
+    `keep_run_updated_at` keeps the runs' updated_at as written while their tasks are added
+    (see the module docstring). `strategy` "direct" COPYs into the table and falls back to staging
     on a duplicate; "staging" always stages (kept for the benchmark). `on_retry(exc)` is
     called before each retry after a dropped connection; `retries` counts them.
     """
@@ -144,8 +144,6 @@ class BulkWriter:
         self.on_retry = on_retry
         self.retries = 0
         self._conn: psycopg.Connection | None = None
-        self._may_skip_triggers: bool | None = None
-        self._warned = False
         self._queries = database.queries()
 
     def __enter__(self) -> BulkWriter:
@@ -201,9 +199,6 @@ class BulkWriter:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.url, autocommit=False)
             self._conn.execute("SET TIME ZONE 'UTC'")
-            if self._may_skip_triggers is None:
-                row = self._conn.execute(self._queries["may_skip_triggers"].psycopg).fetchone()
-                self._may_skip_triggers = bool(row[0])
             self._conn.commit()
         return self._conn
 
@@ -218,8 +213,12 @@ class BulkWriter:
     ) -> list[BatchResult]:
         conn = self._connection()
         results = []
-        stamps: dict[str, datetime] = {}
+        # Runs this transaction inserted itself: they exist and no other transaction can see
+        # (or lock, or delete) them, so their tasks need no existence check and no lock.
+        fresh_runs: set[str] = set()
         with conn.transaction():
+            if self.keep_run_updated_at:
+                conn.execute(self._queries["keep_run_updated_at"].psycopg)
             for batch in batches:
                 result = BatchResult()
                 results.append(result)
@@ -228,10 +227,8 @@ class BulkWriter:
                     continue
                 parents = batch.parents or []
                 if batch.table == "ai_tasks":
-                    found = self._lock_runs(conn, parents)
+                    found = fresh_runs | self._lock_runs(conn, set(parents) - fresh_runs)
                     result.missing_parent = [i for i, p in enumerate(parents) if p not in found]
-                    for run_id, stamp in found.items():
-                        stamps.setdefault(run_id, stamp)
                 elif batch.table == "ai_runs" and batch.parents is not None:
                     result.missing_parent = self._missing_parent_runs(conn, batch.keys, parents)
                 if result.missing_parent:
@@ -240,17 +237,16 @@ class BulkWriter:
                 if lines:
                     result.inserted = self._copy(conn, batch.table, batch.columns, lines)
                 result.duplicates = len(lines) - result.inserted
-            if stamps and any(r.inserted for b, r in zip(batches, results, strict=True)
-                              if b.table == "ai_tasks"):  # fmt: skip
-                self._restore_run_updated_at(conn, stamps)
+                if batch.table == "ai_runs" and result.inserted == len(batch.keys):
+                    fresh_runs.update(batch.keys)  # every run of the batch was inserted
             xid = conn.execute(self._queries["current_xact"].psycopg).fetchone()[0]
             attempt.append((xid, results))
         return results
 
-    def _lock_runs(self, conn: psycopg.Connection, run_ids: Sequence[str | None]) -> dict:
+    def _lock_runs(self, conn: psycopg.Connection, run_ids: Iterable[str | None]) -> set[str]:
         ids = sorted({r for r in run_ids if r})
         rows = conn.execute(self._queries["lock_runs_of_tasks"].psycopg, {"ids": ids}).fetchall()
-        return {row[0]: row[1] for row in rows}
+        return {row[0] for row in rows}
 
     def _missing_parent_runs(
         self, conn: psycopg.Connection, keys: Sequence[str], parents: Sequence[str | None]
@@ -310,24 +306,6 @@ class BulkWriter:
             inserted = cur.rowcount
             cur.execute(sql.SQL("DROP TABLE {}").format(stage))
         return inserted
-
-    def _restore_run_updated_at(self, conn: psycopg.Connection, stamps: dict) -> None:
-        if not self.keep_run_updated_at:
-            return
-        if not self._may_skip_triggers:
-            if not self._warned:
-                log.warning(
-                    "no privilege to set session_replication_role: runs' updated_at will "
-                    "show the import time instead of the imported value"
-                )
-                self._warned = True
-            return
-        conn.execute("SET LOCAL session_replication_role = replica")
-        conn.execute(
-            self._queries["restore_run_updated_at"].psycopg,
-            {"ids": list(stamps), "stamps": list(stamps.values())},
-        )
-        conn.execute("SET LOCAL session_replication_role = origin")
 
 
 def _send(cur: psycopg.Cursor, statement: sql.Composed, lines: Sequence[str]) -> None:
