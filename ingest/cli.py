@@ -12,7 +12,9 @@ import argparse
 import logging
 import sys
 
-from ingest import cli_data, cli_db
+import psycopg
+
+from ingest import cli_data, cli_db, config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, RuntimeError, OSError) as exc:
+    except psycopg.OperationalError as exc:
+        where = "DATABASE_URL" if config.database_url_setting() else "the embedded Postgres"
+        print(
+            f"ai-runs: error: cannot reach {where}: {str(exc).strip()}\n"
+            "Check DATABASE_URL (unset it to use the embedded Postgres in $AI_RUNS_HOME).",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, LookupError, RuntimeError, OSError, psycopg.Error) as exc:
         print(f"ai-runs: error: {exc}", file=sys.stderr)
         return 1
 

@@ -97,3 +97,10 @@ def test_tracker_works_with_nothing_but_the_install(home):
     assert result.stdout.startswith("Hello there")
     assert (count, tokens) == ("1", "1500")
     assert float(cost) == 0.0075  # gpt-4o: 1000 in x $2.50/M + 500 out x $10/M
+
+
+def test_unreachable_database_is_a_clear_error_not_a_traceback(home):
+    result = ai_runs(home, "db", "check", env_extra={"DATABASE_URL": "postgresql://127.0.0.1:1/x"})
+    assert result.returncode == 1
+    assert "cannot reach DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
