@@ -42,7 +42,7 @@ from queries import sqltext
 
 log = logging.getLogger(__name__)
 
-MIRROR_SCHEMA_VERSION = 1
+MIRROR_SCHEMA_VERSION = 2  # 2: run_key/user_key surrogates, key dictionaries
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 DEFAULT_MEMORY_LIMIT = "768MB"
 TABLES = ("tasks", "runs", "users")
@@ -271,14 +271,25 @@ def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
     sql = _duck_sql()
     con.execute("BEGIN").fetchall()
     con.execute(sql["drop_all"].sql).fetchall()
-    for name in ("create_users", "create_runs", "create_tasks", "create_meta"):
+    for name in ("create_users", "create_runs", "create_tasks", "create_keys", "create_meta"):
         con.execute(sql[name].sql).fetchall()
     upserted = {}
     # Streamed batch by batch: no table ever sits in memory whole.
     for table in ("users", "runs", "tasks"):
+        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
+            with _step("keys"):
+                con.execute(sql["all_user_keys"].sql).fetchall()
+                con.execute(sql["all_run_keys"].sql).fetchall()
         con.register(f"staged_{table}", _extract_all(cur, f"extract_all_{table}"))
-        upserted[table] = con.execute(sql[f"insert_{table}"].sql).fetchall()[0][0]
+        insert = "insert_all_tasks" if table == "tasks" else f"insert_{table}"
+        with _step(f"load {table}"):
+            upserted[table] = con.execute(sqltext.render("duckdb", insert).sql).fetchall()[0][0]
         con.unregister(f"staged_{table}")
+    with _step("task keys and dimension values"):
+        con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
+        con.execute(sql["all_rare_tasks"].sql).fetchall()
+        con.execute(sql["all_dim_values"].sql).fetchall()
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
 
 
@@ -310,6 +321,11 @@ def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncRe
         if staged["runs"].num_rows:
             with _step("changed run attributes"):
                 run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+        if staged["tasks"].num_rows or staged["runs"].num_rows:
+            with _step("keys"):
+                _new_keys(con, sql)
+        if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
+            con.execute(sql["new_dim_values"].sql).fetchall()
         deleted = dict.fromkeys(TABLES, 0)
         for table in TABLES:
             if f"ai_{table}" in logged:
@@ -319,7 +335,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncRe
             if staged[table].num_rows:
                 with _step(f"rewrite {table}"):
                     con.execute(sql[f"delete_rewritten_{table}"].sql).fetchall()
-                    con.execute(sql[f"insert_{table}"].sql).fetchall()
+                    con.execute(sqltext.render("duckdb", f"insert_{table}").sql).fetchall()
         if teams is not None and teams.num_rows:
             con.register("changed_teams", teams)
             con.execute(sql["propagate_teams"].sql).fetchall()
@@ -333,6 +349,15 @@ def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncRe
             con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted)
+
+
+def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
+    """Keys for the runs and users the staged rows name for the first time."""
+    before = con.execute("SELECT coalesce(max(key), 0) FROM run_keys").fetchall()[0][0]
+    added = con.execute(sql["new_run_keys"].sql).fetchall()[0][0]
+    con.execute(sql["new_user_keys"].sql).fetchall()
+    if added:
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": before}).fetchall()
 
 
 def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

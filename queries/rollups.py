@@ -170,23 +170,71 @@ def _finish(frame: pd.DataFrame, *, grain: str | None, by: str | None) -> pd.Dat
 # --- sums and counts -------------------------------------------------------------------
 
 
-def _distinct_counts(counts: bool) -> dict[str, str]:
-    if counts:
-        return {"runs": "count(DISTINCT run_id)", "active_users": "count(DISTINCT user_id)"}
-    return {"runs": "NULL::BIGINT", "active_users": "NULL::BIGINT"}
+# Exact distinct runs/users on the mirror use bitmaps over the dense run_key/user_key
+# (3-4x faster than hashing) while the bitmaps of all groups fit in this many bytes;
+# beyond it (many groups x many keys) they fall back to count(DISTINCT key). Both exact.
+BITMAP_BUDGET_BYTES = 64 << 20
+_DAY_US = 86_400_000_000
+
+
+def _day_number(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 * 1_000_000 + delta.seconds * 1_000_000 + delta.microseconds) // (
+        _DAY_US
+    )
+
+
+def _periods(first_day: int, last_day: int, grain: str | None) -> int:
+    """An upper bound of the number of `grain` periods the days [first_day, last_day] touch."""
+    days = last_day - first_day + 1
+    return {None: 1, "day": days, "week": days // 7 + 2, "month": days // 28 + 2}[grain]
+
+
+def distinct_counts(
+    con: Any, filters: Filters, grain: str | None, by: str | None, counts: bool = True
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """How a rollup grouped by `grain` and `by` gets its exact distinct runs and users:
+    (suffix of the query name: "" or "_bitmaps", SQL expressions, their bound values)."""
+    if not counts:
+        return "", {"runs": "NULL::BIGINT", "active_users": "NULL::BIGINT"}, {}
+    engine = engine_of(con)
+    if engine == "postgres":
+        return "", {"runs": "count(DISTINCT run_id)", "active_users": "count(DISTINCT user_id)"}, {}
+    first_day = _day_number(filters.start)
+    last_day = _day_number(filters.end - timedelta(microseconds=1))
+    values = {"first_day": first_day, "last_day": last_day}
+    period = period_sql(grain)
+    dimension = dimension_column(by) if by is not None else ""
+    plan = render(engine, "distinct_plan", period=period)
+    run_bits, user_bits, n_values = con.execute(
+        plan.duckdb, {**values, "dimension": dimension}
+    ).fetchall()[0]
+    groups = _periods(first_day, last_day, grain) * ((n_values + 1) if by is not None else 1)
+    budget = BITMAP_BUDGET_BYTES
+    suffix = ""
+    expressions = {"runs": "count(DISTINCT run_key)", "active_users": "count(DISTINCT user_key)"}
+    if user_bits and groups * (user_bits // 8 + 16) <= budget:
+        expressions["active_users"] = render(engine, "distinct_users_bitmap").sql
+        values["user_bits"] = int(user_bits)
+        budget -= groups * (user_bits // 8 + 16)
+    if run_bits and groups * (run_bits // 8 + 16) <= budget:
+        suffix = "_bitmaps"
+        values["run_bits"] = int(run_bits)
+    return suffix, expressions, values
 
 
 def _usage(
     con: Any, filters: Filters, grain: str | None, by: str | None, exact: bool, counts: bool
 ) -> pd.DataFrame:
+    suffix, expressions, values = distinct_counts(con, filters, grain, by, counts)
     frame = fetch(
         con,
-        "usage",
-        filter_params(filters),
+        "usage" + suffix,
+        filter_params(filters) | values,
         exact=exact,
         period=period_sql(grain),
         group=group_sql(engine_of(con), by),
-        **_distinct_counts(counts),
+        **expressions,
     )
     if not counts:
         frame = frame.drop(columns=["runs", "active_users"])
@@ -214,7 +262,16 @@ KPI_METRICS = ("spend", "tasks", "runs", "active_users", "tokens", "p95_ttft_ms"
 
 
 def _kpi_values(con: Any, filters: Filters, exact: bool) -> dict[str, Any]:
-    row = fetch(con, "kpi_totals", filter_params(filters), exact=exact).iloc[0]
+    suffix, expressions, values = distinct_counts(con, filters, None, None)
+    row = fetch(
+        con,
+        "kpi_totals" + suffix,
+        filter_params(filters) | values,
+        exact=exact,
+        period=period_sql(None),
+        group="NULL::VARCHAR",
+        **expressions,
+    ).iloc[0]
     finished = int(row["finished"])
     p95 = row["p95_ttft_ms"]
     return {
