@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 
@@ -47,3 +48,12 @@ def run_row(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
 
 def task_row(conn: psycopg.Connection, task_id: uuid.UUID) -> dict[str, Any]:
     return conn.execute("SELECT * FROM ai_tasks WHERE task_id = %s", (task_id,)).fetchone()
+
+
+def table_rows(url: str, table: str) -> list[dict[str, Any]]:
+    """Every row of `table` ordered by id, without the change-capture stamp."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        found = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+    for row in found:
+        row.pop("sync_xid")
+    return found

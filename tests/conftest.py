@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -58,14 +58,26 @@ def _new_database(pg_server: str, template: str) -> str:
 
 
 @pytest.fixture
-def db_url(pg_server: str, template_db: str) -> Iterator[str]:
-    """URL of a fresh, migrated, empty database for one test."""
-    name = _new_database(pg_server, template_db)
-    url = embedded.with_database(pg_server, name)
-    database._migrated.add(url)
-    yield url
+def make_db(pg_server: str, template_db: str) -> Iterator[Callable[[], str]]:
+    """Factory of fresh, migrated, empty databases (URLs), all dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        names.append(_new_database(pg_server, template_db))
+        url = embedded.with_database(pg_server, names[-1])
+        database._migrated.add(url)
+        return url
+
+    yield make
     with _admin(pg_server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(make_db: Callable[[], str]) -> str:
+    """URL of a fresh, migrated, empty database for one test."""
+    return make_db()
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import os
 import statistics
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from builders import table_rows
 from psycopg.rows import dict_row
 
-from ingest import database, demo, embedded, pricing, validation
+from ingest import database, demo, pricing, validation
 from ingest import demo_catalog as cat
 
 END = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -21,16 +20,9 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def other_db_url(pg_server: str, template_db: str) -> Iterator[str]:
+def other_db_url(make_db) -> str:
     """A second fresh migrated database for the same test."""
-    name = f"ai_runs_demo_{os.getpid()}_{next(_names)}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    url = embedded.with_database(pg_server, name)
-    database._migrated.add(url)
-    yield url
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return make_db()
 
 
 @pytest.fixture
@@ -38,20 +30,12 @@ def demo_db(db_url: str) -> tuple[str, demo.DemoSummary]:
     return db_url, demo.generate(db_url, tasks=TASKS, seed=7, days=30, end=END)
 
 
-def rows(url: str, table: str) -> list[dict]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        found = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-    for row in found:
-        row.pop("sync_xid")
-    return found
-
-
 def test_same_seed_gives_the_same_rows_and_a_rerun_inserts_nothing(demo_db, other_db_url):
     url, first = demo_db
     second = demo.generate(other_db_url, tasks=TASKS, seed=7, days=30, end=END)
     assert first.tasks == second.tasks == TASKS
     for table in ("ai_users", "ai_runs", "ai_tasks"):
-        assert rows(url, table) == rows(other_db_url, table), table
+        assert table_rows(url, table) == table_rows(other_db_url, table), table
     again = demo.generate(url, tasks=TASKS, seed=7, days=30, end=END)
     assert (again.inserted_users, again.inserted_runs, again.inserted_tasks) == (0, 0, 0)
     assert database.run_totals_mismatches(url) == []

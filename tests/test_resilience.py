@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from builders import table_rows
 
 from ingest import database, demo, embedded, transfer
 
@@ -33,14 +33,6 @@ def count_tasks(url: str) -> int:
             return conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0]
     except psycopg.OperationalError:
         return -1
-
-
-def rows(url: str, table: str) -> list[dict]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        found = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-    for row in found:
-        row.pop("sync_xid")
-    return found
 
 
 def test_import_resumes_after_the_server_restarts_and_writes_each_row_once(own_server, tmp_path):
@@ -80,5 +72,5 @@ def test_import_resumes_after_the_server_restarts_and_writes_each_row_once(own_s
     assert summary.rejected == []
     assert summary.inserted["task"] == TASKS and summary.duplicates["task"] == 0
     for table in ("ai_users", "ai_runs", "ai_tasks"):
-        assert rows(target, table) == rows(source, table), table
+        assert table_rows(target, table) == table_rows(source, table), table
     assert database.run_totals_mismatches(target) == []

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from builders import make_run, make_task
 from psycopg.rows import dict_row
 
-from ingest import cli, database, demo, embedded, transfer
+from ingest import cli, database, demo, transfer
 
 END = datetime(2026, 10, 1, tzinfo=UTC)
 _names = itertools.count()
@@ -24,16 +22,9 @@ NASTY = 'a\tb\nc\r\\d "q" ,; ü 🙂'
 
 
 @pytest.fixture
-def target_url(pg_server: str, template_db: str) -> Iterator[str]:
+def target_url(make_db) -> str:
     """A second fresh migrated database: where the export is imported."""
-    name = f"ai_runs_xfer_{os.getpid()}_{next(_names)}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    url = embedded.with_database(pg_server, name)
-    database._migrated.add(url)
-    yield url
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return make_db()
 
 
 def table(url: str, name: str) -> list[dict]:
