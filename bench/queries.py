@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import shutil
@@ -182,7 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
     parser.add_argument("--pg-runs", type=int, default=3, help="timed Postgres runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-rebuild", action="store_true", help="report the first full build as the rebuild"
+    )
+    parser.add_argument("--steps", action="store_true", help="log the time of each sync step")
     args = parser.parse_args(argv)
+    if args.steps:
+        logging.basicConfig(format="    %(message)s")
+        logging.getLogger("queries.mirror").setLevel(logging.DEBUG)
     folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
 
     url = prepare(folder, args.tasks, args.days, args.reuse)
@@ -209,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     changes = change_tasks(url, build.rows["tasks"])
     incremental = q.sync_mirror(url, con=con)
     check_mirror(con, url)
-    rebuild = q.sync_mirror(url, con=con, full=True)
-    check_mirror(con, url)
+    if args.no_rebuild:
+        rebuild = build  # the first full build stands for the rebuild
+    else:
+        rebuild = q.sync_mirror(url, con=con, full=True)
+        check_mirror(con, url)
     con.close()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

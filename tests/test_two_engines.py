@@ -189,6 +189,11 @@ def test_distinct_counts_stay_exact_after_incremental_syncs(db_url, conn, tmp_pa
         keys = dict(duck.execute("SELECT id, key FROM run_keys").fetchall())
         assert all(keys[run] == key for run, key in first_keys.items()), "keys are stable"
         assert len(set(keys.values())) == len(keys), "one key per run"
+        assert duck.execute("SELECT day, lo, n FROM run_key_days ORDER BY day").fetchall() == (
+            duck.execute(
+                "SELECT day, min(key), count(*) FROM run_keys GROUP BY day ORDER BY day"
+            ).fetchall()
+        )
         # Every task carries its run's and user's key; rare_tasks holds exact copies.
         assert duck.execute(
             "SELECT count(*) FROM tasks t LEFT JOIN run_keys k ON k.id = t.run_id "
