@@ -350,9 +350,19 @@ def test_runs_pagination_walks_every_page(demo_app: Path, demo_url: str) -> None
 
 
 def test_run_view_management_and_exports(demo_app: Path, demo_url: str, spy: MediaSpy) -> None:
+    # The demo ends "now", so which runs come first changes with the clock: pick one that
+    # has an assistant reply (a fine-tuning example needs one) rather than the first.
     with Tracker(url=demo_url) as tracker:
-        page = tracker.list_runs(limit=50)
-        run_id = next(r["id"] for r in page.rows if r["message_count"] >= 2 and r["task_count"])
+        page = tracker.list_runs(limit=100)
+        run_id = next(
+            r["id"]
+            for r in page.rows
+            if r["task_count"]
+            and any(
+                m["role"] == "assistant"
+                for m in tracker.get_run(r["id"], with_tasks=False)["messages"]
+            )
+        )
     at = open_page("runs", run_id=str(run_id))
     assert not at.exception
     assert at.chat_message, "the conversation is shown as a chat"
