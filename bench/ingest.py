@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest import Tracker, bulk, database, demo, embedded, transfer  # noqa: E402
+from ingest.demo import copy_rows  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 42
@@ -104,7 +105,7 @@ def timed_chunks(url: str, tasks: int, write: Callable[[demo_rows_chunk], None])
     return spent
 
 
-demo_rows_chunk = demo.demo_rows.Chunk
+demo_rows_chunk = copy_rows.Chunk
 
 
 def plain_copy(url: str, tasks: int) -> float:

@@ -6,7 +6,8 @@
 - This process owns the mirror: it syncs through that one connection, one sync at a time
   (a lock), at most every SYNC_EVERY_SECONDS on page loads, or when asked. Reads use a
   cursor of the connection per call.
-- Rollup results are `st.cache_data` with ROLLUP_TTL_SECONDS, keyed also by the mirror's
+- Rollup results (`cached(<rollup function>, filters, ...)`) are `st.cache_data` with
+  ROLLUP_TTL_SECONDS, keyed also by the mirror's
   data version, which changes whenever a sync brought in rows: new data is never hidden
   behind a cache, and unchanged data is never recomputed within the TTL.
 - Point reads from Postgres (runs, one run, one task) are cached for POINT_TTL_SECONDS and
@@ -18,15 +19,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 import queries
 from ingest import config, database
+from queries import drilldown, options
 from queries.filters import Filters
 
 ROLLUP_TTL_SECONDS = 600
@@ -34,27 +37,7 @@ POINT_TTL_SECONDS = 15
 OPTIONS_TTL_SECONDS = 120
 SYNC_EVERY_SECONDS = 30
 SETTINGS_FILE = "dashboard.json"
-
-# The queries functions a page may call through rollup(): (con, filters, ...) -> DataFrame.
-ROLLUPS = frozenset(
-    {
-        "kpis",
-        "usage_over_time",
-        "usage_by",
-        "latency_percentiles",
-        "latency_histogram",
-        "tokens_per_second",
-        "failure_rates",
-        "error_groups",
-        "tasks_behind",
-        "slowest_tasks",
-        "most_expensive_tasks",
-        "most_expensive_runs",
-        "cost_per_run",
-        "spend_forecast",
-        "what_if_cost",
-    }
-)
+T = TypeVar("T")
 
 
 @dataclass
@@ -127,32 +110,41 @@ def data_key() -> tuple[str, str, int]:
 
 
 @st.cache_data(ttl=ROLLUP_TTL_SECONDS, show_spinner=False, max_entries=1000)
-def _rollup(key: tuple[str, str, int], name: str, filters: Filters, kwargs: tuple) -> Any:
+def _cached(
+    key: tuple[str, str, int],
+    name: str,
+    _rollup: Callable[..., Any],
+    filters: Filters,
+    args: tuple,
+    kwargs: tuple,
+) -> Any:
+    # `_rollup` is not hashed (leading underscore); `name` (module.function) keys it.
     con = _mirror(key[0], key[1]).con.cursor()
     try:
-        return getattr(queries, name)(con, filters, **dict(kwargs))
+        return _rollup(con, filters, *args, **dict(kwargs))
     finally:
         con.close()
 
 
-def rollup(name: str, filters: Filters, **kwargs: Any) -> Any:
-    """queries.<name>(mirror, filters, **kwargs), cached for ROLLUP_TTL_SECONDS."""
-    if name not in ROLLUPS:
-        raise ValueError(f"{name!r} is not a dashboard rollup; choose one of {sorted(ROLLUPS)}")
-    return _rollup(data_key(), name, filters, tuple(sorted(kwargs.items())))
+def cached(rollup: Callable[..., T], filters: Filters, *args: Any, **kwargs: Any) -> T:
+    """`rollup(mirror cursor, filters, *args, **kwargs)` for a queries rollup function
+    (e.g. `cached(queries.kpis, filters)`), cached for ROLLUP_TTL_SECONDS and keyed by the
+    mirror's data version, the function and its arguments."""
+    name = f"{rollup.__module__}.{rollup.__qualname__}"
+    return _cached(data_key(), name, rollup, filters, args, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(ttl=OPTIONS_TTL_SECONDS, show_spinner=False)
 def _filter_options(key: tuple[str, str, int]) -> dict[str, list[str]]:
     con = _mirror(key[0], key[1]).con.cursor()
     try:
-        return queries.filter_options(con)
+        return options.filter_options(con)
     finally:
         con.close()
 
 
 def filter_options() -> dict[str, list[str]]:
-    """Sidebar choices present in the mirror (see queries.filter_options)."""
+    """Sidebar choices present in the mirror (see queries.options.filter_options)."""
     return _filter_options(data_key())
 
 
@@ -174,7 +166,7 @@ def is_empty() -> bool:
 
 @st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
 def _stuck_tasks(url: str, older_than_minutes: float) -> pd.DataFrame:
-    return queries.stuck_tasks(url, older_than_minutes=older_than_minutes)
+    return drilldown.stuck_tasks(url, older_than_minutes=older_than_minutes)
 
 
 def stuck_tasks(older_than_minutes: float) -> pd.DataFrame:

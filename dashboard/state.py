@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import streamlit as st
 
-from queries.filters import SOURCE_TYPES, TASK_STATUSES, Filters
+from ingest.vocabulary import SOURCE_TYPES, TASK_STATUSES
+from queries.filters import Filters
 
 DEFAULT_DAYS = 30
 DATES_KEY = "dates"
@@ -100,9 +100,3 @@ def period_text(filters: Filters) -> str:
     last = (filters.end - timedelta(days=1)).date()
     days = (filters.end - filters.start).days
     return f"{filters.start.date()} – {last} ({days} days, UTC)"
-
-
-def page_params(**extra: Any) -> dict[str, Any]:
-    """Query parameters for a link to another page: `extra` (e.g. task_id). The bound
-    filters travel on their own."""
-    return {k: str(v) for k, v in extra.items() if v is not None}

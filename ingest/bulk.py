@@ -38,14 +38,12 @@ import psycopg
 from psycopg import errors, sql
 
 from ingest import database, validation
+from ingest.vocabulary import RUN_COLUMNS, RUN_DERIVED_COLUMNS, TASK_COLUMNS, USER_COLUMNS
 
 log = logging.getLogger(__name__)
 
-USER_COLUMNS = ("id", "display_name", "email", "team", "role", "created_at", "updated_at")
-RUN_COLUMNS = tuple(validation.RUN_COLUMNS)
-TASK_COLUMNS = tuple(validation.TASK_COLUMNS)
 # Derived by the database; exported for reading, ignored on import.
-RUN_DERIVED = ("total_tokens", "total_cost", "message_count", "task_count")
+RUN_DERIVED = RUN_DERIVED_COLUMNS
 
 TABLES = ("ai_users", "ai_runs", "ai_tasks")
 # The column that identifies a row for idempotence, and the one naming its parent row.

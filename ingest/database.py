@@ -7,12 +7,14 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
 
 from ingest import config, embedded, sqlfiles
+from ingest.vocabulary import SQL_COLUMN_LISTS
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,11 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
     return psycopg.connect(database_url(url), row_factory=dict_row, **kwargs)
 
 
+@cache
 def queries() -> dict[str, sqlfiles.Query]:
-    """The named SQL of the ingest package (ingest/sql/*.sql)."""
-    return sqlfiles.load(SQL_DIR)
+    """The named SQL of the ingest package (ingest/sql/*.sql), column lists filled in."""
+    named = sqlfiles.load(SQL_DIR)
+    return {name: sqlfiles.render(named, name, **SQL_COLUMN_LISTS) for name in named}
 
 
 def run_totals_mismatches(url: str | None = None) -> list[dict]:

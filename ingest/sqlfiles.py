@@ -7,7 +7,9 @@ A file holds one or more blocks::
     SELECT ... WHERE created_at >= :start
 
 Parameters are written `:name` and rewritten for the driver: `%(name)s` for psycopg,
-`$name` for DuckDB. Values are always bound, never formatted into the text.
+`$name` for DuckDB. Values are always bound, never formatted into the text. `{{name}}` is
+filled by `render` with a named fragment of the same folder or with SQL text the caller
+took from an allow-list (e.g. ingest.vocabulary.SQL_COLUMN_LISTS), never with user text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+_FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
 _NAME = re.compile(r"^--\s*name:\s*([A-Za-z_][\w-]*)\s*$")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -77,3 +80,27 @@ def load(folder: Path) -> dict[str, Query]:
                 raise ValueError(f"query {name!r} is defined twice (second time in {path})")
             queries[name] = query
     return queries
+
+
+def render(queries: dict[str, Query], name: str, **expressions: str) -> Query:
+    """Query `name` of `queries` with each `{{key}}` filled: by `expressions[key]`, else by
+    the named fragment `key` of `queries` (filled the same way)."""
+    if name not in queries:
+        raise KeyError(f"no query named {name!r}")
+
+    def fill(text: str, depth: int = 0) -> str:
+        if depth > 5:
+            raise ValueError(f"fragments nested too deep in {name}")
+
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key in expressions:
+                return expressions[key]
+            if key in queries:
+                return fill(queries[key].sql.rstrip(";"), depth + 1)
+            raise KeyError(f"{name}: nothing to fill {{{{{key}}}}} with")
+
+        return _FRAGMENT.sub(one, text)
+
+    query = queries[name]
+    return Query(query.name, query.doc, fill(query.sql))

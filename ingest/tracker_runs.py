@@ -21,16 +21,9 @@ from psycopg.types.json import Jsonb
 
 from ingest import naming, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
-from ingest.validation import (
-    MESSAGE_ROLES,
-    RUN_STATUSES,
-    SOURCE_TYPES,
-    parse_uuid,
-    validate_message,
-    validate_run,
-)
+from ingest.validation import MESSAGE_ROLES, parse_uuid, validate_message, validate_run
+from ingest.vocabulary import RUN_STATUSES, SOURCE_TYPES, USER_ROLES
 
-USER_ROLES = ("member", "manager", "admin")
 _JSON_RUN_COLUMNS = (
     "messages", "settings", "variable_values", "broker_values", "attachments", "metadata",
 )  # fmt: skip

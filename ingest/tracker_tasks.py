@@ -29,14 +29,15 @@ from ingest import sqlfiles
 from ingest.costs import cost_of_task
 from ingest.errors import NotFoundError, ValidationError
 from ingest.usage import normalize_usage
-from ingest.validation import TERMINAL_TASK_STATUSES, parse_uuid, validate_task
+from ingest.validation import parse_uuid, validate_task
+from ingest.vocabulary import FINISHED_TASK_STATUSES, UNFINISHED_TASK_STATUSES
 
 if TYPE_CHECKING:
     from ingest.streaming import TaskStream
 
 log = logging.getLogger("ingest.tracker")
 
-STREAMING_STATUSES = ("pending", "streaming")
+STREAMING_STATUSES = UNFINISHED_TASK_STATUSES
 # Columns update/complete/fail/cancel may change (identity and timestamps are not theirs).
 TASK_WRITABLE = (
     "service", "task_name", "provider", "endpoint", "model", "model_id", "request_data",
@@ -249,7 +250,7 @@ class TaskMethods:
             if row is None:
                 self._buffers.pop(tid, None)
                 raise NotFoundError("task", tid)
-            if row["status"] in TERMINAL_TASK_STATUSES:
+            if row["status"] in FINISHED_TASK_STATUSES:
                 self._buffers.pop(tid, None)
                 self._remember_finished(tid, row["status"])
                 log.warning("late update of task %s ignored: it is already %s", tid, row["status"])
@@ -378,7 +379,7 @@ class TaskMethods:
             row = self._one(conn, "lock_task", task_id=tid)
             if row is None:
                 raise NotFoundError("task", tid)
-            if row["status"] in TERMINAL_TASK_STATUSES:
+            if row["status"] in FINISHED_TASK_STATUSES:
                 if row["status"] != status or self._buffers.get(tid):
                     log.warning(
                         "%s of task %s ignored: it is already %s", status, tid, row["status"]

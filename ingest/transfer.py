@@ -29,12 +29,12 @@ import psycopg
 
 from ingest import bulk, database, validation
 from ingest.errors import ValidationError
+from ingest.vocabulary import USER_ROLES
 
 FORMATS = ("jsonl", "csv")
 KINDS = {"user": "ai_users", "run": "ai_runs", "task": "ai_tasks"}
 _KIND_ALIASES = {alias: kind for kind, table in KINDS.items()
                  for alias in (kind, kind + "s", table)}  # fmt: skip
-USER_ROLES = ("member", "manager", "admin")
 
 # Export columns per kind (import accepts the same; derived run totals are ignored on import).
 COLUMNS = {

@@ -33,11 +33,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ingest.errors import ValidationError
+from ingest.vocabulary import (
+    RUN_STATUSES,
+    SOURCE_TYPES,
+    TASK_STATUSES,
+)
 
-SOURCE_TYPES = ("prompt", "chat", "applet", "cockpit", "workflow", "custom")
-RUN_STATUSES = ("active", "archived", "deleted")
-TASK_STATUSES = ("pending", "streaming", "completed", "failed", "cancelled")
-TERMINAL_TASK_STATUSES = ("completed", "failed", "cancelled")
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 ATTACHMENT_KINDS = ("file", "url", "image", "youtube")
 

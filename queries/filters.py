@@ -1,4 +1,4 @@
-"""The global filters every rollup takes (SPEC section 6), and the allowed dimensions.
+"""The global filters every rollup takes (docs/design.md), and the allowed dimensions.
 
 A filter value chosen by a user is always a bound parameter; a dimension (a "group by"
 picker) must be one of DIMENSIONS, never free text.
@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-SOURCE_TYPES = ("prompt", "chat", "applet", "cockpit", "workflow", "custom")
-TASK_STATUSES = ("pending", "streaming", "completed", "failed", "cancelled")
-RUN_STATUSES = ("active", "archived", "deleted")
+from ingest.vocabulary import SOURCE_TYPES, TASK_STATUSES
 
 # Dimension name -> column of the mirror's task view it groups by.
 DIMENSIONS = {

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from queries import rollups
+from queries import usage
 from queries.filters import Filters
 
 LEVEL_DAYS = 28
@@ -47,14 +47,23 @@ def spend_forecast(
     budget: float | None = None,
     today: date | None = None,
 ) -> dict[str, Any]:
-    """See queries.spend_forecast for the contract."""
+    """Month-end spend forecast with a band, against an optional budget (all USD).
+
+    The filters' dimensions apply, their time range does not: the month (default: the
+    month of `today`, default today UTC) is what is forecast, by the method above.
+    Returns: month_start, month_end (dates, end exclusive), month_to_date (actual spend up
+    to now, today included), forecast, forecast_low, forecast_high (projected month total),
+    budget (as given), over_budget (bool or None), method (one-line explanation), daily
+    (DataFrame[day, cost, cumulative, kind "actual"|"forecast", low, high]; low/high are
+    the cumulative band, equal to cumulative on actual days).
+    """
     today = today or datetime.now(UTC).date()
     month_start = (month or today).replace(day=1)
     month_end = (month_start + timedelta(days=32)).replace(day=1)
     history_start = min(month_start, today) - timedelta(days=SHAPE_DAYS)
     window_end = max(month_end, today + timedelta(days=1))
     window = replace(filters, start=_midnight(history_start), end=_midnight(window_end))
-    costs = rollups.daily_cost(con, window)
+    costs = usage.daily_cost(con, window)
     actual = {ts.date(): float(cost) for ts, cost in zip(costs["day"], costs["cost"], strict=True)}
 
     first_data = min(actual) if actual else today

@@ -1,20 +1,19 @@
 """The named SQL of queries/: `sql/*.sql` for DuckDB, `sql/postgres/*.sql` for Postgres.
 
-`render` fills `{{name}}` with a named fragment of the same folder or with an expression
-the caller took from an allow-list; values are never rendered, they stay `:name` bound
-parameters (see ingest.sqlfiles for the driver spellings).
+Each rollup module has its own file (`sql/usage.sql` beside `usage.py`, the Postgres twin in
+`sql/postgres/usage.sql`); names are unique per engine. `render` fills `{{name}}` with a
+named fragment (`task_filter`, `tasks_source` of `sql/engine.sql`) or with an expression the
+caller took from an allow-list; values stay `:name` bound parameters (ingest.sqlfiles).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ingest import sqlfiles
 
 SQL_DIR = Path(__file__).parent / "sql"
 FOLDERS = {"duckdb": SQL_DIR, "postgres": SQL_DIR / "postgres"}
-_FRAGMENT = re.compile(r"\{\{(\w+)\}\}")
 
 
 def named(engine: str) -> dict[str, sqlfiles.Query]:
@@ -27,20 +26,4 @@ def render(engine: str, name: str, **expressions: str) -> sqlfiles.Query:
     queries = named(engine)
     if name not in queries:
         raise KeyError(f"no {engine} query named {name!r}")
-
-    def fill(text: str, depth: int = 0) -> str:
-        if depth > 5:
-            raise ValueError(f"fragments nested too deep in {name}")
-
-        def one(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key in expressions:
-                return expressions[key]
-            if key in queries:
-                return fill(queries[key].sql.rstrip(";"), depth + 1)
-            raise KeyError(f"{name}: nothing to fill {{{{{key}}}}} with")
-
-        return _FRAGMENT.sub(one, text)
-
-    query = queries[name]
-    return sqlfiles.Query(query.name, query.doc, fill(query.sql))
+    return sqlfiles.render(queries, name, **expressions)

@@ -21,7 +21,7 @@ import pandas as pd
 from genai_prices import Usage, calc_price, data_snapshot
 from genai_prices.types import TieredPrices
 
-from queries import rollups
+from queries.engine import fetch, filter_params
 from queries.filters import Filters
 
 COLUMNS = [
@@ -105,12 +105,19 @@ def tier_rates(provider: str, model: str, starts: list[int]) -> list[TierRates]:
 def what_if_cost(
     con: Any, filters: Filters, target_provider: str, target_model: str
 ) -> pd.DataFrame:
-    """See queries.what_if_cost for the contract."""
+    """What the filtered tasks would have cost on another model (prices: genai-prices).
+
+    Per (provider, model) actually used: the same token mix (tokens_input incl. cached
+    reads, tokens_output, tokens_cached_input) priced on `target_provider`/`target_model`,
+    exactly as pricing each request on its own (tiered prices included).
+    Columns: provider, model, tasks, tokens_input, tokens_output, tokens_cached_input,
+    actual_cost, what_if_cost, difference (= what_if_cost - actual_cost; USD floats).
+    Sorted by actual_cost desc. An unknown target raises ValueError naming the known
+    providers, or the known models of that provider.
+    """
     provider, model, starts = resolve_model(target_provider, target_model)
     rates = tier_rates(provider, model, starts)
-    mix = rollups.fetch(
-        con, "token_mix", {**rollups.filter_params(filters), "thresholds": starts}, exact=True
-    )
+    mix = fetch(con, "token_mix", {**filter_params(filters), "thresholds": starts}, exact=True)
     if mix.empty:
         return pd.DataFrame(columns=COLUMNS)
     costs = []

@@ -91,7 +91,7 @@ def server(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Serve
         "AI_RUNS_HOME": str(home),
         "AI_RUNS_MIRROR": str(home / "analytics.duckdb"),
     }
-    command = [sys.executable, "-m", "ingest.cli", "dashboard", "--demo"]
+    command = [sys.executable, "-m", "dashboard.command", "dashboard", "--demo"]
     command += ["--demo-tasks", str(DEMO_TASKS), "--port", str(port), "--address", "127.0.0.1"]
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -16,8 +16,8 @@ from dashboard_support import create_database, drop_database
 
 import queries
 from dashboard import cli, data, export, figures, insights, state
+from dashboard.command import build_parser
 from ingest import Tracker, demo
-from ingest.cli import build_parser
 from queries.filters import Filters
 
 

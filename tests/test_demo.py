@@ -12,7 +12,7 @@ from builders import table_rows
 from psycopg.rows import dict_row
 
 from ingest import database, demo, pricing, validation
-from ingest import demo_catalog as cat
+from ingest.demo import catalog as cat
 
 END = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 TASKS = 4000
@@ -166,7 +166,7 @@ def test_rows_are_valid_input_and_stable_through_validation(demo_db):
 
 
 def test_cli_demo_prints_a_summary(db_url, monkeypatch, capsys):
-    from ingest import cli
+    from dashboard import command as cli
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     args = ["demo", "--tasks", "300", "--seed", "4", "--days", "3", "--end", "2026-11-01"]

@@ -18,7 +18,7 @@ def ai_runs(home: Path, *args: str, env_extra: dict | None = None) -> subprocess
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
     env.update({"AI_RUNS_HOME": str(home), **(env_extra or {})})
     return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
+        [sys.executable, "-m", "dashboard.command", *args],
         env=env,
         capture_output=True,
         text=True,

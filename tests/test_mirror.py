@@ -305,7 +305,7 @@ def test_sync_through_the_dashboards_connection_and_freshness(conn, db_url, mirr
 
 
 def test_cli_sync(conn, db_url, mirror, monkeypatch, capsys):
-    from ingest.cli import main
+    from dashboard.command import main
 
     make_task(conn, make_run(conn))
     monkeypatch.setenv("DATABASE_URL", db_url)

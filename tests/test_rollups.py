@@ -175,7 +175,7 @@ def test_filters_change_the_numbers(data, extra, cost, tasks):
 
 def test_kpis_against_previous_period(data):
     frame = q.kpis(data["con"], MARCH).set_index("metric")
-    assert list(frame.index) == list(q.rollups.KPI_METRICS)
+    assert list(frame.index) == list(q.usage.KPI_METRICS)
     assert frame.loc["spend", "value"] == pytest.approx(1.05)
     assert frame.loc["spend", "previous"] == pytest.approx(0.50)  # t0, 15 Feb
     assert frame.loc["spend", "change"] == pytest.approx(1.1)
@@ -238,7 +238,7 @@ def test_drill_down_and_top_lists(data):
     con, ids = data["con"], data["ids"]
     day = q.tasks_behind(con, MARCH, period=date(2026, 3, 2), grain="day")
     assert day["task_id"].tolist() == [ids["t2"], ids["t1"]]  # slowest first
-    assert list(day.columns) == q.rollups.TASK_LIST_COLUMNS
+    assert list(day.columns) == q.drilldown.TASK_LIST_COLUMNS
     week = q.tasks_behind(con, MARCH, period=date(2026, 3, 4), grain="week", metric="cost")
     assert week["task_id"].tolist() == [ids["t3"], ids["t2"], ids["t1"]]
     untagged = q.tasks_behind(con, MARCH, by="tag", value=None)

@@ -14,7 +14,8 @@ import pytest
 from builders import make_run, make_task
 from psycopg.rows import dict_row
 
-from ingest import cli, database, demo, transfer
+from dashboard import command as cli
+from ingest import database, demo, transfer
 
 END = datetime(2026, 10, 1, tzinfo=UTC)
 _names = itertools.count()

@@ -8,6 +8,7 @@ from datetime import date
 import streamlit as st
 
 from dashboard import data, figures, state, ui
+from queries import drilldown, forecast, usage, whatif
 from queries.filters import DIMENSIONS, GRAINS
 
 st.title("Cost")
@@ -26,7 +27,7 @@ grain = left.segmented_control(
 )
 grain = grain or default_grain
 by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind="query-params")
-spend = data.rollup("usage_over_time", filters, grain=grain, by=by)
+spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by)
 st.plotly_chart(
     figures.spend_over_time(spend, by, grain),
     key="cost_spend",
@@ -39,8 +40,8 @@ if bar and bar[0]:
     st.markdown(
         f"**Most expensive tasks behind {by} = {figures.label(group)}, {grain} of {period}**"
     )
-    behind = data.rollup(
-        "tasks_behind",
+    behind = data.cached(
+        drilldown.tasks_behind,
         filters,
         period=date.fromisoformat(period),
         grain=grain,
@@ -82,7 +83,7 @@ budget = cols[0].number_input(
 )
 if budget != saved_budget:
     data.save_setting("monthly_budget", budget)
-result = data.rollup("spend_forecast", filters, budget=budget or None)
+result = data.cached(forecast.spend_forecast, filters, budget=budget or None)
 cols[1].metric("Month to date", ui.money(result["month_to_date"]))
 band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
 cols[2].metric(
@@ -110,7 +111,7 @@ st.plotly_chart(figures.forecast(result), key="cost_forecast")
 st.subheader("Most expensive")
 runs_tab, tasks_tab, dist_tab = st.tabs(["Runs", "Tasks", "Cost per run"])
 with runs_tab:
-    runs = data.rollup("most_expensive_runs", filters, limit=100)
+    runs = data.cached(drilldown.most_expensive_runs, filters, limit=100)
     picked = ui.table(
         runs,
         key="cost_runs",
@@ -128,7 +129,7 @@ with runs_tab:
         run_id = str(runs.iloc[picked[0]]["run_id"])
         st.switch_page("views/runs.py", query_params={"run_id": run_id})
 with tasks_tab:
-    tasks = data.rollup("most_expensive_tasks", filters, limit=100)
+    tasks = data.cached(drilldown.most_expensive_tasks, filters, limit=100)
     picked = ui.table(
         tasks,
         key="cost_tasks",
@@ -142,7 +143,7 @@ with tasks_tab:
         task_id = str(tasks.iloc[picked[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": task_id})
 with dist_tab:
-    per_run = data.rollup("cost_per_run", filters)
+    per_run = data.cached(drilldown.cost_per_run, filters)
     st.plotly_chart(figures.cost_per_run(per_run), key="cost_per_run")
 
 # --- What if -------------------------------------------------------------------------------
@@ -167,8 +168,8 @@ target_model = right.selectbox(
 )
 if target_model:
     try:
-        what_if = data.rollup(
-            "what_if_cost",
+        what_if = data.cached(
+            whatif.what_if_cost,
             filters,
             target_provider=target_provider,
             target_model=target_model,

@@ -8,6 +8,7 @@ from datetime import timedelta
 import streamlit as st
 
 from dashboard import data, state, ui
+from queries import usage
 from queries.filters import DIMENSIONS, GRAINS
 
 METRICS = {
@@ -47,14 +48,14 @@ metrics = c3.multiselect(
 dimension = None if by == "(none)" else by
 if grain == WHOLE_PERIOD:
     if dimension is None:
-        usage = data.rollup("usage_over_time", filters, grain="month")
+        rows = data.cached(usage.usage_over_time, filters, grain="month")
         st.caption("No dimension and no period: showing per month.")
     else:
-        usage = data.rollup("usage_by", filters, by=dimension)
+        rows = data.cached(usage.usage_by, filters, by=dimension)
 else:
-    usage = data.rollup("usage_over_time", filters, grain=grain, by=dimension)
-keys = [c for c in ("period", "group") if c in usage.columns]
-table = usage[keys + [m for m in metrics if m in usage.columns]].rename(
+    rows = data.cached(usage.usage_over_time, filters, grain=grain, by=dimension)
+keys = [c for c in ("period", "group") if c in rows.columns]
+table = rows[keys + [m for m in metrics if m in rows.columns]].rename(
     columns={"group": dimension or "group"}
 )
 ui.table(

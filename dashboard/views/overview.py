@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, figures, state, ui
+from queries import usage
 
 st.title("Overview")
 filters = state.active()
@@ -25,7 +26,7 @@ KPI_FORMAT = {
     "p95_ttft_ms": ("p95 time to first token", ui.millis, "inverse"),
     "failure_rate": ("Failure rate", ui.percent, "inverse"),
 }
-kpis = data.rollup("kpis", filters)
+kpis = data.cached(usage.kpis, filters)
 # Two rows (4 + 3) so values stay readable on a laptop screen.
 columns = [*st.columns(4, border=True), *st.columns(3, border=True)]
 for column, row in zip(columns, kpis.itertuples(), strict=False):
@@ -39,21 +40,21 @@ for column, row in zip(columns, kpis.itertuples(), strict=False):
     )
 
 grain = ui.grain_for((filters.end - filters.start).days)
-spend = data.rollup("usage_over_time", filters, grain=grain, by="model")
+spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model")
 st.plotly_chart(figures.spend_over_time(spend, "model", grain), key="overview_spend")
 
 st.subheader("Top models, users and teams")
 tabs = st.tabs(["Models", "Users", "Teams"])
 for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
     with tab:
-        usage = data.rollup("usage_by", filters, by=by)
+        rows = data.cached(usage.usage_by, filters, by=by)
         left, right = st.columns([2, 3])
         left.plotly_chart(
-            figures.usage_bars(usage, f"Spend by {by} (top 10)"), key=f"overview_top_{by}"
+            figures.usage_bars(rows, f"Spend by {by} (top 10)"), key=f"overview_top_{by}"
         )
         with right:
             ui.table(
-                usage.rename(columns={"group": by}),
+                rows.rename(columns={"group": by}),
                 key=f"overview_table_{by}",
                 filename=f"usage_by_{by}",
                 column_config={"cost": st.column_config.NumberColumn("Spend ($)", format="$%.2f")},

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard import data, figures, insights, state, ui
+from queries import drilldown, failures, latency
 from queries.filters import DIMENSIONS, GRAINS
 
 METRICS = {"ttft": "Time to first token", "total_time": "Total time"}
@@ -57,9 +58,9 @@ grain = controls[3].selectbox(
 # --- What changed: the last 7 days of the period against the 7 before -------------------
 week = timedelta(days=7)
 last_week = replace(filters, start=filters.end - week)
-recent = data.rollup("latency_percentiles", last_week, metric=metric, by=by)
-previous = data.rollup(
-    "latency_percentiles",
+recent = data.cached(latency.latency_percentiles, last_week, metric=metric, by=by)
+previous = data.cached(
+    latency.latency_percentiles,
     replace(filters, start=filters.end - 2 * week, end=filters.end - week),
     metric=metric,
     by=by,
@@ -94,7 +95,7 @@ else:
         )
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
-trend = data.rollup("latency_percentiles", filters, metric=metric, by=by, grain=grain)
+trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
 trend_event = st.plotly_chart(
     figures.percentiles_over_time(
         trend, metric, percentile, by, grain, highlight=tuple(slower["group"].head(3))
@@ -106,7 +107,7 @@ trend_event = st.plotly_chart(
 st.caption("Click a point (or box-select) to list the tasks behind it, slowest first.")
 
 # --- Percentiles by group ------------------------------------------------------------------
-groups = data.rollup("latency_percentiles", filters, metric=metric, by=by)
+groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
 left, right = st.columns([3, 2])
 with left:
     bars_event = st.plotly_chart(
@@ -175,7 +176,7 @@ else:
     description, where, scope = "the whole period", {}, filters
     st.subheader("Slowest tasks in the period")
     st.caption("Select a point, a bar or a row above to narrow this list.")
-tasks = data.rollup("tasks_behind", scope, metric=metric, limit=200, **where)
+tasks = data.cached(drilldown.tasks_behind, scope, metric=metric, limit=200, **where)
 chosen = ui.table(
     tasks,
     key="perf_tasks",
@@ -205,23 +206,23 @@ hist_tab, speed_tab, fail_tab, stuck_tab = st.tabs(
 )
 with hist_tab:
     split = st.toggle(f"One curve per {by}", key="perf_hist_split")
-    histogram = data.rollup(
-        "latency_histogram", filters, metric=metric, bins=50, by=by if split else None
+    histogram = data.cached(
+        latency.latency_histogram, filters, metric=metric, bins=50, by=by if split else None
     )
     st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
     ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
 with speed_tab:
-    speed = data.rollup("tokens_per_second", filters, by=by)
+    speed = data.cached(latency.tokens_per_second, filters, by=by)
     st.plotly_chart(figures.tokens_per_second(speed, by), key="perf_speed")
     ui.table(speed.rename(columns={"group": by}), key="perf_speed_table", filename="tps")
 with fail_tab:
-    over_time = data.rollup("failure_rates", filters, grain=grain)
-    by_group = data.rollup("failure_rates", filters, by=by)
+    over_time = data.cached(failures.failure_rates, filters, grain=grain)
+    by_group = data.cached(failures.failure_rates, filters, by=by)
     left, right = st.columns(2)
     left.plotly_chart(figures.failure_rates_over_time(over_time, grain), key="perf_fail_time")
     right.plotly_chart(figures.failure_rates_by(by_group, by), key="perf_fail_by")
     st.markdown("**Most frequent errors** — select one to open its latest task")
-    errors = data.rollup("error_groups", filters, limit=20)
+    errors = data.cached(failures.error_groups, filters, limit=20)
     picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)
     if picked_error and picked_error[0] < len(errors):
         sample = str(errors.iloc[picked_error[0]]["sample_task_id"])

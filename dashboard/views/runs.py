@@ -11,9 +11,9 @@ import streamlit as st
 
 from dashboard import data, export, figures, state, ui
 from ingest.errors import NotFoundError, ValidationError
+from ingest.vocabulary import RUN_STATUSES
 
 PAGE_SIZE = 25
-RUN_STATUSES = ("active", "archived", "deleted")
 LIST_COLUMNS = [
     "name",
     "source_type",

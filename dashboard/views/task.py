@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import data, state, ui
 from ingest.errors import NotFoundError, ValidationError
+from queries import drilldown
 
 JSON_FIELDS = (
     ("request_data", "Request payload"),
@@ -43,7 +44,7 @@ if not task_id:
         st.stop()
     filters = state.active()
     st.subheader("Slowest tasks in the period")
-    slowest = data.rollup("slowest_tasks", filters, metric="total_time", limit=50)
+    slowest = data.cached(drilldown.slowest_tasks, filters, metric="total_time", limit=50)
     picked = ui.table(
         slowest,
         key="task_pick",

@@ -1,5 +1,6 @@
 -- Tasks (requests) for the live API, ingest.Tracker, and cost re-pricing. Values are bound.
--- A "task row" is every ai_tasks column except sync_xid.
+-- A "task row" is every ai_tasks column except sync_xid: {{task_columns}}, filled in from
+-- ingest.vocabulary.TASK_COLUMNS.
 
 -- name: insert_task
 -- Insert one task of :run_id; columns given as NULL take their defaults. Returns the task
@@ -11,30 +12,18 @@ VALUES (:run_id, :user_id, :task_id, :service, :task_name, :provider, :endpoint,
         :model_id, coalesce(:request_data::jsonb, '{}'), :response_metadata,
         coalesce(:status::text, 'pending'), coalesce(:created_at::timestamptz, now()))
 ON CONFLICT (task_id) DO NOTHING
-RETURNING id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-          model_id, request_data, response_text, response_data, response_info,
-          response_errors, tool_updates, response_complete, response_metadata, tokens_input,
-          tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
-          time_to_first_token, total_time, status, created_at, updated_at, completed_at;
+RETURNING {{task_columns}};
 
 -- name: get_task
 -- One task row by its application task_id; no row when it does not exist.
-SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-       model_id, request_data, response_text, response_data, response_info,
-       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
-       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
-       time_to_first_token, total_time, status, created_at, updated_at, completed_at
+SELECT {{task_columns}}
   FROM ai_tasks
  WHERE task_id = :task_id;
 
 -- name: lock_task
 -- The task row, locked for the rest of the transaction, plus db_now (clock_timestamp(), to
 -- measure times against created_at on the database's clock); no row when it does not exist.
-SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-       model_id, request_data, response_text, response_data, response_info,
-       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
-       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
-       time_to_first_token, total_time, status, created_at, updated_at, completed_at,
+SELECT {{task_columns}},
        clock_timestamp() AS db_now
   FROM ai_tasks
  WHERE task_id = :task_id
@@ -57,19 +46,11 @@ UPDATE ai_tasks
        time_to_first_token = :time_to_first_token, total_time = :total_time,
        status = :status
  WHERE task_id = :task_id
-RETURNING id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-          model_id, request_data, response_text, response_data, response_info,
-          response_errors, tool_updates, response_complete, response_metadata, tokens_input,
-          tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
-          time_to_first_token, total_time, status, created_at, updated_at, completed_at;
+RETURNING {{task_columns}};
 
 -- name: run_tasks
 -- Every task row of :run_id, oldest first.
-SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-       model_id, request_data, response_text, response_data, response_info,
-       response_errors, tool_updates, response_complete, response_metadata, tokens_input,
-       tokens_output, tokens_cached_input, tokens_reasoning, tokens_total, cost,
-       time_to_first_token, total_time, status, created_at, updated_at, completed_at
+SELECT {{task_columns}}
   FROM ai_tasks
  WHERE run_id = :run_id
  ORDER BY created_at, id;

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest import demo_catalog as cat
+from ingest.demo import catalog as cat
+from ingest.vocabulary import RUN_STATUSES
 
 if TYPE_CHECKING:
-    from ingest.demo import Plan
+    from ingest.demo.generate import Plan
 
 NULL = "\\N"
-STATUS_NAMES = ("completed", "failed", "cancelled", "streaming", "pending")
+STATUS_NAMES = cat.TASK_STATUS_CODES
 TEMPERATURES = ("0", "0.2", "0.5", "0.7", "1")
 MAX_TOKENS = ("1024", "2048", "4096", "8192")
-RUN_STATUSES = ("active", "archived", "deleted")
 
 
 @dataclass

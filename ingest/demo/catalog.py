@@ -90,6 +90,10 @@ MODELS = (
     ),
 )
 # The model that gets markedly slower over the last week (the dashboard's story).
+# The demo's code for each task status (arrays hold the index): ingest.vocabulary's
+# TASK_STATUSES, ordered from most to least frequent.
+TASK_STATUS_CODES = ("completed", "failed", "cancelled", "streaming", "pending")
+
 DRIFTING_MODEL = "claude-sonnet-4-5"
 DRIFT_TTFT_FACTOR = 2.6
 DRIFT_SPEED_FACTOR = 1.8

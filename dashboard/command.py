@@ -1,4 +1,5 @@
-"""The `ai-runs` command. Each area registers its own subcommands:
+"""The `ai-runs` command's root. It sits at the top so it imports downward only; each area
+registers its own subcommands:
 
 - ingest.cli_db:     ai-runs db url|start|stop|migrate|check
 - ingest.cli_data:   ai-runs demo | import | export
@@ -14,13 +15,13 @@ import sys
 
 import psycopg
 
+from dashboard import cli as dashboard_cli
 from ingest import cli_data, cli_db, config
+from queries import cli as queries_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dashboard import cli as dashboard_cli
-    from queries import cli as queries_cli
-
+    """The `ai-runs` argument parser with every area's subcommands."""
     parser = argparse.ArgumentParser(
         prog="ai-runs",
         description="Track and analyse every LLM interaction. "

@@ -1,4 +1,4 @@
--- Fresh point reads served by Postgres directly (not the mirror).
+-- Fresh point reads of the drill-down lists, served by Postgres directly (not the mirror).
 
 -- name: stuck_tasks
 -- Tasks pending or streaming for more than :older_than_minutes since created_at, oldest

@@ -1,0 +1,27 @@
+"""Demo data at any scale, reproducible for a seed, written with the bulk path.
+
+- generate.py: `generate(url, tasks=N, ...)`, the plan of a demo and the writers;
+- sample_tasks.py: one chunk's runs and tasks sampled with numpy;
+- copy_rows.py: the sampled values as COPY lines;
+- catalog.py: what the demo draws from (sources, teams, models, errors, texts).
+"""
+
+from ingest.demo.generate import (
+    CHUNK_TASKS,
+    RUN_COLUMNS,
+    TASK_COLUMNS,
+    DemoSummary,
+    Plan,
+    generate,
+)
+from ingest.demo.sample_tasks import make_chunk
+
+__all__ = [
+    "CHUNK_TASKS",
+    "RUN_COLUMNS",
+    "TASK_COLUMNS",
+    "DemoSummary",
+    "Plan",
+    "generate",
+    "make_chunk",
+]

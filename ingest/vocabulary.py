@@ -1,0 +1,39 @@
+"""The schema's words, declared once: source types, statuses, roles and column lists.
+
+Every module that names one of these imports it from here. The database says the same in
+its CHECK constraints (ingest/migrations/, as migrated: docs/schema.sql);
+tests/test_vocabulary.py checks that a freshly migrated database agrees with this module.
+"""
+
+from __future__ import annotations
+
+SOURCE_TYPES = ("prompt", "chat", "applet", "cockpit", "workflow", "custom")
+RUN_STATUSES = ("active", "archived", "deleted")
+TASK_STATUSES = ("pending", "streaming", "completed", "failed", "cancelled")
+# A task is finished (its numbers are final) in one of these; unfinished in the others.
+FINISHED_TASK_STATUSES = ("completed", "failed", "cancelled")
+UNFINISHED_TASK_STATUSES = ("pending", "streaming")
+USER_ROLES = ("member", "manager", "admin")
+
+# The columns a client writes and reads, in table order (sync_xid, the change-capture
+# stamp, and the derived run totals are left out).
+USER_COLUMNS = ("id", "display_name", "email", "team", "role", "created_at", "updated_at")
+RUN_COLUMNS = (
+    "id", "user_id", "source_type", "source_id", "name", "description", "tags", "messages",
+    "settings", "variable_values", "broker_values", "attachments", "metadata", "status",
+    "is_starred", "parent_run_id", "forked_from_message", "created_at", "updated_at",
+    "last_message_at",
+)  # fmt: skip
+TASK_COLUMNS = (
+    "id", "run_id", "user_id", "task_id", "service", "task_name", "provider", "endpoint",
+    "model", "model_id", "request_data", "response_text", "response_data", "response_info",
+    "response_errors", "tool_updates", "response_complete", "response_metadata",
+    "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
+    "cost", "time_to_first_token", "total_time", "status", "created_at", "updated_at",
+    "completed_at",
+)  # fmt: skip
+# Kept by the database's triggers (docs/design.md); exported for reading, never written.
+RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_count")
+
+SQL_COLUMN_LISTS = {"task_columns": ", ".join(TASK_COLUMNS)}
+"""Column lists as SQL text, for `{{task_columns}}` in ingest/sql/*.sql (sqlfiles.render)."""

@@ -1,0 +1,40 @@
+-- Exact distinct runs and users with bitmaps (queries/distinct_counts.py). Values are bound (:name); {{name}} is filled only with the
+-- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
+-- queries/engine.py (period, group, metric), never with user text.
+
+-- name: distinct_plan
+-- What the distinct counts of a window need: run_bits (widest key range of the runs
+-- created in one period), user_bits (largest user key), values (how many values the
+-- dimension :dimension has taken).
+SELECT (SELECT coalesce(max(hi - lo), 0)
+          FROM (SELECT {{period}} AS p, min(lo) AS lo, max(lo + n) AS hi
+                  FROM run_key_days WHERE day BETWEEN :first_day AND :last_day
+                 GROUP BY p)) AS run_bits,
+       (SELECT coalesce(max(key), 0) FROM user_keys) AS user_bits,
+       (SELECT count(*) FROM dim_values WHERE dimension = :dimension) AS "values";
+
+-- name: run_lo
+-- Per day of the window: run_lo, the smallest key of the runs created in the day's period.
+-- Run keys are given in order of creation, so the runs created in a period have keys in
+-- [run_lo, run_lo + :run_bits) (:run_bits from distinct_plan) and are counted with a
+-- bitmap; a task outside it (its run was created in another period, or keyed late) is in
+-- rare_tasks, and those few are counted by hashing. The two sets of runs are disjoint.
+SELECT day, min(lo) OVER (PARTITION BY {{period}}) AS run_lo
+  FROM run_key_days WHERE day BETWEEN :first_day AND :last_day
+
+-- name: runs_in_range
+coalesce(bit_count(bitstring_agg(run_key - run_lo, 0, :run_bits - 1)
+                   FILTER (WHERE run_key - run_lo BETWEEN 0 AND :run_bits - 1)), 0)
+
+-- name: rare_runs
+-- Distinct runs per period and group of the tasks outside their period's bitmap range.
+SELECT period_key, grp, count(DISTINCT run_key) AS runs
+  FROM (SELECT {{period}} AS period_key, {{group}} AS grp, day, run_key
+          FROM rare_tasks WHERE {{task_filter}}) o
+  LEFT JOIN r USING (day)
+ WHERE run_lo IS NULL OR run_key - run_lo NOT BETWEEN 0 AND :run_bits - 1
+ GROUP BY period_key, grp
+
+-- name: distinct_users_bitmap
+-- Exact distinct users: user keys are dense, 1..:user_bits.
+coalesce(bit_count(bitstring_agg(user_key, 1, :user_bits)), 0)

@@ -1,0 +1,35 @@
+-- Drill-down lists of tasks and runs on the mirror (queries/drilldown.py). Values are bound (:name); {{name}} is filled only with the
+-- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
+-- queries/engine.py (period, group, metric), never with user text.
+
+-- name: tasks_behind
+-- The tasks of one chart point, {{metric}} descending: see queries.tasks_behind.
+SELECT task_id, run_id, created_at, provider, model, endpoint, service, user_id, status,
+       time_to_first_token, total_time, tokens_total, cost, id
+  FROM {{tasks_source}}
+ WHERE {{task_filter}} AND {{group_match}}
+ ORDER BY {{metric}} DESC NULLS LAST, created_at DESC, id
+ LIMIT :limit;
+
+-- name: most_expensive_runs
+-- Runs by the cost of their filtered tasks: run_id, name, user_id, source_type, tasks,
+-- cost (USD), tokens_total, created_at.
+WITH c AS (
+    SELECT run_id, count(*) AS tasks, coalesce(sum(cost), 0) AS cost,
+           sum(tokens_total)::BIGINT AS tokens_total
+      FROM {{tasks_source}} WHERE {{task_filter}}
+     GROUP BY run_id
+     ORDER BY cost DESC, run_id
+     LIMIT :limit
+)
+SELECT c.run_id, r.name, r.user_id, r.source_type, c.tasks, c.cost, c.tokens_total,
+       r.created_at
+  FROM c LEFT JOIN runs r ON r.id = c.run_id
+ ORDER BY c.cost DESC, c.run_id;
+
+-- name: cost_per_run
+-- Cost (USD) of each run over its filtered tasks: run_id, cost.
+SELECT run_id, coalesce(sum(cost), 0) AS cost
+  FROM {{tasks_source}} WHERE {{task_filter}}
+ GROUP BY run_id
+ ORDER BY cost DESC, run_id;

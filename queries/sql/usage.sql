@@ -1,0 +1,81 @@
+-- Spend and volume rollups on the mirror (queries/usage.py); twins in postgres/usage.sql. Values are bound (:name); {{name}} is filled only with the
+-- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
+-- queries/engine.py (period, group, metric), never with user text.
+
+-- name: usage
+-- Spend and volume per period and group. Columns: period (date), group, cost (USD),
+-- tokens_input, tokens_output, tokens_total, tasks, runs, active_users ({{runs}} and
+-- {{active_users}}: count(DISTINCT run_key/user_key), or NULL when not needed; usage_bitmaps
+-- is the faster way to the same numbers).
+SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
+       coalesce(sum(cost), 0) AS cost,
+       coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
+       coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
+       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users
+  FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
+               tokens_total, run_key, user_key
+          FROM {{tasks_source}} WHERE {{task_filter}}) f
+ GROUP BY period_key, grp
+ ORDER BY period_key NULLS FIRST, grp NULLS LAST;
+
+-- name: usage_bitmaps
+-- usage with the exact distinct runs from bitmaps (see run_lo) and {{active_users}}.
+WITH r AS ({{run_lo}}),
+f AS (
+    SELECT {{period}} AS period_key, {{group}} AS grp, day, cost, tokens_input,
+           tokens_output, tokens_total, run_key, user_key
+      FROM {{tasks_source}} WHERE {{task_filter}}
+),
+g AS (
+    SELECT period_key, grp,
+           coalesce(sum(cost), 0) AS cost,
+           coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
+           coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
+           coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
+           count(*) AS tasks, {{runs_in_range}} AS runs, {{active_users}} AS active_users
+      FROM f LEFT JOIN r USING (day)
+     GROUP BY period_key, grp
+),
+x AS ({{rare_runs}})
+SELECT DATE '1970-01-01' + g.period_key AS period, g.grp AS "group", cost, tokens_input,
+       tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users
+  FROM g LEFT JOIN x
+    ON x.period_key IS NOT DISTINCT FROM g.period_key AND x.grp IS NOT DISTINCT FROM g.grp
+ ORDER BY g.period_key NULLS FIRST, g.grp NULLS LAST;
+
+-- name: kpi_totals
+-- One row: spend (USD), tasks, runs, active_users, tokens, p95_ttft_ms (completed tasks),
+-- failed, finished (completed + failed + cancelled). {{runs}}, {{active_users}} as in usage.
+SELECT coalesce(sum(cost), 0) AS spend, count(*) AS tasks, {{runs}} AS runs,
+       {{active_users}} AS active_users,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
+       quantile_cont(time_to_first_token, 0.95) FILTER (WHERE status = 'completed') AS p95_ttft_ms,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
+  FROM {{tasks_source}} WHERE {{task_filter}};
+
+-- name: kpi_totals_bitmaps
+-- kpi_totals with the distinct runs from bitmaps ({{period}} and {{group}} are NULL).
+WITH r AS ({{run_lo}}),
+g AS (
+    SELECT coalesce(sum(cost), 0) AS spend, count(*) AS tasks, {{runs_in_range}} AS runs,
+           {{active_users}} AS active_users,
+           coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
+           quantile_cont(time_to_first_token, 0.95) FILTER (WHERE status = 'completed')
+               AS p95_ttft_ms,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
+      FROM {{tasks_source}} LEFT JOIN r USING (day) WHERE {{task_filter}}
+),
+x AS ({{rare_runs}})
+SELECT spend, tasks, runs + coalesce((SELECT sum(runs) FROM x), 0)::BIGINT AS runs,
+       active_users, tokens, p95_ttft_ms, failed, finished
+  FROM g;
+
+-- name: daily_cost
+-- Spend (USD) per UTC day: day (date), cost. Days without tasks are absent.
+SELECT DATE '1970-01-01' + day AS day, coalesce(sum(cost), 0) AS cost
+  FROM {{tasks_source}} WHERE {{task_filter}}
+ GROUP BY day
+ ORDER BY day;
