@@ -26,12 +26,12 @@ import uuid
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.usage import normalize_usage
 
-if TYPE_CHECKING:
-    from ingest.tracker import Tracker
+# An ingest.Tracker; not imported, not even for typing: the Tracker imports this module.
+Tracker = Any
 
 
 class TaskStream:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 
 from ingest import database
-from queries.engine import Connection, engine_of, fetch, filter_params, group_sql, period_sql
+from queries.engine import Connection, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters, dimension_column
 
 ORDER_METRICS = {
@@ -96,7 +96,7 @@ def tasks_behind(
     params = {**filter_params(filters), "limit": int(limit), "value": value}
     match = "TRUE"
     if by is not None:
-        column = group_sql(engine_of(con), by)
+        column = group_sql(con, by)
         if dimension_column(by) == "tag":
             match = (
                 "CASE WHEN :value IS NULL THEN coalesce(len(tags), 0) = 0 "

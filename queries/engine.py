@@ -43,12 +43,13 @@ def engine_of(con: Connection) -> str:
     return "duckdb" if isinstance(con, duckdb.DuckDBPyConnection) else "postgres"
 
 
-def group_sql(engine: str, by: str | None) -> str:
-    """SQL expression for dimension `by` (None: no grouping); ValueError if not allowed."""
+def group_sql(con: Connection, by: str | None) -> str:
+    """SQL expression, on `con`'s engine, for dimension `by` (None: no grouping); ValueError
+    if not allowed."""
     if by is None:
         return "NULL::TEXT"
     column = dimension_column(by)
-    return _GROUP_SQL[engine].get(column, column)
+    return _GROUP_SQL[engine_of(con)].get(column, column)
 
 
 def period_sql(grain: str | None) -> str:

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from queries.engine import (
-    Connection,
-    engine_of,
-    fetch,
-    filter_params,
-    finish,
-    group_sql,
-    period_sql,
-)
+from queries.engine import Connection, fetch, filter_params, finish, group_sql, period_sql
 from queries.filters import Filters
 
 
@@ -38,7 +30,7 @@ def failure_rates(
         "failure_counts",
         filter_params(filters),
         period=period_sql(grain),
-        group=group_sql(engine_of(con), by),
+        group=group_sql(con, by),
     )
     frame = finish(frame, grain=grain, by=by)
     for column in ("tasks", "failed", "cancelled"):

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from queries.engine import (
-    Connection,
-    engine_of,
-    fetch,
-    filter_params,
-    finish,
-    group_sql,
-    period_sql,
-)
+from queries.engine import Connection, fetch, filter_params, finish, group_sql, period_sql
 from queries.filters import Filters
 
 LATENCY_METRICS = {"ttft": "time_to_first_token", "total_time": "total_time"}
@@ -49,7 +41,7 @@ def latency_percentiles(
         "latency_percentiles",
         filter_params(filters),
         period=period_sql(grain),
-        group=group_sql(engine_of(con), by),
+        group=group_sql(con, by),
         metric=_latency_metric(metric),
     )
     frame = finish(frame, grain=grain, by=by)
@@ -80,7 +72,7 @@ def latency_histogram(
         con,
         "latency_histogram_counts",
         {**filter_params(filters), "bins": bins},
-        group=group_sql(engine_of(con), by),
+        group=group_sql(con, by),
         metric=_latency_metric(metric),
     )
     columns = (["group"] if by else []) + ["bucket_low_ms", "bucket_high_ms", "tasks"]
@@ -112,9 +104,7 @@ def tokens_per_second(con: Connection, filters: Filters, by: str = "model") -> p
     Over completed tasks with tokens_output > 0 and total_time > time_to_first_token.
     Columns: group, tasks, p50, p90, mean (tokens per second, floats). Sorted by tasks desc.
     """
-    frame = fetch(
-        con, "tokens_per_second", filter_params(filters), group=group_sql(engine_of(con), by)
-    )
+    frame = fetch(con, "tokens_per_second", filter_params(filters), group=group_sql(con, by))
     if by is None:
         frame = frame.drop(columns=["group"])
     frame["tasks"] = frame["tasks"].astype("int64")

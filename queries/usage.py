@@ -14,15 +14,7 @@ from typing import Any
 import pandas as pd
 
 from queries.distinct_counts import distinct_counts
-from queries.engine import (
-    Connection,
-    engine_of,
-    fetch,
-    filter_params,
-    finish,
-    group_sql,
-    period_sql,
-)
+from queries.engine import Connection, fetch, filter_params, finish, group_sql, period_sql
 from queries.filters import Filters
 
 KPI_METRICS = ("spend", "tasks", "runs", "active_users", "tokens", "p95_ttft_ms", "failure_rate")
@@ -38,7 +30,7 @@ def _usage(
         filter_params(filters) | how.values,
         exact=exact,
         period=period_sql(grain),
-        group=group_sql(engine_of(con), by),
+        group=group_sql(con, by),
         **how.expressions,
     )
     if not counts:

@@ -1,6 +1,7 @@
 """Demo data at any scale, reproducible for a seed, written with the bulk path.
 
-- generate.py: `generate(url, tasks=N, ...)`, the plan of a demo and the writers;
+- generate.py: `generate(url, tasks=N, ...)`: chunks made in the background, the writers;
+- plan.py: what a seed fixes before sampling (window, users, calendar, prices);
 - sample_tasks.py: one chunk's runs and tasks sampled with numpy;
 - copy_rows.py: the sampled values as COPY lines;
 - catalog.py: what the demo draws from (sources, teams, models, errors, texts).
@@ -11,9 +12,9 @@ from ingest.demo.generate import (
     RUN_COLUMNS,
     TASK_COLUMNS,
     DemoSummary,
-    Plan,
     generate,
 )
+from ingest.demo.plan import Plan
 from ingest.demo.sample_tasks import make_chunk
 
 __all__ = [

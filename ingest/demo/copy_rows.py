@@ -10,15 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest.demo import catalog as cat
+from ingest.demo.plan import Plan, iso
 from ingest.vocabulary import RUN_STATUSES
-
-if TYPE_CHECKING:
-    from ingest.demo.generate import Plan
 
 NULL = "\\N"
 STATUS_NAMES = cat.TASK_STATUS_CODES
@@ -38,12 +35,6 @@ class Chunk:
     cost_e10: int
     cost_extra: Decimal
     tokens_total: int
-
-
-def iso(us: np.ndarray) -> list[str]:
-    """ISO 8601 UTC strings (microseconds) of epoch-microsecond values."""
-    text = np.datetime_as_string(np.asarray(us).astype("datetime64[us]"), unit="us")
-    return [t + "+00:00" for t in text.tolist()]
 
 
 def uuids(rng: np.random.Generator, n: int) -> list[str]:

@@ -4,30 +4,19 @@ into COPY lines by ingest.demo.copy_rows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest import pricing
 from ingest.demo import catalog as cat
 from ingest.demo import copy_rows as demo_rows
-
-if TYPE_CHECKING:
-    from ingest.demo.generate import Plan
+from ingest.demo.plan import DAY_US, HOUR_US, US, Plan, from_us
 
 MAX_INPUT_TOKENS = 180_000  # below the 200k long-context price tiers
-US = 1_000_000
-HOUR_US = 3600 * US
-DAY_US = 24 * HOUR_US
 STATUSES = cat.TASK_STATUS_CODES
 COMPLETED, FAILED, CANCELLED, STREAMING, PENDING = range(5)
-
-
-def _from_us(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def make_chunk(plan: Plan, index: int, n: int) -> demo_rows.Chunk:
@@ -155,7 +144,7 @@ def make_chunk(plan: Plan, index: int, n: int) -> demo_rows.Chunk:
             for i in np.flatnonzero(rows):
                 extra[int(i)] = pricing.task_cost(
                     plan.models[k].provider, plan.models[k].name, int(inp[i]), int(out[i]),
-                    int(cached[i]), at=_from_us(int(created[i])),
+                    int(cached[i]), at=from_us(int(created[i])),
                 )  # fmt: skip
             continue
         p_in, p_cached, p_out = prices
