@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ingest import config, database, embedded
+from ingest import config, database, embedded, schema
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    db = commands.add_parser("db", help="database: url, start, stop, migrate, check")
+    """Add this area's subcommands to `ai-runs`."""
+    db = commands.add_parser("db", help="database: url, start, stop, migrate, check, schema")
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     actions.add_parser("url", help="print the URL of the database in use").set_defaults(
         handler=_url
@@ -23,6 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions.add_parser(
         "check", help="verify every run's totals against its tasks (exit 1 on mismatch)"
     ).set_defaults(handler=_check)
+    schema = actions.add_parser(
+        "schema",
+        help="print the migrated schema as SQL (docs/schema.sql is this, from a fresh database)",
+    )
+    schema.add_argument("--out", metavar="PATH", help="write it to PATH instead of printing it")
+    schema.set_defaults(handler=_schema)
 
 
 def _url(args: argparse.Namespace) -> int:
@@ -58,4 +66,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{len(bad)} run(s) disagree with their tasks, e.g. {bad[0]}")
         return 1
     print("every run's totals match its tasks")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = schema.schema_sql()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"schema written to {args.out}")
+    else:
+        print(text, end="")
     return 0

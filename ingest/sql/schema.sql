@@ -1,0 +1,58 @@
+-- The schema as the catalogs describe it, for docs/schema.sql (ingest/schema.py). Each
+-- query returns (name, definition) rows of the public schema, sorted by name, in a
+-- spelling that PostgreSQL 15 to 18 share (NOT NULL constraint rows of 18 left out).
+
+-- name: schema_tables
+-- Tables: name, reloptions (text[] or NULL).
+SELECT c.relname AS name, c.reloptions AS options
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind = 'r'
+ ORDER BY c.relname;
+
+-- name: schema_columns
+-- Columns of the public tables in table order: table, name, type, not_null, default,
+-- generated ('s' stored, 'v' virtual, '' none).
+SELECT c.relname AS "table", a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+       a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS "default",
+       a.attgenerated::text AS generated
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY c.relname, a.attnum;
+
+-- name: schema_constraints
+-- Primary keys, unique, foreign key and CHECK constraints: table, name, definition.
+SELECT c.relname AS "table", k.conname AS name, pg_get_constraintdef(k.oid) AS definition
+  FROM pg_constraint k
+  JOIN pg_class c ON c.oid = k.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND k.contype IN ('p', 'u', 'f', 'c')
+ ORDER BY c.relname, k.contype, k.conname;
+
+-- name: schema_indexes
+-- Indexes that no constraint owns: name, definition.
+SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_namespace n ON n.oid = i.relnamespace
+ WHERE n.nspname = 'public'
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid)
+ ORDER BY i.relname;
+
+-- name: schema_functions
+-- Functions of the public schema: name, definition (CREATE OR REPLACE FUNCTION ...).
+SELECT p.proname AS name, pg_get_functiondef(p.oid) AS definition
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public'
+ ORDER BY p.proname, pg_get_function_identity_arguments(p.oid);
+
+-- name: schema_triggers
+-- Triggers on the public tables: name, definition (CREATE TRIGGER ...).
+SELECT t.tgname AS name, pg_get_triggerdef(t.oid) AS definition
+  FROM pg_trigger t
+  JOIN pg_class c ON c.oid = t.tgrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND NOT t.tgisinternal
+ ORDER BY c.relname, t.tgname;

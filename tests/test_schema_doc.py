@@ -1,0 +1,22 @@
+"""docs/schema.sql is the schema a fresh migration leaves (regenerate it with
+`ai-runs db schema --out docs/schema.sql`), whichever PostgreSQL (15 to 18) produced it."""
+
+from __future__ import annotations
+
+from ingest import schema
+
+
+def test_docs_schema_sql_is_up_to_date(db_url):
+    fresh = schema.schema_sql(db_url)
+    assert "CREATE TABLE ai_tasks (" in fresh and "CREATE TRIGGER" in fresh
+    assert schema.DOC_PATH.read_text() == fresh, (
+        "docs/schema.sql is stale: run `ai-runs db schema --out docs/schema.sql`"
+    )
+
+
+def test_schema_command_prints_it(db_url, monkeypatch, capsys):
+    from dashboard.command import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["db", "schema"]) == 0
+    assert capsys.readouterr().out == schema.DOC_PATH.read_text()
