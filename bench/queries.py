@@ -1,5 +1,5 @@
 """Benchmark: dashboard rollups on the DuckDB mirror vs the same rollups in Postgres, and an
-incremental mirror sync vs a full rebuild (issue 4, SPEC section 10).
+incremental mirror sync vs a full rebuild (issue 4).
 
     python bench/queries.py [--tasks 1000000] [--days 90] [--dir PATH] [--reuse]
 

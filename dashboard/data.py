@@ -50,7 +50,6 @@ class Mirror:
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 0
     synced_at: float = 0.0  # time.monotonic() of the last sync, 0 = never
-    last_result: Any = None
     last_error: str | None = None
 
 
@@ -95,7 +94,6 @@ def sync(force: bool = False) -> Mirror:
             m.synced_at = time.monotonic()
             return m
         m.last_error = None
-        m.last_result = result
         m.synced_at = time.monotonic()
         changed = result.full or any(result.upserted.values()) or any(result.deleted.values())
         if changed or m.version == 0:

@@ -30,7 +30,6 @@ LIST_FILTERS = {
     "status": ("statuses", "Task status"),
 }
 FIXED_CHOICES = {"source_type": SOURCE_TYPES, "status": TASK_STATUSES}
-URL_KEYS = (DATES_KEY, *LIST_FILTERS)
 _ACTIVE = "_filters_active"
 
 

@@ -1,4 +1,4 @@
-"""Task cost in USD: priced on completion, re-priced later in bulk (SPEC section 4).
+"""Task cost in USD: priced on completion, re-priced later in bulk (docs/design.md, Data flow).
 
 Prices come from `ingest.pricing` (the maintained genai-prices snapshot). A task whose
 model has no known price keeps cost NULL; `recompute_costs` fills those in once a price is

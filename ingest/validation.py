@@ -1,7 +1,7 @@
 """Input checks for runs and tasks: pure functions, no database access.
 
 Shared by the live API (`ingest.Tracker`) and the bulk importer. Both take a dict of column
-values named as in SPEC section 3 (columns of `ai_runs` / `ai_tasks`) and return a new,
+values named as the columns of `ai_runs` / `ai_tasks` (docs/schema.sql) and return a new,
 normalized dict ready to write:
 
 - uuids as `uuid.UUID` (from a UUID or its string form);

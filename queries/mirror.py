@@ -1,4 +1,4 @@
-"""The DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (SPEC section 5).
+"""The DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (docs/design.md, The mirror).
 
 Change capture (migration 0003): every source row carries `sync_xid`, the id of the
 transaction that last wrote it, and deletions are logged with the same stamp. A sync runs in

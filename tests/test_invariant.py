@@ -1,5 +1,5 @@
-"""The SPEC section 3 invariant: every run's derived columns equal a GROUP BY over its
-tasks, after any sequence of writes and with concurrent writers on the same runs."""
+"""The invariant of docs/design.md (Exactness): every run's derived columns equal a GROUP BY
+over its tasks, after any sequence of writes and with concurrent writers on the same runs."""
 
 from __future__ import annotations
 

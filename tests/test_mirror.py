@@ -1,4 +1,4 @@
-"""The DuckDB mirror is exact: late commits, updates, deletes, rebuilds (SPEC section 5)."""
+"""The DuckDB mirror is exact: late commits, updates, deletes, rebuilds (docs/design.md)."""
 
 from __future__ import annotations
 

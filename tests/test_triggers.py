@@ -1,4 +1,4 @@
-"""Every derived column is kept exact by the database (SPEC section 3)."""
+"""Every derived column is kept exact by the database (docs/design.md, Exactness)."""
 
 from __future__ import annotations
 

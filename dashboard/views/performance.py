@@ -96,7 +96,7 @@ else:
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
 trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
-trend_event = st.plotly_chart(
+st.plotly_chart(
     figures.percentiles_over_time(
         trend, metric, percentile, by, grain, highlight=tuple(slower["group"].head(3))
     ),
@@ -110,7 +110,7 @@ st.caption("Click a point (or box-select) to list the tasks behind it, slowest f
 groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
 left, right = st.columns([3, 2])
 with left:
-    bars_event = st.plotly_chart(
+    st.plotly_chart(
         figures.percentiles_by_group(groups, metric, by),
         key="perf_bars",
         on_select=lambda: _mark("perf_bars"),

@@ -1,6 +1,6 @@
 -- name: run_totals_mismatches
 -- Runs whose derived columns differ from the same numbers computed from scratch over
--- ai_tasks (SPEC section 3). Returns id, stored and recomputed task_count, total_tokens,
+-- ai_tasks (docs/design.md, Exactness). Returns id, stored and recomputed task_count, total_tokens,
 -- total_cost, message_count. An empty result means the invariant holds.
 SELECT r.id,
        r.task_count, coalesce(t.n, 0) AS expected_task_count,
