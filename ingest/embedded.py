@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from ingest import config
 
@@ -78,8 +79,26 @@ def ensure_database(server_url: str, name: str = config.EMBEDDED_DATABASE) -> st
     with psycopg.connect(server_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            create_database(conn, name)
     return with_database(server_url, name)
+
+
+def create_database(conn: psycopg.Connection, name: str, template: str | None = None) -> None:
+    """CREATE DATABASE `name` (a copy of `template` if given) through an autocommit
+    connection; the names are quoted as identifiers, never pasted into the SQL."""
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+    conn.execute(query)
+
+
+def drop_database(conn: psycopg.Connection, name: str, *, force: bool = True) -> None:
+    """DROP DATABASE IF EXISTS `name` (WITH (FORCE): ending its sessions) through an
+    autocommit connection; the name is quoted as an identifier."""
+    query = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    if force:
+        query = sql.SQL("{} WITH (FORCE)").format(query)
+    conn.execute(query)
 
 
 def with_database(url: str, name: str) -> str:

@@ -39,7 +39,8 @@ from psycopg.rows import dict_row
 
 from ingest import database
 from ingest.errors import ValidationError
-from ingest.tracker_runs import USER_ROLES, RunMethods, RunPage
+from ingest.run_listing import RunListing, RunPage
+from ingest.tracker_runs import USER_ROLES, RunMethods
 from ingest.tracker_tasks import (
     STREAMING_STATUSES,
     TASK_WRITABLE,
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 
-class Tracker(RunMethods, TaskMethods):
+class Tracker(RunMethods, RunListing, TaskMethods):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded

@@ -30,7 +30,12 @@ from ingest.costs import cost_of_task
 from ingest.errors import NotFoundError, ValidationError
 from ingest.usage import normalize_usage
 from ingest.validation import parse_uuid, validate_task
-from ingest.vocabulary import FINISHED_TASK_STATUSES, UNFINISHED_TASK_STATUSES
+from ingest.vocabulary import (
+    FINISHED_TASK_STATUSES,
+    TASK_JSON_COLUMNS,
+    TASK_WRITABLE_COLUMNS,
+    UNFINISHED_TASK_STATUSES,
+)
 
 if TYPE_CHECKING:
     from ingest.streaming import TaskStream
@@ -38,18 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ingest.tracker")
 
 STREAMING_STATUSES = UNFINISHED_TASK_STATUSES
-# Columns update/complete/fail/cancel may change (identity and timestamps are not theirs).
-TASK_WRITABLE = (
-    "service", "task_name", "provider", "endpoint", "model", "model_id", "request_data",
-    "response_text", "response_data", "response_info", "response_errors", "tool_updates",
-    "response_complete", "response_metadata", "tokens_input", "tokens_output",
-    "tokens_cached_input", "tokens_reasoning", "tokens_total", "cost",
-    "time_to_first_token", "total_time", "status",
-)  # fmt: skip
-_JSON_TASK_COLUMNS = (
-    "request_data", "response_data", "response_info", "response_errors", "tool_updates",
-    "response_metadata",
-)  # fmt: skip
+TASK_WRITABLE = TASK_WRITABLE_COLUMNS
 _FINISHED_MEMORY = 10_000  # task ids remembered as finished, to drop late updates cheaply
 
 
@@ -429,7 +423,7 @@ class TaskMethods:
 
     def _write(self, conn: psycopg.Connection, tid: uuid.UUID, merged: dict) -> dict[str, Any]:
         params = {column: merged[column] for column in TASK_WRITABLE}
-        for column in _JSON_TASK_COLUMNS:
+        for column in TASK_JSON_COLUMNS:
             params[column] = _jsonb(params[column])
         params["task_id"] = tid
         return self._one(conn, "write_task", **params)

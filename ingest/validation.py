@@ -34,8 +34,10 @@ from typing import Any
 
 from ingest.errors import ValidationError
 from ingest.vocabulary import (
+    RUN_JSON_COLUMNS,
     RUN_STATUSES,
     SOURCE_TYPES,
+    TASK_JSON_COLUMNS,
     TASK_STATUSES,
 )
 
@@ -362,24 +364,7 @@ TASK_DERIVED_COLUMNS = frozenset({"sync_xid"})
 TASK_REQUIRED = ("run_id", "task_id")
 
 # jsonb columns (a CSV reader parses these from JSON text before validating).
-JSON_COLUMNS = {
-    "ai_runs": (
-        "messages",
-        "settings",
-        "variable_values",
-        "broker_values",
-        "attachments",
-        "metadata",
-    ),
-    "ai_tasks": (
-        "request_data",
-        "response_data",
-        "response_info",
-        "response_errors",
-        "tool_updates",
-        "response_metadata",
-    ),
-}
+JSON_COLUMNS = {"ai_runs": RUN_JSON_COLUMNS, "ai_tasks": TASK_JSON_COLUMNS}
 
 
 def _validate(

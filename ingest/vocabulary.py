@@ -32,6 +32,22 @@ TASK_COLUMNS = (
     "cost", "time_to_first_token", "total_time", "status", "created_at", "updated_at",
     "completed_at",
 )  # fmt: skip
+# jsonb columns (a CSV reader parses these from JSON text before validating).
+RUN_JSON_COLUMNS = (
+    "messages", "settings", "variable_values", "broker_values", "attachments", "metadata",
+)  # fmt: skip
+TASK_JSON_COLUMNS = (
+    "request_data", "response_data", "response_info", "response_errors", "tool_updates",
+    "response_metadata",
+)  # fmt: skip
+# Columns update/complete/fail/cancel may change (identity and timestamps are not theirs).
+TASK_WRITABLE_COLUMNS = (
+    "service", "task_name", "provider", "endpoint", "model", "model_id", "request_data",
+    "response_text", "response_data", "response_info", "response_errors", "tool_updates",
+    "response_complete", "response_metadata", "tokens_input", "tokens_output",
+    "tokens_cached_input", "tokens_reasoning", "tokens_total", "cost",
+    "time_to_first_token", "total_time", "status",
+)  # fmt: skip
 # Kept by the database's triggers (docs/design.md); exported for reading, never written.
 RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_count")
 

@@ -42,18 +42,18 @@ def template_db(pg_server: str) -> Iterator[str]:
     """Name of a migrated template database for this session."""
     name = f"ai_runs_tpl_{os.getpid()}"
     with _admin(pg_server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        embedded.drop_database(conn, name)
+        embedded.create_database(conn, name)
     database.migrate(embedded.with_database(pg_server, name))
     yield name
     with _admin(pg_server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        embedded.drop_database(conn, name)
 
 
 def _new_database(pg_server: str, template: str) -> str:
     name = f"ai_runs_t_{os.getpid()}_{next(_counter)}"
     with _admin(pg_server) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        embedded.create_database(conn, name, template)
     return name
 
 
@@ -71,7 +71,7 @@ def make_db(pg_server: str, template_db: str) -> Iterator[Callable[[], str]]:
     yield make
     with _admin(pg_server) as conn:
         for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            embedded.drop_database(conn, name)
 
 
 @pytest.fixture
@@ -85,10 +85,10 @@ def empty_db_url(pg_server: str) -> Iterator[str]:
     """URL of a fresh database with no schema at all (for migration tests)."""
     name = f"ai_runs_e_{os.getpid()}_{next(_counter)}"
     with _admin(pg_server) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        embedded.create_database(conn, name)
     yield embedded.with_database(pg_server, name)
     with _admin(pg_server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        embedded.drop_database(conn, name)
 
 
 @pytest.fixture

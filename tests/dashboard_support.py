@@ -34,14 +34,14 @@ TIMEOUT = 60
 
 def create_database(pg_server: str, template: str, name: str) -> str:
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        embedded.drop_database(conn, name)
+        embedded.create_database(conn, name, template)
     return embedded.with_database(pg_server, name)
 
 
 def drop_database(pg_server: str, name: str) -> None:
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        embedded.drop_database(conn, name)
 
 
 @contextmanager

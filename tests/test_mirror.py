@@ -257,8 +257,8 @@ def test_mirror_of_another_database_is_rebuilt(conn, db_url, mirror, pg_server, 
     sync_mirror(db_url, mirror)
     name = f"ai_runs_other_{os.getpid()}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        embedded.drop_database(admin, name, force=False)
+        embedded.create_database(admin, name, template_db)
     other = embedded.with_database(pg_server, name)
     database._migrated.add(other)
     try:
@@ -267,7 +267,7 @@ def test_mirror_of_another_database_is_rebuilt(conn, db_url, mirror, pg_server, 
         assert result.rows["tasks"] == 0
     finally:
         with psycopg.connect(pg_server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            embedded.drop_database(admin, name)
 
 
 def test_truncate_is_rebuilt(conn, db_url, mirror):

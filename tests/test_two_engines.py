@@ -26,8 +26,8 @@ def engines(pg_server, template_db, tmp_path_factory):
     """(duckdb connection, psycopg connection, filter options) over one demo data set."""
     name = f"ai_runs_two_engines_{os.getpid()}"
     with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        embedded.drop_database(admin, name)
+        embedded.create_database(admin, name, template_db)
     url = embedded.with_database(pg_server, name)
     database._migrated.add(url)
     demo.generate(url, tasks=4000, seed=11, days=DAYS, end=END)
@@ -41,7 +41,7 @@ def engines(pg_server, template_db, tmp_path_factory):
         duck.close()
         pg.close()
         with psycopg.connect(pg_server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            embedded.drop_database(admin, name)
 
 
 def assert_same(duck: pd.DataFrame, pg: pd.DataFrame) -> None:

@@ -4,7 +4,7 @@
 
 -- name: schema_tables
 -- Tables: name, reloptions (text[] or NULL).
-SELECT c.relname AS name, c.reloptions AS options
+SELECT quote_ident(c.relname) AS name, c.reloptions AS options
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'public' AND c.relkind = 'r'
  ORDER BY c.relname;
@@ -12,7 +12,7 @@ SELECT c.relname AS name, c.reloptions AS options
 -- name: schema_columns
 -- Columns of the public tables in table order: table, name, type, not_null, default,
 -- generated ('s' stored, 'v' virtual, '' none).
-SELECT c.relname AS "table", a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+SELECT quote_ident(c.relname) AS "table", quote_ident(a.attname) AS name, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS "default",
        a.attgenerated::text AS generated
   FROM pg_attribute a
@@ -24,7 +24,7 @@ SELECT c.relname AS "table", a.attname AS name, format_type(a.atttypid, a.atttyp
 
 -- name: schema_constraints
 -- Primary keys, unique, foreign key and CHECK constraints: table, name, definition.
-SELECT c.relname AS "table", k.conname AS name, pg_get_constraintdef(k.oid) AS definition
+SELECT quote_ident(c.relname) AS "table", quote_ident(k.conname) AS name, pg_get_constraintdef(k.oid) AS definition
   FROM pg_constraint k
   JOIN pg_class c ON c.oid = k.conrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
