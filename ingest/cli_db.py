@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ingest import config, database, embedded, schema
+from ingest import config, database, embedded, schema_dump
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,12 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions.add_parser(
         "check", help="verify every run's totals against its tasks (exit 1 on mismatch)"
     ).set_defaults(handler=_check)
-    schema = actions.add_parser(
+    dump = actions.add_parser(
         "schema",
-        help="print the migrated schema as SQL (docs/schema.sql is this, from a fresh database)",
+        help="print the migrated schema as SQL, read from the catalogs (the docs keep a copy)",
     )
-    schema.add_argument("--out", metavar="PATH", help="write it to PATH instead of printing it")
-    schema.set_defaults(handler=_schema)
+    dump.add_argument("--out", metavar="PATH", help="write it to PATH instead of printing it")
+    dump.set_defaults(handler=_schema)
 
 
 def _url(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = schema.schema_sql()
+    text = schema_dump.schema_sql()
     if args.out:
         Path(args.out).write_text(text)
         print(f"schema written to {args.out}")

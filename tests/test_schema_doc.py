@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from ingest import schema
+from pathlib import Path
+
+from ingest import schema_dump
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema.sql"
 
 
 def test_docs_schema_sql_is_up_to_date(db_url):
-    fresh = schema.schema_sql(db_url)
+    fresh = schema_dump.schema_sql(db_url)
     assert "CREATE TABLE ai_tasks (" in fresh and "CREATE TRIGGER" in fresh
-    assert schema.DOC_PATH.read_text() == fresh, (
+    assert DOC_PATH.read_text() == fresh, (
         "docs/schema.sql is stale: run `ai-runs db schema --out docs/schema.sql`"
     )
 
@@ -19,4 +23,4 @@ def test_schema_command_prints_it(db_url, monkeypatch, capsys):
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     assert main(["db", "schema"]) == 0
-    assert capsys.readouterr().out == schema.DOC_PATH.read_text()
+    assert capsys.readouterr().out == DOC_PATH.read_text()

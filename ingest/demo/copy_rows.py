@@ -1,6 +1,6 @@
 """Turn one chunk of the demo generator's numpy arrays into COPY text lines.
 
-The vocabulary (demo_catalog) holds no character that JSON or COPY would escape, so lines
+The catalog (ingest.demo.catalog) holds no character that JSON or COPY would escape, so lines
 are assembled with f-strings; `tests/test_demo.py` checks every row against
 `ingest.validation` and the round trip through the database.
 """

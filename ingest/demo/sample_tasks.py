@@ -11,7 +11,7 @@ import numpy as np
 
 from ingest import pricing
 from ingest.demo import catalog as cat
-from ingest.demo import copy_rows as demo_rows
+from ingest.demo import copy_rows
 from ingest.demo.plan import DAY_US, HOUR_US, US, Plan, from_us
 
 MAX_INPUT_TOKENS = 180_000  # below the 200k long-context price tiers
@@ -19,7 +19,7 @@ STATUSES = cat.TASK_STATUS_CODES
 COMPLETED, FAILED, CANCELLED, STREAMING, PENDING = range(5)
 
 
-def make_chunk(plan: Plan, index: int, n: int) -> demo_rows.Chunk:
+def make_chunk(plan: Plan, index: int, n: int) -> copy_rows.Chunk:
     """Chunk `index` of the plan: `n` tasks and their runs, as COPY lines."""
     rng = np.random.default_rng([plan.seed, 2, index])
     srcs = cat.SOURCES
@@ -159,7 +159,7 @@ def make_chunk(plan: Plan, index: int, n: int) -> demo_rows.Chunk:
         reasoning=reasoning, ttft_ms=ttft_ms, total_ms=total_ms, created=created,
         finished=finished, updated=updated, cost_e10=cost_e10, extra=extra,
     )  # fmt: skip
-    return demo_rows.chunk_lines(plan, rng, arrays)
+    return copy_rows.chunk_lines(plan, rng, arrays)
 
 
 def _sample_times(rng: np.random.Generator, plan: Plan, n: int) -> np.ndarray:
@@ -179,7 +179,7 @@ def _sample_times(rng: np.random.Generator, plan: Plan, n: int) -> np.ndarray:
 
 
 def _error_kinds(rng: np.random.Generator, plan: Plan, model: np.ndarray) -> np.ndarray:
-    """Index into demo_catalog.ERRORS per task (used only where the task failed)."""
+    """Index into catalog.ERRORS per task (used only where the task failed)."""
     names = [e[0] for e in cat.ERRORS]
     weights = {"rate_limit_error": 0.3, "overloaded_error": 0.0, "timeout": 0.15,
                "context_length_exceeded": 0.08, "server_error": 0.17, "content_filter": 0.05,

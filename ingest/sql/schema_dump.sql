@@ -1,4 +1,4 @@
--- The schema as the catalogs describe it, for docs/schema.sql (ingest/schema.py). Each
+-- The schema as the catalogs describe it, for docs/schema.sql (ingest/schema_dump.py). Each
 -- query returns (name, definition) rows of the public schema, sorted by name, in a
 -- spelling that PostgreSQL 15 to 18 share (NOT NULL constraint rows of 18 left out).
 
