@@ -10,12 +10,18 @@ offers auto-refresh, and then runs the page chosen in the navigation.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import streamlit as st
 
 from dashboard import data, state
+from dashboard.safe import md
+from queries.mirror import discard_mirror, is_damage, sync_mirror
+
+log = logging.getLogger("dashboard")
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 REFRESH_SECONDS = 30
@@ -43,12 +49,23 @@ page = st.navigation(PAGES)
 
 try:
     mirror = data.sync()
+    if mirror.last_error and mirror.version == 0 and is_damage(mirror.last_error):
+        # The file is damaged beyond an in-place rebuild: drop this process's connection and
+        # the file; the next data.sync() opens a new file and builds it from Postgres.
+        log.warning("analytics mirror %s is damaged (%s): recreating it", mirror.path,
+                    mirror.last_error)  # fmt: skip
+        mirror.con.close()
+        discard_mirror(mirror.path)
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        mirror = data.sync()
     if mirror.last_error and mirror.version == 0:
-        raise RuntimeError(f"the first sync of the analytics mirror failed: {mirror.last_error}")
+        log.warning("the first sync of the analytics mirror failed: %s", mirror.last_error)
+        raise RuntimeError("the first sync of the analytics mirror failed (see the log)")
     options = data.filter_options()
 except Exception as exc:  # no database or no mirror: say so instead of a traceback
     st.error(
-        f"Cannot reach the database or the analytics mirror: {exc}\n\n"
+        f"Cannot reach the database or the analytics mirror: {md(exc)}\n\n"
         "Set DATABASE_URL to a Postgres server, or unset it to use the embedded one."
     )
     st.stop()
@@ -92,7 +109,26 @@ with st.sidebar:
         + (f"synced {synced:%Y-%m-%d %H:%M:%S} UTC." if synced else "never synced.")
     )
     if mirror.last_error:
-        st.warning(f"Last sync failed: {mirror.last_error}", icon=":material/sync_problem:")
+        log.warning("last sync of the analytics mirror failed: %s", mirror.last_error)
+        st.warning(
+            "The last sync of the analytics mirror failed (details in the dashboard's log); "
+            "figures may be stale. If it keeps failing, restart the dashboard: it rebuilds "
+            "the mirror from Postgres.",
+            icon=":material/sync_problem:",
+        )
     st.button("Sync now", on_click=_sync_now, icon=":material/sync:", width="stretch")
 
-page.run()
+try:
+    page.run()
+except duckdb.Error as exc:  # a damaged mirror: say so, check and rebuild it, no traceback
+    log.warning("the analytics mirror failed a read (%s): checking it", exc)
+    st.error(
+        "The analytics mirror could not be read, so this page cannot be shown. It is being "
+        "checked and rebuilt from Postgres; reload the page in a moment.",
+        icon=":material/sync_problem:",
+    )
+    try:
+        sync_mirror(mirror.url, con=mirror.con, verify=True)
+    except Exception as rebuild_error:
+        log.warning("the mirror could not be rebuilt in place: %s", rebuild_error)
+    st.cache_data.clear()

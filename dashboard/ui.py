@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard import export
+
 DEMO_COMMAND = "ai-runs demo --tasks 100000"
 TRACKER_SNIPPET = """import ingest
 tracker = ingest.Tracker()  # DATABASE_URL, or the embedded Postgres in $AI_RUNS_HOME
@@ -19,8 +21,9 @@ tracker.complete_task(task["task_id"], "Hi!", tokens_input=12, tokens_output=3)"
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """The CSV a table's download button serves: exactly the rows and columns shown."""
-    return df.to_csv(index=False).encode("utf-8")
+    """The CSV a table's download button serves: exactly the rows and columns shown, text
+    cells neutralized against spreadsheet formulas (dashboard.export.table_csv)."""
+    return export.table_csv(df)
 
 
 def table(

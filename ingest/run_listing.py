@@ -20,6 +20,7 @@ import psycopg
 
 from ingest import sqlfiles
 from ingest.errors import ValidationError
+from ingest.limits import check_text
 from ingest.validation import validate_run
 from ingest.vocabulary import RUN_STATUSES, SOURCE_TYPES
 
@@ -108,8 +109,10 @@ class RunListing:
                 "run_filter_user_id",
                 user_id=validate_run({"user_id": user_id}, partial=True)["user_id"],
             )
-        if search is not None and (not isinstance(search, str) or "\x00" in search):
-            raise ValidationError("search", f"must be a string without NUL, got {search!r}")
+        if search is not None and not isinstance(search, str):
+            raise ValidationError("search", f"must be a string, got {type(search).__name__}")
+        if search is not None:
+            check_text("search", search)
         if search is not None and search.strip():
             text = search.strip()
             escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

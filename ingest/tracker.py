@@ -14,10 +14,10 @@ What comes back:
   dataclasses).
 Units: times in milliseconds, cost in USD (Decimal), timestamps timezone-aware.
 
-Every public write is one transaction. Bad input raises `ValidationError` (naming the field
-and the allowed values) before anything is written; a missing run or task raises
-`NotFoundError` and writes nothing. A Tracker is safe to share between threads (one
-connection, one lock).
+Every public write is one transaction. Bad input (an unknown keyword argument too) raises
+`ValidationError` (naming the field and the allowed values) before anything is written; a
+missing run or task raises `NotFoundError` and writes nothing. A Tracker is safe to share
+between threads (one connection, one lock).
 
 The methods live in two halves mixed in here: ingest/tracker_runs.py (runs, users) and
 ingest/tracker_tasks.py (tasks, debounced streaming updates); this module holds the
@@ -39,6 +39,8 @@ from psycopg.rows import dict_row
 
 from ingest import database
 from ingest.errors import ValidationError
+from ingest.keywords import check_keywords
+from ingest.limits import check_text
 from ingest.run_listing import RunListing, RunPage
 from ingest.tracker_runs import USER_ROLES, RunMethods
 from ingest.tracker_tasks import (
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 
+@check_keywords
 class Tracker(RunMethods, RunListing, TaskMethods):
     """Write and read runs and tasks in one Postgres database.
 
@@ -79,6 +82,8 @@ class Tracker(RunMethods, RunListing, TaskMethods):
     ) -> None:
         if user_id is not None and (not isinstance(user_id, str) or not user_id.strip()):
             raise ValidationError("user_id", f"must be a non-empty string, got {user_id!r}")
+        if user_id is not None:
+            check_text("user_id", user_id)
         if debounce_seconds < 0:
             raise ValidationError("debounce_seconds", f"must be >= 0, got {debounce_seconds}")
         self.url = database.database_url(url)

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from ingest import naming, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
+from ingest.limits import check_text
 from ingest.validation import MESSAGE_ROLES, parse_uuid, validate_message, validate_run
 from ingest.vocabulary import RUN_JSON_COLUMNS, USER_ROLES
 
@@ -270,11 +271,12 @@ class RunMethods:
         updated_at)."""
         if not isinstance(id, str) or not id.strip():
             raise ValidationError("id", f"must be a non-empty string, got {id!r}")
+        check_text("id", id)
         for name, value in (("display_name", display_name), ("email", email), ("team", team)):
             if value is not None and not isinstance(value, str):
                 raise ValidationError(name, f"must be a string, got {type(value).__name__}")
-            if isinstance(value, str) and "\x00" in value:
-                raise ValidationError(name, "must not contain the NUL character (\\x00)")
+            if isinstance(value, str):
+                check_text(name, value)
         if role is not None and role not in USER_ROLES:
             raise ValidationError("role", f"unknown value {role!r}", USER_ROLES)
         with self._transaction() as conn:

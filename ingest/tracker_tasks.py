@@ -28,8 +28,9 @@ from psycopg.types.json import Jsonb
 from ingest import sqlfiles
 from ingest.costs import cost_of_task
 from ingest.errors import NotFoundError, ValidationError
+from ingest.limits import check_text
 from ingest.usage import normalize_usage
-from ingest.validation import parse_uuid, validate_task
+from ingest.validation import check_task_consistency, parse_uuid, validate_task
 from ingest.vocabulary import (
     FINISHED_TASK_STATUSES,
     TASK_JSON_COLUMNS,
@@ -44,6 +45,7 @@ log = logging.getLogger("ingest.tracker")
 
 STREAMING_STATUSES = UNFINISHED_TASK_STATUSES
 TASK_WRITABLE = TASK_WRITABLE_COLUMNS
+FINISHING_METHODS = ("complete_task", "fail_task", "cancel_task")
 _FINISHED_MEMORY = 10_000  # task ids remembered as finished, to drop late updates cheaply
 
 
@@ -54,7 +56,8 @@ class TaskUpdate:
     written: this call wrote the task to the database.
     ignored: the task had already finished; the update was dropped (and logged).
     status:  the task's status after the call (the buffered status for a buffered update;
-             "missing" when flush found the task gone).
+             "missing" when flush found the task gone, "invalid" when flush dropped buffered
+             values that break a rule between columns, see validation.check_task_consistency).
     """
 
     task_id: uuid.UUID
@@ -233,6 +236,9 @@ class TaskMethods:
                 except NotFoundError:
                     log.warning("buffered update of task %s dropped: the task is gone", tid)
                     results.append(TaskUpdate(tid, written=False, ignored=True, status="missing"))
+                except ValidationError as error:
+                    log.warning("buffered update of task %s dropped: %s", tid, error)
+                    results.append(TaskUpdate(tid, written=False, ignored=True, status="invalid"))
         return results
 
     def _write_buffer(self, tid: uuid.UUID) -> TaskUpdate:
@@ -250,6 +256,11 @@ class TaskMethods:
                 log.warning("late update of task %s ignored: it is already %s", tid, row["status"])
                 return TaskUpdate(tid, written=False, ignored=True, status=row["status"])
             merged = self._merge(row, buffer, {})
+            try:
+                check_task_consistency(merged)
+            except ValidationError:
+                self._buffers.pop(tid, None)  # refused: never retried by flush() or close()
+                raise
             written = self._write(conn, tid, merged)
         self._buffers.pop(tid, None)
         self._last_write[tid] = self.clock()
@@ -338,6 +349,8 @@ class TaskMethods:
         fields as in complete_task. A task that already finished is returned unchanged."""
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason", f"must be a string, got {type(reason).__name__}")
+        if reason is not None:
+            check_text("reason", reason)
         changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
@@ -366,6 +379,13 @@ class TaskMethods:
     ) -> dict[str, Any]:
         tid = parse_uuid("task_id", task_id)
         method = {"completed": "complete_task", "failed": "fail_task"}.get(status, "cancel_task")
+        if "status" in changes:
+            raise ValidationError(
+                "status",
+                f"{method} sets status {status}; got status={changes['status']!r}: finish a "
+                "task with complete_task, fail_task or cancel_task",
+                FINISHING_METHODS,
+            )
         changes = _validate_task_changes(changes, method)
         if error is not None:
             error = validate_task({"response_errors": [error]}, partial=True)["response_errors"][0]
@@ -396,7 +416,10 @@ class TaskMethods:
                 meta = dict(meta) if isinstance(meta, Mapping) else {}
                 merged["response_metadata"] = {**meta, "cancel_reason": reason}
             if merged["total_time"] is None:
-                merged["total_time"] = _ms(row["db_now"] - row["created_at"])
+                # The elapsed time; never less than a TTFT the caller measured on its clock.
+                elapsed = _ms(row["db_now"] - row["created_at"])
+                merged["total_time"] = max(elapsed, merged["time_to_first_token"] or 0)
+            check_task_consistency(merged)
             if "cost" not in buffer.fields and "cost" not in changes and row["cost"] is None:
                 merged["cost"] = cost_of_task(merged)
             written = self._write(conn, tid, merged)
@@ -418,7 +441,10 @@ class TaskMethods:
             and "db_now" in row
         ):
             waited = timedelta(seconds=max(0.0, self.clock() - buffer.first_text_at))
-            merged["time_to_first_token"] = _ms(row["db_now"] - row["created_at"] - waited)
+            ttft = _ms(row["db_now"] - row["created_at"] - waited)
+            if merged["total_time"] is not None:  # measured on two clocks: keep them in order
+                ttft = min(ttft, merged["total_time"])
+            merged["time_to_first_token"] = ttft
         return merged
 
     def _write(self, conn: psycopg.Connection, tid: uuid.UUID, merged: dict) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 - `import_files(paths)`: every line checked (`ingest.validation`), written with the bulk
   path (`ingest.bulk`): idempotent (a row whose id / task_id exists is skipped), exactly
   once even across a dropped connection. A bad line is reported with its file, line number
-  and reason and the others are written. Rows may come in any order: a task whose run (or a
-  fork whose parent) is not written yet waits until the end of the import.
+  and reason and the others are written: bytes that are not UTF-8, JSON nested too deeply,
+  an id seen earlier in the same import with other content. A byte order mark is skipped.
+  Rows may come in any order: a task whose run (or a fork whose parent) is not written yet
+  waits until the end of the import.
 - `export(out, fmt)`: the same format back, so export → import into an empty database
   round-trips every column.
 """
@@ -27,7 +29,8 @@ from typing import Any, TextIO
 
 import psycopg
 
-from ingest import bulk, database, validation
+from ingest import bulk, database, limits, validation
+from ingest.csv_cells import neutralize_formula, restore_formula
 from ingest.errors import ValidationError
 from ingest.vocabulary import USER_ROLES
 
@@ -146,10 +149,13 @@ def import_files(
     writer = writer or bulk.BulkWriter(database.database_url(url), retry_seconds=retry_seconds)
     pending: list[_Row] = []
     waiting: list[_Row] = []  # rows whose run / parent run was not written yet
+    seen: dict[tuple[str, str], tuple[int, str, int]] = {}  # key -> content hash, where
     try:
         for path in paths:
             for row_or_rejection in _read(Path(path), pool):
                 summary.lines += 1
+                if isinstance(row_or_rejection, _Row):
+                    row_or_rejection = _same_as_before(seen, row_or_rejection)
                 if isinstance(row_or_rejection, Rejection):
                     summary.rejected.append(row_or_rejection)
                     continue
@@ -176,6 +182,25 @@ def import_files(
     summary.retries = writer.retries
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _same_as_before(
+    seen: dict[tuple[str, str], tuple[int, str, int]], row: _Row
+) -> _Row | Rejection:
+    """The row, or its rejection when an earlier line of this import had the same id
+    (task_id for tasks) with different content. The same content again is a duplicate the
+    writer counts as such."""
+    content = hash(row.line)
+    first = seen.setdefault((row.kind, row.key), (content, row.path, row.line_no))
+    if first[0] == content:
+        return row
+    column = bulk.KEY_COLUMN[KINDS[row.kind]]
+    return Rejection(
+        row.path,
+        row.line_no,
+        f"{column}: {row.key} was already imported from {first[1]}:{first[2]} with different "
+        "content (the first one is kept)",
+    )
 
 
 def _flush(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummary) -> list[_Row]:
@@ -247,10 +272,14 @@ _Block = tuple[str, str, list[str] | None, list[tuple[int, Any, str | None]]]
 
 def _blocks(path: Path, size: int = 2_000) -> Iterator[_Block]:
     fmt = format_of(path)
-    with open(path, encoding="utf-8", newline="") as file:
+    # utf-8-sig: a byte order mark at the start is not part of line 1. surrogateescape: a
+    # byte that is not UTF-8 becomes a marker that rejects its line only (_undecodable).
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as file:
         header: list[str] | None = None
         if fmt == "jsonl":
-            items: Iterator = ((n, text, None) for n, text in enumerate(file, 1) if text.strip())
+            items: Iterator = (
+                (n, text, _undecodable(text)) for n, text in enumerate(file, 1) if text.strip()
+            )
         else:
             header, items = _csv_items(file)
         block: list = []
@@ -284,6 +313,31 @@ class _BadLine(Exception):
     """A line that is not a record at all (bad JSON, wrong number of CSV fields)."""
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable(text: str) -> str | None:
+    """Why a line read with errors="surrogateescape" is not UTF-8 text, or None when it is."""
+    bad = _ESCAPED_BYTE.search(text)
+    if bad is None:
+        return None
+    byte = ord(bad.group()) - 0xDC00
+    return (
+        f"not valid UTF-8: byte 0x{byte:02x} at character {bad.start() + 1} (save the file "
+        "as UTF-8)"
+    )
+
+
+def _json_text(text: str) -> Any:
+    """json.loads, with nesting too deep for Python's parser reported as a ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(
+            f"JSON is nested too deeply (at most {limits.MAX_JSON_DEPTH} levels)"
+        ) from None
+
+
 def format_of(path: str | Path) -> str:
     """'jsonl' or 'csv' from a file name; ValueError for anything else."""
     suffix = Path(path).suffix.lower()
@@ -311,7 +365,7 @@ def _kind_of(value: Any, fields: Iterable[str]) -> str:
 
 def _jsonl_fields(text: str) -> tuple[str, dict]:
     try:
-        record = json.loads(text)
+        record = _json_text(text)
     except ValueError as error:
         raise _BadLine(f"not valid JSON: {error}") from None
     if not isinstance(record, dict):
@@ -327,6 +381,9 @@ def _csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         return header, iter([(1, None, "header: a column name appears twice")])
+    problem = _undecodable("\x1f".join(header))
+    if problem:
+        return header, iter([(1, None, f"header: {problem}")])
 
     def items() -> Iterator[tuple[int, Any, str | None]]:
         line_no = reader.line_num + 1
@@ -338,7 +395,7 @@ def _csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
                 problem = f"expected {len(header)} fields like the header, got {len(cells)}"
                 yield start, None, problem
             else:
-                yield start, cells, None
+                yield start, cells, _undecodable("\x1f".join(cells))
 
     return header, items()
 
@@ -354,6 +411,7 @@ def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:
     own = set(COLUMNS[kind])
     values: dict[str, Any] = {}
     for name, cell in record.items():
+        cell = restore_formula(cell)
         if name not in own:
             if cell and name not in CSV_HEADER:
                 raise ValidationError(name, "unknown column", COLUMNS[kind])
@@ -367,7 +425,7 @@ def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:
             continue  # absent: the column's default (NULL where nullable)
         elif name in JSON_TEXT_COLUMNS:
             try:
-                values[name] = json.loads(cell)
+                values[name] = _json_text(cell)
             except ValueError as error:
                 raise ValidationError(name, f"must be JSON text: {error}") from None
         else:
@@ -478,6 +536,11 @@ def _json_line(kind: str, columns: Sequence[str], values: Sequence[str | None]) 
 
 
 def _csv_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
+    """One CSV record; every cell neutralized against formulas (ingest/csv_cells.py)."""
+    return [neutralize_formula(cell) for cell in _csv_plain_cells(kind, columns, values)]
+
+
+def _csv_plain_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
     by_name = dict(zip(columns, values, strict=True))
     text_columns = TEXT_COLUMNS[kind]
     cells = [kind]

@@ -32,7 +32,9 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ingest import limits
 from ingest.errors import ValidationError
+from ingest.limits import check_json_value, check_text
 from ingest.vocabulary import (
     RUN_JSON_COLUMNS,
     RUN_STATUSES,
@@ -45,9 +47,9 @@ MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 ATTACHMENT_KINDS = ("file", "url", "image", "youtube")
 
 INT4_MAX = 2_147_483_647
-INT8_MAX = 9_223_372_036_854_775_807
-# numeric(20, 10): at most 10 digits before the point.
-COST_MAX = Decimal(10) ** 10
+# Bounds and why: ingest/limits.py and docs/limits.md.
+TOKENS_MAX = limits.MAX_TOKENS
+COST_MAX = limits.MAX_COST
 
 _BOOL_STRINGS = {
     "true": True,
@@ -69,9 +71,7 @@ _BOOL_STRINGS = {
 
 
 def _no_nul(field: str, text: str) -> str:
-    if "\x00" in text:
-        raise ValidationError(field, "must not contain the NUL character (\\x00)")
-    return text
+    return check_text(field, text)
 
 
 def _text(field: str, value: Any) -> str:
@@ -127,7 +127,7 @@ def _int(field: str, value: Any, maximum: int) -> int:
 
 
 def _tokens(field: str, value: Any) -> int:
-    return _int(field, value, INT8_MAX)
+    return limits.check_tokens(field, _int(field, value, limits.MAX_TOKENS_TOTAL))
 
 
 def _small_int(field: str, value: Any) -> int:
@@ -153,9 +153,7 @@ def _cost(field: str, value: Any) -> Decimal:
         raise ValidationError(field, f"must be a finite number of USD >= 0, got {value!r}")
     if amount < 0:
         raise ValidationError(field, f"must be >= 0 (USD), got {amount}")
-    if amount >= COST_MAX:
-        raise ValidationError(field, f"must be < {COST_MAX} (USD), got {amount}")
-    return amount
+    return limits.check_cost(field, amount)
 
 
 def _bool(field: str, value: Any) -> bool:
@@ -182,7 +180,7 @@ def _timestamp(field: str, value: Any) -> datetime:
         )
     if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    return limits.check_timestamp(field, moment)
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
@@ -198,7 +196,9 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
 
 
 def check_json(field: str, value: Any) -> str:
-    """Serialize `value` as JSON Postgres accepts; return the text. Raises ValidationError."""
+    """Serialize `value` as JSON Postgres accepts; return the text. Raises ValidationError
+    (limits: ingest.limits.check_json_value)."""
+    check_json_value(field, value)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as error:
@@ -206,8 +206,6 @@ def check_json(field: str, value: Any) -> str:
             field,
             f"must be JSON-serializable (dict, list, str, int, float, bool, None): {error}",
         ) from None
-    if "\\u0000" in text:
-        raise ValidationError(field, "must not contain the NUL character (\\u0000)")
     return text
 
 
@@ -410,4 +408,24 @@ def validate_task(fields: dict, *, partial: bool = False) -> dict:
 
     Required unless `partial`: run_id and task_id. Raises ValidationError.
     """
-    return _validate(fields, TASK_COLUMNS, TASK_DERIVED_COLUMNS, TASK_REQUIRED, partial)
+    return check_task_consistency(
+        _validate(fields, TASK_COLUMNS, TASK_DERIVED_COLUMNS, TASK_REQUIRED, partial)
+    )
+
+
+# (column, column it must not exceed, why): rules between the columns of one task.
+TASK_ORDER_RULES = (
+    ("time_to_first_token", "total_time", "the first token cannot come after the end"),
+    ("tokens_cached_input", "tokens_input", "tokens_input counts cached input too"),
+)
+
+
+def check_task_consistency(task: Mapping[str, Any]) -> Any:
+    """Rules between the columns of one task, where both are known (not None):
+    time_to_first_token <= total_time and tokens_cached_input <= tokens_input.
+    Returns `task` unchanged; ValidationError naming the first column otherwise."""
+    for column, bound, why in TASK_ORDER_RULES:
+        value, limit = task.get(column), task.get(bound)
+        if value is not None and limit is not None and value > limit:
+            raise ValidationError(column, f"must be <= {bound} ({limit}): {why}, got {value}")
+    return task

@@ -16,6 +16,12 @@ A mirror that is missing, has another schema version, is unreadable (corrupt), o
 synced from another database (system identifier / database oid / name) is rebuilt from
 scratch, with a warning saying why.
 
+Self-check (docs/limits.md): at most every VERIFY_EVERY_SECONDS (and on every
+`verify=True` sync, which `ai-runs sync` uses), a sync reads every block of the mirror (so
+DuckDB verifies each block's checksum) and compares row counts and token and cost sums
+with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
+warning saying what was wrong.
+
 Processes: DuckDB lets one process open a file read-write. The dashboard process opens the
 mirror once and syncs through that connection (`sync_mirror(con=con)`); threads use
 `con.cursor()`. A second process (`ai-runs sync`) gets a clear error while it is held.
@@ -31,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,8 @@ TABLES = ("tasks", "runs", "users")
 _DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
+VERIFY_EVERY_SECONDS = 600.0  # the cheap cadence of the self-check (a full scan of both)
+_VERIFIED_COLUMNS = ("tasks", "tokens", "cost", "runs", "run_tokens", "users")
 
 
 class MirrorLocked(RuntimeError):
@@ -73,6 +82,7 @@ class SyncResult:
     horizon: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    verified: bool = False
 
 
 def _duck_sql() -> dict[str, sqlfiles.Query]:
@@ -127,6 +137,19 @@ def open_mirror(
     return con
 
 
+def is_damage(error: BaseException | str) -> bool:
+    """True when an error (or its text) says the mirror file is damaged (a failed block
+    checksum or an unreadable file), as opposed to Postgres or lock trouble."""
+    text = str(error)
+    return "Corrupt database file" in text or "checksum" in text or "not a valid DuckDB" in text
+
+
+def discard_mirror(path: str | Path) -> None:
+    """Delete a mirror file and its WAL (close every connection to it first); the next sync
+    rebuilds it from Postgres."""
+    _remove_mirror_files(Path(path))
+
+
 def _remove_mirror_files(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + ".wal")):
         candidate.unlink(missing_ok=True)
@@ -138,6 +161,7 @@ def sync_mirror(
     *,
     con: duckdb.DuckDBPyConnection | None = None,
     full: bool = False,
+    verify: bool | None = None,
 ) -> SyncResult:
     """Bring the mirror up to date with Postgres and return what changed.
 
@@ -145,6 +169,9 @@ def sync_mirror(
     `config.mirror_path()`), ignored when `con` (an open mirror connection of this process)
     is given. full=True rebuilds from scratch. Incremental otherwise: the cost follows the
     number of rows written or deleted since the previous sync, not the table sizes.
+    verify: True checks the mirror against Postgres after an incremental sync (module
+    docstring), False never, None when the last check is VERIFY_EVERY_SECONDS old.
+    `verified` in the result says whether it ran; a failed check rebuilds (`reason`).
     """
     started = time.perf_counter()
     url = database.database_url(url)
@@ -153,7 +180,19 @@ def sync_mirror(
         con = open_mirror(path)
     try:
         with _SYNC_LOCK:
-            result = _sync(con, url, full=full, path=path)
+            try:
+                result = _sync(con, url, full=full, path=path, verify=verify)
+            except duckdb.Error as exc:
+                if not own:
+                    raise
+                # Damaged beyond an in-place rebuild: start from a new file.
+                log.warning("mirror %s is damaged (%s): recreating the file", path, exc)
+                con.close()
+                target = Path(path) if path is not None else config.mirror_path()
+                _remove_mirror_files(target)
+                con = open_mirror(target)
+                result = _sync(con, url, full=True, path=path, verify=False)
+                result.reason = f"mirror file was damaged ({exc})"
     finally:
         if own:
             con.close()
@@ -161,7 +200,9 @@ def sync_mirror(
     return result
 
 
-def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) -> SyncResult:
+def _sync(
+    con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any, verify: bool | None
+) -> SyncResult:
     with _step("connect"):
         pg = adbc.connect(url)
     try:
@@ -180,6 +221,12 @@ def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) ->
         if reason is None:
             try:
                 result = _incremental(con, cur, since=meta["horizon"])
+                if verify or (verify is None and _verify_due(meta)):
+                    problem = _verify(con, cur)
+                    result.verified = True
+                    if problem is not None:
+                        _rollback(con)
+                        reason = f"mirror check failed: {problem}"
             except duckdb.Error as exc:
                 _rollback(con)
                 reason = f"mirror is unreadable ({exc})"
@@ -191,7 +238,13 @@ def _sync(con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any) ->
                 log.warning("rebuilding %s from scratch: %s", where, reason)
             result = _full(con, cur)
             result.reason = reason
-        _write_meta(con, horizon=horizon, identity=identity, full=result.full)
+        _write_meta(
+            con,
+            horizon=horizon,
+            identity=identity,
+            full=result.full,
+            verified=result.full or result.verified,
+        )
         with _step("commit"):
             con.execute("COMMIT").fetchall()
         pg.commit()
@@ -212,13 +265,19 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    """The mirror's facts; None when there are none; {"unreadable": why} when damaged."""
     try:
         return dict(con.execute(_duck_sql()["read_meta"].sql).fetchall())
-    except duckdb.Error:
+    except duckdb.CatalogException:
         return None
+    except duckdb.Error as exc:
+        _rollback(con)
+        return {"unreadable": str(exc)}
 
 
 def _rebuild_reason(meta: dict[str, str] | None, identity: str) -> str | None:
+    if meta is not None and "unreadable" in meta:
+        return f"mirror is unreadable ({meta['unreadable']})"
     if meta is None or "horizon" not in meta:
         return "mirror is missing or empty"
     version = meta.get("schema_version")
@@ -232,7 +291,30 @@ def _rebuild_reason(meta: dict[str, str] | None, identity: str) -> str | None:
     return None
 
 
-def _write_meta(con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool) -> None:
+def _verify_due(meta: dict[str, str]) -> bool:
+    last = meta.get("last_verified_at")
+    if last is None:
+        return True
+    age = datetime.now(UTC) - datetime.fromisoformat(last)
+    return age.total_seconds() >= VERIFY_EVERY_SECONDS
+
+
+def _verify(con: duckdb.DuckDBPyConnection, cur: Any) -> str | None:
+    """None when the mirror reads back whole and matches Postgres' snapshot; else what is
+    wrong. A damaged block raises duckdb.Error from the full read."""
+    con.execute(_duck_sql()["verify_read_all"].sql).fetchall()
+    mirror = con.execute(_duck_sql()["verify_totals"].sql).fetchall()[0]
+    cur.execute(_pg_sql()["verify_totals"].sql)
+    source = cur.fetchone()
+    for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
+        if Decimal(str(ours)) != Decimal(str(theirs)):
+            return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    return None
+
+
+def _write_meta(
+    con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool, verified: bool
+) -> None:
     now = datetime.now(UTC).isoformat()
     values = {
         "schema_version": str(MIRROR_SCHEMA_VERSION),
@@ -242,6 +324,8 @@ def _write_meta(con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, 
     }
     if full:
         values["last_full_sync_at"] = now
+    if verified:
+        values["last_verified_at"] = now
     query = _duck_sql()["write_meta"].duckdb
     for key, value in values.items():
         con.execute(query, {"key": key, "value": value}).fetchall()
@@ -346,7 +430,9 @@ def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncRe
             con.unregister("changed_runs")
     finally:
         for name in staged:
-            con.unregister(f"staged_{name}")
+            # In a transaction a failed statement aborted, this fails too: keep the first error.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted)
 

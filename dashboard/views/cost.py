@@ -8,6 +8,7 @@ from datetime import date
 import streamlit as st
 
 from dashboard import data, figures, state, ui
+from dashboard.safe import md
 from queries import drilldown, forecast, usage, whatif
 from queries.filters import DIMENSIONS, GRAINS
 
@@ -38,7 +39,8 @@ bar = figures.selected_slice(st.session_state.get("cost_spend"))
 if bar and bar[0]:
     period, group = bar
     st.markdown(
-        f"**Most expensive tasks behind {by} = {figures.label(group)}, {grain} of {period}**"
+        f"**Most expensive tasks behind {by} = {md(figures.label(group))}, {grain} of "
+        f"{md(period)}**"
     )
     behind = data.cached(
         drilldown.tasks_behind,
@@ -175,14 +177,14 @@ if target_model:
             target_model=target_model,
         )
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         actual = float(what_if["actual_cost"].sum()) if not what_if.empty else 0.0
         other = float(what_if["what_if_cost"].sum()) if not what_if.empty else 0.0
         diff = other - actual
         share = f" ({diff / actual:+.0%})" if actual else ""
         st.markdown(
-            f"The same tokens on **{target_provider}/{target_model}** would have cost "
+            f"The same tokens on **{md(target_provider)}/{md(target_model)}** would have cost "
             f"**{ui.money(other)}** instead of **{ui.money(actual)}**: "
             f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{share}."
         )

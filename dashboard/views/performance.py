@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard import data, figures, insights, state, ui
+from dashboard.safe import md
 from queries import drilldown, failures, latency
 from queries.filters import DIMENSIONS, GRAINS
 
@@ -74,7 +75,7 @@ if slower.empty:
     )
 else:
     lines = [
-        f"**{figures.label(row.group)}**: {percentile} {ui.millis(row.previous_ms)} → "
+        f"**{md(figures.label(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
         f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {row.tasks:,} tasks)"
         for row in slower.head(3).itertuples()
     ]
@@ -87,7 +88,7 @@ else:
     for column, row in zip(st.columns(len(top)), top.itertuples(), strict=True):
         value = None if row.group is None or row.group != row.group else str(row.group)
         column.button(
-            f"Slowest tasks of {figures.label(value)}, last 7 days",
+            f"Slowest tasks of {md(figures.label(value))}, last 7 days",
             key=f"perf_focus_{figures.label(value)}",
             on_click=_focus,
             args=(by, value),
@@ -171,7 +172,7 @@ def _selection() -> tuple[str, dict, object] | None:
 picked = _selection()
 if picked:
     description, where, scope = picked
-    st.subheader(f"Tasks behind {description}")
+    st.subheader(f"Tasks behind {md(description)}")
 else:
     description, where, scope = "the whole period", {}, filters
     st.subheader("Slowest tasks in the period")
@@ -195,7 +196,7 @@ if not tasks.empty:
         value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
         column.page_link(
             "views/task.py",
-            label=f"Open task {str(row.task_id)[:8]} · {row.model} · {ui.millis(value)}",
+            label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
             query_params={"task_id": str(row.task_id)},
             icon=":material/open_in_new:",
         )

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, export, figures, state, ui
+from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
 from ingest.vocabulary import RUN_STATUSES
 
@@ -136,7 +137,7 @@ def _change(action: str, *args: Any, done: str, **kwargs: Any) -> Any:
     try:
         result = data.change_run(action, *args, **kwargs)
     except (ValidationError, NotFoundError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return None
     st.toast(done, icon=":material/check:")
     return result
@@ -149,16 +150,17 @@ def show_attachments(attachments: list[dict]) -> None:
         kind = item.get("kind")
         where = item.get("url") or item.get("path") or item.get("name") or ""
         title = item.get("name") or item.get("title") or where
-        if kind == "youtube" and where:
-            st.markdown(f"▶️ YouTube: [{title}]({where})")
-            st.video(where)
-        elif kind == "image" and where:
-            st.markdown(f"🖼️ Image: [{title}]({where})")
-            st.image(where, width=320)
-        elif kind == "url" and where:
-            st.markdown(f"🔗 [{title}]({where})")
+        url = http_url(where)  # links and media only from http(s) URLs
+        if kind == "youtube" and url:
+            st.markdown(f"▶️ YouTube: {md_link(title, url)}")
+            st.video(url)
+        elif kind == "image" and url:
+            st.markdown(f"🖼️ Image: {md_link(title, url)}")
+            st.image(url, width=320)
+        elif kind == "url" and url:
+            st.markdown(f"🔗 {md_link(title, url)}")
         else:
-            st.markdown(f"📄 {kind}: `{title}`")
+            st.markdown(f"📄 {md(kind)}: {md(title)}")
         with st.expander("details", expanded=False):
             st.json(item)
 
@@ -167,20 +169,20 @@ def show_run(run_id: str) -> None:
     try:
         run = data.get_run(run_id)
     except (NotFoundError, ValidationError) as exc:
-        st.error(f"No such run: {exc}")
+        st.error(f"No such run: {md(exc)}")
         st.button("← Back to the list", on_click=_back_to_list)
         return
     st.button("← Back to the list", on_click=_back_to_list, key="runs_back")
     star = "★ " if run["is_starred"] else ""
     last = run.get("last_message_at")
-    st.header(f"{star}{run['name'] or '(unnamed run)'}")
+    st.header(f"{star}{md(run['name']) if run['name'] else '(unnamed run)'}")
     st.caption(
-        f"{run['source_type']}"
-        + (f" · source {run['source_id']}" if run.get("source_id") else "")
-        + f" · user {run.get('user_id') or '–'} · status **{run['status']}**"
+        f"{md(run['source_type'])}"
+        + (f" · source {md(run['source_id'])}" if run.get("source_id") else "")
+        + f" · user {md(run.get('user_id') or '–')} · status **{md(run['status'])}**"
         + f" · created {run['created_at']:%Y-%m-%d %H:%M} UTC"
         + (f" · last message {run['last_message_at']:%Y-%m-%d %H:%M}" if last else "")
-        + (f" · tags: {', '.join(run['tags'])}" if run.get("tags") else "")
+        + (f" · tags: {md(', '.join(run['tags']))}" if run.get("tags") else "")
     )
     if run.get("parent_run_id"):
         parent = str(run["parent_run_id"])
@@ -192,7 +194,7 @@ def show_run(run_id: str) -> None:
         ):
             _open_run(parent)
     if run.get("description"):
-        st.markdown(run["description"])
+        st.text(run["description"])
     cols = st.columns(4, border=True)
     cols[0].metric("Tasks", f"{run['task_count']:,}")
     cols[1].metric("Messages", f"{run['message_count']:,}")
@@ -298,9 +300,12 @@ def show_run(run_id: str) -> None:
             role = message.get("role") or "user"
             with st.chat_message(role if role in ("user", "assistant") else "ai"):
                 when = str(message.get("timestamp") or "")[:19].replace("T", " ")
-                st.caption(f"#{i} · {role} · {when}")
+                st.caption(f"#{i} · {md(role)} · {md(when)}")
                 content = message.get("content")
-                st.markdown(content if isinstance(content, str) else f"```\n{content}\n```")
+                if isinstance(content, str):
+                    st.text(content)
+                else:
+                    st.json(content, expanded=False)
                 if message.get("task_id"):
                     st.page_link(
                         "views/task.py",

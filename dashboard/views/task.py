@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state, ui
+from dashboard.safe import md
 from ingest.errors import NotFoundError, ValidationError
 from queries import drilldown
 
@@ -62,7 +63,7 @@ if not task_id:
 try:
     task = data.get_task(task_id)
 except (NotFoundError, ValidationError) as exc:
-    st.error(f"No such task: {exc}")
+    st.error(f"No such task: {md(exc)}")
     st.stop()
 
 
@@ -75,13 +76,14 @@ def _show(value: Any) -> Any:
 status = task["status"]
 colour = {"completed": "green", "failed": "red", "cancelled": "orange"}.get(status, "blue")
 st.subheader(
-    f"{task.get('provider') or '?'} / {task.get('model') or '?'} :{colour}-badge[{status}]"
+    f"{md(task.get('provider') or '?')} / {md(task.get('model') or '?')} "
+    f":{colour}-badge[{md(status)}]"
 )
 st.caption(
     f"task_id `{task['task_id']}` · created {task['created_at']:%Y-%m-%d %H:%M:%S} UTC"
     + (f" · completed {task['completed_at']:%H:%M:%S}" if task.get("completed_at") else "")
-    + f" · service {_show(task.get('service'))} · task {_show(task.get('task_name'))}"
-    + f" · endpoint {_show(task.get('endpoint'))}"
+    + f" · service {md(_show(task.get('service')))} · task {md(_show(task.get('task_name')))}"
+    + f" · endpoint {md(_show(task.get('endpoint')))}"
 )
 st.page_link(
     "views/runs.py",
@@ -110,7 +112,7 @@ st.markdown("#### Response text")
 text = task.get("response_text") or ""
 if text:
     with st.container(border=True, height=min(420, 80 + 22 * text.count("\n") + len(text) // 4)):
-        st.markdown(text)
+        st.text(text)
 else:
     st.caption("(no response text)")
 
