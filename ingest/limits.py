@@ -21,9 +21,12 @@ Why these numbers (docs/limits.md has the table):
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import accumulate
 from typing import Any
 
 from ingest.errors import ValidationError
@@ -35,6 +38,7 @@ COST_PLACES = Decimal(1).scaleb(-10)  # numeric(20, 10): ten digits after the po
 MAX_MILLIS = 2_147_483_647  # integer columns: time_to_first_token, total_time
 MAX_JSON_DEPTH = 64  # nested arrays/objects in one JSON value
 MIN_YEAR, MAX_YEAR = 1, 9999  # after conversion to UTC
+_MAX_JSON_INT = 10**4000  # int_max_str_digits: json cannot write a longer integer
 
 
 def check_text(field: str, value: str) -> str:
@@ -52,17 +56,58 @@ def check_text(field: str, value: str) -> str:
     return value
 
 
-def check_json_value(field: str, value: Any) -> Any:
-    """`value` if it is JSON Postgres can store: dict/list/tuple/str/int/float/bool/None,
-    string keys, finite numbers, text without NUL or lone surrogates, at most
-    MAX_JSON_DEPTH levels of arrays/objects. The error names `field` and, in its text, where
-    inside the value (`at .a[2]`)."""
+def check_json_value(field: str, value: Any) -> str:
+    """The JSON text of `value` if it is JSON Postgres can store: dict/list/tuple/str/int/
+    float/bool/None (keys as json.dumps takes them), finite numbers, text without NUL or
+    lone surrogates, at most MAX_JSON_DEPTH levels of arrays/objects. The error names
+    `field` and, in its text, where inside the value (`at .a[2]`).
+
+    Fast path: json.dumps (C) and a few scans of its text; only a value that may break a
+    rule is walked in Python, to say exactly where."""
     try:
-        _walk("", value, 0)
-    except _Bad as bad:
-        where = f"at {bad.path[:200]}: " if bad.path else ""
-        raise ValidationError(field, where + bad.problem) from None
-    return value
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is None or "\\u0000" in text or _json_depth(text) > MAX_JSON_DEPTH or not _utf8(text):
+        try:
+            _walk("", value, 0)
+        except _Bad as bad:
+            where = f"at {bad.path[:200]}: " if bad.path else ""
+            raise ValidationError(field, where + bad.problem) from None
+        except RecursionError:
+            raise ValidationError(field, _TOO_DEEP) from None
+    if text is None:  # the walk found nothing json.dumps refuses: report its own reason
+        try:
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise ValidationError(field, f"must be JSON-serializable: {error}") from None
+    return text
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TOO_DEEP = f"JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+
+
+def _json_depth(text: str) -> int:
+    """How deeply the arrays/objects of a JSON text nest (strings skipped); a cheap upper
+    bound when the text has few opening brackets at all."""
+    opening = text.count("[") + text.count("{")
+    if opening <= MAX_JSON_DEPTH:
+        return opening
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= 2 * MAX_JSON_DEPTH:
+        return len(brackets) // 2
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
 
 
 class _Bad(Exception):
@@ -79,17 +124,17 @@ def _walk(path: str, value: Any, depth: int) -> None:
         except ValidationError as error:
             raise _Bad(path, error.problem) from None
     elif isinstance(value, int):
-        if abs(value) >= 10**4000:  # Python refuses to print more digits (int_max_str_digits)
+        if abs(value) >= _MAX_JSON_INT:  # Python refuses to print more digits
             raise _Bad(path, "number has too many digits (at most 4000)")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _Bad(path, f"must be a finite number (JSON has no {value!r})")
     elif isinstance(value, dict | list | tuple):
         if depth >= MAX_JSON_DEPTH:
-            raise _Bad(path, f"JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+            raise _Bad(path, _TOO_DEEP)
         if isinstance(value, dict):
             for key, item in value.items():
-                if not isinstance(key, str):
+                if not isinstance(key, str | int | float | bool) and key is not None:
                     raise _Bad(path, f"object keys must be strings, got {key!r}")
                 _walk(f"{path} key", key, depth + 1)
                 _walk(f"{path}.{key}" if len(path) < 200 else path, item, depth + 1)

@@ -24,7 +24,6 @@ the columns given (an update); otherwise the required columns must be present.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -198,15 +197,7 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
 def check_json(field: str, value: Any) -> str:
     """Serialize `value` as JSON Postgres accepts; return the text. Raises ValidationError
     (limits: ingest.limits.check_json_value)."""
-    check_json_value(field, value)
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(
-            field,
-            f"must be JSON-serializable (dict, list, str, int, float, bool, None): {error}",
-        ) from None
-    return text
+    return check_json_value(field, value)
 
 
 def _json(field: str, value: Any) -> Any:
