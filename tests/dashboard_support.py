@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,11 +78,20 @@ def open_page(page: str | None = None, **params: str | list[str]) -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    """Every markdown, caption, info, title, header and subheader text of the page."""
+    """Every markdown, caption, info, title, header and subheader text of the page, as
+    shown (markdown escapes of dashboard.safe.md taken away)."""
     parts = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "error"):
-        parts.extend(str(e.value) for e in getattr(at, kind))
+        parts.extend(shown(e) for e in getattr(at, kind))
     return "\n".join(parts)
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(element: object) -> str:
+    """The text a markdown element (or string) shows: its value without backslash escapes."""
+    return _ESCAPED.sub(r"\1", str(getattr(element, "value", element)))
 
 
 def metric_values(at: AppTest) -> dict[str, str]:

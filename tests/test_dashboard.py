@@ -23,6 +23,7 @@ from dashboard_support import (
     drop_database,
     metric_values,
     open_page,
+    shown,
     texts,
 )
 
@@ -230,7 +231,7 @@ def test_drilldown_from_a_table_row_lists_its_slowest_tasks(demo_app: Path) -> N
     at.session_state["perf_groups"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
-    assert f"Tasks behind model = {model}" in [s.value for s in at.subheader]
+    assert f"Tasks behind model = {model}" in [shown(s) for s in at.subheader]
     tasks = at.dataframe(key="perf_tasks").value
     assert len(tasks) > 0
     assert set(tasks["model"]) == {model}
@@ -253,7 +254,7 @@ def test_drilldown_from_a_chart_point(demo_app: Path) -> None:
     }
     at.run()
     assert not at.exception
-    assert f"Tasks behind model = {model}, day of {period}" in [s.value for s in at.subheader]
+    assert f"Tasks behind model = {model}, day of {period}" in [shown(s) for s in at.subheader]
     tasks = at.dataframe(key="perf_tasks").value
     assert set(tasks["model"]) == {model}
     assert {str(pd.Timestamp(t).date()) for t in tasks["created_at"]} == {period}
@@ -264,12 +265,12 @@ def test_the_slower_model_headline_drills_into_its_last_week(demo_app: Path) -> 
     focus = [b for b in at.button if (b.key or "").startswith("perf_focus_")]
     assert focus, "the demo has a model that got slower in the last 7 days"
     model = focus[0].key.removeprefix("perf_focus_")
-    assert any(model in w.value for w in at.warning)
+    assert any(model in shown(w) for w in at.warning)
     trend = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert any(t["name"] == f"{model} ▲ slower" for t in trend["data"])
     focus[0].click().run()
     assert not at.exception
-    assert f"Tasks behind model = {model}, last 7 days" in [s.value for s in at.subheader]
+    assert f"Tasks behind model = {model}, last 7 days" in [shown(s) for s in at.subheader]
     tasks = at.dataframe(key="perf_tasks").value
     assert len(tasks) > 0 and set(tasks["model"]) == {model}
     week_ago = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=6)
@@ -335,7 +336,7 @@ def test_runs_list_search_and_open_a_run(demo_app: Path) -> None:
     at.run()
     assert not at.exception
     assert at.query_params["run_id"] == str(runs.iloc[0]["id"])
-    assert at.header[0].value.endswith(str(runs.iloc[0]["name"]))
+    assert shown(at.header[0]).endswith(str(runs.iloc[0]["name"]))
     assert "Conversation" in [t.label for t in at.tabs]
 
 
@@ -385,7 +386,7 @@ def test_run_view_management_and_exports(demo_app: Path, demo_url: str, spy: Med
     assert after["name"] == "Renamed from the dashboard"
     assert after["is_starred"] is True
     assert after["status"] == "archived"
-    assert "Renamed from the dashboard" in at.header[0].value
+    assert "Renamed from the dashboard" in shown(at.header[0])
 
     at.button(key="run_restore").click().run()
     at.selectbox(key="run_fork_at").set_value(0)
@@ -431,7 +432,7 @@ def test_cost_bar_lists_the_most_expensive_tasks_behind_it(demo_app: Path) -> No
     }
     at.run()
     assert not at.exception
-    assert any(f"behind model = {model}, day of {period}" in m.value for m in at.markdown)
+    assert any(f"behind model = {model}, day of {period}" in shown(m) for m in at.markdown)
     tasks = at.dataframe(key="cost_behind").value
     assert set(tasks["model"]) == {model}
     costs = tasks["cost"].dropna().astype(float).tolist()
@@ -444,7 +445,7 @@ def test_what_if_names_the_saving(demo_app: Path) -> None:
     at.selectbox(key="whatif_model").set_value("gpt-4o-mini").run()
     assert not at.exception
     assert any(
-        "The same tokens on **openai/gpt-4o-mini** would have cost" in m.value for m in at.markdown
+        "The same tokens on **openai/gpt-4o-mini** would have cost" in shown(m) for m in at.markdown
     )
     table = at.dataframe[-1].value
     assert {"actual_cost", "what_if_cost", "difference"} <= set(table.columns)
