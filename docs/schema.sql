@@ -76,11 +76,11 @@ CREATE TABLE ai_tasks (
     tool_updates jsonb,
     response_complete boolean NOT NULL DEFAULT false,
     response_metadata jsonb,
-    tokens_input bigint NOT NULL DEFAULT 0,
-    tokens_output bigint NOT NULL DEFAULT 0,
-    tokens_cached_input bigint NOT NULL DEFAULT 0,
-    tokens_reasoning bigint NOT NULL DEFAULT 0,
-    tokens_total bigint NOT NULL,
+    tokens_input bigint,
+    tokens_output bigint,
+    tokens_cached_input bigint,
+    tokens_reasoning bigint,
+    tokens_total bigint,
     cost numeric(20,10),
     time_to_first_token integer,
     total_time integer,
@@ -89,9 +89,13 @@ CREATE TABLE ai_tasks (
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     completed_at timestamp with time zone,
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    tokens_cache_write bigint,
+    cost_source text,
     CONSTRAINT ai_tasks_cost_check CHECK ((cost >= (0)::numeric)),
+    CONSTRAINT ai_tasks_cost_source_check CHECK ((cost_source = ANY (ARRAY['provider'::text, 'computed'::text]))),
     CONSTRAINT ai_tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'streaming'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
     CONSTRAINT ai_tasks_time_to_first_token_check CHECK ((time_to_first_token >= 0)),
+    CONSTRAINT ai_tasks_tokens_cache_write_check CHECK ((tokens_cache_write >= 0)),
     CONSTRAINT ai_tasks_tokens_cached_input_check CHECK ((tokens_cached_input >= 0)),
     CONSTRAINT ai_tasks_tokens_input_check CHECK ((tokens_input >= 0)),
     CONSTRAINT ai_tasks_tokens_output_check CHECK ((tokens_output >= 0)),
@@ -222,7 +226,7 @@ DECLARE
     deltas jsonb;
 BEGIN
     SELECT jsonb_agg(d) INTO deltas FROM (
-        SELECT run_id, -count(*) AS n, -sum(tokens_total) AS tokens,
+        SELECT run_id, -count(*) AS n, -coalesce(sum(tokens_total), 0) AS tokens,
                -coalesce(sum(cost), 0) AS cost, NULL::timestamptz AS completed
           FROM old_rows GROUP BY run_id
     ) d;
@@ -240,7 +244,7 @@ DECLARE
     deltas jsonb;
 BEGIN
     SELECT jsonb_agg(d) INTO deltas FROM (
-        SELECT run_id, count(*) AS n, sum(tokens_total) AS tokens,
+        SELECT run_id, count(*) AS n, coalesce(sum(tokens_total), 0) AS tokens,
                coalesce(sum(cost), 0) AS cost,
                max(completed_at) FILTER (WHERE status = 'completed') AS completed
           FROM new_rows GROUP BY run_id
@@ -298,7 +302,10 @@ CREATE OR REPLACE FUNCTION public.ai_tasks_before_insert()
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    NEW.tokens_total := coalesce(NEW.tokens_total, NEW.tokens_input + NEW.tokens_output);
+    IF NEW.tokens_total IS NULL
+       AND (NEW.tokens_input IS NOT NULL OR NEW.tokens_output IS NOT NULL) THEN
+        NEW.tokens_total := coalesce(NEW.tokens_input, 0) + coalesce(NEW.tokens_output, 0);
+    END IF;
     IF NEW.status = 'completed' AND NEW.completed_at IS NULL THEN
         NEW.completed_at := now();
     END IF;
@@ -318,7 +325,10 @@ BEGIN
     END IF;
     NEW.sync_xid := pg_current_xact_id();
     NEW.updated_at := now();
-    NEW.tokens_total := coalesce(NEW.tokens_total, NEW.tokens_input + NEW.tokens_output);
+    IF NEW.tokens_total IS NULL
+       AND (NEW.tokens_input IS NOT NULL OR NEW.tokens_output IS NOT NULL) THEN
+        NEW.tokens_total := coalesce(NEW.tokens_input, 0) + coalesce(NEW.tokens_output, 0);
+    END IF;
     IF NEW.status = 'completed' AND OLD.status <> 'completed'
        AND NEW.completed_at IS NOT DISTINCT FROM OLD.completed_at THEN
         NEW.completed_at := now();
@@ -346,7 +356,7 @@ CREATE TRIGGER ai_tasks_after_delete AFTER DELETE ON public.ai_tasks REFERENCING
 CREATE TRIGGER ai_tasks_after_insert AFTER INSERT ON public.ai_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_insert();
 CREATE TRIGGER ai_tasks_after_truncate AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_truncate();
 CREATE TRIGGER ai_tasks_after_update AFTER UPDATE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_update();
-CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN (((new.tokens_total IS NULL) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
+CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN ((((new.tokens_total IS NULL) AND ((new.tokens_input IS NOT NULL) OR (new.tokens_output IS NOT NULL))) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
 CREATE TRIGGER ai_tasks_before_update BEFORE UPDATE ON public.ai_tasks FOR EACH ROW EXECUTE FUNCTION ai_tasks_before_update();
 CREATE TRIGGER ai_tasks_log_deletions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_tasks_log_truncation AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();

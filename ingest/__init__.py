@@ -8,19 +8,22 @@
         ...
 
 Public API: database_url, migrate, Tracker (RunPage, TaskUpdate), stream_task (TaskStream),
+astream_task (AsyncTaskStream), track (drop-in SDK client tracking),
 recompute_costs, normalize_usage, ValidationError, NotFoundError, IngestError.
 """
 
 from __future__ import annotations
 
+from ingest.client_tracking import track
 from ingest.costs import recompute_costs
 from ingest.database import database_url, migrate
 from ingest.errors import IngestError, NotFoundError, ValidationError
-from ingest.streaming import TaskStream, stream_task
+from ingest.streaming import AsyncTaskStream, TaskStream, astream_task, stream_task
 from ingest.tracker import RunPage, TaskUpdate, Tracker
 from ingest.usage import normalize_usage
 
 __all__ = [
+    "AsyncTaskStream",
     "IngestError",
     "NotFoundError",
     "RunPage",
@@ -31,6 +34,8 @@ __all__ = [
     "database_url",
     "migrate",
     "normalize_usage",
+    "astream_task",
     "recompute_costs",
     "stream_task",
+    "track",
 ]

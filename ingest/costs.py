@@ -21,16 +21,25 @@ COST_QUANTUM = Decimal("1e-10")
 _QUERIES = database.queries
 
 
+BILLED_USAGE_KEY = "billed_usage"  # response_metadata key: the provider's usage values
+
+
 def cost_of_task(task: Mapping[str, Any]) -> Decimal | None:
-    """Price in USD of one task row (provider, model, tokens_*, created_at), or None when
-    the model or provider has no known price. Never raises for an unknown model."""
+    """Price in USD of one task row (provider, model, tokens_*, created_at, and the
+    provider's own usage values in response_metadata["billed_usage"] when present), or None
+    when the model or provider has no known price or the usage is unknown (input and output
+    tokens both NULL). Never raises for an unknown model."""
+    meta = task.get("response_metadata")
+    billed = meta.get(BILLED_USAGE_KEY) if isinstance(meta, Mapping) else None
     cost = pricing.task_cost(
         task.get("provider"),
         task.get("model"),
-        task.get("tokens_input") or 0,
-        task.get("tokens_output") or 0,
-        task.get("tokens_cached_input") or 0,
+        task.get("tokens_input"),
+        task.get("tokens_output"),
+        task.get("tokens_cached_input"),
         task.get("created_at"),
+        tokens_cache_write=task.get("tokens_cache_write"),
+        billed=billed if isinstance(billed, Mapping) else None,
     )
     return None if cost is None else cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
 
@@ -42,10 +51,11 @@ def recompute_costs(
     many tasks' cost changed.
 
     `only_missing` (default) prices only tasks whose cost is NULL; False re-prices every
-    finished task, overwriting costs given by callers. A task whose model has no known price
-    keeps its cost. Tasks are read in batches of `batch_size` by id and each batch is
-    written by one UPDATE in its own transaction, so run totals move once per run per batch
-    and no lock is held for long. Prices are as of each task's created_at.
+    finished task, overwriting costs given by callers (cost_source becomes 'computed').
+    A task whose model has no known price keeps its cost. Tasks are read in batches of
+    `batch_size` by id and each batch is written by one UPDATE in its own transaction, so
+    run totals move once per run per batch and no lock is held for long. Prices are as of
+    each task's created_at.
     """
     if batch_size < 1:
         raise ValidationError("batch_size", f"must be >= 1, got {batch_size}")

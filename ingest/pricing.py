@@ -1,29 +1,69 @@
 """Model prices from the maintained `genai-prices` library (offline snapshot, no network).
 
-Token conventions used across the product (and stored in ai_tasks):
-- tokens_input: every input token, *including* cached reads (OpenAI's prompt_tokens).
+Token conventions used across the product (and stored in ai_tasks; docs/usage-and-cost.md):
+- tokens_input: every input token, *including* cache reads and cache writes.
 - tokens_cached_input: the part of tokens_input read from a prompt cache.
+- tokens_cache_write: the part of tokens_input written to a prompt cache (priced at the
+  provider's cache-write rate; Anthropic's 1-hour writes at their own rate when the split
+  is known from the provider's usage, see ingest.usage `billed`).
 - tokens_output: every output token, *including* reasoning tokens.
 - tokens_reasoning: the part of tokens_output spent on reasoning.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
 from genai_prices import Usage, calc_price
 
 
+def billed_usage(
+    tokens_input: int | None,
+    tokens_output: int | None,
+    tokens_cached_input: int | None = None,
+    tokens_cache_write: int | None = None,
+    billed: Mapping[str, int] | None = None,
+) -> Usage | None:
+    """The genai-prices Usage to price: the provider's own usage values (`billed`) when
+    they agree with the stored columns, else one built from the columns. None when neither
+    input nor output tokens are known (usage unknown: unpriced, never priced as 0)."""
+    if tokens_input is None and tokens_output is None:
+        return None
+    if (
+        billed
+        and billed.get("input_tokens") == tokens_input
+        and (billed.get("output_tokens") == tokens_output)
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a key unknown to this version is ignored
+            return Usage(**{k: int(v) for k, v in billed.items()})
+    total_in = int(tokens_input or 0)
+    cached = min(int(tokens_cached_input or 0), total_in)
+    written = min(int(tokens_cache_write or 0), total_in - cached)
+    return Usage(
+        input_tokens=total_in,
+        output_tokens=int(tokens_output or 0),
+        cache_read_tokens=cached or None,
+        cache_write_tokens=written or None,
+    )
+
+
 def task_cost(
     provider: str | None,
     model: str | None,
-    tokens_input: int = 0,
-    tokens_output: int = 0,
-    tokens_cached_input: int = 0,
+    tokens_input: int | None = 0,
+    tokens_output: int | None = 0,
+    tokens_cached_input: int | None = 0,
     at: datetime | None = None,
+    *,
+    tokens_cache_write: int | None = 0,
+    billed: Mapping[str, int] | None = None,
 ) -> Decimal | None:
-    """Price in USD of one request, or None when the model or provider is unknown.
+    """Price in USD of one request, or None when the model or provider is unknown or the
+    usage is unknown (tokens_input and tokens_output both None).
 
     `at` prices the request as of that time (prices change); None means now.
     Never raises for an unknown model: a missing price is recorded as NULL and can be
@@ -31,11 +71,11 @@ def task_cost(
     """
     if not model:
         return None
-    usage = Usage(
-        input_tokens=int(tokens_input or 0),
-        output_tokens=int(tokens_output or 0),
-        cache_read_tokens=min(int(tokens_cached_input or 0), int(tokens_input or 0)) or None,
+    usage = billed_usage(
+        tokens_input, tokens_output, tokens_cached_input, tokens_cache_write, billed
     )
+    if usage is None:
+        return None
     try:
         result = calc_price(usage, model, provider_id=provider or None, genai_request_timestamp=at)
     except (LookupError, ValueError):

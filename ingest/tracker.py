@@ -38,6 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest import database
+from ingest.background_tasks import BackgroundMethods
 from ingest.errors import ValidationError
 from ingest.keywords import check_keywords
 from ingest.limits import check_text
@@ -62,7 +63,7 @@ __all__ = [
 
 
 @check_keywords
-class Tracker(RunMethods, RunListing, TaskMethods):
+class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded
@@ -106,10 +107,12 @@ class Tracker(RunMethods, RunListing, TaskMethods):
         self.close()
 
     def close(self) -> None:
-        """Write every buffered streaming update, then close the connection."""
+        """Write every buffered streaming update and every background task, then close
+        the connection and stop the background writer."""
         with self._lock:
             try:
                 self.flush()
+                self.close_background()
             finally:
                 if self._conn is not None:
                     self._conn.close()

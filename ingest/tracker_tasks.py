@@ -26,10 +26,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest import sqlfiles
-from ingest.costs import cost_of_task
+from ingest.costs import BILLED_USAGE_KEY, cost_of_task
 from ingest.errors import NotFoundError, ValidationError
 from ingest.limits import check_text
-from ingest.usage import normalize_usage
+from ingest.usage import read_usage
 from ingest.validation import check_task_consistency, parse_uuid, validate_task
 from ingest.vocabulary import (
     FINISHED_TASK_STATUSES,
@@ -227,6 +227,8 @@ class TaskMethods:
 
         A task that no longer exists (purged meanwhile) is skipped with a warning and
         reported as ignored with status "missing"; the other tasks are still written.
+        Then waits (up to 30 s) until every background task (tracked clients,
+        `tracker.background`) is written, see ingest.background_tasks.
         """
         results = []
         with self._lock:
@@ -239,6 +241,9 @@ class TaskMethods:
                 except ValidationError as error:
                     log.warning("buffered update of task %s dropped: %s", tid, error)
                     results.append(TaskUpdate(tid, written=False, ignored=True, status="invalid"))
+        flush_background = getattr(self, "flush_background", None)
+        if flush_background is not None:
+            flush_background()
         return results
 
     def _write_buffer(self, tid: uuid.UUID) -> TaskUpdate:
@@ -277,7 +282,9 @@ class TaskMethods:
         tokens_cached_input: int | None = None,
         tokens_reasoning: int | None = None,
         tokens_total: int | None = None,
+        tokens_cache_write: int | None = None,
         cost: Decimal | float | str | None = None,
+        cost_source: str | None = None,
         time_to_first_token: int | None = None,
         total_time: int | None = None,
         **fields: Any,
@@ -287,10 +294,15 @@ class TaskMethods:
         Writes the buffered streaming values, then these; an argument that is None (here
         and in `fields`) keeps what is stored.
         usage: a provider usage object or dict (see ingest.usage), an alternative to the
-        tokens_* arguments (which win). tokens_input includes cached input, tokens_output
-        includes reasoning; tokens_total defaults to input + output.
-        cost (USD): when none is given or stored, priced from provider, model and tokens as
-        of created_at; an unknown model leaves it NULL (see recompute_costs).
+        tokens_* arguments (which win); its billed values are kept in
+        response_metadata["billed_usage"] to price every rate (1-hour cache writes).
+        tokens_input includes cache reads (tokens_cached_input) and cache writes
+        (tokens_cache_write), tokens_output includes reasoning; tokens_total defaults to
+        input + output. Tokens never given stay NULL (unknown), never 0.
+        cost (USD): a given cost is stored with cost_source "provider" (unless cost_source
+        says "computed"); when none is given or stored, priced from provider, model and
+        tokens as of created_at with cost_source "computed"; an unknown model or unknown
+        usage leaves cost and cost_source NULL (see recompute_costs).
         time_to_first_token / total_time (ms): total_time defaults to the time since
         created_at. fields: other task columns (response_data, tool_updates, ...).
         A task that already finished is returned unchanged (completing twice changes
@@ -302,16 +314,17 @@ class TaskMethods:
             "tokens_cached_input": tokens_cached_input,
             "tokens_reasoning": tokens_reasoning,
             "tokens_total": tokens_total,
+            "tokens_cache_write": tokens_cache_write,
             "cost": cost,
+            "cost_source": cost_source,
             "time_to_first_token": time_to_first_token,
             "total_time": total_time,
             "response_text": response_text,
         }
         changes = {k: v for k, v in {**fields, **given}.items() if v is not None}
-        if usage is not None:
-            changes = {**normalize_usage(usage), **changes}
+        changes, billed = _with_usage(changes, usage)
         changes.setdefault("response_complete", True)
-        return self._finish(task_id, "completed", changes)
+        return self._finish(task_id, "completed", changes, billed=billed)
 
     def fail_task(
         self,
@@ -331,9 +344,8 @@ class TaskMethods:
         changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
-        if usage is not None:
-            changes = {**normalize_usage(usage), **changes}
-        return self._finish(task_id, "failed", changes, error=_error_entry(error))
+        changes, billed = _with_usage(changes, usage)
+        return self._finish(task_id, "failed", changes, error=_error_entry(error), billed=billed)
 
     def cancel_task(
         self,
@@ -354,9 +366,8 @@ class TaskMethods:
         changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
-        if usage is not None:
-            changes = {**normalize_usage(usage), **changes}
-        return self._finish(task_id, "cancelled", changes, reason=reason)
+        changes, billed = _with_usage(changes, usage)
+        return self._finish(task_id, "cancelled", changes, reason=reason, billed=billed)
 
     def stream_task(
         self, run_id: uuid.UUID | str, chunks: Iterable[Any], **options: Any
@@ -376,6 +387,7 @@ class TaskMethods:
         *,
         error: dict[str, Any] | None = None,
         reason: str | None = None,
+        billed: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         tid = parse_uuid("task_id", task_id)
         method = {"completed": "complete_task", "failed": "fail_task"}.get(status, "cancel_task")
@@ -411,17 +423,18 @@ class TaskMethods:
                 elif not isinstance(errors, list):
                     errors = [errors]
                 merged["response_errors"] = [*errors, error]
-            if reason is not None:
+            extra = {"cancel_reason": reason, BILLED_USAGE_KEY: billed}
+            extra = {k: v for k, v in extra.items() if v is not None}
+            if extra:
                 meta = merged.get("response_metadata")
                 meta = dict(meta) if isinstance(meta, Mapping) else {}
-                merged["response_metadata"] = {**meta, "cancel_reason": reason}
+                merged["response_metadata"] = {**meta, **extra}
             if merged["total_time"] is None:
                 # The elapsed time; never less than a TTFT the caller measured on its clock.
                 elapsed = _ms(row["db_now"] - row["created_at"])
                 merged["total_time"] = max(elapsed, merged["time_to_first_token"] or 0)
             check_task_consistency(merged)
-            if "cost" not in buffer.fields and "cost" not in changes and row["cost"] is None:
-                merged["cost"] = cost_of_task(merged)
+            _set_cost(merged, row, {**buffer.fields, **changes})
             written = self._write(conn, tid, merged)
         self._forget(tid, status)
         return written
@@ -464,6 +477,26 @@ class TaskMethods:
         self._buffers.pop(tid, None)
         self._last_write.pop(tid, None)
         self._remember_finished(tid, status)
+
+
+def _with_usage(changes: dict[str, Any], usage: Any) -> tuple[dict[str, Any], dict | None]:
+    """changes with the token columns of `usage` under them (given columns win), and the
+    provider's billed usage values (None when there are none)."""
+    if usage is None:
+        return changes, None
+    report = read_usage(usage)
+    return {**report.columns, **changes}, report.billed or None
+
+
+def _set_cost(merged: dict[str, Any], row: dict, given: dict[str, Any]) -> None:
+    """cost and cost_source of a finishing task: a given cost is the provider's (unless
+    cost_source says otherwise); else a stored cost stays; else we price it (NULL when the
+    model or the usage is unknown)."""
+    if "cost" in given:
+        merged["cost_source"] = given.get("cost_source", "provider")
+    elif row["cost"] is None:
+        merged["cost"] = cost_of_task(merged)
+        merged["cost_source"] = None if merged["cost"] is None else "computed"
 
 
 def _ms(delta: timedelta) -> int:

@@ -51,13 +51,13 @@ TEXT_COLUMNS = {
     "user": frozenset({"id", "display_name", "email", "team", "role"}),
     "run": frozenset({"user_id", "source_type", "source_id", "name", "description", "status"}),
     "task": frozenset({"user_id", "service", "task_name", "provider", "endpoint", "model",
-                       "model_id", "response_text", "status"}),
+                       "model_id", "response_text", "status", "cost_source"}),
 }  # fmt: skip
 JSON_TEXT_COLUMNS = bulk.JSON_COLUMNS | {"tags"}
 RAW_JSON_COLUMNS = JSON_TEXT_COLUMNS | {
     "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
-    "time_to_first_token", "total_time", "total_tokens", "message_count", "task_count",
-    "forked_from_message", "is_starred", "response_complete",
+    "tokens_cache_write", "time_to_first_token", "total_time", "total_tokens", "message_count",
+    "task_count", "forked_from_message", "is_starred", "response_complete",
 }  # fmt: skip
 CSV_NULL = "\\N"
 PARALLEL_BYTES = 4_000_000  # inputs larger than this are parsed by worker processes

@@ -35,6 +35,7 @@ from ingest import limits
 from ingest.errors import ValidationError
 from ingest.limits import check_json_value, check_text
 from ingest.vocabulary import (
+    COST_SOURCES,
     RUN_JSON_COLUMNS,
     RUN_STATUSES,
     SOURCE_TYPES,
@@ -335,10 +336,10 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "tool_updates": (_json, True),
     "response_complete": (_bool, False),
     "response_metadata": (_json, True),
-    "tokens_input": (_tokens, False),
-    "tokens_output": (_tokens, False),
-    "tokens_cached_input": (_tokens, False),
-    "tokens_reasoning": (_tokens, False),
+    "tokens_input": (_tokens, True),
+    "tokens_output": (_tokens, True),
+    "tokens_cached_input": (_tokens, True),
+    "tokens_reasoning": (_tokens, True),
     # NULL means tokens_input + tokens_output (a trigger fills it in).
     "tokens_total": (_tokens, True),
     "cost": (_cost, True),
@@ -348,6 +349,9 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "created_at": (_timestamp, False),
     "updated_at": (_timestamp, False),
     "completed_at": (_timestamp, True),
+    # Migration 0006 (docs/usage-and-cost.md).
+    "tokens_cache_write": (_tokens, True),
+    "cost_source": (_choice(COST_SOURCES), True),
 }
 TASK_DERIVED_COLUMNS = frozenset({"sync_xid"})
 TASK_REQUIRED = ("run_id", "task_id")

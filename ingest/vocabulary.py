@@ -13,6 +13,8 @@ TASK_STATUSES = ("pending", "streaming", "completed", "failed", "cancelled")
 # A task is finished (its numbers are final) in one of these; unfinished in the others.
 FINISHED_TASK_STATUSES = ("completed", "failed", "cancelled")
 UNFINISHED_TASK_STATUSES = ("pending", "streaming")
+# Where a task's cost came from (NULL: unpriced); docs/usage-and-cost.md.
+COST_SOURCES = ("provider", "computed")
 USER_ROLES = ("member", "manager", "admin")
 
 # The columns a client writes and reads, in table order (sync_xid, the change-capture
@@ -30,7 +32,7 @@ TASK_COLUMNS = (
     "response_errors", "tool_updates", "response_complete", "response_metadata",
     "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
     "cost", "time_to_first_token", "total_time", "status", "created_at", "updated_at",
-    "completed_at",
+    "completed_at", "tokens_cache_write", "cost_source",
 )  # fmt: skip
 # jsonb columns (a CSV reader parses these from JSON text before validating).
 RUN_JSON_COLUMNS = (
@@ -45,8 +47,8 @@ TASK_WRITABLE_COLUMNS = (
     "service", "task_name", "provider", "endpoint", "model", "model_id", "request_data",
     "response_text", "response_data", "response_info", "response_errors", "tool_updates",
     "response_complete", "response_metadata", "tokens_input", "tokens_output",
-    "tokens_cached_input", "tokens_reasoning", "tokens_total", "cost",
-    "time_to_first_token", "total_time", "status",
+    "tokens_cached_input", "tokens_reasoning", "tokens_total", "tokens_cache_write", "cost",
+    "cost_source", "time_to_first_token", "total_time", "status",
 )  # fmt: skip
 # Kept by the database's triggers (docs/design.md); exported for reading, never written.
 RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_count")

@@ -49,7 +49,7 @@ from queries import sqltext
 
 log = logging.getLogger(__name__)
 
-MIRROR_SCHEMA_VERSION = 2  # 2: run_key/user_key surrogates, key dictionaries
+MIRROR_SCHEMA_VERSION = 3  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 DEFAULT_MEMORY_LIMIT = "768MB"
 TABLES = ("tasks", "runs", "users")

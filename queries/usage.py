@@ -4,7 +4,7 @@ SQL: sql/usage.sql on the DuckDB mirror, sql/postgres/usage.sql on Postgres (the
 names); `con` decides the engine (queries/engine.py). Units: cost in USD (float64, or
 exact `decimal.Decimal` with `exact=True`), tokens as integers, `period` the UTC date a
 day/week (ISO, Monday)/month starts on (datetime64, midnight). A task with no cost
-(unpriced model) adds 0 USD.
+(unknown price, or usage unknown) adds 0 USD and is counted in `unpriced`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def usage_over_time(
 
     Columns: period (datetime64, UTC start of the day/week/month), group (only when `by`),
     cost (USD), tokens_input, tokens_output, tokens_total, tasks, runs (distinct runs),
-    active_users (distinct users). Periods without tasks are absent. Sorted by period,
+    active_users (distinct users), tokens_cached_input and tokens_cache_write (parts of
+    tokens_input), unpriced (tasks with no cost: unknown price or unknown usage).
+    Periods without tasks are absent. Sorted by period,
     then group. counts=False leaves out runs and active_users: exact distinct counts are
     most of the cost at 10M tasks (about 3x), so a spend/tokens chart should skip them.
     """
@@ -64,7 +66,8 @@ def usage_by(
     """Usage per value of dimension `by` (team via ai_users; tag: once per tag of the run).
 
     Columns: group, cost (USD), tokens_input, tokens_output, tokens_total, tasks, runs,
-    active_users (the last two left out with counts=False, see usage_over_time). Sorted
+    active_users (these two left out with counts=False, see usage_over_time),
+    tokens_cached_input, tokens_cache_write, unpriced. Sorted
     by cost descending, then group.
     """
     if by is None:

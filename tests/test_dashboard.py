@@ -183,6 +183,8 @@ def test_page_controls_are_in_the_url_too(demo_app: Path) -> None:
     assert json.loads(cost.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"] == (
         "Spend per week by team"
     )
+    # The demo has tasks of models without a price: counted as unpriced, not as $0.
+    assert any("tasks unpriced" in caption.value for caption in cost.caption)
 
 
 def test_filters_survive_a_page_switch(demo_app: Path) -> None:

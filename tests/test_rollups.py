@@ -128,6 +128,9 @@ def test_usage_over_time_grains(data):
         "tasks",
         "runs",
         "active_users",
+        "tokens_cached_input",
+        "tokens_cache_write",
+        "unpriced",
     ]
     assert records(days, "period", "cost", "tasks") == [
         (pd.Timestamp("2026-03-02"), 0.30, 2),

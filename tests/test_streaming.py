@@ -209,7 +209,12 @@ def test_empty_stream_completes_without_ttft(tracker, run_id):
                 "cache_creation_input_tokens": 5,
                 "output_tokens": 7,
             },
-            {"tokens_input": 105, "tokens_output": 7, "tokens_cached_input": 90},
+            {
+                "tokens_input": 105,
+                "tokens_output": 7,
+                "tokens_cached_input": 90,
+                "tokens_cache_write": 5,
+            },
         ),
         (
             {

@@ -15,6 +15,7 @@ import pytest
 
 import queries as q
 from ingest import database, demo, embedded
+from ingest.tracker import Tracker
 from queries import DIMENSIONS, GRAINS, Filters
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
@@ -31,6 +32,7 @@ def engines(pg_server, template_db, tmp_path_factory):
     url = embedded.with_database(pg_server, name)
     database._migrated.add(url)
     demo.generate(url, tasks=4000, seed=11, days=DAYS, end=END)
+    add_cache_writes_and_unknown_usage(url)
     path = tmp_path_factory.mktemp("two_engines") / "mirror.duckdb"
     q.sync_mirror(url, path)
     duck = q.open_mirror(path)
@@ -42,6 +44,32 @@ def engines(pg_server, template_db, tmp_path_factory):
         pg.close()
         with psycopg.connect(pg_server, autocommit=True) as admin:
             embedded.drop_database(admin, name)
+
+
+def add_cache_writes_and_unknown_usage(url: str) -> None:
+    """Tasks the demo does not make: Anthropic cache writes (5-minute and 1-hour) and a
+    response without usage (NULL tokens and cost), so both engines sum them alike."""
+    at = END - timedelta(days=3)
+    usage = {"input_tokens": 100, "cache_read_input_tokens": 2000,
+             "cache_creation_input_tokens": 1000, "output_tokens": 50,
+             "cache_creation": {"ephemeral_5m_input_tokens": 400,
+                                "ephemeral_1h_input_tokens": 600}}  # fmt: skip
+    with Tracker(url) as tracker:
+        run = tracker.create_run("chat", name="cache writes", created_at=at)
+        for hour, given in enumerate([usage, usage, None]):
+            task = tracker.create_task(run["id"], provider="anthropic", model="claude-sonnet-4-5",
+                                       created_at=at + timedelta(hours=hour))  # fmt: skip
+            tracker.complete_task(task["task_id"], "ok", usage=given, total_time=900)
+
+
+def test_cache_writes_and_unpriced_tasks_agree(engines):
+    duck, pg, _ = engines
+    filters = Filters(start=END - timedelta(days=DAYS), end=END)
+    both = [q.usage_over_time(con, filters, "day", "provider", exact=True) for con in (duck, pg)]
+    assert_same(*both)
+    anthropic = both[0][both[0]["group"] == "anthropic"]
+    assert anthropic["tokens_cache_write"].sum() >= 2000
+    assert both[0]["unpriced"].sum() >= 1
 
 
 def assert_same(duck: pd.DataFrame, pg: pd.DataFrame) -> None:

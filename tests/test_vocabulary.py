@@ -37,6 +37,7 @@ def test_check_constraints_allow_exactly_the_vocabulary(conn):
     assert allowed_values(conn, "ai_runs", "status") == vocabulary.RUN_STATUSES
     assert allowed_values(conn, "ai_tasks", "status") == vocabulary.TASK_STATUSES
     assert allowed_values(conn, "ai_users", "role") == vocabulary.USER_ROLES
+    assert allowed_values(conn, "ai_tasks", "cost_source") == vocabulary.COST_SOURCES
     assert set(vocabulary.FINISHED_TASK_STATUSES) | set(vocabulary.UNFINISHED_TASK_STATUSES) == (
         set(vocabulary.TASK_STATUSES)
     )

@@ -35,6 +35,12 @@ st.plotly_chart(
     on_select="rerun",
     selection_mode="points",
 )
+unpriced = int(spend["unpriced"].sum()) if "unpriced" in spend else 0
+if unpriced:
+    st.caption(
+        f"{unpriced:,} tasks unpriced (no known price, or no usage reported): "
+        "not included in the spend."
+    )
 bar = figures.selected_slice(st.session_state.get("cost_spend"))
 if bar and bar[0]:
     period, group = bar

@@ -209,7 +209,9 @@ def chunk_lines(plan: Plan, rng: np.random.Generator, a: SimpleNamespace) -> Chu
             f"{usage[3]}\t{usage[0] + usage[1]}\t{cost_text}\t"
             f"{ttft if ttft >= 0 else NULL}\t{total if total >= 0 else NULL}\t"
             f"{STATUS_NAMES[status]}\t{created[i]}\t{updated[i]}\t"
-            f"{finished[i] if status == 0 else NULL}"
+            f"{finished[i] if status == 0 else NULL}\t"
+            # tokens_cache_write (the demo's calls write no cache), cost_source
+            f"0\t{NULL if cost_text == NULL else 'computed'}"
         )
 
     parents = _forks(rng, a, run_ids)

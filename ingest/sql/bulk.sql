@@ -49,8 +49,8 @@ SELECT id::text, user_id, source_type, source_id, name, description,
  ORDER BY created_at, id;
 
 -- name: export_tasks
--- Every task, columns as text: jsonb as JSON text, cost as exact decimal text, timestamps
--- ISO 8601 UTC.
+-- Every task, columns as text in vocabulary.TASK_COLUMNS order: jsonb as JSON text, cost as
+-- exact decimal text, timestamps ISO 8601 UTC.
 SELECT id::text, run_id::text, user_id, task_id::text, service, task_name, provider,
        endpoint, model, model_id, request_data::text, response_text, response_data::text,
        response_info::text, response_errors::text, tool_updates::text,
@@ -59,6 +59,7 @@ SELECT id::text, run_id::text, user_id, task_id::text, service, task_name, provi
        tokens_total::text, cost::text, time_to_first_token::text, total_time::text, status,
        to_json(created_at) #>> '{}' AS created_at,
        to_json(updated_at) #>> '{}' AS updated_at,
-       to_json(completed_at) #>> '{}' AS completed_at
+       to_json(completed_at) #>> '{}' AS completed_at,
+       tokens_cache_write::text, cost_source
   FROM ai_tasks
  ORDER BY created_at, id;

@@ -42,7 +42,8 @@ UPDATE ai_tasks
        response_complete = :response_complete, response_metadata = :response_metadata,
        tokens_input = :tokens_input, tokens_output = :tokens_output,
        tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
-       tokens_total = :tokens_total, cost = :cost,
+       tokens_total = :tokens_total, tokens_cache_write = :tokens_cache_write,
+       cost = :cost, cost_source = :cost_source,
        time_to_first_token = :time_to_first_token, total_time = :total_time,
        status = :status
  WHERE task_id = :task_id
@@ -57,9 +58,11 @@ SELECT {{task_columns}}
 
 -- name: tasks_to_price
 -- Next batch (by id, after :after_id) of finished tasks with a model to price: id, provider,
--- model, tokens_input, tokens_output, tokens_cached_input, created_at, cost. With
--- :only_missing, only those whose cost is NULL.
-SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input, created_at, cost
+-- model, tokens_input, tokens_output, tokens_cached_input, tokens_cache_write, created_at,
+-- cost, response_metadata (its billed_usage prices 1-hour cache writes). With :only_missing,
+-- only those whose cost is NULL.
+SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
+       tokens_cache_write, created_at, cost, response_metadata
   FROM ai_tasks
  WHERE id > :after_id
    AND model IS NOT NULL
@@ -69,10 +72,10 @@ SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input, cr
  LIMIT :batch_size;
 
 -- name: set_task_costs
--- Set cost (USD) of many tasks in one statement (run totals move once per run). Only rows
--- whose cost changes are written; with :only_missing, only rows still without a cost.
+-- Set cost (USD, cost_source 'computed') of many tasks in one statement (run totals move
+-- once per run). Only rows whose cost changes are written; with :only_missing, only rows still without a cost.
 UPDATE ai_tasks t
-   SET cost = u.cost
+   SET cost = u.cost, cost_source = 'computed'
   FROM unnest(:ids::uuid[], :costs::numeric[]) AS u (id, cost)
  WHERE t.id = u.id
    AND t.cost IS DISTINCT FROM u.cost

@@ -4,7 +4,8 @@
 
 -- name: usage
 -- Spend and volume per period and group. Columns: period (date), group, cost (USD),
--- tokens_input, tokens_output, tokens_total, tasks, runs, active_users ({{runs}} and
+-- tokens_input, tokens_output, tokens_total, tasks, runs, active_users, tokens_cached_input,
+-- tokens_cache_write, unpriced (tasks with no cost: unknown price or usage) ({{runs}} and
 -- {{active_users}}: count(DISTINCT run_key/user_key), or NULL when not needed; usage_bitmaps
 -- is the faster way to the same numbers).
 SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
@@ -12,9 +13,12 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
        coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
        coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
        coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
-       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users
+       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users,
+       coalesce(sum(tokens_cached_input), 0)::BIGINT AS tokens_cached_input,
+       coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
+       count(*) FILTER (WHERE cost IS NULL) AS unpriced
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
-               tokens_total, run_key, user_key
+               tokens_total, run_key, user_key, tokens_cached_input, tokens_cache_write
           FROM {{tasks_source}} WHERE {{task_filter}}) f
  GROUP BY period_key, grp
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;
@@ -24,7 +28,8 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
 WITH r AS ({{run_lo}}),
 f AS (
     SELECT {{period}} AS period_key, {{group}} AS grp, day, cost, tokens_input,
-           tokens_output, tokens_total, run_key, user_key
+           tokens_output, tokens_total, run_key, user_key, tokens_cached_input,
+           tokens_cache_write
       FROM {{tasks_source}} WHERE {{task_filter}}
 ),
 g AS (
@@ -33,13 +38,17 @@ g AS (
            coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
            coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
            coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
-           count(*) AS tasks, {{runs_in_range}} AS runs, {{active_users}} AS active_users
+           count(*) AS tasks, {{runs_in_range}} AS runs, {{active_users}} AS active_users,
+           coalesce(sum(tokens_cached_input), 0)::BIGINT AS tokens_cached_input,
+           coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
+           count(*) FILTER (WHERE cost IS NULL) AS unpriced
       FROM f LEFT JOIN r USING (day)
      GROUP BY period_key, grp
 ),
 x AS ({{rare_runs}})
 SELECT DATE '1970-01-01' + g.period_key AS period, g.grp AS "group", cost, tokens_input,
-       tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users
+       tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users,
+       tokens_cached_input, tokens_cache_write, unpriced
   FROM g LEFT JOIN x
     ON x.period_key IS NOT DISTINCT FROM g.period_key AND x.grp IS NOT DISTINCT FROM g.grp
  ORDER BY g.period_key NULLS FIRST, g.grp NULLS LAST;

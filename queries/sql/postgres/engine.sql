@@ -7,7 +7,8 @@
 -- UTC day key and month key computed per row.
 (SELECT t.id, t.task_id, t.run_id, t.user_id, u.team, r.source_type, r.tags, t.service,
         t.task_name, t.provider, t.endpoint, t.model, t.status, t.tokens_input,
-        t.tokens_output, t.tokens_cached_input, t.tokens_total, t.cost,
+        t.tokens_output, t.tokens_cached_input, t.tokens_cache_write, t.tokens_total, t.cost,
+        t.cost_source,
         t.time_to_first_token, t.total_time, t.created_at, t.completed_at,
         (t.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
         date_trunc('month', t.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01'

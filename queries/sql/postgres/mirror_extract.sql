@@ -36,7 +36,8 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
 SELECT t.id, t.task_id, t.run_id, t.user_id, u.team, r.source_type, r.tags,
        t.service, t.task_name, t.provider, t.endpoint, t.model, t.model_id, t.status,
        t.tokens_input, t.tokens_output, t.tokens_cached_input, t.tokens_reasoning,
-       t.tokens_total, t.cost::text AS cost, t.time_to_first_token, t.total_time,
+       t.tokens_total, t.tokens_cache_write, t.cost::text AS cost, t.cost_source,
+       t.time_to_first_token, t.total_time,
        t.created_at, t.completed_at, t.updated_at,
        CASE WHEN t.response_errors IS NULL
                  OR t.response_errors IN ('null'::jsonb, '[]'::jsonb, '{}'::jsonb) THEN NULL

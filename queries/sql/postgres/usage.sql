@@ -8,9 +8,12 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
        coalesce(sum(tokens_input), 0)::bigint AS tokens_input,
        coalesce(sum(tokens_output), 0)::bigint AS tokens_output,
        coalesce(sum(tokens_total), 0)::bigint AS tokens_total,
-       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users
+       count(*) AS tasks, {{runs}} AS runs, {{active_users}} AS active_users,
+       coalesce(sum(tokens_cached_input), 0)::bigint AS tokens_cached_input,
+       coalesce(sum(tokens_cache_write), 0)::bigint AS tokens_cache_write,
+       count(*) FILTER (WHERE cost IS NULL) AS unpriced
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
-               tokens_total, run_id, user_id
+               tokens_total, run_id, user_id, tokens_cached_input, tokens_cache_write
           FROM {{tasks_source}} WHERE {{task_filter}}) f
  GROUP BY period_key, grp
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;
