@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -153,8 +154,8 @@ def test_task_flow_matches_the_python_tracker(served):
         first = c.post(f"/v1/tasks/{tid}/updates", json={"response_text": "Row"}).json()
         second = c.post(f"/v1/tasks/{tid}/updates", json={"response_text": "Row level"}).json()
         assert first["written"] and not second["written"] and second["status"] == "streaming"
-        done = c.post(f"/v1/tasks/{tid}/complete",
-                      json={"response_text": "Row level security", "usage": usage}).json()  # fmt: skip
+        final = {"response_text": "Row level security", "usage": usage}
+        done = c.post(f"/v1/tasks/{tid}/complete", json=final).json()
         again = c.post(f"/v1/tasks/{tid}/complete", json={"response_text": "other"}).json()
         late = c.post(f"/v1/tasks/{tid}/updates", json={"response_text": "late"}).json()
         assert late == {"task_id": tid, "written": False, "ignored": True, "status": "completed"}
@@ -179,15 +180,13 @@ def test_fail_and_cancel_and_buffered_updates_are_flushed_by_the_server(served):
         a, b, s = (str(uuid.uuid4()) for _ in range(3))
         for tid in (a, b, s):
             c.post("/v1/tasks", json={"run_id": run_id, "task_id": tid, "model": "gpt-4o"})
-        failed = c.post(f"/v1/tasks/{a}/fail", json={"error": {"type": "RateLimit",
-                                                               "message": "429"}}).json()  # fmt: skip
+        error = {"error": {"type": "RateLimit", "message": "429"}}
+        failed = c.post(f"/v1/tasks/{a}/fail", json=error).json()
         assert failed["status"] == "failed" and failed["response_errors"][0]["type"] == "RateLimit"
         cancelled = c.post(f"/v1/tasks/{b}/cancel", json={"reason": "user stop"}).json()
         assert cancelled["response_metadata"]["cancel_reason"] == "user stop"
         c.post(f"/v1/tasks/{s}/updates", json={"response_text": "a"})
         c.post(f"/v1/tasks/{s}/updates", json={"response_text": "ab", "tool_updates": [1]})
-        import time
-
         deadline = time.monotonic() + 5
         while c.get(f"/v1/tasks/{s}").json()["response_text"] != "ab":
             assert time.monotonic() < deadline, "buffered update never written"

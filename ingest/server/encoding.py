@@ -12,7 +12,9 @@ from fastapi.responses import Response
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal | uuid.UUID):
+    if isinstance(value, Decimal):
+        return format(value, "f")  # plain digits: never "0E-10"
+    if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import zlib
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -21,6 +22,7 @@ from ingest.errors import ValidationError
 from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.batch import write_rows
+from ingest.server.encoding import error_body, json_response
 from ingest.server.otlp_map import is_llm_span, run_id_of, run_of, task_of
 from ingest.server.otlp_parse import Span, parse_json, parse_protobuf
 from ingest.server.state import ServerState
@@ -66,17 +68,10 @@ def _body(raw: bytes, encoding: str) -> bytes:
 async def export_traces(request: Request, user: Annotated[str, Depends(current_user)]) -> Response:
     """OTLP/HTTP ExportTraceServiceRequest (Content-Type application/x-protobuf or
     application/json; Content-Encoding gzip optional)."""
-    raw = await request.body()
-    body = _body(raw, request.headers.get("content-encoding", ""))
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_json = content_type == "application/json"
-    if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
-        raise ValidationError(
-            "Content-Type",
-            f"unsupported: {content_type!r}",
-            ["application/x-protobuf", "application/json"],
-        )
-    spans = parse_json(body) if is_json else parse_protobuf(body)
+    try:
+        spans, is_json = await run_in_threadpool(_spans, await request.body(), request.headers)
+    except ValidationError as error:  # OTLP/HTTP answers a malformed export with 400
+        return json_response(error_body(error.field, error.problem, error.allowed), 400)
     skipped, rejected, reasons = await run_in_threadpool(
         _ingest, request.app.state.server, user, spans
     )
@@ -102,6 +97,20 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
         answer.partial_success.rejected_spans = rejected
         answer.partial_success.error_message = message
     return Response(answer.SerializeToString(), media_type="application/x-protobuf")
+
+
+def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
+    """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
+    body = _body(raw, headers.get("content-encoding", ""))
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = content_type == "application/json"
+    if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
+        raise ValidationError(
+            "Content-Type",
+            f"unsupported: {content_type!r}",
+            ["application/x-protobuf", "application/json"],
+        )
+    return (parse_json(body) if is_json else parse_protobuf(body)), is_json
 
 
 def _ingest(state: ServerState, user: str, spans: list[Span]) -> tuple[int, int, list[str]]:

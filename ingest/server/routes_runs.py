@@ -25,7 +25,12 @@ def _state(request: Request) -> ServerState:
     return request.app.state.server
 
 
-@router.post("", response_model=models.Run, status_code=201)
+@router.post(
+    "",
+    response_model=models.Run,
+    status_code=201,
+    responses={200: {"model": models.Run, "description": "a retry: the stored run"}},
+)
 def create_run(body: models.RunCreate, request: Request, user: User) -> Response:
     """Tracker.create_run. With run_id, a retry returns the existing run (200)."""
     state = _state(request)

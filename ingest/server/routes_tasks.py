@@ -26,7 +26,12 @@ def _state(request: Request) -> ServerState:
     return request.app.state.server
 
 
-@router.post("", response_model=models.Task, status_code=201)
+@router.post(
+    "",
+    response_model=models.Task,
+    status_code=201,
+    responses={200: {"model": models.Task, "description": "a retry: the stored task"}},
+)
 def create_task(body: models.TaskCreate, request: Request, user: User) -> Response:
     """Tracker.create_task. A retry with the same task_id returns the stored task (200)."""
     state = _state(request)
