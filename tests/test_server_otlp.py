@@ -194,7 +194,8 @@ def test_otlp_bad_bodies_get_400_and_no_key_gets_401(served):
             "Content-Type": "application/json", "Content-Encoding": "gzip"})  # fmt: skip
         assert not_gzip.status_code == 400
     with served.client(None) as c:
-        body = node_body(uuid.uuid4().hex, [{"span_id": "0000000000000001", "name": "x",
-                                             "attributes": {"gen_ai.request.model": "gpt-4o"}}])  # fmt: skip
+        span = {"span_id": "0000000000000001", "name": "x",
+                "attributes": {"gen_ai.request.model": "gpt-4o"}}  # fmt: skip
+        body = node_body(uuid.uuid4().hex, [span])
         assert c.post("/v1/traces", json=body).status_code == 401
     assert tasks_of(served.url) == []
