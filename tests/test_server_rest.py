@@ -222,3 +222,19 @@ def test_concurrent_clients_posting_the_same_tasks_twice_store_each_once(served)
         ).fetchone()
     assert total["n"] == 60
     assert total["t"] == sum(t["tokens_input"] + t["tokens_output"] for t in tasks)
+
+
+def test_keys_cli_create_list_revoke(db_url, monkeypatch, capsys):
+    from ingest import cli
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert cli.main(["keys", "create", "--user", "grace", "--name", "etl"]) == 0
+    key = capsys.readouterr().out.splitlines()[0]
+    assert key.startswith("air_") and len(key) > 40
+    assert cli.main(["keys", "list", "--user", "grace"]) == 0
+    listed = capsys.readouterr().out
+    assert key[:12] in listed and "active" in listed and key not in listed
+    assert cli.main(["keys", "revoke", key[:12]]) == 0
+    assert cli.main(["keys", "list"]) == 0 and "revoked" in capsys.readouterr().out
+    assert cli.main(["keys", "revoke", "air_nothing"]) == 1
+    assert cli.main(["keys", "create", "--user", " "]) == 1
