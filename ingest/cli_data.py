@@ -71,6 +71,7 @@ def _import(args: argparse.Namespace) -> int:
         transfer.print_rejections(outcome.summary)
         print(outcome.text())
         return 2 if outcome.summary.rejected else 0
+
     def progress(lines: int) -> None:
         if sys.stderr.isatty():
             sys.stderr.write(f"\rimport: {lines:,} lines")
