@@ -238,3 +238,15 @@ def test_keys_cli_create_list_revoke(db_url, monkeypatch, capsys):
     assert cli.main(["keys", "list"]) == 0 and "revoked" in capsys.readouterr().out
     assert cli.main(["keys", "revoke", "air_nothing"]) == 1
     assert cli.main(["keys", "create", "--user", " "]) == 1
+
+
+def test_unreachable_database_is_a_503_not_a_crash(make_db, pg_server):
+    url = make_db()
+    with serve(url) as served, served.client() as c:
+        assert c.get("/v1/runs").status_code == 200
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        answer = c.post("/v1/runs", json={"source_type": "chat"})
+        assert answer.status_code == 503 and answer.json()["error"]["field"] == "database"
+        assert answer.headers["retry-after"] == "1"

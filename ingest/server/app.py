@@ -4,7 +4,8 @@
 Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /openapi.json
 and /docs do not (they read and write no data). Errors are one JSON shape (ErrorBody):
 422 for bad input naming the field and the allowed values, 404 for a run or task this key's
-user does not have, 401 for a missing or revoked key; nothing is written in any of these.
+user does not have, 401 for a missing or revoked key, 503 when the database is
+unreachable; nothing is written in any of these.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -53,6 +55,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_down)
     return app
 
 
@@ -86,6 +89,13 @@ async def _request_invalid(request: Request, exc: Exception) -> Response:
     if first.get("type") == "extra_forbidden":
         return json_response(error_body(field, "unknown field"), 422)
     return json_response(error_body(field, str(first.get("msg", "invalid")), allowed), 422)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    # Retrying is safe: every write is one transaction and idempotent by its id.
+    response = json_response(error_body("database", f"unreachable: {exc}".strip()), 503)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

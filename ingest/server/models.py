@@ -52,6 +52,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such run or task (for this key's user)"},
     413: {"model": ErrorBody, "description": "too many rows in one request"},
     422: {"model": ErrorBody, "description": "bad input: field and allowed values named"},
+    503: {"model": ErrorBody, "description": "the database is unreachable; retry later"},
 }
 
 
