@@ -7,6 +7,8 @@ once.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,7 +24,7 @@ class Unauthorized(HTTPException):
 
 def current_user(
     request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The user_id of the request's live API key; raises Unauthorized otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":

@@ -5,6 +5,7 @@ sees and changes only their own runs."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -136,7 +137,9 @@ def update_run(run_id: uuid.UUID, body: models.RunPatch, request: Request, user:
     return json_response(row)
 
 
-def _status_action(name: str, doc: str):  # noqa: ANN202 - a route factory
+def _status_action(name: str, doc: str) -> Callable[..., Response]:
+    """A route that sets a run's status through Tracker.<name>_run."""
+
     def action(run_id: uuid.UUID, request: Request, user: User) -> Response:
         state = _state(request)
         state.require_run(user, run_id)
