@@ -103,7 +103,7 @@ def direct_bulk(url: str, runs: list[dict], rows: list[dict], size: int) -> floa
 def start_server(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 30

@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest import cli, database
+from dashboard import command as cli
+from ingest import database
 from ingest.imports import import_from
 from ingest.imports.records import derived_id
 

@@ -225,7 +225,7 @@ def test_concurrent_clients_posting_the_same_tasks_twice_store_each_once(served)
 
 
 def test_keys_cli_create_list_revoke(db_url, monkeypatch, capsys):
-    from ingest import cli
+    from dashboard import command as cli
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     assert cli.main(["keys", "create", "--user", "grace", "--name", "etl"]) == 0

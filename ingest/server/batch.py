@@ -23,6 +23,7 @@ from ingest.costs import cost_of_task
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
 from ingest.usage import normalize_usage
+from ingest.vocabulary import FINISHED_TASK_STATUSES
 
 MAX_ROWS = 50_000
 
@@ -66,7 +67,7 @@ def check_task(raw: Any, user: str, where: str, now: datetime) -> dict[str, Any]
     except ValidationError as error:
         raise _prefixed(where, error) from None
     status = clean.get("status", "pending")
-    if status in validation.TERMINAL_TASK_STATUSES and clean.get("cost") is None:
+    if status in FINISHED_TASK_STATUSES and clean.get("cost") is None:
         cost = cost_of_task({"created_at": now, **clean})
         if cost is not None:
             clean["cost"] = cost

@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.validation import MESSAGE_ROLES, RUN_STATUSES, SOURCE_TYPES, TASK_STATUSES
+from ingest.validation import MESSAGE_ROLES
+from ingest.vocabulary import RUN_STATUSES, SOURCE_TYPES, TASK_STATUSES, UNFINISHED_TASK_STATUSES
 
 SourceType = Literal[SOURCE_TYPES]  # type: ignore[valid-type]
 RunStatus = Literal[RUN_STATUSES]  # type: ignore[valid-type]
 TaskStatus = Literal[TASK_STATUSES]  # type: ignore[valid-type]
 MessageRole = Literal[MESSAGE_ROLES]  # type: ignore[valid-type]
-StreamingStatus = Literal["pending", "streaming"]
+StreamingStatus = Literal[UNFINISHED_TASK_STATUSES]  # type: ignore[valid-type]
 Json = Any
 
 

@@ -22,6 +22,7 @@ from ingest import naming, validation
 from ingest.costs import cost_of_task
 from ingest.server.otlp_parse import Span
 from ingest.usage import normalize_usage
+from ingest.vocabulary import SOURCE_TYPES
 
 NAMESPACE = uuid.UUID("6f1d3a52-2b1e-4f7e-9a43-0c5d8e7b9a10")
 NON_LLM_OPERATIONS = frozenset({"execute_tool", "invoke_agent", "create_agent"})
@@ -291,7 +292,7 @@ def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dic
         {
             "id": run_id,
             "user_id": user,
-            "source_type": source_type if source_type in validation.SOURCE_TYPES else "custom",
+            "source_type": source_type if source_type in SOURCE_TYPES else "custom",
             "source_id": key,
             "name": name or span.name or f"{kind} {key}",
             "metadata": {
