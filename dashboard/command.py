@@ -3,6 +3,7 @@ registers its own subcommands:
 
 - ingest.cli_db:     ai-runs db url|start|stop|migrate|check
 - ingest.cli_data:   ai-runs demo | import | export
+- ingest.server.cli: ai-runs serve | keys
 - queries.cli:       ai-runs sync
 - dashboard.cli:     ai-runs dashboard
 """
@@ -17,6 +18,7 @@ import psycopg
 
 from dashboard import cli as dashboard_cli
 from ingest import cli_data, cli_db, config
+from ingest.server import cli as server_cli
 from queries import cli as queries_cli
 
 
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_db, cli_data, queries_cli, dashboard_cli):
+    for module in (cli_db, cli_data, server_cli, queries_cli, dashboard_cli):
         module.register(commands)
     return parser
 

@@ -2,6 +2,19 @@
 -- database (ingest/migrations/). Do not edit: change a migration, then regenerate.
 -- tests/test_schema_doc.py fails when this file is stale.
 
+CREATE TABLE ai_api_keys (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    key_hash text NOT NULL,
+    prefix text NOT NULL,
+    user_id text NOT NULL,
+    name text NOT NULL DEFAULT ''::text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    revoked_at timestamp with time zone,
+    CONSTRAINT ai_api_keys_user_id_check CHECK ((user_id <> ''::text)),
+    CONSTRAINT ai_api_keys_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_api_keys_key_hash_key UNIQUE (key_hash)
+);
+
 CREATE TABLE ai_runs (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     user_id text,
@@ -121,6 +134,7 @@ CREATE TABLE ai_users (
     CONSTRAINT ai_users_pkey PRIMARY KEY (id)
 );
 
+CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
 CREATE INDEX ai_runs_parent_idx ON public.ai_runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX ai_runs_source_idx ON public.ai_runs USING btree (source_type, source_id);

@@ -27,6 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".jsonl/.ndjson or .csv files")
     p.add_argument("--batch-rows", type=int, default=5_000, help="rows per transaction")
+    p.add_argument("--from", dest="source", choices=("ai-runs", "langfuse", "litellm"),
+                   default="ai-runs", help="what wrote the files: our own format (default), "
+                   "a Langfuse export, or LiteLLM spend logs (docs/imports.md)")  # fmt: skip
     p.set_defaults(handler=_import)
 
     p = commands.add_parser("export", help="export users, runs and tasks as JSONL or CSV")
@@ -61,6 +64,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.source != "ai-runs":
+        from ingest.imports import import_from
+
+        outcome = import_from(args.source, args.files)
+        transfer.print_rejections(outcome.summary)
+        print(outcome.text())
+        return 2 if outcome.summary.rejected else 0
+
     def progress(lines: int) -> None:
         if sys.stderr.isatty():
             sys.stderr.write(f"\rimport: {lines:,} lines")

@@ -1,0 +1,108 @@
+"""The FastAPI application of `ai-runs serve` (docs/server.md).
+
+`create_app(url)` builds it over one database (None: DATABASE_URL, else the embedded
+Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /openapi.json
+and /docs do not (they read and write no data). Errors are one JSON shape (ErrorBody):
+422 for bad input naming the field and the allowed values, 404 for a run or task this key's
+user does not have, 401 for a missing or revoked key, 503 when the database is
+unreachable; nothing is written in any of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from ingest.errors import NotFoundError, ValidationError
+from ingest.server import routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server.encoding import error_body, json_response
+from ingest.server.state import ServerState
+
+
+def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> FastAPI:
+    """The server application; its database connections open now and close at shutdown."""
+    state = ServerState(url, debounce_seconds=debounce_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="AI Runs ingest server",
+        version="1",
+        description="Runs and tasks over HTTP, mirroring the Python ingest.Tracker, and an "
+        "OTLP/HTTP receiver for GenAI spans. Authenticate with `Authorization: Bearer <key>` "
+        "(`ai-runs keys create --user U`).",
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers (no database access, no key needed)."""
+        return {"status": "ok"}
+
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_down)
+    return app
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    return json_response(error_body(exc.field, exc.problem, exc.allowed), 422)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotFoundError)
+    return json_response(error_body(exc.kind + "_id", str(exc)), 404)
+
+
+async def _request_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "path", "query")] or [
+        "body"
+    ]
+    field = loc[0]
+    for part in loc[1:]:
+        field += f"[{part}]" if part.isdigit() else f".{part}"
+    expected = (first.get("ctx") or {}).get("expected")
+    allowed = None
+    if isinstance(expected, str) and "'" in expected:
+        allowed = [
+            part.strip(" '")
+            for part in expected.replace(" or ", ",").split(",")
+            if part.strip(" '")
+        ]
+    if first.get("type") == "extra_forbidden":
+        return json_response(error_body(field, "unknown field"), 422)
+    return json_response(error_body(field, str(first.get("msg", "invalid")), allowed), 422)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    # Retrying is safe: every write is one transaction and idempotent by its id.
+    response = json_response(error_body("database", f"unreachable: {exc}".strip()), 503)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    field = "Authorization" if exc.status_code == 401 else "request"
+    allowed = ["Bearer <key>"] if exc.status_code == 401 else None
+    response = json_response(error_body(field, str(exc.detail), allowed), exc.status_code)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response

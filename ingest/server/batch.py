@@ -1,0 +1,147 @@
+"""Many runs and tasks in one request, written by the bulk path (ingest.bulk) in one
+transaction. Used by POST /v1/batch and by the OTLP receiver.
+
+Every row is checked first (ingest.validation); one bad row rejects the whole request
+with its position (`tasks[3].status`) and nothing is written. Rows belong to the key's
+user: user_id is set to it, and a task may only name a run of that user (in the request
+or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
+and counted as a duplicate, also when two clients send the same rows at once.
+A finished task without a cost is priced as the Tracker prices it (ingest.costs); `usage`
+in any shape ingest.usage understands may stand in for the tokens_* columns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest import bulk, validation
+from ingest.costs import cost_of_task
+from ingest.errors import ValidationError
+from ingest.server.state import ServerState
+from ingest.usage import normalize_usage
+from ingest.vocabulary import FINISHED_TASK_STATUSES
+
+MAX_ROWS = 50_000
+
+
+@dataclass
+class BatchOutcome:
+    """Rows inserted and skipped as already present, per kind."""
+
+    runs: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "duplicates": 0})
+    tasks: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "duplicates": 0})
+
+
+def _prefixed(where: str, error: ValidationError) -> ValidationError:
+    return ValidationError(f"{where}.{error.field}", error.problem, error.allowed)
+
+
+def check_run(raw: Any, user: str, where: str) -> dict[str, Any]:
+    """One ai_runs row, validated, owned by `user`; it must carry its id."""
+    if not isinstance(raw, dict):
+        raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
+    try:
+        clean = validation.validate_run({**raw, "user_id": user})
+    except ValidationError as error:
+        raise _prefixed(where, error) from None
+    if clean.get("id") is None:
+        raise ValidationError(f"{where}.id", "is required (tasks refer to it)")
+    clean.setdefault("name", clean.get("source_id") or f"{clean['source_type']} run")
+    return clean
+
+
+def check_task(raw: Any, user: str, where: str, now: datetime) -> dict[str, Any]:
+    """One ai_tasks row, validated, owned by `user`, tokens from `usage`, priced."""
+    if not isinstance(raw, dict):
+        raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
+    fields = dict(raw)
+    try:
+        usage = fields.pop("usage", None)
+        if usage is not None:
+            fields = {**normalize_usage(usage), **fields}
+        clean = validation.validate_task({**fields, "user_id": user})
+    except ValidationError as error:
+        raise _prefixed(where, error) from None
+    status = clean.get("status", "pending")
+    if status in FINISHED_TASK_STATUSES and clean.get("cost") is None:
+        cost = cost_of_task({"created_at": now, **clean})
+        if cost is not None:
+            clean["cost"] = cost
+    return clean
+
+
+def write_batch(
+    state: ServerState, user: str, runs: Sequence[Any], tasks: Sequence[Any]
+) -> BatchOutcome:
+    """Check every row, then write them all in one bulk transaction (see the module
+    docstring). Raises ValidationError before writing anything."""
+    if len(runs) + len(tasks) > MAX_ROWS:
+        raise ValidationError("body", f"at most {MAX_ROWS} rows per request")
+    now = datetime.now(UTC)
+    run_rows = [check_run(raw, user, f"runs[{i}]") for i, raw in enumerate(runs)]
+    task_rows = [check_task(raw, user, f"tasks[{i}]", now) for i, raw in enumerate(tasks)]
+    return write_rows(state, user, run_rows, task_rows, task_where="tasks")
+
+
+def write_rows(
+    state: ServerState,
+    user: str,
+    run_rows: list[dict[str, Any]],
+    task_rows: list[dict[str, Any]],
+    *,
+    task_where: str = "tasks",
+) -> BatchOutcome:
+    """Write already validated rows of `user` (ownership checked here) in one transaction."""
+    batch_runs = {row["id"] for row in run_rows}
+    referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
+    owners = state.run_owners(referenced)
+    for i, row in enumerate(run_rows):
+        if row["id"] in owners and owners[row["id"]] != user:
+            raise ValidationError(f"runs[{i}].id", f"{row['id']} is taken by another user")
+    for i, row in enumerate(task_rows):
+        run_id = row["run_id"]
+        if run_id not in batch_runs and owners.get(run_id, "\x00missing") != user:
+            raise ValidationError(
+                f"{task_where}[{i}].run_id", f"no run {run_id} of this key's user, here or stored"
+            )
+    outcome = BatchOutcome()
+    batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
+    if not batches:
+        return outcome
+    with state.writer() as writer:
+        results = writer.write(*batches)
+    for batch, result in zip(batches, results, strict=True):
+        counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
+        counts["inserted"] += result.inserted
+        counts["duplicates"] += result.duplicates + len(result.missing_parent)
+    return outcome
+
+
+def _batches(table: str, rows: list[dict[str, Any]]) -> list[bulk.Batch]:
+    """Rows grouped by the columns they carry (absent columns take the table defaults)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        columns = tuple(c for c in bulk.ALL_COLUMNS[table] if c in row)
+        groups.setdefault(columns, []).append(row)
+    key = bulk.KEY_COLUMN[table]
+    parent = bulk.PARENT_COLUMN[table]
+    batches = []
+    for columns, group in groups.items():
+        batches.append(
+            bulk.Batch(
+                table,
+                columns,
+                [bulk.encode_row(columns, row) for row in group],
+                [str(row[key]) for row in group],
+                [_text(row.get(parent)) for row in group] if parent else None,
+            )
+        )
+    return batches
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)

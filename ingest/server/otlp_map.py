@@ -1,0 +1,303 @@
+"""GenAI spans as runs and tasks (the mapping is documented in docs/server.md).
+
+Understood: the OpenTelemetry GenAI semantic conventions (`gen_ai.*`, current names and
+the deprecated ones still emitted by instrumentations) and OpenInference (`llm.*`,
+`openinference.span.kind`). A span is an LLM call when OpenInference says LLM/EMBEDDING,
+or when it carries a gen_ai/llm model or token count and is not a tool or agent span;
+other spans are skipped (and counted by the caller).
+
+Ids are derived, so a span sent twice is one task: task_id = uuid5(user, trace id, span
+id); run id = uuid5(user, session id) when the span has `session.id` or
+`gen_ai.conversation.id`, else uuid5(user, trace id).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest import naming, validation
+from ingest.costs import cost_of_task
+from ingest.server.otlp_parse import Span
+from ingest.usage import normalize_usage
+from ingest.vocabulary import SOURCE_TYPES
+
+NAMESPACE = uuid.UUID("6f1d3a52-2b1e-4f7e-9a43-0c5d8e7b9a10")
+NON_LLM_OPERATIONS = frozenset({"execute_tool", "invoke_agent", "create_agent"})
+LLM_SPAN_KINDS = frozenset({"LLM", "EMBEDDING"})
+# gen_ai.provider.name / gen_ai.system values -> genai-prices provider ids.
+PROVIDERS = {
+    "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google",
+    "gemini": "google", "vertex_ai": "google", "aws.bedrock": "aws", "bedrock": "aws",
+    "azure.ai.openai": "azure", "azure.ai.inference": "azure", "az.ai.openai": "azure",
+    "az.ai.inference": "azure", "mistral_ai": "mistral", "mistralai": "mistral",
+    "x_ai": "x-ai", "xai": "x-ai", "ibm.watsonx.ai": "ibm",
+}  # fmt: skip
+# (column, attribute names in order of preference)
+TOKEN_ATTRIBUTES = (
+    ("tokens_input", ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                      "llm.token_count.prompt")),
+    ("tokens_output", ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                       "llm.token_count.completion")),
+    ("tokens_cached_input", ("gen_ai.usage.cache_read.input_tokens",
+                             "gen_ai.usage.cache_read_input_tokens",
+                             "gen_ai.usage.input_tokens.cached",
+                             "llm.token_count.prompt_details.cache_read")),
+    ("tokens_reasoning", ("gen_ai.usage.reasoning.output_tokens",
+                          "gen_ai.usage.output_tokens.reasoning",
+                          "llm.token_count.completion_details.reasoning")),
+    ("tokens_total", ("gen_ai.usage.total_tokens", "llm.token_count.total")),
+)  # fmt: skip
+CACHE_WRITE_ATTRIBUTES = (
+    "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.input_tokens.cache_write", "llm.token_count.prompt_details.cache_write",
+)  # fmt: skip
+# Seconds from the start of the request to its first streamed chunk.
+TTFT_ATTRIBUTES = (
+    "gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token",
+    "gen_ai.response.time_to_first_token", "llm.time_to_first_token",
+)  # fmt: skip
+# An event of one of these names marks the first streamed chunk.
+TTFT_EVENTS = frozenset({"gen_ai.first_chunk", "gen_ai.content.first_chunk", "first_token",
+                         "gen_ai.first_token", "llm.first_token"})  # fmt: skip
+SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id")
+MESSAGE_ATTRIBUTES = frozenset({
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "input.value", "output.value",
+})  # fmt: skip
+
+
+def _first(attrs: dict[str, Any], names: tuple[str, ...] | list[str]) -> Any:
+    for name in names:
+        value = attrs.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def is_llm_span(span: Span) -> bool:
+    """True for a span of one LLM (or embedding) request."""
+    attrs = span.attributes
+    kind = attrs.get("openinference.span.kind")
+    if isinstance(kind, str):
+        return kind.upper() in LLM_SPAN_KINDS
+    if attrs.get("gen_ai.operation.name") in NON_LLM_OPERATIONS:
+        return False
+    return any(
+        key in ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+        or key.startswith(("gen_ai.usage.", "llm.token_count."))
+        for key in attrs
+    )
+
+
+def _json_attribute(value: Any) -> Any:
+    """gen_ai.*.messages arrive as JSON text (or already structured)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Flattened lists such as llm.input_messages.0.message.role -> [{"role": ...}]."""
+    items: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[len(prefix) :].partition(".")
+        if index.isdigit() and rest:
+            rest = rest.removeprefix("message.")
+            items.setdefault(int(index), {})[rest] = value
+    return [items[i] for i in sorted(items)]
+
+
+def _text_of(messages: Any) -> str:
+    """The text of output messages (semconv parts, OpenInference or plain content)."""
+    if isinstance(messages, str):
+        return messages
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        for part in message.get("parts") or []:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("content", "")))
+        if isinstance(message.get("content"), str):
+            texts.append(message["content"])
+    return "".join(texts)
+
+
+def _messages(attrs: dict[str, Any]) -> tuple[Any, Any]:
+    """(input messages, output messages) from whichever convention the span uses."""
+    inputs = _json_attribute(attrs.get("gen_ai.input.messages"))
+    outputs = _json_attribute(attrs.get("gen_ai.output.messages"))
+    if inputs is None:
+        inputs = _indexed(attrs, "llm.input_messages.") or _indexed(attrs, "gen_ai.prompt.")
+    if outputs is None:
+        outputs = _indexed(attrs, "llm.output_messages.") or _indexed(attrs, "gen_ai.completion.")
+    if not inputs and attrs.get("input.value") is not None:
+        inputs = _json_attribute(attrs["input.value"])
+    if not outputs and attrs.get("output.value") is not None:
+        outputs = _json_attribute(attrs["output.value"])
+    return inputs or None, outputs or None
+
+
+def _ttft_ms(span: Span) -> int | None:
+    seconds = _first(span.attributes, TTFT_ATTRIBUTES)
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+        return round(seconds * 1000)
+    times = [e.time_ns for e in span.events if e.name in TTFT_EVENTS and e.time_ns >= span.start_ns]
+    return round((min(times) - span.start_ns) / 1e6) if times else None
+
+
+def _moment(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def _provider(attrs: dict[str, Any]) -> str | None:
+    value = _first(attrs, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"))
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    return PROVIDERS.get(value, value) or None
+
+
+def _errors(span: Span) -> list[dict[str, Any]] | None:
+    errors = [
+        {
+            "type": e.attributes.get("exception.type"),
+            "message": e.attributes.get("exception.message"),
+        }
+        for e in span.events
+        if e.name == "exception"
+    ]
+    if span.status_code == 2 and not errors:
+        errors.append({"type": span.attributes.get("error.type"), "message": span.status_message})
+    return [{k: v for k, v in e.items() if v is not None} for e in errors] or None
+
+
+def _tokens(attrs: dict[str, Any]) -> dict[str, int]:
+    given = {}
+    for column, names in TOKEN_ATTRIBUTES:
+        value = _first(attrs, names)
+        if value is not None:
+            given[column] = value
+    if not given:
+        return {}
+    cached = given.get("tokens_cached_input")
+    # Input counts include cached reads; an instrumentation passing Anthropic's raw input
+    # (which excludes them) gives fewer input than cached tokens.
+    tokens_input = given.get("tokens_input")
+    if isinstance(cached, int) and isinstance(tokens_input, int) and cached > tokens_input:
+        given["tokens_input"] = tokens_input + cached
+    return normalize_usage(given)
+
+
+def run_id_of(span: Span, user: str) -> tuple[uuid.UUID, str, str]:
+    """(run id, "session" or "trace", the session or trace id) of a span."""
+    session = _first(span.attributes, SESSION_ATTRIBUTES) or _first(
+        span.resource, SESSION_ATTRIBUTES
+    )
+    if session is not None:
+        return uuid.uuid5(NAMESPACE, f"run:{user}:session:{session}"), "session", str(session)
+    return uuid.uuid5(NAMESPACE, f"run:{user}:trace:{span.trace_id}"), "trace", span.trace_id
+
+
+def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
+    """The ai_tasks row of an LLM span, validated (ValidationError when it cannot be)."""
+    attrs = span.attributes
+    inputs, outputs = _messages(attrs)
+    failed = span.status_code == 2
+    request = {
+        "messages": inputs,
+        "system_instructions": _json_attribute(attrs.get("gen_ai.system_instructions")),
+        "parameters": {
+            k.removeprefix("gen_ai.request."): v
+            for k, v in attrs.items()
+            if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"
+        }
+        or _json_attribute(attrs.get("llm.invocation_parameters")),
+    }
+    extra = {
+        k: v
+        for k, v in attrs.items()
+        if k not in MESSAGE_ATTRIBUTES
+        and not k.startswith(
+            ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
+        )
+    }
+    cache_write = _first(attrs, CACHE_WRITE_ATTRIBUTES)
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "task_id": uuid.uuid5(NAMESPACE, f"span:{user}:{span.trace_id}:{span.span_id}"),
+        "user_id": user,
+        "service": span.resource.get("service.name"),
+        "task_name": span.name or None,
+        "provider": _provider(attrs),
+        "endpoint": attrs.get("gen_ai.operation.name") or attrs.get("openinference.span.kind"),
+        "model": _first(attrs, ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")),
+        "model_id": attrs.get("gen_ai.response.model"),
+        "request_data": {k: v for k, v in request.items() if v},
+        "response_text": _text_of(outputs) if outputs else None,
+        "response_data": {
+            k: v
+            for k, v in {
+                "id": attrs.get("gen_ai.response.id"),
+                "finish_reasons": attrs.get("gen_ai.response.finish_reasons"),
+                "output_messages": outputs,
+            }.items()
+            if v is not None
+        }
+        or None,
+        "response_errors": _errors(span),
+        "response_complete": not failed,
+        "response_metadata": {
+            "otlp": {
+                "trace_id": span.trace_id,
+                "span_id": span.span_id,
+                "parent_span_id": span.parent_span_id or None,
+                "scope": span.scope or None,
+                "attributes": extra,
+                **({"cache_write_tokens": cache_write} if cache_write is not None else {}),
+            }
+        },
+        **_tokens(attrs),
+        "time_to_first_token": _ttft_ms(span),
+        "total_time": max(0, round((span.end_ns - span.start_ns) / 1e6)) if span.end_ns else None,
+        "status": "failed" if failed else "completed",
+        "created_at": _moment(span.start_ns),
+        "completed_at": _moment(span.end_ns) if span.end_ns and not failed else None,
+    }
+    clean = validation.validate_task({k: v for k, v in row.items() if v is not None})
+    cost = cost_of_task(clean)
+    if cost is not None:
+        clean["cost"] = cost
+    return clean
+
+
+def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:
+    """The ai_runs row a span's task belongs to (written once; later spans find it)."""
+    attrs = span.attributes
+    inputs, _ = _messages(attrs)
+    messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
+    name = naming.name_from_messages(
+        [{"role": m.get("role"), "content": _text_of([m]) or m.get("content")} for m in messages]
+    )
+    source_type = attrs.get("ai_runs.source_type")
+    return validation.validate_run(
+        {
+            "id": run_id,
+            "user_id": user,
+            "source_type": source_type if source_type in SOURCE_TYPES else "custom",
+            "source_id": key,
+            "name": name or span.name or f"{kind} {key}",
+            "metadata": {
+                "otlp": {f"{kind}_id": key, "service.name": span.resource.get("service.name")}
+            },
+            "created_at": _moment(span.start_ns),
+        }
+    )

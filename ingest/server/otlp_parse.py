@@ -1,0 +1,260 @@
+"""OTLP/HTTP trace export bodies (protobuf or JSON, as the OpenTelemetry SDKs send them)
+turned into plain spans.
+
+A `Span` carries what the GenAI mapping needs: hex trace and span ids, name, start/end in
+Unix nanoseconds, attributes as Python values (also nested arrays and key-value lists),
+events, status code (0 unset, 1 ok, 2 error) and message, and the resource's attributes.
+Malformed input raises ValidationError naming where it is (`resourceSpans[0]...`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+
+from ingest.errors import ValidationError
+
+_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+
+@dataclass
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope: str = ""
+    events: list[SpanEvent] = field(default_factory=list)
+    status_code: int = 0
+    status_message: str = ""
+
+
+# ---------------------------------------------------------------- protobuf
+
+
+def _pb_value(value: common_pb2.AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_pb_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind)
+
+
+def _pb_attributes(items: Any) -> dict[str, Any]:
+    return {kv.key: _pb_value(kv.value) for kv in items}
+
+
+def parse_protobuf(body: bytes) -> list[Span]:
+    """Spans of an ExportTraceServiceRequest in protobuf encoding."""
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as error:
+        raise ValidationError(
+            "body", f"not an OTLP protobuf ExportTraceServiceRequest: {error}"
+        ) from None
+    spans = []
+    for resource_spans in request.resource_spans:
+        resource = _pb_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans.append(
+                    Span(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        name=span.name,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        attributes=_pb_attributes(span.attributes),
+                        resource=resource,
+                        scope=scope_spans.scope.name,
+                        events=[
+                            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes))
+                            for e in span.events
+                        ],
+                        status_code=int(span.status.code),
+                        status_message=span.status.message,
+                    )
+                )
+    return spans
+
+
+# ---------------------------------------------------------------- JSON (OTLP/JSON)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(where, f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(where, f"must be an array, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    """OTLP/JSON int64 values come as strings (or numbers)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError(where, f"must be an integer or its string, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError(where, f"must be an integer or its string, got {value!r}") from None
+
+
+def _text(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(where, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _hex_id(value: Any, where: str, size: int, required: bool = True) -> str:
+    """A trace/span id: hex in OTLP/JSON (base64 tolerated, as protobuf JSON mapping sends)."""
+    text = _text(value, where)
+    if not text and not required:
+        return ""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+    if len(raw) != size:
+        raise ValidationError(where, f"must be {size * 2} hex digits, got {text!r}")
+    return raw.hex()
+
+
+def _json_value(value: Any, where: str) -> Any:
+    value = _object(value, where)
+    if "stringValue" in value:
+        return _text(value["stringValue"], where + ".stringValue")
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "intValue" in value:
+        return _int(value["intValue"], where + ".intValue")
+    if "doubleValue" in value:
+        number = value["doubleValue"]
+        if isinstance(number, bool) or not isinstance(number, int | float | str):
+            raise ValidationError(where + ".doubleValue", f"must be a number, got {number!r}")
+        try:
+            return float(number)
+        except ValueError:
+            raise ValidationError(where + ".doubleValue", f"not a number: {number!r}") from None
+    if "arrayValue" in value:
+        items = _list(_object(value["arrayValue"], where).get("values"), where + ".values")
+        return [_json_value(v, f"{where}.values[{i}]") for i, v in enumerate(items)]
+    if "kvlistValue" in value:
+        pairs = _object(value["kvlistValue"], where).get("values")
+        return _json_attributes(pairs, where + ".values")
+    if "bytesValue" in value:
+        return _text(value["bytesValue"], where + ".bytesValue")
+    return None
+
+
+def _json_attributes(items: Any, where: str) -> dict[str, Any]:
+    out = {}
+    for i, item in enumerate(_list(items, where)):
+        item = _object(item, f"{where}[{i}]")
+        key = _text(item.get("key"), f"{where}[{i}].key")
+        out[key] = _json_value(item.get("value", {}), f"{where}[{i}].value")
+    return out
+
+
+def _status(value: Any, where: str) -> tuple[int, str]:
+    status = _object(value or {}, where)
+    code = status.get("code", 0)
+    if isinstance(code, str) and code in _STATUS_NAMES:
+        code = _STATUS_NAMES[code]
+    code = _int(code, where + ".code")
+    if code not in (0, 1, 2):
+        raise ValidationError(where + ".code", f"unknown status code {code}", [0, 1, 2])
+    return code, _text(status.get("message"), where + ".message")
+
+
+def parse_json(body: bytes) -> list[Span]:
+    """Spans of an ExportTraceServiceRequest in OTLP/JSON encoding (camelCase keys, hex
+    ids, int64 as strings), as the OpenTelemetry JS exporters send it."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError("body", f"not JSON: {error}") from None
+    document = _object(document, "body")
+    spans = []
+    for r, resource_spans in enumerate(_list(document.get("resourceSpans"), "resourceSpans")):
+        rw = f"resourceSpans[{r}]"
+        resource_spans = _object(resource_spans, rw)
+        resource_obj = _object(resource_spans.get("resource") or {}, rw + ".resource")
+        resource = _json_attributes(resource_obj.get("attributes"), rw + ".resource.attributes")
+        for s, scope_spans in enumerate(
+            _list(resource_spans.get("scopeSpans"), rw + ".scopeSpans")
+        ):
+            sw = f"{rw}.scopeSpans[{s}]"
+            scope_spans = _object(scope_spans, sw)
+            scope = _object(scope_spans.get("scope") or {}, sw + ".scope")
+            for n, span in enumerate(_list(scope_spans.get("spans"), sw + ".spans")):
+                w = f"{sw}.spans[{n}]"
+                span = _object(span, w)
+                code, message = _status(span.get("status"), w + ".status")
+                events = []
+                for e, event in enumerate(_list(span.get("events"), w + ".events")):
+                    ew = f"{w}.events[{e}]"
+                    event = _object(event, ew)
+                    events.append(
+                        SpanEvent(
+                            _text(event.get("name"), ew + ".name"),
+                            _int(event.get("timeUnixNano"), ew + ".timeUnixNano"),
+                            _json_attributes(event.get("attributes"), ew + ".attributes"),
+                        )
+                    )
+                spans.append(
+                    Span(
+                        trace_id=_hex_id(span.get("traceId"), w + ".traceId", 16),
+                        span_id=_hex_id(span.get("spanId"), w + ".spanId", 8),
+                        parent_span_id=_hex_id(
+                            span.get("parentSpanId"), w + ".parentSpanId", 8, required=False
+                        ),
+                        name=_text(span.get("name"), w + ".name"),
+                        start_ns=_int(span.get("startTimeUnixNano"), w + ".startTimeUnixNano"),
+                        end_ns=_int(span.get("endTimeUnixNano"), w + ".endTimeUnixNano"),
+                        attributes=_json_attributes(span.get("attributes"), w + ".attributes"),
+                        resource=resource,
+                        scope=_text(scope.get("name"), sw + ".scope.name"),
+                        events=events,
+                        status_code=code,
+                        status_message=message,
+                    )
+                )
+    return spans

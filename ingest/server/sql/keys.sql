@@ -1,0 +1,27 @@
+-- API keys of the ingest server (table ai_api_keys, migration 0007). Values are bound.
+
+-- name: insert_api_key
+-- Store a new key's hash; returns the key row (id, prefix, user_id, name, created_at,
+-- revoked_at).
+INSERT INTO ai_api_keys (key_hash, prefix, user_id, name)
+VALUES (:key_hash, :prefix, :user_id, :name)
+RETURNING id, prefix, user_id, name, created_at, revoked_at;
+
+-- name: list_api_keys
+-- Every key (never the hash), oldest first; :user_id NULL means every user's.
+SELECT id, prefix, user_id, name, created_at, revoked_at
+  FROM ai_api_keys
+ WHERE :user_id::text IS NULL OR user_id = :user_id::text
+ ORDER BY created_at, id;
+
+-- name: revoke_api_key
+-- Revoke the keys whose id or prefix is :key (already revoked ones keep their time);
+-- returns the revoked rows.
+UPDATE ai_api_keys
+   SET revoked_at = coalesce(revoked_at, now())
+ WHERE id::text = :key OR prefix = :key
+RETURNING id, prefix, user_id, name, created_at, revoked_at;
+
+-- name: user_of_api_key
+-- The user_id of the live (not revoked) key with hash :key_hash; no row otherwise.
+SELECT user_id FROM ai_api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL;

@@ -1,0 +1,63 @@
+"""Schemathesis against the OpenAPI document the server serves: for a bounded number of
+generated requests per operation, no 5xx and every answer matches the document."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ingest import embedded
+from tests.server_support import serve
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def served_module(pg_server, template_db):
+    name = f"ai_runs_schema_{os.getpid()}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        with serve(embedded.with_database(pg_server, name)) as served:
+            yield served
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_served_openapi_document_holds(served_module):
+    schema = schemathesis.openapi.from_url(f"{served_module.base}/openapi.json")
+    headers = {"Authorization": f"Bearer {served_module.key}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 15
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=15,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def holds(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=served_module.base, headers=headers, checks=CHECKS)
+
+        holds()
