@@ -3,7 +3,9 @@ registers its own subcommands:
 
 - ingest.cli_db:     ai-runs db url|start|stop|migrate|check
 - ingest.cli_data:   ai-runs demo | import | export
+- ingest.cli_spend:  ai-runs prices | reprice | budgets
 - queries.cli:       ai-runs sync
+- queries.cli_alerts: ai-runs alerts
 - dashboard.cli:     ai-runs dashboard
 """
 
@@ -16,8 +18,9 @@ import sys
 import psycopg
 
 from dashboard import cli as dashboard_cli
-from ingest import cli_data, cli_db, config
+from ingest import cli_data, cli_db, cli_spend, config
 from queries import cli as queries_cli
+from queries import cli_alerts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_db, cli_data, queries_cli, dashboard_cli):
+    for module in (cli_db, cli_data, cli_spend, queries_cli, cli_alerts, dashboard_cli):
         module.register(commands)
     return parser
 

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import sqlfiles
-from ingest.costs import cost_of_task
+from ingest import price_books, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
 from ingest.limits import check_text
 from ingest.usage import normalize_usage
@@ -421,7 +420,8 @@ class TaskMethods:
                 merged["total_time"] = max(elapsed, merged["time_to_first_token"] or 0)
             check_task_consistency(merged)
             if "cost" not in buffer.fields and "cost" not in changes and row["cost"] is None:
-                merged["cost"] = cost_of_task(merged)
+                # Price books (docs/spend-control.md): the override in force, else the library.
+                merged["cost"], merged["price_ref"] = price_books.price_task_now(conn, merged)
             written = self._write(conn, tid, merged)
         self._forget(tid, status)
         return written
@@ -452,6 +452,7 @@ class TaskMethods:
         for column in TASK_JSON_COLUMNS:
             params[column] = _jsonb(params[column])
         params["task_id"] = tid
+        params["price_ref"] = merged.get("price_ref")  # set only when we priced it
         return self._one(conn, "write_task", **params)
 
     def _remember_finished(self, tid: uuid.UUID, status: str) -> None:

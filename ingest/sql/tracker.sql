@@ -42,7 +42,7 @@ UPDATE ai_tasks
        response_complete = :response_complete, response_metadata = :response_metadata,
        tokens_input = :tokens_input, tokens_output = :tokens_output,
        tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
-       tokens_total = :tokens_total, cost = :cost,
+       tokens_total = :tokens_total, cost = :cost, price_ref = :price_ref,
        time_to_first_token = :time_to_first_token, total_time = :total_time,
        status = :status
  WHERE task_id = :task_id
