@@ -79,9 +79,12 @@ def test_override_reprices_exactly_the_tasks_it_covers(conn, db_url, tmp_path):
         run_total = con.execute("SELECT total_cost FROM runs WHERE id = ?", [run]).fetchone()[0]
     rows = conn.execute("SELECT task_id, cost FROM ai_tasks").fetchall()
     assert mirrored == {row["task_id"]: row["cost"] for row in rows}
-    assert run_total == conn.execute(
-        "SELECT total_cost FROM ai_runs WHERE id = %s", (run,)
-    ).fetchone()["total_cost"]
+    assert (
+        run_total
+        == conn.execute("SELECT total_cost FROM ai_runs WHERE id = %s", (run,)).fetchone()[
+            "total_cost"
+        ]
+    )
 
 
 def test_library_prices_tasks_outside_overrides_and_dry_run_writes_nothing(conn, db_url):
@@ -182,7 +185,10 @@ def test_tracker_prices_a_new_task_with_the_override_in_force(db_url):
             r["model"]: r["price_ref"]
             for r in conn.execute("SELECT model, price_ref FROM ai_tasks").fetchall()
         }
-    assert refs == {"gpt-4o": f"override:{override['id']}", "gpt-4o-mini": price_books.library_ref()}
+    assert refs == {
+        "gpt-4o": f"override:{override['id']}",
+        "gpt-4o-mini": price_books.library_ref(),
+    }
 
 
 def test_cli_prices_and_reprice(conn, db_url, monkeypatch, capsys):
