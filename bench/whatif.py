@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from genai_prices import Usage, calc_price  # noqa: E402
 
+from bench.queries import timed  # noqa: E402
 from queries import sqltext, whatif  # noqa: E402
 from queries.filters import Filters  # noqa: E402
 from queries.mirror import open_mirror  # noqa: E402
@@ -42,17 +41,6 @@ MODELS = [
     ("anthropic", "claude-sonnet-4-5", 0.20),
     ("google", "gemini-2.5-flash", 0.15),
 ]
-
-
-def timed(fn: Callable[[], object], runs: int = 3) -> tuple[float, object]:
-    """Median wall time in ms of `runs` calls after one warm-up call, and the last result."""
-    result = fn()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), result
 
 
 def build_mirror(path: Path, tasks: int, days: int, end: datetime):
@@ -113,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         every = Filters(start=end - timedelta(days=args.days + 1), end=end + timedelta(days=1))
         month = Filters.last_days(30, now=end)
         team = Filters.last_days(30, now=end, teams=("team3",))
-        floor_ms, _ = timed(lambda: con.execute("SELECT sum(cost) FROM tasks").fetchall())
+        floor_ms, _ = timed(lambda: con.execute("SELECT sum(cost) FROM tasks").fetchall(), 3)
         cases = [
             ("all tasks on openai/gpt-4o-mini", every, None, 1.0),
             ("30 days on openai/gpt-4o-mini", month, None, 1.0),
@@ -128,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             ms, plan = timed(
                 lambda f=filters, s=source, r=share: whatif.what_if_mix(
                     con, f, "openai", "gpt-4o-mini", source_model=s, share=r
-                )
+                ),
+                3,
             )
             assert plan.ok, plan.explanation
             mix = whatif.what_if_cost(con, filters, "openai", "gpt-4o-mini")

@@ -8,6 +8,7 @@ into Postgres (as the budget for everything, per month) the first time this page
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -31,6 +32,15 @@ SCOPE_OPTIONS = {
     "tag": "tags",
     "source_type": "source_types",
 }
+
+
+def _attempt(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a write; bad input is shown as the error naming the field (None returned)."""
+    try:
+        return write(*args, **kwargs)
+    except IngestError as exc:
+        st.error(str(exc))
+        return None
 
 
 def _who() -> str:
@@ -164,18 +174,16 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
             "Amount ($)", min_value=0.0, value=None, step=100.0, key="budget_amount"
         )
         if st.button("Save budget", key="budget_save", icon=":material/save:"):
-            try:
-                budget_store.set_budget(
-                    url,
-                    amount=amount if amount else 0,
-                    period=period,
-                    scope_kind=kind,
-                    scope_value=value,
-                    created_by=_who(),
-                )
-            except IngestError as exc:
-                st.error(str(exc))
-            else:
+            saved = _attempt(
+                budget_store.set_budget,
+                url,
+                amount=amount if amount else 0,
+                period=period,
+                scope_kind=kind,
+                scope_value=value,
+                created_by=_who(),
+            )
+            if saved is not None:
                 st.rerun()
         if budgets:
             labels = {f"{b[0]}: {_scope_label(b[1], b[2])} per {b[3]}": b[0] for b in budgets}
@@ -222,20 +230,18 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
             rates[name] = column.text_input(label, key=f"override_{name}")
         note = st.text_input("Note (e.g. the contract)", key="override_note")
         if st.button("Add override", key="override_add", icon=":material/add:"):
-            try:
-                row = price_books.add_override(
-                    url,
-                    provider=provider or "",
-                    model_pattern=pattern,
-                    valid_from=valid_from,
-                    valid_to=valid_to,
-                    note=note,
-                    created_by=_who(),
-                    **{k: (v.strip() or None) for k, v in rates.items()},
-                )
-            except IngestError as exc:
-                st.error(str(exc))
-            else:
+            row = _attempt(
+                price_books.add_override,
+                url,
+                provider=provider or "",
+                model_pattern=pattern,
+                valid_from=valid_from,
+                valid_to=valid_to,
+                note=note,
+                created_by=_who(),
+                **{k: (v.strip() or None) for k, v in rates.items()},
+            )
+            if row is not None:
                 st.success(f"Added price override {row['id']}.")
     if not overrides.empty:
         live = overrides[overrides["removed_at"].isna()]
