@@ -349,7 +349,8 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "updated_at": (_timestamp, False),
     "completed_at": (_timestamp, True),
 }
-TASK_DERIVED_COLUMNS = frozenset({"sync_xid"})
+# price_ref is written only by pricing (ingest/price_books.py), never taken from input.
+TASK_DERIVED_COLUMNS = frozenset({"sync_xid", "price_ref"})
 TASK_REQUIRED = ("run_id", "task_id")
 
 # jsonb columns (a CSV reader parses these from JSON text before validating).
