@@ -23,6 +23,7 @@ from queries import budgets as budget_queries
 from queries.filters import Filters
 
 TTL_SECONDS = 60
+OVERRIDE_ORDER = ["id", "provider", "model_pattern", "valid_from", "valid_to", "removed_at"]
 LEGACY_BUDGET_SETTING = "monthly_budget"
 # Scope kind -> the filter_options() key offering its values.
 SCOPE_OPTIONS = {
@@ -144,8 +145,12 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                     "amount": st.column_config.NumberColumn("Budget ($)", format="$%.2f"),
                     "spent": st.column_config.NumberColumn("Spent ($)", format="$%.2f"),
                     "forecast": st.column_config.NumberColumn("Forecast ($)", format="$%.2f"),
-                    "used": st.column_config.ProgressColumn("Used", min_value=0, max_value=1),
-                    "forecast_share": st.column_config.NumberColumn("Forecast / budget"),
+                    "used": st.column_config.ProgressColumn(
+                        "Used", min_value=0, max_value=1, format="percent"
+                    ),
+                    "forecast_share": st.column_config.NumberColumn(
+                        "Forecast / budget", format="percent"
+                    ),
                 },
             )
         scope, _ = budget_queries.scope_of_filters(filters)
@@ -211,7 +216,12 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
     if overrides.empty:
         st.caption("No price override yet.")
     else:
-        ui.table(overrides, key="price_overrides", filename="price_overrides")
+        ui.table(
+            overrides,
+            key="price_overrides",
+            filename="price_overrides",
+            column_order=OVERRIDE_ORDER,
+        )
     with st.expander("Add a price override", icon=":material/add:"):
         cols = st.columns(4)
         providers = list(options.get("providers") or ["openai"])
