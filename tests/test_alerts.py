@@ -175,3 +175,29 @@ def test_bad_rule_names_the_field(db_url, fields, field):
         alert_rules.add_rule(db_url, **args)
     assert raised.value.field == field
     assert alert_rules.list_rules(db_url) == []
+
+
+def test_concurrent_checks_record_and_deliver_a_firing_once(conn, db_url, tmp_path, receiver):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from queries import sync_mirror
+
+    _spend_now(conn, "3", status="failed")
+    alert_rules.add_rule(
+        db_url, name="failing", kind="failure_rate", threshold="0.5", webhook_url=receiver.url
+    )
+    with open_mirror(tmp_path / "m.duckdb") as con:
+        sync_mirror(db_url, con=con)
+
+        def check(_: int):
+            cursor = con.cursor()
+            try:
+                return check_alerts(cursor, db_url, backoff_seconds=0.01)
+            finally:
+                cursor.close()
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(check, range(4)))
+    assert sum(len(r.fired) for r in results) == 1
+    assert sum(r.delivered for r in results) == 1
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
