@@ -13,17 +13,6 @@ from queries.filters import Filters
 EVERY_MODEL = "every model"
 
 
-@st.cache_data(ttl=data.ROLLUP_TTL_SECONDS, show_spinner=False, max_entries=200)
-def _plan(
-    key: tuple, filters: Filters, provider: str, model: str, source: str | None, share: float
-) -> whatif.WhatIfPlan:
-    con = data.mirror().con.cursor()
-    try:
-        return whatif.what_if_mix(con, filters, provider, model, source_model=source, share=share)
-    finally:
-        con.close()
-
-
 def show(filters: Filters, options: dict[str, list[str]]) -> None:
     """Pickers (provider, its models, the traffic to route and the share) and the answer."""
     st.subheader("What if we had used another model?")
@@ -50,7 +39,9 @@ def show(filters: Filters, options: dict[str, list[str]]) -> None:
         st.info(f"No model of {provider} has a known price: choose another provider.")
         return
     chosen = None if source == EVERY_MODEL else source
-    plan = _plan(data.data_key(), filters, provider, model, chosen, share / 100)
+    plan = data.cached(
+        whatif.what_if_mix, filters, provider, model, source_model=chosen, share=share / 100
+    )
     if not plan.ok:
         st.info(plan.explanation, icon=":material/info:")
         return

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ingest import limits
+from ingest import limits, vocabulary
 from ingest.errors import ValidationError
 from ingest.limits import check_json_value, check_text
 from ingest.vocabulary import (
@@ -349,8 +349,7 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "updated_at": (_timestamp, False),
     "completed_at": (_timestamp, True),
 }
-# price_ref is written only by pricing (ingest/price_books.py), never taken from input.
-TASK_DERIVED_COLUMNS = frozenset({"sync_xid", "price_ref"})
+TASK_DERIVED_COLUMNS = frozenset({"sync_xid", *vocabulary.TASK_DERIVED_COLUMNS})
 TASK_REQUIRED = ("run_id", "task_id")
 
 # jsonb columns (a CSV reader parses these from JSON text before validating).

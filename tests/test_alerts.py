@@ -13,8 +13,8 @@ import pytest
 from builders import make_run, make_task
 
 import ingest
+from dashboard.command import main
 from ingest import alert_rules, budgets
-from ingest.cli import main
 from queries import open_mirror
 from queries.alerts import check_alerts
 

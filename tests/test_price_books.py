@@ -10,8 +10,8 @@ import pytest
 from builders import make_run, make_task, task_row
 
 import ingest
+from dashboard.command import main
 from ingest import database, price_books, repricing
-from ingest.cli import main
 from queries import open_mirror, sync_mirror
 
 OCT = datetime(2026, 10, 15, tzinfo=UTC)
