@@ -9,7 +9,7 @@ into Postgres (as the budget for everything, per month) the first time this page
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -22,7 +22,6 @@ from ingest.errors import IngestError
 from queries import budgets as budget_queries
 from queries.filters import Filters
 
-TTL_SECONDS = 60
 OVERRIDE_ORDER = ["id", "provider", "model_pattern", "valid_from", "valid_to", "removed_at"]
 LEGACY_BUDGET_SETTING = "monthly_budget"
 # Scope kind -> the filter_options() key offering its values.
@@ -48,30 +47,10 @@ def _who() -> str:
     return f"dashboard ({price_books.who()})"
 
 
-def _budget_rows() -> tuple[tuple, ...]:
-    """The budgets as a hashable value (part of the cache keys: an edit shows at once)."""
-    rows = budget_store.list_budgets(data.database_url())
-    return tuple(
-        (r["id"], r["scope_kind"], r["scope_value"], r["period"], str(r["amount"])) for r in rows
-    )
-
-
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=200)
-def _view_forecast(key: tuple, filters: Filters, budgets: tuple, today: date) -> dict:
-    con = data.mirror().con.cursor()
-    try:
-        return budget_queries.forecast_for_view(con, key[0], filters, today=today)
-    finally:
-        con.close()
-
-
-@st.cache_data(ttl=TTL_SECONDS, show_spinner=False, max_entries=20)
-def _budgets_overview(key: tuple, budgets: tuple, today: date) -> pd.DataFrame:
-    con = data.mirror().con.cursor()
-    try:
-        return budget_queries.budgets_overview(con, key[0], today=today)
-    finally:
-        con.close()
+def _budget_rows() -> tuple[dict[str, Any], ...]:
+    """Every budget (a point read of Postgres; passed to the cached forecasts, so an edit
+    shows at once)."""
+    return tuple(budget_store.list_budgets(data.database_url()))
 
 
 def move_file_budget() -> None:
@@ -92,7 +71,7 @@ def forecast_vs_budget(filters: Filters) -> None:
     move_file_budget()
     budgets = _budget_rows()
     today = datetime.now(UTC).date()
-    view = _view_forecast(data.data_key(), filters, budgets, today)
+    view = data.cached(budget_queries.forecast_for_view, filters, budgets, today=today)
     result, budget = view["forecast"], view["budget"]
     period = result.get("period", "month")
     st.subheader(f"This {period}: forecast vs budget")
@@ -133,7 +112,7 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
     today = datetime.now(UTC).date()
     budgets = _budget_rows()
     with st.expander("Budgets by scope", expanded=True, icon=":material/savings:"):
-        overview = _budgets_overview(data.data_key(), budgets, today)
+        overview = data.cached(budget_queries.budgets_overview, filters, budgets, today=today)
         if overview.empty:
             st.caption("No budget yet: set one below (for everything, a team, a user, ...).")
         else:
@@ -151,6 +130,7 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                     "forecast_share": st.column_config.NumberColumn(
                         "Forecast / budget", format="percent"
                     ),
+                    "this_view": st.column_config.CheckboxColumn("This view's budget"),
                 },
             )
         scope, _ = budget_queries.scope_of_filters(filters)
@@ -191,7 +171,7 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
             if saved is not None:
                 st.rerun()
         if budgets:
-            labels = {f"{b[0]}: {_scope_label(b[1], b[2])} per {b[3]}": b[0] for b in budgets}
+            labels = {_budget_label(b): b["id"] for b in budgets}
             left, right = st.columns([3, 1], vertical_alignment="bottom")
             doomed = left.selectbox("Remove a budget", list(labels), key="budget_remove_pick")
             if right.button("Remove", key="budget_remove", icon=":material/delete:"):
@@ -199,8 +179,9 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 st.rerun()
 
 
-def _scope_label(kind: str, value: str | None) -> str:
-    return "everything" if kind == "all" else f"{kind} {value}"
+def _budget_label(budget: dict[str, Any]) -> str:
+    scope = budget_queries.Scope(budget["scope_kind"], budget["scope_value"])
+    return f"{budget['id']}: {scope.label} per {budget['period']}"
 
 
 def price_books_manager(options: dict[str, list[str]]) -> None:

@@ -10,13 +10,13 @@ The filters' dates never matter: a budget is about its own period (this month or
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from ingest import budgets as budget_store
 from queries import forecast
 from queries.filters import Filters
 
@@ -70,8 +70,8 @@ def scope_filters(scope: Scope, day: date) -> Filters:
 
 
 def find_budget(
-    rows: list[dict[str, Any]], scope: Scope, period: str | None = None
-) -> dict[str, Any] | None:
+    rows: Sequence[Mapping[str, Any]], scope: Scope, period: str | None = None
+) -> Mapping[str, Any] | None:
     """The budget row of `scope` (monthly before weekly unless `period` is given)."""
     found = [
         row
@@ -84,7 +84,7 @@ def find_budget(
     return found[0] if found else None
 
 
-def budget_forecast(con: Any, budget: dict[str, Any], *, today: date | None = None) -> dict:
+def budget_forecast(con: Any, budget: Mapping[str, Any], *, today: date | None = None) -> dict:
     """queries.forecast.spend_forecast of the budget's scope over its current period, with
     the budget's amount (USD) as `budget`, plus used = month_to_date / amount and
     forecast_share = forecast / amount (fractions)."""
@@ -102,13 +102,14 @@ def budget_forecast(con: Any, budget: dict[str, Any], *, today: date | None = No
 
 
 def forecast_for_view(
-    con: Any, url: str | None, filters: Filters, *, today: date | None = None
+    con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
 ) -> dict[str, Any]:
-    """The budget comparison of a filtered view: scope (Scope or None), reason (sentence),
-    budget (its row or None) and forecast (budget_forecast, or the view's own monthly
-    forecast without a budget when its scope has none)."""
+    """The budget comparison of a filtered view, given every budget row
+    (ingest.budgets.list_budgets): scope (Scope or None), reason (sentence), budget (its
+    row or None) and forecast (budget_forecast, or the view's own monthly forecast without a
+    budget when its scope has none)."""
     scope, reason = scope_of_filters(filters)
-    budget = find_budget(budget_store.list_budgets(url), scope) if scope else None
+    budget = find_budget(list(budgets), scope) if scope else None
     if budget is not None:
         result = budget_forecast(con, budget, today=today)
     else:
@@ -118,11 +119,16 @@ def forecast_for_view(
     return {"scope": scope, "reason": reason, "budget": budget, "forecast": result}
 
 
-def budgets_overview(con: Any, url: str | None, *, today: date | None = None) -> pd.DataFrame:
+def budgets_overview(
+    con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
+) -> pd.DataFrame:
     """One row per budget: id, scope_kind, scope_value, period, amount, spent (so far in
-    the period), forecast (period end), used and forecast_share (fractions of amount)."""
+    the period), forecast (period end), used and forecast_share (fractions of amount), and
+    this_view (True for the budget a view with `filters` is compared with)."""
+    scope, _ = scope_of_filters(filters)
+    compared = find_budget(list(budgets), scope) if scope else None
     rows = []
-    for budget in budget_store.list_budgets(url):
+    for budget in budgets:
         result = budget_forecast(con, budget, today=today)
         rows.append(
             {
@@ -135,7 +141,8 @@ def budgets_overview(con: Any, url: str | None, *, today: date | None = None) ->
                 "forecast": result["forecast"],
                 "used": result["used"],
                 "forecast_share": result["forecast_share"],
+                "this_view": compared is not None and budget["id"] == compared["id"],
             }
         )
     columns = ["id", "scope_kind", "scope_value", "period", "amount", "spent", "forecast"]
-    return pd.DataFrame(rows, columns=[*columns, "used", "forecast_share"])
+    return pd.DataFrame(rows, columns=[*columns, "used", "forecast_share", "this_view"])

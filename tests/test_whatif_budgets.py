@@ -85,13 +85,15 @@ def test_a_view_matches_only_the_budget_of_its_own_scope(filters, scope):
 
 def test_filtered_view_never_borrows_the_company_budget(mirror_con, db_url):
     budgets.set_budget(db_url, amount=1000)
-    view = budget_queries.forecast_for_view(mirror_con, db_url, ANN)
+    view = budget_queries.forecast_for_view(mirror_con, ANN, budgets.list_budgets(db_url))
     assert view["budget"] is None and "no budget is set for user ann" in view["reason"]
     budgets.set_budget(db_url, amount=10, scope_kind="user", scope_value="ann", period="week")
-    view = budget_queries.forecast_for_view(mirror_con, db_url, ANN)
+    view = budget_queries.forecast_for_view(mirror_con, ANN, budgets.list_budgets(db_url))
     assert float(view["budget"]["amount"]) == 10 and view["forecast"]["period"] == "week"
     assert view["forecast"]["month_to_date"] == pytest.approx(2.1)
     assert view["forecast"]["used"] == pytest.approx(0.21)
+    overview = budget_queries.budgets_overview(mirror_con, ANN, budgets.list_budgets(db_url))
+    assert overview.set_index("scope_kind")["this_view"].to_dict() == {"all": False, "user": True}
 
 
 def test_bad_budget_names_the_field(db_url):
