@@ -134,12 +134,13 @@ def test_receiver_down_is_retried_then_recorded_failed(conn, db_url, tmp_path):
         failing.close()
 
 
-def test_forecast_and_failure_rate_rules(conn, db_url, tmp_path):
+def test_forecast_and_failure_rate_rules(conn, db_url, tmp_path, receiver):
     _spend_now(conn, "10", status="failed", user_id="bo")
     budget = budgets.set_budget(db_url, amount="10", period="week")
     alert_rules.add_rule(
-        db_url, name="forecast", kind="budget_forecast", threshold=1, budget_id=budget["id"]
-    )
+        db_url, name="forecast", kind="budget_forecast", threshold=1, budget_id=budget["id"],
+        webhook_url=receiver.url,
+    )  # fmt: skip
     alert_rules.add_rule(
         db_url, name="failures", kind="failure_rate", threshold="0.5", window_minutes=180,
         scope_kind="user", scope_value="bo",
@@ -154,8 +155,10 @@ def test_forecast_and_failure_rate_rules(conn, db_url, tmp_path):
         result = check_alerts(con, db_url)
     assert sorted(result.fired) == ["failures", "forecast"]
     assert result.values["failures"] == 1.0 and result.values["quiet"] is None
-    events = alert_rules.alert_history(db_url)
-    assert {e["delivery"] for e in events} == {"no_webhook"}
+    assert [(b["rule"], b["event"]) for b in receiver.bodies] == [("forecast", "firing")]
+    assert "week-end forecast" in receiver.bodies[0]["text"]
+    deliveries = {e["rule_name"]: e["delivery"] for e in alert_rules.alert_history(db_url)}
+    assert deliveries == {"forecast": "delivered", "failures": "no_webhook"}
 
 
 @pytest.mark.parametrize(
