@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import alerts_panel, data, state
 from dashboard.safe import md
 from queries.mirror import discard_mirror, is_damage, sync_mirror
 
@@ -59,6 +59,7 @@ try:
         st.cache_resource.clear()
         st.cache_data.clear()
         mirror = data.sync()
+    alerts_panel.after_sync(mirror)  # alert rules are evaluated after every sync
     if mirror.last_error and mirror.version == 0:
         log.warning("the first sync of the analytics mirror failed: %s", mirror.last_error)
         raise RuntimeError("the first sync of the analytics mirror failed (see the log)")

@@ -4,7 +4,9 @@ registers its own subcommands:
 - ingest.cli_db:     ai-runs db url|start|stop|migrate|check
 - ingest.cli_data:   ai-runs demo | import | export
 - ingest.server.cli: ai-runs serve | keys
+- ingest.cli_spend:  ai-runs prices | reprice | budgets
 - queries.cli:       ai-runs sync
+- queries.cli_alerts: ai-runs alerts
 - dashboard.cli:     ai-runs dashboard
 """
 
@@ -17,9 +19,10 @@ import sys
 import psycopg
 
 from dashboard import cli as dashboard_cli
-from ingest import cli_data, cli_db, config
+from ingest import cli_data, cli_db, cli_spend, config
 from ingest.server import cli as server_cli
 from queries import cli as queries_cli
+from queries import cli_alerts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_db, cli_data, server_cli, queries_cli, dashboard_cli):
+    modules = (cli_db, cli_data, server_cli, cli_spend, queries_cli, cli_alerts, dashboard_cli)
+    for module in modules:
         module.register(commands)
     return parser
 

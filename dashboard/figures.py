@@ -128,6 +128,8 @@ def forecast(result: Mapping[str, Any]) -> go.Figure:
     (from queries.spend_forecast)."""
     month = pd.Timestamp(result["month_start"]).strftime("%B %Y")
     title = f"{month}: spend to date and forecast to month end"
+    if result.get("period") == "week":  # a weekly budget (dashboard/spend_control.py)
+        title = f"Week of {result['month_start']}: spend to date and forecast to week end"
     daily: pd.DataFrame = result["daily"]
     if daily.empty:
         return empty(title, "No spend this month yet.")

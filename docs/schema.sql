@@ -2,6 +2,64 @@
 -- database (ingest/migrations/). Do not edit: change a migration, then regenerate.
 -- tests/test_schema_doc.py fails when this file is stale.
 
+CREATE TABLE ai_alert_events (
+    id bigint NOT NULL DEFAULT nextval('ai_alert_events_id_seq'::regclass),
+    rule_id bigint NOT NULL,
+    seq integer NOT NULL,
+    event text NOT NULL,
+    value numeric(24,6),
+    threshold numeric(20,6) NOT NULL,
+    message text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    delivery text NOT NULL DEFAULT 'pending'::text,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    delivered_at timestamp with time zone,
+    CONSTRAINT ai_alert_events_delivery_check CHECK ((delivery = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text, 'no_webhook'::text]))),
+    CONSTRAINT ai_alert_events_event_check CHECK ((event = ANY (ARRAY['firing'::text, 'resolved'::text]))),
+    CONSTRAINT ai_alert_events_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES ai_alert_rules(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_events_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_alert_events_rule_id_seq_key UNIQUE (rule_id, seq)
+);
+
+CREATE TABLE ai_alert_rules (
+    id bigint NOT NULL DEFAULT nextval('ai_alert_rules_id_seq'::regclass),
+    name text NOT NULL,
+    kind text NOT NULL,
+    threshold numeric(20,6) NOT NULL,
+    budget_id bigint,
+    scope_kind text NOT NULL DEFAULT 'all'::text,
+    scope_value text,
+    window_minutes integer NOT NULL DEFAULT 60,
+    min_tasks integer NOT NULL DEFAULT 1,
+    webhook_url text,
+    enabled boolean NOT NULL DEFAULT true,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_alert_rules_check CHECK (((kind = ANY (ARRAY['budget_spend'::text, 'budget_forecast'::text])) = (budget_id IS NOT NULL))),
+    CONSTRAINT ai_alert_rules_check1 CHECK (((scope_kind = 'all'::text) = (scope_value IS NULL))),
+    CONSTRAINT ai_alert_rules_kind_check CHECK ((kind = ANY (ARRAY['budget_spend'::text, 'budget_forecast'::text, 'ttft_p95'::text, 'total_time_p95'::text, 'failure_rate'::text]))),
+    CONSTRAINT ai_alert_rules_min_tasks_check CHECK ((min_tasks >= 1)),
+    CONSTRAINT ai_alert_rules_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT ai_alert_rules_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
+    CONSTRAINT ai_alert_rules_threshold_check CHECK ((threshold >= (0)::numeric)),
+    CONSTRAINT ai_alert_rules_webhook_url_check CHECK (((webhook_url IS NULL) OR (webhook_url ~ '^https?://'::text))),
+    CONSTRAINT ai_alert_rules_window_minutes_check CHECK ((window_minutes > 0)),
+    CONSTRAINT ai_alert_rules_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES ai_budgets(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_rules_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_alert_rules_name_key UNIQUE (name)
+);
+
+CREATE TABLE ai_alert_state (
+    rule_id bigint NOT NULL,
+    firing boolean NOT NULL DEFAULT false,
+    since timestamp with time zone,
+    value numeric(24,6),
+    evaluated_at timestamp with time zone,
+    CONSTRAINT ai_alert_state_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES ai_alert_rules(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_state_pkey PRIMARY KEY (rule_id)
+);
+
 CREATE TABLE ai_api_keys (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     key_hash text NOT NULL,
@@ -13,6 +71,71 @@ CREATE TABLE ai_api_keys (
     CONSTRAINT ai_api_keys_user_id_check CHECK ((user_id <> ''::text)),
     CONSTRAINT ai_api_keys_pkey PRIMARY KEY (id),
     CONSTRAINT ai_api_keys_key_hash_key UNIQUE (key_hash)
+);
+
+CREATE TABLE ai_budgets (
+    id bigint NOT NULL DEFAULT nextval('ai_budgets_id_seq'::regclass),
+    scope_kind text NOT NULL,
+    scope_value text,
+    period text NOT NULL,
+    amount numeric(20,4) NOT NULL,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_budgets_amount_check CHECK ((amount > (0)::numeric)),
+    CONSTRAINT ai_budgets_check CHECK (((scope_kind = 'all'::text) = (scope_value IS NULL))),
+    CONSTRAINT ai_budgets_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text]))),
+    CONSTRAINT ai_budgets_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
+    CONSTRAINT ai_budgets_scope_value_check CHECK (((scope_value IS NULL) OR (scope_value <> ''::text))),
+    CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_price_overrides (
+    id bigint NOT NULL DEFAULT nextval('ai_price_overrides_id_seq'::regclass),
+    provider text NOT NULL,
+    model_pattern text NOT NULL,
+    valid_from timestamp with time zone NOT NULL,
+    valid_to timestamp with time zone,
+    input_per_mtok numeric(20,10),
+    cached_per_mtok numeric(20,10),
+    cache_write_per_mtok numeric(20,10),
+    output_per_mtok numeric(20,10),
+    reasoning_per_mtok numeric(20,10),
+    per_request numeric(20,10),
+    note text NOT NULL DEFAULT ''::text,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    removed_by text,
+    removed_at timestamp with time zone,
+    CONSTRAINT ai_price_overrides_cache_write_per_mtok_check CHECK ((cache_write_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_cached_per_mtok_check CHECK ((cached_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_check CHECK (((valid_to IS NULL) OR (valid_to > valid_from))),
+    CONSTRAINT ai_price_overrides_check1 CHECK (((per_request IS NOT NULL) OR ((input_per_mtok IS NOT NULL) AND (output_per_mtok IS NOT NULL)))),
+    CONSTRAINT ai_price_overrides_input_per_mtok_check CHECK ((input_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_model_pattern_check CHECK ((model_pattern <> ''::text)),
+    CONSTRAINT ai_price_overrides_output_per_mtok_check CHECK ((output_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_per_request_check CHECK ((per_request >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_provider_check CHECK ((provider <> ''::text)),
+    CONSTRAINT ai_price_overrides_reasoning_per_mtok_check CHECK ((reasoning_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_reprice_audit (
+    id bigint NOT NULL DEFAULT nextval('ai_reprice_audit_id_seq'::regclass),
+    ran_by text NOT NULL,
+    started_at timestamp with time zone NOT NULL DEFAULT now(),
+    finished_at timestamp with time zone,
+    status text NOT NULL DEFAULT 'running'::text,
+    rule jsonb NOT NULL,
+    price_books jsonb NOT NULL DEFAULT '{}'::jsonb,
+    tasks_examined bigint NOT NULL DEFAULT 0,
+    tasks_changed bigint NOT NULL DEFAULT 0,
+    old_total numeric(24,10) NOT NULL DEFAULT 0,
+    new_total numeric(24,10) NOT NULL DEFAULT 0,
+    error text,
+    CONSTRAINT ai_reprice_audit_rule_check CHECK ((jsonb_typeof(rule) = 'object'::text)),
+    CONSTRAINT ai_reprice_audit_status_check CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text]))),
+    CONSTRAINT ai_reprice_audit_pkey PRIMARY KEY (id)
 );
 
 CREATE TABLE ai_runs (
@@ -104,6 +227,7 @@ CREATE TABLE ai_tasks (
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     tokens_cache_write bigint,
     cost_source text,
+    price_ref text,
     CONSTRAINT ai_tasks_cost_check CHECK ((cost >= (0)::numeric)),
     CONSTRAINT ai_tasks_cost_source_check CHECK ((cost_source = ANY (ARRAY['provider'::text, 'computed'::text]))),
     CONSTRAINT ai_tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'streaming'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
@@ -134,7 +258,10 @@ CREATE TABLE ai_users (
     CONSTRAINT ai_users_pkey PRIMARY KEY (id)
 );
 
+CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (id) WHERE (delivery = 'pending'::text);
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
+CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
 CREATE INDEX ai_runs_parent_idx ON public.ai_runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX ai_runs_source_idx ON public.ai_runs USING btree (source_type, source_id);
@@ -165,6 +292,34 @@ AS $function$
 BEGIN
     INSERT INTO ai_sync_deletions (table_name, id) VALUES (TG_TABLE_NAME, '*');
     RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_price_overrides_no_overlap()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    clash ai_price_overrides;
+BEGIN
+    IF NEW.removed_at IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('ai_price_overrides'),
+                                  hashtext(NEW.provider || '/' || NEW.model_pattern));
+    SELECT * INTO clash FROM ai_price_overrides o
+     WHERE o.provider = NEW.provider AND o.model_pattern = NEW.model_pattern
+       AND o.removed_at IS NULL AND o.id <> NEW.id
+       AND o.valid_from < coalesce(NEW.valid_to, 'infinity')
+       AND NEW.valid_from < coalesce(o.valid_to, 'infinity')
+     ORDER BY o.valid_from LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'price override % % [%, %) overlaps override % [%, %); '
+                        'end one window where the other starts, or remove it first',
+            NEW.provider, NEW.model_pattern, NEW.valid_from, coalesce(NEW.valid_to::text, 'open'),
+            clash.id, clash.valid_from, coalesce(clash.valid_to::text, 'open')
+            USING ERRCODE = 'exclusion_violation', COLUMN = 'valid_from';
+    END IF;
+    RETURN NEW;
 END $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_runs_apply_deltas(deltas jsonb)
@@ -362,6 +517,7 @@ BEGIN
     RETURN NEW;
 END $function$;
 
+CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();
 CREATE TRIGGER ai_runs_before_insert BEFORE INSERT ON public.ai_runs FOR EACH ROW WHEN (((new.task_count <> 0) OR (new.total_tokens <> 0) OR (new.total_cost <> (0)::numeric) OR ((new.last_message_at IS NULL) AND (new.messages <> '[]'::jsonb)))) EXECUTE FUNCTION ai_runs_before_insert();
 CREATE TRIGGER ai_runs_before_update BEFORE UPDATE ON public.ai_runs FOR EACH ROW EXECUTE FUNCTION ai_runs_before_update();
 CREATE TRIGGER ai_runs_log_deletions AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();

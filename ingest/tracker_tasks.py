@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import sqlfiles
-from ingest.costs import BILLED_USAGE_KEY, cost_of_task
+from ingest import price_books, sqlfiles
+from ingest.costs import BILLED_USAGE_KEY
 from ingest.errors import NotFoundError, ValidationError
 from ingest.limits import check_text
 from ingest.usage import read_usage
@@ -434,7 +434,7 @@ class TaskMethods:
                 elapsed = _ms(row["db_now"] - row["created_at"])
                 merged["total_time"] = max(elapsed, merged["time_to_first_token"] or 0)
             check_task_consistency(merged)
-            _set_cost(merged, row, {**buffer.fields, **changes})
+            _set_cost(conn, merged, row, {**buffer.fields, **changes})
             written = self._write(conn, tid, merged)
         self._forget(tid, status)
         return written
@@ -465,6 +465,7 @@ class TaskMethods:
         for column in TASK_JSON_COLUMNS:
             params[column] = _jsonb(params[column])
         params["task_id"] = tid
+        params["price_ref"] = merged.get("price_ref")  # set only when we priced it
         return self._one(conn, "write_task", **params)
 
     def _remember_finished(self, tid: uuid.UUID, status: str) -> None:
@@ -488,14 +489,17 @@ def _with_usage(changes: dict[str, Any], usage: Any) -> tuple[dict[str, Any], di
     return {**report.columns, **changes}, report.billed or None
 
 
-def _set_cost(merged: dict[str, Any], row: dict, given: dict[str, Any]) -> None:
-    """cost and cost_source of a finishing task: a given cost is the provider's (unless
-    cost_source says otherwise); else a stored cost stays; else we price it (NULL when the
-    model or the usage is unknown)."""
+def _set_cost(
+    conn: psycopg.Connection, merged: dict[str, Any], row: dict, given: dict[str, Any]
+) -> None:
+    """cost, cost_source and price_ref of a finishing task: a given cost is the provider's
+    (unless cost_source says otherwise); else a stored cost stays; else we price it with the
+    price book in force (docs/spend-control.md: the override, else the library), NULL when
+    the model or the usage is unknown."""
     if "cost" in given:
         merged["cost_source"] = given.get("cost_source", "provider")
     elif row["cost"] is None:
-        merged["cost"] = cost_of_task(merged)
+        merged["cost"], merged["price_ref"] = price_books.price_task_now(conn, merged)
         merged["cost_source"] = None if merged["cost"] is None else "computed"
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ingest import limits
+from ingest import limits, vocabulary
 from ingest.errors import ValidationError
 from ingest.limits import check_json_value, check_text
 from ingest.vocabulary import (
@@ -353,7 +353,7 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "tokens_cache_write": (_tokens, True),
     "cost_source": (_choice(COST_SOURCES), True),
 }
-TASK_DERIVED_COLUMNS = frozenset({"sync_xid"})
+TASK_DERIVED_COLUMNS = frozenset({"sync_xid", *vocabulary.TASK_DERIVED_COLUMNS})
 TASK_REQUIRED = ("run_id", "task_id")
 
 # jsonb columns (a CSV reader parses these from JSON text before validating).

@@ -53,5 +53,9 @@ TASK_WRITABLE_COLUMNS = (
 # Kept by the database's triggers (docs/design.md); exported for reading, never written.
 RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_count")
 
-SQL_COLUMN_LISTS = {"task_columns": ", ".join(TASK_COLUMNS)}
+# Written only by pricing (ingest/price_books.py), never taken from input: which price
+# produced a task's cost (docs/spend-control.md). Read with every task row.
+TASK_DERIVED_COLUMNS = ("price_ref",)
+
+SQL_COLUMN_LISTS = {"task_columns": ", ".join((*TASK_COLUMNS, *TASK_DERIVED_COLUMNS))}
 """Column lists as SQL text, for `{{task_columns}}` in ingest/sql/*.sql (sqlfiles.render)."""

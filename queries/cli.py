@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from queries import cli_alerts
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this area's subcommands to `ai-runs`."""
@@ -38,4 +40,5 @@ def _sync(args: argparse.Namespace) -> int:
     )
     rows = ", ".join(f"{table} {count}" for table, count in result.rows.items())
     print(f"sync: {kind} in {result.seconds:.2f}s; upserted/deleted: {changed}; rows: {rows}")
+    print(cli_alerts.after_sync(args.mirror))  # alert rules are evaluated after every sync
     return 0

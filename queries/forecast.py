@@ -1,4 +1,4 @@
-"""Month-end spend forecast against a budget.
+"""Period-end spend forecast (a UTC month, or an ISO week) against a budget.
 
 Method, chosen to be simple to explain and robust on a few weeks of data:
 
@@ -7,7 +7,7 @@ Method, chosen to be simple to explain and robust on a few weeks of data:
    younger; days without tasks count as 0 once data exists).
 3. Weekly shape: a factor per weekday = that weekday's mean over the trailing 56 complete
    days / the mean of all those days (1 when there is no spend), so weekends stay quiet.
-4. Each remaining day of the month (today included, and at least today's actual so far)
+4. Each remaining day of the period (today included, and at least today's actual so far)
    is forecast as level x weekday factor.
 5. Band: sigma = the standard deviation of (actual - level x factor) over the trailing 28
    days; after k forecast days the cumulative band is +-1.645 x sigma x sqrt(k) (a 90% band
@@ -46,11 +46,15 @@ def spend_forecast(
     month: date | None = None,
     budget: float | None = None,
     today: date | None = None,
+    period: str = "month",
 ) -> dict[str, Any]:
-    """Month-end spend forecast with a band, against an optional budget (all USD).
+    """Month-end (or week-end) spend forecast with a band, against an optional budget (USD).
 
     The filters' dimensions apply, their time range does not: the month (default: the
     month of `today`, default today UTC) is what is forecast, by the method above.
+    `period` "week" forecasts the ISO week (Monday to Sunday, UTC) containing `month` (or
+    today) instead; month_start/month_end (also period_start/period_end) are then the
+    week's.
     Returns: month_start, month_end (dates, end exclusive), month_to_date (actual spend up
     to now, today included), forecast, forecast_low, forecast_high (projected month total),
     budget (as given), over_budget (bool or None), method (one-line explanation), daily
@@ -58,8 +62,7 @@ def spend_forecast(
     the cumulative band, equal to cumulative on actual days).
     """
     today = today or datetime.now(UTC).date()
-    month_start = (month or today).replace(day=1)
-    month_end = (month_start + timedelta(days=32)).replace(day=1)
+    month_start, month_end = period_bounds(month or today, period)
     history_start = min(month_start, today) - timedelta(days=SHAPE_DAYS)
     window_end = max(month_end, today + timedelta(days=1))
     window = replace(filters, start=_midnight(history_start), end=_midnight(window_end))
@@ -109,6 +112,9 @@ def spend_forecast(
     return {
         "month_start": month_start,
         "month_end": month_end,
+        "period": period,
+        "period_start": month_start,
+        "period_end": month_end,
         "month_to_date": month_to_date,
         "forecast": forecast,
         "forecast_low": low,
@@ -118,6 +124,17 @@ def spend_forecast(
         "method": METHOD,
         "daily": daily,
     }
+
+
+def period_bounds(day: date, period: str = "month") -> tuple[date, date]:
+    """[first day, day after the last) of the UTC month or ISO week containing `day`."""
+    if period == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    if period != "month":
+        raise ValueError(f"period {period!r} is not allowed; choose one of ['month', 'week']")
+    start = day.replace(day=1)
+    return start, (start + timedelta(days=32)).replace(day=1)
 
 
 def _days(first: date, end: date) -> list[date]:

@@ -144,3 +144,85 @@ def what_if_cost(
         frame[column] = frame[column].map(float).astype("float64")
     frame = frame.sort_values("actual_cost", ascending=False, kind="stable")
     return frame[COLUMNS].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------- plans and mixes
+
+
+@dataclass(frozen=True)
+class WhatIfPlan:
+    """A what-if answer for a page: ok False means the pair cannot be compared and
+    `explanation` says why (nothing is raised); otherwise `frame` is what_if_cost's, scaled
+    to the routed share, and actual/what_if are the slice's totals in USD."""
+
+    ok: bool
+    explanation: str
+    frame: pd.DataFrame
+    actual: float = 0.0
+    what_if: float = 0.0
+
+
+def provider_models(provider: str) -> list[str]:
+    """The model ids genai-prices prices for `provider` ([] for an unknown provider)."""
+    snapshot = data_snapshot.get_snapshot()
+    for known in snapshot.providers:
+        if known.id == provider:
+            return sorted(m.id for m in known.models)
+    return []
+
+
+def priced_providers() -> list[str]:
+    """Every provider id genai-prices knows."""
+    return sorted(p.id for p in data_snapshot.get_snapshot().providers)
+
+
+def what_if_mix(
+    con: Any,
+    filters: Filters,
+    target_provider: str,
+    target_model: str,
+    *,
+    source_model: str | None = None,
+    share: float = 1.0,
+) -> WhatIfPlan:
+    """The slice's cost if `share` (0..1) of the tasks of `source_model` (None: of every
+    model) had gone to target_provider/target_model, e.g. route 30% of gpt-4o to
+    gpt-4o-mini. A routed share is priced as that share of the tasks' token sums (the
+    expected cost when the routed tasks are a random share). An impossible pair (unknown
+    provider or model, a model of another provider, an empty slice, the same model) comes
+    back explained with ok=False."""
+    if not 0 <= share <= 1:
+        return WhatIfPlan(False, f"share must be between 0 and 1, got {share}", _empty())
+    if target_provider not in priced_providers():
+        return WhatIfPlan(False, f"No prices are known for provider {target_provider!r}.", _empty())
+    models = provider_models(target_provider)
+    try:
+        what_if = what_if_cost(con, filters, target_provider, target_model)
+    except ValueError:
+        sample = ", ".join(models[:8])
+        return WhatIfPlan(
+            False,
+            f"{target_model!r} is not a model of {target_provider} that has a known price "
+            f"(its {len(models)} priced models include {sample}).",
+            _empty(),
+        )
+    total = float(what_if["actual_cost"].sum())  # the whole slice, before choosing a model
+    if source_model is not None:
+        what_if = what_if[what_if["model"] == source_model].reset_index(drop=True)
+    if what_if.empty:
+        where = f"{source_model} tasks" if source_model else "tasks"
+        return WhatIfPlan(False, f"There are no {where} in this slice to route.", _empty())
+    if source_model == target_model and set(what_if["provider"]) == {target_provider}:
+        return WhatIfPlan(False, f"{source_model} is already the target: nothing changes.", what_if)
+    routed = what_if.copy()
+    routed["what_if_cost"] = routed["actual_cost"] * (1 - share) + routed["what_if_cost"] * share
+    routed["difference"] = routed["what_if_cost"] - routed["actual_cost"]
+    other = total - float(routed["actual_cost"].sum()) + float(routed["what_if_cost"].sum())
+    who = f"{share:.0%} of {source_model or 'every model'}"
+    return WhatIfPlan(
+        True, f"Routing {who} to {target_provider}/{target_model}.", routed, total, other
+    )
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=COLUMNS)

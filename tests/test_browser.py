@@ -167,9 +167,11 @@ def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None
     for path, title in PAGES.items():
         _open(page, server.base, path, title)
         if path == "cost":  # a manager sets the monthly budget: the forecast shows the line
-            budget = page.get_by_label("Monthly budget ($)", exact=True)
+            budget = page.get_by_label("Amount ($)", exact=True)
             budget.fill("20")
             budget.press("Enter")
+            _settle(page)
+            page.get_by_role("button", name="Save budget").click()
             page.get_by_text("budget $20").first.wait_for()
             _settle(page)
         if path in CHART_PAGES:

@@ -1,6 +1,6 @@
 """The Streamlit dashboard through AppTest, on real Postgres + DuckDB: every page on demo data
 and on an empty database, filters from the URL, CSV downloads, drill-down, task detail,
-run management and the remembered budget."""
+run management (budgets: tests/test_dashboard_spend.py)."""
 
 from __future__ import annotations
 
@@ -404,19 +404,6 @@ def test_run_view_management_and_exports(demo_app: Path, demo_url: str, spy: Med
 
 
 # ------------------------------------------------------------------ cost
-
-
-def test_budget_is_remembered(demo_app: Path) -> None:
-    at = open_page("cost")
-    at.number_input(key="cost_budget").set_value(1234.0).run()
-    assert not at.exception
-    saved = json.loads((demo_app / "dashboard.json").read_text())
-    assert saved["monthly_budget"] == 1234.0
-    again = open_page("cost")
-    assert again.number_input(key="cost_budget").value == 1234.0
-    assert metric_values(again)["Budget"] == "$1,234"
-    forecast = json.loads(again.get("plotly_chart")[1].proto.spec)
-    assert any("budget" in (a.get("text") or "") for a in forecast["layout"]["annotations"])
 
 
 def test_cost_bar_lists_the_most_expensive_tasks_behind_it(demo_app: Path) -> None:

@@ -1,5 +1,6 @@
-"""Cost (for managers): spend over time by a chosen dimension, month-end forecast against a
-remembered budget, the most expensive runs and tasks, cost per run, and a what-if model swap."""
+"""Cost (for managers): spend over time by a chosen dimension, the forecast against the budget
+of the view's scope, budgets by scope, the most expensive runs and tasks, cost per run, a
+what-if model swap or mix, and the price books with their re-pricing audit."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from datetime import date
 
 import streamlit as st
 
-from dashboard import data, figures, state, ui
+from dashboard import data, figures, spend_control, state, ui, whatif_panel
 from dashboard.safe import md
-from queries import drilldown, forecast, usage, whatif
+from queries import drilldown, usage
 from queries.filters import DIMENSIONS, GRAINS
 
 st.title("Cost")
@@ -76,44 +77,10 @@ else:
 with st.expander(f"Spend per {grain} by {by} — table"):
     ui.table(spend.rename(columns={"group": by}), key="cost_spend_table", filename="spend")
 
-# --- Forecast and budget ------------------------------------------------------------------
-st.subheader("This month: forecast vs budget")
-saved_budget = float(data.load_setting("monthly_budget", 0.0) or 0.0)
-cols = st.columns(4, border=True)
-budget = cols[0].number_input(
-    "Monthly budget ($)",
-    min_value=0.0,
-    value=saved_budget,
-    step=100.0,
-    format="%.2f",
-    key="cost_budget",
-    help="Remembered in $AI_RUNS_HOME/dashboard.json for everyone using this dashboard.",
-)
-if budget != saved_budget:
-    data.save_setting("monthly_budget", budget)
-result = data.cached(forecast.spend_forecast, filters, budget=budget or None)
-cols[1].metric("Month to date", ui.money(result["month_to_date"]))
-band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
-cols[2].metric(
-    "Month-end forecast",
-    ui.money(result["forecast"]),
-    delta=f"band {band}",
-    delta_color="off",
-    delta_arrow="off",
-    help="About a 90% band. " + str(result.get("method", "")),
-)
-if budget:
-    over = float(result["forecast"]) - budget
-    cols[3].metric(
-        "Budget",
-        ui.money(budget, 0),
-        delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
-        delta_color="inverse" if over > 0 else "normal",
-        delta_arrow="up" if over > 0 else "down",
-    )
-else:
-    cols[3].metric("Budget", "not set", help="Set a monthly budget on the left.")
-st.plotly_chart(figures.forecast(result), key="cost_forecast")
+# --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
+options = data.filter_options()
+spend_control.forecast_vs_budget(filters)
+spend_control.budget_manager(filters, options)
 
 # --- Most expensive runs and tasks ----------------------------------------------------------
 st.subheader("Most expensive")
@@ -154,47 +121,8 @@ with dist_tab:
     per_run = data.cached(drilldown.cost_per_run, filters)
     st.plotly_chart(figures.cost_per_run(per_run), key="cost_per_run")
 
-# --- What if -------------------------------------------------------------------------------
-st.subheader("What if we had used another model?")
-options = data.filter_options()
-left, right = st.columns(2)
-providers = options.get("providers") or ["openai"]
-target_provider = left.selectbox(
-    "Target provider",
-    providers,
-    index=providers.index("openai") if "openai" in providers else 0,
-    key="whatif_provider",
-)
-models = options.get("models") or []
-target_model = right.selectbox(
-    "Target model",
-    models,
-    index=models.index("gpt-4o-mini") if "gpt-4o-mini" in models else 0,
-    accept_new_options=True,
-    key="whatif_model",
-    help="Any model genai-prices knows for that provider; type a name to add one.",
-)
-if target_model:
-    try:
-        what_if = data.cached(
-            whatif.what_if_cost,
-            filters,
-            target_provider=target_provider,
-            target_model=target_model,
-        )
-    except ValueError as exc:
-        st.error(md(exc))
-    else:
-        actual = float(what_if["actual_cost"].sum()) if not what_if.empty else 0.0
-        other = float(what_if["what_if_cost"].sum()) if not what_if.empty else 0.0
-        diff = other - actual
-        share = f" ({diff / actual:+.0%})" if actual else ""
-        st.markdown(
-            f"The same tokens on **{md(target_provider)}/{md(target_model)}** would have cost "
-            f"**{ui.money(other)}** instead of **{ui.money(actual)}**: "
-            f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{share}."
-        )
-        st.plotly_chart(
-            figures.what_if(what_if, f"{target_provider}/{target_model}"), key="cost_whatif"
-        )
-        ui.table(what_if, key="cost_whatif_table", filename="what_if")
+# --- What if (dashboard/whatif_panel.py) -----------------------------------------------------
+whatif_panel.show(filters, options)
+
+# --- Price books and re-pricing audit (dashboard/spend_control.py) ---------------------------
+spend_control.price_books_manager(options)

@@ -1,11 +1,11 @@
 """Overview: headline KPIs against the previous period, spend over time by model, and the
-top models, users and teams."""
+top models, users and teams; firing alerts and their history."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, figures, state, ui
+from dashboard import alerts_panel, data, figures, state, ui
 from queries import usage
 
 st.title("Overview")
@@ -63,3 +63,6 @@ for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
 
 with st.expander("KPI table"):
     ui.table(kpis, key="overview_kpis", filename="kpis")
+
+# --- Alerts (dashboard/alerts_panel.py) -----------------------------------------------------
+alerts_panel.show(data.database_url())

@@ -43,7 +43,7 @@ UPDATE ai_tasks
        tokens_input = :tokens_input, tokens_output = :tokens_output,
        tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
        tokens_total = :tokens_total, tokens_cache_write = :tokens_cache_write,
-       cost = :cost, cost_source = :cost_source,
+       cost = :cost, cost_source = :cost_source, price_ref = :price_ref,
        time_to_first_token = :time_to_first_token, total_time = :total_time,
        status = :status
  WHERE task_id = :task_id

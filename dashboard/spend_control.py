@@ -1,0 +1,256 @@
+"""Spend control on the Cost page (docs/spend-control.md): the forecast against the budget
+of the view's own scope, budget management by scope, price overrides and the re-pricing
+audit. Budgets and overrides live in Postgres; forecasts run on the mirror.
+
+The single budget the dashboard used to remember in $AI_RUNS_HOME/dashboard.json is moved
+into Postgres (as the budget for everything, per month) the first time this page runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, figures, ui
+from ingest import budgets as budget_store
+from ingest import price_books, repricing
+from ingest.errors import IngestError
+from queries import budgets as budget_queries
+from queries.filters import Filters
+
+OVERRIDE_ORDER = ["id", "provider", "model_pattern", "valid_from", "valid_to", "removed_at"]
+LEGACY_BUDGET_SETTING = "monthly_budget"
+# Scope kind -> the filter_options() key offering its values.
+SCOPE_OPTIONS = {
+    "team": "teams",
+    "user": "users",
+    "model": "models",
+    "tag": "tags",
+    "source_type": "source_types",
+}
+
+
+def _attempt(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a write; bad input is shown as the error naming the field (None returned)."""
+    try:
+        return write(*args, **kwargs)
+    except IngestError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _who() -> str:
+    return f"dashboard ({price_books.who()})"
+
+
+def _budget_rows() -> tuple[dict[str, Any], ...]:
+    """Every budget (a point read of Postgres; passed to the cached forecasts, so an edit
+    shows at once)."""
+    return tuple(budget_store.list_budgets(data.database_url()))
+
+
+def move_file_budget() -> None:
+    """Move the legacy dashboard.json monthly budget into Postgres (once)."""
+    legacy = data.load_setting(LEGACY_BUDGET_SETTING)
+    if not legacy:
+        return
+    url = data.database_url()
+    rows = budget_store.list_budgets(url)
+    if not budget_queries.find_budget(rows, budget_queries.Scope("all"), "month"):
+        budget_store.set_budget(url, amount=legacy, period="month", created_by="dashboard.json")
+    data.save_setting(LEGACY_BUDGET_SETTING, None)
+
+
+def forecast_vs_budget(filters: Filters) -> None:
+    """Spend so far and at the period's end for the view's scope, against that scope's
+    budget (never the company-wide one for a filtered view)."""
+    move_file_budget()
+    budgets = _budget_rows()
+    today = datetime.now(UTC).date()
+    view = data.cached(budget_queries.forecast_for_view, filters, budgets, today=today)
+    result, budget = view["forecast"], view["budget"]
+    period = result.get("period", "month")
+    st.subheader(f"This {period}: forecast vs budget")
+    st.caption(view["reason"].capitalize() + ".")
+    cols = st.columns(4, border=True)
+    cols[0].metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]))
+    band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
+    cols[1].metric(
+        f"{period.capitalize()}-end forecast",
+        ui.money(result["forecast"]),
+        delta=f"band {band}",
+        delta_color="off",
+        delta_arrow="off",
+        help="About a 90% band. " + str(result.get("method", "")),
+    )
+    if budget is not None:
+        amount = float(budget["amount"])
+        over = float(result["forecast"]) - amount
+        cols[2].metric(
+            "Budget",
+            ui.money(amount, 0),
+            delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
+            delta_color="inverse" if over > 0 else "normal",
+            delta_arrow="up" if over > 0 else "down",
+            help=f"The {budget['period']}ly budget for {view['scope'].label}.",
+        )
+        cols[3].metric("Budget used", ui.percent(result["used"], 0))
+    else:
+        cols[2].metric("Budget", "not set", help=view["reason"])
+        cols[3].metric("Budget used", "–")
+    st.plotly_chart(figures.forecast(result), key="cost_forecast")
+
+
+def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
+    """The budgets table (spent and forecast per budget) and controls to set or remove one,
+    preset to the view's scope."""
+    url = data.database_url()
+    today = datetime.now(UTC).date()
+    budgets = _budget_rows()
+    with st.expander("Budgets by scope", expanded=True, icon=":material/savings:"):
+        overview = data.cached(budget_queries.budgets_overview, filters, budgets, today=today)
+        if overview.empty:
+            st.caption("No budget yet: set one below (for everything, a team, a user, ...).")
+        else:
+            ui.table(
+                overview,
+                key="budgets_table",
+                filename="budgets",
+                column_config={
+                    "amount": st.column_config.NumberColumn("Budget ($)", format="$%.2f"),
+                    "spent": st.column_config.NumberColumn("Spent ($)", format="$%.2f"),
+                    "forecast": st.column_config.NumberColumn("Forecast ($)", format="$%.2f"),
+                    "used": st.column_config.ProgressColumn(
+                        "Used", min_value=0, max_value=1, format="percent"
+                    ),
+                    "forecast_share": st.column_config.NumberColumn(
+                        "Forecast / budget", format="percent"
+                    ),
+                    "this_view": st.column_config.CheckboxColumn("This view's budget"),
+                },
+            )
+        scope, _ = budget_queries.scope_of_filters(filters)
+        scope = scope or budget_queries.Scope("all")
+        kinds = list(budget_store.SCOPE_KINDS)
+        cols = st.columns([1, 2, 1, 1])
+        kind = cols[0].selectbox(
+            "Scope", kinds, index=kinds.index(scope.kind), key="budget_scope_kind"
+        )
+        value = None
+        if kind != "all":
+            choices = list(options.get(SCOPE_OPTIONS[kind]) or [])
+            if kind == "source_type":
+                choices = list(budget_store.SOURCE_TYPES)
+            preset = scope.value if scope.kind == kind and scope.value in choices else None
+            value = cols[1].selectbox(
+                kind.replace("_", " ").capitalize(),
+                choices,
+                index=choices.index(preset) if preset else None,
+                accept_new_options=kind != "source_type",
+                key="budget_scope_value",
+                placeholder=f"Choose a {kind.replace('_', ' ')}",
+            )
+        period = cols[2].selectbox("Period", budget_store.PERIODS, key="budget_period")
+        amount = cols[3].number_input(
+            "Amount ($)", min_value=0.0, value=None, step=100.0, key="budget_amount"
+        )
+        if st.button("Save budget", key="budget_save", icon=":material/save:"):
+            saved = _attempt(
+                budget_store.set_budget,
+                url,
+                amount=amount if amount else 0,
+                period=period,
+                scope_kind=kind,
+                scope_value=value,
+                created_by=_who(),
+            )
+            if saved is not None:
+                st.rerun()
+        if budgets:
+            labels = {_budget_label(b): b["id"] for b in budgets}
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            doomed = left.selectbox("Remove a budget", list(labels), key="budget_remove_pick")
+            if right.button("Remove", key="budget_remove", icon=":material/delete:"):
+                budget_store.remove_budget(url, budget_id=labels[doomed])
+                st.rerun()
+
+
+def _budget_label(budget: dict[str, Any]) -> str:
+    scope = budget_queries.Scope(budget["scope_kind"], budget["scope_value"])
+    return f"{budget['id']}: {scope.label} per {budget['period']}"
+
+
+def price_books_manager(options: dict[str, list[str]]) -> None:
+    """Price overrides (add, remove, list with removed ones) and the re-pricing audit."""
+    url = data.database_url()
+    st.subheader("Price books")
+    st.caption(
+        f"Costs come from {price_books.library_ref()} unless an override is in force when a "
+        "task ran. A new override prices new tasks at once; past costs change only when "
+        "re-priced: `ai-runs reprice --since 2026-07-01 --dry-run`, then without --dry-run."
+    )
+    overrides = pd.DataFrame(price_books.list_overrides(url, include_removed=True))
+    if overrides.empty:
+        st.caption("No price override yet.")
+    else:
+        ui.table(
+            overrides,
+            key="price_overrides",
+            filename="price_overrides",
+            column_order=OVERRIDE_ORDER,
+        )
+    with st.expander("Add a price override", icon=":material/add:"):
+        cols = st.columns(4)
+        providers = list(options.get("providers") or ["openai"])
+        provider = cols[0].selectbox(
+            "Provider", providers, key="override_provider", accept_new_options=True
+        )
+        pattern = cols[1].text_input("Model or pattern (* ?)", key="override_model")
+        valid_from = cols[2].date_input("Valid from (UTC)", value=None, key="override_from")
+        valid_to = cols[3].date_input(
+            "Valid to (excl.; empty = open)", value=None, key="override_to"
+        )
+        rates: dict[str, Any] = {}
+        rate_cols = st.columns(len(price_books.RATE_FIELDS))
+        for column, name in zip(rate_cols, price_books.RATE_FIELDS, strict=True):
+            label = name.replace("_per_mtok", " $/M").replace("_", " ")
+            rates[name] = column.text_input(label, key=f"override_{name}")
+        note = st.text_input("Note (e.g. the contract)", key="override_note")
+        if st.button("Add override", key="override_add", icon=":material/add:"):
+            row = _attempt(
+                price_books.add_override,
+                url,
+                provider=provider or "",
+                model_pattern=pattern,
+                valid_from=valid_from,
+                valid_to=valid_to,
+                note=note,
+                created_by=_who(),
+                **{k: (v.strip() or None) for k, v in rates.items()},
+            )
+            if row is not None:
+                st.success(f"Added price override {row['id']}.")
+    if not overrides.empty:
+        live = overrides[overrides["removed_at"].isna()]
+        if not live.empty:
+            labels = {
+                f"{r.id}: {r.provider} {r.model_pattern} from {r.valid_from:%Y-%m-%d}": r.id
+                for r in live.itertuples()
+            }
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
+            if right.button("Retire", key="override_remove", icon=":material/delete:"):
+                price_books.remove_override(url, override_id=labels[doomed], removed_by=_who())
+                st.rerun()
+    st.markdown("**Re-pricing audit**")
+    audit = pd.DataFrame(repricing.reprice_audit(url))
+    if audit.empty:
+        st.caption("No re-pricing yet.")
+    else:
+        audit["rule"] = audit["rule"].map(str)
+        audit["price_books"] = audit["price_books"].map(str)
+        ui.table(audit, key="reprice_audit", filename="reprice_audit")

@@ -1,0 +1,148 @@
+"""Budgets against spend: which budget a filtered view compares with, and where each
+budget's period will end (docs/spend-control.md).
+
+Like with like: a view is compared with the budget of exactly its scope. No filter (other
+than dates) is scope `all`; exactly one of team, user, model, tag or source type with one
+value is that scope; anything else (a provider, a status, two values, two dimensions) has
+no budget of its own, and the comparison says so instead of borrowing the company-wide one.
+The filters' dates never matter: a budget is about its own period (this month or week).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from queries import forecast
+from queries.filters import Filters
+
+# Filters field -> budget scope kind.
+SCOPE_FIELDS = {
+    "teams": "team",
+    "users": "user",
+    "models": "model",
+    "tags": "tag",
+    "source_types": "source_type",
+}
+_FIELD_OF_SCOPE = {kind: name for name, kind in SCOPE_FIELDS.items()}
+UNSCOPED_FIELDS = ("providers", "statuses")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A budget scope: kind in ingest.budgets.SCOPE_KINDS, value None for `all`."""
+
+    kind: str
+    value: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "everything" if self.kind == "all" else f"{self.kind} {self.value}"
+
+
+def scope_of_filters(filters: Filters) -> tuple[Scope | None, str]:
+    """The budget scope a filtered view matches, or None, with a sentence saying why."""
+    used = {name: getattr(filters, name) for name in (*SCOPE_FIELDS, *UNSCOPED_FIELDS)}
+    used = {name: values for name, values in used.items() if values}
+    if not used:
+        return Scope("all"), "no filter: compared with the budget for everything"
+    if len(used) == 1:
+        ((name, values),) = used.items()
+        if name in SCOPE_FIELDS and len(values) == 1:
+            scope = Scope(SCOPE_FIELDS[name], values[0])
+            return scope, f"filtered to {scope.label}: compared with that {scope.kind}'s budget"
+    described = ", ".join(f"{name}={list(values)}" for name, values in used.items())
+    return None, (
+        f"these filters ({described}) match no budget scope: budgets are for everything or "
+        "one team, user, model, tag or source type"
+    )
+
+
+def scope_filters(scope: Scope, day: date) -> Filters:
+    """Filters selecting the tasks of `scope` (dates: the day only; forecasts use their own)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    extra = {} if scope.kind == "all" else {_FIELD_OF_SCOPE[scope.kind]: (scope.value,)}
+    return Filters(start=start, end=start + timedelta(days=1), **extra)
+
+
+def find_budget(
+    rows: Sequence[Mapping[str, Any]], scope: Scope, period: str | None = None
+) -> Mapping[str, Any] | None:
+    """The budget row of `scope` (monthly before weekly unless `period` is given)."""
+    found = [
+        row
+        for row in rows
+        if row["scope_kind"] == scope.kind
+        and row["scope_value"] == scope.value
+        and (period is None or row["period"] == period)
+    ]
+    found.sort(key=lambda row: row["period"] != "month")
+    return found[0] if found else None
+
+
+def budget_forecast(con: Any, budget: Mapping[str, Any], *, today: date | None = None) -> dict:
+    """queries.forecast.spend_forecast of the budget's scope over its current period, with
+    the budget's amount (USD) as `budget`, plus used = month_to_date / amount and
+    forecast_share = forecast / amount (fractions)."""
+    today = today or datetime.now(UTC).date()
+    scope = Scope(budget["scope_kind"], budget["scope_value"])
+    amount = float(budget["amount"])
+    result = forecast.spend_forecast(
+        con, scope_filters(scope, today), budget=amount, today=today, period=budget["period"]
+    )
+    result["used"] = result["month_to_date"] / amount
+    result["forecast_share"] = result["forecast"] / amount
+    result["scope"] = scope
+    result["budget_row"] = budget
+    return result
+
+
+def forecast_for_view(
+    con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
+) -> dict[str, Any]:
+    """The budget comparison of a filtered view, given every budget row
+    (ingest.budgets.list_budgets): scope (Scope or None), reason (sentence), budget (its
+    row or None) and forecast (budget_forecast, or the view's own monthly forecast without a
+    budget when its scope has none)."""
+    scope, reason = scope_of_filters(filters)
+    budget = find_budget(list(budgets), scope) if scope else None
+    if budget is not None:
+        result = budget_forecast(con, budget, today=today)
+    else:
+        result = forecast.spend_forecast(con, filters, today=today)
+        if scope is not None:
+            reason = f"no budget is set for {scope.label} yet"
+    return {"scope": scope, "reason": reason, "budget": budget, "forecast": result}
+
+
+def budgets_overview(
+    con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
+) -> pd.DataFrame:
+    """One row per budget: id, scope_kind, scope_value, period, amount, spent (so far in
+    the period), forecast (period end), used and forecast_share (fractions of amount), and
+    this_view (True for the budget a view with `filters` is compared with)."""
+    scope, _ = scope_of_filters(filters)
+    compared = find_budget(list(budgets), scope) if scope else None
+    rows = []
+    for budget in budgets:
+        result = budget_forecast(con, budget, today=today)
+        rows.append(
+            {
+                "id": budget["id"],
+                "scope_kind": budget["scope_kind"],
+                "scope_value": budget["scope_value"],
+                "period": budget["period"],
+                "amount": float(budget["amount"]),
+                "spent": result["month_to_date"],
+                "forecast": result["forecast"],
+                "used": result["used"],
+                "forecast_share": result["forecast_share"],
+                "this_view": compared is not None and budget["id"] == compared["id"],
+            }
+        )
+    columns = ["id", "scope_kind", "scope_value", "period", "amount", "spent", "forecast"]
+    return pd.DataFrame(rows, columns=[*columns, "used", "forecast_share", "this_view"])

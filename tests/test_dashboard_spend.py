@@ -1,0 +1,124 @@
+"""Spend control in the dashboard (AppTest, real Postgres + DuckDB): a manager sets a team
+budget on the Cost page and sees that team's forecast against it; the legacy file budget
+moves to Postgres; the Overview shows firing alerts; what-if routes a share of a model."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from dashboard_support import (
+    app_environment,
+    create_database,
+    drop_database,
+    metric_values,
+    open_page,
+    texts,
+)
+
+from ingest import alert_rules, budgets, demo
+from queries import budgets as budget_queries
+from queries import open_mirror, sync_mirror
+from queries.alerts import check_alerts
+
+
+@pytest.fixture(scope="module")
+def spend_url(pg_server: str, template_db: str) -> Iterator[str]:
+    name = f"ai_runs_spend_{os.getpid()}"
+    url = create_database(pg_server, template_db, name)
+    demo.generate(url, tasks=2000, days=40, seed=11)
+    yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def spend_app(spend_url: str, tmp_path: Path) -> Iterator[Path]:
+    with app_environment(spend_url, tmp_path):
+        yield tmp_path
+
+
+def _table_with(at, column: str):
+    """The first dataframe shown that has `column`."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _a_team(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT team FROM ai_users WHERE team IS NOT NULL ORDER BY team LIMIT 1"
+        ).fetchone()[0]
+
+
+def test_manager_sets_a_team_budget_and_sees_the_teams_forecast(spend_app, spend_url):
+    (spend_app / "dashboard.json").write_text(json.dumps({"monthly_budget": 1234.0}))
+    at = open_page("cost")
+    assert not at.exception
+    # The file budget is now the company-wide monthly budget in Postgres.
+    assert metric_values(at)["Budget"] == "$1,234"
+    assert json.loads((spend_app / "dashboard.json").read_text())["monthly_budget"] is None
+    assert [(b["scope_kind"], float(b["amount"])) for b in budgets.list_budgets(spend_url)] == [
+        ("all", 1234.0)
+    ]
+
+    team = _a_team(spend_url)
+    at = open_page("cost", team=[team])
+    assert f"No budget is set for team {team} yet" in texts(at)
+    assert metric_values(at)["Budget"] == "not set"  # never the company-wide one
+    assert at.selectbox(key="budget_scope_kind").value == "team"
+    assert at.selectbox(key="budget_scope_value").value == team
+    at.number_input(key="budget_amount").set_value(500.0)
+    at.button(key="budget_save").click().run()
+    assert not at.exception
+
+    metrics = metric_values(at)
+    assert metrics["Budget"] == "$500"
+    assert f"Filtered to team {team}: compared with that team's budget" in texts(at)
+    with open_mirror(spend_app / "check.duckdb") as con:  # a second mirror, same data
+        sync_mirror(spend_url, con=con)
+        expected = budget_queries.budget_forecast(
+            con, budgets.list_budgets(spend_url)[1], today=datetime.now(UTC).date()
+        )
+    assert expected["scope"] == budget_queries.Scope("team", team)
+    assert metrics["Month to date"] == f"${expected['month_to_date']:,.2f}"
+    assert metrics["Month-end forecast"] == f"${expected['forecast']:,.2f}"
+    chart = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert any("budget $500" in (a.get("text") or "") for a in chart["layout"]["annotations"])
+    table = _table_with(at, "scope_kind")
+    assert set(table["scope_kind"]) == {"all", "team"}
+
+
+def test_overview_shows_firing_alerts_and_history(spend_app, spend_url):
+    budget = budgets.set_budget(spend_url, amount="0.01", scope_kind="all")
+    alert_rules.add_rule(
+        spend_url, name="tiny budget", kind="budget_spend", threshold=1, budget_id=budget["id"]
+    )
+    with open_mirror(spend_app / "check.duckdb") as con:
+        sync_mirror(spend_url, con=con)
+        assert check_alerts(con, spend_url).fired == ["tiny budget"]
+    at = open_page("overview")
+    assert not at.exception
+    assert any("**tiny budget** is firing" in e.value for e in at.error)
+    history = _table_with(at, "delivery")
+    assert list(history["event"]) == ["firing"]
+    alert_rules.remove_rule(spend_url, rule_id=alert_rules.list_rules(spend_url)[0]["id"])
+    budgets.remove_budget(spend_url, budget_id=budget["id"])
+
+
+def test_what_if_routes_a_share_of_one_model(spend_app):
+    at = open_page("cost")
+    at.selectbox(key="whatif_provider").set_value("openai").run()
+    assert "claude-sonnet-4-5" not in at.selectbox(key="whatif_model").options
+    at.selectbox(key="whatif_model").set_value("gpt-4o-mini")
+    at.selectbox(key="whatif_source").set_value("gpt-4o")
+    at.slider(key="whatif_share").set_value(30).run()
+    assert not at.exception
+    assert any(
+        "Routing 30% of **gpt-4o** to **openai/gpt-4o-mini**" in m.value for m in at.markdown
+    )
+    at.selectbox(key="whatif_source").set_value("gpt-4o-mini").run()
+    assert any("already the target" in i.value for i in at.info)

@@ -1,0 +1,111 @@
+"""What-if mixes and budget scopes over a real mirror (docs/spend-control.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from builders import make_run, make_task
+
+from ingest import budgets
+from queries import budgets as budget_queries
+from queries import open_mirror, sync_mirror, whatif
+from queries.filters import Filters
+
+NOW = datetime.now(UTC)
+ANN = Filters.last_days(7, users=("ann",))
+
+
+@pytest.fixture
+def mirror_con(conn, db_url, tmp_path):
+    run = make_run(conn, user_id="ann")
+    for model, cost in (("gpt-4o", "1.0"), ("gpt-4o", "1.0"), ("gpt-4o-mini", "0.1")):
+        make_task(
+            conn, run, model=model, status="completed", cost=Decimal(cost), user_id="ann",
+            created_at=NOW - timedelta(minutes=5), tokens_input=1000, tokens_output=100,
+        )  # fmt: skip
+    with open_mirror(tmp_path / "m.duckdb") as con:
+        sync_mirror(db_url, con=con)
+        yield con
+
+
+def _today() -> Filters:
+    return Filters.last_days(1)
+
+
+def test_route_a_share_of_one_model(mirror_con):
+    full = whatif.what_if_mix(mirror_con, _today(), "openai", "gpt-4o-mini", source_model="gpt-4o")
+    part = whatif.what_if_mix(
+        mirror_con, _today(), "openai", "gpt-4o-mini", source_model="gpt-4o", share=0.3
+    )
+    assert full.ok and part.ok
+    assert full.actual == part.actual == pytest.approx(2.1)
+    on_mini = full.what_if - 0.1  # the gpt-4o tasks entirely on gpt-4o-mini
+    assert part.what_if == pytest.approx(0.1 + 2.0 * 0.7 + on_mini * 0.3)
+    assert list(part.frame["model"]) == ["gpt-4o"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "source", "expected"),
+    [
+        ("nowhere", "x", None, "No prices are known for provider 'nowhere'"),
+        ("openai", "claude-sonnet-4-5", None, "is not a model of openai"),
+        ("openai", "gpt-4o-mini", "o3", "no o3 tasks in this slice"),
+        ("openai", "gpt-4o-mini", "gpt-4o-mini", "already the target"),
+    ],
+)
+def test_an_impossible_pair_is_explained(mirror_con, provider, model, source, expected):
+    plan = whatif.what_if_mix(mirror_con, _today(), provider, model, source_model=source)
+    assert not plan.ok and expected in plan.explanation
+
+
+def test_only_models_of_the_provider_are_offered():
+    models = whatif.provider_models("openai")
+    assert "gpt-4o-mini" in models and "claude-sonnet-4-5" not in models
+    assert whatif.provider_models("nowhere") == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "scope"),
+    [
+        ({}, ("all", None)),
+        ({"teams": ("ml",)}, ("team", "ml")),
+        ({"source_types": ("chat",)}, ("source_type", "chat")),
+        ({"teams": ("ml", "ops")}, None),
+        ({"teams": ("ml",), "models": ("gpt-4o",)}, None),
+        ({"providers": ("openai",)}, None),
+    ],
+)
+def test_a_view_matches_only_the_budget_of_its_own_scope(filters, scope):
+    found, reason = budget_queries.scope_of_filters(Filters.last_days(7, **filters))
+    assert (found and (found.kind, found.value)) == scope or (found is None and scope is None)
+    assert reason
+
+
+def test_filtered_view_never_borrows_the_company_budget(mirror_con, db_url):
+    budgets.set_budget(db_url, amount=1000)
+    view = budget_queries.forecast_for_view(mirror_con, ANN, budgets.list_budgets(db_url))
+    assert view["budget"] is None and "no budget is set for user ann" in view["reason"]
+    budgets.set_budget(db_url, amount=10, scope_kind="user", scope_value="ann", period="week")
+    view = budget_queries.forecast_for_view(mirror_con, ANN, budgets.list_budgets(db_url))
+    assert float(view["budget"]["amount"]) == 10 and view["forecast"]["period"] == "week"
+    assert view["forecast"]["month_to_date"] == pytest.approx(2.1)
+    assert view["forecast"]["used"] == pytest.approx(0.21)
+    overview = budget_queries.budgets_overview(mirror_con, ANN, budgets.list_budgets(db_url))
+    assert overview.set_index("scope_kind")["this_view"].to_dict() == {"all": False, "user": True}
+
+
+def test_bad_budget_names_the_field(db_url):
+    from ingest.errors import ValidationError
+
+    for kwargs, field in (
+        ({"amount": 0}, "amount"),
+        ({"amount": 5, "period": "day"}, "period"),
+        ({"amount": 5, "scope_kind": "team"}, "scope_value"),
+        ({"amount": 5, "scope_kind": "source_type", "scope_value": "fax"}, "scope_value"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            budgets.set_budget(db_url, **kwargs)
+        assert raised.value.field == field
+    assert budgets.list_budgets(db_url) == []
