@@ -5,6 +5,7 @@ registers its own subcommands:
 - ingest.cli_data:   ai-runs demo | import | export
 - queries.cli:       ai-runs sync
 - dashboard.cli:     ai-runs dashboard
+- queries.lake.cli:  ai-runs lake sync | purge
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psycopg
 from dashboard import cli as dashboard_cli
 from ingest import cli_data, cli_db, config
 from queries import cli as queries_cli
+from queries.lake import cli as lake_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_db, cli_data, queries_cli, dashboard_cli):
+    for module in (cli_db, cli_data, queries_cli, dashboard_cli, lake_cli):
         module.register(commands)
     return parser
 
