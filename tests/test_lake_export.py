@@ -126,3 +126,42 @@ def test_lake_sync_command_syncs_the_mirror_then_exports(db_url, tmp_path, monke
     store = open_store(str(lake))
     assert read_manifest(store).tables["tasks"].partitions
     assert len(lake_rows(store, "tasks")) == 1
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """A local S3-compatible server (moto's server mode) on 127.0.0.1; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_s3_export_to_a_local_s3_server(db_url, mirror, s3_endpoint, monkeypatch):
+    monkeypatch.setenv("AI_RUNS_LAKE_S3_ENDPOINT", s3_endpoint)
+    import pyarrow.fs as pafs
+
+    pafs.S3FileSystem(
+        endpoint_override=s3_endpoint, scheme="http", allow_bucket_creation=True
+    ).create_dir("analytics")  # the bucket
+    store = open_store("s3://analytics/lake")
+    export_lake(mirror, store)
+    assert_lake_equals_mirror(mirror, store)
+    assert store.files("tasks")[0].startswith("tasks/month=")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM ai_tasks WHERE id IN (SELECT id FROM ai_tasks ORDER BY id LIMIT 5)"
+        )
+    q.sync_mirror(db_url, con=mirror)
+    result = export_lake(mirror, store)
+    assert 1 <= result.written["tasks"] < result.written["tasks"] + result.kept["tasks"]
+    assert_lake_equals_mirror(mirror, store)
+    assert {f for f in store.files() if f.endswith(".parquet")} == (
+        read_manifest(store).files() | read_manifest(store, "_manifest.previous.json").files()
+    )

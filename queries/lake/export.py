@@ -121,7 +121,7 @@ def _export_table(
     if not out.columns and before is not None:
         out.columns = before.columns
     if not out.columns:
-        schema = cur.execute(_sql("all_rows", table=projection).sql + " LIMIT 0").to_arrow_table().schema
+        schema = cur.sql(_sql("all_rows", table=projection).sql).limit(0).to_arrow_table().schema
         out.columns = _columns(schema)
     gone = set(before.partitions) - {p[0] for p in prints} if before else set()
     result.written[table], result.kept[table], result.dropped[table] = written, kept, len(gone)
