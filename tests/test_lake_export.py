@@ -73,7 +73,7 @@ def test_interrupted_rewrite_leaves_the_previous_manifest_readable(
         conn.execute("UPDATE ai_tasks SET tokens_output = tokens_output + 1")  # every month
     q.sync_mirror(db_url, con=mirror)
 
-    real_write = lake_export._write_parquet
+    real_write = lake_export.write_parquet
     calls = []
 
     def dies_on_second_partition(store_, rel, reader):
@@ -83,7 +83,7 @@ def test_interrupted_rewrite_leaves_the_previous_manifest_readable(
             raise OSError("disk full (simulated)")
         return real_write(store_, rel, reader)
 
-    monkeypatch.setattr(lake_export, "_write_parquet", dies_on_second_partition)
+    monkeypatch.setattr(lake_export, "write_parquet", dies_on_second_partition)
     with pytest.raises(OSError, match="simulated"):
         export_lake(mirror, store)
     assert store.read_bytes(MANIFEST) == manifest_bytes  # not swapped
@@ -91,7 +91,7 @@ def test_interrupted_rewrite_leaves_the_previous_manifest_readable(
     orphans = {f for f in store.files() if f.endswith(".parquet")} - read_manifest(store).files()
     assert len(orphans) == 2
 
-    monkeypatch.setattr(lake_export, "_write_parquet", real_write)
+    monkeypatch.setattr(lake_export, "write_parquet", real_write)
     export_lake(mirror, store)  # the next export finishes the job and removes the orphans
     assert_lake_equals_mirror(mirror, store)
     assert not orphans & set(store.files())

@@ -112,7 +112,7 @@ def _export_table(
             reader = cur.sql(_sql("all_rows", table=projection).sql).to_arrow_reader(
                 ROW_GROUP_ROWS
             )
-        count = _write_parquet(store, rel, reader)
+        count = write_parquet(store, rel, reader)
         if count != rows:  # the transaction makes this impossible; refuse to publish if not
             raise RuntimeError(f"lake {table} {month}: wrote {count} rows, expected {rows}")
         out.partitions[month] = Partition(files=[rel], rows=int(rows), fingerprint=fingerprint)
@@ -141,7 +141,7 @@ def _month_bounds(month: str) -> tuple[datetime, datetime]:
     return lo, hi
 
 
-def _write_parquet(store: LakeStore, rel: str, reader) -> int:
+def write_parquet(store: LakeStore, rel: str, reader) -> int:
     """Write a record batch stream to `rel` (zstd); rows written."""
     path = store.path(rel)
     store.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
