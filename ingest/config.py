@@ -5,8 +5,8 @@
 | DATABASE_URL    | (unset)        | Postgres to use; unset means the embedded server below.       |
 | AI_RUNS_HOME    | ./.ai-runs     | Folder for the embedded Postgres (pgdata) and the mirror.     |
 | AI_RUNS_MIRROR  | $AI_RUNS_HOME/analytics.duckdb | Path of the DuckDB analytics mirror.          |
-| AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Parquet lake: a folder or s3://bucket/prefix (docs/lake.md). |
-| AI_RUNS_LAKE_S3_ENDPOINT | (unset) | S3-compatible endpoint URL for an s3:// lake (unset: AWS). |
+| AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Parquet lake: a folder or s3://bucket/prefix.  |
+| AI_RUNS_LAKE_S3_ENDPOINT | (unset) | URL of an S3-compatible store (unset: AWS).   |
 """
 
 from __future__ import annotations

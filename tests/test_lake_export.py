@@ -41,8 +41,9 @@ def test_lake_equals_mirror_after_inserts_updates_and_deletes(db_url, mirror, tm
         may = conn.execute(
             "SELECT id, run_id FROM ai_tasks WHERE created_at >= '2026-05-01' ORDER BY id LIMIT 2"
         ).fetchall()
-        conn.execute("UPDATE ai_tasks SET cost = 1.25, status = 'failed' WHERE id = %s",
-                     (may[0]["id"],))
+        conn.execute(
+            "UPDATE ai_tasks SET cost = 1.25, status = 'failed' WHERE id = %s", (may[0]["id"],)
+        )
         conn.execute("DELETE FROM ai_tasks WHERE id = %s", (may[1]["id"],))
         run = make_run(conn, created_at=END.replace(day=20, month=5))
         make_task(conn, run, cost=Decimal("0.5"), created_at=END.replace(day=21, month=5))

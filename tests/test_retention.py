@@ -52,9 +52,7 @@ def mirror(db_url, tmp_path):
 def test_purge_keeps_every_invariant_and_the_mirror_follows(db_url, mirror):
     cutoff = NOW - timedelta(days=30)
     assert old_runs(db_url, cutoff) > 0
-    result = retention.purge_old_runs(
-        db_url, older_than=timedelta(days=30), now=NOW, batch_runs=40
-    )
+    result = retention.purge_old_runs(db_url, older_than=timedelta(days=30), now=NOW, batch_runs=40)
     assert result.runs > 40 and result.batches >= 2  # several batches
     assert old_runs(db_url, cutoff) == 0
     after = pg_totals(db_url)
@@ -94,8 +92,10 @@ def test_deletion_log_is_pruned_once_every_registered_mirror_applied_it(db_url, 
     assert removed == 0 and mirrors[0]["name"] == lagging  # held back by the lagging one
 
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("UPDATE ai_sync_mirrors SET synced_at = now() - interval '40 days' "
-                     "WHERE name = %s", (lagging,))
+        conn.execute(
+            "UPDATE ai_sync_mirrors SET synced_at = now() - interval '40 days' WHERE name = %s",
+            (lagging,),
+        )
     assert retention.forget_idle_mirrors(db_url, idle_for=timedelta(days=30)) == [lagging]
     removed, _ = retention.prune_sync_deletions(db_url)
     assert removed == logged
@@ -122,7 +122,7 @@ def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path
         reader = duckdb.connect()
         manifest = current_manifest(store)
         parts = [table_relation(reader, store, manifest, t) for t in ("tasks", "archive_tasks")]
-        everything = parts[0].union(parts[1])
+        parts[0].union(parts[1]).create_view("everything")
         query = "SELECT count(*), count(DISTINCT id), sum(cost) FROM everything"
         return reader.execute(query).fetchone()
 

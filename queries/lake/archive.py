@@ -106,10 +106,14 @@ class Archiver:
                     part = kept.partitions.get(month) or Partition([], 0, "")
                     part = Partition(part.files + [moved[0]], part.rows + moved[1], "")
                     kept.partitions[month] = part
-                    setattr(self, f"archived_{table}", getattr(self, f"archived_{table}") + moved[1])
+                    setattr(
+                        self, f"archived_{table}", getattr(self, f"archived_{table}") + moved[1]
+                    )
                 if month not in live.partitions:
                     continue
-                rest = self._write(con, "rows_to_keep", expressions, month, f"{table}/month={month}")
+                rest = self._write(
+                    con, "rows_to_keep", expressions, month, f"{table}/month={month}"
+                )
                 if rest is None:
                     del live.partitions[month]
                 else:  # fingerprint unknown: the next export rewrites it from the mirror
@@ -121,7 +125,9 @@ class Archiver:
     def _write(self, con, query: str, expressions: dict, month: str, folder: str):
         """Write the rows of `query` for `month` to a new file in `folder`; (file, rows),
         or None when there are none."""
-        relation = con.sql(sqltext.render("lake", query, **expressions).duckdb, params={"month": month})
+        relation = con.sql(
+            sqltext.render("lake", query, **expressions).duckdb, params={"month": month}
+        )
         table = relation.to_arrow_table()
         if table.num_rows == 0:
             return None
@@ -141,13 +147,23 @@ def _month(moment) -> str:
 
 
 _BATCH_RUNS = pa.schema(
-    [("id", pa.string()), ("task_count", pa.int64()), ("total_tokens", pa.int64()),
-     ("total_cost", pa.string()), ("created_at", pa.timestamp("us", tz="UTC"))]
+    [
+        ("id", pa.string()),
+        ("task_count", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("total_cost", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
 )
 _BATCH_TASKS = pa.schema(
-    [("id", pa.string()), ("run_id", pa.string()), ("status", pa.string()),
-     ("tokens_total", pa.int64()), ("cost", pa.string()),
-     ("created_at", pa.timestamp("us", tz="UTC"))]
+    [
+        ("id", pa.string()),
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("tokens_total", pa.int64()),
+        ("cost", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
 )
 # Stand-ins for lake tables with no file in the batch's months (fixed names, no values).
 _EMPTY = {

@@ -109,9 +109,7 @@ def _export_table(
                 _sql("partition_rows", table=projection).duckdb, {"lo": lo, "hi": hi}
             ).to_arrow_reader(ROW_GROUP_ROWS)
         else:
-            reader = cur.sql(_sql("all_rows", table=projection).sql).to_arrow_reader(
-                ROW_GROUP_ROWS
-            )
+            reader = cur.sql(_sql("all_rows", table=projection).sql).to_arrow_reader(ROW_GROUP_ROWS)
         count = write_parquet(store, rel, reader)
         if count != rows:  # the transaction makes this impossible; refuse to publish if not
             raise RuntimeError(f"lake {table} {month}: wrote {count} rows, expected {rows}")
@@ -146,9 +144,11 @@ def write_parquet(store: LakeStore, rel: str, reader) -> int:
     path = store.path(rel)
     store.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     count = 0
-    with store.fs.open_output_stream(path) as sink:
-        with pq.ParquetWriter(sink, reader.schema, compression="zstd") as writer:
-            for batch in reader:
-                writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-                count += batch.num_rows
+    with (
+        store.fs.open_output_stream(path) as sink,
+        pq.ParquetWriter(sink, reader.schema, compression="zstd") as writer,
+    ):
+        for batch in reader:
+            writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+            count += batch.num_rows
     return count

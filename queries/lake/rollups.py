@@ -124,8 +124,15 @@ def _shape(frame: pd.DataFrame, grain: str | None, by: str | None) -> pd.DataFra
 def usage_over_time(engine: Any, filters: Filters, grain: str, by: str | None) -> pd.DataFrame:
     """queries.usage_over_time on the lake (grain day or week; by model, team, provider)."""
     frame = engine.run("lake_usage", _params(filters), **_expressions(engine, grain, by))
-    return _ints(_shape(frame, grain, by), "tokens_input", "tokens_output", "tokens_total",
-                 "tasks", "runs", "active_users")
+    return _ints(
+        _shape(frame, grain, by),
+        "tokens_input",
+        "tokens_output",
+        "tokens_total",
+        "tasks",
+        "runs",
+        "active_users",
+    )
 
 
 def usage_by(engine: Any, filters: Filters, by: str) -> pd.DataFrame:
@@ -171,8 +178,9 @@ def latency_percentiles(
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r} is not allowed; choose one of {sorted(METRICS)}")
     expressions = _expressions(engine, grain, by) | {"metric": METRICS[metric]}
-    frame = _shape(engine.run("lake_latency_percentiles", _params(filters), **expressions),
-                   grain, by)
+    frame = _shape(
+        engine.run("lake_latency_percentiles", _params(filters), **expressions), grain, by
+    )
     for column in ("p50", "p90", "p95", "p99"):
         frame[column] = frame[column].astype("float64")
     return _ints(frame, "tasks")

@@ -113,9 +113,7 @@ def open_store(target: str | None = None, *, s3_endpoint: str | None = None) -> 
         root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         return LakeStore(fs=fs, root=root, url=target, local=False)
     if parsed.scheme not in ("", "file"):
-        raise ValueError(
-            f"lake target {target!r}: allowed are a folder path or s3://bucket/prefix"
-        )
+        raise ValueError(f"lake target {target!r}: allowed are a folder path or s3://bucket/prefix")
     path = Path(parsed.path if parsed.scheme == "file" else target).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return LakeStore(fs=pafs.LocalFileSystem(), root=str(path), url=str(path), local=True)
