@@ -61,6 +61,8 @@ def test_lake_equals_mirror_after_inserts_updates_and_deletes(db_url, mirror, tm
     manifest, previous = read_manifest(store), read_manifest(store, "_manifest.previous.json")
     on_disk = {f for f in store.files() if f.endswith(".parquet")}
     assert on_disk == manifest.files() | previous.files()
+    folders = [d for d in (tmp_path / "lake").rglob("*") if d.is_dir()]
+    assert all(any(d.iterdir()) for d in folders), "garbage collection leaves no empty folder"
 
 
 def test_interrupted_rewrite_leaves_the_previous_manifest_readable(
@@ -166,3 +168,46 @@ def test_s3_export_to_a_local_s3_server(db_url, mirror, s3_endpoint, monkeypatch
     assert {f for f in store.files() if f.endswith(".parquet")} == (
         read_manifest(store).files() | read_manifest(store, "_manifest.previous.json").files()
     )
+
+
+def test_lake_sync_while_another_process_holds_the_mirror(db_url, tmp_path, monkeypatch):
+    """The dashboard's situation: the mirror file is locked by another process. The export
+    goes through a mirror of its own, and any process can read the lake meanwhile."""
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from queries.lake.read import attach_lake
+    from queries.lake.sync import sync_lake
+
+    with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        run = make_run(conn)
+        make_task(conn, run, cost=Decimal("0.25"))
+    held = tmp_path / "analytics.duckdb"
+    q.sync_mirror(db_url, held)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(held),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(q.mirror.MirrorLocked):
+            q.open_mirror(held)
+        result, used = sync_lake(str(tmp_path / "lake"), url=db_url, mirror=held)
+        assert used == str(tmp_path / "lake-mirror.duckdb")
+        assert result.rows["tasks"] == 1
+        reader = duckdb.connect()  # another reader, while the mirror is still held
+        attach_lake(reader, open_store(str(tmp_path / "lake")))
+        assert reader.execute("SELECT sum(cost) FROM tasks").fetchone() == (Decimal("0.25"),)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

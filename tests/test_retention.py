@@ -79,11 +79,8 @@ def test_deletion_log_is_pruned_once_every_registered_mirror_applied_it(db_url, 
     lagging = "elsewhere:/old/mirror.duckdb"
     with psycopg.connect(db_url) as conn:
         logged = conn.execute("SELECT count(*) FROM ai_sync_deletions").fetchone()[0]
-        horizon_before = conn.execute(
-            "SELECT min(sync_xid)::text FROM ai_sync_deletions"
-        ).fetchone()[0]
     assert logged > 0
-    retention.record_mirror_horizon(db_url, lagging, horizon_before)  # has not applied them
+    retention.record_mirror_horizon(db_url, lagging, 1)  # has applied none of them
     q.sync_mirror(db_url, con=mirror)  # this one has, and registers itself
     names = [m["name"] for m in retention.list_mirrors(db_url)]
     assert lagging in names and len(names) == 2
@@ -97,9 +94,16 @@ def test_deletion_log_is_pruned_once_every_registered_mirror_applied_it(db_url, 
             (lagging,),
         )
     assert retention.forget_idle_mirrors(db_url, idle_for=timedelta(days=30)) == [lagging]
+    (applied,) = retention.list_mirrors(db_url)
+    with psycopg.connect(db_url) as conn:
+        below = "SELECT count(*) FROM ai_sync_deletions WHERE sync_xid < %s::text::xid8"
+        expected = conn.execute(below, (str(applied["horizon"]),)).fetchone()[0]
+    # All of them when no other transaction on the server held the horizon back.
     removed, _ = retention.prune_sync_deletions(db_url)
-    assert removed == logged
-    assert retention.pruned_below(db_url) > 0
+    assert removed == expected
+    assert retention.pruned_below(db_url) == applied["horizon"]
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(below, (str(applied["horizon"]),)).fetchone()[0] == 0
 
     # A mirror behind the pruned watermark cannot trust the log: it rebuilds, exactly.
     mirror.execute("UPDATE mirror_meta SET value = '1' WHERE key = 'horizon'")

@@ -22,7 +22,6 @@ and only removes them from the live tables again.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC
 
 import duckdb
@@ -30,7 +29,7 @@ import pyarrow as pa
 
 from ingest.retention import PurgeBatch
 from queries import sqltext
-from queries.lake.export import ROW_GROUP_ROWS, write_parquet
+from queries.lake.export import ROW_GROUP_ROWS, partition_file, write_parquet
 from queries.lake.manifest import Manifest, Partition, Table, swap_manifest
 from queries.lake.read import current_manifest, table_relation
 from queries.lake.store import LakeStore
@@ -131,7 +130,7 @@ class Archiver:
         table = relation.to_arrow_table()
         if table.num_rows == 0:
             return None
-        rel = f"{folder}/part-{uuid.uuid4().hex}.parquet"
+        rel = partition_file(folder)
         write_parquet(self.store, rel, table.to_reader(ROW_GROUP_ROWS))
         return rel, table.num_rows
 

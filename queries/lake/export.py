@@ -102,12 +102,12 @@ def _export_table(
             kept += 1
             continue
         folder = f"{table}/month={month}" if partitioned else table
-        rel = f"{folder}/part-{uuid.uuid4().hex}.parquet"
+        rel = partition_file(folder)
         if partitioned:
             lo, hi = _month_bounds(month)
-            reader = cur.execute(
-                _sql("partition_rows", table=projection).duckdb, {"lo": lo, "hi": hi}
-            ).to_arrow_reader(ROW_GROUP_ROWS)
+            query = _sql("partition_rows", table=projection).duckdb
+            relation = cur.sql(query, params={"lo": lo, "hi": hi})
+            reader = relation.to_arrow_reader(ROW_GROUP_ROWS)
         else:
             reader = cur.sql(_sql("all_rows", table=projection).sql).to_arrow_reader(ROW_GROUP_ROWS)
         count = write_parquet(store, rel, reader)
@@ -126,6 +126,13 @@ def _export_table(
     result.rows[table] = sum(p.rows for p in out.partitions.values())
     log.info("lake %s: %d partitions written, %d kept, %d dropped", table, written, kept, len(gone))
     return out
+
+
+def partition_file(folder: str) -> str:
+    """A fresh file for a new version of the partition in `folder`. Each version gets a
+    directory of its own (v-<random>/), so an engine with a metastore can point the
+    partition's location at exactly one version (docs/lake.md, "Engines")."""
+    return f"{folder}/v-{uuid.uuid4().hex[:16]}/part-0.parquet"
 
 
 def _columns(schema) -> list[list[str]]:

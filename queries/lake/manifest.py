@@ -6,7 +6,7 @@
      "source": {"mirror_horizon": "...", "mirror_synced_at": "..."},
      "tables": {"tasks": {"partition_by": "month", "columns": [[name, type], ...],
                           "partitions": {"2026-09": {"files": ["tasks/month=2026-09/
-                          part-7-3f2a.parquet"], "rows": 1234, "fingerprint": "1234:98..."}}},
+                          v-3f2a.../part-0.parquet"], "rows": 1234, "fingerprint": "1234:98..."}}},
                 "runs": {...}, "users": {"partition_by": null, "partitions": {"": {...}}},
                 "archive_tasks": {...}, "archive_runs": {...}}}
 

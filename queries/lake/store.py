@@ -72,10 +72,19 @@ class LakeStore:
         return sorted(i.path[start:] for i in found if i.type == pafs.FileType.File)
 
     def delete(self, rels: list[str]) -> None:
-        """Delete files (missing ones are fine)."""
+        """Delete files (missing ones are fine), and on a local disk the folders they
+        leave empty (S3 has no folders)."""
         for rel in rels:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.delete_file(self.path(rel))
+            if self.local:
+                folder = Path(self.path(rel)).parent
+                while folder != Path(self.root) and Path(self.root) in folder.parents:
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty (or gone): stop climbing
+                        break
+                    folder = folder.parent
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
