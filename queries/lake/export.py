@@ -69,6 +69,7 @@ def export_lake(con: duckdb.DuckDBPyConnection, store: LakeStore) -> ExportResul
                 new.tables[table] = _export_table(cur, store, table, query, before, result)
         finally:
             cur.execute("ROLLBACK").fetchall()  # read-only: nothing to keep
+            cur.close()
         for table in ARCHIVES:  # the archive is written by retention only
             if old is not None and table in old.tables:
                 new.tables[table] = old.tables[table]
