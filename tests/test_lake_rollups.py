@@ -22,7 +22,8 @@ WINDOW = Filters(start=END - timedelta(days=40), end=END)
 
 @pytest.fixture(scope="module")
 def engines(pg_server, template_db, tmp_path_factory):
-    """(mirror connection, DuckDB on the lake, ClickHouse on the lake) over one demo set."""
+    """(mirror connection, DuckDB on the lake, ClickHouse on the lake, the lake's folder)
+    over one demo data set."""
     import psycopg
 
     from ingest import database, embedded
@@ -38,7 +39,7 @@ def engines(pg_server, template_db, tmp_path_factory):
     store = open_store(str(folder / "lake"))
     export_lake(mirror, store)
     try:
-        yield mirror, lake.LakeDuckDB(store), lake.LakeClickHouse(store)
+        yield mirror, lake.LakeDuckDB(store), lake.LakeClickHouse(store), store.root
     finally:
         mirror.close()
         with psycopg.connect(pg_server, autocommit=True) as admin:
@@ -79,7 +80,7 @@ def test_overview_rollups_on_the_lake_equal_the_mirror(engines, engine_index):
 
 
 def test_clickhouse_equals_duckdb_on_the_lake(engines):
-    _, duck, clickhouse = engines
+    _, duck, clickhouse, _ = engines
     everything = Filters(start=END - timedelta(days=75), end=END)
     for by in lake.GROUPS:
         assert_same(
@@ -93,6 +94,21 @@ def test_clickhouse_equals_duckdb_on_the_lake(engines):
 
 
 def test_the_lake_refuses_what_it_does_not_offer(engines):
-    _, duck, _ = engines
+    _, duck, _, _ = engines
     with pytest.raises(ValueError, match="choose one of"):
         lake.usage_by(duck, WINDOW, "tag")
+
+
+def test_the_reading_snippets_of_docs_lake_md_run(engines, capsys):
+    """docs/lake.md's DuckDB and chdb snippets, pointed at a real lake, print the models."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "lake.md").read_text()
+    snippets = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "/data/" in b]
+    assert len(snippets) == 2
+    lake_path = engines[3]
+    for snippet in snippets:
+        exec(snippet.replace('"/data/ai-runs-lake"', repr(lake_path)), {})
+        printed = capsys.readouterr().out
+        assert "model" in printed and "claude" in printed, printed
