@@ -9,6 +9,9 @@ Uses the (empty or demo-filled) database at --url; DB is recreated unless --reus
 3. Lake: full export, no-change export, export after the changes (only touched months).
 4. Overview rollups over the last 30 days: mirror (DuckDB), lake with DuckDB, lake with
    ClickHouse (chdb); medians of 3 warm runs.
+5. 10,000 tasks of the last day updated: mirror sync + export (one month rewritten).
+6. `purge --archive` of the runs idle for --purge-days (default 60): confirmed in the lake,
+   moved to its archive, deleted in batches; then the mirror sync that applies it.
 Prints one JSON object; nothing is asserted (tests check correctness).
 """
 
@@ -20,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -30,9 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import queries as q  # noqa: E402
-from ingest import database, demo  # noqa: E402
+from ingest import database, demo, retention  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.lake import rollups as lake  # noqa: E402
+from queries.lake.archive import Archiver  # noqa: E402
 from queries.lake.export import export_lake  # noqa: E402
 from queries.lake.store import open_store  # noqa: E402
 
@@ -73,12 +77,22 @@ def change_tasks(url: str) -> None:
         )
 
 
+def change_recent_tasks(url: str) -> None:
+    """10,000 updates of tasks created in the last day (the usual shape of new writes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ai_tasks SET tokens_output = tokens_output + 1 WHERE id IN "
+            "(SELECT id FROM ai_tasks ORDER BY created_at DESC LIMIT 10000)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--purge-days", type=int, default=60)
     args = parser.parse_args()
     out: dict[str, object] = {"tasks": args.tasks}
     end = datetime.now(UTC)
@@ -138,6 +152,27 @@ def main() -> None:
             for engine in (duck, clickhouse)
         ]
     out["rollups_ms_mirror_lakeduckdb_lakechdb"] = timings
+    change_recent_tasks(url)
+    started = time.perf_counter()
+    q.sync_mirror(url, con=con)
+    recent = export_lake(con, store)
+    out["sync_and_export_after_10k_recent_s"] = round(time.perf_counter() - started, 2)
+    out["lake_partitions_rewritten_recent"] = recent.written
+    archiver = Archiver(store)
+    started = time.perf_counter()
+    purged = retention.purge_old_runs(
+        url, older_than=timedelta(days=args.purge_days), confirm=archiver
+    )
+    seconds = time.perf_counter() - started
+    out["purge_archive"] = {
+        "runs": purged.runs,
+        "tasks": purged.tasks,
+        "batches": purged.batches,
+        "seconds": round(seconds, 1),
+        "tasks_per_s": round(purged.tasks / seconds) if seconds else None,
+        "deletions_pruned": purged.deletions_pruned,
+    }
+    out["mirror_sync_after_purge_s"] = round(q.sync_mirror(url, con=con).seconds, 2)
     con.close()
     print(json.dumps(out, indent=1))
 
