@@ -37,6 +37,7 @@ from ingest import database, demo, retention  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.lake import rollups as lake  # noqa: E402
 from queries.lake.archive import Archiver  # noqa: E402
+from queries.lake.cli import ARCHIVE_BATCH_RUNS  # noqa: E402
 from queries.lake.export import export_lake  # noqa: E402
 from queries.lake.store import open_store  # noqa: E402
 
@@ -161,7 +162,10 @@ def main() -> None:
     archiver = Archiver(store)
     started = time.perf_counter()
     purged = retention.purge_old_runs(
-        url, older_than=timedelta(days=args.purge_days), confirm=archiver
+        url,
+        older_than=timedelta(days=args.purge_days),
+        confirm=archiver,
+        batch_runs=ARCHIVE_BATCH_RUNS,
     )
     seconds = time.perf_counter() - started
     out["purge_archive"] = {

@@ -26,7 +26,7 @@ import psycopg
 
 from ingest import database
 
-DEFAULT_BATCH_RUNS = 500
+DEFAULT_BATCH_RUNS = 1000
 
 
 @dataclass(frozen=True)

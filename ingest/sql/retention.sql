@@ -38,14 +38,15 @@ SELECT count(*) AS removed FROM gone;
 -- Up to :batch runs whose last activity (the run's own timestamps and every timestamp of
 -- its tasks) is before :cutoff, locked FOR UPDATE so no task can be added to them (a task
 -- insert needs a KEY SHARE lock on its run) until this transaction ends. Skips runs other
--- transactions hold. Columns: id.
+-- transactions hold. Oldest first, so a batch stays within few months (an archived batch
+-- rewrites the lake months it touches). Columns: id.
 SELECT r.id
   FROM ai_runs r
  WHERE greatest(r.created_at, r.updated_at, r.last_message_at) < :cutoff
    AND NOT EXISTS (SELECT 1 FROM ai_tasks t
                     WHERE t.run_id = r.id
                       AND greatest(t.created_at, t.updated_at, t.completed_at) >= :cutoff)
- ORDER BY r.id
+ ORDER BY r.created_at, r.id
  LIMIT :batch
  FOR UPDATE OF r SKIP LOCKED;
 
