@@ -116,7 +116,7 @@ def test_bad_target_names_what_is_allowed(tmp_path):
 
 
 def test_lake_sync_command_syncs_the_mirror_then_exports(db_url, tmp_path, monkeypatch):
-    from ingest import cli
+    from dashboard import command as cli
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:

@@ -158,7 +158,7 @@ def test_purge_with_archive_refuses_a_stale_lake_and_deletes_nothing(db_url, mir
 
 
 def test_purge_command_refuses_a_bad_age(db_url, monkeypatch, capsys):
-    from ingest import cli
+    from dashboard import command as cli
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     assert cli.main(["purge", "--older-than", "soon"]) == 1
