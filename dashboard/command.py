@@ -8,6 +8,7 @@ registers its own subcommands:
 - queries.cli:       ai-runs sync
 - queries.cli_alerts: ai-runs alerts
 - dashboard.cli:     ai-runs dashboard
+- queries.lake.cli:  ai-runs lake sync | purge
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ingest import cli_data, cli_db, cli_spend, config
 from ingest.server import cli as server_cli
 from queries import cli as queries_cli
 from queries import cli_alerts
+from queries.lake import cli as lake_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = (cli_db, cli_data, server_cli, cli_spend, queries_cli, cli_alerts, dashboard_cli)
+    modules = (cli_db, cli_data, server_cli, cli_spend)
+    modules += (queries_cli, cli_alerts, lake_cli, dashboard_cli)
     for module in modules:
         module.register(commands)
     return parser

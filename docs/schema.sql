@@ -193,6 +193,21 @@ CREATE TABLE ai_sync_deletions (
     CONSTRAINT ai_sync_deletions_table_name_check CHECK ((table_name = ANY (ARRAY['ai_users'::text, 'ai_runs'::text, 'ai_tasks'::text])))
 );
 
+CREATE TABLE ai_sync_mirrors (
+    name text NOT NULL,
+    horizon xid8 NOT NULL,
+    synced_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_sync_mirrors_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE ai_sync_pruned (
+    only_row boolean NOT NULL DEFAULT true,
+    below xid8 NOT NULL,
+    pruned_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_sync_pruned_only_row_check CHECK (only_row),
+    CONSTRAINT ai_sync_pruned_pkey PRIMARY KEY (only_row)
+);
+
 CREATE TABLE ai_tasks (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     run_id uuid NOT NULL,

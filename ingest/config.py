@@ -5,6 +5,8 @@
 | DATABASE_URL    | (unset)        | Postgres to use; unset means the embedded server below.       |
 | AI_RUNS_HOME    | ./.ai-runs     | Folder for the embedded Postgres (pgdata) and the mirror.     |
 | AI_RUNS_MIRROR  | $AI_RUNS_HOME/analytics.duckdb | Path of the DuckDB analytics mirror.          |
+| AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Parquet lake: a folder or s3://bucket/prefix.  |
+| AI_RUNS_LAKE_S3_ENDPOINT | (unset) | URL of an S3-compatible store (unset: AWS).   |
 """
 
 from __future__ import annotations
@@ -37,3 +39,17 @@ def mirror_path() -> Path:
     """Path of the DuckDB analytics mirror file."""
     value = os.environ.get("AI_RUNS_MIRROR", "").strip()
     return Path(value).expanduser().resolve() if value else home() / "analytics.duckdb"
+
+
+def lake_target() -> str:
+    """Where `ai-runs lake sync` writes: AI_RUNS_LAKE (a folder or s3://bucket/prefix),
+    default $AI_RUNS_HOME/lake."""
+    value = os.environ.get("AI_RUNS_LAKE", "").strip()
+    return value or str(home() / "lake")
+
+
+def lake_s3_endpoint() -> str | None:
+    """AI_RUNS_LAKE_S3_ENDPOINT: the URL of an S3-compatible store, None for AWS itself.
+    Credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables."""
+    value = os.environ.get("AI_RUNS_LAKE_S3_ENDPOINT", "").strip()
+    return value or None

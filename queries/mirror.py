@@ -44,7 +44,7 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
-from ingest import config, database, sqlfiles
+from ingest import config, database, retention, sqlfiles
 from queries import sqltext
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,9 @@ def _sync(
         # One snapshot for the horizon, the rows and the deletions.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute(_pg_sql()["source_identity"].sql)
-        horizon, identity = cur.fetchone()
+        horizon, pruned, identity = cur.fetchone()
         meta = _read_meta(con)
-        reason = _rebuild_reason(meta, identity) if not full else "full sync requested"
+        reason = _rebuild_reason(meta, identity, pruned) if not full else "full sync requested"
         if reason is None:
             # TRUNCATE logs no row ids: start again from the snapshot.
             truncated = _extract(cur, "truncations", meta["horizon"]).column(0).to_pylist()
@@ -254,9 +254,26 @@ def _sync(
     finally:
         pg.close()
     result.horizon = int(horizon)
+    _register(con, url, horizon)
     counts = con.execute(_duck_sql()["counts"].sql).fetchall()[0]
     result.rows = dict(zip(TABLES, counts, strict=True))
     return result
+
+
+def mirror_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The absolute path of the file behind a mirror connection ("memory" when none)."""
+    row = con.execute(_duck_sql()["mirror_file"].sql).fetchall()
+    return str(row[0][0]) if row and row[0][0] else "memory"
+
+
+def _register(con: duckdb.DuckDBPyConnection, url: str, horizon: str) -> None:
+    """Tell Postgres this mirror has applied everything below `horizon`, so deletions it
+    no longer needs can be pruned (migration 0009). Best effort: a read-only source (a
+    replica) or an outage only means less pruning, never a failed sync."""
+    try:
+        retention.record_mirror_horizon(url, retention.mirror_name(mirror_file(con)), horizon)
+    except Exception as exc:  # noqa: BLE001 - pruning waits; the sync itself succeeded
+        log.warning("could not register the mirror's horizon in Postgres: %s", exc)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -275,7 +292,7 @@ def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
         return {"unreadable": str(exc)}
 
 
-def _rebuild_reason(meta: dict[str, str] | None, identity: str) -> str | None:
+def _rebuild_reason(meta: dict[str, str] | None, identity: str, pruned: str) -> str | None:
     if meta is not None and "unreadable" in meta:
         return f"mirror is unreadable ({meta['unreadable']})"
     if meta is None or "horizon" not in meta:
@@ -288,6 +305,8 @@ def _rebuild_reason(meta: dict[str, str] | None, identity: str) -> str | None:
             f"mirror was synced from another database ({meta.get('source_identity')}), "
             f"now reading {identity}"
         )
+    if int(meta["horizon"]) < int(pruned):
+        return "deletions it had not applied were pruned from ai_sync_deletions"
     return None
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from ingest import sqlfiles
 
 SQL_DIR = Path(__file__).parent / "sql"
-FOLDERS = {"duckdb": SQL_DIR, "postgres": SQL_DIR / "postgres"}
+FOLDERS = {"duckdb": SQL_DIR, "postgres": SQL_DIR / "postgres", "lake": SQL_DIR.parent / "lake"}
 
 
 def named(engine: str) -> dict[str, sqlfiles.Query]:
-    """Every named query of `engine` ("duckdb" or "postgres")."""
+    """Every named query of `engine` ("duckdb", "postgres", or "lake": queries/lake/)."""
     return sqlfiles.load(FOLDERS[engine])
 
 

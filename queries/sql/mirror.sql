@@ -100,6 +100,10 @@ DROP TABLE IF EXISTS run_key_days;
 DROP TABLE IF EXISTS dim_values;
 DROP TABLE IF EXISTS rare_tasks;
 
+-- name: mirror_file
+-- The file behind this connection's database (NULL in memory).
+SELECT path FROM duckdb_databases() WHERE database_name = current_database();
+
 -- name: read_meta
 SELECT key, value FROM mirror_meta;
 

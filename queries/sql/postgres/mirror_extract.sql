@@ -4,8 +4,10 @@
 -- name: source_identity
 -- The snapshot horizon of this sync and who we are reading from. Columns: horizon (text,
 -- pg_snapshot_xmin of the transaction snapshot: every transaction below it has finished),
--- identity (text: system identifier when readable / database oid / database name).
+-- identity (text: system identifier when readable / database oid / database name),
+-- pruned_below (text: logged deletions below it may be gone, migration 0009).
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
+       coalesce((SELECT below::text FROM ai_sync_pruned), '0') AS pruned_below,
        concat_ws('/',
            CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
                 THEN (SELECT system_identifier::text FROM pg_control_system()) END,

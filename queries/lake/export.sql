@@ -1,0 +1,45 @@
+-- The lake's tables as read from the DuckDB mirror (queries/lake/export.py). The column
+-- lists are the lake's schema (docs/lake.md, "Schema"): ids as text (every engine reads
+-- them), exact decimals, UTC timestamps; the mirror's private keys (run_key, user_key,
+-- day, month_day) stay out. `month` (YYYY-MM of created_at, UTC) is the Hive partition.
+
+-- name: lake_tasks
+SELECT id::VARCHAR AS id, task_id::VARCHAR AS task_id, run_id::VARCHAR AS run_id, user_id,
+       team, source_type, tags, service, task_name, provider, endpoint, model, model_id,
+       status, tokens_input, tokens_output, tokens_cached_input, tokens_cache_write,
+       tokens_reasoning, tokens_total, cost, cost_source, time_to_first_token, total_time, created_at, completed_at,
+       updated_at, error, strftime(created_at, '%Y-%m') AS month
+  FROM tasks
+
+-- name: lake_runs
+SELECT id::VARCHAR AS id, user_id, source_type, source_id, name, tags, status, is_starred,
+       parent_run_id::VARCHAR AS parent_run_id, total_tokens, total_cost, message_count,
+       task_count, created_at, updated_at, last_message_at,
+       strftime(created_at, '%Y-%m') AS month
+  FROM runs
+
+-- name: lake_users
+SELECT id, display_name, team, role, '' AS month FROM users
+
+-- name: partition_fingerprints
+-- Per partition of {{table}}: month, rows, fingerprint ("rows:sum of row hashes", over
+-- every exported column: any insert, update or delete in the month changes it).
+SELECT month, count(*) AS rows, count(*)::VARCHAR || ':' || coalesce(sum(hash(x)), 0)::VARCHAR
+       AS fingerprint
+  FROM ({{table}}) x
+ GROUP BY month
+ ORDER BY month;
+
+-- name: partition_rows
+-- The rows of one partition (created_at in [:lo, :hi)), oldest first, without `month`.
+SELECT * EXCLUDE (month) FROM ({{table}}) x
+ WHERE created_at >= :lo AND created_at < :hi
+ ORDER BY created_at, id;
+
+-- name: all_rows
+-- Every row of an unpartitioned table, without `month`.
+SELECT * EXCLUDE (month) FROM ({{table}}) x ORDER BY id;
+
+-- name: mirror_source
+-- What the lake was exported from: the mirror's horizon and last sync time.
+SELECT key, value FROM mirror_meta WHERE key IN ('horizon', 'last_sync_at', 'source_identity');

@@ -1,0 +1,55 @@
+-- The overview rollups on the lake, in DuckDB (queries/lake/rollups.py). The lake tables
+-- are views over the manifest's files (queries/lake/read.py). {{period}} and {{group}} are
+-- allow-listed expressions; :start, :end (UTC, half open on created_at) and the months
+-- :first_month, :last_month (YYYY-MM, for partition pruning) are bound. Same columns and
+-- units as the mirror's rollups (queries/__init__.py); rollups_clickhouse.sql is the twin.
+
+-- name: lake_window
+created_at >= :start AND created_at < :end AND month BETWEEN :first_month AND :last_month
+
+-- name: lake_usage
+-- period (date or NULL), group, cost (USD), tokens_input, tokens_output, tokens_total,
+-- tasks, runs (distinct), active_users (distinct non-NULL users), tokens_cached_input,
+-- tokens_cache_write, unpriced (tasks with no cost).
+SELECT {{period}} AS period, {{group}} AS "group",
+       coalesce(sum(cost), 0)::DOUBLE AS cost,
+       coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
+       coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
+       count(*) AS tasks, count(DISTINCT run_id) AS runs, count(DISTINCT user_id) AS active_users,
+       coalesce(sum(tokens_cached_input), 0)::BIGINT AS tokens_cached_input,
+       coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
+       count(*) FILTER (WHERE cost IS NULL) AS unpriced
+  FROM tasks
+ WHERE {{lake_window}}
+ GROUP BY ALL;
+
+-- name: lake_kpi_totals
+-- One row: spend, tasks, runs, active_users, tokens, p95_ttft_ms (completed), failed,
+-- finished (completed + failed + cancelled).
+SELECT coalesce(sum(cost), 0)::DOUBLE AS spend, count(*) AS tasks,
+       count(DISTINCT run_id) AS runs, count(DISTINCT user_id) AS active_users,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
+       quantile_cont(time_to_first_token, 0.95) FILTER (WHERE status = 'completed') AS p95_ttft_ms,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
+  FROM tasks
+ WHERE {{lake_window}};
+
+-- name: lake_latency_percentiles
+-- Exact p50/p90/p95/p99 (ms, linear interpolation) of {{metric}} over completed tasks.
+SELECT period, "group", tasks, q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p99
+  FROM (SELECT {{period}} AS period, {{group}} AS "group", count(*) AS tasks,
+               quantile_cont({{metric}}, [0.5, 0.9, 0.95, 0.99]) AS q
+          FROM tasks
+         WHERE {{lake_window}} AND status = 'completed' AND {{metric}} IS NOT NULL
+         GROUP BY ALL);
+
+-- name: lake_failure_counts
+-- Finished tasks, failed and cancelled ones, per period and group.
+SELECT {{period}} AS period, {{group}} AS "group", count(*) AS tasks,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+  FROM tasks
+ WHERE {{lake_window}} AND status IN ('completed', 'failed', 'cancelled')
+ GROUP BY ALL;
