@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+from dashboard.safe import md
 from ingest import alert_rules
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def show(url: str) -> None:
         since = f" since {rule['since']:%Y-%m-%d %H:%M} UTC" if rule["since"] else ""
         value = "" if rule["value"] is None else f" (value {rule['value'].normalize()})"
         st.error(
-            f"**{rule['name']}** is firing{since}: {rule['kind']} >= "
+            f"**{md(rule['name'])}** is firing{since}: {md(rule['kind'])} >= "
             f"{rule['threshold'].normalize()}{value}",
             icon=":material/notifications_active:",
         )

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, figures, ui
+from dashboard.safe import md
 from ingest import budgets as budget_store
 from ingest import price_books, repricing
 from ingest.errors import IngestError
@@ -39,7 +40,7 @@ def _attempt(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return write(*args, **kwargs)
     except IngestError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return None
 
 
@@ -75,7 +76,7 @@ def forecast_vs_budget(filters: Filters) -> None:
     result, budget = view["forecast"], view["budget"]
     period = result.get("period", "month")
     st.subheader(f"This {period}: forecast vs budget")
-    st.caption(view["reason"].capitalize() + ".")
+    st.caption(md(view["reason"].capitalize() + "."))
     cols = st.columns(4, border=True)
     cols[0].metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]))
     band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
@@ -96,7 +97,7 @@ def forecast_vs_budget(filters: Filters) -> None:
             delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
             delta_color="inverse" if over > 0 else "normal",
             delta_arrow="up" if over > 0 else "down",
-            help=f"The {budget['period']}ly budget for {view['scope'].label}.",
+            help=f"The {budget['period']}ly budget for {md(view['scope'].label)}.",
         )
         cols[3].metric("Budget used", ui.percent(result["used"], 0))
     else:
