@@ -39,6 +39,7 @@ def test_langfuse_traces_and_observations_api_and_blob_shapes(db_url):
         120,
     )
     assert gen["tokens_total"] == 932 and gen["cost"] == Decimal("0.00259")
+    assert gen["cost_source"] == "provider"
     assert (gen["time_to_first_token"], gen["total_time"]) == (500, 3000)
     assert gen["model"] == "gpt-4o" and gen["provider"] == "openai" and gen["status"] == "completed"
     assert gen["response_text"] == "Let me check your invoices." and gen["user_id"] == "user-0007"

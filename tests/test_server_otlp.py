@@ -65,6 +65,7 @@ def test_real_sdk_exporter_spans_become_tasks_with_tokens_and_cost(served):
                 "gen_ai.request.temperature": 0.2, "gen_ai.usage.input_tokens": 812,
                 "gen_ai.usage.output_tokens": 356, "gen_ai.usage.cache_read.input_tokens": 512,
                 "gen_ai.usage.reasoning.output_tokens": 0,
+                "gen_ai.usage.cache_creation.input_tokens": 100,
                 "gen_ai.input.messages": json.dumps(messages),
                 "gen_ai.output.messages": json.dumps(output),
                 "gen_ai.response.id": "chatcmpl-1",
@@ -90,6 +91,7 @@ def test_real_sdk_exporter_spans_become_tasks_with_tokens_and_cost(served):
     )
     assert (ok["tokens_input"], ok["tokens_output"], ok["tokens_cached_input"]) == (812, 356, 512)
     assert ok["tokens_total"] == 1168 and ok["status"] == "completed" and ok["user_id"] == "ada"
+    assert ok["tokens_cache_write"] == 100 and ok["cost_source"] == "computed"
     assert ok["cost"] == cost_of_task(ok) and ok["cost"] > 0
     assert ok["response_text"] == "Row level" and ok["service"] == "chat-api"
     assert ok["request_data"]["messages"] == messages

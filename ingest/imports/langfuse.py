@@ -53,10 +53,13 @@ def _usage(obs: dict[str, Any]) -> dict[str, int]:
         inputs = sum(v for k, v in counts.items() if "input" in k or k.startswith("cache_"))
         outputs = sum(v for k, v in counts.items() if "output" in k)
         cached = sum(v for k, v in counts.items() if "cache_read" in k or "cached" in k)
+        written = sum(v for k, v in counts.items() if "cache_creation" in k or "cache_write" in k)
         reasoning = sum(v for k, v in counts.items() if "reasoning" in k)
         out = {"tokens_input": inputs, "tokens_output": outputs}
         if cached:
             out["tokens_cached_input"] = cached
+        if written:
+            out["tokens_cache_write"] = written
         if reasoning:
             out["tokens_reasoning"] = reasoning
         if counts.get("total") is not None:
@@ -109,6 +112,7 @@ def task_row(obs: dict[str, Any], run_id: Any, user_id: Any) -> dict[str, Any]:
         "response_metadata": {"langfuse": {k: v for k, v in obs.items() if k not in _MAPPED}},
         **_usage(obs),
         "cost": _cost(obs),
+        "cost_source": "provider" if _cost(obs) is not None else None,
         "time_to_first_token": ms_between(start, first_token),
         "total_time": ms_between(start, end),
         "status": "failed" if failed else "completed",

@@ -93,6 +93,7 @@ def task_row(log: dict[str, Any], run_id: Any) -> dict[str, Any]:
         "response_metadata": {"litellm": {k: v for k, v in log.items() if k not in _MAPPED}},
         **_tokens(log),
         "cost": decimal(log.get("spend")),
+        "cost_source": "provider" if decimal(log.get("spend")) is not None else None,
         "time_to_first_token": ms_between(start, moment(log.get("completionStartTime"))),
         "total_time": whole(log.get("request_duration_ms")) or ms_between(start, end),
         "status": "failed" if failed else "completed",

@@ -6,8 +6,9 @@ with its position (`tasks[3].status`) and nothing is written. Rows belong to the
 user: user_id is set to it, and a task may only name a run of that user (in the request
 or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
 and counted as a duplicate, also when two clients send the same rows at once.
-A finished task without a cost is priced as the Tracker prices it (ingest.costs); `usage`
-in any shape ingest.usage understands may stand in for the tokens_* columns.
+A finished task without a cost is priced as the Tracker prices it (ingest.costs, cost_source
+computed; a given cost is the provider's); `usage` in any shape ingest.usage understands
+may stand in for the tokens_* columns (its billed values kept as the Tracker keeps them).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest import bulk, validation
-from ingest.costs import cost_of_task
+from ingest.costs import BILLED_USAGE_KEY, cost_of_task
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
-from ingest.usage import normalize_usage
+from ingest.usage import read_usage
 from ingest.vocabulary import FINISHED_TASK_STATUSES
 
 MAX_ROWS = 50_000
@@ -59,18 +60,25 @@ def check_task(raw: Any, user: str, where: str, now: datetime) -> dict[str, Any]
     if not isinstance(raw, dict):
         raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
     fields = dict(raw)
+    billed = None
     try:
         usage = fields.pop("usage", None)
         if usage is not None:
-            fields = {**normalize_usage(usage), **fields}
+            report = read_usage(usage)
+            fields = {**report.columns, **fields}
+            billed = report.billed or None
         clean = validation.validate_task({**fields, "user_id": user})
     except ValidationError as error:
         raise _prefixed(where, error) from None
-    status = clean.get("status", "pending")
-    if status in FINISHED_TASK_STATUSES and clean.get("cost") is None:
+    meta = clean.get("response_metadata")
+    if billed and (meta is None or isinstance(meta, dict)):
+        clean["response_metadata"] = {**(meta or {}), BILLED_USAGE_KEY: billed}
+    if clean.get("cost") is not None:
+        clean.setdefault("cost_source", "provider")
+    elif clean.get("status", "pending") in FINISHED_TASK_STATUSES:
         cost = cost_of_task({"created_at": now, **clean})
         if cost is not None:
-            clean["cost"] = cost
+            clean["cost"], clean["cost_source"] = cost, "computed"
     return clean
 
 

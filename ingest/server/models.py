@@ -14,12 +14,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.validation import MESSAGE_ROLES
-from ingest.vocabulary import RUN_STATUSES, SOURCE_TYPES, TASK_STATUSES, UNFINISHED_TASK_STATUSES
+from ingest.vocabulary import (
+    COST_SOURCES,
+    RUN_STATUSES,
+    SOURCE_TYPES,
+    TASK_STATUSES,
+    UNFINISHED_TASK_STATUSES,
+)
 
 SourceType = Literal[SOURCE_TYPES]  # type: ignore[valid-type]
 RunStatus = Literal[RUN_STATUSES]  # type: ignore[valid-type]
 TaskStatus = Literal[TASK_STATUSES]  # type: ignore[valid-type]
 MessageRole = Literal[MESSAGE_ROLES]  # type: ignore[valid-type]
+CostSource = Literal[COST_SOURCES]  # type: ignore[valid-type]
 StreamingStatus = Literal[UNFINISHED_TASK_STATUSES]  # type: ignore[valid-type]
 Json = Any
 
@@ -149,7 +156,9 @@ class TaskFields(_Body):
     tokens_cached_input: int | None = None
     tokens_reasoning: int | None = None
     tokens_total: int | None = None
+    tokens_cache_write: int | None = None
     cost: str | float | None = Field(None, description="USD; computed when absent")
+    cost_source: CostSource | None = Field(None, description="default: provider when cost given")
     time_to_first_token: int | None = Field(None, description="ms")
     total_time: int | None = Field(None, description="ms; default since created_at")
 

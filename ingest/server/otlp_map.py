@@ -188,9 +188,12 @@ def _tokens(attrs: dict[str, Any]) -> dict[str, int]:
             given[column] = value
     if not given:
         return {}
-    cached = given.get("tokens_cached_input")
-    # Input counts include cached reads; an instrumentation passing Anthropic's raw input
-    # (which excludes them) gives fewer input than cached tokens.
+    cache_write = _first(attrs, CACHE_WRITE_ATTRIBUTES)
+    if cache_write is not None:
+        given["tokens_cache_write"] = cache_write
+    # Input counts include cache reads and writes; an instrumentation passing Anthropic's raw
+    # input (which excludes them) gives fewer input than cached tokens: add them.
+    cached = (given.get("tokens_cached_input") or 0) + (given.get("tokens_cache_write") or 0)
     tokens_input = given.get("tokens_input")
     if isinstance(cached, int) and isinstance(tokens_input, int) and cached > tokens_input:
         given["tokens_input"] = tokens_input + cached
@@ -230,7 +233,6 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
             ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
         )
     }
-    cache_write = _first(attrs, CACHE_WRITE_ATTRIBUTES)
     row: dict[str, Any] = {
         "run_id": run_id,
         "task_id": uuid.uuid5(NAMESPACE, f"span:{user}:{span.trace_id}:{span.span_id}"),
@@ -262,7 +264,6 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
                 "parent_span_id": span.parent_span_id or None,
                 "scope": span.scope or None,
                 "attributes": extra,
-                **({"cache_write_tokens": cache_write} if cache_write is not None else {}),
             }
         },
         **_tokens(attrs),
@@ -275,7 +276,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
     clean = validation.validate_task({k: v for k, v in row.items() if v is not None})
     cost = cost_of_task(clean)
     if cost is not None:
-        clean["cost"] = cost
+        clean["cost"], clean["cost_source"] = cost, "computed"
     return clean
 
 
