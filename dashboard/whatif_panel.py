@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, figures, ui
+from dashboard.safe import md
 from queries import whatif
 from queries.filters import Filters
 
@@ -36,21 +37,24 @@ def show(filters: Filters, options: dict[str, list[str]]) -> None:
     source = right.selectbox("Route the traffic of", sources, key="whatif_source")
     share = far.slider("Share routed (%)", 0, 100, 100, step=5, key="whatif_share")
     if not model:
-        st.info(f"No model of {provider} has a known price: choose another provider.")
+        st.info(f"No model of {md(provider)} has a known price: choose another provider.")
         return
     chosen = None if source == EVERY_MODEL else source
     plan = data.cached(
         whatif.what_if_mix, filters, provider, model, source_model=chosen, share=share / 100
     )
     if not plan.ok:
-        st.info(plan.explanation, icon=":material/info:")
+        st.info(md(plan.explanation), icon=":material/info:")
         return
     diff = plan.what_if - plan.actual
     change = f" ({diff / plan.actual:+.0%})" if plan.actual else ""
     if chosen is None and share == 100:
-        lead = f"The same tokens on **{provider}/{model}** would have cost"
+        lead = f"The same tokens on **{md(provider)}/{md(model)}** would have cost"
     else:
-        lead = f"Routing {share}% of **{source}** to **{provider}/{model}**, this slice would cost"
+        lead = (
+            f"Routing {share}% of **{md(source)}** to **{md(provider)}/{md(model)}**, "
+            "this slice would cost"
+        )
     st.markdown(
         f"{lead} **{ui.money(plan.what_if)}** instead of **{ui.money(plan.actual)}**: "
         f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{change}."

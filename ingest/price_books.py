@@ -19,7 +19,8 @@ cached reads and cache writes, tokens_output includes reasoning):
     + cache_write x (cache_write or input)
     + (output - reasoning) x output + reasoning x (reasoning or output)      [per 1e6 tokens]
 
-A rate left unset counts as 0 when the override only has a per-request price.
+A rate left unset counts as 0 when the override only has a per-request price. A task
+whose usage is unknown (tokens NULL) stays unpriced.
 """
 
 from __future__ import annotations
@@ -136,7 +137,10 @@ def price_task(
     task: Mapping[str, Any], overrides: list[PriceOverride]
 ) -> tuple[Decimal | None, str | None]:
     """(cost USD, price_ref) of a task row: the best override in force at its created_at,
-    else the library (`ingest.costs.cost_of_task`); (None, None) when neither knows it."""
+    else the library (`ingest.costs.cost_of_task`); (None, None) when neither knows it or
+    the usage is unknown (input and output tokens both NULL)."""
+    if task.get("tokens_input") is None and task.get("tokens_output") is None:
+        return None, None
     at = task.get("created_at") or datetime.now(UTC)
     override = best_override(overrides, task.get("provider"), task.get("model"), at)
     if override is not None:

@@ -2,8 +2,9 @@
 
 `reprice` recomputes the cost of every finished task with a model that the rule covers
 (created in [since, until), optionally one model), using the price in force when each task
-ran: the best override (ingest.price_books) or else the library. A task whose model no one
-can price keeps its cost. Tasks are read in batches by id; each batch is written by one
+ran: the best override (ingest.price_books) or else the library. A re-priced task gets
+cost_source 'computed' and its price_ref; a task no one can price (unknown model, or usage
+unknown) keeps its cost. Tasks are read in batches by id; each batch is written by one
 UPDATE in its own transaction, so run totals move once per run per batch (triggers keep
 them exact) and the mirror re-reads only the rows that changed (their sync stamp moves).
 
@@ -139,9 +140,11 @@ def _run_batches(conn, queries, params, overrides, result, total, batch_size, pr
         for row in rows:
             cost, ref = price_books.price_task(row, overrides)
             if cost is None:  # nobody can price it: keep what is stored
-                cost, ref = row["cost"], row["price_ref"]
+                result.add(row["provider"], row["model"], row["cost"], row["cost"])
+                continue
             result.add(row["provider"], row["model"], row["cost"], cost)
-            if cost != row["cost"] or ref != row["price_ref"]:
+            stale = row["cost_source"] != "computed" or ref != row["price_ref"]
+            if cost != row["cost"] or stale:
                 ids.append(row["id"])
                 new_costs.append(cost)
                 refs.append(ref)

@@ -39,9 +39,13 @@ SELECT count(*) AS tasks FROM ai_tasks
    AND (:model::text IS NULL OR model = :model);
 
 -- name: tasks_to_reprice
--- Next batch (by id, after :after_id) of the tasks the rule covers, with what pricing needs.
+-- Next batch (by id, after :after_id) of the tasks the rule covers, with what pricing needs
+-- (response_metadata carries only the provider's billed_usage, which prices 1-hour cache
+-- writes; see ingest.costs.cost_of_task).
 SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
-       tokens_reasoning, created_at, cost, price_ref
+       tokens_cache_write, tokens_reasoning, created_at, cost, cost_source, price_ref,
+       jsonb_build_object('billed_usage', response_metadata -> 'billed_usage')
+           AS response_metadata
   FROM ai_tasks
  WHERE id > :after_id
    AND model IS NOT NULL AND status IN ('completed', 'failed', 'cancelled')
@@ -52,15 +56,15 @@ SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
  LIMIT :batch_size;
 
 -- name: set_task_prices
--- Set cost (USD) and price_ref of many tasks in one statement (run totals move once per
--- run); only rows that change are written, so the mirror re-reads only those. A cost we
--- priced (price_ref set) is ours: cost_source 'computed'.
+-- Set cost (USD, cost_source 'computed') and price_ref of many tasks in one statement (run
+-- totals move once per run); only rows that change are written, so the mirror re-reads
+-- only those.
 UPDATE ai_tasks t
-   SET cost = u.cost, price_ref = u.price_ref,
-       cost_source = CASE WHEN u.price_ref IS NULL THEN t.cost_source ELSE 'computed' END
+   SET cost = u.cost, price_ref = u.price_ref, cost_source = 'computed'
   FROM unnest(:ids::uuid[], :costs::numeric[], :refs::text[]) AS u (id, cost, price_ref)
  WHERE t.id = u.id
-   AND (t.cost IS DISTINCT FROM u.cost OR t.price_ref IS DISTINCT FROM u.price_ref);
+   AND (t.cost IS DISTINCT FROM u.cost OR t.price_ref IS DISTINCT FROM u.price_ref
+        OR t.cost_source IS DISTINCT FROM 'computed');
 
 -- name: start_reprice_audit
 -- Open the audit record of a re-pricing; returns its id.
