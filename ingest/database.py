@@ -46,12 +46,9 @@ def migrations() -> list[Migration]:
         if not match:
             raise ValueError(f"migration file {path.name} must be named NNNN_name.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
-    # Numbers are handed out to parallel branches ahead of time, so a branch may ship a
-    # later number before the earlier ones land: versions must be unique and start at 1,
-    # gaps are allowed (migrate() applies whatever is missing, in version order).
     versions = [m.version for m in found]
-    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
-        raise ValueError(f"migration versions must be unique and start at 1, found {versions}")
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must be 1..N without gaps, found {versions}")
     return found
 
 
