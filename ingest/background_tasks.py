@@ -27,7 +27,7 @@ from typing import Any
 
 from ingest import naming
 from ingest.background_writer import BackgroundWriter
-from ingest.costs import BILLED_USAGE_KEY, cost_of_task
+from ingest.costs import BILLED_USAGE_KEY
 from ingest.streaming import storable_error
 from ingest.tracker_tasks import TaskUpdate, _error_entry
 from ingest.usage import read_usage
@@ -131,7 +131,8 @@ class BackgroundTasks:
             fields["total_time"] = max(0, round((self.clock() - started) * 1000))
         if status == "completed":
             fields["completed_at"] = datetime.now(UTC)
-        # Reading usage, pricing and validating run in the writer thread, off the call.
+        # Reading usage and validating run in the writer thread, off the call; pricing runs
+        # when the row is written (BackgroundWriter: the price book in force then).
         self.writer.submit_task(
             lambda: _finished_row(row, status, response_text, usage, fields, error, reason)
         )
@@ -147,7 +148,9 @@ def _finished_row(
     error: Any,
     reason: str | None,
 ) -> dict[str, Any]:
-    """The ai_tasks row of a finished background task (ValidationError when refused)."""
+    """The ai_tasks row of a finished background task (ValidationError when refused). A
+    given cost is the provider's; without one the row has no cost and the writer prices it
+    (ingest.price_books.price_new_tasks)."""
     fields = {k: (v() if callable(v) else v) for k, v in fields.items()}
     if callable(response_text):
         response_text = response_text()
@@ -173,9 +176,6 @@ def _finished_row(
         ]
     if "cost" in changes:
         row["cost_source"] = changes.get("cost_source", "provider")
-    else:
-        row["cost"] = cost_of_task(row)
-        row["cost_source"] = None if row["cost"] is None else "computed"
     return row
 
 

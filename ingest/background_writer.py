@@ -10,6 +10,9 @@ Guarantees:
   to a bounded in-memory queue; when it is full they go straight to the spool.
 - One thread writes batches of up to `batch_size` rows, each batch in one transaction
   (one INSERT per table, so run totals move once per run).
+- A finished task without a cost is priced in that transaction, with the price book then
+  in force (`ingest.price_books.price_new_tasks`: one read of the overrides per batch), so
+  a task spooled during an outage is priced when it is finally written.
 - When a write fails because the database is unreachable, the batch is spooled to
   `$AI_RUNS_HOME/spool/*.jsonl` (written to a temporary name, then renamed: a file is
   complete or absent) and replayed, oldest first, once the database answers again (retries
@@ -41,7 +44,7 @@ from typing import Any
 
 import psycopg
 
-from ingest import config, database
+from ingest import config, database, price_books
 from ingest.errors import ValidationError
 
 log = logging.getLogger("ingest.background_writer")
@@ -276,6 +279,7 @@ class BackgroundWriter:
             if runs:
                 conn.execute(self._queries["insert_runs_batch"].psycopg, {"rows": _dumps(runs)})
             if tasks:
+                tasks = price_books.price_new_tasks(conn, tasks)
                 orphans = conn.execute(
                     self._queries["insert_tasks_batch"].psycopg, {"rows": _dumps(tasks)}
                 ).fetchall()

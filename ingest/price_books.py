@@ -39,6 +39,7 @@ from psycopg.rows import dict_row
 
 from ingest import costs, database
 from ingest.errors import NotFoundError, ValidationError
+from ingest.vocabulary import FINISHED_TASK_STATUSES
 
 RATE_FIELDS = (
     "input_per_mtok",
@@ -170,6 +171,32 @@ def live_overrides(conn: psycopg.Connection) -> list[PriceOverride]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_sql("list_price_overrides"), {"include_removed": False}).fetchall()
     return [PriceOverride.from_row(r) for r in rows]
+
+
+def price_new_tasks(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task rows about to be written, priced with the price book in force at each one's
+    created_at (the one way every write path prices: docs/spend-control.md). A finished
+    task (completed, failed, cancelled) without a cost comes back as a copy with cost,
+    price_ref and cost_source 'computed' (all three NULL when nothing prices it); every
+    other row is returned as it is (a given cost stays, cost_source as the caller set it).
+    The live overrides are read through `conn` once, and only when some row needs a price;
+    created_at may be ISO text (rows read back from a spool); absent means now."""
+    todo = [
+        i
+        for i, row in enumerate(rows)
+        if row.get("cost") is None and row.get("status") in FINISHED_TASK_STATUSES
+    ]
+    if not todo:
+        return rows
+    overrides = live_overrides(conn)
+    priced = list(rows)
+    for i in todo:
+        row = rows[i]
+        at = parse_time("created_at", row.get("created_at"))
+        cost, ref = price_task({**row, "created_at": at}, overrides)
+        source = None if cost is None else "computed"
+        priced[i] = {**row, "cost": cost, "price_ref": ref, "cost_source": source}
+    return priced
 
 
 # --------------------------------------------------------------------------- management

@@ -11,6 +11,9 @@ them exact) and the mirror re-reads only the rows that changed (their sync stamp
 A real run writes one ai_reprice_audit row: who, when, the rule, the price books used,
 tasks examined and changed, old and new totals; it is closed as `failed` (with what was
 done so far) when the run stops on an error. A dry run writes nothing.
+
+`recompute_costs` (public as `ingest.recompute_costs`) is the same pricing without a rule
+or an audit record: by default only tasks still without a cost.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def reprice(
     }
     result = RepriceResult(dry_run=dry_run, rule=rule)
     queries = database.queries()
-    params = {"since": start, "until": end, "model": model}
+    params = {"since": start, "until": end, "model": model, "only_missing": False}
     with database.connect(url, autocommit=True) as conn:
         overrides = price_books.live_overrides(conn)
         total = conn.execute(queries["tasks_to_reprice_count"].psycopg, params).fetchone()["tasks"]
@@ -121,6 +124,29 @@ def reprice(
         if result.audit_id is not None:
             _finish_audit(conn, queries, result, "completed", None)
     return result
+
+
+def recompute_costs(
+    url: str | None = None, only_missing: bool = True, batch_size: int = 2000
+) -> int:
+    """Price finished tasks (completed, failed, cancelled) that name a model with the price
+    book in force at each one's created_at (override, else library; price_ref and
+    cost_source 'computed' recorded); return how many tasks' cost changed.
+
+    `only_missing` (default) prices only tasks whose cost is NULL (a cost written meanwhile
+    stays); False re-prices every finished task, overwriting costs given by callers. A task
+    nothing can price keeps its cost. Tasks are read in batches of `batch_size` by id, each
+    batch written by one UPDATE in its own transaction (run totals move once per run per
+    batch); the live overrides are read once.
+    """
+    if batch_size < 1:
+        raise ValidationError("batch_size", f"must be >= 1, got {batch_size}")
+    result = RepriceResult(dry_run=False, rule={})
+    params = {"since": None, "until": None, "model": None, "only_missing": only_missing}
+    with database.connect(url, autocommit=True) as conn:
+        overrides = price_books.live_overrides(conn)
+        _run_batches(conn, database.queries(), params, overrides, result, 0, batch_size, None)
+    return result.tasks_changed
 
 
 def _run_batches(conn, queries, params, overrides, result, total, batch_size, progress) -> None:
@@ -150,7 +176,10 @@ def _run_batches(conn, queries, params, overrides, result, total, batch_size, pr
                 refs.append(ref)
         if ids and not result.dry_run:
             with conn.transaction():
-                conn.execute(update_sql, {"ids": ids, "costs": new_costs, "refs": refs})
+                conn.execute(
+                    update_sql,
+                    {**params, "ids": ids, "costs": new_costs, "refs": refs},
+                )
         if progress:
             progress(result.tasks_examined, total)
         if len(rows) < batch_size:

@@ -6,9 +6,11 @@ with its position (`tasks[3].status`) and nothing is written. Rows belong to the
 user: user_id is set to it, and a task may only name a run of that user (in the request
 or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
 and counted as a duplicate, also when two clients send the same rows at once.
-A finished task without a cost is priced as the Tracker prices it (ingest.costs, cost_source
-computed; a given cost is the provider's); `usage` in any shape ingest.usage understands
-may stand in for the tokens_* columns (its billed values kept as the Tracker keeps them).
+A finished task without a cost is priced when the rows are written, with the price book in
+force at its created_at (ingest.price_books.price_new_tasks: cost, price_ref, cost_source
+computed; one read of the overrides per request); a given cost is the provider's. `usage` in
+any shape ingest.usage understands may stand in for the tokens_* columns (its billed values
+kept as the Tracker keeps them).
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from ingest import bulk, validation
-from ingest.costs import BILLED_USAGE_KEY, cost_of_task
+from ingest import bulk, price_books, validation
+from ingest.costs import BILLED_USAGE_KEY
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
 from ingest.usage import read_usage
-from ingest.vocabulary import FINISHED_TASK_STATUSES
+from ingest.vocabulary import TASK_DERIVED_COLUMNS
 
 MAX_ROWS = 50_000
 
@@ -55,8 +56,9 @@ def check_run(raw: Any, user: str, where: str) -> dict[str, Any]:
     return clean
 
 
-def check_task(raw: Any, user: str, where: str, now: datetime) -> dict[str, Any]:
-    """One ai_tasks row, validated, owned by `user`, tokens from `usage`, priced."""
+def check_task(raw: Any, user: str, where: str) -> dict[str, Any]:
+    """One ai_tasks row, validated, owned by `user`, tokens from `usage` (priced when
+    written: write_rows)."""
     if not isinstance(raw, dict):
         raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
     fields = dict(raw)
@@ -75,10 +77,6 @@ def check_task(raw: Any, user: str, where: str, now: datetime) -> dict[str, Any]
         clean["response_metadata"] = {**(meta or {}), BILLED_USAGE_KEY: billed}
     if clean.get("cost") is not None:
         clean.setdefault("cost_source", "provider")
-    elif clean.get("status", "pending") in FINISHED_TASK_STATUSES:
-        cost = cost_of_task({"created_at": now, **clean})
-        if cost is not None:
-            clean["cost"], clean["cost_source"] = cost, "computed"
     return clean
 
 
@@ -89,9 +87,8 @@ def write_batch(
     docstring). Raises ValidationError before writing anything."""
     if len(runs) + len(tasks) > MAX_ROWS:
         raise ValidationError("body", f"at most {MAX_ROWS} rows per request")
-    now = datetime.now(UTC)
     run_rows = [check_run(raw, user, f"runs[{i}]") for i, raw in enumerate(runs)]
-    task_rows = [check_task(raw, user, f"tasks[{i}]", now) for i, raw in enumerate(tasks)]
+    task_rows = [check_task(raw, user, f"tasks[{i}]") for i, raw in enumerate(tasks)]
     return write_rows(state, user, run_rows, task_rows, task_where="tasks")
 
 
@@ -103,7 +100,8 @@ def write_rows(
     *,
     task_where: str = "tasks",
 ) -> BatchOutcome:
-    """Write already validated rows of `user` (ownership checked here) in one transaction."""
+    """Write already validated rows of `user` (ownership checked here) in one transaction;
+    finished tasks without a cost are priced first (see the module docstring)."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -117,6 +115,8 @@ def write_rows(
                 f"{task_where}[{i}].run_id", f"no run {run_id} of this key's user, here or stored"
             )
     outcome = BatchOutcome()
+    with state.connection() as conn:
+        task_rows = price_books.price_new_tasks(conn, task_rows)
     batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
     if not batches:
         return outcome
@@ -131,9 +131,10 @@ def write_rows(
 
 def _batches(table: str, rows: list[dict[str, Any]]) -> list[bulk.Batch]:
     """Rows grouped by the columns they carry (absent columns take the table defaults)."""
+    known = bulk.ALL_COLUMNS[table] + (TASK_DERIVED_COLUMNS if table == "ai_tasks" else ())
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        columns = tuple(c for c in bulk.ALL_COLUMNS[table] if c in row)
+        columns = tuple(c for c in known if c in row)
         groups.setdefault(columns, []).append(row)
     key = bulk.KEY_COLUMN[table]
     parent = bulk.PARENT_COLUMN[table]

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest import naming, validation
-from ingest.costs import cost_of_task
 from ingest.server.otlp_parse import Span
 from ingest.usage import normalize_usage
 from ingest.vocabulary import SOURCE_TYPES
@@ -211,7 +210,8 @@ def run_id_of(span: Span, user: str) -> tuple[uuid.UUID, str, str]:
 
 
 def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
-    """The ai_tasks row of an LLM span, validated (ValidationError when it cannot be)."""
+    """The ai_tasks row of an LLM span, validated (ValidationError when it cannot be); not
+    yet priced (ingest.server.batch.write_rows prices it when writing)."""
     attrs = span.attributes
     inputs, outputs = _messages(attrs)
     failed = span.status_code == 2
@@ -273,11 +273,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
         "created_at": _moment(span.start_ns),
         "completed_at": _moment(span.end_ns) if span.end_ns and not failed else None,
     }
-    clean = validation.validate_task({k: v for k, v in row.items() if v is not None})
-    cost = cost_of_task(clean)
-    if cost is not None:
-        clean["cost"], clean["cost_source"] = cost, "computed"
-    return clean
+    return validation.validate_task({k: v for k, v in row.items() if v is not None})
 
 
 def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:

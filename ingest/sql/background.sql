@@ -24,20 +24,20 @@ WITH rows AS (
            response_complete boolean, response_metadata jsonb, tokens_input bigint,
            tokens_output bigint, tokens_cached_input bigint, tokens_cache_write bigint,
            tokens_reasoning bigint, tokens_total bigint, cost numeric, cost_source text,
-           time_to_first_token integer, total_time integer, status text,
+           price_ref text, time_to_first_token integer, total_time integer, status text,
            created_at timestamptz, completed_at timestamptz)
 ), inserted AS (
     INSERT INTO ai_tasks (run_id, user_id, task_id, service, task_name, provider, endpoint,
                           model, request_data, response_text, response_data, response_errors,
                           tool_updates, response_complete, response_metadata, tokens_input,
                           tokens_output, tokens_cached_input, tokens_cache_write,
-                          tokens_reasoning, tokens_total, cost, cost_source,
+                          tokens_reasoning, tokens_total, cost, cost_source, price_ref,
                           time_to_first_token, total_time, status, created_at, completed_at)
     SELECT run_id, user_id, task_id, service, task_name, provider, endpoint, model,
            coalesce(request_data, '{}'), coalesce(response_text, ''), response_data,
            response_errors, tool_updates, coalesce(response_complete, false),
            response_metadata, tokens_input, tokens_output, tokens_cached_input,
-           tokens_cache_write, tokens_reasoning, tokens_total, cost, cost_source,
+           tokens_cache_write, tokens_reasoning, tokens_total, cost, cost_source, price_ref,
            time_to_first_token, total_time, status, coalesce(created_at, now()), completed_at
       FROM rows
      WHERE EXISTS (SELECT 1 FROM ai_runs WHERE ai_runs.id = rows.run_id)

@@ -39,7 +39,8 @@ SELECT count(*) AS tasks FROM ai_tasks
    AND (:model::text IS NULL OR model = :model);
 
 -- name: tasks_to_reprice
--- Next batch (by id, after :after_id) of the tasks the rule covers, with what pricing needs
+-- Next batch (by id, after :after_id) of the tasks the rule covers (with :only_missing, only
+-- those whose cost is NULL: ingest.recompute_costs), with what pricing needs
 -- (response_metadata carries only the provider's billed_usage, which prices 1-hour cache
 -- writes; see ingest.costs.cost_of_task).
 SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
@@ -52,19 +53,22 @@ SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
    AND (:since::timestamptz IS NULL OR created_at >= :since)
    AND (:until::timestamptz IS NULL OR created_at < :until)
    AND (:model::text IS NULL OR model = :model)
+   AND (cost IS NULL OR NOT :only_missing::boolean)
  ORDER BY id
  LIMIT :batch_size;
 
 -- name: set_task_prices
 -- Set cost (USD, cost_source 'computed') and price_ref of many tasks in one statement (run
 -- totals move once per run); only rows that change are written, so the mirror re-reads
--- only those.
+-- only those. With :only_missing, only rows still without a cost (a cost written meanwhile
+-- stays).
 UPDATE ai_tasks t
    SET cost = u.cost, price_ref = u.price_ref, cost_source = 'computed'
   FROM unnest(:ids::uuid[], :costs::numeric[], :refs::text[]) AS u (id, cost, price_ref)
  WHERE t.id = u.id
    AND (t.cost IS DISTINCT FROM u.cost OR t.price_ref IS DISTINCT FROM u.price_ref
-        OR t.cost_source IS DISTINCT FROM 'computed');
+        OR t.cost_source IS DISTINCT FROM 'computed')
+   AND (t.cost IS NULL OR NOT :only_missing::boolean);
 
 -- name: start_reprice_audit
 -- Open the audit record of a re-pricing; returns its id.

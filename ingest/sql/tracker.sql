@@ -55,28 +55,3 @@ SELECT {{task_columns}}
   FROM ai_tasks
  WHERE run_id = :run_id
  ORDER BY created_at, id;
-
--- name: tasks_to_price
--- Next batch (by id, after :after_id) of finished tasks with a model to price: id, provider,
--- model, tokens_input, tokens_output, tokens_cached_input, tokens_cache_write, created_at,
--- cost, response_metadata (its billed_usage prices 1-hour cache writes). With :only_missing,
--- only those whose cost is NULL.
-SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
-       tokens_cache_write, created_at, cost, response_metadata
-  FROM ai_tasks
- WHERE id > :after_id
-   AND model IS NOT NULL
-   AND status IN ('completed', 'failed', 'cancelled')
-   AND (cost IS NULL OR NOT :only_missing::boolean)
- ORDER BY id
- LIMIT :batch_size;
-
--- name: set_task_costs
--- Set cost (USD, cost_source 'computed') of many tasks in one statement (run totals move
--- once per run). Only rows whose cost changes are written; with :only_missing, only rows still without a cost.
-UPDATE ai_tasks t
-   SET cost = u.cost, cost_source = 'computed'
-  FROM unnest(:ids::uuid[], :costs::numeric[]) AS u (id, cost)
- WHERE t.id = u.id
-   AND t.cost IS DISTINCT FROM u.cost
-   AND (t.cost IS NULL OR NOT :only_missing::boolean);
