@@ -3,7 +3,9 @@
 The pages live in `views/`, not `pages/`: a `pages/` folder next to the entry script
 switches Streamlit to its older file-based navigation, which runs a page without this script.
 
-This entry script runs on every page: it syncs the analytics mirror (at most every
+This entry script runs on every page: it decides who is looking (dashboard/auth.py: OIDC,
+a trusted proxy header, or the local admin) and says so, asks Postgres which runs that
+viewer may read (data.set_scope), syncs the analytics mirror (at most every
 data.SYNC_EVERY_SECONDS, or on "Sync now"), draws the global filters (kept in the URL),
 offers auto-refresh, and then runs the page chosen in the navigation.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import duckdb
 import streamlit as st
 
-from dashboard import alerts_panel, data, state
+from dashboard import alerts_panel, auth, data, state
 from dashboard.safe import md
 from queries.mirror import discard_mirror, is_damage, sync_mirror
 
@@ -45,9 +47,28 @@ PAGES = {
         st.Page(PAGES_DIR / "export.py", title="Usage export", icon=":material/download:"),
     ],
 }
-page = st.navigation(PAGES)
+ADMIN_PAGES = {
+    "Admin": [
+        st.Page(PAGES_DIR / "access.py", title="Access", icon=":material/admin_panel_settings:")
+    ]
+}
 
 try:
+    viewer = auth.resolve(data.database_url())
+except Exception as exc:  # no database: say so instead of a traceback
+    st.error(
+        f"Cannot reach the database: {md(exc)}\n\n"
+        "Set DATABASE_URL to a Postgres server, or unset it to use the embedded one."
+    )
+    st.stop()
+auth.remember(viewer)
+page = st.navigation({**PAGES, **(ADMIN_PAGES if viewer.role == "admin" else {})})
+auth.banner(viewer)
+if viewer.id is None:
+    st.stop()
+
+try:
+    data.set_scope()
     mirror = data.sync()
     if mirror.last_error and mirror.version == 0 and is_damage(mirror.last_error):
         # The file is damaged beyond an in-place rebuild: drop this process's connection and
@@ -105,8 +126,13 @@ with st.sidebar:
         _live_refresh()
     facts = data.freshness()
     synced = facts.get("last_sync_at")
+    size = (
+        f"{facts.get('tasks', 0):,} tasks, {facts.get('runs', 0):,} runs; "
+        if viewer.role == "admin"
+        else ""
+    )
     st.caption(
-        f"Mirror: {facts.get('tasks', 0):,} tasks, {facts.get('runs', 0):,} runs; "
+        f"Mirror: {size}"
         + (f"synced {synced:%Y-%m-%d %H:%M:%S} UTC." if synced else "never synced.")
     )
     if mirror.last_error:

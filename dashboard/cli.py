@@ -62,9 +62,25 @@ def streamlit_command(port: int, address: str = "localhost") -> list[str]:
     ]
 
 
+def _sign_in_configured() -> bool:
+    """OIDC ([auth] in .streamlit/secrets.toml) or a trusted header (dashboard/auth.py)."""
+    secrets = Path(".streamlit") / "secrets.toml"
+    has_auth = secrets.is_file() and "[auth]" in secrets.read_text(errors="replace")
+    return has_auth or bool(os.environ.get("AI_RUNS_TRUSTED_HEADER", "").strip())
+
+
 def run(args: argparse.Namespace) -> int:
     import queries
     from ingest import database
+
+    if args.address not in ("localhost", "127.0.0.1", "::1") and not _sign_in_configured():
+        print(
+            f"Refusing to listen on {args.address}: without sign-in the dashboard is a single "
+            "local admin that sees everything, so it serves localhost only. Configure OIDC "
+            "(.streamlit/secrets.toml [auth]) or AI_RUNS_TRUSTED_HEADER (README: Access).",
+            file=sys.stderr,
+        )
+        return 2
 
     url = database.database_url()
     print(f"Database: {_redacted(url)}", flush=True)

@@ -5,6 +5,7 @@ registers its own subcommands:
 - ingest.cli_data:   ai-runs demo | import | export
 - ingest.server.cli: ai-runs serve | keys
 - ingest.cli_spend:  ai-runs prices | reprice | budgets
+- ingest.cli_access: ai-runs user | share | redaction | audit
 - queries.cli:       ai-runs sync
 - queries.cli_alerts: ai-runs alerts
 - dashboard.cli:     ai-runs dashboard
@@ -20,7 +21,7 @@ import sys
 import psycopg
 
 from dashboard import cli as dashboard_cli
-from ingest import cli_data, cli_db, cli_spend, config
+from ingest import cli_access, cli_data, cli_db, cli_spend, config
 from ingest.server import cli as server_cli
 from queries import cli as queries_cli
 from queries import cli_alerts
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = (cli_db, cli_data, server_cli, cli_spend)
+    modules = (cli_db, cli_data, cli_access, server_cli, cli_spend)
     modules += (queries_cli, cli_alerts, lake_cli, dashboard_cli)
     for module in modules:
         module.register(commands)

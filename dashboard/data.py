@@ -10,12 +10,18 @@
   ROLLUP_TTL_SECONDS, keyed also by the mirror's
   data version, which changes whenever a sync brought in rows: new data is never hidden
   behind a cache, and unchanged data is never recomputed within the TTL.
-- Point reads from Postgres (runs, one run, one task) are cached for POINT_TTL_SECONDS and
-  cleared after every change made from the dashboard.
+- Point reads from Postgres (runs, one run, one task) are cached for POINT_TTL_SECONDS,
+  keyed by the viewer, and cleared after every change made from the dashboard.
+- Access (docs/access.md): every read is the viewer's. Point reads and changes go through a
+  Tracker with the viewer (the application role, under row-level security). Rollups on the
+  mirror are restricted to the runs Postgres lets the viewer read: app.py asks once per
+  script run (`set_scope`), and `cached` applies that set to every rollup's filters, so no
+  page can forget it. The mirror sync uses the owner connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -28,7 +34,9 @@ import pandas as pd
 import streamlit as st
 
 import queries
+from dashboard import auth
 from ingest import config, database
+from ingest import viewer as ingest_viewer
 from queries import drilldown, options
 from queries.filters import Filters
 
@@ -37,6 +45,7 @@ POINT_TTL_SECONDS = 15
 OPTIONS_TTL_SECONDS = 120
 SYNC_EVERY_SECONDS = 30
 SETTINGS_FILE = "dashboard.json"
+_SCOPE_KEY = "_visible_runs"
 T = TypeVar("T")
 
 
@@ -124,26 +133,46 @@ def _cached(
         con.close()
 
 
+def set_scope() -> tuple[str, ...] | None:
+    """Ask Postgres, as the viewer, which runs the viewer may read (None: all of them) and
+    remember it for this script run. app.py calls it after resolving the viewer."""
+    who = auth.current()
+    scope = () if who.id is None else ingest_viewer.visible_runs(database_url(), who.id)
+    st.session_state[_SCOPE_KEY] = scope
+    return scope
+
+
+def scope() -> tuple[str, ...] | None:
+    """The runs the viewer may read, as set_scope found them in this script run."""
+    if _SCOPE_KEY not in st.session_state:
+        raise RuntimeError("no access scope: dashboard/app.py calls data.set_scope() first")
+    return st.session_state[_SCOPE_KEY]
+
+
 def cached(rollup: Callable[..., T], filters: Filters, *args: Any, **kwargs: Any) -> T:
     """`rollup(mirror cursor, filters, *args, **kwargs)` for a queries rollup function
-    (e.g. `cached(queries.kpis, filters)`), cached for ROLLUP_TTL_SECONDS and keyed by the
-    mirror's data version, the function and its arguments."""
+    (e.g. `cached(queries.kpis, filters)`), restricted to the viewer's runs (`scope()`),
+    cached for ROLLUP_TTL_SECONDS and keyed by the mirror's data version, the function,
+    the viewer's runs and the arguments."""
+    filters = dataclasses.replace(filters, visible_runs=scope())
     name = f"{rollup.__module__}.{rollup.__qualname__}"
     return _cached(data_key(), name, rollup, filters, args, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(ttl=OPTIONS_TTL_SECONDS, show_spinner=False)
-def _filter_options(key: tuple[str, str, int]) -> dict[str, list[str]]:
+def _filter_options(
+    key: tuple[str, str, int], visible: tuple[str, ...] | None
+) -> dict[str, list[str]]:
     con = _mirror(key[0], key[1]).con.cursor()
     try:
-        return options.filter_options(con)
+        return options.filter_options(con, visible)
     finally:
         con.close()
 
 
 def filter_options() -> dict[str, list[str]]:
-    """Sidebar choices present in the mirror (see queries.options.filter_options)."""
-    return _filter_options(data_key())
+    """Sidebar choices present in the viewer's runs (see queries.options.filter_options)."""
+    return _filter_options(data_key(), scope())
 
 
 def freshness() -> dict[str, Any]:
@@ -163,79 +192,108 @@ def is_empty() -> bool:
 
 
 @st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
-def _stuck_tasks(url: str, older_than_minutes: float) -> pd.DataFrame:
-    return drilldown.stuck_tasks(url, older_than_minutes=older_than_minutes)
+def _stuck_tasks(url: str, viewer: str | None, older_than_minutes: float) -> pd.DataFrame:
+    return drilldown.stuck_tasks(url, older_than_minutes=older_than_minutes, viewer=viewer)
 
 
 def stuck_tasks(older_than_minutes: float) -> pd.DataFrame:
-    """Tasks pending/streaming for longer than `older_than_minutes` (fresh, from Postgres)."""
-    return _stuck_tasks(database_url(), older_than_minutes)
+    """The viewer's tasks pending/streaming for longer than `older_than_minutes` (fresh,
+    from Postgres under row-level security)."""
+    return _stuck_tasks(database_url(), _viewer_id(), older_than_minutes)
 
 
 # --- Postgres point reads and changes, through ingest.Tracker -----------------------------
 
 
+def _scope_key() -> int:
+    """Changes when the viewer's readable runs do (a share or unshare), so a cached point
+    read never outlives the right to it."""
+    return hash(scope())
+
+
+def _viewer_id() -> str:
+    who = auth.current()
+    if who.id is None:
+        raise RuntimeError("an unknown person reads nothing; app.py stops before any page")
+    return who.id
+
+
 @st.cache_resource(show_spinner=False)
-def _tracker(url: str):
+def _tracker(url: str, viewer: str):
     from ingest import Tracker
 
-    return Tracker(url=url)
+    return Tracker(url=url, viewer=viewer)
 
 
 def tracker():
-    """The ingest.Tracker of this dashboard's database."""
-    return _tracker(database_url())
+    """The ingest.Tracker of this dashboard's database acting as the viewer (row-level
+    security decides what it reads and may change)."""
+    return _tracker(database_url(), _viewer_id())
 
 
 @st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
-def _list_runs(url: str, kwargs: tuple) -> Any:
-    return _tracker(url).list_runs(**dict(kwargs))
+def _list_runs(url: str, viewer: str, scope_key: int, kwargs: tuple) -> Any:
+    return _tracker(url, viewer).list_runs(**dict(kwargs))
 
 
 def list_runs(**kwargs: Any) -> Any:
-    """Tracker.list_runs(**kwargs), cached for POINT_TTL_SECONDS."""
-    return _list_runs(database_url(), tuple(sorted(kwargs.items())))
+    """Tracker.list_runs(**kwargs) as the viewer, cached for POINT_TTL_SECONDS."""
+    return _list_runs(database_url(), _viewer_id(), _scope_key(), tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
-def _get_run(url: str, run_id: str) -> Any:
-    return _tracker(url).get_run(run_id)
+def _get_run(url: str, viewer: str, scope_key: int, run_id: str) -> Any:
+    return _tracker(url, viewer).get_run(run_id)
 
 
 def get_run(run_id: str) -> Any:
-    """Tracker.get_run(run_id) (the run with its tasks), cached for POINT_TTL_SECONDS."""
-    return _get_run(database_url(), run_id)
+    """Tracker.get_run(run_id) (the run with its tasks) as the viewer; NotFoundError for a
+    run the viewer may not read. Cached for POINT_TTL_SECONDS."""
+    return _get_run(database_url(), _viewer_id(), _scope_key(), run_id)
 
 
 @st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
-def _get_task(url: str, task_id: str) -> Any:
-    return _tracker(url).get_task(task_id)
+def _get_task(url: str, viewer: str, scope_key: int, task_id: str) -> Any:
+    return _tracker(url, viewer).get_task(task_id)
 
 
 def get_task(task_id: str) -> Any:
-    """Tracker.get_task(task_id), cached for POINT_TTL_SECONDS."""
-    return _get_task(database_url(), task_id)
+    """Tracker.get_task(task_id) as the viewer, cached for POINT_TTL_SECONDS."""
+    return _get_task(database_url(), _viewer_id(), _scope_key(), task_id)
+
+
+def run_rights(run_id: str) -> dict[str, bool]:
+    """What the viewer may do with a run (Tracker.run_rights); not cached."""
+    return tracker().run_rights(run_id)
+
+
+RUN_CHANGES = (
+    "rename_run", "star_run", "set_tags", "archive_run", "delete_run", "restore_run",
+    "fork_run", "share_run", "unshare_run",
+)  # fmt: skip
 
 
 def change_run(action: str, *args: Any, **kwargs: Any) -> Any:
-    """Apply a run change (rename_run, star_run, set_tags, archive_run, delete_run,
-    restore_run, fork_run) and drop the cached point reads so the page shows it."""
-    allowed = {
-        "rename_run",
-        "star_run",
-        "set_tags",
-        "archive_run",
-        "delete_run",
-        "restore_run",
-        "fork_run",
-    }
-    if action not in allowed:
-        raise ValueError(f"{action!r} is not a run change; choose one of {sorted(allowed)}")
+    """Apply a run change (one of RUN_CHANGES) as the viewer and drop the cached point reads
+    so the page shows it. AccessDeniedError / NotFoundError when the viewer may not."""
+    if action not in RUN_CHANGES:
+        raise ValueError(f"{action!r} is not a run change; choose one of {list(RUN_CHANGES)}")
     result = getattr(tracker(), action)(*args, **kwargs)
     _list_runs.clear()
     _get_run.clear()
     _get_task.clear()
     return result
+
+
+def admin_call(action: str, *args: Any, **kwargs: Any) -> Any:
+    """An access-administration call of the viewer's Tracker (one of ADMIN_CALLS); row-level
+    security refuses it for anyone but an admin. Not cached: admins see it as it is."""
+    if action not in ADMIN_CALLS:
+        raise ValueError(f"{action!r} is not an admin call; choose one of {list(ADMIN_CALLS)}")
+    return getattr(tracker(), action)(*args, **kwargs)
+
+
+ADMIN_CALLS = ("audit_log", "list_users", "upsert_user", "redaction_rules", "set_redaction_rule")
 
 
 # --- Dashboard settings remembered across sessions ($AI_RUNS_HOME/dashboard.json) -------

@@ -36,8 +36,9 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.types.json import Jsonb
 
-from ingest import database, validation
+from ingest import database, redaction, validation
 from ingest.vocabulary import RUN_COLUMNS, RUN_DERIVED_COLUMNS, TASK_COLUMNS, USER_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,22 @@ class BulkWriter:
                     self.on_retry(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def redaction_rules(self) -> tuple[redaction.Rule, ...]:
+        """The enabled redaction rules of this writer's database (ingest.redaction); the
+        caller masks rows with them before encoding (COPY lines are already text)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return redaction.load_rules(conn)
+
+    def record_redactions(self, masks: Sequence[tuple[str, dict[str, int]]]) -> None:
+        """Keep the masks applied per task: (task_id, {field: count}) pairs, replacing
+        what an earlier import of the same task recorded."""
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute(
+                self._queries["record_redactions_many"].psycopg,
+                {"task_ids": [t for t, _ in masks], "fields": [Jsonb(m) for _, m in masks]},
+            )
 
     # ------------------------------------------------------------------ internals
 

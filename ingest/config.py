@@ -7,6 +7,9 @@
 | AI_RUNS_MIRROR  | $AI_RUNS_HOME/analytics.duckdb | Path of the DuckDB analytics mirror.          |
 | AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Parquet lake: a folder or s3://bucket/prefix.  |
 | AI_RUNS_LAKE_S3_ENDPOINT | (unset) | URL of an S3-compatible store (unset: AWS).   |
+
+AI_RUNS_APP_DATABASE_URL (unset): how the application role (ai_runs_app, under row-level
+security) connects; unset means the same server and database as user ai_runs_app.
 """
 
 from __future__ import annotations
@@ -52,4 +55,10 @@ def lake_s3_endpoint() -> str | None:
     """AI_RUNS_LAKE_S3_ENDPOINT: the URL of an S3-compatible store, None for AWS itself.
     Credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables."""
     value = os.environ.get("AI_RUNS_LAKE_S3_ENDPOINT", "").strip()
+    return value or None
+
+
+def app_database_url_setting() -> str | None:
+    """AI_RUNS_APP_DATABASE_URL, or None when unset or empty (docs/access.md)."""
+    value = os.environ.get("AI_RUNS_APP_DATABASE_URL", "").strip()
     return value or None

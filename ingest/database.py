@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import psycopg
+from psycopg import conninfo
 from psycopg.rows import dict_row
 
 from ingest import config, embedded, sqlfiles
@@ -22,6 +23,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQL_DIR = Path(__file__).parent / "sql"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _MIGRATION_LOCK = 7_141_592_653  # advisory lock key: one migrator at a time per database
+
+APP_ROLE = "ai_runs_app"  # created by migration 0011; does not bypass row-level security
 
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -115,6 +118,24 @@ def database_url(url: str | None = None) -> str:
             migrate(url)
             _migrated.add(url)
     return url
+
+
+def app_url(url: str | None = None) -> str:
+    """The URL the application role (APP_ROLE, subject to row-level security) connects with.
+
+    AI_RUNS_APP_DATABASE_URL if set (a managed Postgres: the role has a password there);
+    else the owner's URL (`database_url(url)`, migrated first) with the user replaced by
+    APP_ROLE, which works where the server trusts local connections (the embedded server,
+    a development server). See docs/access.md for which paths use which connection.
+    """
+    owner = database_url(url)
+    configured = config.app_database_url_setting()
+    if configured:
+        return configured
+    params = conninfo.conninfo_to_dict(owner)
+    params["user"] = APP_ROLE
+    params.pop("password", None)
+    return conninfo.make_conninfo(**params)
 
 
 def connect(url: str | None = None, **kwargs) -> psycopg.Connection:

@@ -29,3 +29,14 @@ class NotFoundError(IngestError, LookupError):
         self.kind = kind
         self.identifier = identifier
         super().__init__(f"{kind} {identifier} does not exist")
+
+
+class AccessDeniedError(IngestError, PermissionError):
+    """The viewer may not do this to that run or task (row-level security said no);
+    nothing was written. `viewer` is the ai_users id the change was attempted as."""
+
+    def __init__(self, viewer: str | None, action: str, why: str):
+        self.viewer = viewer
+        self.action = action
+        self.why = why
+        super().__init__(f"viewer {viewer!r} may not {action}: {why}")

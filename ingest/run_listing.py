@@ -39,7 +39,7 @@ class RunListing:
     """The listing part of Tracker (see ingest.tracker for the shared contract)."""
 
     _queries: dict[str, sqlfiles.Query]
-    _transaction: Callable[[], AbstractContextManager[psycopg.Connection]]
+    _transaction: Callable[..., AbstractContextManager[psycopg.Connection]]
 
     def list_runs(
         self,
@@ -129,8 +129,7 @@ class RunListing:
             created, last_id = _decode_cursor(cursor)
             add("run_filter_cursor", cursor_created_at=created, cursor_id=last_id)
         page_sql = _with_filters(self._queries["list_runs"], filters)
-        with self._transaction() as conn:
-            conn.execute(self._queries["consistent_read"].psycopg)
+        with self._transaction(consistent=True) as conn:
             rows = conn.execute(page_sql, {**params, "limit": limit + 1}).fetchall()
             total = conn.execute(count_sql, params).fetchone()["total"]
         next_cursor = None

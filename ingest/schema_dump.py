@@ -1,7 +1,8 @@
 """docs/schema.sql: the whole schema as a fresh migration leaves it, read from the catalogs.
 
 `schema_sql(url)` writes tables (columns, defaults, constraints, storage options),
-indexes, functions and triggers of the public schema, each group sorted by name, in a
+indexes, functions, triggers, row-level security policies and the application role's
+grants of the public schema, each group sorted by name, in a
 spelling PostgreSQL 15 to 18 share, so the file is the same whichever server produced it.
 `ai-runs db schema` prints it (or writes it with --out); tests/test_schema_doc.py fails
 when docs/schema.sql is stale.
@@ -33,6 +34,7 @@ def schema_sql(url: str | None = None) -> str:
         constraints = rows("schema_constraints")
         indexes, functions = rows("schema_indexes"), rows("schema_functions")
         triggers = rows("schema_triggers")
+        policies, grants = rows("schema_policies"), rows("schema_grants")
     parts = [HEADER]
     for table in tables:
         name = table["name"]
@@ -47,6 +49,8 @@ def schema_sql(url: str | None = None) -> str:
     parts.append("".join(f"{i['definition']};\n" for i in indexes))
     parts += [f"{f['definition'].rstrip()};\n" for f in functions]
     parts.append("".join(f"{t['definition']};\n" for t in triggers))
+    parts.append("".join(f"{p['definition']};\n" for p in policies))
+    parts.append("".join(f"{g['definition']};\n" for g in grants))
     return "\n".join(parts)
 
 

@@ -37,12 +37,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest import database
+from ingest import database, redaction
 from ingest.background_tasks import BackgroundMethods
-from ingest.errors import ValidationError
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.keywords import check_keywords
 from ingest.limits import check_text
 from ingest.run_listing import RunListing, RunPage
+from ingest.tracker_access import AccessMethods
 from ingest.tracker_runs import USER_ROLES, RunMethods
 from ingest.tracker_tasks import (
     STREAMING_STATUSES,
@@ -63,12 +64,18 @@ __all__ = [
 
 
 @check_keywords
-class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods):
+class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods, AccessMethods):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded
         server). The database is migrated on first use.
-    user_id: owner recorded on runs and tasks created by this tracker (unless one is given).
+    user_id: owner recorded on runs and tasks created by this tracker (unless one is given;
+        defaults to `viewer`).
+    viewer: None (default) connects as the owner: a trusted service writer that sees and
+        may change everything. An ai_users id connects as the application role under
+        row-level security with that viewer named on every transaction (docs/access.md):
+        what it cannot see is NotFoundError, what it may see but not change is
+        AccessDeniedError, and nothing is written either way.
     debounce_seconds: at most one streaming write per task per this many seconds.
     clock: monotonic seconds (injectable for tests); used for debounce and stream timings.
     """
@@ -80,6 +87,7 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods):
         *,
         debounce_seconds: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        viewer: str | None = None,
     ) -> None:
         if user_id is not None and (not isinstance(user_id, str) or not user_id.strip()):
             raise ValidationError("user_id", f"must be a non-empty string, got {user_id!r}")
@@ -87,8 +95,13 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods):
             check_text("user_id", user_id)
         if debounce_seconds < 0:
             raise ValidationError("debounce_seconds", f"must be >= 0, got {debounce_seconds}")
+        if viewer is not None and (not isinstance(viewer, str) or not viewer.strip()):
+            raise ValidationError("viewer", f"must be a non-empty string, got {viewer!r}")
         self.url = database.database_url(url)
-        self.user_id = user_id
+        self.viewer = viewer
+        self._connect_url = database.app_url(self.url) if viewer is not None else self.url
+        self.user_id = user_id if user_id is not None else viewer
+        self._redactor = redaction.Redactor(self._connect_url)
         self.debounce_seconds = float(debounce_seconds)
         self.clock = clock
         self._queries = database.queries()
@@ -120,15 +133,48 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods):
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+            self._conn = psycopg.connect(self._connect_url, autocommit=True, row_factory=dict_row)
         return self._conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection]:
+    def _transaction(self, consistent: bool = False) -> Iterator[psycopg.Connection]:
+        """One transaction (the viewer named in it); `consistent`: a read-only snapshot
+        that every statement of it shares (a page and its total agree)."""
         with self._lock:
             conn = self._connection()
-            with conn.transaction():
-                yield conn
+            try:
+                with conn.transaction():
+                    if consistent:
+                        conn.execute(self._queries["consistent_read"].psycopg)
+                    if self.viewer is not None:
+                        conn.execute(self._queries["set_viewer"].psycopg, {"viewer": self.viewer})
+                    yield conn
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise AccessDeniedError(
+                    self.viewer, "write this row", exc.diag.message_primary or str(exc)
+                ) from None
+
+    def _refusal(self, kind: str, identifier: Any, action: str) -> Exception:
+        """Why a write matched no row: NotFoundError when the row does not exist for this
+        viewer, AccessDeniedError when the viewer may read it but not `action` it."""
+        if self.viewer is None:
+            return NotFoundError(kind, identifier)
+        query = "run_visible" if kind == "run" else "task_visible"
+        with self._transaction() as conn:
+            key = "run_id" if kind == "run" else "task_id"
+            visible = self._one(conn, query, **{key: identifier})
+        if visible is None:
+            return NotFoundError(kind, identifier)
+        who = (
+            "its owner or an admin"
+            if action in ("purge", "share", "unshare")
+            else "its owner, someone it is shared with for edit, or an admin"
+        )
+        return AccessDeniedError(
+            self.viewer,
+            f"{action} {kind} {identifier}",
+            f"you may read it but not {action} it; only {who} may",
+        )
 
     def _one(self, conn: psycopg.Connection, query: str, /, **params: Any) -> dict | None:
         return conn.execute(self._queries[query].psycopg, params).fetchone()

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import naming, sqlfiles
+from ingest import naming, redaction, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
 from ingest.limits import check_text
 from ingest.validation import MESSAGE_ROLES, parse_uuid, validate_message, validate_run
@@ -28,8 +28,10 @@ class RunMethods:
 
     user_id: str | None
     _queries: dict[str, sqlfiles.Query]
-    _transaction: Callable[[], AbstractContextManager[psycopg.Connection]]
+    _transaction: Callable[..., AbstractContextManager[psycopg.Connection]]
     _one: Callable[..., dict | None]
+    _refusal: Callable[[str, Any, str], Exception]
+    _redactor: redaction.Redactor
 
     def create_run(
         self,
@@ -81,6 +83,7 @@ class RunMethods:
             "created_at": created_at,
         }
         fields = validate_run({k: v for k, v in given.items() if v is not None})
+        redaction.redact_fields(fields, redaction.RUN_FIELDS, self._redactor.rules())
         params: dict[str, Any] = {
             column: fields.get(column)
             for column in self._queries["insert_run"].params
@@ -129,13 +132,14 @@ class RunMethods:
             message["metadata"] = metadata
         message["timestamp"] = timestamp if timestamp is not None else datetime.now(UTC)
         message = validate_message(message, field="message")
+        message["content"], _ = redaction.redact(message["content"], self._redactor.rules())
         candidate = naming.name_from_messages([message]) if role == "user" else ""
         with self._transaction() as conn:
             new_name = None
             if candidate:
                 current = self._one(conn, "lock_run_name", run_id=run)
                 if current is None:
-                    raise NotFoundError("run", run)
+                    raise self._refusal("run", run, "change")
                 fallback = naming.fallback_name(current["source_type"], current["created_at"])
                 if current["name"] == fallback:
                     new_name = candidate
@@ -143,7 +147,7 @@ class RunMethods:
                 conn, "append_message", run_id=run, message=Jsonb(message), new_name=new_name
             )
             if row is None:
-                raise NotFoundError("run", run)
+                raise self._refusal("run", run, "change")
         return {
             "run_id": run,
             "index": row["message_count"] - 1,
@@ -156,8 +160,7 @@ class RunMethods:
         """One run: every column (messages included) and, unless with_tasks=False, "tasks":
         its task rows, oldest first. NotFoundError when it does not exist."""
         run = parse_uuid("run_id", run_id)
-        with self._transaction() as conn:
-            conn.execute(self._queries["consistent_read"].psycopg)
+        with self._transaction(consistent=True) as conn:
             row = self._one(conn, "get_run", run_id=run)
             if row is None:
                 raise NotFoundError("run", run)
@@ -173,7 +176,7 @@ class RunMethods:
         with self._transaction() as conn:
             row = self._one(conn, "set_run_fields", run_id=run, **params)
             if row is None:
-                raise NotFoundError("run", run)
+                raise self._refusal("run", run, "change")
         return row
 
     def rename_run(self, run_id: uuid.UUID | str, name: str) -> dict[str, Any]:
@@ -208,7 +211,7 @@ class RunMethods:
         run = parse_uuid("run_id", run_id)
         with self._transaction() as conn:
             if self._one(conn, "purge_run", run_id=run) is None:
-                raise NotFoundError("run", run)
+                raise self._refusal("run", run, "purge")
 
     def fork_run(
         self,

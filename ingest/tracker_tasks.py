@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import price_books, sqlfiles
+from ingest import price_books, redaction, sqlfiles
 from ingest.costs import BILLED_USAGE_KEY
-from ingest.errors import NotFoundError, ValidationError
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.limits import check_text
 from ingest.usage import read_usage
 from ingest.validation import check_task_consistency, parse_uuid, validate_task
@@ -85,8 +85,10 @@ class TaskMethods:
     _buffers: dict[uuid.UUID, _Buffer]
     _last_write: dict[uuid.UUID, float]
     _finished: OrderedDict[uuid.UUID, str]
-    _transaction: Callable[[], AbstractContextManager[psycopg.Connection]]
+    _transaction: Callable[..., AbstractContextManager[psycopg.Connection]]
     _one: Callable[..., dict | None]
+    _refusal: Callable[[str, Any, str], Exception]
+    _redactor: redaction.Redactor
 
     def create_task(
         self,
@@ -135,6 +137,7 @@ class TaskMethods:
             "created_at": created_at,
         }
         fields = validate_task({k: v for k, v in given.items() if v is not None})
+        masks = redaction.redact_fields(fields, ("request_data",), self._redactor.rules())
         params = {column: fields.get(column) for column in self._queries["insert_task"].params}
         params["request_data"] = _jsonb(fields.get("request_data"))
         params["response_metadata"] = _jsonb(fields.get("response_metadata"))
@@ -143,6 +146,8 @@ class TaskMethods:
                 row = self._one(conn, "insert_task", **params)
                 if row is None:
                     row = self._one(conn, "get_task", task_id=fields["task_id"])
+                else:
+                    self._record_redactions(conn, fields["task_id"], masks)
         except psycopg.errors.ForeignKeyViolation:
             raise NotFoundError("run", fields["run_id"]) from None
         if row is None:  # deleted between the conflict and the read: report, do not guess
@@ -241,6 +246,10 @@ class TaskMethods:
                 except ValidationError as error:
                     log.warning("buffered update of task %s dropped: %s", tid, error)
                     results.append(TaskUpdate(tid, written=False, ignored=True, status="invalid"))
+                except AccessDeniedError as exc:
+                    self._buffers.pop(tid, None)
+                    log.warning("buffered update of task %s dropped: %s", tid, exc)
+                    results.append(TaskUpdate(tid, written=False, ignored=True, status="denied"))
         flush_background = getattr(self, "flush_background", None)
         if flush_background is not None:
             flush_background()
@@ -254,7 +263,7 @@ class TaskMethods:
             row = self._one(conn, "lock_task", task_id=tid)
             if row is None:
                 self._buffers.pop(tid, None)
-                raise NotFoundError("task", tid)
+                raise self._refusal("task", tid, "change")
             if row["status"] in FINISHED_TASK_STATUSES:
                 self._buffers.pop(tid, None)
                 self._remember_finished(tid, row["status"])
@@ -404,7 +413,7 @@ class TaskMethods:
         with self._transaction() as conn:
             row = self._one(conn, "lock_task", task_id=tid)
             if row is None:
-                raise NotFoundError("task", tid)
+                raise self._refusal("task", tid, "change")
             if row["status"] in FINISHED_TASK_STATUSES:
                 if row["status"] != status or self._buffers.get(tid):
                     log.warning(
@@ -444,6 +453,9 @@ class TaskMethods:
         merged = {column: row[column] for column in TASK_WRITABLE}
         merged["created_at"] = row["created_at"]
         new = {**buffer.fields, **changes}
+        merged["_masks"] = redaction.redact_fields(
+            new, redaction.TASK_FIELDS, self._redactor.rules()
+        )
         merged.update(new)
         tokens_changed = "tokens_input" in new or "tokens_output" in new
         if "tokens_total" not in new and tokens_changed:
@@ -466,7 +478,17 @@ class TaskMethods:
             params[column] = _jsonb(params[column])
         params["task_id"] = tid
         params["price_ref"] = merged.get("price_ref")  # set only when we priced it
-        return self._one(conn, "write_task", **params)
+        written = self._one(conn, "write_task", **params)
+        self._record_redactions(conn, tid, merged.get("_masks") or {})
+        return written
+
+    def _record_redactions(self, conn: psycopg.Connection, tid: uuid.UUID, masks: dict) -> None:
+        """Keep the masks applied to the fields just written (ai_task_redactions)."""
+        if masks:
+            conn.execute(
+                self._queries["record_redactions"].psycopg,
+                {"task_id": tid, "fields": Jsonb(masks)},
+            )
 
     def _remember_finished(self, tid: uuid.UUID, status: str) -> None:
         self._finished[tid] = status

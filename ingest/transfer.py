@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from ingest import bulk, database, limits, validation
+from ingest import bulk, database, limits, redaction, validation
 from ingest.csv_cells import neutralize_formula, restore_formula
 from ingest.errors import ValidationError
 from ingest.vocabulary import USER_ROLES
@@ -109,6 +109,7 @@ class _Row:
     parent: str | None
     path: str
     line_no: int
+    masks: dict[str, int] | None = None  # redaction masks per field (tasks)
 
 
 # ------------------------------------------------------------------------------ import
@@ -148,12 +149,13 @@ def import_files(
     )
     own_writer = writer is None
     writer = writer or bulk.BulkWriter(database.database_url(url), retry_seconds=retry_seconds)
+    rules = writer.redaction_rules()
     pending: list[_Row] = []
     waiting: list[_Row] = []  # rows whose run / parent run was not written yet
     seen = _SeenKeys()
     try:
         for path in paths:
-            for row_or_rejection in _read(Path(path), pool):
+            for row_or_rejection in _read(Path(path), pool, rules):
                 summary.lines += 1
                 if isinstance(row_or_rejection, _Row):
                     row_or_rejection = seen.same_as_before(row_or_rejection)
@@ -266,19 +268,26 @@ def _write_rows(writer: bulk.BulkWriter, rows: list[_Row], summary: ImportSummar
         summary.inserted[group[0]] += result.inserted
         summary.duplicates[group[0]] += result.duplicates
         orphans += [groups[group][i] for i in result.missing_parent]
+    orphaned = {id(r) for r in orphans}
+    masks = [(r.key, r.masks) for r in rows if r.masks and id(r) not in orphaned]
+    if masks:
+        writer.record_redactions(masks)
     return orphans
 
 
-def _read(path: Path, pool: ProcessPoolExecutor | None = None) -> Iterator[_Row | Rejection]:
-    """The file's lines as rows or rejections, in order (parsed by `pool` when given)."""
+def _read(
+    path: Path, pool: ProcessPoolExecutor | None = None, rules: tuple = ()
+) -> Iterator[_Row | Rejection]:
+    """The file's lines as rows or rejections, in order (parsed by `pool` when given),
+    redacted by `rules` (ingest.redaction)."""
     blocks = _blocks(path)
     if pool is None:
         for block in blocks:
-            yield from _parse_block(block)
+            yield from _parse_block(block, rules)
         return
     in_flight: deque[Future] = deque()
     for block in blocks:
-        in_flight.append(pool.submit(_parse_block, block))
+        in_flight.append(pool.submit(_parse_block, block, rules))
         if len(in_flight) > _IN_FLIGHT:
             yield from in_flight.popleft().result()
     while in_flight:
@@ -311,7 +320,7 @@ def _blocks(path: Path, size: int = 2_000) -> Iterator[_Block]:
             yield fmt, str(path), header, block
 
 
-def _parse_block(block: _Block) -> list[_Row | Rejection]:
+def _parse_block(block: _Block, rules: tuple = ()) -> list[_Row | Rejection]:
     """Check and encode a block of lines (runs in a worker process when there is a pool)."""
     fmt, path, header, items = block
     out: list[_Row | Rejection] = []
@@ -322,7 +331,7 @@ def _parse_block(block: _Block) -> list[_Row | Rejection]:
             kind, fields = (
                 _jsonl_fields(payload) if fmt == "jsonl" else _csv_fields(header, payload)
             )
-            out.append(_row(kind, fields, path, line_no))
+            out.append(_row(kind, fields, path, line_no, rules))
         except (ValidationError, _BadLine) as error:
             out.append(Rejection(path, line_no, str(error)))
     return out
@@ -452,7 +461,7 @@ def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _row(kind: str, fields: dict[str, Any], path: str, line_no: int) -> _Row:
+def _row(kind: str, fields: dict[str, Any], path: str, line_no: int, rules: tuple = ()) -> _Row:
     if kind == "user":
         clean = validate_user(fields)
     elif kind == "run":
@@ -461,6 +470,9 @@ def _row(kind: str, fields: dict[str, Any], path: str, line_no: int) -> _Row:
             raise ValidationError("id", "is required to import a run (its tasks refer to it)")
     else:
         clean = validation.validate_task(fields)
+    masked = {"run": redaction.RUN_FIELDS, "task": redaction.TASK_FIELDS}.get(kind, ())
+    counts = redaction.redact_fields(clean, masked, rules)
+    masks = {k: v for k, v in counts.items() if v} if kind == "task" else None
     columns = tuple(c for c in bulk.ALL_COLUMNS[KINDS[kind]] if c in clean)
     key = clean[bulk.KEY_COLUMN[KINDS[kind]]]
     parent_column = bulk.PARENT_COLUMN[KINDS[kind]]
@@ -475,6 +487,7 @@ def _row(kind: str, fields: dict[str, Any], path: str, line_no: int) -> _Row:
     return _Row(
         kind, columns, line, str(key),
         str(parent) if parent is not None else None, path, line_no,
+        masks or None,
     )  # fmt: skip
 
 

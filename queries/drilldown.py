@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 
 from ingest import database
+from ingest.viewer import connect_as
 from queries.engine import Connection, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters, dimension_column
 
@@ -136,17 +137,23 @@ def cost_per_run(con: Connection, filters: Filters) -> pd.DataFrame:
 
 
 def stuck_tasks(
-    url: str | None = None, *, older_than_minutes: float = 15, limit: int = 200
+    url: str | None = None,
+    *,
+    older_than_minutes: float = 15,
+    limit: int = 200,
+    viewer: str | None = None,
 ) -> pd.DataFrame:
     """Tasks still pending or streaming `older_than_minutes` after they were created.
 
     A fresh point read from Postgres (not the mirror), served by the partial index on
     unfinished tasks. Columns: task_id, run_id, id, user_id, provider, model, endpoint,
     service, status, created_at, updated_at (UTC), age_minutes (float). Oldest first.
+    viewer: an ai_users id to read as (row-level security: only that viewer's tasks);
+    None reads as the owner (every task).
     """
+    params = {"older_than_minutes": float(older_than_minutes), "limit": int(limit)}
+    if viewer is not None:
+        with connect_as(url, viewer) as conn:
+            return fetch(conn, "stuck_tasks", params)
     with database.connect(url) as conn:
-        return fetch(
-            conn,
-            "stuck_tasks",
-            {"older_than_minutes": float(older_than_minutes), "limit": int(limit)},
-        )
+        return fetch(conn, "stuck_tasks", params)

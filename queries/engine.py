@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.rows import tuple_row
 
-from queries import sqltext
+from queries import access, sqltext
 from queries.filters import GRAINS, Filters, dimension_column
 
 Connection = Any  # duckdb.DuckDBPyConnection, or psycopg.Connection for the Postgres twins
@@ -73,6 +73,8 @@ def filter_params(filters: Filters) -> dict[str, Any]:
         "teams": list(filters.teams),
         "tags": list(filters.tags),
         "statuses": list(filters.statuses),
+        "restricted": filters.visible_runs is not None,
+        "visible_runs": list(filters.visible_runs or ()),
     }
 
 
@@ -87,6 +89,8 @@ def fetch(
     """Run query `name` on `con`'s engine; a DataFrame with ids as str, DECIMAL as float64
     (or Decimal when `exact`), timestamps as UTC datetimes, dates as datetime64."""
     engine = engine_of(con)
+    if engine == "duckdb":
+        expressions = {**access.restriction(con, params), **expressions}
     query = sqltext.render(engine, name, **expressions)
     values = {key: params[key] for key in query.params}
     if engine == "duckdb":

@@ -30,7 +30,12 @@ GRAINS = ("day", "week", "month")
 @dataclass(frozen=True)
 class Filters:
     """What to look at: a half-open UTC time range [start, end) on task created_at, and
-    optional allow-lists; an empty tuple means no restriction on that field."""
+    optional allow-lists; an empty tuple means no restriction on that field.
+
+    visible_runs: who is looking (docs/access.md). None: every run (an admin, or a trusted
+    caller with no viewer); a tuple: only these run ids, the set Postgres's row-level
+    security gave the viewer (`ingest.viewer.visible_runs`); () sees nothing.
+    """
 
     start: datetime
     end: datetime
@@ -41,6 +46,7 @@ class Filters:
     teams: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     statuses: tuple[str, ...] = field(default=())
+    visible_runs: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):

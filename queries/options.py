@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from queries import sqltext
+from queries import access, sqltext
 from queries.engine import Connection
 
 
-def filter_options(con: Connection) -> dict[str, list[str]]:
+def filter_options(
+    con: Connection, visible_runs: tuple[str, ...] | None = None
+) -> dict[str, list[str]]:
     """Sidebar choices present in the mirror, each sorted: source_types, providers, models,
-    users, teams, tags, statuses."""
-    tasks = con.execute(sqltext.render("duckdb", "filter_options_tasks").duckdb).fetchall()[0]
-    runs = con.execute(sqltext.render("duckdb", "filter_options_runs").duckdb).fetchall()[0]
+    users, teams, tags, statuses. visible_runs as in Filters: only the values of those runs
+    (None: of every run)."""
+    values = {"restricted": visible_runs is not None, "visible_runs": list(visible_runs or ())}
+    expressions = access.restriction(con, values)
+    tasks_query = sqltext.render("duckdb", "filter_options_tasks", **expressions).duckdb
+    runs_query = sqltext.render("duckdb", "filter_options_runs", **expressions).duckdb
+    tasks = con.execute(tasks_query).fetchall()[0]
+    runs = con.execute(runs_query).fetchall()[0]
     lists = dict(zip(["providers", "models", "users", "statuses"], tasks, strict=True))
     lists |= dict(zip(["source_types", "tags", "teams"], runs, strict=True))
     keys = ("source_types", "providers", "models", "users", "teams", "tags", "statuses")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import data, export, figures, state, ui
 from dashboard.safe import http_url, md, md_link
-from ingest.errors import NotFoundError, ValidationError
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.vocabulary import RUN_STATUSES
 
 PAGE_SIZE = 25
@@ -136,7 +136,7 @@ def show_list() -> None:
 def _change(action: str, *args: Any, done: str, **kwargs: Any) -> Any:
     try:
         result = data.change_run(action, *args, **kwargs)
-    except (ValidationError, NotFoundError) as exc:
+    except (ValidationError, NotFoundError, AccessDeniedError) as exc:
         st.error(md(exc))
         return None
     st.toast(done, icon=":material/check:")
@@ -169,7 +169,7 @@ def show_run(run_id: str) -> None:
     try:
         run = data.get_run(run_id)
     except (NotFoundError, ValidationError) as exc:
-        st.error(f"No such run: {md(exc)}")
+        st.error(f"No such run, or not one you may read: {md(exc)}")
         st.button("← Back to the list", on_click=_back_to_list)
         return
     st.button("← Back to the list", on_click=_back_to_list, key="runs_back")
@@ -222,72 +222,114 @@ def show_run(run_id: str) -> None:
         help=None if example else "No assistant reply in this run to learn from.",
     )
 
+    rights = data.run_rights(str(run["id"]))
+    if not rights["edit"]:
+        st.caption(
+            "You may read this run but not change it: only its owner, someone it is shared "
+            "with for edit, or an admin may. You can fork it into a run of your own."
+        )
     with st.expander("Manage this run", icon=":material/settings:"):
-        m1, m2 = st.columns(2)
-        with m1.form("run_rename", border=False):
-            name = st.text_input("Name", value=run["name"], key="run_new_name")
-            if st.form_submit_button("Rename", key="run_rename"):
-                _change("rename_run", run["id"], name, done="Renamed")
-                st.rerun()
-        with m2.form("run_tags", border=False):
-            known = data.filter_options().get("tags", [])
-            options = sorted(set(run.get("tags") or []) | set(known))
-            tags = st.multiselect(
-                "Tags",
-                options,
-                default=run.get("tags") or [],
-                accept_new_options=True,
-                key="run_new_tags",
+        if rights["edit"]:
+            _manage(run)
+        _fork(run)
+    if rights["own"]:
+        with st.expander("Share this run", icon=":material/share:"):
+            _share(run)
+    _show_contents(run)
+
+
+def _manage(run: dict) -> None:
+    """Rename, tags, star, archive, delete, restore: shown only to those who may edit."""
+    m1, m2 = st.columns(2)
+    with m1.form("run_rename", border=False):
+        name = st.text_input("Name", value=run["name"], key="run_new_name")
+        if st.form_submit_button("Rename", key="run_rename"):
+            _change("rename_run", run["id"], name, done="Renamed")
+            st.rerun()
+    with m2.form("run_tags", border=False):
+        known = data.filter_options().get("tags", [])
+        options = sorted(set(run.get("tags") or []) | set(known))
+        tags = st.multiselect(
+            "Tags",
+            options,
+            default=run.get("tags") or [],
+            accept_new_options=True,
+            key="run_new_tags",
+        )
+        if st.form_submit_button("Save tags", key="run_save_tags"):
+            _change("set_tags", run["id"], tags, done="Tags saved")
+            st.rerun()
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("Unstar" if run["is_starred"] else "Star", icon=":material/star:", key="run_star"):
+        _change("star_run", run["id"], not run["is_starred"], done="Star updated")
+        st.rerun()
+    if b2.button(
+        "Archive",
+        disabled=run["status"] == "archived",
+        icon=":material/archive:",
+        key="run_archive",
+    ):
+        _change("archive_run", run["id"], done="Archived")
+        st.rerun()
+    if b3.button(
+        "Delete",
+        disabled=run["status"] == "deleted",
+        icon=":material/delete:",
+        key="run_delete",
+    ):
+        _change("delete_run", run["id"], done="Deleted (restore any time)")
+        st.rerun()
+    if b4.button(
+        "Restore",
+        disabled=run["status"] == "active",
+        icon=":material/restore:",
+        key="run_restore",
+    ):
+        _change("restore_run", run["id"], done="Restored")
+        st.rerun()
+
+
+def _fork(run: dict) -> None:
+    """Fork at a message into a run of the viewer's own (anyone who may read the run)."""
+    messages = run.get("messages") or []
+    if messages:
+        with st.form("run_fork", border=False):
+            at = st.selectbox(
+                "Fork at message (a new run with the messages up to and including it)",
+                range(len(messages)),
+                index=len(messages) - 1,
+                key="run_fork_at",
+                format_func=lambda i: (
+                    f"#{i} {messages[i].get('role')}: {str(messages[i].get('content'))[:60]}"
+                ),
             )
-            if st.form_submit_button("Save tags", key="run_save_tags"):
-                _change("set_tags", run["id"], tags, done="Tags saved")
-                st.rerun()
-        b1, b2, b3, b4 = st.columns(4)
-        if b1.button(
-            "Unstar" if run["is_starred"] else "Star", icon=":material/star:", key="run_star"
-        ):
-            _change("star_run", run["id"], not run["is_starred"], done="Star updated")
+            if st.form_submit_button("Fork", icon=":material/call_split:", key="run_fork_go"):
+                fork = _change("fork_run", run["id"], int(at), done="Forked")
+                if fork:
+                    _open_run(str(fork["id"]))
+
+
+def _share(run: dict) -> None:
+    """Who the run is shared with, and share/unshare (its owner and admins only)."""
+    shares = data.tracker().run_shares(str(run["id"]))
+    for share in shares:
+        c1, c2 = st.columns([3, 1])
+        c1.write(f"{share['user_id']} · {share['permission']}")
+        if c2.button("Unshare", key=f"unshare_{share['user_id']}", icon=":material/link_off:"):
+            _change("unshare_run", run["id"], share["user_id"], done="No longer shared")
             st.rerun()
-        if b2.button(
-            "Archive",
-            disabled=run["status"] == "archived",
-            icon=":material/archive:",
-            key="run_archive",
-        ):
-            _change("archive_run", run["id"], done="Archived")
+    if not shares:
+        st.caption("Not shared with anyone.")
+    with st.form("run_share", border=False):
+        who = st.text_input("Share with (person id)", key="run_share_user")
+        permission = st.radio("Permission", ("view", "edit"), horizontal=True, key="run_share_perm")
+        if st.form_submit_button("Share", icon=":material/share:", key="run_share_go"):
+            _change("share_run", run["id"], who, permission, done=f"Shared with {who}")
             st.rerun()
-        if b3.button(
-            "Delete",
-            disabled=run["status"] == "deleted",
-            icon=":material/delete:",
-            key="run_delete",
-        ):
-            _change("delete_run", run["id"], done="Deleted (restore any time)")
-            st.rerun()
-        if b4.button(
-            "Restore",
-            disabled=run["status"] == "active",
-            icon=":material/restore:",
-            key="run_restore",
-        ):
-            _change("restore_run", run["id"], done="Restored")
-            st.rerun()
-        messages = run.get("messages") or []
-        if messages:
-            with st.form("run_fork", border=False):
-                at = st.selectbox(
-                    "Fork at message (a new run with the messages up to and including it)",
-                    range(len(messages)),
-                    index=len(messages) - 1,
-                    key="run_fork_at",
-                    format_func=lambda i: (
-                        f"#{i} {messages[i].get('role')}: {str(messages[i].get('content'))[:60]}"
-                    ),
-                )
-                if st.form_submit_button("Fork", icon=":material/call_split:", key="run_fork_go"):
-                    fork = _change("fork_run", run["id"], int(at), done="Forked")
-                    if fork:
-                        _open_run(str(fork["id"]))
+
+
+def _show_contents(run: dict) -> None:
+    """The conversation, tasks, settings and attachments of a run."""
 
     talk, tasks_tab, settings_tab, files_tab = st.tabs(
         ["Conversation", f"Tasks ({run['task_count']})", "Settings & variables", "Attachments"]

@@ -63,7 +63,7 @@ if not task_id:
 try:
     task = data.get_task(task_id)
 except (NotFoundError, ValidationError) as exc:
-    st.error(f"No such task: {md(exc)}")
+    st.error(f"No such task, or not one you may read: {md(exc)}")
     st.stop()
 
 

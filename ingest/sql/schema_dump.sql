@@ -56,3 +56,31 @@ SELECT t.tgname AS name, pg_get_triggerdef(t.oid) AS definition
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'public' AND NOT t.tgisinternal
  ORDER BY c.relname, t.tgname;
+
+-- name: schema_policies
+-- Row-level security of the public tables (migration 0011): the ALTER TABLE ... ENABLE
+-- of each secured table, then every policy as CREATE POLICY text, by table and name.
+SELECT definition FROM (
+    SELECT 0 AS part, c.relname AS table_name, '' AS policy,
+           'ALTER TABLE ' || c.relname || ' ENABLE ROW LEVEL SECURITY' AS definition
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relrowsecurity
+    UNION ALL
+    SELECT 1, p.tablename, p.policyname,
+           'CREATE POLICY ' || p.policyname || ' ON ' || p.tablename || ' FOR ' || p.cmd
+           || ' TO ' || array_to_string(p.roles, ', ')
+           || coalesce(' USING (' || p.qual || ')', '')
+           || coalesce(' WITH CHECK (' || p.with_check || ')', '')
+      FROM pg_policies p
+     WHERE p.schemaname = 'public'
+) security
+ ORDER BY part, table_name, policy;
+
+-- name: schema_grants
+-- What the application role may do on each public table: GRANT ... ON <table> TO ai_runs_app.
+SELECT 'GRANT ' || string_agg(privilege_type, ', ' ORDER BY privilege_type) || ' ON '
+       || table_name || ' TO ' || grantee AS definition
+  FROM information_schema.role_table_grants
+ WHERE table_schema = 'public' AND grantee = 'ai_runs_app'
+ GROUP BY table_name, grantee
+ ORDER BY table_name;

@@ -16,3 +16,28 @@ created_at >= :start AND created_at < :end
    AND (len(:teams::VARCHAR[]) = 0 OR list_contains(:teams::VARCHAR[], team))
    AND (len(:tags::VARCHAR[]) = 0 OR list_has_any(tags, :tags::VARCHAR[]))
    AND (len(:statuses::VARCHAR[]) = 0 OR list_contains(:statuses::VARCHAR[], status))
+   AND {{visible_run_filter}}
+
+-- name: visible_run_filter
+-- Access (docs/access.md, queries/access.py): only tasks of the runs Postgres's row-level
+-- security gave the viewer, as a semi-join on the dense run keys registered as
+-- visible_run_keys. Filled with TRUE when the viewer sees every run.
+run_key IN (SELECT key FROM visible_run_keys)
+
+-- name: visible_run_row_filter
+-- The same restriction for rows of the mirror's runs table.
+id IN (SELECT k.id FROM run_keys k JOIN visible_run_keys v ON v.key = k.key)
+
+-- name: visible_user_filter
+-- People of the mirror's users table who own a visible run (v: the visible runs).
+id IN (SELECT user_id FROM v)
+
+-- name: key_generation
+-- What identifies the mirror's run keys: the time of the last full build and how many
+-- keys there are (append-only within a build).
+SELECT (SELECT value FROM mirror_meta WHERE key = 'last_full_sync_at') AS built,
+       (SELECT count(*) FROM run_keys) AS keys;
+
+-- name: run_keys_of_ids
+-- Run keys (column key) of the run ids registered as visible_run_ids (strings).
+SELECT k.key FROM run_keys k JOIN visible_run_ids v ON k.id = v.id::UUID;

@@ -8,12 +8,15 @@ SELECT list_sort(array_agg(DISTINCT provider) FILTER (WHERE provider IS NOT NULL
        list_sort(array_agg(DISTINCT model) FILTER (WHERE model IS NOT NULL)) AS models,
        list_sort(array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL)) AS users,
        list_sort(array_agg(DISTINCT status)) AS statuses
-  FROM tasks;
+  FROM tasks
+ WHERE {{visible_run_filter}};
 
 -- name: filter_options_runs
--- Distinct source types and tags of mirrored runs, teams of mirrored users (lists).
-SELECT (SELECT list_sort(array_agg(DISTINCT source_type)) FROM runs) AS source_types,
-       (SELECT list_sort(array_agg(DISTINCT tag)) FROM (SELECT unnest(tags) AS tag FROM runs))
+-- Distinct source types and tags of mirrored runs, teams of mirrored users (lists); for a
+-- restricted viewer, only of the visible runs and the people who own them.
+WITH v AS (SELECT * FROM runs WHERE {{visible_run_row_filter}})
+SELECT (SELECT list_sort(array_agg(DISTINCT source_type)) FROM v) AS source_types,
+       (SELECT list_sort(array_agg(DISTINCT tag)) FROM (SELECT unnest(tags) AS tag FROM v))
            AS tags,
-       (SELECT list_sort(array_agg(DISTINCT team) FILTER (WHERE team IS NOT NULL)) FROM users)
-           AS teams;
+       (SELECT list_sort(array_agg(DISTINCT team) FILTER (WHERE team IS NOT NULL)) FROM users
+         WHERE {{visible_user_filter}}) AS teams;

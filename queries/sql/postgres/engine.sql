@@ -26,3 +26,4 @@ created_at >= :start AND created_at < :end
    AND (cardinality(:teams::text[]) = 0 OR team = ANY(:teams::text[]))
    AND (cardinality(:tags::text[]) = 0 OR tags && :tags::text[])
    AND (cardinality(:statuses::text[]) = 0 OR status = ANY(:statuses::text[]))
+   AND (NOT :restricted::boolean OR run_id = ANY(:visible_runs::uuid[]))
