@@ -2,6 +2,77 @@
 -- database (ingest/migrations/). Do not edit: change a migration, then regenerate.
 -- tests/test_schema_doc.py fails when this file is stale.
 
+CREATE TABLE ai_alert_events (
+    id bigint NOT NULL DEFAULT nextval('ai_alert_events_id_seq'::regclass),
+    rule_id bigint NOT NULL,
+    seq integer NOT NULL,
+    event text NOT NULL,
+    value numeric(24,6),
+    threshold numeric(20,6) NOT NULL,
+    message text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    delivery text NOT NULL DEFAULT 'pending'::text,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    delivered_at timestamp with time zone,
+    CONSTRAINT ai_alert_events_delivery_check CHECK ((delivery = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text, 'no_webhook'::text]))),
+    CONSTRAINT ai_alert_events_event_check CHECK ((event = ANY (ARRAY['firing'::text, 'resolved'::text]))),
+    CONSTRAINT ai_alert_events_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES ai_alert_rules(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_events_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_alert_events_rule_id_seq_key UNIQUE (rule_id, seq)
+);
+
+CREATE TABLE ai_alert_rules (
+    id bigint NOT NULL DEFAULT nextval('ai_alert_rules_id_seq'::regclass),
+    name text NOT NULL,
+    kind text NOT NULL,
+    threshold numeric(20,6) NOT NULL,
+    budget_id bigint,
+    scope_kind text NOT NULL DEFAULT 'all'::text,
+    scope_value text,
+    window_minutes integer NOT NULL DEFAULT 60,
+    min_tasks integer NOT NULL DEFAULT 1,
+    webhook_url text,
+    enabled boolean NOT NULL DEFAULT true,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_alert_rules_check CHECK (((kind = ANY (ARRAY['budget_spend'::text, 'budget_forecast'::text])) = (budget_id IS NOT NULL))),
+    CONSTRAINT ai_alert_rules_check1 CHECK (((scope_kind = 'all'::text) = (scope_value IS NULL))),
+    CONSTRAINT ai_alert_rules_kind_check CHECK ((kind = ANY (ARRAY['budget_spend'::text, 'budget_forecast'::text, 'ttft_p95'::text, 'total_time_p95'::text, 'failure_rate'::text]))),
+    CONSTRAINT ai_alert_rules_min_tasks_check CHECK ((min_tasks >= 1)),
+    CONSTRAINT ai_alert_rules_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT ai_alert_rules_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
+    CONSTRAINT ai_alert_rules_threshold_check CHECK ((threshold >= (0)::numeric)),
+    CONSTRAINT ai_alert_rules_webhook_url_check CHECK (((webhook_url IS NULL) OR (webhook_url ~ '^https?://'::text))),
+    CONSTRAINT ai_alert_rules_window_minutes_check CHECK ((window_minutes > 0)),
+    CONSTRAINT ai_alert_rules_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES ai_budgets(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_rules_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_alert_rules_name_key UNIQUE (name)
+);
+
+CREATE TABLE ai_alert_state (
+    rule_id bigint NOT NULL,
+    firing boolean NOT NULL DEFAULT false,
+    since timestamp with time zone,
+    value numeric(24,6),
+    evaluated_at timestamp with time zone,
+    CONSTRAINT ai_alert_state_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES ai_alert_rules(id) ON DELETE CASCADE,
+    CONSTRAINT ai_alert_state_pkey PRIMARY KEY (rule_id)
+);
+
+CREATE TABLE ai_api_keys (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    key_hash text NOT NULL,
+    prefix text NOT NULL,
+    user_id text NOT NULL,
+    name text NOT NULL DEFAULT ''::text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    revoked_at timestamp with time zone,
+    CONSTRAINT ai_api_keys_user_id_check CHECK ((user_id <> ''::text)),
+    CONSTRAINT ai_api_keys_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_api_keys_key_hash_key UNIQUE (key_hash)
+);
+
 CREATE TABLE ai_audit (
     id bigint NOT NULL,
     at timestamp with time zone NOT NULL DEFAULT clock_timestamp(),
@@ -14,6 +85,53 @@ CREATE TABLE ai_audit (
     CONSTRAINT ai_audit_pkey PRIMARY KEY (id)
 );
 
+CREATE TABLE ai_budgets (
+    id bigint NOT NULL DEFAULT nextval('ai_budgets_id_seq'::regclass),
+    scope_kind text NOT NULL,
+    scope_value text,
+    period text NOT NULL,
+    amount numeric(20,4) NOT NULL,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_budgets_amount_check CHECK ((amount > (0)::numeric)),
+    CONSTRAINT ai_budgets_check CHECK (((scope_kind = 'all'::text) = (scope_value IS NULL))),
+    CONSTRAINT ai_budgets_period_check CHECK ((period = ANY (ARRAY['month'::text, 'week'::text]))),
+    CONSTRAINT ai_budgets_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
+    CONSTRAINT ai_budgets_scope_value_check CHECK (((scope_value IS NULL) OR (scope_value <> ''::text))),
+    CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_price_overrides (
+    id bigint NOT NULL DEFAULT nextval('ai_price_overrides_id_seq'::regclass),
+    provider text NOT NULL,
+    model_pattern text NOT NULL,
+    valid_from timestamp with time zone NOT NULL,
+    valid_to timestamp with time zone,
+    input_per_mtok numeric(20,10),
+    cached_per_mtok numeric(20,10),
+    cache_write_per_mtok numeric(20,10),
+    output_per_mtok numeric(20,10),
+    reasoning_per_mtok numeric(20,10),
+    per_request numeric(20,10),
+    note text NOT NULL DEFAULT ''::text,
+    created_by text NOT NULL DEFAULT CURRENT_USER,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    removed_by text,
+    removed_at timestamp with time zone,
+    CONSTRAINT ai_price_overrides_cache_write_per_mtok_check CHECK ((cache_write_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_cached_per_mtok_check CHECK ((cached_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_check CHECK (((valid_to IS NULL) OR (valid_to > valid_from))),
+    CONSTRAINT ai_price_overrides_check1 CHECK (((per_request IS NOT NULL) OR ((input_per_mtok IS NOT NULL) AND (output_per_mtok IS NOT NULL)))),
+    CONSTRAINT ai_price_overrides_input_per_mtok_check CHECK ((input_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_model_pattern_check CHECK ((model_pattern <> ''::text)),
+    CONSTRAINT ai_price_overrides_output_per_mtok_check CHECK ((output_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_per_request_check CHECK ((per_request >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_provider_check CHECK ((provider <> ''::text)),
+    CONSTRAINT ai_price_overrides_reasoning_per_mtok_check CHECK ((reasoning_per_mtok >= (0)::numeric)),
+    CONSTRAINT ai_price_overrides_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE ai_redaction_rules (
     name text NOT NULL,
     pattern text NOT NULL,
@@ -23,6 +141,24 @@ CREATE TABLE ai_redaction_rules (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     CONSTRAINT ai_redaction_rules_name_check CHECK ((name ~ '^[a-z0-9_-]{1,64}$'::text)),
     CONSTRAINT ai_redaction_rules_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE ai_reprice_audit (
+    id bigint NOT NULL DEFAULT nextval('ai_reprice_audit_id_seq'::regclass),
+    ran_by text NOT NULL,
+    started_at timestamp with time zone NOT NULL DEFAULT now(),
+    finished_at timestamp with time zone,
+    status text NOT NULL DEFAULT 'running'::text,
+    rule jsonb NOT NULL,
+    price_books jsonb NOT NULL DEFAULT '{}'::jsonb,
+    tasks_examined bigint NOT NULL DEFAULT 0,
+    tasks_changed bigint NOT NULL DEFAULT 0,
+    old_total numeric(24,10) NOT NULL DEFAULT 0,
+    new_total numeric(24,10) NOT NULL DEFAULT 0,
+    error text,
+    CONSTRAINT ai_reprice_audit_rule_check CHECK ((jsonb_typeof(rule) = 'object'::text)),
+    CONSTRAINT ai_reprice_audit_status_check CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text]))),
+    CONSTRAINT ai_reprice_audit_pkey PRIMARY KEY (id)
 );
 
 CREATE TABLE ai_run_shares (
@@ -92,6 +228,21 @@ CREATE TABLE ai_sync_deletions (
     CONSTRAINT ai_sync_deletions_table_name_check CHECK ((table_name = ANY (ARRAY['ai_users'::text, 'ai_runs'::text, 'ai_tasks'::text])))
 );
 
+CREATE TABLE ai_sync_mirrors (
+    name text NOT NULL,
+    horizon xid8 NOT NULL,
+    synced_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_sync_mirrors_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE ai_sync_pruned (
+    only_row boolean NOT NULL DEFAULT true,
+    below xid8 NOT NULL,
+    pruned_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_sync_pruned_only_row_check CHECK (only_row),
+    CONSTRAINT ai_sync_pruned_pkey PRIMARY KEY (only_row)
+);
+
 CREATE TABLE ai_task_redactions (
     task_ref uuid NOT NULL,
     fields jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -118,11 +269,11 @@ CREATE TABLE ai_tasks (
     tool_updates jsonb,
     response_complete boolean NOT NULL DEFAULT false,
     response_metadata jsonb,
-    tokens_input bigint NOT NULL DEFAULT 0,
-    tokens_output bigint NOT NULL DEFAULT 0,
-    tokens_cached_input bigint NOT NULL DEFAULT 0,
-    tokens_reasoning bigint NOT NULL DEFAULT 0,
-    tokens_total bigint NOT NULL,
+    tokens_input bigint,
+    tokens_output bigint,
+    tokens_cached_input bigint,
+    tokens_reasoning bigint,
+    tokens_total bigint,
     cost numeric(20,10),
     time_to_first_token integer,
     total_time integer,
@@ -131,9 +282,14 @@ CREATE TABLE ai_tasks (
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     completed_at timestamp with time zone,
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    tokens_cache_write bigint,
+    cost_source text,
+    price_ref text,
     CONSTRAINT ai_tasks_cost_check CHECK ((cost >= (0)::numeric)),
+    CONSTRAINT ai_tasks_cost_source_check CHECK ((cost_source = ANY (ARRAY['provider'::text, 'computed'::text]))),
     CONSTRAINT ai_tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'streaming'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
     CONSTRAINT ai_tasks_time_to_first_token_check CHECK ((time_to_first_token >= 0)),
+    CONSTRAINT ai_tasks_tokens_cache_write_check CHECK ((tokens_cache_write >= 0)),
     CONSTRAINT ai_tasks_tokens_cached_input_check CHECK ((tokens_cached_input >= 0)),
     CONSTRAINT ai_tasks_tokens_input_check CHECK ((tokens_input >= 0)),
     CONSTRAINT ai_tasks_tokens_output_check CHECK ((tokens_output >= 0)),
@@ -159,7 +315,11 @@ CREATE TABLE ai_users (
     CONSTRAINT ai_users_pkey PRIMARY KEY (id)
 );
 
+CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (id) WHERE (delivery = 'pending'::text);
+CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
+CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
 CREATE INDEX ai_runs_parent_idx ON public.ai_runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
@@ -280,6 +440,34 @@ BEGIN
     RETURN NULL;
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_price_overrides_no_overlap()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    clash ai_price_overrides;
+BEGIN
+    IF NEW.removed_at IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('ai_price_overrides'),
+                                  hashtext(NEW.provider || '/' || NEW.model_pattern));
+    SELECT * INTO clash FROM ai_price_overrides o
+     WHERE o.provider = NEW.provider AND o.model_pattern = NEW.model_pattern
+       AND o.removed_at IS NULL AND o.id <> NEW.id
+       AND o.valid_from < coalesce(NEW.valid_to, 'infinity')
+       AND NEW.valid_from < coalesce(o.valid_to, 'infinity')
+     ORDER BY o.valid_from LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'price override % % [%, %) overlaps override % [%, %); '
+                        'end one window where the other starts, or remove it first',
+            NEW.provider, NEW.model_pattern, NEW.valid_from, coalesce(NEW.valid_to::text, 'open'),
+            clash.id, clash.valid_from, coalesce(clash.valid_to::text, 'open')
+            USING ERRCODE = 'exclusion_violation', COLUMN = 'valid_from';
+    END IF;
+    RETURN NEW;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_runs_apply_deltas(deltas jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -355,7 +543,7 @@ DECLARE
     deltas jsonb;
 BEGIN
     SELECT jsonb_agg(d) INTO deltas FROM (
-        SELECT run_id, -count(*) AS n, -sum(tokens_total) AS tokens,
+        SELECT run_id, -count(*) AS n, -coalesce(sum(tokens_total), 0) AS tokens,
                -coalesce(sum(cost), 0) AS cost, NULL::timestamptz AS completed
           FROM old_rows GROUP BY run_id
     ) d;
@@ -373,7 +561,7 @@ DECLARE
     deltas jsonb;
 BEGIN
     SELECT jsonb_agg(d) INTO deltas FROM (
-        SELECT run_id, count(*) AS n, sum(tokens_total) AS tokens,
+        SELECT run_id, count(*) AS n, coalesce(sum(tokens_total), 0) AS tokens,
                coalesce(sum(cost), 0) AS cost,
                max(completed_at) FILTER (WHERE status = 'completed') AS completed
           FROM new_rows GROUP BY run_id
@@ -433,7 +621,10 @@ CREATE OR REPLACE FUNCTION public.ai_tasks_before_insert()
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-    NEW.tokens_total := coalesce(NEW.tokens_total, NEW.tokens_input + NEW.tokens_output);
+    IF NEW.tokens_total IS NULL
+       AND (NEW.tokens_input IS NOT NULL OR NEW.tokens_output IS NOT NULL) THEN
+        NEW.tokens_total := coalesce(NEW.tokens_input, 0) + coalesce(NEW.tokens_output, 0);
+    END IF;
     IF NEW.status = 'completed' AND NEW.completed_at IS NULL THEN
         NEW.completed_at := now();
     END IF;
@@ -453,7 +644,10 @@ BEGIN
     END IF;
     NEW.sync_xid := pg_current_xact_id();
     NEW.updated_at := now();
-    NEW.tokens_total := coalesce(NEW.tokens_total, NEW.tokens_input + NEW.tokens_output);
+    IF NEW.tokens_total IS NULL
+       AND (NEW.tokens_input IS NOT NULL OR NEW.tokens_output IS NOT NULL) THEN
+        NEW.tokens_total := coalesce(NEW.tokens_input, 0) + coalesce(NEW.tokens_output, 0);
+    END IF;
     IF NEW.status = 'completed' AND OLD.status <> 'completed'
        AND NEW.completed_at IS NOT DISTINCT FROM OLD.completed_at THEN
         NEW.completed_at := now();
@@ -556,6 +750,7 @@ AS $function$
      WHERE v.id = nullif(current_setting('ai_runs.viewer', true), '') AND v.role = 'manager'
 $function$;
 
+CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();
 CREATE TRIGGER ai_run_shares_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_run_shares FOR EACH ROW EXECUTE FUNCTION ai_audit_share();
 CREATE TRIGGER ai_runs_audit_purge AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_audit_run_purge();
 CREATE TRIGGER ai_runs_audit_status AFTER UPDATE OF status ON public.ai_runs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION ai_audit_run_status();
@@ -567,7 +762,7 @@ CREATE TRIGGER ai_tasks_after_delete AFTER DELETE ON public.ai_tasks REFERENCING
 CREATE TRIGGER ai_tasks_after_insert AFTER INSERT ON public.ai_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_insert();
 CREATE TRIGGER ai_tasks_after_truncate AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_truncate();
 CREATE TRIGGER ai_tasks_after_update AFTER UPDATE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_update();
-CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN (((new.tokens_total IS NULL) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
+CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN ((((new.tokens_total IS NULL) AND ((new.tokens_input IS NOT NULL) OR (new.tokens_output IS NOT NULL))) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
 CREATE TRIGGER ai_tasks_before_update BEFORE UPDATE ON public.ai_tasks FOR EACH ROW EXECUTE FUNCTION ai_tasks_before_update();
 CREATE TRIGGER ai_tasks_forget_redactions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_forget_truncated_redactions AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
@@ -616,6 +811,7 @@ CREATE POLICY users_admin ON ai_users FOR ALL TO public USING ((( SELECT ai_view
 CREATE POLICY users_read ON ai_users FOR SELECT TO public USING ((( SELECT ai_viewer_id() AS ai_viewer_id) IS NOT NULL));
 
 GRANT SELECT ON ai_audit TO ai_runs_app;
+GRANT SELECT ON ai_price_overrides TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_redaction_rules TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_run_shares TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_runs TO ai_runs_app;

@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from ingest import config, database, price_books
+from ingest import config, database, price_books, redaction
 from ingest.errors import ValidationError
 
 log = logging.getLogger("ingest.background_writer")
@@ -94,6 +95,7 @@ class BackgroundWriter:
         self.dropped = 0  # rows dropped because the spool was full
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._queries = database.queries()
+        self._redactor = redaction.Redactor(self.url)
         self._conn: psycopg.Connection | None = None
         self._down_since: float | None = None
         self._next_retry = 0.0
@@ -275,6 +277,19 @@ class BackgroundWriter:
                     )
 
     def _insert(self, conn: psycopg.Connection, runs: list[dict], tasks: list[dict]) -> None:
+        # Redaction (docs/access.md) right before the rows are stored, with the masks per task
+        # in the same transaction. A spooled batch waits on local disk as the application
+        # handed it and is masked when it is replayed.
+        rules = self._redactor.rules(conn)
+        runs = [dict(row) for row in runs]
+        tasks = [dict(row) for row in tasks]
+        for row in runs:
+            redaction.redact_fields(row, redaction.RUN_FIELDS, rules)
+        masks = []
+        for row in tasks:
+            counts = redaction.redact_fields(row, redaction.TASK_FIELDS, rules)
+            if any(counts.values()):
+                masks.append((str(row["task_id"]), {k: v for k, v in counts.items() if v}))
         with conn.transaction():
             if runs:
                 conn.execute(self._queries["insert_runs_batch"].psycopg, {"rows": _dumps(runs)})
@@ -285,6 +300,11 @@ class BackgroundWriter:
                 ).fetchall()
                 for (task_id,) in orphans:
                     log.error("background writer: task %s dropped: its run does not exist", task_id)
+            if masks:
+                conn.execute(
+                    self._queries["record_redactions_many"].psycopg,
+                    {"task_ids": [t for t, _ in masks], "fields": [Jsonb(m) for _, m in masks]},
+                )
 
     def _mark_down(self, error: Exception) -> None:
         now = time.monotonic()

@@ -144,6 +144,7 @@ class BulkWriter:
         self.retries = 0
         self._conn: psycopg.Connection | None = None
         self._queries = database.queries()
+        self._redactor = redaction.Redactor(self.url)
 
     def __enter__(self) -> BulkWriter:
         return self
@@ -194,9 +195,9 @@ class BulkWriter:
 
     def redaction_rules(self) -> tuple[redaction.Rule, ...]:
         """The enabled redaction rules of this writer's database (ingest.redaction); the
-        caller masks rows with them before encoding (COPY lines are already text)."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return redaction.load_rules(conn)
+        caller masks rows with them before encoding (COPY lines are already text). Read at
+        most every redaction.RELOAD_SECONDS."""
+        return self._redactor.rules()
 
     def record_redactions(self, masks: Sequence[tuple[str, dict[str, int]]]) -> None:
         """Keep the masks applied per task: (task_id, {field: count}) pairs, replacing

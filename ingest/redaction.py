@@ -128,12 +128,16 @@ class Redactor:
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
 
-    def rules(self) -> tuple[Rule, ...]:
+    def rules(self, conn: psycopg.Connection | None = None) -> tuple[Rule, ...]:
+        """The enabled rules, read through `conn` when given (else a short connection)."""
         with self._lock:
             now = time.monotonic()
             if self._loaded_at is None or now - self._loaded_at >= self.reload_seconds:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                if conn is not None:
                     self._rules = load_rules(conn)
+                else:
+                    with psycopg.connect(self.url, autocommit=True) as own:
+                        self._rules = load_rules(own)
                 self._loaded_at = now
             return self._rules
 

@@ -134,3 +134,45 @@ def test_without_enabled_rules_nothing_is_touched_and_only_admins_change_rules(d
         ingest.Tracker(db_url, viewer="alice").set_redaction_rule("email")
     with pytest.raises(ValidationError, match="needs a pattern"):
         owner.set_redaction_rule("new-rule")
+
+
+def test_http_server_masks_the_same_through_rest_and_batch(redacting):
+    from server_support import serve
+
+    url, owner = redacting
+    with serve(url) as served, served.client() as c:
+        message = {"role": "user", "content": TEXT}
+        run = c.post("/v1/runs", json={"source_type": "chat", "messages": [message]})
+        run_id = run.json()["id"]
+        task = c.post("/v1/tasks", json={"run_id": run_id, "request_data": {"prompt": TEXT}})
+        tid = task.json()["task_id"]
+        done = c.post(f"/v1/tasks/{tid}/complete", json={"response_text": TEXT})
+        assert done.status_code == 200, done.text
+        batch_run, batch_task = str(uuid.uuid4()), str(uuid.uuid4())
+        answer = c.post("/v1/batch", json={
+            "runs": [{"id": batch_run, "source_type": "chat",
+                      "messages": [{"role": "user", "content": TEXT}]}],
+            "tasks": [{"run_id": batch_run, "task_id": batch_task, "status": "completed",
+                       "request_data": {"prompt": TEXT}, "response_text": TEXT}],
+        })  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    for task_id, run in ((tid, run_id), (batch_task, batch_run)):
+        row = stored_task(url, task_id)
+        assert row["response_text"] == MASKED and row["request_data"] == {"prompt": MASKED}
+        assert stored_messages(url, run)[0]["content"] == MASKED
+        assert owner.task_redactions(task_id)["masks"] == 6
+
+
+def test_background_writer_masks_the_same(redacting, tmp_path, monkeypatch):
+    url, _ = redacting
+    monkeypatch.setenv("AI_RUNS_HOME", str(tmp_path / "home"))
+    with ingest.Tracker(url) as tracker:
+        with tracker.run("chat", name="tracked") as run_id:
+            background = tracker.background
+            task = background.create_task(run_id, provider="openai", model="gpt-4o",
+                                          request_data={"prompt": TEXT})  # fmt: skip
+            background.complete_task(task["task_id"], TEXT, tokens_input=3, tokens_output=3)
+        tracker.flush()
+        row = stored_task(url, task["task_id"])
+        assert row["response_text"] == MASKED and row["request_data"] == {"prompt": MASKED}
+        assert tracker.task_redactions(task["task_id"])["masks"] == 6

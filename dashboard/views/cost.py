@@ -8,7 +8,7 @@ from datetime import date
 
 import streamlit as st
 
-from dashboard import data, figures, spend_control, state, ui, whatif_panel
+from dashboard import auth, data, figures, spend_control, state, ui, whatif_panel
 from dashboard.safe import md
 from queries import drilldown, usage
 from queries.filters import DIMENSIONS, GRAINS
@@ -80,7 +80,8 @@ with st.expander(f"Spend per {grain} by {by} — table"):
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()
 spend_control.forecast_vs_budget(filters)
-spend_control.budget_manager(filters, options)
+if auth.current().role in ("manager", "admin"):  # budgets are organisation settings
+    spend_control.budget_manager(filters, options)
 
 # --- Most expensive runs and tasks ----------------------------------------------------------
 st.subheader("Most expensive")
@@ -125,4 +126,5 @@ with dist_tab:
 whatif_panel.show(filters, options)
 
 # --- Price books and re-pricing audit (dashboard/spend_control.py) ---------------------------
-spend_control.price_books_manager(options)
+if auth.current().role == "admin":  # prices and re-pricing change everyone's costs
+    spend_control.price_books_manager(options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import alerts_panel, data, figures, state, ui
+from dashboard import alerts_panel, auth, data, figures, state, ui
 from queries import usage
 
 st.title("Overview")
@@ -65,4 +65,5 @@ with st.expander("KPI table"):
     ui.table(kpis, key="overview_kpis", filename="kpis")
 
 # --- Alerts (dashboard/alerts_panel.py) -----------------------------------------------------
-alerts_panel.show(data.database_url())
+if auth.current().role in ("manager", "admin"):  # alert rules watch the organisation's spend
+    alerts_panel.show(data.database_url())

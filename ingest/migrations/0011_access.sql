@@ -194,6 +194,8 @@ GRANT USAGE ON SCHEMA public TO ai_runs_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ai_runs, ai_tasks, ai_run_shares, ai_users,
     ai_task_redactions, ai_redaction_rules TO ai_runs_app;
 GRANT SELECT ON ai_audit TO ai_runs_app;
+-- A viewer's Tracker prices the tasks it finishes (migration 0008's price books).
+GRANT SELECT ON ai_price_overrides TO ai_runs_app;
 
 -- ----------------------------------------------------------------- triggers keep working
 -- The totals and change-capture triggers write ai_runs and ai_sync_deletions on behalf of

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest import bulk, price_books, validation
+from ingest import bulk, price_books, redaction, validation
 from ingest.costs import BILLED_USAGE_KEY
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
@@ -117,11 +117,22 @@ def write_rows(
     outcome = BatchOutcome()
     with state.connection() as conn:
         task_rows = price_books.price_new_tasks(conn, task_rows)
-    batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
-    if not batches:
-        return outcome
     with state.writer() as writer:
+        # Redaction (docs/access.md) before the rows are encoded for COPY; masks per task.
+        rules = writer.redaction_rules()
+        masks = []
+        for row in run_rows:
+            redaction.redact_fields(row, redaction.RUN_FIELDS, rules)
+        for row in task_rows:
+            counts = redaction.redact_fields(row, redaction.TASK_FIELDS, rules)
+            if any(counts.values()):
+                masks.append((str(row["task_id"]), {k: v for k, v in counts.items() if v}))
+        batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
+        if not batches:
+            return outcome
         results = writer.write(*batches)
+        if masks:
+            writer.record_redactions(masks)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted
