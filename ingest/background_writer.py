@@ -280,16 +280,9 @@ class BackgroundWriter:
         # Redaction (docs/access.md) right before the rows are stored, with the masks per task
         # in the same transaction. A spooled batch waits on local disk as the application
         # handed it and is masked when it is replayed.
-        rules = self._redactor.rules(conn)
         runs = [dict(row) for row in runs]
         tasks = [dict(row) for row in tasks]
-        for row in runs:
-            redaction.redact_fields(row, redaction.RUN_FIELDS, rules)
-        masks = []
-        for row in tasks:
-            counts = redaction.redact_fields(row, redaction.TASK_FIELDS, rules)
-            if any(counts.values()):
-                masks.append((str(row["task_id"]), {k: v for k, v in counts.items() if v}))
+        masks = redaction.redact_rows(runs, tasks, self._redactor.rules(conn))
         with conn.transaction():
             if runs:
                 conn.execute(self._queries["insert_runs_batch"].psycopg, {"rows": _dumps(runs)})

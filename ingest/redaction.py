@@ -108,6 +108,25 @@ def redact_fields(
     return counts
 
 
+def redact_rows(
+    runs: Iterable[dict[str, Any]], tasks: Iterable[dict[str, Any]], rules: Iterable[Rule]
+) -> list[tuple[str, dict[str, int]]]:
+    """Mask run rows (RUN_FIELDS) and task rows (TASK_FIELDS) in place, for the batch write
+    paths; return (task_id, {field: masks}) of every task that got a mask (what
+    `ai_task_redactions` keeps)."""
+    rules = tuple(rules)
+    masks: list[tuple[str, dict[str, int]]] = []
+    if not rules:
+        return masks
+    for row in runs:
+        redact_fields(row, RUN_FIELDS, rules)
+    for row in tasks:
+        counts = {k: v for k, v in redact_fields(row, TASK_FIELDS, rules).items() if v}
+        if counts:
+            masks.append((str(row["task_id"]), counts))
+    return masks
+
+
 def load_rules(conn: psycopg.Connection) -> tuple[Rule, ...]:
     """The enabled rules of the database behind `conn`."""
     from ingest import database  # late: database is plumbing, redaction is a leaf otherwise

@@ -119,14 +119,7 @@ def write_rows(
         task_rows = price_books.price_new_tasks(conn, task_rows)
     with state.writer() as writer:
         # Redaction (docs/access.md) before the rows are encoded for COPY; masks per task.
-        rules = writer.redaction_rules()
-        masks = []
-        for row in run_rows:
-            redaction.redact_fields(row, redaction.RUN_FIELDS, rules)
-        for row in task_rows:
-            counts = redaction.redact_fields(row, redaction.TASK_FIELDS, rules)
-            if any(counts.values()):
-                masks.append((str(row["task_id"]), {k: v for k, v in counts.items() if v}))
+        masks = redaction.redact_rows(run_rows, task_rows, writer.redaction_rules())
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
