@@ -20,7 +20,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from ingest import alert_rules, database
-from queries import budgets, sqltext, webhooks
+from queries import access, budgets, sqltext, webhooks
 from queries.engine import filter_params
 from queries.filters import Filters
 
@@ -100,8 +100,8 @@ def _scope_fields(scope: budgets.Scope) -> dict[str, tuple[str, ...]]:
 def window_metrics(con: Any, filters: Filters) -> dict[str, Any]:
     """alert_window_metrics over the mirror for `filters`: tasks, finished, failed,
     failure_rate, ttft_p95, total_time_p95 (see queries/sql/alerts.sql)."""
-    query = sqltext.render("duckdb", "alert_window_metrics")
     params = filter_params(filters)
+    query = sqltext.render("duckdb", "alert_window_metrics", **access.restriction(con, params))
     values = {key: params[key] for key in query.params}
     cursor = con.execute(query.duckdb, values)
     names = [d[0] for d in cursor.description]

@@ -11,7 +11,7 @@ The filters' dates never matter: a budget is about its own period (this month or
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -84,15 +84,23 @@ def find_budget(
     return found[0] if found else None
 
 
-def budget_forecast(con: Any, budget: Mapping[str, Any], *, today: date | None = None) -> dict:
+def budget_forecast(
+    con: Any,
+    budget: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    visible_runs: tuple[str, ...] | None = None,
+) -> dict:
     """queries.forecast.spend_forecast of the budget's scope over its current period, with
     the budget's amount (USD) as `budget`, plus used = month_to_date / amount and
-    forecast_share = forecast / amount (fractions)."""
+    forecast_share = forecast / amount (fractions). visible_runs as in Filters: a restricted
+    viewer's spend counts only the runs they may read (docs/access.md)."""
     today = today or datetime.now(UTC).date()
     scope = Scope(budget["scope_kind"], budget["scope_value"])
     amount = float(budget["amount"])
+    scoped = replace(scope_filters(scope, today), visible_runs=visible_runs)
     result = forecast.spend_forecast(
-        con, scope_filters(scope, today), budget=amount, today=today, period=budget["period"]
+        con, scoped, budget=amount, today=today, period=budget["period"]
     )
     result["used"] = result["month_to_date"] / amount
     result["forecast_share"] = result["forecast"] / amount
@@ -111,7 +119,7 @@ def forecast_for_view(
     scope, reason = scope_of_filters(filters)
     budget = find_budget(list(budgets), scope) if scope else None
     if budget is not None:
-        result = budget_forecast(con, budget, today=today)
+        result = budget_forecast(con, budget, today=today, visible_runs=filters.visible_runs)
     else:
         result = forecast.spend_forecast(con, filters, today=today)
         if scope is not None:
@@ -129,7 +137,7 @@ def budgets_overview(
     compared = find_budget(list(budgets), scope) if scope else None
     rows = []
     for budget in budgets:
-        result = budget_forecast(con, budget, today=today)
+        result = budget_forecast(con, budget, today=today, visible_runs=filters.visible_runs)
         rows.append(
             {
                 "id": budget["id"],
