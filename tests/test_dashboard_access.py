@@ -74,6 +74,11 @@ def as_person(monkeypatch):
     return sign_in
 
 
+def shown(at) -> str:
+    """Every text of the page: texts() and the plain st.text bodies (messages, payloads)."""
+    return texts(at) + "\n" + "\n".join(str(t.value) for t in at.text)
+
+
 def kpi(at, label: str) -> str:
     return metric_values(at)[label]
 
@@ -104,7 +109,7 @@ def test_another_members_run_by_url_is_not_found_and_changes_nothing(world, as_p
     as_person("bob@example.com")
     at = open_page("runs", run_id=world["runs"]["alice"])
     assert "No such run, or not one you may read" in texts(at)
-    assert "alice secret" not in texts(at)
+    assert "alice secret" not in shown(at)
     assert not [b for b in at.button if b.label in ("Delete", "Archive", "Star")]
 
 
@@ -112,7 +117,7 @@ def test_management_appears_only_for_those_allowed(world, as_person):
     run = world["runs"]["alice"]
     as_person("carol@example.com")  # alice's manager: reads, may not change
     at = open_page("runs", run_id=run)
-    assert "alice secret" in texts(at)
+    assert "alice secret" in shown(at)
     labels = {b.label for b in at.button}
     assert not labels & {"Delete", "Archive", "Restore", "Star"}
     assert "You may read this run but not change it" in texts(at)
@@ -136,12 +141,12 @@ def test_a_share_reaches_the_recipient_at_once(world, as_person):
             at = open_page("overview")
             assert kpi(at, "Tasks") == "6"
             at = open_page("runs", run_id=run)
-            assert "dave secret" in texts(at)
+            assert "dave secret" in shown(at)
         finally:
             dave.unshare_run(run, "bob")
     assert kpi(open_page("overview"), "Tasks") == "2"
     at = open_page("runs", run_id=run)  # the run read a moment ago is not served from cache
-    assert "dave secret" not in texts(at) and "No such run" in texts(at)
+    assert "dave secret" not in shown(at) and "No such run" in texts(at)
 
 
 def test_an_unknown_person_sees_nothing_and_no_header_is_refused(world, as_person):
