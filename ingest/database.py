@@ -24,7 +24,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _MIGRATION_LOCK = 7_141_592_653  # advisory lock key: one migrator at a time per database
 
-APP_ROLE = "ai_runs_app"  # created by migration 0011; does not bypass row-level security
+APP_ROLE = "ai_runs_app"  # created by migration 0010; does not bypass row-level security
 
 _migrated: set[str] = set()
 _lock = threading.Lock()

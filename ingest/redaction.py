@@ -1,7 +1,7 @@
 """Redaction: mask e-mail addresses, API keys and tokens, and admin-added patterns before
 anything is stored (docs/access.md).
 
-The rule set lives in Postgres (`ai_redaction_rules`, migration 0011): two built-in rules
+The rule set lives in Postgres (`ai_redaction_rules`, migration 0010): two built-in rules
 (`email`, `secret`) and any pattern an admin adds; a rule applies only while enabled, and
 with no enabled rule nothing is touched. Every way in calls the one function here:
 

@@ -58,7 +58,7 @@ SELECT t.tgname AS name, pg_get_triggerdef(t.oid) AS definition
  ORDER BY c.relname, t.tgname;
 
 -- name: schema_policies
--- Row-level security of the public tables (migration 0011): the ALTER TABLE ... ENABLE
+-- Row-level security of the public tables (migration 0010): the ALTER TABLE ... ENABLE
 -- of each secured table, then every policy as CREATE POLICY text, by table and name.
 SELECT definition FROM (
     SELECT 0 AS part, c.relname AS table_name, '' AS policy,
