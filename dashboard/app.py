@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import streamlit as st
 
-from dashboard import alerts_panel, data, state
+from dashboard import alerts_panel, data, state, ui
 from dashboard.safe import md
 from queries.mirror import discard_mirror, is_damage, sync_mirror
 
@@ -30,7 +30,7 @@ st.set_page_config(
     page_title="AI Runs Analytics",
     page_icon=":material/monitoring:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",
 )
 
 PAGES = {
@@ -46,6 +46,7 @@ PAGES = {
     ],
 }
 page = st.navigation(PAGES)
+ui.page_style()
 
 try:
     mirror = data.sync()
@@ -80,6 +81,7 @@ state.sidebar(
         "user": options.get("users", []),
         "tag": options.get("tags", []),
         "status": options.get("statuses", []),
+        "user_names": options.get("user_names", {}),
     }
 )
 

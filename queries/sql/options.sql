@@ -17,3 +17,9 @@ SELECT (SELECT list_sort(array_agg(DISTINCT source_type)) FROM runs) AS source_t
            AS tags,
        (SELECT list_sort(array_agg(DISTINCT team) FILTER (WHERE team IS NOT NULL)) FROM users)
            AS teams;
+
+-- name: user_names
+-- Display names of mirrored users that have one: id, display_name, sorted by name.
+SELECT id, display_name FROM users
+ WHERE display_name IS NOT NULL AND display_name <> ''
+ ORDER BY display_name, id;
