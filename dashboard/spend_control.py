@@ -103,7 +103,7 @@ def forecast_vs_budget(filters: Filters) -> None:
         )
         cards.metric("Budget used", ui.percent(result["used"], 0), border=True)
     else:
-        cards.metric("Budget", "not set", help=view["reason"], border=True)
+        cards.metric("Budget", "not set", help=md(view["reason"]), border=True)
         cards.metric("Budget used", "–", border=True)
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
 
