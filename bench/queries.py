@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import queries as q  # noqa: E402
 from ingest import database, embedded  # noqa: E402
-from queries import Filters  # noqa: E402
+from queries import Filters, drilldown, usage  # noqa: E402
 
 MARKER = "ai-runs-bench"
 
@@ -128,7 +128,20 @@ def mirror_only_rollups(end: datetime, days: int) -> list[tuple[str, Callable]]:
             call(q.tasks_behind, month, period=day, by="model", value="gpt-4o"),
         ),
         ("most expensive runs, 30 d", call(q.most_expensive_runs, month)),
-        ("cost per run (distribution), 30 d", call(q.cost_per_run, month)),
+        ("cost per run (every run's cost), 30 d", call(q.cost_per_run, month)),
+        (
+            "cost per run histogram (what Cost draws), 30 d",
+            call(drilldown.cost_per_run_histogram, month),
+        ),
+        (
+            "usage by week x tag without distinct counts (charts), 90 d",
+            call(q.usage_over_time, Filters.last_days(90, now=end), "week", "tag", counts=False),
+        ),
+        ("breakdown team x model, 30 d", call(usage.usage_pairs, month, "team", "model")),
+        (
+            "drill-down count behind one day x one model",
+            call(drilldown.count_behind, month, period=day, by="model", value="gpt-4o"),
+        ),
         ("error groups, 30 d", call(q.error_groups, month)),
         ("month-end forecast", call(q.spend_forecast, month, today=end.date())),
         (

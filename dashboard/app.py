@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import streamlit as st
 
-from dashboard import alerts_panel, auth, data, state
+from dashboard import alerts_panel, auth, data, state, ui
 from dashboard.safe import md
 from queries.mirror import discard_mirror, is_damage, sync_mirror
 
@@ -32,7 +32,7 @@ st.set_page_config(
     page_title="AI Runs Analytics",
     page_icon=":material/monitoring:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",
 )
 
 PAGES = {
@@ -63,6 +63,7 @@ except Exception as exc:  # no database: say so instead of a traceback
     st.stop()
 auth.remember(viewer)
 page = st.navigation({**PAGES, **(ADMIN_PAGES if viewer.role == "admin" else {})})
+ui.page_style()
 auth.banner(viewer)
 if viewer.id is None:
     st.stop()
@@ -101,6 +102,7 @@ state.sidebar(
         "user": options.get("users", []),
         "tag": options.get("tags", []),
         "status": options.get("statuses", []),
+        "user_names": options.get("user_names", {}),
     }
 )
 

@@ -14,17 +14,22 @@ from ingest.csv_cells import neutralize_formula
 FINE_TUNING_ROLES = ("system", "user", "assistant")
 
 
-def table_csv(df: pd.DataFrame) -> bytes:
-    """`df` as UTF-8 CSV (no index) where no text cell can run as a spreadsheet formula:
-    a text cell starting with = + - @ tab or CR gets a leading ' (OWASP, see
-    ingest/csv_cells.py). Numbers stay numbers (a negative number is not a formula)."""
+def neutralized(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `df` where no text cell can run as a spreadsheet formula: a text cell
+    starting with = + - @ tab or CR gets a leading ' (OWASP, see ingest/csv_cells.py).
+    Numbers stay numbers (a negative number is not a formula)."""
     safe = df.copy()
     for column in safe.columns:
         if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(
                 lambda v: neutralize_formula(v) if isinstance(v, str) else v
             )
-    return safe.to_csv(index=False).encode("utf-8")
+    return safe
+
+
+def table_csv(df: pd.DataFrame) -> bytes:
+    """`df` as UTF-8 CSV (no index), text cells `neutralized`."""
+    return neutralized(df).to_csv(index=False).encode("utf-8")
 
 
 def run_json(run: Mapping[str, Any]) -> str:

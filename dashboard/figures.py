@@ -14,7 +14,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-NOT_SET = "(not set)"
+from dashboard.colours import NOT_SET as NOT_SET
+from dashboard.colours import OTHER as OTHER
+from dashboard.colours import Legend, fold_tail
+
 LATENCY_LABELS = {"ttft": "Time to first token", "total_time": "Total time"}
 PERCENTILES = ("p50", "p90", "p95", "p99")
 _LAYOUT = {
@@ -36,11 +39,26 @@ def _figure(title: str, x_title: str, y_title: str, **layout: Any) -> go.Figure:
     return fig
 
 
+PLAIN = Legend()
+# Axis tick and hover formats that fit a time grain ("Oct 2026" for months).
+TICK_FORMATS = {"day": "%d %b", "week": "%d %b %Y", "month": "%b %Y"}
+HOVER_FORMATS = {"day": "%Y-%m-%d", "week": "week of %Y-%m-%d", "month": "%b %Y"}
+
+
 def label(value: Any) -> str:
     """How a group value is shown: None/NaN is "(not set)"."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return NOT_SET
-    return str(value)
+    return PLAIN.name(value)
+
+
+def _time_axis(fig: go.Figure, grain: str) -> None:
+    """Ticks that fit the grain: one per month at month grain, no midnight times."""
+    fig.update_xaxes(tickformat=TICK_FORMATS.get(grain, "%d %b"))
+    if grain == "month":
+        fig.update_xaxes(dtick="M1")
+
+
+def _hover_x(grain: str) -> str:
+    return "%{x|" + HOVER_FORMATS.get(grain, "%Y-%m-%d") + "}"
 
 
 def _groups(df: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
@@ -80,21 +98,81 @@ def empty(title: str, message: str = "No tasks match the filters.") -> go.Figure
     return fig
 
 
-def spend_over_time(df: pd.DataFrame, by_label: str = "model", grain: str = "day") -> go.Figure:
-    """Stacked bars of spend per period, one colour per group (usage_over_time(by=...))."""
-    title = f"Spend per {grain} by {by_label}"
+def spend_over_time(
+    df: pd.DataFrame,
+    by_label: str = "model",
+    grain: str = "day",
+    legend: Legend = PLAIN,
+    value: str = "cost",
+) -> go.Figure:
+    """Stacked bars of spend (or `value`, e.g. "tokens_total") per period, one stable colour
+    per group (usage_over_time(by=...)); groups past the legend's colours fold into "other"."""
+    what = "Spend" if value == "cost" else _VALUE_TITLES.get(value, value)
+    title = f"{what} per {grain} by {by_label}"
     if df.empty:
         return empty(title)
-    fig = _figure(title, f"{grain.capitalize()} (UTC)", "Spend ($)", barmode="stack")
+    unit = "Spend ($)" if value == "cost" else what
+    fig = _figure(title, f"{grain.capitalize()} (UTC)", unit, barmode="stack")
+    df = fold_tail(df, legend, value)
+    money_value = value == "cost"
+    number = "$%{y:,.2f}" if money_value else "%{y:,.0f}"
     for group, rows in _groups(df):
         fig.add_bar(
             x=rows["period"],
-            y=rows["cost"].astype(float),
-            name=label(group) if "group" in df else "spend",
+            y=rows[value].astype(float),
+            name=legend.name(group) if "group" in df else what.lower(),
+            marker_color=legend.colour(group) if "group" in df else None,
             customdata=_customdata(rows, group),
-            hovertemplate="%{x|%Y-%m-%d}<br>%{fullData.name}: $%{y:,.2f}<extra></extra>",
+            hovertemplate=f"{_hover_x(grain)}<br>%{{fullData.name}}: {number}<extra></extra>",
         )
-    fig.update_yaxes(tickprefix="$", tickformat=",.2f")
+    if money_value:
+        fig.update_yaxes(tickprefix="$", tickformat=",.2f")
+    _time_axis(fig, grain)
+    return _legend_aside(fig)
+
+
+_VALUE_TITLES = {
+    "tokens_total": "Total tokens",
+    "tokens_input": "Input tokens",
+    "tokens_output": "Output tokens",
+    "tasks": "Tasks",
+}
+
+
+def pairs_bars(
+    df: pd.DataFrame,
+    a_label: str,
+    b_label: str,
+    legend: Legend = PLAIN,
+    a_names: Legend = PLAIN,
+    value: str = "cost",
+) -> go.Figure:
+    """Stacked horizontal bars for a breakdown by A × B (usage_pairs): one bar per A value
+    (largest on top), one stable colour per B value; B values past the colours fold into
+    "other". `df` columns: a, b, and `value`."""
+    what = "Spend" if value == "cost" else _VALUE_TITLES.get(value, value)
+    title = f"{what} by {a_label} × {b_label}"
+    if df.empty:
+        return empty(title)
+    totals = df.groupby("a", dropna=False)[value].sum().sort_values(ascending=True)
+    order = [a_names.name(a) for a in totals.index]
+    frame = fold_tail(df.rename(columns={"b": "group"}), legend, value, keys=("a",))
+    fig = _figure(
+        title, "Spend ($)" if value == "cost" else what, a_label.capitalize(), barmode="stack"
+    )
+    for group, rows in _groups(frame):
+        fig.add_bar(
+            y=[a_names.name(a) for a in rows["a"]],
+            x=rows[value].astype(float),
+            orientation="h",
+            name=legend.name(group),
+            marker_color=legend.colour(group),
+            hovertemplate="%{y} · %{fullData.name}: %{x:,.2f}<extra></extra>",
+        )
+    fig.update_yaxes(categoryorder="array", categoryarray=order)
+    if value == "cost":
+        fig.update_xaxes(tickprefix="$")
+    fig.update_layout(height=max(300, 80 + 26 * len(order)))
     return _legend_aside(fig)
 
 
@@ -104,15 +182,18 @@ def usage_bars(
     value: str = "cost",
     value_title: str = "Spend ($)",
     top: int = 10,
+    legend: Legend = PLAIN,
 ) -> go.Figure:
-    """Horizontal bars of `value` per group (usage_by), largest on top, first `top` rows."""
+    """Horizontal bars of `value` per group (usage_by), largest on top, first `top` rows,
+    each in its group's stable colour."""
     if df.empty:
         return empty(title)
     rows = df.head(top).iloc[::-1]
     fig = _figure(title, value_title, "", showlegend=False)
     fig.add_bar(
         x=rows[value].astype(float),
-        y=[label(g) for g in rows["group"]],
+        y=[legend.name(g) for g in rows["group"]],
+        marker_color=[legend.colour(g) for g in rows["group"]],
         orientation="h",
         customdata=[["", "" if pd.isna(g) else str(g)] for g in rows["group"]],
         hovertemplate="%{y}: %{x:,.2f}<extra></extra>",
@@ -187,14 +268,21 @@ def forecast(result: Mapping[str, Any]) -> go.Figure:
 
 
 def cost_per_run(df: pd.DataFrame) -> go.Figure:
-    """Distribution of run cost (cost_per_run), log-scaled since a few runs dominate."""
+    """Distribution of run cost (cost_per_run_histogram: log-spaced buckets), log x axis
+    since a few runs dominate."""
     title = "Cost per run (distribution)"
-    costs = df["cost"].astype(float) if not df.empty else pd.Series(dtype=float)
-    costs = costs[costs > 0]
-    if costs.empty:
+    if df.empty:
         return empty(title, "No run with a cost in this period.")
-    fig = _figure(title, "Cost per run ($, log scale)", "Runs", showlegend=False)
-    fig.add_histogram(x=costs, nbinsx=60, hovertemplate="$%{x}<br>%{y} runs<extra></extra>")
+    fig = _figure(title, "Cost per run (USD, log scale)", "Runs", showlegend=False)
+    low = df["bucket_low"].astype(float)
+    high = df["bucket_high"].astype(float)
+    fig.add_bar(
+        x=(low * high) ** 0.5,
+        y=df["runs"],
+        width=(high - low),
+        customdata=list(zip(low, high, strict=True)),
+        hovertemplate="$%{customdata[0]:.4f}–$%{customdata[1]:.4f}: %{y:,} runs<extra></extra>",
+    )
     fig.update_xaxes(type="log", tickprefix="$")
     return fig
 
@@ -220,6 +308,7 @@ def percentiles_over_time(
     grain: str = "day",
     log_y: bool = True,
     highlight: tuple = (),
+    legend: Legend = PLAIN,
 ) -> go.Figure:
     """One line per group: a latency percentile (ms) per period (latency_percentiles with
     grain and by). Points carry [period, group] for drill-down. A log axis by default, so
@@ -234,18 +323,19 @@ def percentiles_over_time(
     marked = {label(g) for g in highlight}
     for group, rows in _groups(df):
         bold = label(group) in marked
+        colour = legend.colour(group) if "group" in df else None
         fig.add_scatter(
             x=rows["period"],
             y=rows[percentile].astype(float),
             mode="lines+markers",
-            line={"width": 4} if bold else {"width": 1.5},
+            line={"width": 4, "color": colour} if bold else {"width": 1.5, "color": colour},
             opacity=1.0 if bold or not marked else 0.35,
-            name=(f"{label(group)} ▲ slower" if bold else label(group))
+            name=(f"{legend.name(group)} ▲ slower" if bold else legend.name(group))
             if "group" in df
             else percentile,
             customdata=_customdata(rows, group),
             hovertemplate=(
-                "%{x|%Y-%m-%d} · %{fullData.name}<br>"
+                f"{_hover_x(grain)} · %{{fullData.name}}<br>"
                 f"{percentile} %{{y:,.0f}} ms<extra>click for tasks</extra>"
             ),
         )
@@ -253,15 +343,18 @@ def percentiles_over_time(
         fig.update_yaxes(
             type="log", dtick=1, title_text=f"{percentile} {LATENCY_LABELS[metric]} (ms, log)"
         )
+    _time_axis(fig, grain)
     return _legend_aside(fig)
 
 
-def percentiles_by_group(df: pd.DataFrame, metric: str = "ttft", by_label: str = "model"):
+def percentiles_by_group(
+    df: pd.DataFrame, metric: str = "ttft", by_label: str = "model", legend: Legend = PLAIN
+) -> go.Figure:
     """Grouped bars p50/p90/p95/p99 (ms) per group (latency_percentiles with by)."""
     title = f"{LATENCY_LABELS.get(metric, metric)} percentiles by {by_label}"
     if df.empty:
         return empty(title)
-    names = [label(g) for g in df["group"]]
+    names = [legend.name(g) for g in df["group"]]
     fig = _figure(title, by_label.capitalize(), f"{LATENCY_LABELS[metric]} (ms)", barmode="group")
     for pct in PERCENTILES:
         fig.add_bar(
@@ -296,12 +389,14 @@ def latency_histogram(df: pd.DataFrame, metric: str = "ttft") -> go.Figure:
     return fig
 
 
-def tokens_per_second(df: pd.DataFrame, by_label: str = "model") -> go.Figure:
+def tokens_per_second(
+    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN
+) -> go.Figure:
     """Output speed per group: p50 bars with p90 markers (tokens_per_second)."""
     title = f"Output speed by {by_label}"
     if df.empty:
         return empty(title)
-    names = [label(g) for g in df["group"]]
+    names = [legend.name(g) for g in df["group"]]
     fig = _figure(title, by_label.capitalize(), "Output speed (tokens/s)")
     fig.add_bar(x=names, y=df["p50"].astype(float), name="p50")
     fig.add_scatter(x=names, y=df["p90"].astype(float), mode="markers", name="p90")
@@ -321,18 +416,21 @@ def failure_rates_over_time(df: pd.DataFrame, grain: str = "day") -> go.Figure:
             mode="lines+markers",
             name=name,
             customdata=_customdata(df, None),
-            hovertemplate=f"%{{x|%Y-%m-%d}} {name}: %{{y:.2f}}%<extra></extra>",
+            hovertemplate=f"{_hover_x(grain)} {name}: %{{y:.2f}}%<extra></extra>",
         )
     fig.update_yaxes(ticksuffix="%", rangemode="tozero")
+    _time_axis(fig, grain)
     return fig
 
 
-def failure_rates_by(df: pd.DataFrame, by_label: str = "model") -> go.Figure:
+def failure_rates_by(
+    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN
+) -> go.Figure:
     """Failure and cancel rate (%) per group (failure_rates with by)."""
     title = f"Failure and cancel rate by {by_label}"
     if df.empty:
         return empty(title)
-    names = [label(g) for g in df["group"]]
+    names = [legend.name(g) for g in df["group"]]
     custom = [["", "" if pd.isna(g) else str(g)] for g in df["group"]]
     fig = _figure(title, by_label.capitalize(), "Share of finished tasks (%)", barmode="group")
     fig.add_bar(x=names, y=df["failure_rate"].astype(float) * 100, name="failed", customdata=custom)

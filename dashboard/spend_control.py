@@ -77,12 +77,13 @@ def forecast_vs_budget(filters: Filters) -> None:
     period = result.get("period", "month")
     st.subheader(f"This {period}: forecast vs budget")
     st.caption(md(view["reason"].capitalize() + "."))
-    cols = st.columns(4, border=True)
-    cols[0].metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]))
+    cards = ui.kpi_cards("cost")  # wraps on a narrow screen instead of cutting values
+    cards.metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]), border=True)
     band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
-    cols[1].metric(
+    cards.metric(
         f"{period.capitalize()}-end forecast",
         ui.money(result["forecast"]),
+        border=True,
         delta=f"band {band}",
         delta_color="off",
         delta_arrow="off",
@@ -91,18 +92,19 @@ def forecast_vs_budget(filters: Filters) -> None:
     if budget is not None:
         amount = float(budget["amount"])
         over = float(result["forecast"]) - amount
-        cols[2].metric(
+        cards.metric(
             "Budget",
             ui.money(amount, 0),
+            border=True,
             delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
             delta_color="inverse" if over > 0 else "normal",
             delta_arrow="up" if over > 0 else "down",
             help=f"The {budget['period']}ly budget for {md(view['scope'].label)}.",
         )
-        cols[3].metric("Budget used", ui.percent(result["used"], 0))
+        cards.metric("Budget used", ui.percent(result["used"], 0), border=True)
     else:
-        cols[2].metric("Budget", "not set", help=view["reason"])
-        cols[3].metric("Budget used", "–")
+        cards.metric("Budget", "not set", help=md(view["reason"]), border=True)
+        cards.metric("Budget used", "–", border=True)
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
 
 

@@ -3,14 +3,20 @@
 A view is a shareable link. Each filter widget is bound to a query parameter of the same
 name (`bind="query-params"`), so the URL carries the filters, survives page switches, and
 a link opens with them, e.g. `?dates=2026-10-01&dates=2026-10-31&provider=openai&status=failed`.
-A widget at its default is left out of the URL: without `dates` the period is the last
-DEFAULT_DAYS days up to today, so a link without dates stays "recent".
+A widget at its default is left out of the URL: without `range` and `dates` the period is
+the last DEFAULT_DAYS days up to today, so a link without dates stays "recent".
+
+The period is a preset (`range`: today, the last 7/30/90 days, this month, last month, month
+to date, quarter to date; all exact whole UTC days, see `preset_dates`) or a custom range
+(`dates`). A custom range that is half picked (one click in the picker) keeps the previous
+complete range, so no query runs for a one-day range the user did not mean.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import streamlit as st
 
@@ -19,6 +25,21 @@ from queries.filters import Filters
 
 DEFAULT_DAYS = 30
 DATES_KEY = "dates"
+RANGE_KEY = "range"
+CUSTOM = "Custom range"
+PRESETS = (
+    "Today",
+    "Last 7 days",
+    "Last 30 days",
+    "This month",
+    "Last month",
+    "Month to date",
+    "Quarter to date",
+    "Last 90 days",
+    CUSTOM,
+)
+DEFAULT_PRESET = "Last 30 days"
+_LAST_DATES = "_last_complete_dates"
 # URL key -> (Filters field, sidebar label), for the multi-valued filters, in sidebar order.
 LIST_FILTERS = {
     "source_type": ("source_types", "Source type"),
@@ -43,6 +64,37 @@ def default_dates(now: date | None = None) -> tuple[date, date]:
     return (end - timedelta(days=DEFAULT_DAYS - 1), end)
 
 
+def preset_dates(preset: str, now: date | None = None) -> tuple[date, date]:
+    """First and last UTC day (inclusive) of a preset; "Last 7 days" is exactly 7 days
+    ending today, "This month" the whole calendar month, "Month to date" its first day
+    to today. ValueError for an unknown preset (or CUSTOM, which has no fixed days)."""
+    end = now or today()
+    month = end.replace(day=1)
+    if preset == "Today":
+        return (end, end)
+    if preset.startswith("Last ") and preset.endswith(" days"):
+        days = int(preset.split()[1])
+        return (end - timedelta(days=days - 1), end)
+    if preset == "This month":
+        return (month, (month + timedelta(days=32)).replace(day=1) - timedelta(days=1))
+    if preset == "Last month":
+        last = month - timedelta(days=1)
+        return (last.replace(day=1), last)
+    if preset == "Month to date":
+        return (month, end)
+    if preset == "Quarter to date":
+        return (month.replace(month=3 * ((end.month - 1) // 3) + 1), end)
+    raise ValueError(f"unknown date preset {preset!r}; choose one of {list(PRESETS[:-1])}")
+
+
+def complete_dates(picked: Any) -> tuple[date, date] | None:
+    """The (first, last) days of a date_input value, or None while a range is half picked."""
+    values = tuple(d for d in (picked if isinstance(picked, tuple | list) else (picked,)) if d)
+    if len(values) < 2:
+        return None
+    return (min(values), max(values))
+
+
 def to_filters(dates: Sequence[date] | None, lists: Mapping[str, Sequence[str]]) -> Filters:
     """Filters for an inclusive range of UTC days and the chosen values per URL key.
 
@@ -56,34 +108,72 @@ def to_filters(dates: Sequence[date] | None, lists: Mapping[str, Sequence[str]])
     return Filters(start=start, end=end, **chosen)
 
 
-def sidebar(options: Mapping[str, Sequence[str]]) -> Filters:
+def sidebar(options: Mapping[str, Any]) -> Filters:
     """Draw the global filters in the sidebar; return (and remember for the page) the
-    Filters they select. `options` maps a URL key of LIST_FILTERS to its choices."""
+    Filters they select. `options` maps a URL key of LIST_FILTERS to its choices, and
+    "user_names" to {user id: display name} (users are shown and searched by name)."""
+    names = dict(options.get("user_names") or {})
+    if DATES_KEY in st.query_params and RANGE_KEY not in st.query_params:
+        st.session_state.setdefault(RANGE_KEY, CUSTOM)  # an old link with explicit dates
     with st.sidebar:
         st.header("Filters")
-        dates = st.date_input(
-            "Date range (UTC)",
-            value=default_dates(),
-            key=DATES_KEY,
+        preset = st.selectbox(
+            "Period (UTC)",
+            PRESETS,
+            index=PRESETS.index(DEFAULT_PRESET),
+            key=RANGE_KEY,
             bind="query-params",
-            help=f"Tasks created in these days. Default: the last {DEFAULT_DAYS} days.",
+            help="Whole UTC days. Custom: pick the first and the last day.",
         )
+        if preset == CUSTOM:
+            picked = st.date_input(
+                "Days (first – last)",
+                value=st.session_state.get(_LAST_DATES) or default_dates(),
+                key=DATES_KEY,
+                bind="query-params",
+                help="Tasks created in these days (UTC).",
+            )
+            dates = complete_dates(picked)
+            if dates is None:
+                dates = st.session_state.get(_LAST_DATES) or default_dates()
+                st.caption(f"Pick the last day: showing {dates[0]} – {dates[1]} until then.")
+        else:
+            dates = preset_dates(preset)
+        st.session_state[_LAST_DATES] = dates
         lists: dict[str, list[str]] = {}
         for key, (_, label) in LIST_FILTERS.items():
             choices = list(FIXED_CHOICES.get(key) or options.get(key) or ())
+            extra: dict[str, Any] = {}
+            if key == "user":
+                extra["format_func"] = lambda user_id: user_choice(user_id, names)
             lists[key] = st.multiselect(
-                label, choices, key=key, bind="query-params", placeholder="All"
+                label,
+                choices,
+                key=key,
+                bind="query-params",
+                placeholder="All (type a name to search)" if key in ("user", "team") else "All",
+                **extra,
             )
-        if any(lists.values()) or tuple(dates or ()) != default_dates():
+        if any(lists.values()) or preset != DEFAULT_PRESET:
             st.button("Clear filters", on_click=clear, width="stretch", icon=":material/clear:")
-    filters = to_filters(dates if isinstance(dates, tuple) else (dates,), lists)
+    filters = to_filters(dates, lists)
     st.session_state[_ACTIVE] = filters
     return filters
 
 
+def user_choice(user_id: str, names: Mapping[str, str]) -> str:
+    """How the user filter lists a user: "Display Name · user-0041" (the id alone when the
+    user has no display name), so typing a name or an id finds them."""
+    name = names.get(str(user_id))
+    return f"{name} · {user_id}" if name else str(user_id)
+
+
 def clear() -> None:
     """Back to the default filters (the bound widgets drop out of the URL)."""
-    st.session_state[DATES_KEY] = default_dates()
+    st.session_state[RANGE_KEY] = DEFAULT_PRESET
+    st.session_state.pop(_LAST_DATES, None)
+    if DATES_KEY in st.session_state:
+        st.session_state[DATES_KEY] = default_dates()
     for key in LIST_FILTERS:
         st.session_state[key] = []
 

@@ -3,14 +3,21 @@ number formats, and the drill-down selection helpers."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import export
+from dashboard import data, export
+from dashboard.colours import Legend, colour_map
+from dashboard.formatting import change as change
+from dashboard.formatting import column_label, csv_frame
+from dashboard.formatting import count as count
+from dashboard.formatting import millis as millis
+from dashboard.formatting import money as money
+from dashboard.formatting import percent as percent
+from dashboard.formatting import tokens as tokens
 
 DEMO_COMMAND = "ai-runs demo --tasks 100000"
 TRACKER_SNIPPET = """import ingest
@@ -22,8 +29,100 @@ tracker.complete_task(task["task_id"], "Hi!", tokens_input=12, tokens_output=3)"
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
     """The CSV a table's download button serves: exactly the rows and columns shown, text
-    cells neutralized against spreadsheet formulas (dashboard.export.table_csv)."""
-    return export.table_csv(df)
+    cells neutralized against spreadsheet formulas (dashboard.export.neutralized), then
+    units in the headers, plain decimals and ISO timestamps (formatting.csv_frame)."""
+    return csv_frame(export.neutralized(df)).to_csv(index=False).encode("utf-8")
+
+
+MS_COLUMNS = ("time_to_first_token", "total_time", "p50", "p90", "p95", "p99")
+COUNT_COLUMNS = (
+    "tokens_input",
+    "tokens_output",
+    "tokens_total",
+    "total_tokens",
+    "tasks",
+    "task_count",
+    "runs",
+    "active_users",
+    "failed",
+    "cancelled",
+    "message_count",
+)
+MONEY_COLUMNS = ("cost", "total_cost", "actual_cost", "what_if_cost")
+
+
+def default_column(column: str) -> Any:
+    """The column config a table uses unless told otherwise: the human label with its
+    unit, whole milliseconds, counts with thousands separators, USD to 4 decimals, UTC
+    timestamps without noise."""
+    name = column_label(column)
+    if column in MS_COLUMNS:
+        return st.column_config.NumberColumn(name, format="%.0f")
+    if column in COUNT_COLUMNS:
+        return st.column_config.NumberColumn(name, format="localized")
+    if column in MONEY_COLUMNS:
+        return st.column_config.NumberColumn(name, format="$%.4f")
+    if column in ("failure_rate", "cancel_rate"):
+        return st.column_config.NumberColumn(name, format="percent")
+    if column in ("created_at", "updated_at", "last_seen", "last_message_at"):
+        return st.column_config.DatetimeColumn(name, format="YYYY-MM-DD HH:mm:ss")
+    if column == "period":
+        return st.column_config.DateColumn(name, format="YYYY-MM-DD")
+    if column == "user_id":
+        return st.column_config.TextColumn(name, help="The id the application records")
+    return name
+
+
+# Dimension (a "by" choice) -> the sidebar option list holding its values.
+_OPTION_LISTS = {
+    "model": "models",
+    "provider": "providers",
+    "team": "teams",
+    "tag": "tags",
+    "source_type": "source_types",
+    "status": "statuses",
+    "user": "users",
+}
+
+
+def user_names() -> dict[str, str]:
+    """user id -> display name (ai_users.display_name, from the mirror)."""
+    return dict(data.filter_options().get("user_names") or {})
+
+
+def user_label(user_id: Any) -> str:
+    """ "Display name" for a user id (the id itself when the user has no name)."""
+    if user_id is None or (isinstance(user_id, float) and pd.isna(user_id)):
+        return "–"
+    return user_names().get(str(user_id)) or str(user_id)
+
+
+def legend(by: str | None) -> Legend:
+    """Names and stable colours for the groups of dimension `by` (see dashboard.colours)."""
+    if by is None:
+        return Legend()
+    values = data.filter_options().get(_OPTION_LISTS.get(by, ""), [])
+    names = user_names() if by == "user" else {}
+    return Legend(names=names, colours=colour_map(values))
+
+
+def group_frame(df: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """A rollup table for display: `group` renamed to the dimension; for users, the id
+    column `user_id` (the display name comes beside it in `table`)."""
+    if "group" not in df.columns:
+        return df
+    return df.rename(columns={"group": "user_id" if by == "user" else (by or "group")})
+
+
+def with_names(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `user` column (display name) before each `user_id` column."""
+    if "user_id" not in df.columns or "user" in df.columns:
+        return df
+    names = user_names()
+    at = list(df.columns).index("user_id")
+    shown = df.copy()
+    shown.insert(at, "user", [None if u is None else names.get(str(u), u) for u in df["user_id"]])
+    return shown
 
 
 def table(
@@ -39,7 +138,18 @@ def table(
 ) -> list[int]:
     """Show `df` with a "Download CSV" button under it; return the selected row positions
     (always [] unless `selectable`). `column_order` only orders the view (columns it leaves
-    out come after); the CSV holds every column shown."""
+    out come after); the CSV holds every column shown. Headers are human labels with units
+    (formatting.COLUMN_LABELS) unless `column_config` says otherwise; a `user_id` column
+    gets the user's display name beside it."""
+    df = with_names(df)
+    config: dict[str, Any] = {c: default_column(str(c)) for c in df.columns}
+    config.update(column_config or {})
+    column_config = config
+    if column_order:
+        column_order = list(dict.fromkeys(column_order))  # a column is shown once
+        if "user_id" in column_order and "user" not in column_order:
+            at = column_order.index("user_id")
+            column_order.insert(at, "user")
     order = None
     if column_order:
         first = [c for c in column_order if c in df.columns]
@@ -94,42 +204,6 @@ def empty_state() -> None:
     st.caption("The dashboard syncs new data on every page load, or turn on auto-refresh.")
 
 
-def money(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"${float(value):,.{digits}f}"
-
-
-def millis(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = float(value)
-    return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
-
-
-def count(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = float(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit * 10:
-            return f"{value / limit:,.1f}{suffix}"
-    return f"{value:,.0f}"
-
-
-def percent(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value) * 100:.{digits}f}%"
-
-
-def change(value: Any) -> str | None:
-    """A KPI delta as text ("+12.5%"), or None when there is no previous value to compare."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return f"{float(value) * 100:+.1f}%"
-
-
 def grain_for(days: float) -> str:
     """A readable time grain for a period of `days` days."""
     if days <= 62:
@@ -156,13 +230,58 @@ TASK_ORDER = [
     "run_id",
 ]
 RUN_ORDER = ["name", "cost", "tasks", "tokens_total", "user_id", "source_type", "created_at"]
-TASK_COLUMNS = {
-    "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "time_to_first_token": st.column_config.NumberColumn("TTFT (ms)", format="%d"),
-    "total_time": st.column_config.NumberColumn("Total time (ms)", format="%d"),
-    "tokens_total": st.column_config.NumberColumn("Tokens", format="%d"),
-    "cost": st.column_config.NumberColumn("Cost ($)", format="$%.4f"),
-    "task_id": st.column_config.TextColumn("Task id"),
-    "run_id": st.column_config.TextColumn("Run id"),
-    "id": None,
+TASK_COLUMNS = {"id": None}  # labels and formats: default_column
+
+
+# Layout that holds from 800 to 2,000 px wide: KPI cards wrap to the next line instead of
+# truncating their values ("$…"), values may break, the sidebar stays narrow.
+PAGE_CSS = """<style>
+[class*="st-key-kpis"] > div { flex: 1 1 11rem !important; min-width: 11rem !important; }
+[data-testid="stMetricValue"] { font-size: clamp(1.35rem, 1rem + 1vw, 2.1rem); }
+[data-testid="stMetricValue"] > div { white-space: normal !important; overflow-wrap: anywhere;
+  text-overflow: clip !important; overflow: visible !important; }
+[data-testid="stMetricLabel"] p { white-space: normal !important; }
+[data-testid="stMetricDelta"] > div { white-space: normal !important; }
+section[data-testid="stSidebar"] { min-width: 15rem !important; max-width: 20rem !important; }
+@media (max-width: 1200px) {
+  [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
+</style>"""
+
+
+def page_style() -> None:
+    """Put the dashboard's layout rules (PAGE_CSS) on the page; the app calls it once."""
+    st.html(PAGE_CSS)
+
+
+def kpi_cards(key: str) -> Any:
+    """A row of KPI cards that wraps on narrow screens: draw `st.metric(..., border=True)`
+    inside the returned container."""
+    return st.container(horizontal=True, wrap=True, gap="small", key=f"kpis_{key}")
+
+
+def url_selection(
+    param: str, picked: tuple[str | None, str | None] | None
+) -> tuple[str | None, str | None] | None:
+    """Keep a chart's drill-down selection in the URL (`?param=period|group`), so a list of
+    tasks behind a point can be shared. `picked` is the chart's selection in this run
+    (figures.selected_slice); a link opened without one uses the URL's."""
+    had = f"_{param}_had_points"
+    if picked:
+        st.query_params[param] = f"{picked[0] or ''}|{picked[1] or ''}"
+        st.session_state[had] = True
+        return picked
+    if st.session_state.get(had):  # the user cleared the selection on the chart
+        st.session_state[had] = False
+        st.query_params.pop(param, None)
+        return None
+    text = st.query_params.get(param)
+    if not text or "|" not in text:
+        return None
+    period, group = text.split("|", 1)
+    return (period or None, group or None)
+
+
+def top_of(shown: int, total: int) -> str:
+    """ "Top 200 of 547" when a list is cut, else "All 547"."""
+    return f"Top {shown:,} of {total:,}" if total > shown else f"All {total:,}"

@@ -323,6 +323,7 @@ CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING bt
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
 CREATE INDEX ai_runs_parent_idx ON public.ai_runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
+CREATE INDEX ai_runs_search_trgm ON public.ai_runs USING gin (ai_run_search_text(name, description, messages) gin_trgm_ops);
 CREATE INDEX ai_runs_source_idx ON public.ai_runs USING btree (source_type, source_id);
 CREATE INDEX ai_runs_sync_idx ON public.ai_runs USING btree (sync_xid);
 CREATE INDEX ai_runs_tags_idx ON public.ai_runs USING gin (tags);
@@ -467,6 +468,16 @@ BEGIN
     END IF;
     RETURN NEW;
 END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_run_search_text(name text, description text, messages jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+    SELECT coalesce(name, '') || E'\n' || coalesce(description, '') || E'\n'
+           || coalesce((SELECT string_agg(m ->> 'content', E'\n')
+                          FROM jsonb_array_elements(messages) AS m), '')
+$function$;
 
 CREATE OR REPLACE FUNCTION public.ai_runs_apply_deltas(deltas jsonb)
  RETURNS void

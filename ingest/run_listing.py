@@ -33,6 +33,8 @@ class RunPage:
     rows: list[dict[str, Any]]
     next_cursor: str | None
     total: int
+    # False when `total` is the count_limit of list_runs and more runs match ("more than").
+    total_exact: bool = True
 
 
 class RunListing:
@@ -56,6 +58,7 @@ class RunListing:
         created_to: datetime | date | str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        count_limit: int | None = None,
     ) -> RunPage:
         """Run summaries matching every filter given, newest first (created_at, then id,
         descending), `limit` per page.
@@ -66,7 +69,9 @@ class RunListing:
         of the name, description or a message's content. created_from (inclusive) and
         created_to (exclusive; a bare date means through the end of that day, UTC).
         cursor: the `next_cursor` of the previous page (keyset: no row is missed or repeated
-        while runs are added). `total` counts every matching run, not just this page.
+        while runs are added). `total` counts every matching run, not just this page; with
+        `count_limit` it counts at most that many and `total_exact` is False when more match
+        (a total that stays cheap on millions of runs).
         """
         params: dict[str, Any] = {}
         filters: list[str] = []
@@ -124,19 +129,30 @@ class RunListing:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit", f"must be a whole number 1..1000, got {limit!r}")
 
-        count_sql = _with_filters(self._queries["count_runs"], filters)
+        if count_limit is not None and (
+            isinstance(count_limit, bool) or not isinstance(count_limit, int) or count_limit < 1
+        ):
+            problem = f"must be a whole number >= 1, got {count_limit!r}"
+            raise ValidationError("count_limit", problem)
+        count_name = "count_runs" if count_limit is None else "count_runs_bounded"
+        count_sql = _with_filters(self._queries[count_name], filters)
+        count_params = dict(params)
+        if count_limit is not None:
+            count_params["count_limit"] = count_limit + 1
         if cursor is not None:
             created, last_id = _decode_cursor(cursor)
             add("run_filter_cursor", cursor_created_at=created, cursor_id=last_id)
         page_sql = _with_filters(self._queries["list_runs"], filters)
         with self._transaction(consistent=True) as conn:
             rows = conn.execute(page_sql, {**params, "limit": limit + 1}).fetchall()
-            total = conn.execute(count_sql, params).fetchone()["total"]
+            total = conn.execute(count_sql, count_params).fetchone()["total"]
+        exact = count_limit is None or total <= count_limit
+        total = total if exact else count_limit
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-        return RunPage(rows=rows, next_cursor=next_cursor, total=total)
+        return RunPage(rows=rows, next_cursor=next_cursor, total=total, total_exact=exact)
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str] | None:

@@ -65,36 +65,27 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def tasks_behind(
+def _behind(
     con: Connection,
     filters: Filters,
-    *,
-    period: date | datetime | str | None = None,
-    grain: str = "day",
-    by: str | None = None,
-    value: str | None = None,
-    metric: str = "total_time",
-    limit: int = 200,
-) -> pd.DataFrame:
-    """The tasks behind one chart point or bar (drill-down).
-
-    `period`: the start of the day/week/month of `grain` the point stands for (any date or
-    time inside it works too); None = the whole filtered range. `by`/`value`: the group of
-    the point (value None = the "not set" group); by=None = every group. Sorted by `metric`
-    descending (NULLs last): "total_time", "ttft", "tokens_total" or "cost".
-    Columns (TASK_LIST_COLUMNS): task_id, run_id, created_at (UTC), provider, model,
-    endpoint, service, user_id, status, time_to_first_token (ms), total_time (ms),
-    tokens_total, cost (USD), id (the ai_tasks primary key).
-    """
-    if metric not in ORDER_METRICS:
-        raise ValueError(f"metric {metric!r} is not allowed; choose one of {sorted(ORDER_METRICS)}")
+    period: date | datetime | str | None,
+    grain: str,
+    by: str | None,
+    value: str | None,
+    completed_only: bool,
+) -> tuple[dict, str] | None:
+    """Bound values and the group match of one chart point; None when it holds no task."""
+    if completed_only:
+        filters = completed_scope(filters)
+        if filters is None:
+            return None
     if period is not None:
         start, end = period_bounds(period, grain)
         start, end = max(start, filters.start), min(end, filters.end)
         if end <= start:
-            return pd.DataFrame(columns=TASK_LIST_COLUMNS)
+            return None
         filters = replace(filters, start=start, end=end)
-    params = {**filter_params(filters), "limit": int(limit), "value": value}
+    params = {**filter_params(filters), "value": value}
     match = "TRUE"
     if by is not None:
         column = group_sql(con, by)
@@ -105,7 +96,76 @@ def tasks_behind(
             )
         else:
             match = f"{column} IS NOT DISTINCT FROM :value"
+    return params, match
+
+
+def completed_scope(filters: Filters) -> Filters | None:
+    """The filters restricted to completed tasks, as every latency number is; None when the
+    status filter leaves no completed task (e.g. status = failed)."""
+    if filters.statuses and "completed" not in filters.statuses:
+        return None
+    return replace(filters, statuses=("completed",))
+
+
+def tasks_behind(
+    con: Connection,
+    filters: Filters,
+    *,
+    period: date | datetime | str | None = None,
+    grain: str = "day",
+    by: str | None = None,
+    value: str | None = None,
+    metric: str = "total_time",
+    limit: int = 200,
+    completed_only: bool = False,
+) -> pd.DataFrame:
+    """The tasks behind one chart point or bar (drill-down).
+
+    `period`: the start of the day/week/month of `grain` the point stands for (any date or
+    time inside it works too); None = the whole filtered range. `by`/`value`: the group of
+    the point (value None = the "not set" group); by=None = every group. Sorted by `metric`
+    descending (NULLs last): "total_time", "ttft", "tokens_total" or "cost".
+    completed_only: only completed tasks, the tasks a latency percentile covers.
+    Columns (TASK_LIST_COLUMNS): task_id, run_id, created_at (UTC), provider, model,
+    endpoint, service, user_id, status, time_to_first_token (ms), total_time (ms),
+    tokens_total, cost (USD), id (the ai_tasks primary key).
+    """
+    if metric not in ORDER_METRICS:
+        raise ValueError(f"metric {metric!r} is not allowed; choose one of {sorted(ORDER_METRICS)}")
+    where = _behind(con, filters, period, grain, by, value, completed_only)
+    if where is None:
+        return pd.DataFrame(columns=TASK_LIST_COLUMNS)
+    params, match = where
+    params["limit"] = int(limit)
     return fetch(con, "tasks_behind", params, group_match=match, metric=ORDER_METRICS[metric])
+
+
+def count_behind(
+    con: Connection,
+    filters: Filters,
+    *,
+    period: date | datetime | str | None = None,
+    grain: str = "day",
+    by: str | None = None,
+    value: str | None = None,
+    completed_only: bool = False,
+) -> int:
+    """How many tasks stand behind the point tasks_behind lists (same arguments, no
+    limit), so a list can say "top 200 of 547"."""
+    where = _behind(con, filters, period, grain, by, value, completed_only)
+    if where is None:
+        return 0
+    params, match = where
+    return int(fetch(con, "count_behind", params, group_match=match).iloc[0]["tasks"])
+
+
+def error_tasks(
+    con: Connection, filters: Filters, error: str, *, limit: int = 1000
+) -> pd.DataFrame:
+    """Every task of one error group of failures.error_groups (`error` as that function
+    shows it, digits as N), newest first, at most `limit`; columns as tasks_behind."""
+    params = {**filter_params(filters), "error": error, "limit": int(limit)}
+    return fetch(con, "error_tasks", params)
 
 
 def slowest_tasks(
@@ -134,6 +194,17 @@ def most_expensive_runs(con: Connection, filters: Filters, limit: int = 100) -> 
 def cost_per_run(con: Connection, filters: Filters) -> pd.DataFrame:
     """Cost of each run over its filtered tasks, for a distribution: columns run_id, cost."""
     return fetch(con, "cost_per_run", filter_params(filters))
+
+
+def cost_per_run_histogram(con: Connection, filters: Filters, bins: int = 60) -> pd.DataFrame:
+    """The distribution of run cost without listing every run: runs per log-spaced cost
+    bucket, over each run's filtered tasks (runs that cost nothing are left out).
+    Columns: bucket_low, bucket_high (USD), runs. Buckets without runs are absent."""
+    if not 1 <= int(bins) <= 1000:
+        raise ValueError(f"bins must be 1..1000, got {bins!r}")
+    frame = fetch(con, "cost_per_run_histogram", {**filter_params(filters), "bins": int(bins)})
+    frame["runs"] = frame["runs"].astype("int64")
+    return frame
 
 
 def stuck_tasks(

@@ -133,3 +133,23 @@ def kpis(con: Connection, filters: Filters, *, exact: bool = False) -> pd.DataFr
 def daily_cost(con: Connection, filters: Filters) -> pd.DataFrame:
     """Spend per UTC day with tasks: day (datetime64), cost (float USD). Mirror only."""
     return fetch(con, "daily_cost", filter_params(filters))
+
+
+def usage_pairs(con: Connection, filters: Filters, a: str, b: str) -> pd.DataFrame:
+    """Usage per pair of values of two different dimensions (e.g. team × model). Mirror only.
+
+    Columns: a, b (the two values; None = not set), cost (USD), tokens_input,
+    tokens_output, tokens_total, tasks. Sorted by cost descending. No distinct runs or
+    users: a breakdown chart does not show them.
+    """
+    if a == b:
+        raise ValueError(f"usage_pairs needs two different dimensions, got {a!r} twice")
+    frame = fetch(
+        con,
+        "usage_pairs",
+        filter_params(filters),
+        group=group_sql(con, a),
+        group_b=group_sql(con, b),
+    )
+    frame["tasks"] = frame["tasks"].astype("int64")
+    return frame

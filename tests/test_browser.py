@@ -210,7 +210,15 @@ def test_download_a_csv(server: Server, page, shots: Path) -> None:
     text = Path(download.path()).read_text()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == rows_shown > 0
-    assert list(rows[0]) == ["period", "model", "cost", "tasks", "tokens_total"]
+    assert list(rows[0]) == [
+        "Period start (UTC)",
+        "Model",
+        "Cost (USD)",
+        "Tasks",
+        "Total tokens",
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["Period start (UTC)"]) for row in rows)
+    assert not any("e-" in row["Cost (USD)"].lower() for row in rows)
 
 
 def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path) -> None:
@@ -250,3 +258,59 @@ def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path)
     assert "status=completed" in page.url
     sidebar.get_by_text("openai", exact=True).first.wait_for()
     page.screenshot(path=str(shots / "runs_filtered.png"), full_page=True)
+
+
+# Every metric card: its value must fit its box (no "$…" cut), at a laptop's 900 px and a
+# desktop's 1,400 px. Returns the values that overflow, with their sizes.
+OVERFLOW_JS = """() => {
+  const out = [];
+  for (const card of document.querySelectorAll('[data-testid="stMetric"]')) {
+    const box = card.getBoundingClientRect();
+    for (const el of card.querySelectorAll('[data-testid="stMetricValue"], '
+                                          + '[data-testid="stMetricValue"] *')) {
+      const r = el.getBoundingClientRect();
+      const cut = el.scrollWidth > el.clientWidth + 1 || r.right > box.right + 1
+                  || r.left < box.left - 1;
+      if (cut) out.push(`${el.textContent} (${el.scrollWidth}>${el.clientWidth})`);
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_no_metric_value_is_cut_off(server: Server, browser, shots: Path, width: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 1600})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        run = _a_run_id(server)
+        paths = {**PAGES, f"runs?run_id={run}": "Runs"}
+        for path, title in paths.items():
+            _open(page, server.base, path, title)
+            if path in CHART_PAGES:
+                page.wait_for_selector(".js-plotly-plot .main-svg")
+            cut = page.evaluate(OVERFLOW_JS)
+            assert cut == [], f"{path or 'overview'} at {width} px: {cut}"
+            if path in ("", "cost"):
+                assert page.locator('[data-testid="stMetric"]').count() >= 3
+            name = (path or "overview").split("?")[0]
+            page.screenshot(path=str(shots / f"{name}_{width}.png"), full_page=True)
+        # The sidebar collapses, and the page then uses the whole width.
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        before = sidebar.bounding_box()
+        sidebar.hover()
+        page.locator('[data-testid="stSidebarCollapseButton"] button').click()
+        page.wait_for_timeout(1000)
+        after = sidebar.bounding_box()
+        assert before and before["width"] > 100
+        assert after is None or after["x"] + after["width"] <= 20 or after["width"] < 20, after
+    finally:
+        context.close()
+
+
+def _a_run_id(server: Server) -> str:
+    from ingest import Tracker
+
+    with Tracker(url=server.database_url) as tracker:
+        return str(tracker.list_runs(limit=1).rows[0]["id"])

@@ -97,7 +97,8 @@ def test_sidebar_shows_every_filter(demo_app: Path) -> None:
     at = open_page("overview")
     labels = [w.label for w in at.sidebar.multiselect]
     assert labels == ["Source type", "Provider", "Model", "Team", "User", "Tag", "Task status"]
-    assert at.sidebar.date_input[0].label == "Date range (UTC)"
+    assert at.sidebar.selectbox(key="range").value == "Last 30 days"
+    assert len(at.sidebar.date_input) == 0  # a custom range only when asked for
     assert len(at.sidebar.multiselect[2].options) >= 3  # models of the demo
 
 
@@ -175,7 +176,7 @@ def test_page_controls_are_in_the_url_too(demo_app: Path) -> None:
     assert not at.exception
     groups = at.dataframe(key="perf_groups").value
     assert "provider" in groups.columns
-    assert "Total time percentiles by provider (ms)" in texts(at)
+    assert "Total time percentiles by provider** (completed tasks, ms)" in texts(at)
     assert at.query_params["perf_metric"] == "Total time"  # the label, as Streamlit binds it
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["title"]["text"] == "p95 total time per day by provider"
@@ -207,9 +208,18 @@ def test_csv_download_holds_the_rows_shown(demo_app: Path, spy: MediaSpy) -> Non
     assert list(shown.columns) == ["period", "provider", "cost", "tasks", "tokens_total"]
     served = csv_frame(download(at, spy, "Download CSV"))
     assert len(served) == len(shown)
-    assert list(served.columns) == list(shown.columns)
-    assert served["tasks"].tolist() == shown["tasks"].tolist()
-    assert served["cost"].round(6).tolist() == shown["cost"].astype(float).round(6).tolist()
+    # The CSV names its units; cells are plain decimals and ISO dates.
+    assert list(served.columns) == [
+        "Period start (UTC)",
+        "Provider",
+        "Cost (USD)",
+        "Tasks",
+        "Total tokens",
+    ]
+    assert served["Tasks"].tolist() == shown["tasks"].tolist()
+    # 12 significant digits in the CSV: the same numbers, without float noise.
+    assert served["Cost (USD)"].tolist() == pytest.approx(shown["cost"].astype(float).tolist())
+    assert served["Period start (UTC)"].astype(str).str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
 
 
 def test_every_table_has_a_csv_download(demo_app: Path, spy: MediaSpy) -> None:
@@ -220,7 +230,7 @@ def test_every_table_has_a_csv_download(demo_app: Path, spy: MediaSpy) -> None:
     at = open_page("performance")
     slowest = at.dataframe(key="perf_tasks").value
     served = csv_frame(download(at, spy, f"Download CSV ({len(slowest):,} rows)"))
-    assert served["task_id"].tolist() == [str(t) for t in slowest["task_id"]]
+    assert served["Task id"].tolist() == [str(t) for t in slowest["task_id"]]
 
 
 # ------------------------------------------------------------------ drill-down

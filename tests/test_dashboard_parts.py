@@ -18,6 +18,7 @@ import queries
 from dashboard import cli, data, export, figures, insights, state
 from dashboard.command import build_parser
 from ingest import Tracker, demo
+from queries import drilldown
 from queries.filters import Filters
 
 
@@ -93,8 +94,11 @@ def test_failure_and_cost_figures(mirror) -> None:
     over_time = figures.failure_rates_over_time(queries.failure_rates(con, filters, grain="week"))
     assert _axis_title(over_time, "yaxis") == "Share of finished tasks (%)"
     assert [t.name for t in over_time.data] == ["failed", "cancelled"]
-    per_run = figures.cost_per_run(queries.cost_per_run(con, filters))
-    assert _axis_title(per_run, "xaxis") == "Cost per run ($, log scale)"
+    histogram = drilldown.cost_per_run_histogram(con, filters)
+    per_run = figures.cost_per_run(histogram)
+    assert _axis_title(per_run, "xaxis") == "Cost per run (USD, log scale)"
+    costs = queries.cost_per_run(con, filters)["cost"]
+    assert histogram["runs"].sum() == (costs > 0).sum()
     what_if = queries.what_if_cost(con, filters, "openai", "gpt-4o-mini")
     fig = figures.what_if(what_if, "openai/gpt-4o-mini")
     assert [t.name for t in fig.data] == ["actual", "on openai/gpt-4o-mini"]

@@ -87,8 +87,9 @@ def test_manager_sets_a_team_budget_and_sees_the_teams_forecast(spend_app, spend
     assert expected["scope"] == budget_queries.Scope("team", team)
     assert metrics["Month to date"] == f"${expected['month_to_date']:,.2f}"
     assert metrics["Month-end forecast"] == f"${expected['forecast']:,.2f}"
-    chart = json.loads(at.get("plotly_chart")[1].proto.spec)
-    assert any("budget $500" in (a.get("text") or "") for a in chart["layout"]["annotations"])
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    notes = [a.get("text") or "" for spec in specs for a in spec["layout"].get("annotations", [])]
+    assert any("budget $500" in text for text in notes)
     table = _table_with(at, "scope_kind")
     assert set(table["scope_kind"]) == {"all", "team"}
 

@@ -885,3 +885,32 @@ def test_one_tracker_shared_by_threads(tracker, conn, clock):
     assert errors == []
     stored = run_row(conn, run["id"])
     assert (stored["task_count"], stored["total_tokens"], stored["message_count"]) == (20, 40, 20)
+
+
+def test_list_runs_bounded_total_says_when_it_stopped_counting(tracker, varied_runs):
+    exact = tracker.list_runs(status=None)
+    assert exact.total == 5 and exact.total_exact
+    bounded = tracker.list_runs(status=None, count_limit=3, limit=2)
+    assert (bounded.total, bounded.total_exact) == (3, False)  # "more than 3"
+    assert len(bounded.rows) == 2 and bounded.next_cursor
+    roomy = tracker.list_runs(status=None, count_limit=5)
+    assert (roomy.total, roomy.total_exact) == (5, True)
+    for bad in (0, -1, True, "3"):
+        with pytest.raises(ValidationError, match="count_limit"):
+            tracker.list_runs(count_limit=bad)
+
+
+def test_runs_search_is_served_by_the_trigram_index(tracker, varied_runs):
+    with tracker._transaction() as conn:
+        has_trgm = conn.execute(
+            "SELECT count(*) AS n FROM pg_extension WHERE extname = 'pg_trgm'"
+        ).fetchone()["n"]
+        assert has_trgm, "pg_trgm ships with both the embedded PostgreSQL and the service"
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT id FROM ai_runs r "
+            "WHERE ai_run_search_text(r.name, r.description, r.messages) ILIKE '%eiffel%'"
+        ).fetchall()
+    assert "ai_runs_search_trgm" in " ".join(str(row) for row in plan)
+    # A match may not span two fields (the index text joins them with newlines).
+    assert tracker.list_runs(search="eiffel", status=None).total == 1

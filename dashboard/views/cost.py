@@ -8,7 +8,7 @@ from datetime import date
 
 import streamlit as st
 
-from dashboard import auth, data, figures, spend_control, state, ui, whatif_panel
+from dashboard import auth, breakdown, data, figures, spend_control, state, ui, whatif_panel
 from dashboard.safe import md
 from queries import drilldown, usage
 from queries.filters import DIMENSIONS, GRAINS
@@ -29,9 +29,11 @@ grain = left.segmented_control(
 )
 grain = grain or default_grain
 by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind="query-params")
-spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by)
+# counts=False: the chart and its table show spend, tokens and tasks, not distinct runs.
+spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
+legend = ui.legend(by)
 st.plotly_chart(
-    figures.spend_over_time(spend, by, grain),
+    figures.spend_over_time(spend, by, grain, legend),
     key="cost_spend",
     on_select="rerun",
     selection_mode="points",
@@ -42,23 +44,17 @@ if unpriced:
         f"{unpriced:,} tasks unpriced (no known price, or no usage reported): "
         "not included in the spend."
     )
-bar = figures.selected_slice(st.session_state.get("cost_spend"))
-if bar and bar[0]:
+bar = ui.url_selection("cost_pick", figures.selected_slice(st.session_state.get("cost_spend")))
+if bar and bar[0] and bar[1] == figures.OTHER:
+    st.info("“other” stands for several groups: filter one of them to list its tasks.")
+elif bar and bar[0]:
     period, group = bar
     st.markdown(
-        f"**Most expensive tasks behind {by} = {md(figures.label(group))}, {grain} of "
-        f"{md(period)}**"
+        f"**Most expensive tasks behind {by} = {md(legend.name(group))}, {grain} of {md(period)}**"
     )
-    behind = data.cached(
-        drilldown.tasks_behind,
-        filters,
-        period=date.fromisoformat(period),
-        grain=grain,
-        by=by,
-        value=group,
-        metric="cost",
-        limit=100,
-    )
+    where = {"period": date.fromisoformat(period), "grain": grain, "by": by, "value": group}
+    behind = data.cached(drilldown.tasks_behind, filters, metric="cost", limit=100, **where)
+    total = data.cached(drilldown.count_behind, filters, **where)
     opened = ui.table(
         behind,
         key="cost_behind",
@@ -66,7 +62,8 @@ if bar and bar[0]:
         selectable=True,
         column_config=ui.TASK_COLUMNS,
         column_order=["cost", *ui.TASK_ORDER],
-        caption="Most expensive first. Select a task to open its detail.",
+        caption=f"{ui.top_of(len(behind), total)} tasks, most expensive first. "
+        "Select a task to open its detail. The link of this page keeps the selection.",
     )
     if opened and opened[0] < len(behind):
         st.switch_page(
@@ -75,7 +72,11 @@ if bar and bar[0]:
 else:
     st.caption("Click a bar to list the most expensive tasks behind it.")
 with st.expander(f"Spend per {grain} by {by} — table"):
-    ui.table(spend.rename(columns={"group": by}), key="cost_spend_table", filename="spend")
+    ui.table(ui.group_frame(spend, by), key="cost_spend_table", filename="spend")
+
+# --- Two dimensions at once ----------------------------------------------------------------
+st.subheader("Breakdown by two dimensions")
+breakdown.show(filters, "cost_pairs")
 
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()
@@ -96,7 +97,6 @@ with runs_tab:
         column_config={
             **ui.TASK_COLUMNS,
             "name": st.column_config.TextColumn("Run", width="large"),
-            "tasks": st.column_config.NumberColumn("Tasks", format="%d"),
         },
         column_order=ui.RUN_ORDER,
         caption="Select a run to open it.",
@@ -119,7 +119,7 @@ with tasks_tab:
         task_id = str(tasks.iloc[picked[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": task_id})
 with dist_tab:
-    per_run = data.cached(drilldown.cost_per_run, filters)
+    per_run = data.cached(drilldown.cost_per_run_histogram, filters)
     st.plotly_chart(figures.cost_per_run(per_run), key="cost_per_run")
 
 # --- What if (dashboard/whatif_panel.py) -----------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import data, state, ui
+from dashboard import breakdown, data, state, ui
 from queries import usage
 from queries.filters import DIMENSIONS, GRAINS
 
@@ -46,26 +46,26 @@ metrics = c3.multiselect(
     bind="query-params",
 )
 dimension = None if by == "(none)" else by
+# Distinct runs and users are the costly part at scale: computed only when shown.
+counts = bool({"runs", "active_users"} & set(metrics))
 if grain == WHOLE_PERIOD:
     if dimension is None:
-        rows = data.cached(usage.usage_over_time, filters, grain="month")
+        rows = data.cached(usage.usage_over_time, filters, grain="month", counts=counts)
         st.caption("No dimension and no period: showing per month.")
     else:
-        rows = data.cached(usage.usage_by, filters, by=dimension)
+        rows = data.cached(usage.usage_by, filters, by=dimension, counts=counts)
 else:
-    rows = data.cached(usage.usage_over_time, filters, grain=grain, by=dimension)
+    rows = data.cached(usage.usage_over_time, filters, grain=grain, by=dimension, counts=counts)
 keys = [c for c in ("period", "group") if c in rows.columns]
-table = rows[keys + [m for m in metrics if m in rows.columns]].rename(
-    columns={"group": dimension or "group"}
-)
+table = ui.group_frame(rows[keys + [m for m in metrics if m in rows.columns]], dimension)
 ui.table(
     table,
     key="export_table",
     filename=f"usage_{grain.replace(' ', '_')}_{dimension or 'total'}_"
     f"{filters.start.date()}_{(filters.end - timedelta(days=1)).date()}",
-    column_config={
-        "cost": st.column_config.NumberColumn(METRICS["cost"], format="$%.4f"),
-        "period": st.column_config.DateColumn("Period start (UTC)"),
-    },
     height=600,
+    caption="The CSV has the units in its headers, plain decimals and ISO dates.",
 )
+
+st.subheader("By A × B")
+breakdown.show(filters, "export_pairs")

@@ -27,21 +27,26 @@ KPI_FORMAT = {
     "failure_rate": ("Failure rate", ui.percent, "inverse"),
 }
 kpis = data.cached(usage.kpis, filters)
-# Two rows (4 + 3) so values stay readable on a laptop screen.
-columns = [*st.columns(4, border=True), *st.columns(3, border=True)]
-for column, row in zip(columns, kpis.itertuples(), strict=False):
-    name, fmt, color = KPI_FORMAT.get(row.metric, (row.metric, ui.count, "normal"))
-    column.metric(
-        name,
-        fmt(row.value),
-        delta=ui.change(row.change),
-        delta_color=color,
-        help=f"Previous period: {fmt(row.previous)}",
-    )
+# Cards wrap to a new line on a narrow screen instead of cutting their values.
+with ui.kpi_cards("overview"):
+    for row in kpis.itertuples():
+        name, fmt, color = KPI_FORMAT.get(row.metric, (row.metric, ui.count, "normal"))
+        st.metric(
+            name,
+            fmt(row.value),
+            delta=ui.change(row.change),
+            delta_color=color,
+            help=f"Previous period: {fmt(row.previous)}"
+            + (" · completed tasks only" if row.metric == "p95_ttft_ms" else ""),
+            border=True,
+        )
 
 grain = ui.grain_for((filters.end - filters.start).days)
-spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model")
-st.plotly_chart(figures.spend_over_time(spend, "model", grain), key="overview_spend")
+# counts=False: the chart shows spend only, so the distinct runs/users are not computed.
+spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model", counts=False)
+st.plotly_chart(
+    figures.spend_over_time(spend, "model", grain, ui.legend("model")), key="overview_spend"
+)
 
 st.subheader("Top models, users and teams")
 tabs = st.tabs(["Models", "Users", "Teams"])
@@ -50,19 +55,24 @@ for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
         rows = data.cached(usage.usage_by, filters, by=by)
         left, right = st.columns([2, 3])
         left.plotly_chart(
-            figures.usage_bars(rows, f"Spend by {by} (top 10)"), key=f"overview_top_{by}"
+            figures.usage_bars(rows, f"Spend by {by} (top 10)", legend=ui.legend(by)),
+            key=f"overview_top_{by}",
         )
         with right:
             ui.table(
-                rows.rename(columns={"group": by}),
+                ui.group_frame(rows, by),
                 key=f"overview_table_{by}",
                 filename=f"usage_by_{by}",
-                column_config={"cost": st.column_config.NumberColumn("Spend ($)", format="$%.2f")},
                 height=380,
             )
 
 with st.expander("KPI table"):
-    ui.table(kpis, key="overview_kpis", filename="kpis")
+    ui.table(
+        kpis.assign(metric=[KPI_FORMAT.get(m, (m,))[0] for m in kpis["metric"]]),
+        key="overview_kpis",
+        filename="kpis",
+        caption="Spend in USD, p95 time to first token in ms, failure rate as a fraction.",
+    )
 
 # --- Alerts (dashboard/alerts_panel.py) -----------------------------------------------------
 if auth.current().role in ("manager", "admin"):  # alert rules watch the organisation's spend

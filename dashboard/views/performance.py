@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, figures, insights, state, ui
@@ -20,11 +21,17 @@ _LAST = "perf_last_selection"
 
 st.title("Performance")
 filters = state.active()
-st.caption(state.period_text(filters) + " · completed tasks; times in milliseconds")
+st.caption(
+    state.period_text(filters)
+    + " · latency, percentiles and output speed cover **completed tasks** only; times in ms"
+)
 
 if data.is_empty():
     ui.empty_state()
     st.stop()
+# Latency exists for completed tasks only. With a status filter that leaves none, the page
+# says so instead of an empty chart and a green "nothing got slower".
+scope = drilldown.completed_scope(filters)
 
 
 def _mark(source: str) -> None:
@@ -37,8 +44,9 @@ def _focus(by: str, value: str | None) -> None:
     _mark("perf_focus")
 
 
-controls = st.columns([2, 1, 1, 1])
-metric = controls[0].segmented_control(
+# The controls wrap onto a second line on a narrow screen instead of being cut off.
+controls = st.container(horizontal=True, wrap=True, gap="small", key="perf_controls")
+metric = controls.segmented_control(
     "Latency",
     list(METRICS),
     format_func=METRICS.get,
@@ -47,27 +55,48 @@ metric = controls[0].segmented_control(
     bind="query-params",
 )
 metric = metric or "ttft"
-percentile = controls[1].selectbox(
-    "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params"
+percentile = controls.selectbox(
+    "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params", width=140
 )
-by = controls[2].selectbox("By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params")
+by = controls.selectbox(
+    "By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params", width=180
+)
 default_grain = ui.grain_for((filters.end - filters.start).days)
-grain = controls[3].selectbox(
-    "Grain", GRAINS, index=GRAINS.index(default_grain), key="perf_grain", bind="query-params"
+grain = controls.selectbox(
+    "Grain",
+    GRAINS,
+    index=GRAINS.index(default_grain),
+    key="perf_grain",
+    bind="query-params",
+    width=140,
 )
+
+legend = ui.legend(by)
+if scope is None:
+    st.warning(
+        f"The status filter ({', '.join(filters.statuses)}) leaves out completed tasks, and "
+        "only completed tasks have a latency: no latency chart, percentile or slowdown can be "
+        "shown. Failures and stuck tasks are below.",
+        icon=":material/filter_alt_off:",
+    )
 
 # --- What changed: the last 7 days of the period against the 7 before -------------------
 week = timedelta(days=7)
 last_week = replace(filters, start=filters.end - week)
-recent = data.cached(latency.latency_percentiles, last_week, metric=metric, by=by)
-previous = data.cached(
-    latency.latency_percentiles,
-    replace(filters, start=filters.end - 2 * week, end=filters.end - week),
-    metric=metric,
-    by=by,
-)
-slower = insights.slowdowns(recent, previous, percentile)
-if slower.empty:
+if scope is not None:
+    recent = data.cached(latency.latency_percentiles, last_week, metric=metric, by=by)
+    previous = data.cached(
+        latency.latency_percentiles,
+        replace(filters, start=filters.end - 2 * week, end=filters.end - week),
+        metric=metric,
+        by=by,
+    )
+    slower = insights.slowdowns(recent, previous, percentile)
+else:
+    slower = pd.DataFrame(columns=["group"])
+if scope is None:
+    pass
+elif slower.empty:
     st.success(
         f"No {by} got markedly slower ({percentile} {METRICS[metric].lower()}) in the last "
         "7 days of the period than in the 7 days before.",
@@ -75,7 +104,7 @@ if slower.empty:
     )
 else:
     lines = [
-        f"**{md(figures.label(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
+        f"**{md(legend.name(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
         f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {row.tasks:,} tasks)"
         for row in slower.head(3).itertuples()
     ]
@@ -88,7 +117,7 @@ else:
     for column, row in zip(st.columns(len(top)), top.itertuples(), strict=True):
         value = None if row.group is None or row.group != row.group else str(row.group)
         column.button(
-            f"Slowest tasks of {md(figures.label(value))}, last 7 days",
+            f"Slowest tasks of {md(legend.name(value))}, last 7 days",
             key=f"perf_focus_{figures.label(value)}",
             on_click=_focus,
             args=(by, value),
@@ -96,53 +125,66 @@ else:
         )
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
-trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
-st.plotly_chart(
-    figures.percentiles_over_time(
-        trend, metric, percentile, by, grain, highlight=tuple(slower["group"].head(3))
-    ),
-    key="perf_trend",
-    on_select=lambda: _mark("perf_trend"),
-    selection_mode="points",
-)
-st.caption("Click a point (or box-select) to list the tasks behind it, slowest first.")
-
-# --- Percentiles by group ------------------------------------------------------------------
-groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
-left, right = st.columns([3, 2])
-with left:
+groups = pd.DataFrame(columns=["group"])
+table_rows: list[int] = []
+if scope is not None:
+    trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
     st.plotly_chart(
-        figures.percentiles_by_group(groups, metric, by),
-        key="perf_bars",
-        on_select=lambda: _mark("perf_bars"),
+        figures.percentiles_over_time(
+            trend,
+            metric,
+            percentile,
+            by,
+            grain,
+            highlight=tuple(slower["group"].head(3)),
+            legend=legend,
+        ),
+        key="perf_trend",
+        on_select=lambda: _mark("perf_trend"),
         selection_mode="points",
     )
-with right:
-    st.markdown(f"**{METRICS[metric]} percentiles by {by} (ms)** — select a row to drill down")
-    table_rows = ui.table(
-        groups.rename(columns={"group": by}),
-        key="perf_groups",
-        filename=f"{metric}_percentiles_by_{by}",
-        selectable=True,
+    st.caption(
+        "Completed tasks. Click a point (or box-select) to list the tasks behind it, slowest first."
     )
+
+    # --- Percentiles by group --------------------------------------------------------------
+    groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(
+            figures.percentiles_by_group(groups, metric, by, legend),
+            key="perf_bars",
+            on_select=lambda: _mark("perf_bars"),
+            selection_mode="points",
+        )
+    with right:
+        st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
+        table_rows = ui.table(
+            ui.group_frame(groups, by),
+            key="perf_groups",
+            filename=f"{metric}_percentiles_by_{by}",
+            selectable=True,
+            caption="Select a row to list its tasks.",
+        )
 
 
 def _selection() -> tuple[str, dict, object] | None:
     """The slice the user picked last: (description, tasks_behind arguments, filters)."""
     picks: dict[str, tuple[str, dict, object] | None] = {}
-    point = figures.selected_slice(st.session_state.get("perf_trend"))
+    trend_pick = figures.selected_slice(st.session_state.get("perf_trend"))
+    point = ui.url_selection("perf_pick", trend_pick)
     if point:
         period, group = point
         day = date.fromisoformat(period) if period else None
         picks["perf_trend"] = (
-            f"{by} = {figures.label(group)}, {grain} of {period}",
+            f"{by} = {legend.name(group)}, {grain} of {period}",
             {"period": day, "grain": grain, "by": by, "value": group},
             filters,
         )
     bar = figures.selected_slice(st.session_state.get("perf_bars"))
     if bar:
         picks["perf_bars"] = (
-            f"{by} = {figures.label(bar[1])}",
+            f"{by} = {legend.name(bar[1])}",
             {"by": by, "value": bar[1]},
             filters,
         )
@@ -150,14 +192,14 @@ def _selection() -> tuple[str, dict, object] | None:
         group = groups.iloc[table_rows[0]]["group"]
         group = None if group is None or group != group else str(group)
         picks["perf_groups"] = (
-            f"{by} = {figures.label(group)}",
+            f"{by} = {legend.name(group)}",
             {"by": by, "value": group},
             filters,
         )
     focus = st.session_state.get("perf_focus")
     if focus and focus.get("by") == by:
         picks["perf_focus"] = (
-            f"{by} = {figures.label(focus['value'])}, last 7 days",
+            f"{by} = {legend.name(focus['value'])}, last 7 days",
             {"by": by, "value": focus["value"]},
             last_week,
         )
@@ -169,15 +211,19 @@ def _selection() -> tuple[str, dict, object] | None:
 
 
 # --- Drill-down: the tasks behind the selection ----------------------------------------------
-picked = _selection()
+picked = _selection() if scope is not None else None
 if picked:
-    description, where, scope = picked
+    description, where, within = picked
     st.subheader(f"Tasks behind {md(description)}")
 else:
-    description, where, scope = "the whole period", {}, filters
-    st.subheader("Slowest tasks in the period")
+    description, where, within = "the whole period", {}, filters
+    st.subheader("Slowest completed tasks in the period")
     st.caption("Select a point, a bar or a row above to narrow this list.")
-tasks = data.cached(drilldown.tasks_behind, scope, metric=metric, limit=200, **where)
+# The same tasks as the percentile clicked: completed ones only.
+tasks = data.cached(
+    drilldown.tasks_behind, within, metric=metric, limit=200, completed_only=True, **where
+)
+total = data.cached(drilldown.count_behind, within, completed_only=True, **where)
 chosen = ui.table(
     tasks,
     key="perf_tasks",
@@ -185,8 +231,8 @@ chosen = ui.table(
     selectable=True,
     column_config=ui.TASK_COLUMNS,
     column_order=ui.TASK_ORDER,
-    caption=f"{len(tasks):,} tasks, slowest {METRICS[metric].lower()} first. "
-    "Select a task to open its detail.",
+    caption=f"{ui.top_of(len(tasks), total)} completed tasks, slowest "
+    f"{METRICS[metric].lower()} first. Select a task to open its detail.",
 )
 if chosen and chosen[0] < len(tasks):
     st.switch_page("views/task.py", query_params={"task_id": str(tasks.iloc[chosen[0]]["task_id"])})
@@ -206,28 +252,49 @@ hist_tab, speed_tab, fail_tab, stuck_tab = st.tabs(
     ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks"]
 )
 with hist_tab:
-    split = st.toggle(f"One curve per {by}", key="perf_hist_split")
-    histogram = data.cached(
-        latency.latency_histogram, filters, metric=metric, bins=50, by=by if split else None
-    )
-    st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
-    ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
+    if scope is None:
+        st.caption("No completed tasks under this status filter: no latency to show.")
+    else:
+        split = st.toggle(f"One curve per {by}", key="perf_hist_split")
+        histogram = data.cached(
+            latency.latency_histogram, filters, metric=metric, bins=50, by=by if split else None
+        )
+        st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
+        ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
 with speed_tab:
-    speed = data.cached(latency.tokens_per_second, filters, by=by)
-    st.plotly_chart(figures.tokens_per_second(speed, by), key="perf_speed")
-    ui.table(speed.rename(columns={"group": by}), key="perf_speed_table", filename="tps")
+    if scope is None:
+        st.caption("No completed tasks under this status filter: no output speed to show.")
+    else:
+        speed = data.cached(latency.tokens_per_second, filters, by=by)
+        st.plotly_chart(figures.tokens_per_second(speed, by, legend), key="perf_speed")
+        ui.table(ui.group_frame(speed, by), key="perf_speed_table", filename="tps")
 with fail_tab:
     over_time = data.cached(failures.failure_rates, filters, grain=grain)
     by_group = data.cached(failures.failure_rates, filters, by=by)
     left, right = st.columns(2)
     left.plotly_chart(figures.failure_rates_over_time(over_time, grain), key="perf_fail_time")
-    right.plotly_chart(figures.failure_rates_by(by_group, by), key="perf_fail_by")
-    st.markdown("**Most frequent errors** — select one to open its latest task")
+    right.plotly_chart(figures.failure_rates_by(by_group, by, legend), key="perf_fail_by")
+    st.markdown("**Most frequent errors** — select one to list all its tasks")
     errors = data.cached(failures.error_groups, filters, limit=20)
     picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)
     if picked_error and picked_error[0] < len(errors):
-        sample = str(errors.iloc[picked_error[0]]["sample_task_id"])
-        st.switch_page("views/task.py", query_params={"task_id": sample})
+        group = errors.iloc[picked_error[0]]
+        members = data.cached(drilldown.error_tasks, filters, str(group["error"]), limit=1000)
+        st.markdown(f"**Tasks with the error** {md(str(group['error'])[:120])}")
+        opened = ui.table(
+            members,
+            key="perf_error_tasks",
+            filename="error_group_tasks",
+            selectable=True,
+            column_config=ui.TASK_COLUMNS,
+            column_order=ui.TASK_ORDER,
+            caption=f"{ui.top_of(len(members), int(group['tasks']))} tasks of this error group, "
+            "newest first. Select one to open it.",
+            height=300,
+        )
+        if opened and opened[0] < len(members):
+            task = str(members.iloc[opened[0]]["task_id"])
+            st.switch_page("views/task.py", query_params={"task_id": task})
 with stuck_tab:
     minutes = st.number_input(
         "Pending or streaming for more than (minutes)", 1, 10_000, 15, key="perf_stuck_min"

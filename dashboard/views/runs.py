@@ -15,12 +15,12 @@ from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.vocabulary import RUN_STATUSES
 
 PAGE_SIZE = 25
+COUNT_LIMIT = 1_000  # above it the list says "more than 1,000 runs" (a cheap total)
 LIST_COLUMNS = [
     "name",
     "source_type",
     "user_id",
     "status",
-    "is_starred",
     "tags",
     "task_count",
     "message_count",
@@ -65,7 +65,11 @@ def show_list() -> None:
         ui.empty_state()
         st.stop()
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
-    search = c1.text_input("Search name, description, messages", key="runs_search")
+    search = c1.text_input(
+        "Search name, description, messages",
+        key="runs_search",
+        help="Case-insensitive, within the runs created in the period of the sidebar.",
+    )
     statuses = c2.multiselect("Run status", RUN_STATUSES, default=["active"], key="runs_status")
     starred = c3.toggle("Starred only", key="runs_starred")
     tags_match = c4.selectbox("Tags match", ("any", "all"), key="runs_tags_match")
@@ -86,6 +90,7 @@ def show_list() -> None:
         "created_from": filters.start,
         "created_to": filters.end,
         "limit": PAGE_SIZE,
+        "count_limit": COUNT_LIMIT,
     }
     signature = repr(sorted((k, str(v)) for k, v in query.items()))
     if st.session_state.get("runs_signature") != signature:
@@ -93,15 +98,32 @@ def show_list() -> None:
         st.session_state[_CURSORS] = [None]
     cursors: list[str | None] = st.session_state[_CURSORS]
     page = data.list_runs(**query, cursor=cursors[-1])
+    exact = getattr(page, "total_exact", True)
+    counted = f"{page.total:,}" if exact else f"more than {page.total:,}"
+    pages = f" of {max(1, -(-page.total // PAGE_SIZE))}" if exact else ""
     st.caption(
-        f"{page.total:,} runs created {state.period_text(filters)} · page {len(cursors)} of "
-        f"{max(1, -(-page.total // PAGE_SIZE))}" + (f" · note: {'; '.join(notes)}" if notes else "")
+        f"{counted} runs created {state.period_text(filters)}"
+        + (f" matching “{md(search)}”" if search else "")
+        + f" · page {len(cursors)}{pages}"
+        + (f" · note: {'; '.join(notes)}" if notes else "")
     )
+    if search:
+        st.caption(
+            "The search covers the runs created in the sidebar's period only; the "
+            "“Matched in” column says where each run matched."
+        )
     rows = pd.DataFrame(page.rows)
     if rows.empty:
         st.info("No runs match these filters.")
         rows = pd.DataFrame(columns=LIST_COLUMNS)
-    rows = rows[[c for c in LIST_COLUMNS if c in rows.columns]]
+    elif search:
+        rows.insert(1, "matched_in", [matched_in(r, search) for r in page.rows])
+    if "is_starred" in rows.columns:  # a star in the name, not a second checkbox column
+        rows["name"] = [
+            ("★ " if starred else "") + (name or "(unnamed run)")
+            for starred, name in zip(rows["is_starred"], rows["name"], strict=True)
+        ]
+    rows = rows[[c for c in ["matched_in", *LIST_COLUMNS] if c in rows.columns]]
     generation = st.session_state.get(_LIST_GEN, 0)
     picked = ui.table(
         rows,
@@ -110,12 +132,8 @@ def show_list() -> None:
         selectable=True,
         column_config={
             "name": st.column_config.TextColumn("Name", width="large"),
-            "is_starred": st.column_config.CheckboxColumn("★"),
+            "matched_in": st.column_config.TextColumn("Matched in"),
             "tags": st.column_config.ListColumn("Tags"),
-            "total_cost": st.column_config.NumberColumn("Cost ($)", format="$%.4f"),
-            "total_tokens": st.column_config.NumberColumn("Tokens", format="%d"),
-            "created_at": st.column_config.DatetimeColumn("Created (UTC)"),
-            "last_message_at": st.column_config.DatetimeColumn("Last message (UTC)"),
             "id": st.column_config.TextColumn("Run id"),
         },
         caption="Select a run to open it.",
@@ -130,6 +148,27 @@ def show_list() -> None:
         st.rerun()
     if picked and picked[0] < len(rows):
         _open_run(str(rows.iloc[picked[0]]["id"]))
+
+
+def matched_in(run: dict[str, Any], search: str) -> str:
+    """Where a run matched a search: "name", "description", "message #3" (numbered from 1)
+    when the run's messages are at hand, else "a message"."""
+    needle = search.strip().lower()
+    places = []
+    if needle in str(run.get("name") or "").lower():
+        places.append("name")
+    if needle in str(run.get("description") or "").lower():
+        places.append("description")
+    hits = [
+        f"#{i}"
+        for i, message in enumerate(run.get("messages") or [], start=1)
+        if needle in str(message.get("content") or "").lower()
+    ]
+    if hits:
+        places.append("message " + ", ".join(hits[:5]) + (" …" if len(hits) > 5 else ""))
+    elif not places:
+        places.append("a message")  # the list holds no messages; the search matched one
+    return "; ".join(places)
 
 
 # ------------------------------------------------------------------------------ one run
@@ -179,7 +218,9 @@ def show_run(run_id: str) -> None:
     st.caption(
         f"{md(run['source_type'])}"
         + (f" · source {md(run['source_id'])}" if run.get("source_id") else "")
-        + f" · user {md(run.get('user_id') or '–')} · status **{md(run['status'])}**"
+        + f" · user {md(ui.user_label(run.get('user_id')))}"
+        + (f" ({md(run['user_id'])})" if run.get("user_id") else "")
+        + f" · status **{md(run['status'])}**"
         + f" · created {run['created_at']:%Y-%m-%d %H:%M} UTC"
         + (f" · last message {run['last_message_at']:%Y-%m-%d %H:%M}" if last else "")
         + (f" · tags: {md(', '.join(run['tags']))}" if run.get("tags") else "")
@@ -195,12 +236,21 @@ def show_run(run_id: str) -> None:
             _open_run(parent)
     if run.get("description"):
         st.text(run["description"])
-    cols = st.columns(4, border=True)
-    cols[0].metric("Tasks", f"{run['task_count']:,}")
-    cols[1].metric("Messages", f"{run['message_count']:,}")
-    cols[2].metric("Tokens", f"{run['total_tokens']:,}")
-    cols[3].metric("Cost", ui.money(run["total_cost"], 4))
+    cards = ui.kpi_cards("run")
+    cards.metric("Tasks", f"{run['task_count']:,}", border=True)
+    cards.metric("Messages", f"{run['message_count']:,}", border=True)
+    cards.metric("Tokens", f"{run['total_tokens']:,}", border=True)
+    cards.metric("Cost (USD)", ui.money(run["total_cost"], 4), border=True)
 
+    rights = data.run_rights(str(run["id"]))
+    if rights["edit"] and st.button(
+        "Unstar" if run["is_starred"] else "Star",
+        icon=":material/star:",
+        key="run_star",
+        type="primary" if not run["is_starred"] else "secondary",
+    ):
+        _change("star_run", run["id"], not run["is_starred"], done="Star updated")
+        st.rerun()
     e1, e2 = st.columns(2)
     e1.download_button(
         "Export run as JSON",
@@ -222,7 +272,6 @@ def show_run(run_id: str) -> None:
         help=None if example else "No assistant reply in this run to learn from.",
     )
 
-    rights = data.run_rights(str(run["id"]))
     if not rights["edit"]:
         st.caption(
             "You may read this run but not change it: only its owner, someone it is shared "
@@ -239,7 +288,8 @@ def show_run(run_id: str) -> None:
 
 
 def _manage(run: dict) -> None:
-    """Rename, tags, star, archive, delete, restore: shown only to those who may edit."""
+    """Rename, tags, archive, delete, restore: shown only to those who may edit (the star
+    sits beside the run's numbers, for the same people)."""
     m1, m2 = st.columns(2)
     with m1.form("run_rename", border=False):
         name = st.text_input("Name", value=run["name"], key="run_new_name")
@@ -259,10 +309,7 @@ def _manage(run: dict) -> None:
         if st.form_submit_button("Save tags", key="run_save_tags"):
             _change("set_tags", run["id"], tags, done="Tags saved")
             st.rerun()
-    b1, b2, b3, b4 = st.columns(4)
-    if b1.button("Unstar" if run["is_starred"] else "Star", icon=":material/star:", key="run_star"):
-        _change("star_run", run["id"], not run["is_starred"], done="Star updated")
-        st.rerun()
+    b2, b3, b4 = st.columns(3)
     if b2.button(
         "Archive",
         disabled=run["status"] == "archived",
@@ -300,7 +347,7 @@ def _fork(run: dict) -> None:
                 index=len(messages) - 1,
                 key="run_fork_at",
                 format_func=lambda i: (
-                    f"#{i} {messages[i].get('role')}: {str(messages[i].get('content'))[:60]}"
+                    f"#{i + 1} {messages[i].get('role')}: {str(messages[i].get('content'))[:60]}"
                 ),
             )
             if st.form_submit_button("Fork", icon=":material/call_split:", key="run_fork_go"):
@@ -314,7 +361,7 @@ def _share(run: dict) -> None:
     shares = data.tracker().run_shares(str(run["id"]))
     for share in shares:
         c1, c2 = st.columns([3, 1])
-        c1.write(f"{share['user_id']} · {share['permission']}")
+        c1.write(f"{md(ui.user_label(share['user_id']))} · {share['permission']}")
         if c2.button("Unshare", key=f"unshare_{share['user_id']}", icon=":material/link_off:"):
             _change("unshare_run", run["id"], share["user_id"], done="No longer shared")
             st.rerun()
@@ -342,7 +389,7 @@ def _show_contents(run: dict) -> None:
             role = message.get("role") or "user"
             with st.chat_message(role if role in ("user", "assistant") else "ai"):
                 when = str(message.get("timestamp") or "")[:19].replace("T", " ")
-                st.caption(f"#{i} · {md(role)} · {md(when)}")
+                st.caption(f"#{i + 1} · {md(role)} · {md(when)}")
                 content = message.get("content")
                 if isinstance(content, str):
                     st.text(content)

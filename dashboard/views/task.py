@@ -92,13 +92,17 @@ st.page_link(
     icon=":material/forum:",
 )
 
-cols = [*st.columns(3, border=True), *st.columns(3, border=True)]
-cols[0].metric("Time to first token", ui.millis(task.get("time_to_first_token")))
-cols[1].metric("Total time", ui.millis(task.get("total_time")))
-cols[2].metric("Cost", ui.money(task.get("cost"), 5) if task.get("cost") is not None else "–")
-cols[3].metric("Input tokens", f"{task.get('tokens_input') or 0:,}")
-cols[4].metric("Output tokens", f"{task.get('tokens_output') or 0:,}")
-cols[5].metric("Total tokens", f"{task.get('tokens_total') or 0:,}")
+cards = ui.kpi_cards("task")  # wraps on a narrow screen instead of cutting values
+cost = ui.money(task.get("cost"), 5) if task.get("cost") is not None else "–"
+for name, value in (
+    ("Time to first token", ui.millis(task.get("time_to_first_token"))),
+    ("Total time", ui.millis(task.get("total_time"))),
+    ("Cost (USD)", cost),
+    ("Input tokens", f"{task.get('tokens_input') or 0:,}"),
+    ("Output tokens", f"{task.get('tokens_output') or 0:,}"),
+    ("Total tokens", f"{task.get('tokens_total') or 0:,}"),
+):
+    cards.metric(name, value, border=True)
 st.caption(
     f"Cached input tokens: {task.get('tokens_cached_input') or 0:,} · "
     f"reasoning tokens: {task.get('tokens_reasoning') or 0:,} · "

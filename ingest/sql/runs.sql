@@ -164,9 +164,18 @@ r.created_at >= :created_from
 -- name: run_filter_created_to
 r.created_at < :created_to
 
+-- name: count_runs_bounded
+-- How many runs match, counting at most :count_limit (same fragments as count_runs): a
+-- total that stays cheap on millions of runs; the caller says "more than" at the bound.
+SELECT count(*) AS total
+  FROM (SELECT 1 FROM ai_runs r WHERE TRUE /*filters*/ LIMIT :count_limit) AS bounded;
+
 -- name: run_filter_search
--- Case-insensitive substring of the name, description or any message content.
-(r.name ILIKE :search_pattern
+-- Case-insensitive substring of the name, description or any message content. The first
+-- test is served by the trigram index of migration 0011 (when pg_trgm exists); the second
+-- keeps the exact meaning (a match may not span two fields).
+ai_run_search_text(r.name, r.description, r.messages) ILIKE :search_pattern
+AND (r.name ILIKE :search_pattern
  OR r.description ILIKE :search_pattern
  OR EXISTS (SELECT 1 FROM jsonb_array_elements(r.messages) AS m
              WHERE m ->> 'content' ILIKE :search_pattern))

@@ -46,6 +46,10 @@ SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition
 SELECT p.proname AS name, pg_get_functiondef(p.oid) AS definition
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'public'
+   -- not the functions an extension (pg_trgm) brings: they are its own, not our schema
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                      AND d.deptype = 'e')
  ORDER BY p.proname, pg_get_function_identity_arguments(p.oid);
 
 -- name: schema_triggers

@@ -20,3 +20,11 @@ SELECT (SELECT list_sort(array_agg(DISTINCT source_type)) FROM v) AS source_type
            AS tags,
        (SELECT list_sort(array_agg(DISTINCT team) FILTER (WHERE team IS NOT NULL)) FROM users
          WHERE {{visible_user_filter}}) AS teams;
+
+-- name: user_names
+-- Display names of mirrored users that have one: id, display_name, sorted by name; for a
+-- restricted viewer, only the people who own a visible run.
+WITH v AS (SELECT * FROM runs WHERE {{visible_run_row_filter}})
+SELECT id, display_name FROM users
+ WHERE display_name IS NOT NULL AND display_name <> '' AND {{visible_user_filter}}
+ ORDER BY display_name, id;

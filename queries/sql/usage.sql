@@ -88,3 +88,17 @@ SELECT DATE '1970-01-01' + day AS day, coalesce(sum(cost), 0) AS cost
   FROM {{tasks_source}} WHERE {{task_filter}}
  GROUP BY day
  ORDER BY day;
+
+-- name: usage_pairs
+-- Spend and volume per pair of dimension values (A × B): a, b, cost (USD), tokens_input,
+-- tokens_output, tokens_total, tasks. Largest cost first.
+SELECT a, b, coalesce(sum(cost), 0) AS cost,
+       coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
+       coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
+       count(*) AS tasks
+  FROM (SELECT {{group}} AS a, {{group_b}} AS b, cost, tokens_input, tokens_output,
+               tokens_total
+          FROM {{tasks_source}} WHERE {{task_filter}}) f
+ GROUP BY a, b
+ ORDER BY cost DESC, a NULLS LAST, b NULLS LAST;

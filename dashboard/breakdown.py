@@ -1,0 +1,64 @@
+""" "By A × B": spend or volume broken down by two things at once (team × model, user ×
+week, …), as a stacked chart and a table, for the Cost and Usage export pages.
+
+B is a second dimension (queries.usage.usage_pairs) or a time grain
+(queries.usage.usage_over_time with `by=A`, one stacked bar per period).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, figures, ui
+from queries import usage
+from queries.filters import DIMENSIONS, GRAINS, Filters
+
+VALUES = {"cost": "Spend (USD)", "tokens_total": "Total tokens", "tasks": "Tasks"}
+
+
+def pairs_table(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """The A × B rows as a table: columns named after the dimensions (users as user_id,
+    the display name beside it in ui.table)."""
+    a_col = "user_id" if a == "user" else a
+    b_col = "user_id" if b == "user" else b
+    if a_col == b_col:
+        b_col = f"{b_col} (2)"
+    return rows.rename(columns={"a": a_col, "b": b_col})
+
+
+def show(filters: Filters, key: str) -> None:
+    """Pickers for A, B and the value, then the chart and the table (with its CSV)."""
+    c1, c2, c3 = st.columns(3)
+    a = c1.selectbox("By", list(DIMENSIONS), index=7, key=f"{key}_a", bind="query-params")
+    seconds = [d for d in DIMENSIONS if d != a] + list(GRAINS)
+    b = c2.selectbox(
+        "×",
+        seconds,
+        index=seconds.index("model") if a != "model" else 0,
+        key=f"{key}_b",
+        bind="query-params",
+    )
+    value = c3.selectbox(
+        "Value", list(VALUES), format_func=VALUES.get, key=f"{key}_value", bind="query-params"
+    )
+    if b in GRAINS:
+        rows = data.cached(usage.usage_over_time, filters, grain=b, by=a, counts=False)
+        st.plotly_chart(
+            figures.spend_over_time(rows, a, b, ui.legend(a), value=value), key=f"{key}_chart"
+        )
+        table = ui.group_frame(rows, a)
+    else:
+        rows = data.cached(usage.usage_pairs, filters, a, b)
+        st.plotly_chart(
+            figures.pairs_bars(rows, a, b, ui.legend(b), ui.legend(a), value=value),
+            key=f"{key}_chart",
+        )
+        table = pairs_table(rows, a, b)
+    ui.table(
+        table,
+        key=f"{key}_table",
+        filename=f"usage_by_{a}_x_{b}",
+        height=320,
+        caption=f"{len(table):,} rows; every pair, not only the ones the chart names.",
+    )

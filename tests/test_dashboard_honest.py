@@ -1,0 +1,140 @@
+"""Issue 16 in a Streamlit session (AppTest) on a demo database: names instead of ids,
+honest counts and latency scope, error groups, date presets, A × B breakdowns, the
+selection in the URL, and the runs list's star, numbering and search wording."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import test_dashboard as shared
+from dashboard_support import MediaSpy, csv_frame, download, open_page, texts
+
+from ingest import Tracker
+
+# The demo database and app environment of test_dashboard (module-scoped fixtures).
+demo_url = shared.demo_url
+demo_app = shared.demo_app
+spy = shared.spy
+
+
+def _table_with(at, column: str):
+    """The first table on the page with `column` (plain tables have no key in AppTest)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url: str) -> None:
+    with Tracker(url=demo_url) as tracker, tracker._transaction() as conn:
+        rows = conn.execute(
+            "SELECT id, display_name FROM ai_users WHERE display_name IS NOT NULL"
+        ).fetchall()
+    names = {r["id"]: r["display_name"] for r in rows}
+    assert names
+    at = open_page("overview")
+    users = _table_with(at, "user_id")
+    assert list(users.columns[:2]) == ["user", "user_id"]
+    for row in users.head(5).itertuples():
+        assert row.user == names.get(row.user_id, row.user_id)
+    assert any(row.user != row.user_id for row in users.itertuples())
+    # The user filter lists (and so searches) people by name, the id beside it.
+    user_filter = at.sidebar.multiselect(key="user")
+    some_id = next(iter(names))
+    assert f"{names[some_id]} · {some_id}" in user_filter.options
+
+
+def test_csv_of_a_user_table_has_names_and_units(demo_app: Path, spy: MediaSpy) -> None:
+    at = open_page("overview")
+    served = csv_frame(download(at, spy, "Download CSV", index=1))  # Users tab
+    assert list(served.columns[:3]) == ["User", "User id", "Cost (USD)"]
+
+
+def test_latency_says_completed_tasks_and_a_failed_filter_is_named(demo_app: Path) -> None:
+    at = open_page("performance")
+    assert "completed tasks" in texts(at)
+    caption = next(c.value for c in at.caption if "completed tasks, slowest" in c.value)
+    assert caption.startswith(("Top 200 of ", "All "))
+    assert set(at.dataframe(key="perf_tasks").value["status"]) == {"completed"}
+
+    failed = open_page("performance", status="failed")
+    assert not failed.exception
+    warning = " ".join(w.value for w in failed.warning)
+    assert "leaves out completed tasks" in warning
+    assert not [s for s in failed.success if "got markedly slower" in s.value]
+    charts = failed.get("plotly_chart")
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
+    assert titles and all("failure" in t.lower() for t in titles)  # no empty latency chart
+
+
+def test_an_error_group_lists_all_its_tasks(demo_app: Path) -> None:
+    at = open_page("performance")
+    errors = at.dataframe(key="perf_errors").value
+    assert len(errors) > 0
+    at.session_state["perf_errors"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    members = at.dataframe(key="perf_error_tasks").value
+    assert len(members) == min(1000, int(errors.iloc[0]["tasks"]))
+    assert str(errors.iloc[0]["sample_task_id"]) in set(members["task_id"].astype(str))
+
+
+def test_date_presets_and_a_half_picked_range(demo_app: Path) -> None:
+    at = open_page("overview", range="Last 7 days")
+    assert "(7 days, UTC)" in at.caption[0].value
+    at = open_page("overview", range="Custom range")
+    picker = at.sidebar.date_input(key="dates")
+    before = at.caption[0].value
+    first = picker.value[0]
+    picker.set_value((first,)).run()  # the first click of a range
+    assert not at.exception
+    assert at.caption[0].value == before  # the previous complete range still shows
+    assert any("Pick the last day" in c.value for c in at.sidebar.caption)
+
+
+def test_cost_breakdown_by_two_dimensions(demo_app: Path) -> None:
+    at = open_page("cost", cost_pairs_a="team", cost_pairs_b="model")
+    assert not at.exception
+    table = _table_with(at, "team")
+    assert list(table.columns[:2]) == ["team", "model"]
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if "×" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
+    assert chart["layout"]["title"]["text"] == "Spend by team × model"
+    assert chart["layout"]["barmode"] == "stack"
+    weekly = open_page("export", export_pairs_a="user", export_pairs_b="week")
+    assert not weekly.exception
+    pairs = [d.value for d in weekly.dataframe if "period" in d.value.columns]
+    assert any("user" in frame.columns and "user_id" in frame.columns for frame in pairs)
+
+
+def test_a_drilldown_selection_opens_from_the_url(demo_app: Path) -> None:
+    at = open_page("cost")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    trace = max(spec["data"], key=lambda t: len(t.get("customdata") or []))
+    period, model = trace["customdata"][0]
+    shared = open_page("cost", cost_pick=f"{period}|{model}")
+    assert not shared.exception
+    assert any("Most expensive tasks behind model" in m.value for m in shared.markdown)
+    behind = shared.dataframe(key="cost_behind").value
+    assert set(behind["model"]) == {model}
+
+
+def test_runs_list_has_one_checkbox_and_the_run_view_counts_from_one(demo_app: Path) -> None:
+    at = open_page("runs")
+    rows = at.dataframe[0].value
+    assert "is_starred" not in rows.columns
+    at.text_input(key="runs_search").set_value("the").run()
+    assert "covers the runs created in the sidebar's period" in texts(at)
+    searched = at.dataframe[0].value
+    if len(searched):
+        assert "matched_in" in searched.columns
+    run_id = str(rows.iloc[0]["id"])
+    view = open_page("runs", run_id=run_id)
+    assert not view.exception
+    star = view.button(key="run_star")
+    assert star.label in ("Star", "Unstar")
+    assert star not in [b for e in view.expander for b in e.button]
+    numbered = [c.value for c in view.caption if c.value.startswith("#")]
+    if numbered:
+        assert numbered[0].startswith("#1 ")
