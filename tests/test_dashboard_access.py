@@ -99,7 +99,7 @@ def test_csv_and_lists_hold_only_the_viewers_rows(world, as_person, monkeypatch)
     as_person("bob@example.com")
     at = open_page("export", export_grain="whole period", export_by="user")
     rows = csv_frame(download(at, spy, "Download"))
-    assert rows["user"].tolist() == ["bob"] and rows["tasks"].tolist() == [2]
+    assert rows["User id"].tolist() == ["bob"] and rows["Tasks"].tolist() == [2]
     at = open_page("runs")
     listed = at.dataframe[0].value
     assert listed["name"].tolist() == ["bob private chat"]
