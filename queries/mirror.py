@@ -22,6 +22,12 @@ DuckDB verifies each block's checksum) and compares row counts and token and cos
 with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
 warning saying what was wrong.
 
+This module opens the mirror and runs one sync; the steps live beside their SQL:
+`mirror_load.py` (the full load), `mirror_apply.py` (the incremental apply),
+`mirror_check.py` (the self-check), `mirror_extract.py` (reading Postgres through ADBC),
+`mirror_steps.py` (what the steps share: SyncResult, the step timer); opening the file is
+`mirror_open.py`.
+
 Processes: DuckDB lets one process open a file read-write. The dashboard process opens the
 mirror once and syncs through that connection (`sync_mirror(con=con)`); threads use
 `con.cursor()`. A second process (`ai-runs sync`) gets a clear error while it is held.
@@ -29,130 +35,51 @@ mirror once and syncs through that connection (`sync_mirror(con=con)`); threads 
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import re
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
-from ingest import config, database, retention, sqlfiles
-from queries import sqltext
+from ingest import config, database, retention
+from queries import mirror_check
+from queries.mirror_apply import apply_changes
+from queries.mirror_check import VERIFY_EVERY_SECONDS
+from queries.mirror_extract import BATCH_SIZE_HINT, extract
+from queries.mirror_load import full_load
+from queries.mirror_open import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_THREADS,
+    MirrorLocked,
+    discard_mirror,
+    is_damage,
+    open_mirror,
+    remove_mirror_files,
+)
+from queries.mirror_steps import TABLES, SyncResult, duck_sql, log, pg_sql, rollback, step
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "BATCH_SIZE_HINT",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_THREADS",
+    "MIRROR_SCHEMA_VERSION",
+    "TABLES",
+    "VERIFY_EVERY_SECONDS",
+    "MirrorLocked",
+    "SyncResult",
+    "discard_mirror",
+    "is_damage",
+    "mirror_file",
+    "mirror_freshness",
+    "open_mirror",
+    "sync_mirror",
+]
 
 MIRROR_SCHEMA_VERSION = 3  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
-DEFAULT_THREADS = min(2, os.cpu_count() or 1)
-DEFAULT_MEMORY_LIMIT = "768MB"
-TABLES = ("tasks", "runs", "users")
-_DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
-BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
-VERIFY_EVERY_SECONDS = 600.0  # the cheap cadence of the self-check (a full scan of both)
-_VERIFIED_COLUMNS = ("tasks", "tokens", "cost", "runs", "run_tokens", "users")
-
-
-class MirrorLocked(RuntimeError):
-    """The mirror file is open read-write in another process."""
-
-
-@dataclass
-class SyncResult:
-    """What one sync did.
-
-    full: True when the mirror was rebuilt from scratch; reason: why (None when incremental).
-    upserted: rows read from Postgres and written, per mirror table (tasks, runs, users).
-    deleted: rows removed because they were deleted in Postgres, per mirror table (tasks of a
-    deleted run are counted under tasks). horizon: the xid8 horizon the next sync starts
-    from. rows: row counts of the mirror afterwards. seconds: wall time of the sync.
-    """
-
-    full: bool
-    reason: str | None = None
-    upserted: dict[str, int] = field(default_factory=dict)
-    deleted: dict[str, int] = field(default_factory=dict)
-    horizon: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    verified: bool = False
-
-
-def _duck_sql() -> dict[str, sqlfiles.Query]:
-    return sqltext.named("duckdb")
-
-
-def _pg_sql() -> dict[str, sqlfiles.Query]:
-    return sqltext.named("postgres")
-
-
-def open_mirror(
-    path: str | Path | None = None,
-    *,
-    read_only: bool = False,
-    threads: int | None = None,
-    memory_limit: str | None = None,
-) -> duckdb.DuckDBPyConnection:
-    """Open (creating if missing) the mirror file; default path `config.mirror_path()`.
-
-    The connection is set to UTC, `threads` (default min(2, CPUs)) and `memory_limit`
-    (default 768MB; DuckDB spills beyond it) so a long-lived dashboard stays bounded.
-    A file that is not a readable DuckDB database is deleted and recreated (empty, so the
-    next sync rebuilds it), with a warning. Raises MirrorLocked (a RuntimeError) when
-    another process holds the file read-write.
-    """
-    path = Path(path) if path is not None else config.mirror_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "threads": threads or DEFAULT_THREADS,
-        "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
-    }
-    try:
-        con = duckdb.connect(str(path), read_only=read_only, config=settings)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise MirrorLocked(
-                f"the mirror {path} is open in another process ({exc}); sync from that "
-                "process (the dashboard syncs its own mirror) or stop it first"
-            ) from exc
-        if read_only:
-            raise
-        log.warning("mirror %s is corrupt (%s): deleting it and rebuilding from scratch", path, exc)
-        _remove_mirror_files(path)
-        con = duckdb.connect(str(path), config=settings)
-    except duckdb.Error as exc:
-        if read_only:
-            raise
-        log.warning("mirror %s is unreadable (%s): deleting it and rebuilding", path, exc)
-        _remove_mirror_files(path)
-        con = duckdb.connect(str(path), config=settings)
-    con.execute("SET TimeZone = 'UTC'").fetchall()
-    return con
-
-
-def is_damage(error: BaseException | str) -> bool:
-    """True when an error (or its text) says the mirror file is damaged (a failed block
-    checksum or an unreadable file), as opposed to Postgres or lock trouble."""
-    text = str(error)
-    return "Corrupt database file" in text or "checksum" in text or "not a valid DuckDB" in text
-
-
-def discard_mirror(path: str | Path) -> None:
-    """Delete a mirror file and its WAL (close every connection to it first); the next sync
-    rebuilds it from Postgres."""
-    _remove_mirror_files(Path(path))
-
-
-def _remove_mirror_files(path: Path) -> None:
-    for candidate in (path, path.with_name(path.name + ".wal")):
-        candidate.unlink(missing_ok=True)
 
 
 def sync_mirror(
@@ -189,7 +116,7 @@ def sync_mirror(
                 log.warning("mirror %s is damaged (%s): recreating the file", path, exc)
                 con.close()
                 target = Path(path) if path is not None else config.mirror_path()
-                _remove_mirror_files(target)
+                remove_mirror_files(target)
                 con = open_mirror(target)
                 result = _sync(con, url, full=True, path=path, verify=False)
                 result.reason = f"mirror file was damaged ({exc})"
@@ -203,32 +130,32 @@ def sync_mirror(
 def _sync(
     con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any, verify: bool | None
 ) -> SyncResult:
-    with _step("connect"):
+    with step("connect"):
         pg = adbc.connect(url)
     try:
         cur = pg.cursor()
         # One snapshot for the horizon, the rows and the deletions.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        cur.execute(_pg_sql()["source_identity"].sql)
+        cur.execute(pg_sql()["source_identity"].sql)
         horizon, pruned, identity = cur.fetchone()
         meta = _read_meta(con)
         reason = _rebuild_reason(meta, identity, pruned) if not full else "full sync requested"
         if reason is None:
             # TRUNCATE logs no row ids: start again from the snapshot.
-            truncated = _extract(cur, "truncations", meta["horizon"]).column(0).to_pylist()
+            truncated = extract(cur, "truncations", meta["horizon"]).column(0).to_pylist()
             if truncated:
                 reason = f"{', '.join(sorted(truncated))} truncated in Postgres"
         if reason is None:
             try:
-                result = _incremental(con, cur, since=meta["horizon"])
-                if verify or (verify is None and _verify_due(meta)):
-                    problem = _verify(con, cur)
+                result = apply_changes(con, cur, since=meta["horizon"])
+                if verify or (verify is None and mirror_check.verify_due(meta)):
+                    problem = mirror_check.verify(con, cur)
                     result.verified = True
                     if problem is not None:
-                        _rollback(con)
+                        rollback(con)
                         reason = f"mirror check failed: {problem}"
             except duckdb.Error as exc:
-                _rollback(con)
+                rollback(con)
                 reason = f"mirror is unreadable ({exc})"
         if reason is not None:
             where = path or "the mirror"
@@ -236,7 +163,7 @@ def _sync(
                 log.info("rebuilding %s from scratch: %s", where, reason)
             else:
                 log.warning("rebuilding %s from scratch: %s", where, reason)
-            result = _full(con, cur)
+            result = full_load(con, cur)
             result.reason = reason
         _write_meta(
             con,
@@ -245,24 +172,24 @@ def _sync(
             full=result.full,
             verified=result.full or result.verified,
         )
-        with _step("commit"):
+        with step("commit"):
             con.execute("COMMIT").fetchall()
         pg.commit()
     except BaseException:
-        _rollback(con)  # never leave the mirror's transaction open
+        rollback(con)  # never leave the mirror's transaction open
         raise
     finally:
         pg.close()
     result.horizon = int(horizon)
     _register(con, url, horizon)
-    counts = con.execute(_duck_sql()["counts"].sql).fetchall()[0]
+    counts = con.execute(duck_sql()["counts"].sql).fetchall()[0]
     result.rows = dict(zip(TABLES, counts, strict=True))
     return result
 
 
 def mirror_file(con: duckdb.DuckDBPyConnection) -> str:
     """The absolute path of the file behind a mirror connection ("memory" when none)."""
-    row = con.execute(_duck_sql()["mirror_file"].sql).fetchall()
+    row = con.execute(duck_sql()["mirror_file"].sql).fetchall()
     return str(row[0][0]) if row and row[0][0] else "memory"
 
 
@@ -276,19 +203,14 @@ def _register(con: duckdb.DuckDBPyConnection, url: str, horizon: str) -> None:
         log.warning("could not register the mirror's horizon in Postgres: %s", exc)
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    with contextlib.suppress(duckdb.Error):
-        con.execute("ROLLBACK").fetchall()
-
-
 def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
     """The mirror's facts; None when there are none; {"unreadable": why} when damaged."""
     try:
-        return dict(con.execute(_duck_sql()["read_meta"].sql).fetchall())
+        return dict(con.execute(duck_sql()["read_meta"].sql).fetchall())
     except duckdb.CatalogException:
         return None
     except duckdb.Error as exc:
-        _rollback(con)
+        rollback(con)
         return {"unreadable": str(exc)}
 
 
@@ -310,27 +232,6 @@ def _rebuild_reason(meta: dict[str, str] | None, identity: str, pruned: str) -> 
     return None
 
 
-def _verify_due(meta: dict[str, str]) -> bool:
-    last = meta.get("last_verified_at")
-    if last is None:
-        return True
-    age = datetime.now(UTC) - datetime.fromisoformat(last)
-    return age.total_seconds() >= VERIFY_EVERY_SECONDS
-
-
-def _verify(con: duckdb.DuckDBPyConnection, cur: Any) -> str | None:
-    """None when the mirror reads back whole and matches Postgres' snapshot; else what is
-    wrong. A damaged block raises duckdb.Error from the full read."""
-    con.execute(_duck_sql()["verify_read_all"].sql).fetchall()
-    mirror = con.execute(_duck_sql()["verify_totals"].sql).fetchall()[0]
-    cur.execute(_pg_sql()["verify_totals"].sql)
-    source = cur.fetchone()
-    for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
-        if Decimal(str(ours)) != Decimal(str(theirs)):
-            return f"{name} is {ours} in the mirror but {theirs} in Postgres"
-    return None
-
-
 def _write_meta(
     con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool, verified: bool
 ) -> None:
@@ -345,124 +246,9 @@ def _write_meta(
         values["last_full_sync_at"] = now
     if verified:
         values["last_verified_at"] = now
-    query = _duck_sql()["write_meta"].duckdb
+    query = duck_sql()["write_meta"].duckdb
     for key, value in values.items():
         con.execute(query, {"key": key, "value": value}).fetchall()
-
-
-def _adbc(query: sqlfiles.Query) -> str:
-    """The query with ADBC's positional placeholders ($1, $2, ...) in params order."""
-    names = query.params
-    return _DOLLAR_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", query.duckdb)
-
-
-def _extract(cur: Any, name: str, since: str) -> Any:
-    """Changed rows of one source table as an Arrow table (small: bound parameter)."""
-    cur.execute(_adbc(sqltext.render("postgres", name)), (since,))
-    return cur.fetch_arrow_table()
-
-
-def _extract_all(cur: Any, name: str) -> Any:
-    """Every row, as a stream of Arrow batches: without parameters ADBC uses COPY and
-    hands over ~16 MB batches instead of materialising the whole result."""
-    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
-    cur.execute(sqltext.render("postgres", name).sql)
-    return cur.fetch_record_batch()
-
-
-def _full(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
-    sql = _duck_sql()
-    con.execute("BEGIN").fetchall()
-    con.execute(sql["drop_all"].sql).fetchall()
-    for name in ("create_users", "create_runs", "create_tasks", "create_keys", "create_meta"):
-        con.execute(sql[name].sql).fetchall()
-    upserted = {}
-    # Streamed batch by batch: no table ever sits in memory whole.
-    for table in ("users", "runs", "tasks"):
-        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
-            with _step("keys"):
-                con.execute(sql["all_user_keys"].sql).fetchall()
-                con.execute(sql["all_run_keys"].sql).fetchall()
-        con.register(f"staged_{table}", _extract_all(cur, f"extract_all_{table}"))
-        insert = "insert_all_tasks" if table == "tasks" else f"insert_{table}"
-        with _step(f"load {table}"):
-            upserted[table] = con.execute(sqltext.render("duckdb", insert).sql).fetchall()[0][0]
-        con.unregister(f"staged_{table}")
-    with _step("task keys and dimension values"):
-        con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
-        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
-        con.execute(sql["all_rare_tasks"].sql).fetchall()
-        con.execute(sql["all_dim_values"].sql).fetchall()
-    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
-
-
-@contextlib.contextmanager
-def _step(name: str):
-    started = time.perf_counter()
-    yield
-    log.debug("sync step %s: %.0f ms", name, (time.perf_counter() - started) * 1000)
-
-
-def _incremental(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
-    sql = _duck_sql()
-    with _step("extract"):
-        staged = {
-            "users": _extract(cur, "extract_users", since),
-            "runs": _extract(cur, "extract_runs", since),
-            "tasks": _extract(cur, "extract_tasks", since),
-            "deletions": _extract(cur, "extract_deletions", since),
-        }
-    logged = staged["deletions"].column("table_name").to_pylist()
-    con.execute("BEGIN").fetchall()
-    for name, table in staged.items():
-        con.register(f"staged_{name}", table)
-    try:
-        # Copies of user/run attributes on tasks: find what changed before replacing.
-        teams = run_attrs = None
-        if staged["users"].num_rows or "ai_users" in logged:
-            teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
-        if staged["runs"].num_rows:
-            with _step("changed run attributes"):
-                run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
-        if staged["tasks"].num_rows or staged["runs"].num_rows:
-            with _step("keys"):
-                _new_keys(con, sql)
-        if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
-            con.execute(sql["new_dim_values"].sql).fetchall()
-        deleted = dict.fromkeys(TABLES, 0)
-        for table in TABLES:
-            if f"ai_{table}" in logged:
-                with _step(f"delete deleted {table}"):
-                    query = sql[f"delete_deleted_{table}"].sql
-                    deleted[table] = con.execute(query).fetchall()[0][0]
-            if staged[table].num_rows:
-                with _step(f"rewrite {table}"):
-                    con.execute(sql[f"delete_rewritten_{table}"].sql).fetchall()
-                    con.execute(sqltext.render("duckdb", f"insert_{table}").sql).fetchall()
-        if teams is not None and teams.num_rows:
-            con.register("changed_teams", teams)
-            con.execute(sql["propagate_teams"].sql).fetchall()
-            con.unregister("changed_teams")
-        if run_attrs is not None and run_attrs.num_rows:
-            con.register("changed_runs", run_attrs)
-            con.execute(sql["propagate_run_attributes"].sql).fetchall()
-            con.unregister("changed_runs")
-    finally:
-        for name in staged:
-            # In a transaction a failed statement aborted, this fails too: keep the first error.
-            with contextlib.suppress(duckdb.Error):
-                con.unregister(f"staged_{name}")
-    upserted = {table: staged[table].num_rows for table in TABLES}
-    return SyncResult(full=False, upserted=upserted, deleted=deleted)
-
-
-def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
-    """Keys for the runs and users the staged rows name for the first time."""
-    before = con.execute("SELECT coalesce(max(key), 0) FROM run_keys").fetchall()[0][0]
-    added = con.execute(sql["new_run_keys"].sql).fetchall()[0][0]
-    con.execute(sql["new_user_keys"].sql).fetchall()
-    if added:
-        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": before}).fetchall()
 
 
 def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -471,7 +257,7 @@ def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     meta = _read_meta(con) or {}
     counts = (0, 0, 0)
     if meta:
-        counts = con.execute(_duck_sql()["counts"].sql).fetchall()[0]
+        counts = con.execute(duck_sql()["counts"].sql).fetchall()[0]
 
     def when(key: str) -> datetime | None:
         return datetime.fromisoformat(meta[key]) if key in meta else None

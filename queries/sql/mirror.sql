@@ -1,5 +1,7 @@
--- The DuckDB mirror: schema and the steps of a sync. Source rows arrive as Arrow tables
--- registered under the names staged_users, staged_runs, staged_tasks, staged_deletions.
+-- The DuckDB mirror (queries/mirror.py): its tables, its facts (mirror_meta), and the row
+-- shapes both the full load (mirror_load.sql) and the incremental apply (mirror_apply.sql)
+-- write. Source rows arrive as Arrow tables registered under the names staged_users,
+-- staged_runs, staged_tasks, staged_deletions.
 
 -- name: create_users
 CREATE TABLE users (
@@ -83,7 +85,7 @@ CREATE TABLE dim_values (dimension VARCHAR, value VARCHAR);
 -- day in run_key_days (runs created on another day, or keyed late). Every other task falls
 -- in the bitmap range of its period whatever the grain, so a rollup counts only these few
 -- by hashing (queries/sql/rollups.sql, usage_bitmaps). A superset is fine; kept in step
--- with tasks by every write below.
+-- with tasks by every write of the load (mirror_load.sql) and the apply (mirror_apply.sql).
 CREATE TABLE rare_tasks AS SELECT * FROM tasks LIMIT 0;
 
 -- name: create_meta
@@ -110,44 +112,6 @@ SELECT key, value FROM mirror_meta;
 -- name: write_meta
 INSERT OR REPLACE INTO mirror_meta VALUES (:key, :value);
 
--- name: delete_deleted_users
--- Users deleted in Postgres (returns the count; RETURNING would be 10x slower).
-DELETE FROM users WHERE id IN (SELECT id FROM staged_deletions WHERE table_name = 'ai_users');
-
--- name: delete_deleted_runs
-DELETE FROM runs
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs');
-
--- name: delete_deleted_tasks
-DELETE FROM rare_tasks
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks');
-DELETE FROM tasks
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks');
-
--- name: delete_rewritten_users
--- Rows about to be written again (delete-by-id, then insert).
-DELETE FROM users WHERE id IN (SELECT id FROM staged_users);
-
--- name: delete_rewritten_runs
-DELETE FROM runs WHERE id IN (SELECT id FROM staged_runs);
-
--- name: delete_rewritten_tasks
-DELETE FROM rare_tasks WHERE id IN (SELECT id FROM staged_tasks);
-DELETE FROM tasks WHERE id IN (SELECT id FROM staged_tasks);
-
--- name: changed_teams
--- Users whose team differs from the mirror's (new users, changed teams, deleted users),
--- before the users table is replaced: their tasks' team must follow.
-SELECT s.id, s.team FROM staged_users s LEFT JOIN users m ON m.id = s.id
- WHERE m.id IS NULL OR m.team IS DISTINCT FROM s.team
-UNION ALL
-SELECT id, NULL FROM staged_deletions WHERE table_name = 'ai_users';
-
--- name: changed_run_attributes
--- Runs already mirrored whose source_type or tags changed: their tasks' copies must follow.
-SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
- WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
-
 -- name: insert_users
 INSERT INTO users SELECT id, display_name, team, role FROM staged_users;
 
@@ -172,95 +136,9 @@ s.id, task_id, run_id, user_id, team, source_type, tags, service, task_name, pro
        )::INTEGER AS month_day,
        error
 
--- name: keyed_staged_tasks
-SELECT {{task_columns}}, rk.key AS run_key, uk.key AS user_key
-  FROM staged_tasks s
-  LEFT JOIN run_keys rk ON rk.id = s.run_id
-  LEFT JOIN user_keys uk ON uk.id = s.user_id
-
--- name: insert_tasks
--- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
-INSERT INTO rare_tasks
-SELECT k.* FROM ({{keyed_staged_tasks}}) k LEFT JOIN run_key_days d ON d.day = k.day
- WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
-INSERT INTO tasks {{keyed_staged_tasks}};
-
--- name: all_rare_tasks
--- Full load, once keys and run_key_days are set.
-INSERT INTO rare_tasks
-SELECT t.* FROM tasks t LEFT JOIN run_key_days d ON d.day = t.day
- WHERE d.lo IS NULL OR t.run_key IS NULL OR t.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
-
--- name: insert_all_tasks
--- Full load, streamed in created_at order: keys are set afterwards by keys_of_stored_tasks
--- (a join here would make DuckDB hold the stream; an UPDATE keeps the order and is cheap).
-INSERT INTO tasks
-SELECT {{task_columns}}, NULL::INTEGER AS run_key, NULL::INTEGER AS user_key
-  FROM staged_tasks s;
-
--- name: propagate_teams
-UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
-UPDATE tasks SET team = c.team FROM changed_teams c WHERE tasks.user_id = c.id;
-
--- name: propagate_run_attributes
-UPDATE rare_tasks SET source_type = c.source_type, tags = c.tags
-  FROM changed_runs c WHERE rare_tasks.run_id = c.id;
-UPDATE tasks SET source_type = c.source_type, tags = c.tags
-  FROM changed_runs c WHERE tasks.run_id = c.id;
-
 -- name: counts
 SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs,
        (SELECT count(*) FROM users) AS users;
-
--- name: new_run_keys
--- Keys for runs not seen before (in the staged runs, or named by a staged task), in order
--- of creation, after the largest key given so far. Returns the number of new keys.
-INSERT INTO run_keys
-SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys)
-            + row_number() OVER (ORDER BY day, id))::INTEGER, day
-  FROM (SELECT id, min(day) AS day
-          FROM (SELECT id, (epoch_us(created_at) // 86400000000)::INTEGER AS day
-                  FROM staged_runs
-                UNION ALL
-                SELECT run_id, (epoch_us(created_at) // 86400000000)::INTEGER
-                  FROM staged_tasks) c
-         WHERE id NOT IN (SELECT id FROM run_keys)
-         GROUP BY id) n;
-
--- name: new_user_keys
-INSERT INTO user_keys
-SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (ORDER BY id))::INTEGER
-  FROM (SELECT DISTINCT user_id AS id FROM staged_tasks
-         WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM user_keys)) n;
-
--- name: all_run_keys
--- Full load: every run gets a key, in order of creation.
-INSERT INTO run_keys
-SELECT id, (row_number() OVER (ORDER BY created_at, id))::INTEGER,
-       (epoch_us(created_at) // 86400000000)::INTEGER
-  FROM runs;
-
--- name: all_user_keys
-INSERT INTO user_keys
-SELECT id, (row_number() OVER (ORDER BY id))::INTEGER FROM (SELECT DISTINCT id FROM users) u;
-
--- name: keys_of_stored_tasks
--- Full load: give keys to the runs and users of tasks without them (users absent from
--- ai_users), then set every missing key on the tasks.
-INSERT INTO user_keys
-SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (ORDER BY id))::INTEGER
-  FROM (SELECT DISTINCT user_id AS id FROM tasks
-         WHERE user_key IS NULL AND user_id IS NOT NULL
-           AND user_id NOT IN (SELECT id FROM user_keys)) n;
-INSERT INTO run_keys
-SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys) + row_number() OVER (ORDER BY id))::INTEGER, day
-  FROM (SELECT run_id AS id, min(day) AS day FROM tasks
-         WHERE run_key IS NULL AND run_id NOT IN (SELECT id FROM run_keys)
-         GROUP BY run_id) n;
-UPDATE tasks SET user_key = k.key FROM user_keys k
- WHERE tasks.user_key IS NULL AND tasks.user_id = k.id;
-UPDATE tasks SET run_key = k.key FROM run_keys k
- WHERE tasks.run_key IS NULL AND tasks.run_id = k.id;
 
 -- name: refresh_run_key_days
 -- Per creation day: the smallest key and the number of keys (days of keys just given).
@@ -270,58 +148,3 @@ SELECT day, date_diff('day', DATE '1970-01-01', date_trunc('month', DATE '1970-0
   FROM run_keys
  WHERE day IN (SELECT DISTINCT day FROM run_keys WHERE key > :since_key)
  GROUP BY day;
-
--- name: all_dim_values
--- Full load: the values of every dimension.
-INSERT INTO dim_values
-SELECT 'provider', provider FROM tasks GROUP BY 2
-UNION ALL SELECT 'model', model FROM tasks GROUP BY 2
-UNION ALL SELECT 'endpoint', endpoint FROM tasks GROUP BY 2
-UNION ALL SELECT 'service', service FROM tasks GROUP BY 2
-UNION ALL SELECT 'task_name', task_name FROM tasks GROUP BY 2
-UNION ALL SELECT 'status', status FROM tasks GROUP BY 2
-UNION ALL SELECT 'user_id', id FROM user_keys
-UNION ALL SELECT 'team', team FROM users GROUP BY 2
-UNION ALL SELECT 'source_type', source_type FROM runs GROUP BY 2
-UNION ALL SELECT 'tag', tag FROM (SELECT unnest(tags) AS tag FROM runs) GROUP BY 2;
-
--- name: new_dim_values
--- Incremental: values the staged rows bring that were never seen.
-INSERT INTO dim_values
-SELECT DISTINCT d, v FROM (
-    SELECT 'provider' AS d, provider AS v FROM staged_tasks
-    UNION ALL SELECT 'model', model FROM staged_tasks
-    UNION ALL SELECT 'endpoint', endpoint FROM staged_tasks
-    UNION ALL SELECT 'service', service FROM staged_tasks
-    UNION ALL SELECT 'task_name', task_name FROM staged_tasks
-    UNION ALL SELECT 'status', status FROM staged_tasks
-    UNION ALL SELECT 'user_id', user_id FROM staged_tasks
-    UNION ALL SELECT 'team', team FROM staged_tasks
-    UNION ALL SELECT 'team', team FROM staged_users
-    UNION ALL SELECT 'source_type', source_type FROM staged_runs
-    UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs
-) n
- WHERE NOT EXISTS (SELECT 1 FROM dim_values o
-                    WHERE o.dimension = n.d AND o.value IS NOT DISTINCT FROM n.v);
-
--- name: verify_read_all
--- Reads every column of every mirror table, so DuckDB checks the checksum of every block
--- (a damaged block raises an error). One row: a hash per table (values do not matter).
-SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM runs r) AS runs,
-       (SELECT max(hash(u)) FROM users u) AS users,
-       (SELECT max(hash(x)) FROM rare_tasks x) AS rare_tasks,
-       (SELECT max(hash(k)) FROM run_keys k) AS run_keys,
-       (SELECT max(hash(k)) FROM user_keys k) AS user_keys,
-       (SELECT max(hash(d)) FROM run_key_days d) AS run_key_days,
-       (SELECT max(hash(v)) FROM dim_values v) AS dim_values;
-
--- name: verify_totals
--- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
--- tasks, tokens (sum of tokens_total), cost (sum, USD), runs, run_tokens (sum of
--- total_tokens), users.
-SELECT (SELECT count(*) FROM tasks)::VARCHAR AS tasks,
-       (SELECT coalesce(sum(tokens_total), 0) FROM tasks)::VARCHAR AS tokens,
-       (SELECT coalesce(sum(cost), 0) FROM tasks)::VARCHAR AS cost,
-       (SELECT count(*) FROM runs)::VARCHAR AS runs,
-       (SELECT coalesce(sum(total_tokens), 0) FROM runs)::VARCHAR AS run_tokens,
-       (SELECT count(*) FROM users)::VARCHAR AS users;

@@ -1,0 +1,104 @@
+-- The incremental apply (queries/mirror_apply.py): rows changed or deleted since the last
+-- sync, staged as staged_users, staged_runs, staged_tasks and staged_deletions, replace the
+-- mirror's copies (delete-by-id, then insert); copies on tasks follow their users and runs.
+
+-- name: delete_deleted_users
+-- Users deleted in Postgres (returns the count; RETURNING would be 10x slower).
+DELETE FROM users WHERE id IN (SELECT id FROM staged_deletions WHERE table_name = 'ai_users');
+
+-- name: delete_deleted_runs
+DELETE FROM runs
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs');
+
+-- name: delete_deleted_tasks
+DELETE FROM rare_tasks
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks');
+DELETE FROM tasks
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks');
+
+-- name: delete_rewritten_users
+-- Rows about to be written again (delete-by-id, then insert).
+DELETE FROM users WHERE id IN (SELECT id FROM staged_users);
+
+-- name: delete_rewritten_runs
+DELETE FROM runs WHERE id IN (SELECT id FROM staged_runs);
+
+-- name: delete_rewritten_tasks
+DELETE FROM rare_tasks WHERE id IN (SELECT id FROM staged_tasks);
+DELETE FROM tasks WHERE id IN (SELECT id FROM staged_tasks);
+
+-- name: changed_teams
+-- Users whose team differs from the mirror's (new users, changed teams, deleted users),
+-- before the users table is replaced: their tasks' team must follow.
+SELECT s.id, s.team FROM staged_users s LEFT JOIN users m ON m.id = s.id
+ WHERE m.id IS NULL OR m.team IS DISTINCT FROM s.team
+UNION ALL
+SELECT id, NULL FROM staged_deletions WHERE table_name = 'ai_users';
+
+-- name: changed_run_attributes
+-- Runs already mirrored whose source_type or tags changed: their tasks' copies must follow.
+SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
+ WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
+
+-- name: keyed_staged_tasks
+SELECT {{task_columns}}, rk.key AS run_key, uk.key AS user_key
+  FROM staged_tasks s
+  LEFT JOIN run_keys rk ON rk.id = s.run_id
+  LEFT JOIN user_keys uk ON uk.id = s.user_id
+
+-- name: insert_tasks
+-- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
+INSERT INTO rare_tasks
+SELECT k.* FROM ({{keyed_staged_tasks}}) k LEFT JOIN run_key_days d ON d.day = k.day
+ WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
+INSERT INTO tasks {{keyed_staged_tasks}};
+
+-- name: propagate_teams
+UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
+UPDATE tasks SET team = c.team FROM changed_teams c WHERE tasks.user_id = c.id;
+
+-- name: propagate_run_attributes
+UPDATE rare_tasks SET source_type = c.source_type, tags = c.tags
+  FROM changed_runs c WHERE rare_tasks.run_id = c.id;
+UPDATE tasks SET source_type = c.source_type, tags = c.tags
+  FROM changed_runs c WHERE tasks.run_id = c.id;
+
+-- name: new_run_keys
+-- Keys for runs not seen before (in the staged runs, or named by a staged task), in order
+-- of creation, after the largest key given so far. Returns the number of new keys.
+INSERT INTO run_keys
+SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys)
+            + row_number() OVER (ORDER BY day, id))::INTEGER, day
+  FROM (SELECT id, min(day) AS day
+          FROM (SELECT id, (epoch_us(created_at) // 86400000000)::INTEGER AS day
+                  FROM staged_runs
+                UNION ALL
+                SELECT run_id, (epoch_us(created_at) // 86400000000)::INTEGER
+                  FROM staged_tasks) c
+         WHERE id NOT IN (SELECT id FROM run_keys)
+         GROUP BY id) n;
+
+-- name: new_user_keys
+INSERT INTO user_keys
+SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (ORDER BY id))::INTEGER
+  FROM (SELECT DISTINCT user_id AS id FROM staged_tasks
+         WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM user_keys)) n;
+
+-- name: new_dim_values
+-- Incremental: values the staged rows bring that were never seen.
+INSERT INTO dim_values
+SELECT DISTINCT d, v FROM (
+    SELECT 'provider' AS d, provider AS v FROM staged_tasks
+    UNION ALL SELECT 'model', model FROM staged_tasks
+    UNION ALL SELECT 'endpoint', endpoint FROM staged_tasks
+    UNION ALL SELECT 'service', service FROM staged_tasks
+    UNION ALL SELECT 'task_name', task_name FROM staged_tasks
+    UNION ALL SELECT 'status', status FROM staged_tasks
+    UNION ALL SELECT 'user_id', user_id FROM staged_tasks
+    UNION ALL SELECT 'team', team FROM staged_tasks
+    UNION ALL SELECT 'team', team FROM staged_users
+    UNION ALL SELECT 'source_type', source_type FROM staged_runs
+    UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs
+) n
+ WHERE NOT EXISTS (SELECT 1 FROM dim_values o
+                    WHERE o.dimension = n.d AND o.value IS NOT DISTINCT FROM n.v);
