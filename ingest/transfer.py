@@ -9,12 +9,13 @@
   waits until the end of the import.
 - `export(out, fmt)`: the same format back, so export → import into an empty database
   round-trips every column.
+
+This module is the import; the file format both share is ingest/transfer_format.py, the
+reading of lines ingest/transfer_lines.py, the export ingest/transfer_export.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import multiprocessing
 import os
 import re
@@ -22,7 +23,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,39 +31,54 @@ from typing import Any, TextIO
 
 import psycopg
 
-from ingest import bulk, database, limits, redaction, validation
-from ingest.csv_cells import neutralize_formula, restore_formula
+from ingest import bulk, database, redaction, validation
 from ingest.errors import ValidationError
-from ingest.vocabulary import USER_ROLES
+from ingest.transfer_export import EXPORT_QUERIES, export, export_file
+from ingest.transfer_format import (
+    COLUMNS,
+    CSV_HEADER,
+    CSV_NULL,
+    FORMATS,
+    JSON_TEXT_COLUMNS,
+    KINDS,
+    RAW_JSON_COLUMNS,
+    TEXT_COLUMNS,
+    format_of,
+)
+from ingest.transfer_lines import (
+    BadLine,
+    Block,
+    csv_fields,
+    jsonl_fields,
+    read_blocks,
+    validate_user,
+)
 
-FORMATS = ("jsonl", "csv")
-KINDS = {"user": "ai_users", "run": "ai_runs", "task": "ai_tasks"}
-_KIND_ALIASES = {alias: kind for kind, table in KINDS.items()
-                 for alias in (kind, kind + "s", table)}  # fmt: skip
+# Names callers import from here (the import is this module; the format, the reading of
+# lines and the export have their own modules).
+__all__ = [
+    "COLUMNS",
+    "CSV_HEADER",
+    "CSV_NULL",
+    "EXPORT_QUERIES",
+    "FORMATS",
+    "JSON_TEXT_COLUMNS",
+    "KINDS",
+    "PARALLEL_BYTES",
+    "RAW_JSON_COLUMNS",
+    "TEXT_COLUMNS",
+    "ImportSummary",
+    "Rejection",
+    "export",
+    "export_file",
+    "format_of",
+    "import_files",
+    "print_rejections",
+    "validate_user",
+]
 
-# Export columns per kind (import accepts the same; derived run totals are ignored on import).
-COLUMNS = {
-    "user": bulk.USER_COLUMNS,
-    "run": bulk.RUN_COLUMNS + bulk.RUN_DERIVED,
-    "task": bulk.TASK_COLUMNS,
-}
-CSV_HEADER = ("type",) + tuple(dict.fromkeys(c for cols in COLUMNS.values() for c in cols))
-TEXT_COLUMNS = {
-    "user": frozenset({"id", "display_name", "email", "team", "role"}),
-    "run": frozenset({"user_id", "source_type", "source_id", "name", "description", "status"}),
-    "task": frozenset({"user_id", "service", "task_name", "provider", "endpoint", "model",
-                       "model_id", "response_text", "status", "cost_source"}),
-}  # fmt: skip
-JSON_TEXT_COLUMNS = bulk.JSON_COLUMNS | {"tags"}
-RAW_JSON_COLUMNS = JSON_TEXT_COLUMNS | {
-    "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
-    "tokens_cache_write", "time_to_first_token", "total_time", "total_tokens", "message_count",
-    "task_count", "forked_from_message", "is_starred", "response_complete",
-}  # fmt: skip
-CSV_NULL = "\\N"
 PARALLEL_BYTES = 4_000_000  # inputs larger than this are parsed by worker processes
 _IN_FLIGHT = 4  # blocks handed to the workers ahead of the writer
-_ESCAPED_NULL = re.compile(r"^\\+N$")
 _COPY_COLUMN = re.compile(r"COPY \w+, line \d+, column (\w+)")
 
 
@@ -110,9 +126,6 @@ class _Row:
     path: str
     line_no: int
     masks: dict[str, int] | None = None  # redaction masks per field (tasks)
-
-
-# ------------------------------------------------------------------------------ import
 
 
 def import_files(
@@ -280,7 +293,7 @@ def _read(
 ) -> Iterator[_Row | Rejection]:
     """The file's lines as rows or rejections, in order (parsed by `pool` when given),
     redacted by `rules` (ingest.redaction)."""
-    blocks = _blocks(path)
+    blocks = read_blocks(path)
     if pool is None:
         for block in blocks:
             yield from _parse_block(block, rules)
@@ -294,171 +307,19 @@ def _read(
         yield from in_flight.popleft().result()
 
 
-# A block: (format, path, CSV header or None, [(line number, text or cells, problem)]).
-_Block = tuple[str, str, list[str] | None, list[tuple[int, Any, str | None]]]
-
-
-def _blocks(path: Path, size: int = 2_000) -> Iterator[_Block]:
-    fmt = format_of(path)
-    # utf-8-sig: a byte order mark at the start is not part of line 1. surrogateescape: a
-    # byte that is not UTF-8 becomes a marker that rejects its line only (_undecodable).
-    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as file:
-        header: list[str] | None = None
-        if fmt == "jsonl":
-            items: Iterator = (
-                (n, text, _undecodable(text)) for n, text in enumerate(file, 1) if text.strip()
-            )
-        else:
-            header, items = _csv_items(file)
-        block: list = []
-        for item in items:
-            block.append(item)
-            if len(block) >= size:
-                yield fmt, str(path), header, block
-                block = []
-        if block:
-            yield fmt, str(path), header, block
-
-
-def _parse_block(block: _Block, rules: tuple = ()) -> list[_Row | Rejection]:
+def _parse_block(block: Block, rules: tuple = ()) -> list[_Row | Rejection]:
     """Check and encode a block of lines (runs in a worker process when there is a pool)."""
     fmt, path, header, items = block
     out: list[_Row | Rejection] = []
     for line_no, payload, problem in items:
         try:
             if problem is not None:
-                raise _BadLine(problem)
-            kind, fields = (
-                _jsonl_fields(payload) if fmt == "jsonl" else _csv_fields(header, payload)
-            )
+                raise BadLine(problem)
+            kind, fields = jsonl_fields(payload) if fmt == "jsonl" else csv_fields(header, payload)
             out.append(_row(kind, fields, path, line_no, rules))
-        except (ValidationError, _BadLine) as error:
+        except (ValidationError, BadLine) as error:
             out.append(Rejection(path, line_no, str(error)))
     return out
-
-
-class _BadLine(Exception):
-    """A line that is not a record at all (bad JSON, wrong number of CSV fields)."""
-
-
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-def _undecodable(text: str) -> str | None:
-    """Why a line read with errors="surrogateescape" is not UTF-8 text, or None when it is."""
-    bad = _ESCAPED_BYTE.search(text)
-    if bad is None:
-        return None
-    byte = ord(bad.group()) - 0xDC00
-    return (
-        f"not valid UTF-8: byte 0x{byte:02x} at character {bad.start() + 1} (save the file "
-        "as UTF-8)"
-    )
-
-
-def _json_text(text: str) -> Any:
-    """json.loads, with nesting too deep for Python's parser reported as a ValueError."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError(
-            f"JSON is nested too deeply (at most {limits.MAX_JSON_DEPTH} levels)"
-        ) from None
-
-
-def format_of(path: str | Path) -> str:
-    """'jsonl' or 'csv' from a file name; ValueError for anything else."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    raise ValueError(f"{path}: unknown format {suffix!r} (allowed: .jsonl, .ndjson, .csv)")
-
-
-def _kind_of(value: Any, fields: Iterable[str]) -> str:
-    if value not in (None, ""):
-        if value not in _KIND_ALIASES:
-            raise ValidationError("type", f"unknown type {value!r}", list(KINDS))
-        return _KIND_ALIASES[value]
-    names = set(fields)
-    if "task_id" in names:
-        return "task"
-    if "source_type" in names:
-        return "run"
-    if names & {"display_name", "email", "team", "role"}:
-        return "user"
-    raise ValidationError("type", "missing, and the fields do not tell", list(KINDS))
-
-
-def _jsonl_fields(text: str) -> tuple[str, dict]:
-    try:
-        record = _json_text(text)
-    except ValueError as error:
-        raise _BadLine(f"not valid JSON: {error}") from None
-    if not isinstance(record, dict):
-        raise _BadLine(f"must be a JSON object, got {type(record).__name__}")
-    return _kind_of(record.pop("type", None), record), record
-
-
-def _csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
-    reader = csv.reader(file)
-    header = next(reader, None)
-    if header is None:
-        return None, iter(())
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header):
-        return header, iter([(1, None, "header: a column name appears twice")])
-    problem = _undecodable("\x1f".join(header))
-    if problem:
-        return header, iter([(1, None, f"header: {problem}")])
-
-    def items() -> Iterator[tuple[int, Any, str | None]]:
-        line_no = reader.line_num + 1
-        for cells in reader:
-            start, line_no = line_no, reader.line_num + 1
-            if not any(cells):
-                continue
-            if len(cells) != len(header):
-                problem = f"expected {len(header)} fields like the header, got {len(cells)}"
-                yield start, None, problem
-            else:
-                yield start, cells, _undecodable("\x1f".join(cells))
-
-    return header, items()
-
-
-def _csv_fields(header: list[str] | None, cells: list[str]) -> tuple[str, dict]:
-    record = dict(zip(header or [], cells, strict=True))
-    kind = _kind_of(record.pop("type", None), header or [])
-    return kind, _csv_values(kind, record)
-
-
-def _csv_values(kind: str, record: dict[str, str]) -> dict[str, Any]:
-    """Typed values of a CSV record's cells that belong to `kind` (see the format doc)."""
-    own = set(COLUMNS[kind])
-    values: dict[str, Any] = {}
-    for name, cell in record.items():
-        cell = restore_formula(cell)
-        if name not in own:
-            if cell and name not in CSV_HEADER:
-                raise ValidationError(name, "unknown column", COLUMNS[kind])
-            continue
-        if name in TEXT_COLUMNS[kind]:
-            if cell == CSV_NULL:
-                values[name] = None
-            else:
-                values[name] = cell[1:] if _ESCAPED_NULL.match(cell) else cell
-        elif cell == "" or cell == CSV_NULL:
-            continue  # absent: the column's default (NULL where nullable)
-        elif name in JSON_TEXT_COLUMNS:
-            try:
-                values[name] = _json_text(cell)
-            except ValueError as error:
-                raise ValidationError(name, f"must be JSON text: {error}") from None
-        else:
-            values[name] = cell
-    return values
 
 
 def _row(kind: str, fields: dict[str, Any], path: str, line_no: int, rules: tuple = ()) -> _Row:
@@ -489,105 +350,6 @@ def _row(kind: str, fields: dict[str, Any], path: str, line_no: int, rules: tupl
         str(parent) if parent is not None else None, path, line_no,
         masks or None,
     )  # fmt: skip
-
-
-def validate_user(fields: dict) -> dict:
-    """Check one ai_users row: id (required text), display_name, email, team, role, times."""
-    clean: dict[str, Any] = {}
-    for name, value in fields.items():
-        if name not in bulk.USER_COLUMNS:
-            raise ValidationError(str(name), "unknown column", bulk.USER_COLUMNS)
-        if name in ("created_at", "updated_at"):
-            if value is None:
-                raise ValidationError(name, "must not be null")
-            clean[name] = validation.validate_run({name: value}, partial=True)[name]
-        elif value is None:
-            if name in ("id", "display_name", "role"):
-                raise ValidationError(name, "must not be null")
-            clean[name] = None
-        elif not isinstance(value, str) or "\x00" in value:
-            raise ValidationError(name, f"must be a string without NUL, got {value!r}")
-        else:
-            clean[name] = value
-    if not clean.get("id"):
-        raise ValidationError("id", "is required (a non-empty string)")
-    if "role" in clean and clean["role"] not in USER_ROLES:
-        raise ValidationError("role", f"unknown value {clean['role']!r}", USER_ROLES)
-    return clean
-
-
-# ------------------------------------------------------------------------------ export
-
-
-def export(out: TextIO, url: str | None = None, *, fmt: str = "jsonl") -> dict[str, int]:
-    """Write every user, run and task to `out` in `fmt`; return the count per kind."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    counts = dict.fromkeys(KINDS, 0)
-    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
-    if writer:
-        writer.writerow(CSV_HEADER)
-    queries = database.queries()
-    with psycopg.connect(database.database_url(url)) as conn:
-        # One snapshot for the three tables: no task without its run under concurrent writes.
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        conn.execute("SET TIME ZONE 'UTC'")
-        for kind in KINDS:
-            with conn.cursor(name=f"export_{kind}") as cur:
-                cur.itersize = 5_000
-                cur.execute(queries[f"export_{kind}s"].psycopg)
-                columns = COLUMNS[kind]
-                for values in cur:
-                    if writer:
-                        writer.writerow(_csv_cells(kind, columns, values))
-                    else:
-                        out.write(_json_line(kind, columns, values))
-                    counts[kind] += 1
-    return counts
-
-
-def export_file(path: str | Path, url: str | None = None, fmt: str | None = None) -> dict:
-    """`export` into a file; the format defaults to the file's extension."""
-    fmt = fmt or format_of(path)
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        return export(out, url, fmt=fmt)
-
-
-def _json_line(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> str:
-    parts = [f'"type":"{kind}"']
-    for name, value in zip(columns, values, strict=True):
-        if value is None:
-            text = "null"
-        elif name in RAW_JSON_COLUMNS:
-            text = value
-        else:
-            text = json.dumps(value, ensure_ascii=False)
-        parts.append(f'"{name}":{text}')
-    return "{" + ",".join(parts) + "}\n"
-
-
-def _csv_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
-    """One CSV record; every cell neutralized against formulas (ingest/csv_cells.py)."""
-    return [neutralize_formula(cell) for cell in _csv_plain_cells(kind, columns, values)]
-
-
-def _csv_plain_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
-    by_name = dict(zip(columns, values, strict=True))
-    text_columns = TEXT_COLUMNS[kind]
-    cells = [kind]
-    for name in CSV_HEADER[1:]:
-        value = by_name.get(name)
-        if name not in by_name:
-            cells.append("")
-        elif name in text_columns:
-            if value is None:
-                cells.append(CSV_NULL)
-            else:
-                cells.append("\\" + value if _ESCAPED_NULL.match(value) else value)
-        else:
-            cells.append("" if value is None else value)
-    return cells
 
 
 def print_rejections(
