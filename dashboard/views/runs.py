@@ -10,8 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, export, figures, state, ui
+from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
-from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
+from ingest.errors import NotFoundError, ValidationError
 from ingest.vocabulary import RUN_STATUSES
 
 PAGE_SIZE = 25
@@ -172,16 +173,6 @@ def matched_in(run: dict[str, Any], search: str) -> str:
 
 
 # ------------------------------------------------------------------------------ one run
-def _change(action: str, *args: Any, done: str, **kwargs: Any) -> Any:
-    try:
-        result = data.change_run(action, *args, **kwargs)
-    except (ValidationError, NotFoundError, AccessDeniedError) as exc:
-        st.error(md(exc))
-        return None
-    st.toast(done, icon=":material/check:")
-    return result
-
-
 def show_attachments(attachments: list[dict]) -> None:
     if not attachments:
         st.caption("(no attachments)")
@@ -249,7 +240,7 @@ def show_run(run_id: str) -> None:
         key="run_star",
         type="primary" if not run["is_starred"] else "secondary",
     ):
-        _change("star_run", run["id"], not run["is_starred"], done="Star updated")
+        apply_change("star_run", run["id"], not run["is_starred"], done="Star updated")
         st.rerun()
     e1, e2 = st.columns(2)
     e1.download_button(
@@ -279,61 +270,12 @@ def show_run(run_id: str) -> None:
         )
     with st.expander("Manage this run", icon=":material/settings:"):
         if rights["edit"]:
-            _manage(run)
+            manage_panel(run)
         _fork(run)
     if rights["own"]:
         with st.expander("Share this run", icon=":material/share:"):
-            _share(run)
+            share_panel(run)
     _show_contents(run)
-
-
-def _manage(run: dict) -> None:
-    """Rename, tags, archive, delete, restore: shown only to those who may edit (the star
-    sits beside the run's numbers, for the same people)."""
-    m1, m2 = st.columns(2)
-    with m1.form("run_rename", border=False):
-        name = st.text_input("Name", value=run["name"], key="run_new_name")
-        if st.form_submit_button("Rename", key="run_rename"):
-            _change("rename_run", run["id"], name, done="Renamed")
-            st.rerun()
-    with m2.form("run_tags", border=False):
-        known = data.filter_options().get("tags", [])
-        options = sorted(set(run.get("tags") or []) | set(known))
-        tags = st.multiselect(
-            "Tags",
-            options,
-            default=run.get("tags") or [],
-            accept_new_options=True,
-            key="run_new_tags",
-        )
-        if st.form_submit_button("Save tags", key="run_save_tags"):
-            _change("set_tags", run["id"], tags, done="Tags saved")
-            st.rerun()
-    b2, b3, b4 = st.columns(3)
-    if b2.button(
-        "Archive",
-        disabled=run["status"] == "archived",
-        icon=":material/archive:",
-        key="run_archive",
-    ):
-        _change("archive_run", run["id"], done="Archived")
-        st.rerun()
-    if b3.button(
-        "Delete",
-        disabled=run["status"] == "deleted",
-        icon=":material/delete:",
-        key="run_delete",
-    ):
-        _change("delete_run", run["id"], done="Deleted (restore any time)")
-        st.rerun()
-    if b4.button(
-        "Restore",
-        disabled=run["status"] == "active",
-        icon=":material/restore:",
-        key="run_restore",
-    ):
-        _change("restore_run", run["id"], done="Restored")
-        st.rerun()
 
 
 def _fork(run: dict) -> None:
@@ -351,28 +293,9 @@ def _fork(run: dict) -> None:
                 ),
             )
             if st.form_submit_button("Fork", icon=":material/call_split:", key="run_fork_go"):
-                fork = _change("fork_run", run["id"], int(at), done="Forked")
+                fork = apply_change("fork_run", run["id"], int(at), done="Forked")
                 if fork:
                     _open_run(str(fork["id"]))
-
-
-def _share(run: dict) -> None:
-    """Who the run is shared with, and share/unshare (its owner and admins only)."""
-    shares = data.tracker().run_shares(str(run["id"]))
-    for share in shares:
-        c1, c2 = st.columns([3, 1])
-        c1.write(f"{md(ui.user_label(share['user_id']))} · {share['permission']}")
-        if c2.button("Unshare", key=f"unshare_{share['user_id']}", icon=":material/link_off:"):
-            _change("unshare_run", run["id"], share["user_id"], done="No longer shared")
-            st.rerun()
-    if not shares:
-        st.caption("Not shared with anyone.")
-    with st.form("run_share", border=False):
-        who = st.text_input("Share with (person id)", key="run_share_user")
-        permission = st.radio("Permission", ("view", "edit"), horizontal=True, key="run_share_perm")
-        if st.form_submit_button("Share", icon=":material/share:", key="run_share_go"):
-            _change("share_run", run["id"], who, permission, done=f"Shared with {who}")
-            st.rerun()
 
 
 def _show_contents(run: dict) -> None:
