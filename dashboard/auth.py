@@ -29,7 +29,9 @@ from ingest import viewer as ingest_viewer
 TRUSTED_HEADER_ENV = "AI_RUNS_TRUSTED_HEADER"
 LOCAL_ADMIN_ID = "local-admin"
 _SESSION_KEY = "_viewer"
-_LOCAL_ADMIN_READY: set[str] = set()
+# Session-state key: the database URL whose local admin this session made sure of. Per
+# session, not per process: a database recreated under the same URL gets its admin back.
+_LOCAL_ADMIN_READY = "_auth_local_admin_ready"
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,9 @@ def resolve(url: str) -> Viewer:
         st.error("Without sign-in (OIDC or a trusted proxy header) the dashboard serves only "
                  "a browser on this machine (localhost).")  # fmt: skip
         st.stop()
-    if url not in _LOCAL_ADMIN_READY:  # once per process and database, not per page load
+    if st.session_state.get(_LOCAL_ADMIN_READY) != url:  # once per session, not per page load
         ingest_viewer.ensure_local_admin(url, LOCAL_ADMIN_ID)
-        _LOCAL_ADMIN_READY.add(url)
+        st.session_state[_LOCAL_ADMIN_READY] = url
     return Viewer(LOCAL_ADMIN_ID, "local admin", "local", "admin")
 
 
