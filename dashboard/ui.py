@@ -285,3 +285,9 @@ def url_selection(
 def top_of(shown: int, total: int) -> str:
     """ "Top 200 of 547" when a list is cut, else "All 547"."""
     return f"Top {shown:,} of {total:,}" if total > shown else f"All {total:,}"
+
+
+def lazy_tabs(labels: list[str], key: str) -> list[Any]:
+    """Tabs of which only the open one runs its code (`if tab.open:`): a hidden tab
+    computes nothing. The open tab is kept in the URL under `key`, so a link opens it."""
+    return list(st.tabs(labels, key=key, bind="query-params"))

@@ -84,7 +84,8 @@ def test_page_renders_on_demo_data(demo_app: Path, page: str) -> None:
     assert "No runs or tasks in the database yet" not in texts(at)
     if page in ("overview", "cost", "performance"):
         charts = at.get("plotly_chart")
-        assert len(charts) >= 3
+        # Overview: spend over time and the open "top" tab's bars (hidden tabs draw nothing).
+        assert len(charts) >= (2 if page == "overview" else 3)
         for chart in charts:
             spec = json.loads(chart.proto.spec)
             assert spec["data"], "every chart has data on the demo database"

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import test_dashboard as shared
 from dashboard_support import MediaSpy, csv_frame, download, open_page, texts
 
+from dashboard import data
 from ingest import Tracker
 
 # The demo database and app environment of test_dashboard (module-scoped fixtures).
@@ -30,7 +32,7 @@ def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url:
         ).fetchall()
     names = {r["id"]: r["display_name"] for r in rows}
     assert names
-    at = open_page("overview")
+    at = open_page("overview", top="Users")  # the Users tab (only the open tab computes)
     users = _table_with(at, "user_id")
     assert list(users.columns[:2]) == ["user", "user_id"]
     for row in users.head(5).itertuples():
@@ -43,8 +45,8 @@ def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url:
 
 
 def test_csv_of_a_user_table_has_names_and_units(demo_app: Path, spy: MediaSpy) -> None:
-    at = open_page("overview")
-    served = csv_frame(download(at, spy, "Download CSV", index=1))  # Users tab
+    at = open_page("overview", top="Users")
+    served = csv_frame(download(at, spy, "Download CSV"))  # the open Users tab's table
     assert list(served.columns[:3]) == ["User", "User id", "Cost (USD)"]
 
 
@@ -55,7 +57,7 @@ def test_latency_says_completed_tasks_and_a_failed_filter_is_named(demo_app: Pat
     assert caption.startswith(("Top 200 of ", "All "))
     assert set(at.dataframe(key="perf_tasks").value["status"]) == {"completed"}
 
-    failed = open_page("performance", status="failed")
+    failed = open_page("performance", status="failed", perf_tab="Failures and errors")
     assert not failed.exception
     warning = " ".join(w.value for w in failed.warning)
     assert "leaves out completed tasks" in warning
@@ -66,7 +68,7 @@ def test_latency_says_completed_tasks_and_a_failed_filter_is_named(demo_app: Pat
 
 
 def test_an_error_group_lists_all_its_tasks(demo_app: Path) -> None:
-    at = open_page("performance")
+    at = open_page("performance", perf_tab="Failures and errors")
     errors = at.dataframe(key="perf_errors").value
     assert len(errors) > 0
     at.session_state["perf_errors"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
@@ -138,3 +140,31 @@ def test_runs_list_has_one_checkbox_and_the_run_view_counts_from_one(demo_app: P
     numbered = [c.value for c in view.caption if c.value.startswith("#")]
     if numbered:
         assert numbered[0].startswith("#1 ")
+
+
+@pytest.mark.parametrize("page", ["overview", "cost", "performance", "export"])
+def test_one_page_view_asks_each_rollup_once_and_hidden_tabs_nothing(
+    demo_app: Path, page: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple] = []
+    original = data._cached
+
+    def counting(key, name, rollup, filters, args, kwargs):
+        asked.append((name, filters, args, kwargs))
+        return original(key, name, rollup, filters, args, kwargs)
+
+    at = open_page(page)
+    monkeypatch.setattr(data, "_cached", counting)
+    at.run()  # one page view, counted
+    assert not at.exception, at.exception
+    assert asked, "the page reads its numbers through data.cached"
+    twice = {call[:1] + call[2:] for call in asked if asked.count(call) > 1}
+    assert not twice, f"asked more than once in one page view: {twice}"
+    names = [call[0] for call in asked]
+    if page == "overview":  # the Models tab is open: the Users and Teams tabs compute nothing
+        tops = [dict(call[3]).get("by") for call in asked if call[0].endswith("usage_by")]
+        assert tops == ["model"]
+    if page == "cost":  # the Runs tab is open
+        assert not [n for n in names if n.endswith(("most_expensive_tasks", "histogram"))]
+    if page == "performance":  # the Histogram tab is open
+        assert not [n for n in names if n.endswith(("error_groups", "tokens_per_second"))]

@@ -86,8 +86,9 @@ if auth.current().role in ("manager", "admin"):  # budgets are organisation sett
 
 # --- Most expensive runs and tasks ----------------------------------------------------------
 st.subheader("Most expensive")
-runs_tab, tasks_tab, dist_tab = st.tabs(["Runs", "Tasks", "Cost per run"])
-with runs_tab:
+
+
+def costliest_runs() -> None:
     runs = data.cached(drilldown.most_expensive_runs, filters, limit=100)
     picked = ui.table(
         runs,
@@ -104,7 +105,9 @@ with runs_tab:
     if picked:
         run_id = str(runs.iloc[picked[0]]["run_id"])
         st.switch_page("views/runs.py", query_params={"run_id": run_id})
-with tasks_tab:
+
+
+def costliest_tasks() -> None:
     tasks = data.cached(drilldown.most_expensive_tasks, filters, limit=100)
     picked = ui.table(
         tasks,
@@ -118,9 +121,18 @@ with tasks_tab:
     if picked:
         task_id = str(tasks.iloc[picked[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": task_id})
-with dist_tab:
+
+
+def cost_per_run() -> None:
     per_run = data.cached(drilldown.cost_per_run_histogram, filters)
     st.plotly_chart(figures.cost_per_run(per_run), key="cost_per_run")
+
+
+tabs = ui.lazy_tabs(["Runs", "Tasks", "Cost per run"], key="costliest")
+for tab, show in zip(tabs, (costliest_runs, costliest_tasks, cost_per_run), strict=True):
+    if tab.open:  # a hidden tab computes nothing
+        with tab:
+            show()
 
 # --- What if (dashboard/whatif_panel.py) -----------------------------------------------------
 whatif_panel.show(filters, options)

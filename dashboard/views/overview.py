@@ -49,8 +49,10 @@ st.plotly_chart(
 )
 
 st.subheader("Top models, users and teams")
-tabs = st.tabs(["Models", "Users", "Teams"])
+tabs = ui.lazy_tabs(["Models", "Users", "Teams"], key="top")
 for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
+    if not tab.open:
+        continue  # a hidden tab computes nothing
     with tab:
         rows = data.cached(usage.usage_by, filters, by=by)
         left, right = st.columns([2, 3])

@@ -248,10 +248,9 @@ if not tasks.empty:
         )
 
 # --- Distributions, speed, failures, stuck ---------------------------------------------------
-hist_tab, speed_tab, fail_tab, stuck_tab = st.tabs(
-    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks"]
-)
-with hist_tab:
+
+
+def histogram_tab() -> None:
     if scope is None:
         st.caption("No completed tasks under this status filter: no latency to show.")
     else:
@@ -261,14 +260,18 @@ with hist_tab:
         )
         st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
         ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
-with speed_tab:
+
+
+def speed_tab() -> None:
     if scope is None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
         speed = data.cached(latency.tokens_per_second, filters, by=by)
         st.plotly_chart(figures.tokens_per_second(speed, by, legend), key="perf_speed")
         ui.table(ui.group_frame(speed, by), key="perf_speed_table", filename="tps")
-with fail_tab:
+
+
+def failures_tab() -> None:
     over_time = data.cached(failures.failure_rates, filters, grain=grain)
     by_group = data.cached(failures.failure_rates, filters, by=by)
     left, right = st.columns(2)
@@ -295,7 +298,9 @@ with fail_tab:
         if opened and opened[0] < len(members):
             task = str(members.iloc[opened[0]]["task_id"])
             st.switch_page("views/task.py", query_params={"task_id": task})
-with stuck_tab:
+
+
+def stuck_tab() -> None:
     minutes = st.number_input(
         "Pending or streaming for more than (minutes)", 1, 10_000, 15, key="perf_stuck_min"
     )
@@ -313,3 +318,13 @@ with stuck_tab:
     if picked_stuck and picked_stuck[0] < len(stuck):
         stuck_id = str(stuck.iloc[picked_stuck[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": stuck_id})
+
+
+tabs = ui.lazy_tabs(
+    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks"], key="perf_tab"
+)
+shows = (histogram_tab, speed_tab, failures_tab, stuck_tab)
+for tab, show in zip(tabs, shows, strict=True):
+    if tab.open:  # a hidden tab computes nothing
+        with tab:
+            show()
