@@ -56,6 +56,12 @@ def _register_reprice(commands: argparse._SubParsersAction) -> None:
     reprice.add_argument("--until", help="tasks created before (UTC date or time)")
     reprice.add_argument("--model", help="only this model")
     reprice.add_argument("--dry-run", action="store_true", help="show, do not write")
+    reprice.add_argument(
+        "--include-reported",
+        action="store_true",
+        help="also replace costs the provider reported with the library's list price "
+        "(by default only an override replaces them)",
+    )
     reprice.add_argument("--batch-size", type=int, default=5000, help="tasks per transaction")
     reprice.set_defaults(handler=_reprice)
 
@@ -145,6 +151,7 @@ def _reprice(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         batch_size=args.batch_size,
         progress=ProgressBar("dry run" if args.dry_run else "repricing"),
+        include_reported=args.include_reported,
     )
     print(f"{'provider/model':40} {'tasks':>9} {'changed':>8} {'before $':>14} {'after $':>14}")
     for (provider, model), totals in sorted(result.by_model.items(), key=lambda kv: str(kv[0])):
@@ -156,6 +163,11 @@ def _reprice(args: argparse.Namespace) -> int:
         f"{'total':40} {result.tasks_examined:>9,} {result.tasks_changed:>8,} "
         f"{result.old_total:>14,.6f} {result.new_total:>14,.6f}"
     )
+    if result.kept_reported:
+        print(
+            f"{result.kept_reported:,} provider-reported costs kept (no override covers them; "
+            "--include-reported replaces them with the library's price)"
+        )
     if result.dry_run:
         print("dry run: nothing was written")
     else:

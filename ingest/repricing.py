@@ -4,9 +4,12 @@
 (created in [since, until), optionally one model), using the price in force when each task
 ran: the best override (ingest.price_books) or else the library. A re-priced task gets
 cost_source 'computed' and its price_ref; a task no one can price (unknown model, or usage
-unknown) keeps its cost. Tasks are read in batches by id; each batch is written by one
-UPDATE in its own transaction, so run totals move once per run per batch (triggers keep
-them exact) and the mirror re-reads only the rows that changed (their sync stamp moves).
+unknown) keeps its cost. A cost the provider reported (cost_source 'provider': what was
+billed) is replaced only by an override that covers it, never by the library's list price,
+unless `include_reported` asks for that too. Tasks are read in batches by id; each batch is
+written by one UPDATE in its own transaction, so run totals move once per run per batch
+(triggers keep them exact) and the mirror re-reads only the rows that changed (their sync
+stamp moves).
 
 A real run writes one ai_reprice_audit row: who, when, the rule, the price books used,
 tasks examined and changed, old and new totals; it is closed as `failed` (with what was
@@ -49,6 +52,8 @@ class RepriceResult:
 
     dry_run: bool
     rule: dict[str, Any]
+    include_reported: bool = True
+    kept_reported: int = 0  # provider-reported costs kept (no override covers them)
     audit_id: int | None = None
     tasks_examined: int = 0
     tasks_changed: int = 0
@@ -80,9 +85,11 @@ def reprice(
     ran_by: str = "",
     batch_size: int = 5000,
     progress: Progress | None = None,
+    include_reported: bool = False,
 ) -> RepriceResult:
     """Re-price the finished tasks created in [since, until) (either open), of `model` if
-    given; return the totals per model and overall. See the module docstring."""
+    given; return the totals per model and overall. A provider-reported cost changes only
+    under an override, or with `include_reported`. See the module docstring."""
     if batch_size < 1:
         raise ValidationError("batch_size", f"must be >= 1, got {batch_size}")
     start = price_books.parse_time("since", since)
@@ -95,8 +102,9 @@ def reprice(
         "since": start.isoformat() if start else None,
         "until": end.isoformat() if end else None,
         "model": model,
+        "include_reported": bool(include_reported),
     }
-    result = RepriceResult(dry_run=dry_run, rule=rule)
+    result = RepriceResult(dry_run=dry_run, rule=rule, include_reported=bool(include_reported))
     queries = database.queries()
     params = {"since": start, "until": end, "model": model, "only_missing": False}
     with database.connect(url, autocommit=True) as conn:
@@ -168,6 +176,10 @@ def _run_batches(conn, queries, params, overrides, result, total, batch_size, pr
             if cost is None:  # nobody can price it: keep what is stored
                 result.add(row["provider"], row["model"], row["cost"], row["cost"])
                 continue
+            if _keeps_reported(row, ref, result):  # the provider's bill beats a list price
+                result.kept_reported += 1
+                result.add(row["provider"], row["model"], row["cost"], row["cost"])
+                continue
             result.add(row["provider"], row["model"], row["cost"], cost)
             stale = row["cost_source"] != "computed" or ref != row["price_ref"]
             if cost != row["cost"] or stale:
@@ -184,6 +196,14 @@ def _run_batches(conn, queries, params, overrides, result, total, batch_size, pr
             progress(result.tasks_examined, total)
         if len(rows) < batch_size:
             break
+
+
+def _keeps_reported(row: dict, ref: str | None, result: RepriceResult) -> bool:
+    """Does a provider-reported cost stay? Yes unless an override prices the task or the
+    re-pricing includes reported costs."""
+    if result.include_reported or row["cost_source"] != "provider" or row["cost"] is None:
+        return False
+    return not (ref or "").startswith(price_books.OVERRIDE_REF)
 
 
 def _finish_audit(conn, queries, result: RepriceResult, status: str, error: str | None) -> None:

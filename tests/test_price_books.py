@@ -67,7 +67,12 @@ def test_override_reprices_exactly_the_tasks_it_covers(conn, db_url, tmp_path):
     assert len(audit) == 1
     record = audit[0]
     assert record["ran_by"] == "ada" and record["status"] == "completed"
-    assert record["rule"] == {"since": None, "until": None, "model": None}
+    assert record["rule"] == {
+        "since": None,
+        "until": None,
+        "model": None,
+        "include_reported": False,
+    }
     assert record["tasks_changed"] == 1 and record["tasks_examined"] == 4
     assert record["new_total"] - record["old_total"] == expected - covered_before
     assert f"override:{override['id']}" in record["price_books"]["overrides"]
@@ -99,6 +104,35 @@ def test_library_prices_tasks_outside_overrides_and_dry_run_writes_nothing(conn,
     row = task_row(conn, task)
     assert row["cost"] == ingest.costs.cost_of_task(row)
     assert row["price_ref"] == price_books.library_ref()
+    assert database.run_totals_mismatches(db_url) == []
+
+
+def test_a_provider_reported_cost_yields_only_to_an_override(conn, db_url):
+    run = make_run(conn)
+    billed = Decimal("0.123456")  # what the provider billed, not a list price
+    reported = _finished(conn, run, created_at=OCT, cost=billed, cost_source="provider")
+    reported_sep = _finished(conn, run, created_at=SEP, cost=billed, cost_source="provider")
+
+    kept = repricing.reprice(db_url)
+    assert kept.kept_reported == 2 and kept.tasks_changed == 0
+    assert task_row(conn, reported)["cost"] == billed
+    assert task_row(conn, reported)["cost_source"] == "provider"
+
+    price_books.add_override(
+        db_url, provider="openai", model_pattern="gpt-4o", valid_from="2026-10-01",
+        input_per_mtok=1, output_per_mtok=1,
+    )  # fmt: skip
+    repricing.reprice(db_url)
+    october = task_row(conn, reported)
+    assert october["cost"] == Decimal("1.1")  # 1M input + 100k output at $1 per million
+    assert october["cost_source"] == "computed" and october["price_ref"].startswith("override:")
+    assert task_row(conn, reported_sep)["cost"] == billed  # no override in September
+
+    forced = repricing.reprice(db_url, include_reported=True)
+    september = task_row(conn, reported_sep)
+    assert september["cost"] == ingest.costs.cost_of_task(september) != billed
+    assert forced.kept_reported == 0
+    assert repricing.reprice_audit(db_url)[0]["rule"]["include_reported"] is True
     assert database.run_totals_mismatches(db_url) == []
 
 
