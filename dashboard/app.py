@@ -4,9 +4,9 @@ The pages live in `views/`, not `pages/`: a `pages/` folder next to the entry sc
 switches Streamlit to its older file-based navigation, which runs a page without this script.
 
 This entry script runs on every page: it decides who is looking (dashboard/auth.py: OIDC,
-a trusted proxy header, or the local admin) and says so, asks Postgres which runs that
-viewer may read (data.set_scope), syncs the analytics mirror (at most every
-data.SYNC_EVERY_SECONDS, or on "Sync now"), draws the global filters (kept in the URL),
+a trusted proxy header, or the local admin) and says so, syncs the analytics mirror (at
+most every data.SYNC_EVERY_SECONDS, or on "Sync now"), sets the runs that viewer may read
+(data.set_scope: Postgres decides), draws the global filters (kept in the URL),
 offers auto-refresh, and then runs the page chosen in the navigation.
 """
 
@@ -69,7 +69,6 @@ if viewer.id is None:
     st.stop()
 
 try:
-    data.set_scope()
     mirror = data.sync()
     if mirror.last_error and mirror.version == 0 and is_damage(mirror.last_error):
         # The file is damaged beyond an in-place rebuild: drop this process's connection and
@@ -81,6 +80,7 @@ try:
         st.cache_resource.clear()
         st.cache_data.clear()
         mirror = data.sync()
+    data.set_scope()  # after the sync: the viewer's runs are kept per mirror content
     alerts_panel.after_sync(mirror)  # alert rules are evaluated after every sync
     if mirror.last_error and mirror.version == 0:
         log.warning("the first sync of the analytics mirror failed: %s", mirror.last_error)

@@ -14,9 +14,14 @@
   keyed by the viewer, and cleared after every change made from the dashboard.
 - Access (docs/access.md): every read is the viewer's. Point reads and changes go through a
   Tracker with the viewer (the application role, under row-level security). Rollups on the
-  mirror are restricted to the runs Postgres lets the viewer read: app.py asks once per
+  mirror are restricted to the runs Postgres lets the viewer read: app.py sets them once per
   script run (`set_scope`), and `cached` applies that set to every rollup's filters, so no
-  page can forget it. The mirror sync uses the owner connection.
+  page can forget it. The set is asked of Postgres again only when the mirror's content or
+  the access version (shares, roles, people: ingest.viewer.access_version) changed, so a
+  share or unshare counts at the next page view, and a manager of a large team does not
+  wait for the team's run ids on every click. Caches are keyed by that (viewer, mirror
+  content, access version) token, never by hashing the set. The mirror sync uses the
+  owner connection.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ OPTIONS_TTL_SECONDS = 120
 SYNC_EVERY_SECONDS = 30
 SETTINGS_FILE = "dashboard.json"
 _SCOPE_KEY = "_visible_runs"
+_SCOPE_TOKEN = "_visible_runs_token"
+VISIBLE_RUNS_ENTRIES = 64
 T = TypeVar("T")
 
 
@@ -121,24 +128,42 @@ def _cached(
     key: tuple[str, str, int],
     name: str,
     _rollup: Callable[..., Any],
-    filters: Filters,
+    _filters: Filters,
+    filters_key: tuple[Filters, Any],
     args: tuple,
     kwargs: tuple,
 ) -> Any:
-    # `_rollup` is not hashed (leading underscore); `name` (module.function) keys it.
+    # Not hashed (leading underscore): `_rollup`, keyed by `name` (module.function), and
+    # `_filters`, keyed by `filters_key` (the filters without the visible runs, and the
+    # scope token that names those runs).
     con = _mirror(key[0], key[1]).con.cursor()
     try:
-        return _rollup(con, filters, *args, **dict(kwargs))
+        return _rollup(con, _filters, *args, **dict(kwargs))
     finally:
         con.close()
 
 
+@st.cache_resource(show_spinner=False, max_entries=VISIBLE_RUNS_ENTRIES)
+def _visible_runs(url: str, viewer: str, data: tuple, access: str) -> tuple[str, ...] | None:
+    # `data` (the mirror's content) and `access` (the access version) only key the cache.
+    return ingest_viewer.visible_runs(url, viewer)
+
+
 def set_scope() -> tuple[str, ...] | None:
-    """Ask Postgres, as the viewer, which runs the viewer may read (None: all of them) and
-    remember it for this script run. app.py calls it after resolving the viewer."""
+    """Find the runs the viewer may read (None: all of them) and remember them for this
+    script run. Postgres decides, as the viewer; the answer is asked again only when the
+    mirror's content or the access version changed. app.py calls it after resolving the
+    viewer and syncing the mirror."""
     who = auth.current()
-    scope = () if who.id is None else ingest_viewer.visible_runs(database_url(), who.id)
+    if who.id is None:
+        token: tuple = (None,)
+        scope: tuple[str, ...] | None = ()
+    else:
+        url = database_url()
+        token = (who.id, data_key(), ingest_viewer.access_version(url))
+        scope = _visible_runs(url, *token)
     st.session_state[_SCOPE_KEY] = scope
+    st.session_state[_SCOPE_TOKEN] = token
     return scope
 
 
@@ -149,30 +174,38 @@ def scope() -> tuple[str, ...] | None:
     return st.session_state[_SCOPE_KEY]
 
 
+def scope_token() -> tuple:
+    """Names the viewer's readable runs of this script run (viewer, mirror content, access
+    version): equal tokens, equal sets. Cache keys use it instead of the set itself."""
+    scope()  # the same check: set_scope ran
+    return st.session_state[_SCOPE_TOKEN]
+
+
 def cached(rollup: Callable[..., T], filters: Filters, *args: Any, **kwargs: Any) -> T:
     """`rollup(mirror cursor, filters, *args, **kwargs)` for a queries rollup function
     (e.g. `cached(queries.kpis, filters)`), restricted to the viewer's runs (`scope()`),
     cached for ROLLUP_TTL_SECONDS and keyed by the mirror's data version, the function,
-    the viewer's runs and the arguments."""
+    the viewer's runs (their token) and the arguments."""
+    key = (dataclasses.replace(filters, visible_runs=None), scope_token())
     filters = dataclasses.replace(filters, visible_runs=scope())
     name = f"{rollup.__module__}.{rollup.__qualname__}"
-    return _cached(data_key(), name, rollup, filters, args, tuple(sorted(kwargs.items())))
+    return _cached(data_key(), name, rollup, filters, key, args, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(ttl=OPTIONS_TTL_SECONDS, show_spinner=False)
 def _filter_options(
-    key: tuple[str, str, int], visible: tuple[str, ...] | None
+    key: tuple[str, str, int], token: tuple, _visible: tuple[str, ...] | None
 ) -> dict[str, list[str]]:
     con = _mirror(key[0], key[1]).con.cursor()
     try:
-        return options.filter_options(con, visible)
+        return options.filter_options(con, _visible)
     finally:
         con.close()
 
 
 def filter_options() -> dict[str, list[str]]:
     """Sidebar choices present in the viewer's runs (see queries.options.filter_options)."""
-    return _filter_options(data_key(), scope())
+    return _filter_options(data_key(), scope_token(), scope())
 
 
 def freshness() -> dict[str, Any]:
@@ -208,7 +241,7 @@ def stuck_tasks(older_than_minutes: float) -> pd.DataFrame:
 def _scope_key() -> int:
     """Changes when the viewer's readable runs do (a share or unshare), so a cached point
     read never outlives the right to it."""
-    return hash(scope())
+    return hash(scope_token())
 
 
 def _viewer_id() -> str:

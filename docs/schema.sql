@@ -335,6 +335,17 @@ CREATE INDEX ai_tasks_sync_idx ON public.ai_tasks USING btree (sync_xid);
 CREATE INDEX ai_tasks_unfinished_idx ON public.ai_tasks USING btree (created_at) WHERE (status = ANY (ARRAY['pending'::text, 'streaming'::text]));
 CREATE INDEX ai_users_sync_idx ON public.ai_users USING btree (sync_xid);
 
+CREATE OR REPLACE FUNCTION public.ai_access_version()
+ RETURNS text
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+    SELECT concat_ws(':', (SELECT coalesce(max(id), 0) FROM ai_audit),
+                          (SELECT coalesce(max(sync_xid)::text, '0') FROM ai_users),
+                          (SELECT count(*) FROM ai_users))
+$function$;
+
 CREATE OR REPLACE FUNCTION public.ai_actor()
  RETURNS text
  LANGUAGE sql

@@ -39,6 +39,14 @@ def visible_runs(url: str | None, viewer: str) -> tuple[str, ...] | None:
     return tuple(str(row["id"]) for row in rows)
 
 
+def access_version(url: str | None) -> str:
+    """A version of who may read which run, other than the runs themselves: it changes with
+    every share, unshare, role change, added person and change to ai_users (migration
+    0012). Readers that keep a viewer's visible runs key them by it."""
+    with psycopg.connect(database.app_url(url)) as conn:
+        return conn.execute(database.queries()["access_version"].psycopg).fetchone()[0]
+
+
 def viewer_facts(url: str | None, viewer: str) -> dict:
     """{"id" (None when `viewer` is not in ai_users), "role", "sees_all"}."""
     with connect_as(url, viewer) as conn:

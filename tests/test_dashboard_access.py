@@ -27,6 +27,7 @@ from dashboard_support import (
 import ingest
 from dashboard import auth
 from ingest import database
+from ingest import viewer as ingest_viewer
 
 HEADER = "X-Forwarded-Email"
 # person -> (team, role, tasks they run)
@@ -147,6 +148,34 @@ def test_a_share_reaches_the_recipient_at_once(world, as_person):
     assert kpi(open_page("overview"), "Tasks") == "2"
     at = open_page("runs", run_id=run)  # the run read a moment ago is not served from cache
     assert "dave secret" not in shown(at) and "No such run" in texts(at)
+
+
+def test_visible_runs_are_asked_again_only_when_access_changed(world, as_person, monkeypatch):
+    asked = []
+    original = ingest_viewer.visible_runs
+
+    def counting(url, viewer):
+        asked.append(viewer)
+        return original(url, viewer)
+
+    monkeypatch.setattr(ingest_viewer, "visible_runs", counting)
+    as_person("carol@example.com")  # manager of red: alice, bob, carol
+    at = open_page("overview")
+    assert kpi(at, "Tasks") == "6"
+    before = len(asked)
+    at.run()
+    at.run()
+    assert len(asked) == before  # nothing changed: the set is not asked for again
+    with ingest.Tracker(world["url"]) as owner:
+        owner.upsert_user("dave", "Dave", "dave@example.com", "red", "member")  # team, not role
+        try:
+            at.run()
+            assert asked[before:] == ["carol"]
+            assert kpi(at, "Tasks") == "10"  # dave's 4 tasks, now in carol's team
+        finally:
+            owner.upsert_user("dave", "Dave", "dave@example.com", "blue", "member")
+    at.run()
+    assert kpi(at, "Tasks") == "6"
 
 
 def test_an_unknown_person_sees_nothing_and_no_header_is_refused(world, as_person):

@@ -127,3 +127,8 @@ SELECT ai_viewer_may_edit_run(:run_id) AS edit, ai_viewer_owns_run(:run_id) AS o
 -- The people the viewer may see (every person for a known viewer): id, display_name,
 -- email, team, role, created_at, updated_at.
 SELECT id, display_name, email, team, role, created_at, updated_at FROM ai_users ORDER BY id;
+
+-- name: access_version
+-- Changes whenever who may read which run could have changed, other than by new or changed
+-- runs (migration 0012): the dashboard's key for a viewer's visible runs.
+SELECT ai_access_version() AS version;
