@@ -33,10 +33,12 @@ class NotFoundError(IngestError, LookupError):
 
 class AccessDeniedError(IngestError, PermissionError):
     """The viewer may not do this to that run or task (row-level security said no);
-    nothing was written. `viewer` is the ai_users id the change was attempted as."""
+    nothing was written. `viewer` is the ai_users id the change was attempted as; `kind`
+    ("run", "task") names what was refused when known."""
 
-    def __init__(self, viewer: str | None, action: str, why: str):
+    def __init__(self, viewer: str | None, action: str, why: str, kind: str | None = None):
         self.viewer = viewer
         self.action = action
         self.why = why
+        self.kind = kind
         super().__init__(f"viewer {viewer!r} may not {action}: {why}")

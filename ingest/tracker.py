@@ -174,6 +174,7 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods, AccessMeth
             self.viewer,
             f"{action} {kind} {identifier}",
             f"you may read it but not {action} it; only {who} may",
+            kind=kind,
         )
 
     def _one(self, conn: psycopg.Connection, query: str, /, **params: Any) -> dict | None:

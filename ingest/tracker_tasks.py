@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ingest import redaction
-from ingest.errors import NotFoundError, ValidationError
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.tracker_task_finish import FINISHING_METHODS, TaskFinishMethods, _error_entry
 from ingest.tracker_task_rows import (
     STREAMING_STATUSES,
@@ -74,7 +74,9 @@ class TaskMethods(TaskUpdateMethods, TaskFinishMethods):
         Creating a task whose task_id exists returns the existing task unchanged (a safe
         retry, also under concurrency); if that task belongs to another run it is a
         ValidationError on task_id. status: pending (default) or streaming.
-        NotFoundError("run") when the run does not exist; nothing is written then.
+        NotFoundError("run") when the run does not exist (or this viewer cannot read it),
+        AccessDeniedError when the viewer may read it but not change it; nothing is written
+        then.
         """
         if status not in STREAMING_STATUSES:
             raise ValidationError(
@@ -111,6 +113,10 @@ class TaskMethods(TaskUpdateMethods, TaskFinishMethods):
                     self._record_redactions(conn, fields["task_id"], masks)
         except psycopg.errors.ForeignKeyViolation:
             raise NotFoundError("run", fields["run_id"]) from None
+        except AccessDeniedError:
+            # Row-level security refused the insert: say whether the run is invisible
+            # (NotFoundError) or readable but not the viewer's to change.
+            raise self._refusal("run", fields["run_id"], "add tasks to") from None
         if row is None:  # deleted between the conflict and the read: report, do not guess
             raise NotFoundError("task", fields["task_id"])
         if row["run_id"] != fields["run_id"]:

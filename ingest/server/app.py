@@ -3,9 +3,10 @@
 `create_app(url)` builds it over one database (None: DATABASE_URL, else the embedded
 Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /openapi.json
 and /docs do not (they read and write no data). Errors are one JSON shape (ErrorBody):
-422 for bad input naming the field and the allowed values, 404 for a run or task this key's
-user does not have, 401 for a missing or revoked key, 503 when the database is
-unreachable; nothing is written in any of these.
+422 for bad input naming the field and the allowed values, 404 for a run or task that does
+not exist or that row-level security hides from this key's user, 403 for one they may read
+but not change (the answer says who may), 401 for a missing or revoked key, 503 when the
+database is unreachable; nothing is written in any of these.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ingest.errors import NotFoundError, ValidationError
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.server import routes_batch, routes_otlp, routes_runs, routes_tasks
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
@@ -53,6 +54,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
 
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(AccessDeniedError, _access_denied)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
@@ -67,6 +69,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFoundError)
     return json_response(error_body(exc.kind + "_id", str(exc)), 404)
+
+
+async def _access_denied(request: Request, exc: Exception) -> Response:
+    # Row-level security let this key's user read the run or task but not change it.
+    assert isinstance(exc, AccessDeniedError)
+    field = f"{exc.kind}_id" if exc.kind else "request"
+    return json_response(error_body(field, str(exc)), 403)
 
 
 async def _request_invalid(request: Request, exc: Exception) -> Response:

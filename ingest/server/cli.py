@@ -17,7 +17,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     k = commands.add_parser("keys", help="API keys of the ingest server: create, list, revoke")
     actions = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     c = actions.add_parser("create", help="make a key for a user and print it (shown once)")
-    c.add_argument("--user", required=True, help="user_id the key writes as")
+    c.add_argument(
+        "--user",
+        required=True,
+        help="user_id the key acts as (added to ai_users as a member when missing)",
+    )
     c.add_argument("--name", default="", help="a label, e.g. the application")
     c.set_defaults(handler=_create)
     ls = actions.add_parser("list", help="list keys (never the keys themselves)")

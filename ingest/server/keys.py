@@ -34,7 +34,11 @@ def hash_key(key: str) -> str:
 
 def create_key(user_id: str, name: str = "", url: str | None = None) -> tuple[str, dict]:
     """Make a key for `user_id`; return (the key, its row). The key is not stored: the
-    caller must show it now. ValidationError for an empty user_id."""
+    caller must show it now. ValidationError for an empty user_id.
+
+    The person is added to ai_users as a `member` (display name = id) when missing, in the
+    same transaction: row-level security sees nobody else (docs/access.md). An existing
+    person keeps their role, team and name."""
     if not isinstance(user_id, str) or not user_id.strip() or "\x00" in user_id:
         raise ValidationError("user", f"must be a non-empty string, got {user_id!r}")
     if not isinstance(name, str) or "\x00" in name:
@@ -46,7 +50,8 @@ def create_key(user_id: str, name: str = "", url: str | None = None) -> tuple[st
         "user_id": user_id.strip(),
         "name": name.strip(),
     }
-    with database.connect(url, autocommit=True) as conn:
+    with database.connect(url) as conn:
+        conn.execute(queries()["ensure_key_user"].psycopg, {"user_id": params["user_id"]})
         row = conn.execute(queries()["insert_api_key"].psycopg, params).fetchone()
     return key, row
 

@@ -57,7 +57,15 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed body"},
     401: {"model": ErrorBody, "description": "missing, unknown or revoked API key"},
-    404: {"model": ErrorBody, "description": "no such run or task (for this key's user)"},
+    403: {
+        "model": ErrorBody,
+        "description": "this key's user may read the run or task but not change it "
+        "(row-level security); the problem says who may",
+    },
+    404: {
+        "model": ErrorBody,
+        "description": "no such run or task, or none this key's user may read",
+    },
     413: {"model": ErrorBody, "description": "too many rows in one request"},
     422: {"model": ErrorBody, "description": "bad input: field and allowed values named"},
     503: {"model": ErrorBody, "description": "the database is unreachable; retry later"},

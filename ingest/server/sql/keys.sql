@@ -7,6 +7,13 @@ INSERT INTO ai_api_keys (key_hash, prefix, user_id, name)
 VALUES (:key_hash, :prefix, :user_id, :name)
 RETURNING id, prefix, user_id, name, created_at, revoked_at;
 
+-- name: ensure_key_user
+-- A key's user as a person of ai_users (role member, display name = id) unless they exist:
+-- row-level security lets a viewer see nothing until they are in ai_users.
+INSERT INTO ai_users (id, display_name, role)
+VALUES (:user_id, :user_id, 'member')
+ON CONFLICT (id) DO NOTHING;
+
 -- name: list_api_keys
 -- Every key (never the hash), oldest first; :user_id NULL means every user's.
 SELECT id, prefix, user_id, name, created_at, revoked_at
