@@ -211,8 +211,8 @@ def test_a_key_for_someone_not_in_ai_users_adds_them_as_a_member(world):
         assert c.get(f"/v1/runs/{world.runs['alice']}").status_code == 404
 
 
-def test_migration_0012_makes_live_key_users_members(empty_db_url):
-    database.migrate(empty_db_url, target=11)
+def test_migration_0013_makes_live_key_users_members(empty_db_url):
+    database.migrate(empty_db_url, target=12)
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO ai_users (id, display_name, role) VALUES ('max', 'Max', 'admin')")
         for user, revoked in (("kim", False), ("kim", False), ("lee", True), ("max", False)):
@@ -221,7 +221,7 @@ def test_migration_0012_makes_live_key_users_members(empty_db_url):
                 "VALUES (%s, 'air_x', %s, CASE WHEN %s THEN now() END)",
                 (uuid.uuid4().hex, user, revoked),
             )
-    assert database.migrate(empty_db_url) == [m.version for m in database.migrations()][11:]
+    assert database.migrate(empty_db_url) == [m.version for m in database.migrations()][12:]
     with psycopg.connect(empty_db_url) as conn:
         people = conn.execute("SELECT id, display_name, role FROM ai_users ORDER BY id").fetchall()
     assert people == [("kim", "kim", "member"), ("max", "Max", "admin")]
