@@ -102,6 +102,13 @@ def tier_rates(provider: str, model: str, starts: list[int]) -> list[TierRates]:
     return rates
 
 
+def tier_sql(starts: list[int]) -> str:
+    """SQL counting the tier starts below a task's tokens_input: its tier ("0" for a model
+    without tiers). The starts are integers read from genai-prices, never user text; a
+    sum of comparisons is cheaper per row than filtering a bound list."""
+    return " + ".join(f"(tokens_input > {int(start)})::INTEGER" for start in starts) or "0"
+
+
 def what_if_cost(
     con: Any, filters: Filters, target_provider: str, target_model: str
 ) -> pd.DataFrame:
@@ -117,7 +124,7 @@ def what_if_cost(
     """
     provider, model, starts = resolve_model(target_provider, target_model)
     rates = tier_rates(provider, model, starts)
-    mix = fetch(con, "token_mix", {**filter_params(filters), "thresholds": starts}, exact=True)
+    mix = fetch(con, "token_mix", filter_params(filters), exact=True, tier=tier_sql(starts))
     if mix.empty:
         return pd.DataFrame(columns=COLUMNS)
     costs = []
