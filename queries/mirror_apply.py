@@ -22,26 +22,12 @@ _EXTRACT = {
     "tasks": "extract_tasks",
     "deletions": "extract_deletions",
 }
-# Per mirror table: the deletion log's table name and the DuckDB queries that apply it.
+# Per mirror table: the deletion log's table name and the DuckDB queries that apply it
+# (remove the copies of deleted and rewritten rows in one scan, then insert the new ones).
 _APPLY = {
-    "tasks": {
-        "logged_as": "ai_tasks",
-        "delete_deleted": "delete_deleted_tasks",
-        "delete_rewritten": "delete_rewritten_tasks",
-        "insert": "insert_tasks",
-    },
-    "runs": {
-        "logged_as": "ai_runs",
-        "delete_deleted": "delete_deleted_runs",
-        "delete_rewritten": "delete_rewritten_runs",
-        "insert": "insert_runs",
-    },
-    "users": {
-        "logged_as": "ai_users",
-        "delete_deleted": "delete_deleted_users",
-        "delete_rewritten": "delete_rewritten_users",
-        "insert": "insert_users",
-    },
+    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks"},
+    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs"},
+    "users": {"logged_as": "ai_users", "remove": "remove_changed_users", "insert": "insert_users"},
 }
 
 
@@ -71,14 +57,13 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
             con.execute(sql["new_dim_values"].sql).fetchall()
         deleted = dict.fromkeys(TABLES, 0)
         for table, queries in _APPLY.items():
-            if queries["logged_as"] in logged:
-                with step(f"delete deleted {table}"):
-                    query = sql[queries["delete_deleted"]].sql
-                    deleted[table] = con.execute(query).fetchall()[0][0]
+            if queries["logged_as"] in logged or staged[table].num_rows:
+                with step(f"remove {table}"):
+                    deleted[table] = con.execute(sql[queries["remove"]].sql).fetchall()[0][0]
             if staged[table].num_rows:
-                with step(f"rewrite {table}"):
-                    con.execute(sql[queries["delete_rewritten"]].sql).fetchall()
+                with step(f"insert {table}"):
                     con.execute(sqltext.render("duckdb", queries["insert"]).sql).fetchall()
+        con.execute(sql["forget_changed_rows"].sql).fetchall()
         if teams is not None and teams.num_rows:
             con.register("changed_teams", teams)
             con.execute(sql["propagate_teams"].sql).fetchall()
