@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -26,21 +25,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_support import bench_queries  # noqa: E402
+
 import queries as q  # noqa: E402
 from ingest import viewer  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.usage import daily_cost  # noqa: E402
 
-
-def _bench_queries():
-    """bench/queries.py (its `prepare` and `timed`); bench/ is scripts, not a package."""
-    spec = importlib.util.spec_from_file_location("bench_queries", ROOT / "bench" / "queries.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_BQ = _bench_queries()
+_BQ = bench_queries()
 prepare, timed = _BQ.prepare, _BQ.timed
 
 MEMBER = "bench-member"

@@ -19,7 +19,6 @@ Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test e
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -31,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench_support import bench_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -63,14 +64,6 @@ SETTLED_JS = """(title) => {
     if (!plot.querySelector('.main-svg')) return false;
   return true;
 }"""
-
-
-def _bench_queries():
-    """bench/queries.py as a module (its name would clash with the `queries` package)."""
-    spec = importlib.util.spec_from_file_location("bench_queries", ROOT / "bench" / "queries.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -146,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    bench = _bench_queries()
+    bench = bench_queries()
     folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
     url = bench.prepare(folder, args.tasks, args.days, args.reuse)
     home = folder / "dashboard-home"

@@ -15,7 +15,6 @@ when present).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -28,16 +27,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_support import bench_queries  # noqa: E402
+
 from ingest import Tracker  # noqa: E402
-
-
-def _bench_queries():
-    """bench/queries.py (its `prepare` and `timed`); bench/ is scripts, not a package."""
-    spec = importlib.util.spec_from_file_location("bench_queries", ROOT / "bench" / "queries.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 PAGE = 25
 COUNT_LIMIT = 1_000  # what dashboard/views/runs.py asks for
@@ -62,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    bench = _bench_queries()
+    bench = bench_queries()
     folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
     url = bench.prepare(folder, args.tasks, args.days, args.reuse)
     with psycopg.connect(url) as conn:
