@@ -175,6 +175,28 @@ def test_run_and_user_changes_reach_the_task_copies(conn, db_url, mirror):
     assert mirror_value(mirror, "SELECT team FROM tasks") == [(None,)]
 
 
+def test_a_changed_task_takes_its_runs_attributes_staged_or_mirrored(conn, db_url, mirror):
+    """The extract leaves a task's run attributes out; the mirror fills them from the run
+    staged in the same sync, else from its own copy of the run."""
+    run = make_run(conn, tags=["a"], source_type="chat")
+    task = make_task(conn, run, task_name="first")
+    sync_mirror(db_url, mirror)
+    # Only the task changes (no total moves, so the run is not rewritten): the mirror's run.
+    conn.execute("UPDATE ai_tasks SET task_name = 'renamed' WHERE task_id = %s", (task,))
+    result = sync_mirror(db_url, mirror)
+    assert result.upserted["tasks"] == 1 and result.upserted["runs"] == 0
+    assert mirror_value(mirror, "SELECT task_name, tags, source_type FROM tasks") == [
+        ("renamed", ["a"], "chat")
+    ]
+    # The run and a new task of it change in one sync: the staged run.
+    conn.execute("UPDATE ai_runs SET tags = '{b}', source_type = 'applet' WHERE id = %s", (run,))
+    make_task(conn, run, task_name="second")
+    sync_mirror(db_url, mirror)
+    assert mirror_value(
+        mirror, "SELECT task_name, tags, source_type FROM tasks ORDER BY task_name"
+    ) == [("renamed", ["b"], "applet"), ("second", ["b"], "applet")]
+
+
 def test_many_syncs_with_concurrent_writers_match_postgres(conn, db_url, mirror):
     rng = random.Random(7)
     runs = [make_run(conn) for _ in range(4)]

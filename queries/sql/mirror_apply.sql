@@ -57,17 +57,28 @@ SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
  WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
 
 -- name: keyed_staged_tasks
+-- The staged tasks with their keys and their run's source_type and tags, which the extract
+-- leaves out (sql/postgres/mirror_extract.sql): from the staged run when the run changed
+-- too, else from the mirror's copy of the run (tasks are applied before runs).
 SELECT {{task_columns}}, rk.key AS run_key, uk.key AS user_key
-  FROM staged_tasks s
+  FROM (SELECT t.*,
+               CASE WHEN sr.id IS NULL THEN mr.source_type ELSE sr.source_type END
+                   AS source_type,
+               CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags
+          FROM staged_tasks t
+          LEFT JOIN staged_runs sr ON sr.id = t.run_id
+          LEFT JOIN runs mr ON mr.id = t.run_id) s
   LEFT JOIN run_keys rk ON rk.id = s.run_id
   LEFT JOIN user_keys uk ON uk.id = s.user_id
 
 -- name: insert_tasks
 -- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
+CREATE OR REPLACE TEMP TABLE keyed_tasks AS {{keyed_staged_tasks}};
 INSERT INTO rare_tasks
-SELECT k.* FROM ({{keyed_staged_tasks}}) k LEFT JOIN run_key_days d ON d.day = k.day
+SELECT k.* FROM keyed_tasks k LEFT JOIN run_key_days d ON d.day = k.day
  WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
-INSERT INTO tasks {{keyed_staged_tasks}};
+INSERT INTO tasks SELECT * FROM keyed_tasks;
+DROP TABLE keyed_tasks;
 
 -- name: propagate_teams
 UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
