@@ -123,7 +123,7 @@ class AccessMethods:
             sees_all = self.viewer is None or self._one(conn, "viewer_facts")["sees_all"]
             query = "all_visible_run_ids" if sees_all else "visible_run_ids"
             rows = conn.execute(self._queries[query].psycopg).fetchall()
-        return [row["id"] for row in rows]
+        return [uuid.UUID(str(row["run_id"])) for row in rows]
 
     def task_redactions(self, task_id: uuid.UUID | str) -> dict[str, Any]:
         """Masks applied to a task as stored: {"masks": total, "fields": {field: count}}
