@@ -10,8 +10,11 @@
    started (no cached rollups), "warm" the median of two more visits. A page counts as
    settled when Streamlit's script has finished, the page title is drawn, every plotly
    chart has drawn its SVG and no skeleton or spinner is left.
-4. Prints a table (cold and warm seconds per page) and the peak RSS (VmHWM) of the
-   dashboard process tree. The Chromium and Postgres processes are not counted.
+   The baseline, measured first in the same run: bench/baseline_page.py (a Streamlit page
+   with nothing to compute) served and opened the same way.
+4. Prints a table (cold and warm seconds per page, warm against the baseline) and the peak
+   RSS (VmHWM) of the dashboard process tree. The Chromium and Postgres processes are not
+   counted.
 
 Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test extra).
 """
@@ -44,6 +47,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+BASELINE = "Baseline"  # bench/baseline_page.py: a Streamlit page with nothing to compute
 PAGES = {
     "": "Overview",
     "cost": "Cost",
@@ -117,6 +121,18 @@ def _peak_rss_mb(pid: int) -> float:
     return peak / 1024
 
 
+def _serve(app: Path, env: dict, log) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app` on a free port; the process and its base URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(app)]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
 def _visit(browser, base: str, path: str, title: str) -> float:
     """Seconds from navigation to a settled page, in a fresh tab."""
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
@@ -156,39 +172,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"mirror synced in {time.perf_counter() - started:.1f}s", flush=True)
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log = (home / "dashboard.log").open("w")
-    server = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    server, base = _serve(ROOT / "dashboard" / "app.py", env, log)
+    baseline_log = (home / "baseline.log").open("w")
+    baseline_server, baseline_base = _serve(ROOT / "bench" / "baseline_page.py", env, baseline_log)
     results: dict[str, dict[str, float]] = {}
     try:
         _wait_healthy(base, server)
+        _wait_healthy(baseline_base, baseline_server)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
             )
-            for path, title in PAGES.items():
-                cold = _visit(browser, base, path, title)
-                warm = statistics.median(_visit(browser, base, path, title) for _ in range(2))
+            targets = [(baseline_base, "", BASELINE)] + [(base, p, t) for p, t in PAGES.items()]
+            for where, path, title in targets:
+                cold = _visit(browser, where, path, title)
+                warm = statistics.median(_visit(browser, where, path, title) for _ in range(2))
                 results[title] = {"cold_s": round(cold, 2), "warm_s": round(warm, 2)}
                 print(f"{title:<14} cold {cold:6.2f} s   warm {warm:6.2f} s", flush=True)
             browser.close()
         peak = _peak_rss_mb(server.pid)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
-    print(f"\n{args.tasks:,} tasks; dashboard peak RSS {peak:,.0f} MB")
-    print("| page | cold (s) | warm (s) |\n|---|---|---|")
+        for process, output in ((server, log), (baseline_server, baseline_log)):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+            output.close()
+    floor = results[BASELINE]["warm_s"]
+    print(f"\n{args.tasks:,} tasks; dashboard peak RSS {peak:,.0f} MB; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print("| page | cold (s) | warm (s) | warm / baseline |\n|---|---|---|---|")
     for title, row in results.items():
-        print(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.2f} |")
+        print(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.2f} | "
+              f"{row['warm_s'] / floor:.1f}x |")  # fmt: skip
     if args.json:
         payload = {"tasks": args.tasks, "pages": results, "peak_rss_mb": round(peak)}
         args.json.write_text(json.dumps(payload, indent=2))
