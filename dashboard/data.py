@@ -4,8 +4,9 @@
   configuration they come from (DATABASE_URL, AI_RUNS_HOME, AI_RUNS_MIRROR), so a test or a
   restarted server pointing elsewhere gets its own.
 - This process owns the mirror: it syncs through that one connection, one sync at a time
-  (a lock), at most every SYNC_EVERY_SECONDS on page loads, or when asked. Reads use a
-  cursor of the connection per call.
+  (a lock), at most every SYNC_EVERY_SECONDS on page loads, or when asked; its self-check
+  runs in a background thread, never in a page load after the first. Reads use a cursor of
+  the connection per call.
 - Rollup results (`cached(<rollup function>, filters, ...)`) are `st.cache_data` with
   ROLLUP_TTL_SECONDS, keyed also by the mirror's
   data version, which changes whenever a sync brought in rows: new data is never hidden
@@ -42,7 +43,7 @@ import queries
 from dashboard import auth
 from ingest import config, database
 from ingest import viewer as ingest_viewer
-from queries import drilldown, options
+from queries import drilldown, mirror_check, options
 from queries.filters import Filters
 
 ROLLUP_TTL_SECONDS = 600
@@ -52,6 +53,7 @@ SYNC_EVERY_SECONDS = 30
 SETTINGS_FILE = "dashboard.json"
 _SCOPE_KEY = "_visible_runs"
 _SCOPE_TOKEN = "_visible_runs_token"
+_CHECK_LOCK = threading.Lock()
 VISIBLE_RUNS_ENTRIES = 64
 T = TypeVar("T")
 
@@ -67,6 +69,8 @@ class Mirror:
     version: int = 0
     synced_at: float = 0.0  # time.monotonic() of the last sync, 0 = never
     last_error: str | None = None
+    checked_at: float = 0.0  # time.monotonic() of the last self-check
+    checking: bool = False  # a background self-check is under way
 
 
 def _settings() -> tuple[str | None, str, str]:
@@ -96,25 +100,67 @@ def mirror() -> Mirror:
 def sync(force: bool = False) -> Mirror:
     """Bring the mirror up to date unless it was synced in the last SYNC_EVERY_SECONDS.
 
-    One sync at a time: a page load that finds a sync under way waits for it and then
-    uses its result. A failed sync keeps the previous data and records the error.
+    One sync at a time. The first sync of the process waits for one under way; later, a
+    page load that finds a sync or the self-check under way uses the data it has (the next
+    load syncs), and `force` waits. A failed sync keeps the previous data and records the
+    error. The mirror's self-check (a full read of mirror and Postgres: about 28 s at 10M
+    tasks) never runs in a page load after the first: a background thread runs it every
+    VERIFY_EVERY_SECONDS (`_check_when_due`).
     """
     m = mirror()
-    with m.lock:
+    first = m.version == 0
+    if not m.lock.acquire(blocking=force or first):
+        return m
+    try:
         if not force and m.synced_at and time.monotonic() - m.synced_at < SYNC_EVERY_SECONDS:
             return m
         try:
-            result = queries.sync_mirror(m.url, con=m.con)
+            # The first sync checks the mirror when a check is due (a page waits for it
+            # anyway); later ones leave the check to the background thread.
+            result = queries.sync_mirror(m.url, con=m.con, verify=None if first else False)
         except Exception as exc:  # shown in the sidebar; the previous mirror still answers
             m.last_error = f"{type(exc).__name__}: {exc}"
             m.synced_at = time.monotonic()
             return m
         m.last_error = None
         m.synced_at = time.monotonic()
-        changed = result.full or any(result.upserted.values()) or any(result.deleted.values())
-        if changed or m.version == 0:
-            m.version += 1
+        if first:
+            m.checked_at = m.synced_at
+        _count_change(m, result)
+    finally:
+        m.lock.release()
+    _check_when_due(m)
     return m
+
+
+def _count_change(m: Mirror, result: Any) -> None:
+    changed = result.full or any(result.upserted.values()) or any(result.deleted.values())
+    if changed or m.version == 0:
+        m.version += 1
+
+
+def _check_when_due(m: Mirror) -> None:
+    """Start the mirror's self-check in a background thread when the last one is
+    VERIFY_EVERY_SECONDS old (a failed check rebuilds the mirror; see queries.mirror)."""
+    with _CHECK_LOCK:
+        if m.checking or time.monotonic() - m.checked_at < mirror_check.VERIFY_EVERY_SECONDS:
+            return
+        m.checking = True
+    threading.Thread(target=_check, args=(m,), name="mirror-check", daemon=True).start()
+
+
+def _check(m: Mirror) -> None:
+    try:
+        with m.lock:
+            result = queries.sync_mirror(m.url, con=m.con, verify=True)
+            m.synced_at = time.monotonic()
+            m.last_error = None
+            _count_change(m, result)
+    except Exception as exc:  # shown in the sidebar like a failed sync
+        m.last_error = f"{type(exc).__name__}: {exc}"
+    finally:
+        m.checked_at = time.monotonic()
+        m.checking = False
 
 
 def data_key() -> tuple[str, str, int]:

@@ -4,11 +4,14 @@ Postgres) and is rebuilt when damaged; the dashboard never shows the raw engine 
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from dashboard_support import app_environment, open_page
 
+import queries
 from dashboard import command as cli
+from dashboard import data
 from ingest import demo
 from queries.mirror import sync_mirror
 
@@ -79,3 +82,38 @@ def test_dashboard_shows_no_engine_error_on_a_damaged_mirror(db_url, built, tmp_
             assert not at.exception, at.exception
             shown = " ".join(str(e.value) for kind in ("error", "warning") for e in at.get(kind))
             assert "Corrupt" not in shown and "checksum" not in shown, shown
+
+
+def test_the_self_check_runs_beside_page_loads_not_in_them(db_url, built, tmp_path, monkeypatch):
+    """After the first sync, a page load's sync never checks the mirror (a full read of
+    both: about 28 s at 10M tasks); a background thread does, when one is due, and a page
+    load meanwhile answers with the data it has instead of waiting."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with app_environment(db_url, home):
+        shutil.copy(built, home / "analytics.duckdb")
+        m = data.sync()  # the first sync of the process
+        asked = []
+        original = queries.sync_mirror
+
+        def recording(*args, **kwargs):
+            asked.append(kwargs.get("verify"))
+            if kwargs.get("verify"):
+                time.sleep(1.0)  # a slow check
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(queries, "sync_mirror", recording)
+        m.checked_at = 0.0  # a check is due
+        data.sync(force=True)
+        assert asked[0] is False  # the page's own sync did not check
+        deadline = time.monotonic() + 60
+        while not (m.checking and m.lock.locked()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the check thread holds the mirror's lock
+        m.synced_at = 0.0  # the next page load wants a sync, while the check holds the lock
+        started = time.monotonic()
+        assert data.sync() is m and time.monotonic() - started < 0.5  # did not wait
+        while m.checking and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert asked.count(True) == 1 and m.last_error is None
+        data.sync(force=True)
+        assert asked.count(True) == 1  # checked 0 s ago: not due again
