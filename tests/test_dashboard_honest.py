@@ -149,9 +149,9 @@ def test_one_page_view_asks_each_rollup_once_and_hidden_tabs_nothing(
     asked: list[tuple] = []
     original = data._cached
 
-    def counting(key, name, rollup, filters, args, kwargs):
-        asked.append((name, filters, args, kwargs))
-        return original(key, name, rollup, filters, args, kwargs)
+    def counting(key, name, rollup, filters, filters_key, args, kwargs):
+        asked.append((name, filters_key, args, kwargs))
+        return original(key, name, rollup, filters, filters_key, args, kwargs)
 
     at = open_page(page)
     monkeypatch.setattr(data, "_cached", counting)
