@@ -11,7 +11,8 @@ the same database inserts nothing). What is in it:
 - tasks on real provider/model names: costs from genai-prices for the ones it prices
   (`ingest.pricing.task_cost` at the task's time, to the last digit), NULL for the others;
 - heavy-tailed TTFT and total time (lognormal with a Pareto tail) by model, prompt size and
-  hour; `catalog.DRIFTING_MODEL` gets markedly slower over the last 7 days;
+  hour; `catalog.DRIFTING_MODEL` gets markedly slower over the last 7 UTC calendar days
+  (from the midnight that begins them: the 7 days before hold none of it);
 - failures with error payloads, cancellations, a few tasks stuck in streaming/pending near
   the end; weekday/hour seasonality and growth over the period.
 

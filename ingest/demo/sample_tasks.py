@@ -49,7 +49,10 @@ def make_chunk(plan: Plan, index: int, n: int) -> copy_rows.Chunk:
         np.searchsorted(plan.model_cdf, rng.random(mixes.sum())), len(plan.models) - 1
     )
     m_fail = np.array([m.failure_rate for m in plan.models])
-    week_ago = plan.end_us - 7 * DAY_US
+    # The drift starts at the UTC midnight that begins the last 7 calendar days (today
+    # included), so the 7 days before them, which the Performance page compares with, hold
+    # none of it, whatever the time of day the demo was made.
+    week_ago = (plan.end_us // DAY_US - 6) * DAY_US
     drifting = np.array([m.name == cat.DRIFTING_MODEL for m in plan.models])[model]
     ramp = np.clip((run_start[run_of] - week_ago) / DAY_US, 0, 1) * drifting
     fail_p = m_fail[model] * (1 + 0.8 * ramp)
