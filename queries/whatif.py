@@ -104,9 +104,11 @@ def tier_rates(provider: str, model: str, starts: list[int]) -> list[TierRates]:
 
 def tier_sql(starts: list[int]) -> str:
     """SQL counting the tier starts below a task's tokens_input: its tier ("0" for a model
-    without tiers). The starts are integers read from genai-prices, never user text; a
-    sum of comparisons is cheaper per row than filtering a bound list."""
-    return " + ".join(f"(tokens_input > {int(start)})::INTEGER" for start in starts) or "0"
+    without tiers; unknown usage is tier 0). The starts are integers read from
+    genai-prices, never user text; a sum of comparisons is cheaper per row than filtering
+    a bound list."""
+    terms = (f"(coalesce(tokens_input, 0) > {int(start)})::INTEGER" for start in starts)
+    return " + ".join(terms) or "0"
 
 
 def what_if_cost(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import duckdb
 import pandas as pd
 import pytest
 from builders import make_run, make_task
@@ -29,7 +30,7 @@ from builders import make_run, make_task
 import queries as q
 from ingest import pricing
 from queries import Filters
-from queries.whatif import resolve_model
+from queries.whatif import resolve_model, tier_sql
 
 MARCH = Filters(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 4, 1, tzinfo=UTC))
 
@@ -364,3 +365,13 @@ def test_stuck_tasks_from_postgres(conn, db_url):
     frame = q.stuck_tasks(db_url, older_than_minutes=15)
     assert frame["task_id"].tolist() == [str(old)]
     assert frame["age_minutes"].iloc[0] == pytest.approx(40, abs=1)
+
+
+def test_the_tier_expression_counts_the_starts_below_and_unknown_usage_is_tier_0():
+    con = duckdb.connect()
+    rows = [(None,), (10,), (200_000,), (200_001,), (300_001,)]
+    con.execute("CREATE TABLE t (tokens_input BIGINT)")
+    con.executemany("INSERT INTO t VALUES (?)", rows)
+    tiers = con.execute(f"SELECT {tier_sql([200_000, 300_000])} FROM t").fetchall()
+    assert [t[0] for t in tiers] == [0, 0, 0, 1, 2]
+    assert tier_sql([]) == "0"
