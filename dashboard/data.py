@@ -28,12 +28,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -50,7 +48,6 @@ ROLLUP_TTL_SECONDS = 600
 POINT_TTL_SECONDS = 15
 OPTIONS_TTL_SECONDS = 120
 SYNC_EVERY_SECONDS = 30
-SETTINGS_FILE = "dashboard.json"
 _SCOPE_KEY = "_visible_runs"
 _SCOPE_TOKEN = "_visible_runs_token"
 _CHECK_LOCK = threading.Lock()
@@ -373,34 +370,3 @@ def admin_call(action: str, *args: Any, **kwargs: Any) -> Any:
 
 
 ADMIN_CALLS = ("audit_log", "list_users", "upsert_user", "redaction_rules", "set_redaction_rule")
-
-
-# --- Dashboard settings remembered across sessions ($AI_RUNS_HOME/dashboard.json) -------
-
-
-def _settings_path():
-    return config.home() / SETTINGS_FILE
-
-
-def load_setting(name: str, default: Any = None) -> Any:
-    """A remembered dashboard setting (e.g. the monthly budget), or `default`."""
-    try:
-        return json.loads(_settings_path().read_text()).get(name, default)
-    except (OSError, ValueError, AttributeError):
-        return default
-
-
-def save_setting(name: str, value: Any) -> None:
-    """Remember a dashboard setting; written atomically."""
-    path = _settings_path()
-    try:
-        current = json.loads(path.read_text())
-        if not isinstance(current, dict):
-            current = {}
-    except (OSError, ValueError):
-        current = {}
-    current[name] = value
-    current["updated_at"] = datetime.now(UTC).isoformat()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2))
-    tmp.replace(path)

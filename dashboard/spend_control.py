@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, ui
+from dashboard import data, figures, settings, ui
 from dashboard.safe import md
 from ingest import budgets as budget_store
 from ingest import price_books, repricing
@@ -56,14 +56,14 @@ def _budget_rows() -> tuple[dict[str, Any], ...]:
 
 def move_file_budget() -> None:
     """Move the legacy dashboard.json monthly budget into Postgres (once)."""
-    legacy = data.load_setting(LEGACY_BUDGET_SETTING)
+    legacy = settings.load_setting(LEGACY_BUDGET_SETTING)
     if not legacy:
         return
     url = data.database_url()
     rows = budget_store.list_budgets(url)
     if not budget_queries.find_budget(rows, budget_queries.Scope("all"), "month"):
         budget_store.set_budget(url, amount=legacy, period="month", created_by="dashboard.json")
-    data.save_setting(LEGACY_BUDGET_SETTING, None)
+    settings.save_setting(LEGACY_BUDGET_SETTING, None)
 
 
 def forecast_vs_budget(filters: Filters) -> None:

@@ -15,7 +15,7 @@ import pytest
 from dashboard_support import create_database, drop_database
 
 import queries
-from dashboard import cli, data, export, figures, insights, state
+from dashboard import cli, export, figures, insights, settings, state
 from dashboard.command import build_parser
 from ingest import Tracker, demo
 from queries import drilldown
@@ -199,12 +199,12 @@ def test_settings_are_remembered_in_the_home_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AI_RUNS_HOME", str(tmp_path))
-    assert data.load_setting("monthly_budget", 0.0) == 0.0
-    data.save_setting("monthly_budget", 2500.0)
-    assert data.load_setting("monthly_budget") == 2500.0
+    assert settings.load_setting("monthly_budget", 0.0) == 0.0
+    settings.save_setting("monthly_budget", 2500.0)
+    assert settings.load_setting("monthly_budget") == 2500.0
     assert json.loads((tmp_path / "dashboard.json").read_text())["monthly_budget"] == 2500.0
     (tmp_path / "dashboard.json").write_text("not json")
-    assert data.load_setting("monthly_budget", 1.0) == 1.0
+    assert settings.load_setting("monthly_budget", 1.0) == 1.0
 
 
 def test_cli_dashboard_command() -> None:
