@@ -163,7 +163,8 @@ def test_the_reading_snippets_of_docs_lake_md_run(lake_data, capsys):
         code = snippet.replace('"/data/ai-runs-lake"', repr(store.root))
         exec(code, {})
         printed = capsys.readouterr().out
-        assert "claude" in printed and "version 1" in printed, printed
+        assert "claude" in printed, printed
+        assert "version 1" in printed or "version latest" in printed, printed
         exec(code.replace("as_of = None", "as_of = 0"), {})
         printed_then = capsys.readouterr().out
         assert "claude" in printed_then and "version 0" in printed_then, printed_then

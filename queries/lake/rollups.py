@@ -40,6 +40,25 @@ from queries.lake.read import LakeEmpty, attach_lake
 from queries.lake.store import LakeStore
 
 GROUPS = ("model", "team", "provider")
+# The columns the rollups read (LakeArrow reads only these).
+COLUMNS = (
+    "month",
+    "created_at",
+    "run_id",
+    "user_id",
+    "model",
+    "team",
+    "provider",
+    "status",
+    "cost",
+    "tokens_input",
+    "tokens_output",
+    "tokens_total",
+    "tokens_cached_input",
+    "tokens_cache_write",
+    "time_to_first_token",
+    "total_time",
+)
 METRICS = {"ttft": "time_to_first_token", "total_time": "total_time"}
 _PERIODS = {
     "duckdb": {
@@ -178,7 +197,7 @@ class LakeArrow(LakePolars):
         moment = (pc.field("created_at") >= params["start"]) & (
             pc.field("created_at") < params["end"]
         )
-        arrow = self.table.to_pyarrow_table(filters=month & moment)
+        arrow = self.table.to_pyarrow_table(columns=list(COLUMNS), filters=month & moment)
         return pl.from_arrow(arrow).lazy()
 
 
