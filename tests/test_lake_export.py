@@ -129,60 +129,31 @@ def test_interrupted_export_publishes_nothing(db_url, mirror, tmp_path, monkeypa
 def test_a_writer_overtaken_by_another_commits_nothing(tmp_path):
     store = open_store(str(tmp_path / "lake"))
 
-    def rows(month: str, n: int) -> pa.RecordBatchReader:
-        ids = [f"{month}-{i}" for i in range(n)]
-        return pa.table({"id": ids, "month": [month] * n}).to_reader()
-
-    def fingerprints(prints: dict) -> dict:
-        return {"fingerprints": prints, "months": sorted(prints), "source": {}}
+    def write(snapshot, counts: dict[str, int], prints: dict, months) -> int:
+        """Replace `months` of tasks (None: all) with `counts` rows per month."""
+        rows = pa.table(
+            {
+                "id": [f"{m}-{i}" for m, n in counts.items() for i in range(n)],
+                "month": [m for m, n in counts.items() for _ in range(n)],
+            }
+        )
+        metadata = {"fingerprints": prints, "months": months, "source": {}}
+        return tables.replace_months(
+            store, "tasks", snapshot, rows.to_reader(), months, metadata, retention_hours=1
+        )
 
     prints = {"2026-04": "a", "2026-05": "b"}
-    table = tables.replace_months(
-        store,
-        "tasks",
-        None,
-        pa.concat_tables(
-            [rows("2026-04", 3).read_all(), rows("2026-05", 2).read_all()]
-        ).to_reader(),
-        None,
-        fingerprints(prints) | {"months": None},
-        retention_hours=1,
-    )
-    assert table == 0
+    assert write(None, {"2026-04": 3, "2026-05": 2}, prints, None) == 0
     first = tables.open_table(store, "tasks")
     second = tables.open_table(store, "tasks")
-    tables.replace_months(
-        store,
-        "tasks",
-        first,
-        rows("2026-05", 4),
-        ["2026-05"],
-        fingerprints(prints | {"2026-05": "c"}) | {"months": ["2026-05"]},
-        retention_hours=1,
-    )
+    write(first, {"2026-05": 4}, prints | {"2026-05": "c"}, ["2026-05"])
     with pytest.raises(tables.LakeConflict, match="another writer"):  # same month: refused
-        tables.replace_months(
-            store,
-            "tasks",
-            second,
-            rows("2026-05", 1),
-            ["2026-05"],
-            fingerprints(prints) | {"months": ["2026-05"]},
-            retention_hours=1,
-        )
+        write(second, {"2026-05": 1}, prints, ["2026-05"])
     assert DeltaTable(store.uri("tasks")).to_pyarrow_table().num_rows == 3 + 4
 
     # Another month: Delta rebases the stale writer's commit; its fingerprints did not see
     # the 2026-05 rewrite, so that month counts as unknown (the next export rewrites it).
-    tables.replace_months(
-        store,
-        "tasks",
-        second,
-        rows("2026-04", 5),
-        ["2026-04"],
-        fingerprints(prints | {"2026-04": "d"}) | {"months": ["2026-04"]},
-        retention_hours=1,
-    )
+    write(second, {"2026-04": 5}, prints | {"2026-04": "d"}, ["2026-04"])
     state = tables.table_state(tables.open_table(store, "tasks"))
     assert state.version == 2 and state.complete
     assert state.fingerprints == {"2026-04": "d", "2026-05": ""}
@@ -213,7 +184,7 @@ def test_lake_sync_and_history_commands(db_url, tmp_path, monkeypatch, capsys):
 
     assert cli.main(["lake", "history", "--to", str(lake), "--table", "runs"]) == 0
     said = capsys.readouterr().out
-    assert "version 0" in said and "+1 -0 rows" in said and "lake sync" in said
+    assert "version 0" in said and "1 rows in 1 files added" in said and "lake sync" in said
     assert "mirror horizon" in said
     assert cli.main(["lake", "history", "--to", str(lake), "--table", "nope"]) == 1
     assert "table: 'nope' is not a lake table" in capsys.readouterr().err

@@ -29,9 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     history = actions.add_parser(
         "history",
         help="list the versions of a lake table (read any of them with `as of version N`)",
-        description="Newest first: version, UTC time, operation, rows added and removed, "
-        "the months it changed, who wrote it and the mirror state it came from (Delta "
-        "commit metadata).",
+        description="Newest first: version, UTC time, operation, rows and files added, "
+        "files removed, the months it changed, who wrote it and the mirror state it came "
+        "from (Delta commit metadata).",
     )
     history.add_argument(
         "--table",
@@ -114,7 +114,10 @@ def _history_line(entry: dict) -> str:
     ours = entry["ai_runs"]
     metrics = entry.get("operationMetrics") or {}
     moment = datetime.fromtimestamp(entry["timestamp"] / 1000, UTC)
-    rows = f"+{metrics.get('num_added_rows', 0)} -{metrics.get('num_deleted_rows', 0)} rows"
+    rows = (
+        f"{metrics.get('num_added_rows', 0)} rows in {metrics.get('num_added_files', 0)} "
+        f"files added, {metrics.get('num_removed_files', 0)} files removed"
+    )
     months = ours.get("months")
     changed = "all months" if "months" in ours and months is None else ", ".join(months or [])
     source = ours.get("source") or {}
