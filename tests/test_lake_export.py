@@ -190,48 +190,7 @@ def test_lake_sync_and_history_commands(db_url, tmp_path, monkeypatch, capsys):
     assert "table: 'nope' is not a lake table" in capsys.readouterr().err
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch):
-    """A local S3-compatible server (moto's server mode) on 127.0.0.1, in a process of its
-    own (deltalake keeps the GIL during some S3 calls, which would starve a server thread
-    of this process); its URL."""
-    import socket
-    import subprocess
-    import sys
-    import threading
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in server.stderr:  # werkzeug says where it listens once it does
-            if "Running on" in line:
-                break
-        else:
-            raise RuntimeError("moto's S3 server did not start")
-        # Keep reading its request log, so a full pipe never blocks it.
-        threading.Thread(target=server.stderr.read, daemon=True).start()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def test_s3_lake_on_a_local_s3_server(db_url, mirror, s3_endpoint, monkeypatch):
-    monkeypatch.setenv("AI_RUNS_LAKE_S3_ENDPOINT", s3_endpoint)
-    import pyarrow.fs as pafs
-
-    pafs.S3FileSystem(
-        endpoint_override=s3_endpoint, scheme="http", allow_bucket_creation=True
-    ).create_dir("analytics")  # the bucket
+def test_s3_lake_on_a_local_s3_server(db_url, mirror, s3_endpoint):
     store = open_store("s3://analytics/lake")
     export_lake(mirror, store)
     options = {"storage_options": store.storage_options}

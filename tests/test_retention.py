@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import psycopg
+import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 from lake_support import (
@@ -147,6 +148,28 @@ def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path
     assert_lake_equals_mirror(mirror, lake)
     assert_plain_readers_equal_postgres(db_url, lake)  # live tables = Postgres, exactly
     assert history() == (before["tasks"], before["tasks"], before["cost"])
+
+
+def test_purge_with_archive_on_s3(db_url, mirror, s3_endpoint):
+    lake = "s3://analytics/lake"
+    store = open_store(lake)
+    export_lake(mirror, store)
+    before = pg_totals(db_url)
+    archiver = Archiver(store)
+    result = retention.purge_old_runs(
+        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=200
+    )
+    assert result.tasks > 0 and archiver.archived_tasks == result.tasks
+    options = store.storage_options
+    parts = [
+        DeltaTable(f"{lake}/{t}", storage_options=options).to_pyarrow_table(columns=["cost"])
+        for t in ("tasks", "archive/tasks")
+    ]
+    assert sum(p.num_rows for p in parts) == before["tasks"]
+    assert sum(pc.sum(p["cost"]).as_py() or 0 for p in parts) == before["cost"]
+    q.sync_mirror(db_url, con=mirror)
+    export_lake(mirror, store)
+    assert_plain_readers_equal_postgres(db_url, lake, endpoint=s3_endpoint, storage_options=options)
 
 
 def test_purge_with_archive_refuses_a_stale_lake_and_deletes_nothing(db_url, mirror, tmp_path):
