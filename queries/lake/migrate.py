@@ -55,7 +55,7 @@ class Migration:
             f"{self.archived.get('archive_runs', 0)} runs), the live tables were rewritten "
             f"from the mirror, and {len(old)} old Parquet files and the manifest were removed"
         )
-        log.warning("%s", message)
+        log.info("%s", message)  # the caller shows it (ExportResult.migrated)
         return message
 
 
