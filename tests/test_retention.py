@@ -118,15 +118,22 @@ def test_deletion_log_is_pruned_once_every_registered_mirror_applied_it(db_url, 
     assert rebuilt.full and "pruned" in rebuilt.reason
 
 
-def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path):
-    lake = str(tmp_path / "lake")
+def export_then_purge(db_url: str, mirror, lake: str, batch_runs: int):
+    """Export the mirror to `lake`, then purge the runs idle for 30 days with archive;
+    (store, Postgres totals before, archiver, purge result)."""
     store = open_store(lake)
     export_lake(mirror, store)
     before = pg_totals(db_url)
     archiver = Archiver(store)
     result = retention.purge_old_runs(
-        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=60
+        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=batch_runs
     )
+    return store, before, archiver, result
+
+
+def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path):
+    lake = str(tmp_path / "lake")
+    store, before, archiver, result = export_then_purge(db_url, mirror, lake, 60)
     assert result.runs > 0 and archiver.archived_runs == result.runs
     assert archiver.archived_tasks == result.tasks
 
@@ -152,13 +159,7 @@ def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path
 
 def test_purge_with_archive_on_s3(db_url, mirror, s3_endpoint):
     lake = "s3://analytics/lake"
-    store = open_store(lake)
-    export_lake(mirror, store)
-    before = pg_totals(db_url)
-    archiver = Archiver(store)
-    result = retention.purge_old_runs(
-        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=200
-    )
+    store, before, archiver, result = export_then_purge(db_url, mirror, lake, 200)
     assert result.tasks > 0 and archiver.archived_tasks == result.tasks
     options = store.storage_options
     parts = [
