@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import queries as q  # noqa: E402
-from ingest import database, demo, retention  # noqa: E402
+from ingest import demo  # noqa: E402
+from ingest.store import database, retention  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.lake import rollups as lake  # noqa: E402
 from queries.lake.archive import Archiver  # noqa: E402

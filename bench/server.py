@@ -40,8 +40,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest import bulk, database, embedded, validation  # noqa: E402
 from ingest.server.keys import create_key  # noqa: E402
+from ingest.store import database, embedded, validation  # noqa: E402
+from ingest.transfer import bulk  # noqa: E402
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

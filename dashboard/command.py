@@ -21,8 +21,12 @@ import sys
 import psycopg
 
 from dashboard import cli as dashboard_cli
-from ingest import cli_access, cli_data, cli_db, cli_spend, config
+from ingest.demo import cli as cli_data
 from ingest.server import cli as server_cli
+from ingest.spend import cli as cli_spend
+from ingest.store import cli as cli_db
+from ingest.store import config
+from ingest.tracking import cli as cli_access
 from queries import cli as queries_cli
 from queries import cli_alerts
 from queries.lake import cli as lake_cli

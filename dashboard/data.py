@@ -39,10 +39,11 @@ import streamlit as st
 
 import queries
 from dashboard import auth
-from ingest import config, database
-from ingest import viewer as ingest_viewer
-from queries import drilldown, mirror_check, options
+from ingest.access import viewer as ingest_viewer
+from ingest.store import config, database
+from queries import drilldown, options
 from queries.filters import Filters
+from queries.mirror import check as mirror_check
 
 ROLLUP_TTL_SECONDS = 600
 POINT_TTL_SECONDS = 15

@@ -17,9 +17,9 @@ import streamlit as st
 
 from dashboard import data, figures, settings, ui
 from dashboard.safe import md
-from ingest import budgets as budget_store
-from ingest import price_books, repricing
 from ingest.errors import IngestError
+from ingest.spend import budgets as budget_store
+from ingest.spend import price_books, repricing
 from queries import budgets as budget_queries
 from queries.filters import Filters
 

@@ -14,13 +14,13 @@ recompute_costs, normalize_usage, ValidationError, NotFoundError, IngestError.
 
 from __future__ import annotations
 
-from ingest.client_tracking import track
-from ingest.database import database_url, migrate
 from ingest.errors import IngestError, NotFoundError, ValidationError
-from ingest.repricing import recompute_costs
-from ingest.streaming import AsyncTaskStream, TaskStream, astream_task, stream_task
-from ingest.tracker import RunPage, TaskUpdate, Tracker
-from ingest.usage import normalize_usage
+from ingest.sdk.clients import track
+from ingest.sdk.provider_usage import normalize_usage
+from ingest.sdk.streaming import AsyncTaskStream, TaskStream, astream_task, stream_task
+from ingest.spend.repricing import recompute_costs
+from ingest.store.database import database_url, migrate
+from ingest.tracking.tracker import RunPage, TaskUpdate, Tracker
 
 __all__ = [
     "AsyncTaskStream",

@@ -19,7 +19,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from ingest import alert_rules, database
+from ingest.spend import alert_rules
+from ingest.store import database
 from queries import access, budgets, sqltext, webhooks
 from queries.engine import filter_params
 from queries.filters import Filters

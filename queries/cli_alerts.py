@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ingest import alert_rules, budgets, price_books
+from ingest.spend import alert_rules, budgets, price_books
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ingest.vocabulary import SOURCE_TYPES, TASK_STATUSES
+from ingest.store.vocabulary import SOURCE_TYPES, TASK_STATUSES
 
 # Dimension name -> column of the mirror's task view it groups by.
 DIMENSIONS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import sqlfiles
+from ingest.store import sqlfiles
 
 SQL_DIR = Path(__file__).parent / "sql"
 FOLDERS = {"duckdb": SQL_DIR, "postgres": SQL_DIR / "postgres", "lake": SQL_DIR.parent / "lake"}

@@ -26,7 +26,7 @@ def engines(pg_server, template_db, tmp_path_factory):
     over one demo data set."""
     import psycopg
 
-    from ingest import database, embedded
+    from ingest.store import database, embedded
 
     name = "ai_runs_lake_rollups"
     with psycopg.connect(pg_server, autocommit=True) as admin:

@@ -12,7 +12,7 @@ import pytest
 from lake_support import assert_lake_equals_mirror, demo_mirror
 
 import queries as q
-from ingest import database, retention
+from ingest.store import database, retention
 from queries.lake.archive import Archiver, ArchiveRefused
 from queries.lake.export import export_lake
 from queries.lake.read import current_manifest, table_relation

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ingest.errors import ValidationError
-from ingest.validation import (
+from ingest.store.validation import (
     ATTACHMENT_KINDS,
     MESSAGE_ROLES,
     RUN_STATUSES,

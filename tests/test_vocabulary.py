@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from ingest import bulk, validation, vocabulary
 from ingest.demo import catalog
+from ingest.store import validation, vocabulary
+from ingest.transfer import bulk
 from queries import filters
 
 

@@ -13,7 +13,7 @@ from dashboard import data, export, figures, state, ui
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
-from ingest.vocabulary import RUN_STATUSES
+from ingest.store.vocabulary import RUN_STATUSES
 
 PAGE_SIZE = 25
 COUNT_LIMIT = 1_000  # above it the list says "more than 1,000 runs" (a cheap total)

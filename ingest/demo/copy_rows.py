@@ -15,7 +15,7 @@ import numpy as np
 
 from ingest.demo import catalog as cat
 from ingest.demo.plan import Plan, iso
-from ingest.vocabulary import RUN_STATUSES
+from ingest.store.vocabulary import RUN_STATUSES
 
 NULL = "\\N"
 STATUS_NAMES = cat.TASK_STATUS_CODES

@@ -35,10 +35,11 @@ from decimal import Decimal
 
 import numpy as np
 
-from ingest import bulk, database
 from ingest.demo.plan import Plan
 from ingest.demo.sample_tasks import STATUSES, make_chunk
-from ingest.vocabulary import RUN_COLUMNS, TASK_COLUMNS
+from ingest.store import database
+from ingest.store.vocabulary import RUN_COLUMNS, TASK_COLUMNS
+from ingest.transfer import bulk
 
 CHUNK_TASKS = 25_000
 WRITERS = 2  # connections writing chunks at once (Postgres is the bottleneck)

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ingest import pricing
 from ingest.demo import catalog as cat
 from ingest.demo import copy_rows
 from ingest.demo.plan import DAY_US, HOUR_US, US, Plan, from_us
+from ingest.spend import pricing
 
 MAX_INPUT_TOKENS = 180_000  # below the 200k long-context price tiers
 STATUSES = cat.TASK_STATUS_CODES

@@ -20,12 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest import bulk, price_books, redaction, validation
-from ingest.costs import BILLED_USAGE_KEY
+from ingest.access import redaction
 from ingest.errors import ValidationError
+from ingest.sdk.provider_usage import read_usage
 from ingest.server.state import ServerState
-from ingest.usage import read_usage
-from ingest.vocabulary import TASK_DERIVED_COLUMNS
+from ingest.spend import price_books
+from ingest.spend.costs import BILLED_USAGE_KEY
+from ingest.store import validation
+from ingest.store.vocabulary import TASK_DERIVED_COLUMNS
+from ingest.transfer import bulk
 
 MAX_ROWS = 50_000
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 
-from ingest import database, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
+from ingest.store import database, sqlfiles
 
 KEY_PREFIX = "air_"
 PREFIX_LENGTH = 12

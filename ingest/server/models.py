@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.validation import MESSAGE_ROLES
-from ingest.vocabulary import (
+from ingest.store.validation import MESSAGE_ROLES
+from ingest.store.vocabulary import (
     COST_SOURCES,
     RUN_STATUSES,
     SOURCE_TYPES,

@@ -22,10 +22,11 @@ from contextlib import AbstractContextManager, contextmanager
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest import bulk, database
 from ingest.server import keys
 from ingest.server.viewer_trackers import CAPACITY, ViewerTrackers
-from ingest.tracker import Tracker
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
+from ingest.transfer import bulk
 
 POOL_SIZE = 8
 

@@ -27,7 +27,7 @@ from datetime import UTC
 import duckdb
 import pyarrow as pa
 
-from ingest.retention import PurgeBatch
+from ingest.store.retention import PurgeBatch
 from queries import sqltext
 from queries.lake.export import ROW_GROUP_ROWS, partition_file, write_parquet
 from queries.lake.manifest import Manifest, Partition, Table, swap_manifest

@@ -1,0 +1,2 @@
+"""Access: connections as a viewer under row-level security, and redaction
+(docs/access.md)."""
