@@ -45,7 +45,7 @@ from ingest import Tracker, demo  # noqa: E402
 from ingest.demo import copy_rows  # noqa: E402
 from ingest.store import database, embedded  # noqa: E402
 from ingest.transfer import bulk  # noqa: E402
-from ingest.transfer import importer as transfer  # noqa: E402
+from ingest.transfer import import_export as transfer  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 42

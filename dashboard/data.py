@@ -43,7 +43,7 @@ from ingest.access import viewer as ingest_viewer
 from ingest.store import config, database
 from queries import drilldown, options
 from queries.filters import Filters
-from queries.mirror import check as mirror_check
+from queries.mirror import VERIFY_EVERY_SECONDS
 
 ROLLUP_TTL_SECONDS = 600
 POINT_TTL_SECONDS = 15
@@ -141,7 +141,7 @@ def _check_when_due(m: Mirror) -> None:
     """Start the mirror's self-check in a background thread when the last one is
     VERIFY_EVERY_SECONDS old (a failed check rebuilds the mirror; see queries.mirror)."""
     with _CHECK_LOCK:
-        if m.checking or time.monotonic() - m.checked_at < mirror_check.VERIFY_EVERY_SECONDS:
+        if m.checking or time.monotonic() - m.checked_at < VERIFY_EVERY_SECONDS:
             return
         m.checking = True
     threading.Thread(target=_check, args=(m,), name="mirror-check", daemon=True).start()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ingest.transfer.csv_cells import neutralize_formula
+from ingest.transfer.import_export import neutralize_formula
 
 FINE_TUNING_ROLES = ("system", "user", "assistant")
 

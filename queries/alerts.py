@@ -149,7 +149,7 @@ def check_alerts(
 
 def _record(url: str, rule: dict, value: float | None, firing: bool, text: str) -> str | None:
     """Save the state; record an event when it changed. Returns the event or None."""
-    sql = database.queries()
+    sql = sqltext.named("postgres")
     with database.connect(url) as conn, conn.transaction():
         conn.execute(sql["ensure_alert_state"].psycopg, {"rule_id": rule["id"]})
         state = conn.execute(sql["lock_alert_state"].psycopg, {"rule_id": rule["id"]}).fetchone()
@@ -189,7 +189,7 @@ def deliver_pending(
 ) -> tuple[int, int]:
     """Deliver up to `limit` pending events once each; return (delivered, failed). An event
     is locked while it is sent (SKIP LOCKED), so two checkers never send the same one."""
-    sql = database.queries()
+    sql = sqltext.named("postgres")
     delivered = failed = 0
     rules = {r["id"]: r for r in alert_rules.list_rules(url)}
     for _ in range(limit):

@@ -10,7 +10,7 @@ from builders import make_run, make_task, run_row, task_row
 import ingest
 from ingest.errors import ValidationError
 from ingest.spend import pricing
-from ingest.spend.costs import cost_of_task
+from ingest.spend.pricing import cost_of_task
 from ingest.store import database
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ingest.errors import ValidationError
 from ingest.store import database, limits
 from ingest.tracking.tracker import Tracker
-from ingest.transfer import importer as transfer
+from ingest.transfer import import_export as transfer
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 

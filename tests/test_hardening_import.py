@@ -14,8 +14,8 @@ from builders import make_run, make_task, table_rows
 
 from dashboard import command as cli
 from ingest.store import database
-from ingest.transfer import importer as transfer
-from ingest.transfer.csv_cells import neutralize_formula, restore_formula
+from ingest.transfer import import_export as transfer
+from ingest.transfer.import_export import neutralize_formula, restore_formula
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from builders import make_run, make_task, task_row
 
 import ingest
 from dashboard.command import main
-from ingest.spend import costs, price_books, repricing
+from ingest.spend import price_books, repricing
+from ingest.spend import pricing as costs
 from ingest.store import database
 from queries import open_mirror, sync_mirror
 

@@ -20,7 +20,7 @@ from test_sdk_streams import MESSAGES
 import ingest
 from ingest.sdk.background_writer import BackgroundWriter
 from ingest.spend import price_books
-from ingest.spend.costs import cost_of_task
+from ingest.spend.pricing import cost_of_task
 from ingest.store import database
 from ingest.tracking.tracker import Tracker
 from tests import test_server_otlp as otlp

@@ -13,7 +13,7 @@ from builders import table_rows
 
 from ingest import demo
 from ingest.store import database, embedded
-from ingest.transfer import importer as transfer
+from ingest.transfer import import_export as transfer
 
 TASKS = 5_000
 

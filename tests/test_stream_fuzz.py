@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ingest
-from ingest.sdk.streaming import refused_text_reason
+from ingest.sdk.stream_tracking import refused_text_reason
 from ingest.store import database
 from ingest.tracking.tracker import Tracker
 

@@ -18,14 +18,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from ingest.errors import ValidationError
+from ingest.store import sqlfiles
 
 RELOAD_SECONDS = 10.0
 # What is masked: payloads, response text and errors of a task; the messages of a run.
@@ -129,11 +131,30 @@ def redact_rows(
 
 def load_rules(conn: psycopg.Connection) -> tuple[Rule, ...]:
     """The enabled rules of the database behind `conn`."""
-    from ingest.store import database
-
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(database.queries()["redaction_rules"].psycopg)
+        cur.execute(sqlfiles.beside(__file__)["redaction_rules"].psycopg)
         return tuple(compile_rule(r["name"], r["pattern"], r["replacement"]) for r in cur)
+
+
+def record(conn: psycopg.Connection, task_id: Any, masks: Mapping[str, int]) -> None:
+    """Keep the masks applied to the fields of task `task_id` just written
+    (ai_task_redactions), in the transaction open on `conn`; nothing when there are none."""
+    if masks:
+        conn.execute(
+            sqlfiles.beside(__file__)["record_redactions"].psycopg,
+            {"task_id": task_id, "fields": Jsonb(dict(masks))},
+        )
+
+
+def record_many(conn: psycopg.Connection, masks: Sequence[tuple[Any, Mapping[str, int]]]) -> None:
+    """`record` for many tasks at once: (task_id, {field: masks}) pairs, replacing what an
+    earlier write of the same task recorded."""
+    kept = [(str(task_id), dict(m)) for task_id, m in masks if m]
+    if kept:
+        conn.execute(
+            sqlfiles.beside(__file__)["record_redactions_many"].psycopg,
+            {"task_ids": [t for t, _ in kept], "fields": [Jsonb(m) for _, m in kept]},
+        )
 
 
 class Redactor:

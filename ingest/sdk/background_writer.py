@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from ingest.access import redaction
 from ingest.errors import ValidationError
 from ingest.spend import price_books
-from ingest.store import config, database
+from ingest.store import config, database, sqlfiles
 
 log = logging.getLogger("ingest.background_writer")
 
@@ -96,7 +95,7 @@ class BackgroundWriter:
         self.max_retry_seconds = max_retry_seconds
         self.dropped = 0  # rows dropped because the spool was full
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._queries = database.queries()
+        self._queries = sqlfiles.beside(__file__)
         self._redactor = redaction.Redactor(self.url)
         self._conn: psycopg.Connection | None = None
         self._down_since: float | None = None
@@ -295,11 +294,7 @@ class BackgroundWriter:
                 ).fetchall()
                 for (task_id,) in orphans:
                     log.error("background writer: task %s dropped: its run does not exist", task_id)
-            if masks:
-                conn.execute(
-                    self._queries["record_redactions_many"].psycopg,
-                    {"task_ids": [t for t, _ in masks], "fields": [Jsonb(m) for _, m in masks]},
-                )
+            redaction.record_many(conn, masks)
 
     def _mark_down(self, error: Exception) -> None:
         now = time.monotonic()

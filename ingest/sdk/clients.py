@@ -29,12 +29,10 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.sdk.streaming import AsyncTaskStream, TaskStream
-
-if TYPE_CHECKING:
-    from ingest.tracking.tracker import Tracker
+from ingest.sdk.task_writer import CallTracker
 
 log = logging.getLogger("ingest.client_tracking")
 
@@ -49,7 +47,7 @@ _METHODS = {
 
 
 def track(
-    client: Any, tracker: Tracker, *, run: uuid.UUID | str | None = None, **task_fields: Any
+    client: Any, tracker: CallTracker, *, run: uuid.UUID | str | None = None, **task_fields: Any
 ) -> Any:
     """Return `client` (an OpenAI or Anthropic client, sync or async) wrapped so that every
     call through it is tracked as a task of `tracker` (see the module docstring).
@@ -86,7 +84,7 @@ class _Proxy:
 
 
 class _Recorder:
-    def __init__(self, tracker: Tracker, provider: str, run: Any, fields: dict) -> None:
+    def __init__(self, tracker: CallTracker, provider: str, run: Any, fields: dict) -> None:
         self.tracker = tracker
         self.provider = provider
         self.run = run
@@ -134,7 +132,7 @@ class _Call:
             "provider": recorder.fields.get("provider", recorder.provider),
             "endpoint": endpoint,
             "model": kwargs.get("model"),
-            "request_data": _json(kwargs),
+            "request_data": json_of(kwargs),
         }
         try:
             self.run_id = self._resolve_run(kwargs)
@@ -149,7 +147,7 @@ class _Call:
         messages = kwargs.get("messages")
         if not isinstance(messages, list) and isinstance(kwargs.get("input"), str):
             messages = [{"role": "user", "content": kwargs["input"]}]
-        return self.tracker.new_run("chat", messages=_json(messages) or None)
+        return self.tracker.new_run("chat", messages=json_of(messages) or None)
 
     def failed(self, error: BaseException) -> None:
         """The request itself failed: a failed task (never raises)."""
@@ -200,10 +198,10 @@ class _Call:
         # Callables are evaluated in the writer thread: the response is read off the call.
         tasks.complete_task(
             self.task_id,
-            lambda: _response_text_and_tools(response)[0],
+            lambda: response_text_and_tools(response)[0],
             usage=getattr(response, "usage", None),
-            response_data=lambda: _json(response),
-            tool_updates=lambda: _response_text_and_tools(response)[1] or None,
+            response_data=lambda: json_of(response),
+            tool_updates=lambda: response_text_and_tools(response)[1] or None,
             model=self.fields["model"] or getattr(response, "model", None),
             time_to_first_token=elapsed,
             total_time=elapsed,
@@ -246,7 +244,7 @@ class _TrackedManager:
         return getattr(self._manager, name)
 
 
-def _response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:
+def response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:
     """Text and tool calls of a non-streamed OpenAI chat / responses or Anthropic message."""
     texts: list[str] = []
     tools: list[dict[str, Any]] = []
@@ -271,7 +269,7 @@ def _response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:
     return "".join(texts), tools
 
 
-def _json(value: Any) -> Any:
+def json_of(value: Any) -> Any:
     """A JSON copy of request arguments or an SDK response (non-JSON values as strings)."""
     dump = getattr(value, "model_dump", None)
     if callable(dump):
@@ -279,5 +277,5 @@ def _json(value: Any) -> Any:
     if value is None:
         return None
     return json.loads(
-        json.dumps(value, default=lambda v: _json(v) if hasattr(v, "model_dump") else str(v))
+        json.dumps(value, default=lambda v: json_of(v) if hasattr(v, "model_dump") else str(v))
     )

@@ -19,14 +19,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from ingest.sdk.clients import _json, _response_text_and_tools
-
-if TYPE_CHECKING:
-    from ingest.tracking.tracker import Tracker
+from ingest.sdk.clients import json_of, response_text_and_tools
+from ingest.sdk.task_writer import CallTracker
 
 log = logging.getLogger("ingest.litellm_logger")
 
@@ -41,7 +39,7 @@ class AiRunsLogger(CustomLogger):
     """LiteLLM callback writing tasks of `tracker` (see the module docstring)."""
 
     def __init__(
-        self, tracker: Tracker, *, run: uuid.UUID | str | None = None, **task_fields: Any
+        self, tracker: CallTracker, *, run: uuid.UUID | str | None = None, **task_fields: Any
     ) -> None:
         super().__init__()
         self.tracker = tracker
@@ -80,7 +78,7 @@ class AiRunsLogger(CustomLogger):
         run_id = metadata.get("ai_run_id") or self.tracker.current_run_id() or self.run
         messages = kwargs.get("messages")
         if run_id is None:
-            run_id = self.tracker.new_run("chat", messages=_json(messages) or None)
+            run_id = self.tracker.new_run("chat", messages=json_of(messages) or None)
         request = {
             "model": kwargs.get("model"),
             "messages": messages,
@@ -91,7 +89,7 @@ class AiRunsLogger(CustomLogger):
             "provider": kwargs.get("custom_llm_provider") or self.task_fields.get("provider"),
             "model": kwargs.get("model"),
             "endpoint": str(kwargs.get("call_type") or "completion"),
-            "request_data": _json(request),
+            "request_data": json_of(request),
         }
         tasks = self.tracker.background
         task = tasks.create_task(run_id, task_id=metadata.get("ai_task_id"), **fields)
@@ -104,14 +102,14 @@ class AiRunsLogger(CustomLogger):
             tasks.fail_task(task["task_id"], error, total_time=total)
             return
         response = kwargs.get("complete_streaming_response") or response
-        text, tools = _response_text_and_tools(response)
+        text, tools = response_text_and_tools(response)
         litellm_cost = kwargs.get("response_cost")
         meta = {"litellm_cost": str(litellm_cost)} if litellm_cost is not None else None
         tasks.complete_task(
             task["task_id"],
             text,
             usage=getattr(response, "usage", None),
-            response_data=_json(response),
+            response_data=json_of(response),
             tool_updates=tools or None,
             response_metadata=meta,
             time_to_first_token=ttft,

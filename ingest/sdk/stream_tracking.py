@@ -12,9 +12,7 @@ from typing import Any
 
 from ingest.errors import ValidationError
 from ingest.sdk.stream_shapes import StreamState
-
-# An ingest.Tracker; not imported, not even for typing: the Tracker imports this module.
-Tracker = Any
+from ingest.sdk.task_writer import TaskWriter
 
 log = logging.getLogger("ingest.streaming")  # the logger of the stream wrappers
 _SDK_MODULES = ("openai", "anthropic", "google", "litellm")
@@ -43,7 +41,7 @@ class TrackedStream:
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: TaskWriter,
         run_id: uuid.UUID | str,
         chunks: Any,
         *,

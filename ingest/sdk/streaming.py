@@ -47,19 +47,13 @@ from typing import Any
 from ingest.errors import ValidationError
 from ingest.sdk.stream_tracking import (
     TrackedStream,
-    Tracker,
-    is_sdk_stream,
-    refused_text_reason,
-    storable_error,
 )
+from ingest.sdk.task_writer import TaskWriter
 
 __all__ = [
     "AsyncTaskStream",
     "TaskStream",
     "astream_task",
-    "is_sdk_stream",
-    "refused_text_reason",
-    "storable_error",
     "stream_task",
 ]
 
@@ -206,7 +200,7 @@ def _close_quietly(source: Iterator[Any]) -> None:
 
 
 def stream_task(
-    tracker: Tracker,
+    tracker: TaskWriter,
     run_id: uuid.UUID | str,
     chunks: Iterable[Any],
     *,
@@ -238,7 +232,7 @@ def stream_task(
 
 
 def astream_task(
-    tracker: Tracker,
+    tracker: TaskWriter,
     run_id: uuid.UUID | str,
     chunks: Any,
     *,

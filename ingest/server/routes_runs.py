@@ -19,7 +19,7 @@ from ingest.server.auth import current_user
 from ingest.server.encoding import json_response
 from ingest.server.state import ServerState
 from ingest.store.validation import validate_run
-from ingest.tracking.tracker import Tracker
+from ingest.tracking import Tracker
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=models.ERROR_RESPONSES)
 User = Annotated[str, Depends(current_user)]

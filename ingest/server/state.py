@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from ingest.server import keys
 from ingest.server.viewer_trackers import CAPACITY, ViewerTrackers
 from ingest.store import database
-from ingest.tracking.tracker import Tracker
+from ingest.tracking import Tracker
 from ingest.transfer import bulk
 
 POOL_SIZE = 8

@@ -22,11 +22,16 @@ import psycopg
 
 from ingest.errors import NotFoundError, ValidationError
 from ingest.spend import budgets
-from ingest.store import database
+from ingest.store import database, sqlfiles
 
 BUDGET_KINDS = ("budget_spend", "budget_forecast")
 WINDOW_KINDS = ("ttft_p95", "total_time_p95", "failure_rate")
 KINDS = (*BUDGET_KINDS, *WINDOW_KINDS)
+
+
+def _queries() -> dict[str, sqlfiles.Query]:
+    """This module's named SQL (sql/alert_rules.sql beside it)."""
+    return sqlfiles.beside(__file__)
 
 
 def add_rule(
@@ -84,7 +89,7 @@ def add_rule(
     }
     with database.connect(url) as conn:
         try:
-            return conn.execute(database.queries()["insert_alert_rule"].psycopg, params).fetchone()
+            return conn.execute(_queries()["insert_alert_rule"].psycopg, params).fetchone()
         except psycopg.errors.UniqueViolation:
             raise ValidationError("name", f"a rule named {name!r} exists already") from None
         except psycopg.errors.ForeignKeyViolation:
@@ -95,15 +100,13 @@ def list_rules(url: str | None = None) -> list[dict[str, Any]]:
     """Every rule with its budget (budget_scope_kind/_value, budget_period, budget_amount)
     and state (firing, since, value, evaluated_at)."""
     with database.connect(url) as conn:
-        return conn.execute(database.queries()["list_alert_rules"].psycopg).fetchall()
+        return conn.execute(_queries()["list_alert_rules"].psycopg).fetchall()
 
 
 def remove_rule(url: str | None = None, *, rule_id: int) -> dict[str, Any]:
     """Delete a rule with its state and history; NotFoundError when there is none."""
     with database.connect(url) as conn:
-        row = conn.execute(
-            database.queries()["remove_alert_rule"].psycopg, {"id": int(rule_id)}
-        ).fetchone()
+        row = conn.execute(_queries()["remove_alert_rule"].psycopg, {"id": int(rule_id)}).fetchone()
     if row is None:
         raise NotFoundError("alert rule", rule_id)
     return row
@@ -113,5 +116,5 @@ def alert_history(url: str | None = None, *, limit: int = 200) -> list[dict[str,
     """Past transitions (firing, resolved) newest first, with their delivery outcome."""
     with database.connect(url) as conn:
         return conn.execute(
-            database.queries()["list_alert_events"].psycopg, {"limit": int(limit)}
+            _queries()["list_alert_events"].psycopg, {"limit": int(limit)}
         ).fetchall()

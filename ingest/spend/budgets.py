@@ -11,11 +11,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ingest.errors import NotFoundError, ValidationError
-from ingest.store import database
+from ingest.store import database, sqlfiles
 from ingest.store.validation import SOURCE_TYPES
 
 SCOPE_KINDS = ("all", "team", "user", "model", "tag", "source_type")
 PERIODS = ("month", "week")
+
+
+def _queries() -> dict[str, sqlfiles.Query]:
+    """This module's named SQL (sql/budgets.sql beside it)."""
+    return sqlfiles.beside(__file__)
 
 
 def check_scope(scope_kind: str, scope_value: str | None) -> str | None:
@@ -61,21 +66,19 @@ def set_budget(
         "created_by": created_by or "unknown",
     }
     with database.connect(url) as conn:
-        return conn.execute(database.queries()["upsert_budget"].psycopg, params).fetchone()
+        return conn.execute(_queries()["upsert_budget"].psycopg, params).fetchone()
 
 
 def list_budgets(url: str | None = None) -> list[dict[str, Any]]:
     """Every budget row (id, scope_kind, scope_value, period, amount, created_by, ...)."""
     with database.connect(url) as conn:
-        return conn.execute(database.queries()["list_budgets"].psycopg).fetchall()
+        return conn.execute(_queries()["list_budgets"].psycopg).fetchall()
 
 
 def remove_budget(url: str | None = None, *, budget_id: int) -> dict[str, Any]:
     """Delete a budget and its alert rules; NotFoundError when there is none."""
     with database.connect(url) as conn:
-        row = conn.execute(
-            database.queries()["remove_budget"].psycopg, {"id": int(budget_id)}
-        ).fetchone()
+        row = conn.execute(_queries()["remove_budget"].psycopg, {"id": int(budget_id)}).fetchone()
     if row is None:
         raise NotFoundError("budget", budget_id)
     return row

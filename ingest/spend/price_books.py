@@ -38,8 +38,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.errors import NotFoundError, ValidationError
-from ingest.spend import costs
-from ingest.store import database
+from ingest.spend import pricing
+from ingest.store import database, sqlfiles
 from ingest.store.vocabulary import FINISHED_TASK_STATUSES
 
 RATE_FIELDS = (
@@ -61,7 +61,7 @@ def library_ref() -> str:
 
 
 def _sql(name: str) -> str:
-    return database.queries()[name].psycopg
+    return sqlfiles.beside(__file__)[name].psycopg
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class PriceOverride:
             * (r["reasoning_per_mtok"] if r["reasoning_per_mtok"] is not None else base_out)
         )
         total = (r["per_request"] or Decimal(0)) + per_token / MILLION
-        return total.quantize(costs.COST_QUANTUM, rounding=ROUND_HALF_UP)
+        return total.quantize(pricing.COST_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def best_override(
@@ -139,7 +139,7 @@ def price_task(
     task: Mapping[str, Any], overrides: list[PriceOverride]
 ) -> tuple[Decimal | None, str | None]:
     """(cost USD, price_ref) of a task row: the best override in force at its created_at,
-    else the library (`ingest.costs.cost_of_task`); (None, None) when neither knows it or
+    else the library (`ingest.spend.pricing.cost_of_task`); (None, None) when neither knows it or
     the usage is unknown (input and output tokens both NULL)."""
     if task.get("tokens_input") is None and task.get("tokens_output") is None:
         return None, None
@@ -147,24 +147,8 @@ def price_task(
     override = best_override(overrides, task.get("provider"), task.get("model"), at)
     if override is not None:
         return override.cost(task), override.ref
-    cost = costs.cost_of_task(task)
+    cost = pricing.cost_of_task(task)
     return (cost, library_ref()) if cost is not None else (None, None)
-
-
-def price_task_now(
-    conn: psycopg.Connection, task: Mapping[str, Any]
-) -> tuple[Decimal | None, str | None]:
-    """`price_task` with the overrides of the task's provider read through `conn` (the
-    hook the tracker uses when it computes a cost at write time)."""
-    at = task.get("created_at") or datetime.now(UTC)
-    provider = task.get("provider")
-    rows = []
-    if provider:
-        with conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                _sql("overrides_in_force"), {"provider": provider, "at": at}
-            ).fetchall()
-    return price_task(task, [PriceOverride.from_row(r) for r in rows])
 
 
 def live_overrides(conn: psycopg.Connection) -> list[PriceOverride]:

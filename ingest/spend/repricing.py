@@ -32,9 +32,14 @@ from psycopg.types.json import Jsonb
 
 from ingest.errors import ValidationError
 from ingest.spend import price_books
-from ingest.store import database
+from ingest.store import database, sqlfiles
 
 Progress = Callable[[int, int], None]  # (tasks done, tasks in total)
+
+
+def _queries() -> dict[str, sqlfiles.Query]:
+    """This module's named SQL (sql/repricing.sql beside it)."""
+    return sqlfiles.beside(__file__)
 
 
 @dataclass
@@ -106,7 +111,7 @@ def reprice(
         "include_reported": bool(include_reported),
     }
     result = RepriceResult(dry_run=dry_run, rule=rule, include_reported=bool(include_reported))
-    queries = database.queries()
+    queries = _queries()
     params = {"since": start, "until": end, "model": model, "only_missing": False}
     with database.connect(url, autocommit=True) as conn:
         overrides = price_books.live_overrides(conn)
@@ -154,7 +159,7 @@ def recompute_costs(
     params = {"since": None, "until": None, "model": None, "only_missing": only_missing}
     with database.connect(url, autocommit=True) as conn:
         overrides = price_books.live_overrides(conn)
-        _run_batches(conn, database.queries(), params, overrides, result, 0, batch_size, None)
+        _run_batches(conn, _queries(), params, overrides, result, 0, batch_size, None)
     return result.tasks_changed
 
 
@@ -227,5 +232,5 @@ def reprice_audit(url: str | None = None, *, limit: int = 100) -> list[dict[str,
     difference = new_total - old_total)."""
     with database.connect(url) as conn:
         return conn.execute(
-            database.queries()["list_reprice_audit"].psycopg, {"limit": int(limit)}
+            _queries()["list_reprice_audit"].psycopg, {"limit": int(limit)}
         ).fetchall()

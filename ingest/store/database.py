@@ -7,7 +7,6 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import psycopg
@@ -15,12 +14,10 @@ from psycopg import conninfo
 from psycopg.rows import dict_row
 
 from ingest.store import config, embedded, sqlfiles
-from ingest.store.vocabulary import SQL_COLUMN_LISTS
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQL_DIR = Path(__file__).parent / "sql"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _MIGRATION_LOCK = 7_141_592_653  # advisory lock key: one migrator at a time per database
 
@@ -143,11 +140,10 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
     return psycopg.connect(database_url(url), row_factory=dict_row, **kwargs)
 
 
-@cache
 def queries() -> dict[str, sqlfiles.Query]:
-    """The named SQL of the ingest package (ingest/sql/*.sql), column lists filled in."""
-    named = sqlfiles.load(SQL_DIR)
-    return {name: sqlfiles.render(named, name, **SQL_COLUMN_LISTS) for name in named}
+    """The store's named SQL (ingest/store/sql/*.sql: the invariant, retention, the schema
+    dump), ready to run."""
+    return sqlfiles.beside(__file__)
 
 
 def run_totals_mismatches(url: str | None = None) -> list[dict]:

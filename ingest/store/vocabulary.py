@@ -57,5 +57,27 @@ RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_coun
 # produced a task's cost (docs/spend-control.md). Read with every task row.
 TASK_DERIVED_COLUMNS = ("price_ref",)
 
-SQL_COLUMN_LISTS = {"task_columns": ", ".join((*TASK_COLUMNS, *TASK_DERIVED_COLUMNS))}
-"""Column lists as SQL text, for `{{task_columns}}` in ingest/sql/*.sql (sqlfiles.render)."""
+# The defaults of the task columns that may not be NULL, as the migrations declare them
+# (tests/test_vocabulary.py checks): a writer that leaves such a column out gets this.
+TASK_COLUMN_DEFAULTS = {
+    "id": "gen_random_uuid()",
+    "request_data": "'{}'::jsonb",
+    "response_text": "''::text",
+    "response_complete": "false",
+    "status": "'pending'::text",
+    "created_at": "now()",
+    "updated_at": "now()",
+}
+
+# Every task column a writer sets, in table order: a task row as the Tracker reads it back.
+TASK_ROW_COLUMNS = (*TASK_COLUMNS, *TASK_DERIVED_COLUMNS)
+SQL_COLUMN_LISTS = {
+    "task_columns": ", ".join(TASK_ROW_COLUMNS),
+    "task_values": ", ".join(
+        f"coalesce({c}, {TASK_COLUMN_DEFAULTS[c]})" if c in TASK_COLUMN_DEFAULTS else c
+        for c in TASK_ROW_COLUMNS
+    ),
+}
+"""Column lists as SQL text, for `{{task_columns}}` (the columns) and `{{task_values}}` (the
+same columns of a row read from JSON, NULL meaning the table's default) in the ingest SQL
+(sqlfiles.render)."""

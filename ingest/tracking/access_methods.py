@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ingest.access import redaction
+from ingest.access import redaction, viewer
 from ingest.errors import AccessDeniedError, ValidationError
 from ingest.store import sqlfiles
 from ingest.store.validation import parse_uuid
@@ -39,7 +39,7 @@ class AccessMethods:
         if self.viewer is None:
             return {"id": None, "role": None, "sees_all": True}
         with self._transaction() as conn:
-            return self._one(conn, "viewer_facts")
+            return viewer.facts_of(conn)
 
     def share_run(
         self, run_id: uuid.UUID | str, user_id: str, permission: str = "view"
@@ -121,10 +121,10 @@ class AccessMethods:
     def visible_run_ids(self) -> list[uuid.UUID]:
         """Ids of every run the viewer may read (row-level security decides)."""
         with self._transaction() as conn:
-            sees_all = self.viewer is None or self._one(conn, "viewer_facts")["sees_all"]
-            query = "all_visible_run_ids" if sees_all else "visible_run_ids"
-            rows = conn.execute(self._queries[query].psycopg).fetchall()
-        return [uuid.UUID(str(row["run_id"])) for row in rows]
+            if self.viewer is None or viewer.facts_of(conn)["sees_all"]:
+                rows = conn.execute(self._queries["all_visible_run_ids"].psycopg).fetchall()
+                return [uuid.UUID(str(row["run_id"])) for row in rows]
+            return [uuid.UUID(str(run_id)) for (run_id,) in viewer.run_ids_of(conn)]
 
     def task_redactions(self, task_id: uuid.UUID | str) -> dict[str, Any]:
         """Masks applied to a task as stored: {"masks": total, "fields": {field: count}}

@@ -25,13 +25,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.sdk.background_writer import BackgroundWriter
-from ingest.sdk.provider_usage import read_usage
-from ingest.sdk.streaming import storable_error
-from ingest.spend.costs import BILLED_USAGE_KEY
-from ingest.store.validation import validate_run, validate_task
-from ingest.tracking import naming
-from ingest.tracking.tasks import TaskUpdate, _error_entry
+from ingest.sdk import BackgroundWriter, storable_error
+from ingest.store.validation import validate_run
+from ingest.tracking import naming, task_row
+from ingest.tracking.tasks import TaskUpdate
 
 _current_run: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
     "ai_runs_current_run", default=None
@@ -142,41 +139,26 @@ class BackgroundTasks:
 def _finished_row(
     row: dict[str, Any],
     status: str,
-    response_text: str | None,
+    response_text: Any,
     usage: Any,
     fields: dict[str, Any],
     error: Any,
     reason: str | None,
 ) -> dict[str, Any]:
-    """The ai_tasks row of a finished background task (ValidationError when refused). A
-    given cost is the provider's; without one the row has no cost and the writer prices it
-    (ingest.price_books.price_new_tasks)."""
+    """The ai_tasks row of a finished background task, built as on every write path
+    (ingest/tracking/task_row.py; ValidationError when refused). Without a given cost the
+    row has no cost and the writer prices it in its write transaction. Values given as
+    callables (the text, the response) are called here, in the writer thread."""
     fields = {k: (v() if callable(v) else v) for k, v in fields.items()}
     if callable(response_text):
         response_text = response_text()
     changes = {k: v for k, v in fields.items() if v is not None}
-    billed = None
-    if usage is not None:
-        report = read_usage(usage)
-        changes = {**report.columns, **changes}
-        billed = report.billed or None
     if response_text is not None:
         changes["response_text"] = response_text
-    row = validate_task({**row, **changes})
-    row["status"] = status
-    extra = {"cancel_reason": reason, BILLED_USAGE_KEY: billed}
-    extra = {k: v for k, v in extra.items() if v is not None}
-    if extra:
-        meta = row.get("response_metadata")
-        row["response_metadata"] = {**(meta if isinstance(meta, Mapping) else {}), **extra}
-    if error is not None:
-        entry = _error_entry(storable_error(error))
-        row["response_errors"] = validate_task({"response_errors": [entry]}, partial=True)[
-            "response_errors"
-        ]
-    if "cost" in changes:
-        row["cost_source"] = changes.get("cost_source", "provider")
-    return row
+    entry = None if error is None else task_row.error_entry(storable_error(error))
+    return task_row.task_row(
+        {**row, **changes}, usage=usage, status=status, error=entry, reason=reason
+    )
 
 
 class BackgroundMethods:
@@ -234,8 +216,9 @@ class BackgroundMethods:
     @contextmanager
     def run(self, source_type: str = "chat", **options: Any) -> Iterator[uuid.UUID]:
         """`with tracker.run("chat", name=...) as run_id:` calls through tracked clients in
-        this block (this thread / task) belong to one new run (options as new_run;
-        `run_id=` uses an existing run instead of creating one)."""
+        this block (this thread / task) belong to one run: a new one (options as new_run,
+        whose `run_id=` names the new run), or with `existing=<run id>` a run that exists
+        already (nothing is created then)."""
         run_id = options.pop("existing", None) or self.new_run(source_type, **options)
         token = _current_run.set(uuid.UUID(str(run_id)))
         try:

@@ -19,9 +19,11 @@ Every public write is one transaction. Bad input (an unknown keyword argument to
 missing run or task raises `NotFoundError` and writes nothing. A Tracker is safe to share
 between threads (one connection, one lock).
 
-The methods live in two halves mixed in here: ingest/tracker_runs.py (runs, users) and
-ingest/tracker_tasks.py (tasks, debounced streaming updates); this module holds the
-connection plumbing they share.
+The methods are mixed in from one module each, beside this one in ingest/tracking/: runs.py
+(runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
+calls written by the background writer: `background`, `run`, `new_run`) and
+access_methods.py (sharing, audit, redaction rules). This module holds the connection
+plumbing they share.
 """
 
 from __future__ import annotations
@@ -38,34 +40,21 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.access import redaction
+from ingest.access.viewer import name_viewer
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.store import database
+from ingest.store import database, sqlfiles
 from ingest.store.limits import check_text
 from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
 from ingest.tracking.keywords import check_keywords
-from ingest.tracking.run_listing import RunListing, RunPage
-from ingest.tracking.runs import USER_ROLES, RunMethods
-from ingest.tracking.tasks import (
-    STREAMING_STATUSES,
-    TASK_WRITABLE,
-    TaskMethods,
-    TaskUpdate,
-    _Buffer,
-)
+from ingest.tracking.runs import RunMethods
+from ingest.tracking.tasks import TaskBuffer, TaskMethods
 
-__all__ = [
-    "STREAMING_STATUSES",
-    "TASK_WRITABLE",
-    "USER_ROLES",
-    "RunPage",
-    "TaskUpdate",
-    "Tracker",
-]
+__all__ = ["Tracker"]
 
 
 @check_keywords
-class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods, AccessMethods):
+class Tracker(RunMethods, TaskMethods, BackgroundMethods, AccessMethods):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded
@@ -105,10 +94,10 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods, AccessMeth
         self._redactor = redaction.Redactor(self._connect_url)
         self.debounce_seconds = float(debounce_seconds)
         self.clock = clock
-        self._queries = database.queries()
+        self._queries = sqlfiles.beside(__file__)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection | None = None
-        self._buffers: dict[uuid.UUID, _Buffer] = {}
+        self._buffers: dict[uuid.UUID, TaskBuffer] = {}
         self._last_write: dict[uuid.UUID, float] = {}
         self._finished: OrderedDict[uuid.UUID, str] = OrderedDict()
 
@@ -148,7 +137,7 @@ class Tracker(RunMethods, RunListing, TaskMethods, BackgroundMethods, AccessMeth
                     if consistent:
                         conn.execute(self._queries["consistent_read"].psycopg)
                     if self.viewer is not None:
-                        conn.execute(self._queries["set_viewer"].psycopg, {"viewer": self.viewer})
+                        name_viewer(conn, self.viewer)
                     yield conn
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise AccessDeniedError(

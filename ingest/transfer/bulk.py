@@ -36,10 +36,9 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.types.json import Jsonb
 
 from ingest.access import redaction
-from ingest.store import database, validation
+from ingest.store import database, sqlfiles, validation
 from ingest.store.vocabulary import RUN_COLUMNS, RUN_DERIVED_COLUMNS, TASK_COLUMNS, USER_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ class BulkWriter:
         self.on_retry = on_retry
         self.retries = 0
         self._conn: psycopg.Connection | None = None
-        self._queries = database.queries()
+        self._queries = sqlfiles.beside(__file__)
         self._redactor = redaction.Redactor(self.url)
 
     def __enter__(self) -> BulkWriter:
@@ -159,11 +158,17 @@ class BulkWriter:
             self._conn.close()
             self._conn = None
 
-    def write(self, *batches: Batch) -> list[BatchResult]:
+    def write(
+        self, *batches: Batch, redactions: Sequence[tuple[str, dict[str, int]]] = ()
+    ) -> list[BatchResult]:
         """Write the batches, in order, in one transaction; one result per batch.
 
         Put runs before their tasks (and users first). After a dropped connection the whole
         transaction is retried on a new one until `retry_seconds` have passed.
+        redactions: (task_id, {field: masks applied}) pairs of the tasks in the batches
+        (ingest.access.redaction), recorded in the same transaction for every task that is
+        there afterwards (written now or before), replacing what an earlier write of the
+        same task recorded; a task not written for want of its run records nothing.
         """
         if not any(b.lines for b in batches):
             return [BatchResult() for _ in batches]
@@ -180,7 +185,7 @@ class BulkWriter:
                     if status == "in progress":
                         raise psycopg.OperationalError("the previous attempt is still running")
                     pending = None
-                return self._write_once(batches, attempt)
+                return self._write_once(batches, redactions, attempt)
             except psycopg.OperationalError as exc:
                 if pending is None and attempt:
                     pending = attempt[0]
@@ -200,16 +205,6 @@ class BulkWriter:
         most every redaction.RELOAD_SECONDS."""
         return self._redactor.rules()
 
-    def record_redactions(self, masks: Sequence[tuple[str, dict[str, int]]]) -> None:
-        """Keep the masks applied per task: (task_id, {field: count}) pairs, replacing
-        what an earlier import of the same task recorded."""
-        conn = self._connection()
-        with conn.transaction():
-            conn.execute(
-                self._queries["record_redactions_many"].psycopg,
-                {"task_ids": [t for t, _ in masks], "fields": [Jsonb(m) for _, m in masks]},
-            )
-
     # ------------------------------------------------------------------ internals
 
     def _connection(self) -> psycopg.Connection:
@@ -226,7 +221,10 @@ class BulkWriter:
         return row[0]
 
     def _write_once(
-        self, batches: Sequence[Batch], attempt: list[tuple[str, list[BatchResult]]]
+        self,
+        batches: Sequence[Batch],
+        redactions: Sequence[tuple[str, dict[str, int]]],
+        attempt: list[tuple[str, list[BatchResult]]],
     ) -> list[BatchResult]:
         conn = self._connection()
         results = []
@@ -256,9 +254,26 @@ class BulkWriter:
                 result.duplicates = len(lines) - result.inserted
                 if batch.table == "ai_runs" and result.inserted == len(batch.keys):
                     fresh_runs.update(batch.keys)  # every run of the batch was inserted
+            self._record_redactions(conn, batches, results, redactions)
             xid = conn.execute(self._queries["current_xact"].psycopg).fetchone()[0]
             attempt.append((xid, results))
         return results
+
+    def _record_redactions(
+        self,
+        conn: psycopg.Connection,
+        batches: Sequence[Batch],
+        results: Sequence[BatchResult],
+        redactions: Sequence[tuple[str, dict[str, int]]],
+    ) -> None:
+        """Record the masks of the tasks these batches did not leave out for want of a run."""
+        orphans = {
+            batch.keys[i]
+            for batch, result in zip(batches, results, strict=True)
+            if batch.table == "ai_tasks"
+            for i in result.missing_parent
+        }
+        redaction.record_many(conn, [(t, m) for t, m in redactions if str(t) not in orphans])
 
     def _lock_runs(self, conn: psycopg.Connection, run_ids: Iterable[str | None]) -> set[str]:
         ids = sorted({r for r in run_ids if r})

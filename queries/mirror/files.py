@@ -7,13 +7,15 @@ mirror once and syncs through that connection (`sync_mirror(con=con)`); threads 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import duckdb
 
 from ingest.store import config
-from queries.mirror.steps import log
+
+log = logging.getLogger("queries.mirror")
 
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 DEFAULT_MEMORY_LIMIT = "768MB"

@@ -1,4 +1,5 @@
-"""The DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (docs/design.md, The mirror).
+"""One sync of the DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (docs/design.md,
+The mirror), with each of its steps beside its SQL.
 
 Change capture (migration 0003): every source row carries `sync_xid`, the id of the
 transaction that last wrote it, and deletions are logged with the same stamp. A sync runs in
@@ -22,64 +23,263 @@ DuckDB verifies each block's checksum) and compares row counts and token and cos
 with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
 warning saying what was wrong.
 
-This module opens the mirror and runs one sync; the steps live beside their SQL:
-`mirror_load.py` (the full load), `mirror_apply.py` (the incremental apply),
-`mirror_check.py` (the self-check), `mirror_extract.py` (reading Postgres through ADBC),
-`mirror_steps.py` (what the steps share: SyncResult, the step timer); opening the file is
-`mirror_open.py`.
-
-Processes: DuckDB lets one process open a file read-write. The dashboard process opens the
-mirror once and syncs through that connection (`sync_mirror(con=con)`); threads use
-`con.cursor()`. A second process (`ai-runs sync`) gets a clear error while it is held.
+The steps, in the order of this module, each beside its SQL in queries/mirror/sql/: what
+they share (SyncResult, the step timer); reading Postgres into Arrow (`extract`,
+postgres/extract.sql); the full load (`full_load`, load.sql); the incremental apply
+(`apply_changes`, apply.sql); the self-check (`check_against_postgres`, check.sql and
+postgres/check.sql); the sync itself (`sync_mirror`). The tables and row shapes are
+tables.sql. Opening the file, and which process may: queries/mirror/files.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
-from ingest.store import config, database, retention
-from queries.mirror import check as mirror_check
-from queries.mirror.apply import apply_changes
-from queries.mirror.check import VERIFY_EVERY_SECONDS
-from queries.mirror.extract import BATCH_SIZE_HINT, extract
-from queries.mirror.files import (
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_THREADS,
-    MirrorLocked,
-    discard_mirror,
-    is_damage,
-    open_mirror,
-    remove_mirror_files,
-)
-from queries.mirror.load import full_load
-from queries.mirror.steps import TABLES, SyncResult, duck_sql, log, pg_sql, rollback, step
+from ingest.store import config, database, retention, sqlfiles
+from queries.mirror.files import open_mirror, remove_mirror_files
 
-__all__ = [
-    "BATCH_SIZE_HINT",
-    "DEFAULT_MEMORY_LIMIT",
-    "DEFAULT_THREADS",
-    "MIRROR_SCHEMA_VERSION",
-    "TABLES",
-    "VERIFY_EVERY_SECONDS",
-    "MirrorLocked",
-    "SyncResult",
-    "discard_mirror",
-    "is_damage",
-    "mirror_file",
-    "mirror_freshness",
-    "open_mirror",
-    "sync_mirror",
-]
+SQL_DIR = Path(__file__).parent / "sql"
+# One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
+log = logging.getLogger("queries.mirror")
 
 MIRROR_SCHEMA_VERSION = 3  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
+
+
+TABLES = ("tasks", "runs", "users")
+
+
+@dataclass
+class SyncResult:
+    """What one sync did.
+
+    full: True when the mirror was rebuilt from scratch; reason: why (None when incremental).
+    upserted: rows read from Postgres and written, per mirror table (tasks, runs, users).
+    deleted: rows removed because they were deleted in Postgres, per mirror table (tasks of a
+    deleted run are counted under tasks). horizon: the xid8 horizon the next sync starts
+    from. rows: row counts of the mirror afterwards. seconds: wall time of the sync.
+    """
+
+    full: bool
+    reason: str | None = None
+    upserted: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    horizon: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    verified: bool = False
+
+
+def duck_sql() -> dict[str, sqlfiles.Query]:
+    """The mirror's named DuckDB queries: queries/mirror/sql/*.sql."""
+    return sqlfiles.load(SQL_DIR)
+
+
+def pg_sql() -> dict[str, sqlfiles.Query]:
+    """The mirror's named Postgres queries: queries/mirror/sql/postgres/*.sql."""
+    return sqlfiles.load(SQL_DIR / "postgres")
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[None]:
+    """Log the wall time of one sync step at DEBUG."""
+    started = time.perf_counter()
+    yield
+    log.debug("sync step %s: %.0f ms", name, (time.perf_counter() - started) * 1000)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the mirror's open transaction, if any (errors ignored)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK").fetchall()
+
+
+# ------------------------------------------------------------ reading Postgres
+
+BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
+_DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def adbc_text(query: sqlfiles.Query) -> str:
+    """The query with ADBC's positional placeholders ($1, $2, ...) in params order."""
+    names = query.params
+    return _DOLLAR_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", query.duckdb)
+
+
+def extract(cur: Any, name: str, since: str) -> Any:
+    """Rows of query `name` changed since the horizon `since`, as an Arrow table (small:
+    bound parameter)."""
+    cur.execute(adbc_text(sqlfiles.render(pg_sql(), name)), (since,))
+    return cur.fetch_arrow_table()
+
+
+def extract_all(cur: Any, name: str) -> Any:
+    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
+    COPY and hands over ~16 MB batches instead of materialising the whole result."""
+    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
+    cur.execute(sqlfiles.render(pg_sql(), name).sql)
+    return cur.fetch_record_batch()
+
+
+# ------------------------------------------------------------ the full load
+
+# Per table, in load order: the Postgres query that streams every row, the DuckDB insert.
+# Users and runs first, so keys exist before the tasks' keys are set.
+_FULL_LOAD = {
+    "users": {"extract": "extract_all_users", "insert": "insert_users"},
+    "runs": {"extract": "extract_all_runs", "insert": "insert_runs"},
+    "tasks": {"extract": "extract_all_tasks", "insert": "insert_all_tasks"},
+}
+_CREATE = ("create_users", "create_runs", "create_tasks", "create_keys", "create_meta")
+
+
+def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
+    """Rebuild the mirror from the Postgres snapshot of `cur` (an ADBC cursor) inside a
+    DuckDB transaction the caller commits. Returns upserted = rows loaded per table."""
+    sql = duck_sql()
+    con.execute("BEGIN").fetchall()
+    con.execute(sql["drop_all"].sql).fetchall()
+    for name in _CREATE:
+        con.execute(sql[name].sql).fetchall()
+    upserted = {}
+    # Streamed batch by batch: no table ever sits in memory whole.
+    for table, queries in _FULL_LOAD.items():
+        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
+            with step("keys"):
+                con.execute(sql["all_user_keys"].sql).fetchall()
+                con.execute(sql["all_run_keys"].sql).fetchall()
+        con.register(f"staged_{table}", extract_all(cur, queries["extract"]))
+        with step(f"load {table}"):
+            insert = sqlfiles.render(duck_sql(), queries["insert"]).sql
+            upserted[table] = con.execute(insert).fetchall()[0][0]
+        con.unregister(f"staged_{table}")
+    with step("task keys and dimension values"):
+        con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
+        con.execute(sql["all_rare_tasks"].sql).fetchall()
+        con.execute(sql["all_dim_values"].sql).fetchall()
+    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
+
+
+# ------------------------------------------------------------ the incremental apply
+
+# The Postgres queries of the changed rows, staged in DuckDB as staged_<key>.
+_EXTRACT = {
+    "users": "extract_users",
+    "runs": "extract_runs",
+    "tasks": "extract_tasks",
+    "deletions": "extract_deletions",
+}
+# Per mirror table: the deletion log's table name and the DuckDB queries that apply it
+# (remove the copies of deleted and rewritten rows in one scan, then insert the new ones).
+_APPLY = {
+    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks"},
+    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs"},
+    "users": {"logged_as": "ai_users", "remove": "remove_changed_users", "insert": "insert_users"},
+}
+
+
+def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
+    """Apply what changed in the Postgres snapshot of `cur` (an ADBC cursor) since the
+    horizon `since`, inside a DuckDB transaction the caller commits. Returns upserted = rows
+    read per table and deleted = rows removed because Postgres deleted them."""
+    sql = duck_sql()
+    with step("extract"):
+        staged = {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+    logged = staged["deletions"].column("table_name").to_pylist()
+    con.execute("BEGIN").fetchall()
+    for name, table in staged.items():
+        con.register(f"staged_{name}", table)
+    try:
+        # Copies of user/run attributes on tasks: find what changed before replacing.
+        teams = run_attrs = None
+        if staged["users"].num_rows or "ai_users" in logged:
+            teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
+        if staged["runs"].num_rows:
+            with step("changed run attributes"):
+                run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+        if staged["tasks"].num_rows or staged["runs"].num_rows:
+            with step("keys"):
+                _new_keys(con, sql)
+        if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
+            con.execute(sql["new_dim_values"].sql).fetchall()
+        deleted = dict.fromkeys(TABLES, 0)
+        for table, queries in _APPLY.items():
+            if queries["logged_as"] in logged or staged[table].num_rows:
+                with step(f"remove {table}"):
+                    deleted[table] = con.execute(sql[queries["remove"]].sql).fetchall()[0][0]
+            if staged[table].num_rows:
+                with step(f"insert {table}"):
+                    con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+        con.execute(sql["forget_changed_rows"].sql).fetchall()
+        if teams is not None and teams.num_rows:
+            con.register("changed_teams", teams)
+            con.execute(sql["propagate_teams"].sql).fetchall()
+            con.unregister("changed_teams")
+        if run_attrs is not None and run_attrs.num_rows:
+            con.register("changed_runs", run_attrs)
+            con.execute(sql["propagate_run_attributes"].sql).fetchall()
+            con.unregister("changed_runs")
+    finally:
+        for name in staged:
+            # In a transaction a failed statement aborted, this fails too: keep the first error.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(f"staged_{name}")
+    upserted = {table: staged[table].num_rows for table in TABLES}
+    return SyncResult(full=False, upserted=upserted, deleted=deleted)
+
+
+def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
+    """Keys for the runs and users the staged rows name for the first time."""
+    before = con.execute("SELECT coalesce(max(key), 0) FROM run_keys").fetchall()[0][0]
+    added = con.execute(sql["new_run_keys"].sql).fetchall()[0][0]
+    con.execute(sql["new_user_keys"].sql).fetchall()
+    if added:
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": before}).fetchall()
+
+
+# ------------------------------------------------------------ the self-check
+
+VERIFY_EVERY_SECONDS = 600.0  # the cheap cadence of the self-check (a full scan of both)
+_VERIFIED_COLUMNS = ("tasks", "tokens", "cost", "runs", "run_tokens", "users")
+
+
+def verify_due(meta: dict[str, str]) -> bool:
+    """True when the mirror facts `meta` show no check, or one VERIFY_EVERY_SECONDS old."""
+    last = meta.get("last_verified_at")
+    if last is None:
+        return True
+    age = datetime.now(UTC) - datetime.fromisoformat(last)
+    return age.total_seconds() >= VERIFY_EVERY_SECONDS
+
+
+def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | None:
+    """None when the mirror reads back whole and matches Postgres' snapshot (`cur`, an ADBC
+    cursor); else what is wrong. A damaged block raises duckdb.Error from the full read."""
+    con.execute(duck_sql()["verify_read_all"].sql).fetchall()
+    mirror = con.execute(duck_sql()["verify_totals"].sql).fetchall()[0]
+    cur.execute(pg_sql()["verify_totals"].sql)
+    source = cur.fetchone()
+    for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
+        if Decimal(str(ours)) != Decimal(str(theirs)):
+            return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    return None
+
+
+# ------------------------------------------------------------ the sync
 
 
 def sync_mirror(
@@ -148,8 +348,8 @@ def _sync(
         if reason is None:
             try:
                 result = apply_changes(con, cur, since=meta["horizon"])
-                if verify or (verify is None and mirror_check.verify_due(meta)):
-                    problem = mirror_check.verify(con, cur)
+                if verify or (verify is None and verify_due(meta)):
+                    problem = check_against_postgres(con, cur)
                     result.verified = True
                     if problem is not None:
                         rollback(con)

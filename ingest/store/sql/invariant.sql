@@ -1,3 +1,7 @@
+-- invariant.sql: the run-totals invariant, recomputed from scratch
+-- (ingest/store/database.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+
 -- name: run_totals_mismatches
 -- Runs whose derived columns differ from the same numbers computed from scratch over
 -- ai_tasks (docs/design.md, Exactness). Returns id, stored and recomputed task_count, total_tokens,

@@ -1,5 +1,7 @@
--- Retention (ingest.retention): the mirror registry, pruning of the deletion log, and the
--- batched hard delete of old runs. Values are bound; see docs/lake.md, "Retention".
+-- retention.sql: the mirror registry, pruning of the deletion log, hard deletes
+-- (ingest/store/retention.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- docs/lake.md, "Retention".
 
 -- name: record_mirror_horizon
 -- A reader (mirror) has applied every change stamped below :horizon (xid8 as text).

@@ -1,5 +1,7 @@
--- The schema as the catalogs describe it, for docs/schema.sql (ingest/schema_dump.py). Each
--- query returns (name, definition) rows of the public schema, sorted by name, in a
+-- schema_dump.sql: the schema as the catalogs describe it, for docs/schema.sql
+-- (ingest/store/schema_dump.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- Each query returns (name, definition) rows of the public schema, sorted by name, in a
 -- spelling that PostgreSQL 15 to 18 share (NOT NULL constraint rows of 18 left out).
 
 -- name: schema_tables

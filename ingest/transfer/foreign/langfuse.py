@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.tracking import naming
-from ingest.transfer import importer as transfer
+from ingest.transfer import import_export as transfer
 from ingest.transfer.foreign.records import (
     ForeignImport,
     Record,

@@ -19,7 +19,7 @@ from typing import Any
 from ingest.errors import ValidationError
 from ingest.sdk.provider_usage import normalize_usage
 from ingest.tracking import naming
-from ingest.transfer import importer as transfer
+from ingest.transfer import import_export as transfer
 from ingest.transfer.foreign.records import (
     ForeignImport,
     Record,

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ingest.transfer import importer as transfer
+from ingest.transfer import import_export as transfer
 
 NAMESPACE = uuid.UUID("0b6c9f2e-4d8a-4c1e-9b7f-3e2a1d5c8f40")
 
