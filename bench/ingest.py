@@ -8,7 +8,7 @@ by chunk with a fixed seed; generation is not timed):
 
 - plain COPY: runs and tasks COPYed into the same tables, with the same indexes and foreign
   keys, after `ALTER TABLE ... DISABLE TRIGGER USER` (no derived-column triggers);
-- bulk: `ingest.bulk.BulkWriter` as the demo and the importer use it (runs and tasks of a
+- bulk: `ingest.transfer.bulk.BulkWriter` as the demo and the importer use it (runs and tasks of a
   chunk in one transaction; COPY straight in, falling back to staging on duplicates;
   statement-level triggers keep the run totals; runs' updated_at kept as written);
 - bulk, staging: the same with every batch staged in a temp table and inserted with

@@ -8,7 +8,7 @@ Uses DATABASE_URL when set, else a fresh embedded Postgres in PATH (default a ne
 folder); each measurement gets a fresh migrated database. The server runs as its own
 process (`ai-runs serve`, uvicorn), so client and server do not share a GIL.
 
-- direct bulk: the same task rows (a run per 10 tasks) written with ingest.bulk.BulkWriter,
+- direct bulk: the same task rows (a run per 10 tasks) written with ingest.transfer.bulk.BulkWriter,
   --per-request rows per transaction: the baseline, in this process.
 - batch endpoint: POST /v1/batch with --per-request tasks each, from --clients concurrent
   HTTP clients; tasks/s end to end (JSON encoding, HTTP, validation, pricing, COPY).

@@ -18,7 +18,7 @@
   mirror are restricted to the runs Postgres lets the viewer read: app.py sets them once per
   script run (`set_scope`), and `cached` applies that set to every rollup's filters, so no
   page can forget it. The set is asked of Postgres again only when the mirror's content or
-  the access version (shares, roles, people: ingest.viewer.access_version) changed, so a
+  the access version (shares, roles, people: ingest.access.viewer.access_version) changed, so a
   share or unshare counts at the next page view, and a manager of a large team does not
   wait for the team's run ids on every click. Caches are keyed by that (viewer, mirror
   content, access version) token, never by hashing the set. The mirror sync uses the

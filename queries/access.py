@@ -1,7 +1,7 @@
 """A viewer's rollups on the mirror see only the runs Postgres lets the viewer read
 (docs/access.md).
 
-`Filters.visible_runs` holds those run ids (from `ingest.viewer.visible_runs`: row-level
+`Filters.visible_runs` holds those run ids (from `ingest.access.viewer.visible_runs`: row-level
 security decides). On DuckDB, `restriction(con, filters_params)` turns them into the
 mirror's dense run keys, registers them on `con` as the table `visible_run_keys`, and
 returns the expressions that fill `{{engine.visible_run_filter}}` and its kin: the named

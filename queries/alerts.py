@@ -1,5 +1,5 @@
 """Alert evaluation: each rule's metric over the mirror, transitions recorded once in
-Postgres, events delivered to webhooks (docs/spend-control.md; rules: ingest.alert_rules).
+Postgres, events delivered to webhooks (docs/spend-control.md; rules: ingest.spend.alert_rules).
 
 `check_alerts` is run after every mirror sync (the dashboard and `ai-runs sync` call it)
 and by `ai-runs alerts check` (for cron). For each enabled rule it computes the value,
@@ -236,5 +236,5 @@ def _rule_scope(rule: dict[str, Any]) -> str:
 
 
 def firing_alerts(url: str | None = None) -> list[dict[str, Any]]:
-    """The rules firing now (rows of ingest.alert_rules.list_rules)."""
+    """The rules firing now (rows of ingest.spend.alert_rules.list_rules)."""
     return [rule for rule in alert_rules.list_rules(url) if rule["firing"]]

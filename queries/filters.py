@@ -34,7 +34,7 @@ class Filters:
 
     visible_runs: who is looking (docs/access.md). None: every run (an admin, or a trusted
     caller with no viewer); a tuple: only these run ids, the set Postgres's row-level
-    security gave the viewer (`ingest.viewer.visible_runs`); () sees nothing.
+    security gave the viewer (`ingest.access.viewer.visible_runs`); () sees nothing.
     """
 
     start: datetime

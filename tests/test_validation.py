@@ -1,4 +1,4 @@
-"""ingest.validation: pure checks shared by the live API and the bulk importer."""
+"""ingest.store.validation: pure checks shared by the live API and the bulk importer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ingest.vocabulary and the migrated database say the same: the CHECK constraints'
+"""ingest.store.vocabulary and the migrated database say the same: the CHECK constraints'
 allowed values and the tables' columns."""
 
 from __future__ import annotations

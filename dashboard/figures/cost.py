@@ -129,6 +129,7 @@ def usage_bars(
     return fig
 
 
+# Over 60 lines: one figure's traces (history, forecast, interval, budget line) in order.
 def forecast(result: Mapping[str, Any]) -> go.Figure:
     """Cumulative month spend: actual days, forecast days with their band, the budget line
     (from queries.spend_forecast)."""

@@ -1,4 +1,4 @@
-"""What every dashboard figure shares (dashboard/figures.py and its two families): the
+"""What every dashboard figure shares (dashboard/figures/ and its two families): the
 layout, time axes that fit the grain, series per group, the customdata of drill-down
 points, legends and the empty figure. No Streamlit here."""
 

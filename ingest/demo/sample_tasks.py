@@ -19,6 +19,8 @@ STATUSES = cat.TASK_STATUS_CODES
 COMPLETED, FAILED, CANCELLED, STREAMING, PENDING = range(5)
 
 
+# Over 60 lines: one vectorised sampling pass over a chunk; each block draws one column
+# from the ones before it, and splitting it would pass the arrays around.
 def make_chunk(plan: Plan, index: int, n: int) -> copy_rows.Chunk:
     """Chunk `index` of the plan: `n` tasks and their runs, as COPY lines."""
     rng = np.random.default_rng([plan.seed, 2, index])

@@ -11,7 +11,7 @@ Guarantees:
 - One thread writes batches of up to `batch_size` rows, each batch in one transaction
   (one INSERT per table, so run totals move once per run).
 - A finished task without a cost is priced in that transaction, with the price book then
-  in force (`ingest.price_books.price_new_tasks`: one read of the overrides per batch), so
+  in force (`ingest.spend.price_books.price_new_tasks`: one read of the overrides per batch), so
   a task spooled during an outage is priced when it is finally written.
 - When a write fails because the database is unreachable, the batch is spooled to
   `$AI_RUNS_HOME/spool/*.jsonl` (written to a temporary name, then renamed: a file is

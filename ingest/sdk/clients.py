@@ -16,8 +16,9 @@ Tracked calls: OpenAI `chat.completions.create` and `responses.create`, Anthropi
   are removed before the SDK sees the call.
 - Stored: request_data = the call's keyword arguments as sent (JSON), response_data = the
   response as received (`model_dump`, non-streamed calls), text, tool calls, usage, cost
-  (ingest.usage / ingest.pricing), TTFT and total time from just before the request.
-- Writes go through the tracker's background writer (ingest.background_tasks): nothing
+  (ingest.sdk.provider_usage / ingest.spend.pricing), TTFT and total time from just before
+  the request.
+- Writes go through the tracker's background writer (ingest.tracking.background): nothing
   touches the database in the application's call, and a tracking problem is logged,
   never raised. An error of the call itself is recorded (failed task) and re-raised.
 """

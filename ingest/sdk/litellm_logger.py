@@ -1,13 +1,13 @@
 """A LiteLLM custom logger that records every LiteLLM call as a task.
 
     import litellm
-    litellm.callbacks = [ingest.litellm_logger.AiRunsLogger(tracker)]
+    litellm.callbacks = [ingest.sdk.litellm_logger.AiRunsLogger(tracker)]
 
 Success and failure, sync and async (LiteLLM calls the matching hook; streamed calls are
 logged once, complete). Each call becomes a task written through the tracker's
-background writer (ingest.background_tasks): provider (LiteLLM's custom_llm_provider),
+background writer (ingest.tracking.background): provider (LiteLLM's custom_llm_provider),
 model, request (model, messages, optional params), text, tool calls, tokens (read from
-LiteLLM's OpenAI-shaped usage by ingest.usage), cost priced by us (cost_source
+LiteLLM's OpenAI-shaped usage by ingest.sdk.provider_usage), cost priced by us (cost_source
 "computed"; LiteLLM's own `response_cost` is kept in response_metadata["litellm_cost"]),
 TTFT (LiteLLM's completion_start_time) and total time. The run: `ai_run_id` in the call's
 `metadata`, else the innermost `with tracker.run(...)`, else the logger's `run`, else a

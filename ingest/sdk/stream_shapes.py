@@ -1,7 +1,7 @@
 """Read the items of provider SDK streams: text, tool calls, usage, model, errors.
 
 `StreamState.read(item)` understands, without importing any SDK (by the items' shapes):
-- plain text chunks (str) and usage objects/dicts (ingest.usage shapes);
+- plain text chunks (str) and usage objects/dicts (ingest.sdk.provider_usage shapes);
 - OpenAI Chat Completions chunks (`choices[].delta.content`, `delta.tool_calls`, the final
   chunk's `usage` with `stream_options={"include_usage": True}`);
 - OpenAI Responses events (`response.output_text.delta`, function-call items,
@@ -14,7 +14,7 @@
 - google-genai `generate_content_stream` responses (candidate parts' text, thought parts
   excluded, function calls; `usage_metadata` is cumulative: the last one wins).
 
-Usage is kept as the provider's raw payload and read at the end by ingest.usage (so
+Usage is kept as the provider's raw payload and read at the end by ingest.sdk.provider_usage (so
 genai-prices' extractors see it as the provider sent it).
 """
 

@@ -1,5 +1,5 @@
-"""The bookkeeping of one tracked streamed response (ingest/streaming.py wraps the stream):
-read each item into the text, usage and tool calls so far (ingest.sdk_streams), write the
+"""The bookkeeping of one tracked streamed response (ingest/sdk/streaming.py wraps the stream):
+read each item into the text, usage and tool calls so far (ingest.sdk.stream_shapes), write the
 growing text while it streams, and finish the task (completed, failed or cancelled) exactly
 once. Also what decides which text can be stored and how an error is recorded."""
 

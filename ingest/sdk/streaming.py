@@ -7,7 +7,7 @@
         ...                      # the SDK's own chunks, unchanged
     # async: `async for event in ingest.astream_task(tracker, run_id, async_stream, ...)`
 
-Accepted streams (see ingest.sdk_streams): OpenAI Chat Completions and Responses streams,
+Accepted streams (see ingest.sdk.stream_shapes): OpenAI Chat Completions and Responses streams,
 Anthropic `messages.create(stream=True)` events and the `messages.stream()` helper (the
 manager, entered for you, or the entered stream), google-genai `generate_content_stream`,
 sync and async; and plain text chunks (str) with usage objects/dicts in between, as before.
@@ -33,7 +33,7 @@ just before sending the request (`tracker.clock()`), otherwise the wait for resp
 headers is missed (default: when stream_task was called).
 
 This module holds the wrappers and the ways in; what they do with each item and how the
-task is finished is ingest/stream_tracking.py.
+task is finished is ingest/sdk/stream_tracking.py.
 """
 
 from __future__ import annotations

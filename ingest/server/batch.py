@@ -1,13 +1,13 @@
-"""Many runs and tasks in one request, written by the bulk path (ingest.bulk) in one
+"""Many runs and tasks in one request, written by the bulk path (ingest.transfer.bulk) in one
 transaction. Used by POST /v1/batch and by the OTLP receiver.
 
-Every row is checked first (ingest.validation); one bad row rejects the whole request
+Every row is checked first (ingest.store.validation); one bad row rejects the whole request
 with its position (`tasks[3].status`) and nothing is written. Rows belong to the key's
 user: user_id is set to it, and a task may only name a run of that user (in the request
 or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
 and counted as a duplicate, also when two clients send the same rows at once.
 A finished task without a cost is priced when the rows are written, with the price book in
-force at its created_at (ingest.price_books.price_new_tasks: cost, price_ref, cost_source
+force at its created_at (ingest.spend.price_books.price_new_tasks: cost, price_ref, cost_source
 computed; one read of the overrides per request); a given cost is the provider's. `usage` in
 any shape ingest.sdk.provider_usage understands may stand in for the tokens_* columns (a
 task's row is built as on every write path: ingest/tracking/task_row.py). Redaction masks

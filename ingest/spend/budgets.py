@@ -12,7 +12,7 @@ from typing import Any
 
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store import database, sqlfiles
-from ingest.store.validation import SOURCE_TYPES
+from ingest.store.vocabulary import SOURCE_TYPES
 
 SCOPE_KINDS = ("all", "team", "user", "model", "tag", "source_type")
 PERIODS = ("month", "week")

@@ -2,7 +2,7 @@
 
 `reprice` recomputes the cost of every finished task with a model that the rule covers
 (created in [since, until), optionally one model), using the price in force when each task
-ran: the best override (ingest.price_books) or else the library. A re-priced task gets
+ran: the best override (ingest.spend.price_books) or else the library. A re-priced task gets
 cost_source 'computed' and its price_ref; a task no one can price (unknown model, or usage
 unknown) keeps its cost. A cost the provider reported (cost_source 'provider': what was
 billed) is replaced only by an override that covers it, never by the library's list price,

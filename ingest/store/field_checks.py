@@ -1,4 +1,4 @@
-"""Checks of single values, for ingest/validation.py's column tables: pure functions, no
+"""Checks of single values, for ingest/store/validation.py's column tables: pure functions, no
 database access. Each takes the field's name (for the error) and a value, and returns the
 value normalized (docs/limits.md for the bounds) or raises ValidationError naming the field
 and, where there is a fixed set, the allowed values.
@@ -21,7 +21,7 @@ MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 ATTACHMENT_KINDS = ("file", "url", "image", "youtube")
 
 INT4_MAX = 2_147_483_647
-# Bounds and why: ingest/limits.py and docs/limits.md.
+# Bounds and why: ingest/store/limits.py and docs/limits.md.
 TOKENS_MAX = limits.MAX_TOKENS
 COST_MAX = limits.MAX_COST
 
@@ -49,7 +49,7 @@ def _no_nul(field: str, text: str) -> str:
 
 
 def text_field(field: str, value: Any) -> str:
-    """A string without NUL or lone surrogates (ingest.limits.check_text)."""
+    """A string without NUL or lone surrogates (ingest.store.limits.check_text)."""
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
     return _no_nul(field, value)
@@ -103,7 +103,7 @@ def _int(field: str, value: Any, maximum: int) -> int:
 
 
 def tokens_field(field: str, value: Any) -> int:
-    """A token count: a whole number >= 0 within ingest.limits' bounds."""
+    """A token count: a whole number >= 0 within ingest.store.limits' bounds."""
     return limits.check_tokens(field, _int(field, value, limits.MAX_TOKENS_TOTAL))
 
 
@@ -113,7 +113,7 @@ def small_int_field(field: str, value: Any) -> int:
 
 
 def cost_field(field: str, value: Any) -> Decimal:
-    """A cost in USD as Decimal: finite, >= 0, within ingest.limits' bound."""
+    """A cost in USD as Decimal: finite, >= 0, within ingest.store.limits' bound."""
     amount: Decimal | None = None
     if isinstance(value, bool):
         amount = None
@@ -180,7 +180,7 @@ def choice_field(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
 
 def check_json(field: str, value: Any) -> str:
     """Serialize `value` as JSON Postgres accepts; return the text. Raises ValidationError
-    (limits: ingest.limits.check_json_value)."""
+    (limits: ingest.store.limits.check_json_value)."""
     return check_json_value(field, value)
 
 

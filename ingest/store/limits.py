@@ -1,6 +1,6 @@
 """The limits every value must respect before it is written (docs/limits.md).
 
-Pure functions, no database access, used by `ingest.validation` (and through it by the
+Pure functions, no database access, used by `ingest.store.validation` (and through it by the
 Tracker, the streaming helper, the importer and any server): each check returns the value
 (normalized where said) or raises `ValidationError` naming the field and what is allowed.
 

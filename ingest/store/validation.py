@@ -22,7 +22,7 @@ nested one) and, where there is a fixed set, the allowed values. `partial=True` 
 the columns given (an update); otherwise the required columns must be present.
 
 This module holds the column tables and the row checks; the check of each single value
-(and of one conversation message) is in ingest/field_checks.py.
+(and of one conversation message) is in ingest/store/field_checks.py.
 """
 
 from __future__ import annotations
@@ -34,10 +34,7 @@ from ingest.errors import ValidationError
 from ingest.store import vocabulary
 from ingest.store.field_checks import (
     ATTACHMENT_KINDS,
-    COST_MAX,
-    INT4_MAX,
     MESSAGE_ROLES,
-    TOKENS_MAX,
     attachments_field,
     bool_field,
     check_json,
@@ -64,21 +61,16 @@ from ingest.store.vocabulary import (
     TASK_STATUSES,
 )
 
-# Names callers import from here; the value checks themselves are in ingest/field_checks.py.
+# Names callers import from here; the value checks themselves are in ingest/store/field_checks.py.
 __all__ = [
     "ATTACHMENT_KINDS",
-    "COST_MAX",
-    "COST_SOURCES",
-    "INT4_MAX",
     "JSON_COLUMNS",
     "MESSAGE_ROLES",
     "RUN_COLUMNS",
     "RUN_STATUSES",
     "SOURCE_TYPES",
     "TASK_COLUMNS",
-    "TASK_ORDER_RULES",
     "TASK_STATUSES",
-    "TOKENS_MAX",
     "check_json",
     "check_task_consistency",
     "parse_uuid",

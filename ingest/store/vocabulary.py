@@ -1,7 +1,7 @@
 """The schema's words, declared once: source types, statuses, roles and column lists.
 
 Every module that names one of these imports it from here. The database says the same in
-its CHECK constraints (ingest/migrations/, as migrated: docs/schema.sql);
+its CHECK constraints (ingest/store/migrations/, as migrated: docs/schema.sql);
 tests/test_vocabulary.py checks that a freshly migrated database agrees with this module.
 """
 
@@ -53,7 +53,7 @@ TASK_WRITABLE_COLUMNS = (
 # Kept by the database's triggers (docs/design.md); exported for reading, never written.
 RUN_DERIVED_COLUMNS = ("total_tokens", "total_cost", "message_count", "task_count")
 
-# Written only by pricing (ingest/price_books.py), never taken from input: which price
+# Written only by pricing (ingest/spend/price_books.py), never taken from input: which price
 # produced a task's cost (docs/spend-control.md). Read with every task row.
 TASK_DERIVED_COLUMNS = ("price_ref",)
 

@@ -1,5 +1,5 @@
 """Access methods of `ingest.Tracker`: who the viewer is, sharing, the audit log, and the
-redaction rules (docs/access.md). SQL: ingest/sql/access.sql.
+redaction rules (docs/access.md). SQL: ingest/tracking/sql/access.sql.
 
 Row-level security decides every answer: a Tracker with a viewer connects as the
 application role, so sharing a run it does not own, or reading the audit log as a
@@ -24,7 +24,7 @@ SHARE_PERMISSIONS = ("view", "edit")
 
 
 class AccessMethods:
-    """The access half of Tracker (see ingest.tracker for the shared contract)."""
+    """The access half of Tracker (see ingest.tracking.tracker for the shared contract)."""
 
     viewer: str | None
     _queries: dict[str, sqlfiles.Query]

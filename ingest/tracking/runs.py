@@ -52,6 +52,7 @@ class RunMethods:
     _refusal: Callable[[str, Any, str], Exception]
     _redactor: redaction.Redactor
 
+    # Over 60 lines: mostly its keyword arguments (the run's columns) and their contract.
     def create_run(
         self,
         source_type: str,
@@ -312,6 +313,8 @@ class RunMethods:
                 role=role,
             )
 
+    # Over 60 lines: its keyword filters with their contract, then each filter checked
+    # and joined in the order of its SQL fragment (sql/runs.sql, run_filter_*).
     def list_runs(
         self,
         *,

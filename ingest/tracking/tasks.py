@@ -94,6 +94,7 @@ class TaskMethods:
     _refusal: Callable[[str, Any, str], Exception]
     _redactor: redaction.Redactor
 
+    # Over 60 lines: mostly its keyword arguments (the task's columns) and their contract.
     def create_task(
         self,
         run_id: uuid.UUID | str,
@@ -251,7 +252,7 @@ class TaskMethods:
         A task that no longer exists (purged meanwhile) is skipped with a warning and
         reported as ignored with status "missing"; the other tasks are still written.
         Then waits (up to 30 s) until every background task (tracked clients,
-        `tracker.background`) is written, see ingest.background_tasks.
+        `tracker.background`) is written, see ingest.tracking.background.
         """
         results = []
         with self._lock:
@@ -322,8 +323,8 @@ class TaskMethods:
 
         Writes the buffered streaming values, then these; an argument that is None (here
         and in `fields`) keeps what is stored.
-        usage: a provider usage object or dict (see ingest.usage), an alternative to the
-        tokens_* arguments (which win); its billed values are kept in
+        usage: a provider usage object or dict (see ingest.sdk.provider_usage), an alternative
+        to the tokens_* arguments (which win); its billed values are kept in
         response_metadata["billed_usage"] to price every rate (1-hour cache writes).
         tokens_input includes cache reads (tokens_cached_input) and cache writes
         (tokens_cache_write), tokens_output includes reasoning; tokens_total defaults to

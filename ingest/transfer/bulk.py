@@ -200,7 +200,7 @@ class BulkWriter:
                 delay = min(delay * 2, 1.0)
 
     def redaction_rules(self) -> tuple[redaction.Rule, ...]:
-        """The enabled redaction rules of this writer's database (ingest.redaction); the
+        """The enabled redaction rules of this writer's database (ingest.access.redaction); the
         caller masks rows with them before encoding (COPY lines are already text). Read at
         most every redaction.RELOAD_SECONDS."""
         return self._redactor.rules()

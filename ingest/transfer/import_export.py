@@ -326,7 +326,7 @@ def _json_line(kind: str, columns: Sequence[str], values: Sequence[str | None]) 
 
 
 def _csv_cells(kind: str, columns: Sequence[str], values: Sequence[str | None]) -> list[str]:
-    """One CSV record; every cell neutralized against formulas (ingest/csv_cells.py)."""
+    """One CSV record; every cell neutralized against formulas (`neutralize_formula`)."""
     return [neutralize_formula(cell) for cell in _csv_plain_cells(kind, columns, values)]
 
 
@@ -401,6 +401,8 @@ class _Row:
     masks: dict[str, int] | None = None  # redaction masks per field (tasks)
 
 
+# Over 60 lines: the import's loop (read, check, batch, write, retry the orphans) with its
+# resources (worker pool, writer) opened and closed around it in one place.
 def import_files(
     paths: Sequence[str | Path],
     url: str | None = None,
@@ -563,7 +565,7 @@ def _read(
     path: Path, pool: ProcessPoolExecutor | None = None, rules: tuple = ()
 ) -> Iterator[_Row | Rejection]:
     """The file's lines as rows or rejections, in order (parsed by `pool` when given),
-    redacted by `rules` (ingest.redaction)."""
+    redacted by `rules` (ingest.access.redaction)."""
     blocks = read_blocks(path)
     if pool is None:
         for block in blocks:

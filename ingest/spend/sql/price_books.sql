@@ -27,7 +27,7 @@ RETURNING *;
 
 -- name: overrides_in_force
 -- Live overrides of :provider whose window contains :at (candidates; the model pattern is
--- matched by ingest.price_books).
+-- matched by ingest.spend.price_books).
 SELECT * FROM ai_price_overrides
  WHERE provider = :provider AND removed_at IS NULL
    AND valid_from <= :at AND (valid_to IS NULL OR :at < valid_to);

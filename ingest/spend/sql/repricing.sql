@@ -14,7 +14,7 @@ SELECT count(*) AS tasks FROM ai_tasks
 -- Next batch (by id, after :after_id) of the tasks the rule covers (with :only_missing, only
 -- those whose cost is NULL: ingest.recompute_costs), with what pricing needs
 -- (response_metadata carries only the provider's billed_usage, which prices 1-hour cache
--- writes; see ingest.costs.cost_of_task).
+-- writes; see ingest.spend.pricing.cost_of_task).
 SELECT id, provider, model, tokens_input, tokens_output, tokens_cached_input,
        tokens_cache_write, tokens_reasoning, created_at, cost, cost_source, price_ref,
        jsonb_build_object('billed_usage', response_metadata -> 'billed_usage')
