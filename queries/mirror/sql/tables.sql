@@ -86,7 +86,7 @@ CREATE TABLE dim_values (dimension VARCHAR, value VARCHAR);
 -- rare_tasks: a copy of the tasks whose run_key lies outside [lo, lo + n) of the task's own
 -- day in run_key_days (runs created on another day, or keyed late). Every other task falls
 -- in the bitmap range of its period whatever the grain, so a rollup counts only these few
--- by hashing (queries/sql/rollups.sql, usage_bitmaps). A superset is fine; kept in step
+-- by hashing (queries/sql/usage.sql, usage_bitmaps). A superset is fine; kept in step
 -- with tasks by every write of the load (load.sql) and the apply (apply.sql).
 CREATE TABLE rare_tasks AS SELECT * FROM tasks LIMIT 0;
 
