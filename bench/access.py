@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench_support import bench_queries  # noqa: E402
 
 import queries as q  # noqa: E402
-from ingest import viewer  # noqa: E402
+from ingest.access import viewer  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.usage import daily_cost  # noqa: E402
 

@@ -8,7 +8,7 @@ by chunk with a fixed seed; generation is not timed):
 
 - plain COPY: runs and tasks COPYed into the same tables, with the same indexes and foreign
   keys, after `ALTER TABLE ... DISABLE TRIGGER USER` (no derived-column triggers);
-- bulk: `ingest.bulk.BulkWriter` as the demo and the importer use it (runs and tasks of a
+- bulk: `ingest.transfer.bulk.BulkWriter` as the demo and the importer use it (runs and tasks of a
   chunk in one transaction; COPY straight in, falling back to staging on duplicates;
   statement-level triggers keep the run totals; runs' updated_at kept as written);
 - bulk, staging: the same with every batch staged in a temp table and inserted with
@@ -41,8 +41,11 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest import Tracker, bulk, database, demo, embedded, transfer  # noqa: E402
+from ingest import Tracker, demo  # noqa: E402
 from ingest.demo import copy_rows  # noqa: E402
+from ingest.store import database, embedded  # noqa: E402
+from ingest.transfer import bulk  # noqa: E402
+from ingest.transfer import import_export as transfer  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 42

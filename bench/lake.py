@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from bench_support import bench_queries  # noqa: E402
 
 import queries as q  # noqa: E402
-from ingest import database, demo, retention  # noqa: E402
+from ingest import demo  # noqa: E402
+from ingest.store import database, retention  # noqa: E402
 from queries import Filters  # noqa: E402
 from queries.lake import rollups as lake  # noqa: E402
 from queries.lake.archive import Archiver  # noqa: E402

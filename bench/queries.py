@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import queries as q  # noqa: E402
-from ingest import database, embedded  # noqa: E402
+from ingest.store import database, embedded  # noqa: E402
 from queries import Filters, drilldown, usage  # noqa: E402
 
 MARKER = "ai-runs-bench"

@@ -8,7 +8,7 @@ Uses DATABASE_URL when set, else a fresh embedded Postgres in PATH (default a ne
 folder); each measurement gets a fresh migrated database. The server runs as its own
 process (`ai-runs serve`, uvicorn), so client and server do not share a GIL.
 
-- direct bulk: the same task rows (a run per 10 tasks) written with ingest.bulk.BulkWriter,
+- direct bulk: the same task rows (a run per 10 tasks) written with ingest.transfer.bulk.BulkWriter,
   --per-request rows per transaction: the baseline, in this process.
 - batch endpoint: POST /v1/batch with --per-request tasks each, from --clients concurrent
   HTTP clients; tasks/s end to end (JSON encoding, HTTP, validation, pricing, COPY).
@@ -40,8 +40,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest import bulk, database, embedded, validation  # noqa: E402
 from ingest.server.keys import create_key  # noqa: E402
+from ingest.store import database, embedded, validation  # noqa: E402
+from ingest.transfer import bulk  # noqa: E402
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -39,7 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from provider_server import ProviderServer  # noqa: E402
 
 import ingest  # noqa: E402
-from ingest import Tracker, database, embedded  # noqa: E402
+from ingest import Tracker  # noqa: E402
+from ingest.store import database, embedded  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Explain RLS"}]
 

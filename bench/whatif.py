@@ -3,7 +3,7 @@
     python bench/whatif.py [--tasks 1000000] [--days 90] [--sample 20000]
 
 The what-if reads only the mirror, so this builds a synthetic mirror `tasks` table in a
-temporary DuckDB file (the real schema, queries/sql/mirror.sql; realistic provider/model
+temporary DuckDB file (the real schema, queries/mirror/sql/tables.sql; realistic provider/model
 mix and token counts, ordered by created_at as the sync keeps it) instead of generating
 Postgres demo data. In the same run it measures two baselines:
 
@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 from genai_prices import Usage, calc_price  # noqa: E402
 
 from bench.queries import timed  # noqa: E402
-from queries import sqltext, whatif  # noqa: E402
+from queries import whatif  # noqa: E402
 from queries.filters import Filters  # noqa: E402
 from queries.mirror import open_mirror  # noqa: E402
+from queries.mirror.sync import duck_sql as mirror_sql  # noqa: E402
 
 MODELS = [
     ("openai", "gpt-4o", 0.30),
@@ -45,7 +46,7 @@ MODELS = [
 
 def build_mirror(path: Path, tasks: int, days: int, end: datetime):
     con = open_mirror(path)
-    con.execute(sqltext.named("duckdb")["create_tasks"].sql)
+    con.execute(mirror_sql()["create_tasks"].sql)
     cases = " ".join(
         f"WHEN pick < {sum(w for _, _, w in MODELS[: i + 1]):.2f} THEN {i}"
         for i in range(len(MODELS))

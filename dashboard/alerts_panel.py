@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.safe import md
-from ingest import alert_rules
+from ingest.spend import alert_rules
 
 log = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 60  # also re-check unchanged data this often (budgets may change)

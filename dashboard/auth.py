@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ingest import viewer as ingest_viewer
+from ingest.access import viewer as ingest_viewer
 
 TRUSTED_HEADER_ENV = "AI_RUNS_TRUSTED_HEADER"
 LOCAL_ADMIN_ID = "local-admin"

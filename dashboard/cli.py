@@ -71,7 +71,7 @@ def _sign_in_configured() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     import queries
-    from ingest import database
+    from ingest.store import database
 
     if args.address not in ("localhost", "127.0.0.1", "::1") and not _sign_in_configured():
         print(

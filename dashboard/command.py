@@ -1,15 +1,16 @@
-"""The `ai-runs` command's root. It sits at the top so it imports downward only; each area
-registers its own subcommands:
+"""The `ai-runs` command's root. It sits at the top so it imports downward only; each package
+registers its own subcommands with `register(commands)` in its `cli.py` (docs/design.md,
+Package map, says why the commands live beside their packages):
 
-- ingest.cli_db:     ai-runs db url|start|stop|migrate|check
-- ingest.cli_data:   ai-runs demo | import | export
-- ingest.server.cli: ai-runs serve | keys
-- ingest.cli_spend:  ai-runs prices | reprice | budgets
-- ingest.cli_access: ai-runs user | share | redaction | audit
-- queries.cli:       ai-runs sync
-- queries.cli_alerts: ai-runs alerts
-- dashboard.cli:     ai-runs dashboard
-- queries.lake.cli:  ai-runs lake sync | purge
+- ingest.store.cli:     ai-runs db url|start|stop|migrate|check|schema
+- ingest.demo.cli:      ai-runs demo
+- ingest.transfer.cli:  ai-runs import | export
+- ingest.tracking.cli:  ai-runs user | share | redaction | audit
+- ingest.server.cli:    ai-runs serve | keys
+- ingest.spend.cli:     ai-runs prices | reprice | budgets
+- queries.cli:          ai-runs sync | alerts
+- queries.lake.cli:     ai-runs lake sync | purge
+- dashboard.cli:        ai-runs dashboard
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import sys
 import psycopg
 
 from dashboard import cli as dashboard_cli
-from ingest import cli_access, cli_data, cli_db, cli_spend, config
+from ingest.demo import cli as demo_cli
 from ingest.server import cli as server_cli
+from ingest.spend import cli as spend_cli
+from ingest.store import cli as store_cli
+from ingest.store import config
+from ingest.tracking import cli as tracking_cli
+from ingest.transfer import cli as transfer_cli
 from queries import cli as queries_cli
-from queries import cli_alerts
 from queries.lake import cli as lake_cli
 
 
@@ -37,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = (cli_db, cli_data, cli_access, server_cli, cli_spend)
-    modules += (queries_cli, cli_alerts, lake_cli, dashboard_cli)
+    modules = (store_cli, demo_cli, transfer_cli, tracking_cli, server_cli, spend_cli)
+    modules += (queries_cli, lake_cli, dashboard_cli)
     for module in modules:
         module.register(commands)
     return parser

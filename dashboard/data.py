@@ -18,7 +18,7 @@
   mirror are restricted to the runs Postgres lets the viewer read: app.py sets them once per
   script run (`set_scope`), and `cached` applies that set to every rollup's filters, so no
   page can forget it. The set is asked of Postgres again only when the mirror's content or
-  the access version (shares, roles, people: ingest.viewer.access_version) changed, so a
+  the access version (shares, roles, people: ingest.access.viewer.access_version) changed, so a
   share or unshare counts at the next page view, and a manager of a large team does not
   wait for the team's run ids on every click. Caches are keyed by that (viewer, mirror
   content, access version) token, never by hashing the set. The mirror sync uses the
@@ -39,10 +39,11 @@ import streamlit as st
 
 import queries
 from dashboard import auth
-from ingest import config, database
-from ingest import viewer as ingest_viewer
-from queries import drilldown, mirror_check, options
+from ingest.access import viewer as ingest_viewer
+from ingest.store import config, database
+from queries import drilldown, options
 from queries.filters import Filters
+from queries.mirror import VERIFY_EVERY_SECONDS
 
 ROLLUP_TTL_SECONDS = 600
 POINT_TTL_SECONDS = 15
@@ -140,7 +141,7 @@ def _check_when_due(m: Mirror) -> None:
     """Start the mirror's self-check in a background thread when the last one is
     VERIFY_EVERY_SECONDS old (a failed check rebuilds the mirror; see queries.mirror)."""
     with _CHECK_LOCK:
-        if m.checking or time.monotonic() - m.checked_at < mirror_check.VERIFY_EVERY_SECONDS:
+        if m.checking or time.monotonic() - m.checked_at < VERIFY_EVERY_SECONDS:
             return
         m.checking = True
     threading.Thread(target=_check, args=(m,), name="mirror-check", daemon=True).start()

@@ -9,14 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from ingest.csv_cells import neutralize_formula
+from ingest.transfer.import_export import neutralize_formula
 
 FINE_TUNING_ROLES = ("system", "user", "assistant")
 
 
 def neutralized(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of `df` where no text cell can run as a spreadsheet formula: a text cell
-    starting with = + - @ tab or CR gets a leading ' (OWASP, see ingest/csv_cells.py).
+    starting with = + - @ tab or CR gets a leading ' (OWASP, see ingest/transfer/import_export.py).
     Numbers stay numbers (a negative number is not a formula)."""
     safe = df.copy()
     for column in safe.columns:

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest import config
+from ingest.store import config
 
 SETTINGS_FILE = "dashboard.json"
 

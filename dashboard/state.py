@@ -20,7 +20,7 @@ from typing import Any
 
 import streamlit as st
 
-from ingest.vocabulary import SOURCE_TYPES, TASK_STATUSES
+from ingest.store.vocabulary import SOURCE_TYPES, TASK_STATUSES
 from queries.filters import Filters
 
 DEFAULT_DAYS = 30

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, export
-from dashboard.colours import Legend, colour_map
+from dashboard.figures.colours import Legend, colour_map
 from dashboard.formatting import change as change
 from dashboard.formatting import column_label, csv_frame
 from dashboard.formatting import count as count

@@ -9,20 +9,21 @@
 
 Public API: database_url, migrate, Tracker (RunPage, TaskUpdate), stream_task (TaskStream),
 astream_task (AsyncTaskStream), track (drop-in SDK client tracking),
-recompute_costs, normalize_usage, ValidationError, NotFoundError, IngestError.
+recompute_costs, normalize_usage, ValidationError, NotFoundError, AccessDeniedError,
+IngestError. The packages behind it: docs/design.md, Package map.
 """
 
 from __future__ import annotations
 
-from ingest.client_tracking import track
-from ingest.database import database_url, migrate
-from ingest.errors import IngestError, NotFoundError, ValidationError
-from ingest.repricing import recompute_costs
-from ingest.streaming import AsyncTaskStream, TaskStream, astream_task, stream_task
-from ingest.tracker import RunPage, TaskUpdate, Tracker
-from ingest.usage import normalize_usage
+from ingest.errors import AccessDeniedError, IngestError, NotFoundError, ValidationError
+from ingest.sdk import AsyncTaskStream, TaskStream, astream_task, stream_task, track
+from ingest.sdk.provider_usage import normalize_usage
+from ingest.spend.repricing import recompute_costs
+from ingest.store.database import database_url, migrate
+from ingest.tracking import RunPage, TaskUpdate, Tracker
 
 __all__ = [
+    "AccessDeniedError",
     "AsyncTaskStream",
     "IngestError",
     "NotFoundError",

@@ -19,18 +19,34 @@ Two engines, one contract:
   without tags under by="tag", a user without a team under by="team"). With by="tag" a task
   counts once for each tag of its run, so groups can sum to more than the total.
 
-Connections: DuckDB allows one read-write process per file. The process that shows the
-dashboard opens the mirror once (`open_mirror()`), syncs through that same connection
-(`sync_mirror(con=con)`) and gives each thread `con.cursor()`. `ai-runs sync` from another
-process while the dashboard holds the file fails with a clear message instead of waiting.
+Connections: one process opens the mirror read-write and gives each thread a cursor
+(queries/mirror/files.py says which process may open it).
 
 Where each rollup lives: one module per family, beside its SQL (`sql/<module>.sql`, the
 Postgres twins in `sql/postgres/<module>.sql`): usage (kpis, usage, daily cost), latency,
 failures (rates and errors), drilldown (lists of tasks and runs), options (sidebar
-choices), forecast, whatif. A rollup's contract is the docstring of its function; this
-package only re-exports them.
+choices), forecast, whatif, budgets (budget status), alerts (evaluating alert rules,
+delivered by webhooks). A rollup's contract is the docstring of its function. What they
+share: filters (Filters), engine (running SQL on either engine), sqltext (loading the named
+SQL), access (the viewer's run filter), distinct_counts. The mirror is queries.mirror, the
+lake queries.lake; cli: `ai-runs sync | alerts`. This face names the modules others use and
+re-exports the rollups.
 """
 
+from queries import (
+    alerts,
+    budgets,
+    cli,
+    distinct_counts,
+    drilldown,
+    failures,
+    filters,
+    latency,
+    options,
+    sqltext,
+    usage,
+    whatif,
+)
 from queries.drilldown import (
     cost_per_run,
     most_expensive_runs,
@@ -40,7 +56,7 @@ from queries.drilldown import (
     tasks_behind,
 )
 from queries.failures import error_groups, failure_rates
-from queries.filters import DIMENSIONS, GRAINS, Filters, dimension_column
+from queries.filters import DIMENSIONS, GRAINS, Filters
 from queries.forecast import spend_forecast
 from queries.latency import latency_histogram, latency_percentiles, tokens_per_second
 from queries.mirror import (
@@ -55,13 +71,24 @@ from queries.usage import kpis, usage_by, usage_over_time
 from queries.whatif import what_if_cost
 
 __all__ = [
+    "alerts",
+    "budgets",
+    "cli",
+    "distinct_counts",
+    "drilldown",
+    "failures",
+    "filters",
+    "latency",
+    "options",
+    "sqltext",
+    "usage",
+    "whatif",
     "DIMENSIONS",
     "GRAINS",
     "MIRROR_SCHEMA_VERSION",
     "Filters",
     "SyncResult",
     "cost_per_run",
-    "dimension_column",
     "error_groups",
     "failure_rates",
     "filter_options",

@@ -1,10 +1,10 @@
 """A viewer's rollups on the mirror see only the runs Postgres lets the viewer read
 (docs/access.md).
 
-`Filters.visible_runs` holds those run ids (from `ingest.viewer.visible_runs`: row-level
+`Filters.visible_runs` holds those run ids (from `ingest.access.viewer.visible_runs`: row-level
 security decides). On DuckDB, `restriction(con, filters_params)` turns them into the
 mirror's dense run keys, registers them on `con` as the table `visible_run_keys`, and
-returns the expressions that fill `{{visible_run_filter}}` and its kin: the named
+returns the expressions that fill `{{engine.visible_run_filter}}` and its kin: the named
 fragments of sql/engine.sql (a semi-join on run_key) when restricted, `TRUE` otherwise.
 Resolving ids to keys scans run_keys once; the answer is kept (a small LRU) for as long
 as the mirror's keys cannot have changed: the same full build and the same number of keys
@@ -23,9 +23,9 @@ from queries import sqltext
 
 KEYS_TABLE = "visible_run_keys"
 _UNRESTRICTED = {
-    "visible_run_filter": "TRUE",
-    "visible_run_row_filter": "TRUE",
-    "visible_user_filter": "TRUE",
+    "engine.visible_run_filter": "TRUE",
+    "engine.visible_run_row_filter": "TRUE",
+    "engine.visible_user_filter": "TRUE",
 }
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple, pa.Table] = OrderedDict()

@@ -1,5 +1,5 @@
 """Alert evaluation: each rule's metric over the mirror, transitions recorded once in
-Postgres, events delivered to webhooks (docs/spend-control.md; rules: ingest.alert_rules).
+Postgres, events delivered to webhooks (docs/spend-control.md; rules: ingest.spend.alert_rules).
 
 `check_alerts` is run after every mirror sync (the dashboard and `ai-runs sync` call it)
 and by `ai-runs alerts check` (for cron). For each enabled rule it computes the value,
@@ -19,7 +19,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
-from ingest import alert_rules, database
+from ingest.spend import alert_rules
+from ingest.store import database
 from queries import access, budgets, sqltext, webhooks
 from queries.engine import filter_params
 from queries.filters import Filters
@@ -148,7 +149,7 @@ def check_alerts(
 
 def _record(url: str, rule: dict, value: float | None, firing: bool, text: str) -> str | None:
     """Save the state; record an event when it changed. Returns the event or None."""
-    sql = database.queries()
+    sql = sqltext.named("postgres")
     with database.connect(url) as conn, conn.transaction():
         conn.execute(sql["ensure_alert_state"].psycopg, {"rule_id": rule["id"]})
         state = conn.execute(sql["lock_alert_state"].psycopg, {"rule_id": rule["id"]}).fetchone()
@@ -188,7 +189,7 @@ def deliver_pending(
 ) -> tuple[int, int]:
     """Deliver up to `limit` pending events once each; return (delivered, failed). An event
     is locked while it is sent (SKIP LOCKED), so two checkers never send the same one."""
-    sql = database.queries()
+    sql = sqltext.named("postgres")
     delivered = failed = 0
     rules = {r["id"]: r for r in alert_rules.list_rules(url)}
     for _ in range(limit):
@@ -235,5 +236,5 @@ def _rule_scope(rule: dict[str, Any]) -> str:
 
 
 def firing_alerts(url: str | None = None) -> list[dict[str, Any]]:
-    """The rules firing now (rows of ingest.alert_rules.list_rules)."""
+    """The rules firing now (rows of ingest.spend.alert_rules.list_rules)."""
     return [rule for rule in alert_rules.list_rules(url) if rule["firing"]]

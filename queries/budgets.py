@@ -34,7 +34,7 @@ UNSCOPED_FIELDS = ("providers", "statuses")
 
 @dataclass(frozen=True)
 class Scope:
-    """A budget scope: kind in ingest.budgets.SCOPE_KINDS, value None for `all`."""
+    """A budget scope: kind in ingest.spend.budgets.SCOPE_KINDS, value None for `all`."""
 
     kind: str
     value: str | None = None
@@ -113,7 +113,7 @@ def forecast_for_view(
     con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
 ) -> dict[str, Any]:
     """The budget comparison of a filtered view, given every budget row
-    (ingest.budgets.list_budgets): scope (Scope or None), reason (sentence), budget (its
+    (ingest.spend.budgets.list_budgets): scope (Scope or None), reason (sentence), budget (its
     row or None) and forecast (budget_forecast, or the view's own monthly forecast without a
     budget when its scope has none)."""
     scope, reason = scope_of_filters(filters)

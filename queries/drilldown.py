@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from ingest import database
-from ingest.viewer import connect_as
+from ingest.access.viewer import connect_as
+from ingest.store import database
 from queries.engine import Connection, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters, dimension_column
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ingest.vocabulary import SOURCE_TYPES, TASK_STATUSES
+from ingest.store.vocabulary import SOURCE_TYPES, TASK_STATUSES
 
 # Dimension name -> column of the mirror's task view it groups by.
 DIMENSIONS = {
@@ -34,7 +34,7 @@ class Filters:
 
     visible_runs: who is looking (docs/access.md). None: every run (an admin, or a trusted
     caller with no viewer); a tuple: only these run ids, the set Postgres's row-level
-    security gave the viewer (`ingest.viewer.visible_runs`); () sees nothing.
+    security gave the viewer (`ingest.access.viewer.visible_runs`); () sees nothing.
     """
 
     start: datetime

@@ -39,6 +39,8 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# Over 60 lines: one forecast's steps in order (the history, the level and weekday shape,
+# each day projected with its band, the totals), each reading what the step before left.
 def spend_forecast(
     con: Any,
     filters: Filters,

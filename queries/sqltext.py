@@ -1,16 +1,17 @@
 """The named SQL of queries/: `sql/*.sql` for DuckDB, `sql/postgres/*.sql` for Postgres.
 
 Each rollup module has its own file (`sql/usage.sql` beside `usage.py`, the Postgres twin in
-`sql/postgres/usage.sql`); names are unique per engine. `render` fills `{{name}}` with a
-named fragment (`task_filter`, `tasks_source` of `sql/engine.sql`) or with an expression the
-caller took from an allow-list; values stay `:name` bound parameters (ingest.sqlfiles).
+`sql/postgres/usage.sql`); names are unique per engine. `render` fills `{{engine.task_filter}}`
+with the named fragment `task_filter` of `sql/engine.sql` (a fragment names its file) and
+`{{group}}` with an expression the caller took from an allow-list; values stay `:name` bound
+parameters (ingest/store/sqlfiles.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import sqlfiles
+from ingest.store import sqlfiles
 
 SQL_DIR = Path(__file__).parent / "sql"
 FOLDERS = {"duckdb": SQL_DIR, "postgres": SQL_DIR / "postgres", "lake": SQL_DIR.parent / "lake"}

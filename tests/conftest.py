@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from ingest import database, embedded
+from ingest.store import database, embedded
 
 _counter = itertools.count()
 

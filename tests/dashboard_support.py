@@ -17,7 +17,7 @@ from streamlit.runtime import memory_media_file_storage
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
-from ingest import embedded
+from ingest.store import embedded
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = {

@@ -10,8 +10,9 @@ import pytest
 from psycopg.rows import dict_row
 
 import ingest
-from ingest import database, viewer
+from ingest.access import viewer
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
+from ingest.store import database
 
 PEOPLE = [
     ("alice", "red", "member"),

@@ -20,7 +20,9 @@ from test_two_engines import assert_same
 
 import ingest
 import queries as q
-from ingest import database, demo, embedded, viewer
+from ingest import demo
+from ingest.access import viewer
+from ingest.store import database, embedded
 from queries import Filters
 from queries.usage import daily_cost
 

@@ -14,7 +14,7 @@ from builders import make_run, make_task
 
 import ingest
 from dashboard.command import main
-from ingest import alert_rules, budgets
+from ingest.spend import alert_rules, budgets
 from queries import open_mirror
 from queries.alerts import check_alerts
 

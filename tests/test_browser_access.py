@@ -20,7 +20,7 @@ from test_browser import _free_port, _settle, _wait_healthy
 
 import ingest
 from dashboard import auth
-from ingest import database
+from ingest.store import database
 
 pytestmark = pytest.mark.browser
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"

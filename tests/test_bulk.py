@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from builders import run_row, task_row
 
-from ingest import bulk, database
+from ingest.store import database
+from ingest.transfer import bulk
 
 T0 = datetime(2026, 5, 1, 8, 0, 0, 123456, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""`ai-runs user | share | redaction | audit` (ingest/cli_access.py) on real Postgres."""
+"""`ai-runs user | share | redaction | audit` (ingest/tracking/cli.py) on real Postgres."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from psycopg.rows import dict_row
 from test_sdk_streams import MESSAGES, expected_cost
 
 import ingest
-from ingest import database, embedded
-from ingest.background_writer import BackgroundWriter
-from ingest.tracker import Tracker
+from ingest.sdk.background_writer import BackgroundWriter
+from ingest.store import database, embedded
+from ingest.tracking.tracker import Tracker
 
 FULL_TEXT = "".join(TEXT)
 

@@ -8,9 +8,10 @@ import pytest
 from builders import make_run, make_task, run_row, task_row
 
 import ingest
-from ingest import database, pricing
-from ingest.costs import cost_of_task
 from ingest.errors import ValidationError
+from ingest.spend import pricing
+from ingest.spend.pricing import cost_of_task
+from ingest.store import database
 
 
 def price(provider, model, tokens_in, tokens_out, cached=0, at=None):

@@ -484,7 +484,7 @@ def test_auto_refresh_syncs_and_shows_when(db_url: str, tmp_path: Path) -> None:
 
 
 def test_unreachable_database_is_a_clear_message(pg_server: str, tmp_path: Path) -> None:
-    from ingest import embedded
+    from ingest.store import embedded
 
     missing = embedded.with_database(pg_server, f"ai_runs_missing_{os.getpid()}")
     with app_environment(missing, tmp_path):

@@ -26,8 +26,8 @@ from dashboard_support import (
 
 import ingest
 from dashboard import auth
-from ingest import database
-from ingest import viewer as ingest_viewer
+from ingest.access import viewer as ingest_viewer
+from ingest.store import database
 
 HEADER = "X-Forwarded-Email"
 # person -> (team, role, tasks they run)

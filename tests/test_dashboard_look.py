@@ -15,7 +15,8 @@ import pytest
 from dashboard_support import create_database, drop_database
 
 import queries
-from dashboard import colours, figures, formatting, state
+from dashboard import figures, formatting, state
+from dashboard.figures import colours
 from ingest import demo
 from queries import drilldown, failures, usage
 from queries.filters import Filters

@@ -22,7 +22,8 @@ from dashboard_support import (
     texts,
 )
 
-from ingest import alert_rules, budgets, demo
+from ingest import demo
+from ingest.spend import alert_rules, budgets
 from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror
 from queries.alerts import check_alerts

@@ -11,8 +11,10 @@ import pytest
 from builders import table_rows
 from psycopg.rows import dict_row
 
-from ingest import database, demo, pricing, validation
+from ingest import demo
 from ingest.demo import catalog as cat
+from ingest.spend import pricing
+from ingest.store import database, validation
 
 END = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 TASKS = 4000

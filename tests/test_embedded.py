@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingest import embedded
+from ingest.store import embedded
 
 
 def ai_runs(home: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -17,7 +17,8 @@ from markdown_it import MarkdownIt
 
 from dashboard.export import table_csv
 from dashboard.safe import http_url, md, md_link
-from ingest import Tracker, limits
+from ingest import Tracker
+from ingest.store import limits
 
 EVIL = "evil.example"
 HOSTILE = [

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import database, limits, transfer
 from ingest.errors import ValidationError
-from ingest.tracker import Tracker
+from ingest.store import database, limits
+from ingest.tracking.tracker import Tracker
+from ingest.transfer import import_export as transfer
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -13,8 +13,9 @@ import pytest
 from builders import make_run, make_task, table_rows
 
 from dashboard import command as cli
-from ingest import database, transfer
-from ingest.csv_cells import neutralize_formula, restore_formula
+from ingest.store import database
+from ingest.transfer import import_export as transfer
+from ingest.transfer.import_export import neutralize_formula, restore_formula
 
 
 @pytest.fixture

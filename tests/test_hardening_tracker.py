@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from ingest import limits
 from ingest.errors import ValidationError
-from ingest.tracker import Tracker
+from ingest.store import limits
+from ingest.tracking.tracker import Tracker
 
 
 @pytest.fixture

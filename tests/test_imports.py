@@ -10,9 +10,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard import command as cli
-from ingest import database
-from ingest.imports import import_from
-from ingest.imports.records import derived_id
+from ingest.store import database
+from ingest.transfer.foreign import import_from
+from ingest.transfer.foreign.records import derived_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 

@@ -12,7 +12,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import database
+from ingest.store import database
 
 RUNS = 3
 

@@ -36,7 +36,7 @@ def lake_data(pg_server, template_db, tmp_path_factory):
     only below it)."""
     import psycopg
 
-    from ingest import database, embedded
+    from ingest.store import database, embedded
 
     name = "ai_runs_lake_rollups"
     with psycopg.connect(pg_server, autocommit=True) as admin:

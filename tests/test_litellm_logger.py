@@ -13,8 +13,8 @@ import pytest
 from provider_server import TEXT, ProviderServer, usage_for  # noqa: E402
 from test_sdk_streams import MESSAGES, expected_cost  # noqa: E402
 
-from ingest.litellm_logger import AiRunsLogger  # noqa: E402
-from ingest.tracker import Tracker  # noqa: E402
+from ingest.sdk.litellm_logger import AiRunsLogger
+from ingest.tracking.tracker import Tracker
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from ingest import database
+from ingest.store import database
 
 
 def tables(url: str) -> set[str]:

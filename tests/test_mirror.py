@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from builders import make_run, make_task
 
-from ingest import database, embedded
+from ingest.store import database, embedded
 from queries import MIRROR_SCHEMA_VERSION, mirror_freshness, open_mirror, sync_mirror
 
 TASK_COLUMNS = "id, run_id, user_id, status, cost, tokens_total, time_to_first_token, total_time"

@@ -11,7 +11,9 @@ from builders import make_run, make_task, task_row
 
 import ingest
 from dashboard.command import main
-from ingest import database, price_books, repricing
+from ingest.spend import price_books, repricing
+from ingest.spend import pricing as costs
+from ingest.store import database
 from queries import open_mirror, sync_mirror
 
 OCT = datetime(2026, 10, 15, tzinfo=UTC)
@@ -22,7 +24,7 @@ def _finished(conn, run, **fields):
     """A finished task priced by the library, as the tracker would have stored it."""
     row = {"status": "completed", "tokens_input": 1_000_000, "tokens_output": 100_000}
     row |= {"provider": "openai", "model": "gpt-4o", **fields}
-    row.setdefault("cost", ingest.costs.cost_of_task(row))
+    row.setdefault("cost", costs.cost_of_task(row))
     return make_task(conn, run, **row)
 
 
@@ -102,7 +104,7 @@ def test_library_prices_tasks_outside_overrides_and_dry_run_writes_nothing(conn,
 
     repricing.reprice(db_url)
     row = task_row(conn, task)
-    assert row["cost"] == ingest.costs.cost_of_task(row)
+    assert row["cost"] == costs.cost_of_task(row)
     assert row["price_ref"] == price_books.library_ref()
     assert database.run_totals_mismatches(db_url) == []
 
@@ -130,7 +132,7 @@ def test_a_provider_reported_cost_yields_only_to_an_override(conn, db_url):
 
     forced = repricing.reprice(db_url, include_reported=True)
     september = task_row(conn, reported_sep)
-    assert september["cost"] == ingest.costs.cost_of_task(september) != billed
+    assert september["cost"] == costs.cost_of_task(september) != billed
     assert forced.kept_reported == 0
     assert repricing.reprice_audit(db_url)[0]["rule"]["include_reported"] is True
     assert database.run_totals_mismatches(db_url) == []

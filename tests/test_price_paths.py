@@ -18,10 +18,11 @@ from psycopg.rows import dict_row
 from test_sdk_streams import MESSAGES
 
 import ingest
-from ingest import price_books
-from ingest.background_writer import BackgroundWriter
-from ingest.costs import cost_of_task
-from ingest.tracker import Tracker
+from ingest.sdk.background_writer import BackgroundWriter
+from ingest.spend import price_books
+from ingest.spend.pricing import cost_of_task
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
 from tests import test_server_otlp as otlp
 from tests.server_support import serve
 
@@ -94,7 +95,7 @@ def test_batch_endpoint_prices_with_the_price_book(db_url):
     assert (rows["given"]["cost"], rows["given"]["cost_source"]) == (Decimal("0.5"), "provider")
     assert rows["given"]["price_ref"] is None
     assert rows["pending"]["cost"] is None and rows["pending"]["price_ref"] is None
-    assert ingest.database.run_totals_mismatches(db_url) == []
+    assert database.run_totals_mismatches(db_url) == []
 
 
 def _span(span_id: str, model: str) -> dict:
@@ -180,4 +181,4 @@ def test_recompute_costs_uses_the_price_book(db_url, conn):
     assert_override(task_row(conn, covered), ref)
     assert_library(task_row(conn, library))
     assert ingest.recompute_costs(db_url, only_missing=False) == 0
-    assert ingest.database.run_totals_mismatches(db_url) == []
+    assert database.run_totals_mismatches(db_url) == []

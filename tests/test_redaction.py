@@ -11,8 +11,9 @@ import pytest
 from psycopg.rows import dict_row
 
 import ingest
-from ingest import redaction, transfer
+from ingest.access import redaction
 from ingest.errors import AccessDeniedError, ValidationError
+from ingest.transfer import import_export as transfer
 
 EMAIL = "jane.doe@corp.example"
 KEY = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2

@@ -11,7 +11,9 @@ import psycopg
 import pytest
 from builders import table_rows
 
-from ingest import database, demo, embedded, transfer
+from ingest import demo
+from ingest.store import database, embedded
+from ingest.transfer import import_export as transfer
 
 TASKS = 5_000
 

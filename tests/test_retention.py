@@ -20,7 +20,7 @@ from lake_support import (
 )
 
 import queries as q
-from ingest import database, retention
+from ingest.store import database, retention
 from queries.lake.archive import Archiver, ArchiveRefused
 from queries.lake.export import export_lake
 from queries.lake.store import open_store

@@ -28,7 +28,7 @@ import pytest
 from builders import make_run, make_task
 
 import queries as q
-from ingest import pricing
+from ingest.spend import pricing
 from queries import Filters
 from queries.whatif import resolve_model, tier_sql
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import schema_dump
+from ingest.store import schema_dump
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema.sql"
 

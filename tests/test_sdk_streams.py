@@ -20,8 +20,8 @@ from google.genai import types as genai_types
 from provider_server import TEXT, ProviderServer, usage_for
 
 import ingest
-from ingest import database
-from ingest.tracker import Tracker
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
 
 FULL_TEXT = "".join(TEXT)
 QUANTUM = Decimal("1e-10")

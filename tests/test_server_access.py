@@ -12,9 +12,9 @@ import pytest
 from psycopg.rows import dict_row
 
 import ingest
-from ingest import database
 from ingest.server.keys import create_key
 from ingest.server.viewer_trackers import ViewerTrackers
+from ingest.store import database
 from tests.server_support import serve
 
 PEOPLE = [

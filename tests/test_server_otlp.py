@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 from psycopg.rows import dict_row
 
-from ingest import database
-from ingest.costs import cost_of_task
+from ingest.spend.pricing import cost_of_task
+from ingest.store import database
 from tests.server_support import serve
 
 

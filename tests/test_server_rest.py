@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from ingest import Tracker, database
+from ingest import Tracker
 from ingest.server.keys import create_key, list_keys, revoke_key
+from ingest.store import database
 from tests.server_support import serve
 
 

@@ -16,7 +16,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from ingest import embedded
+from ingest.store import embedded
 from tests.server_support import serve
 
 CHECKS = [

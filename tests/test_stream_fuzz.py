@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ingest
-from ingest import database
-from ingest.streaming import refused_text_reason
-from ingest.tracker import Tracker
+from ingest.sdk.stream_tracking import refused_text_reason
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
 
 usage = st.fixed_dictionaries(
     {"prompt_tokens": st.integers(0, 10**6), "completion_tokens": st.integers(0, 10**6)}

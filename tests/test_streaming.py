@@ -10,10 +10,11 @@ import pytest
 from builders import task_row
 
 import ingest
-from ingest import database, pricing
 from ingest.errors import ValidationError
-from ingest.tracker import Tracker
-from ingest.usage import normalize_usage
+from ingest.sdk.provider_usage import normalize_usage
+from ingest.spend import pricing
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
 
 
 class FakeClock:

@@ -12,10 +12,11 @@ import psycopg
 import pytest
 from builders import run_row, task_row
 
-from ingest import database, pricing
 from ingest.errors import NotFoundError, ValidationError
-from ingest.tracker import Tracker
-from ingest.validation import ATTACHMENT_KINDS, MESSAGE_ROLES, RUN_STATUSES, SOURCE_TYPES
+from ingest.spend import pricing
+from ingest.store import database
+from ingest.store.validation import ATTACHMENT_KINDS, MESSAGE_ROLES, RUN_STATUSES, SOURCE_TYPES
+from ingest.tracking.tracker import Tracker
 
 
 class FakeClock:

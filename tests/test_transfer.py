@@ -15,7 +15,9 @@ from builders import make_run, make_task
 from psycopg.rows import dict_row
 
 from dashboard import command as cli
-from ingest import database, demo, transfer
+from ingest import demo
+from ingest.store import database
+from ingest.transfer import import_export as transfer
 
 END = datetime(2026, 10, 1, tzinfo=UTC)
 _names = itertools.count()

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from builders import make_run, make_task, run_row, task_row
 
-from ingest import database
+from ingest.store import database
 
 
 def mismatches(url: str) -> list[dict]:

@@ -14,8 +14,9 @@ import psycopg
 import pytest
 
 import queries as q
-from ingest import database, demo, embedded
-from ingest.tracker import Tracker
+from ingest import demo
+from ingest.store import database, embedded
+from ingest.tracking.tracker import Tracker
 from queries import DIMENSIONS, GRAINS, Filters
 
 END = datetime(2026, 6, 1, tzinfo=UTC)

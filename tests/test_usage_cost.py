@@ -10,8 +10,9 @@ from genai_prices import calc_price, extract_usage
 from provider_server import ANTHROPIC_USAGE
 
 import ingest
-from ingest import database
-from ingest.tracker import Tracker
+from ingest.sdk import provider_usage
+from ingest.store import database
+from ingest.tracking.tracker import Tracker
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_anthropic_delta_usage_with_none_cache_keys_does_not_reset_input():
         "cache_creation_input_tokens": None,
         "output_tokens": 50,
     }
-    merged = ingest.usage.merge_anthropic_usage(start, delta)
+    merged = provider_usage.merge_anthropic_usage(start, delta)
     assert ingest.normalize_usage(merged) == {
         "tokens_input": 3100,
         "tokens_output": 50,

@@ -1,4 +1,4 @@
-"""ingest.validation: pure checks shared by the live API and the bulk importer."""
+"""ingest.store.validation: pure checks shared by the live API and the bulk importer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ingest.errors import ValidationError
-from ingest.validation import (
+from ingest.store.validation import (
     ATTACHMENT_KINDS,
     MESSAGE_ROLES,
     RUN_STATUSES,

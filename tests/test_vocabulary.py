@@ -1,12 +1,13 @@
-"""ingest.vocabulary and the migrated database say the same: the CHECK constraints'
+"""ingest.store.vocabulary and the migrated database say the same: the CHECK constraints'
 allowed values and the tables' columns."""
 
 from __future__ import annotations
 
 import re
 
-from ingest import bulk, validation, vocabulary
 from ingest.demo import catalog
+from ingest.store import validation, vocabulary
+from ingest.transfer import bulk
 from queries import filters
 
 
@@ -59,3 +60,15 @@ def test_every_module_uses_the_one_vocabulary():
     assert bulk.ALL_COLUMNS["ai_tasks"] is vocabulary.TASK_COLUMNS
     assert filters.SOURCE_TYPES is vocabulary.SOURCE_TYPES
     assert sorted(catalog.TASK_STATUS_CODES) == sorted(vocabulary.TASK_STATUSES)
+
+
+def test_task_column_defaults_are_the_tables(conn):
+    """Writers that read rows from JSON (the background writer) fill an absent column with
+    vocabulary.TASK_COLUMN_DEFAULTS: they are the table's defaults of its NOT NULL columns."""
+    rows = conn.execute(
+        "SELECT column_name, column_default FROM information_schema.columns "
+        "WHERE table_name = 'ai_tasks' AND is_nullable = 'NO' AND column_default IS NOT NULL"
+    ).fetchall()
+    defaults = {r["column_name"]: r["column_default"] for r in rows}
+    defaults.pop("sync_xid")  # stamped by the database, never written
+    assert defaults == vocabulary.TASK_COLUMN_DEFAULTS

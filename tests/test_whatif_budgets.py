@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from builders import make_run, make_task
 
-from ingest import budgets
+from ingest.spend import budgets
 from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror, whatif
 from queries.filters import Filters

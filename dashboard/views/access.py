@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from ingest.errors import AccessDeniedError, ValidationError
-from ingest.vocabulary import USER_ROLES
+from ingest.store.vocabulary import USER_ROLES
 
 st.title("Access")
 st.caption(

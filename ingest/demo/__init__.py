@@ -1,12 +1,15 @@
-"""Demo data at any scale, reproducible for a seed, written with the bulk path.
+"""Demo data at any scale, reproducible for a seed, written with the bulk path
+(ingest.transfer.bulk).
 
 - generate.py: `generate(url, tasks=N, ...)`: chunks made in the background, the writers;
 - plan.py: what a seed fixes before sampling (window, users, calendar, prices);
 - sample_tasks.py: one chunk's runs and tasks sampled with numpy;
 - copy_rows.py: the sampled values as COPY lines;
-- catalog.py: what the demo draws from (sources, teams, models, errors, texts).
+- catalog.py: what the demo draws from (sources, teams, models, errors, texts);
+- cli.py: `ai-runs demo`.
 """
 
+from ingest.demo import catalog, cli, copy_rows
 from ingest.demo.generate import (
     CHUNK_TASKS,
     RUN_COLUMNS,
@@ -22,6 +25,9 @@ __all__ = [
     "RUN_COLUMNS",
     "TASK_COLUMNS",
     "DemoSummary",
+    "catalog",
+    "cli",
+    "copy_rows",
     "Plan",
     "generate",
     "make_chunk",

@@ -90,7 +90,7 @@ MODELS = (
     ),
 )
 # The model that gets markedly slower over the last week (the dashboard's story).
-# The demo's code for each task status (arrays hold the index): ingest.vocabulary's
+# The demo's code for each task status (arrays hold the index): ingest.store.vocabulary's
 # TASK_STATUSES, ordered from most to least frequent.
 TASK_STATUS_CODES = ("completed", "failed", "cancelled", "streaming", "pending")
 

@@ -2,7 +2,7 @@
 
 The catalog (ingest.demo.catalog) holds no character that JSON or COPY would escape, so lines
 are assembled with f-strings; `tests/test_demo.py` checks every row against
-`ingest.validation` and the round trip through the database.
+`ingest.store.validation` and the round trip through the database.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ingest.demo import catalog as cat
 from ingest.demo.plan import Plan, iso
-from ingest.vocabulary import RUN_STATUSES
+from ingest.store.vocabulary import RUN_STATUSES
 
 NULL = "\\N"
 STATUS_NAMES = cat.TASK_STATUS_CODES
@@ -120,6 +120,8 @@ def _tags(rng: np.random.Generator, n_runs: int) -> list[str]:
     return result
 
 
+# Over 60 lines: one vectorised pass that turns a chunk's numpy columns into COPY lines;
+# split, its dozen arrays would travel between the parts.
 def chunk_lines(plan: Plan, rng: np.random.Generator, a: SimpleNamespace) -> Chunk:
     """COPY lines for the runs and tasks of one chunk (`a` holds the chunk's arrays)."""
     n, n_runs = len(a.status), len(a.stype)
@@ -232,6 +234,7 @@ def chunk_lines(plan: Plan, rng: np.random.Generator, a: SimpleNamespace) -> Chu
     )
 
 
+# Over 60 lines: the run columns, vectorised, in table order (one block per column).
 def _run_lines(
     plan: Plan,
     rng: np.random.Generator,

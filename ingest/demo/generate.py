@@ -9,7 +9,7 @@ the same database inserts nothing). What is in it:
   assistant message per completed task), settings, variables, broker values, attachments
   (file, url, image, youtube), tags, stars, archived/deleted runs and a few forks;
 - tasks on real provider/model names: costs from genai-prices for the ones it prices
-  (`ingest.pricing.task_cost` at the task's time, to the last digit), NULL for the others;
+  (`ingest.spend.pricing.task_cost` at the task's time, to the last digit), NULL for the others;
 - heavy-tailed TTFT and total time (lognormal with a Pareto tail) by model, prompt size and
   hour; `catalog.DRIFTING_MODEL` gets markedly slower over the last 7 UTC calendar days
   (from the midnight that begins them: the 7 days before hold none of it);
@@ -35,10 +35,11 @@ from decimal import Decimal
 
 import numpy as np
 
-from ingest import bulk, database
 from ingest.demo.plan import Plan
 from ingest.demo.sample_tasks import STATUSES, make_chunk
-from ingest.vocabulary import RUN_COLUMNS, TASK_COLUMNS
+from ingest.store import database
+from ingest.store.vocabulary import RUN_COLUMNS, TASK_COLUMNS
+from ingest.transfer import bulk
 
 CHUNK_TASKS = 25_000
 WRITERS = 2  # connections writing chunks at once (Postgres is the bottleneck)
@@ -62,6 +63,8 @@ class DemoSummary:
     seconds: float = 0.0
 
 
+# Over 60 lines: the producer/writer pipeline with its progress and summary in one place,
+# so the order of the steps (and where a failure stops them) reads top to bottom.
 def generate(
     url: str | None = None,
     *,

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from ingest import pricing
 from ingest.demo import catalog as cat
+from ingest.spend import pricing
 
 US = 1_000_000
 HOUR_US = 3600 * US

@@ -9,16 +9,18 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ingest import pricing
 from ingest.demo import catalog as cat
 from ingest.demo import copy_rows
 from ingest.demo.plan import DAY_US, HOUR_US, US, Plan, from_us
+from ingest.spend import pricing
 
 MAX_INPUT_TOKENS = 180_000  # below the 200k long-context price tiers
 STATUSES = cat.TASK_STATUS_CODES
 COMPLETED, FAILED, CANCELLED, STREAMING, PENDING = range(5)
 
 
+# Over 60 lines: one vectorised sampling pass over a chunk; each block draws one column
+# from the ones before it, and splitting it would pass the arrays around.
 def make_chunk(plan: Plan, index: int, n: int) -> copy_rows.Chunk:
     """Chunk `index` of the plan: `n` tasks and their runs, as COPY lines."""
     rng = np.random.default_rng([plan.seed, 2, index])

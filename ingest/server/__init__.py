@@ -7,3 +7,8 @@ viewer_trackers (the REST routes' Trackers, one per key's user, under row-level 
 batch (the bulk endpoint and the OTLP writer), otlp_parse / otlp_map (spans to tasks),
 cli (`ai-runs serve`, `ai-runs keys`).
 """
+
+from ingest.server import cli, keys
+from ingest.server.app import create_app
+
+__all__ = ["cli", "create_app", "keys"]

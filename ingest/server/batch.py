@@ -1,16 +1,17 @@
-"""Many runs and tasks in one request, written by the bulk path (ingest.bulk) in one
+"""Many runs and tasks in one request, written by the bulk path (ingest.transfer.bulk) in one
 transaction. Used by POST /v1/batch and by the OTLP receiver.
 
-Every row is checked first (ingest.validation); one bad row rejects the whole request
+Every row is checked first (ingest.store.validation); one bad row rejects the whole request
 with its position (`tasks[3].status`) and nothing is written. Rows belong to the key's
 user: user_id is set to it, and a task may only name a run of that user (in the request
 or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
 and counted as a duplicate, also when two clients send the same rows at once.
 A finished task without a cost is priced when the rows are written, with the price book in
-force at its created_at (ingest.price_books.price_new_tasks: cost, price_ref, cost_source
+force at its created_at (ingest.spend.price_books.price_new_tasks: cost, price_ref, cost_source
 computed; one read of the overrides per request); a given cost is the provider's. `usage` in
-any shape ingest.usage understands may stand in for the tokens_* columns (its billed values
-kept as the Tracker keeps them).
+any shape ingest.sdk.provider_usage understands may stand in for the tokens_* columns (a
+task's row is built as on every write path: ingest/tracking/task_row.py). Redaction masks
+are recorded in the write transaction.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest import bulk, price_books, redaction, validation
-from ingest.costs import BILLED_USAGE_KEY
+from ingest.access import redaction
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
-from ingest.usage import read_usage
-from ingest.vocabulary import TASK_DERIVED_COLUMNS
+from ingest.spend import price_books
+from ingest.store import validation
+from ingest.store.vocabulary import TASK_DERIVED_COLUMNS
+from ingest.tracking import task_row
+from ingest.transfer import bulk
 
 MAX_ROWS = 50_000
 
@@ -57,27 +60,17 @@ def check_run(raw: Any, user: str, where: str) -> dict[str, Any]:
 
 
 def check_task(raw: Any, user: str, where: str) -> dict[str, Any]:
-    """One ai_tasks row, validated, owned by `user`, tokens from `usage` (priced when
-    written: write_rows)."""
+    """One ai_tasks row owned by `user`, built as on every write path
+    (ingest/tracking/task_row.py: tokens from `usage`, validation, cost_source); priced when
+    written (write_rows)."""
     if not isinstance(raw, dict):
         raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
     fields = dict(raw)
-    billed = None
+    usage = fields.pop("usage", None)
     try:
-        usage = fields.pop("usage", None)
-        if usage is not None:
-            report = read_usage(usage)
-            fields = {**report.columns, **fields}
-            billed = report.billed or None
-        clean = validation.validate_task({**fields, "user_id": user})
+        return task_row.task_row({**fields, "user_id": user}, usage=usage)
     except ValidationError as error:
         raise _prefixed(where, error) from None
-    meta = clean.get("response_metadata")
-    if billed and (meta is None or isinstance(meta, dict)):
-        clean["response_metadata"] = {**(meta or {}), BILLED_USAGE_KEY: billed}
-    if clean.get("cost") is not None:
-        clean.setdefault("cost_source", "provider")
-    return clean
 
 
 def write_batch(
@@ -115,17 +108,18 @@ def write_rows(
                 f"{task_where}[{i}].run_id", f"no run {run_id} of this key's user, here or stored"
             )
     outcome = BatchOutcome()
+    # Rows the OTLP receiver mapped come validated: they get the same cost_source rule here.
+    task_rows = [task_row.finish(dict(row)) for row in task_rows]
     with state.connection() as conn:
         task_rows = price_books.price_new_tasks(conn, task_rows)
     with state.writer() as writer:
-        # Redaction (docs/access.md) before the rows are encoded for COPY; masks per task.
+        # Redaction (docs/access.md) before the rows are encoded for COPY; the masks per
+        # task are recorded in the same transaction as the rows.
         masks = redaction.redact_rows(run_rows, task_rows, writer.redaction_rules())
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
-        results = writer.write(*batches)
-        if masks:
-            writer.record_redactions(masks)
+        results = writer.write(*batches, redactions=masks)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ingest import database, sqlfiles
 from ingest.errors import NotFoundError, ValidationError
+from ingest.store import database, sqlfiles
 
 KEY_PREFIX = "air_"
 PREFIX_LENGTH = 12
-_SQL = Path(__file__).parent / "sql"
 
 
 def queries() -> dict[str, sqlfiles.Query]:
     """The named SQL of the server package (ingest/server/sql/*.sql)."""
-    return sqlfiles.load(_SQL)
+    return sqlfiles.beside(__file__)
 
 
 def hash_key(key: str) -> str:

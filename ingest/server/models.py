@@ -1,7 +1,7 @@
 """Request and response bodies of the REST API (they make the OpenAPI document).
 
 Bodies are checked twice: here for shape (unknown fields refused, enumerations listed), then
-by ingest.validation through the Tracker for values (ranges, timestamps, JSON). Every
+by ingest.store.validation through the Tracker for values (ranges, timestamps, JSON). Every
 failure is the same 4xx body, `ErrorBody`, naming the field and the allowed values.
 Numbers that must stay exact (cost) travel as strings.
 """
@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.validation import MESSAGE_ROLES
-from ingest.vocabulary import (
+from ingest.store.validation import MESSAGE_ROLES
+from ingest.store.vocabulary import (
     COST_SOURCES,
     RUN_STATUSES,
     SOURCE_TYPES,
@@ -192,7 +192,7 @@ class TaskUpdateBody(TaskFields):
 
 class TaskComplete(TaskFields):
     usage: dict[str, Json] | None = Field(
-        None, description="provider usage in any shape ingest.usage understands"
+        None, description="provider usage in any shape ingest.sdk.provider_usage understands"
     )
 
 

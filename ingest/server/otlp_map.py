@@ -18,10 +18,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest import naming, validation
+from ingest.sdk.provider_usage import normalize_usage
 from ingest.server.otlp_parse import Span
-from ingest.usage import normalize_usage
-from ingest.vocabulary import SOURCE_TYPES
+from ingest.store import validation
+from ingest.store.vocabulary import SOURCE_TYPES
+from ingest.tracking import naming
 
 NAMESPACE = uuid.UUID("6f1d3a52-2b1e-4f7e-9a43-0c5d8e7b9a10")
 NON_LLM_OPERATIONS = frozenset({"execute_tool", "invoke_agent", "create_agent"})

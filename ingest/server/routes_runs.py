@@ -18,8 +18,8 @@ from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.encoding import json_response
 from ingest.server.state import ServerState
-from ingest.tracker import Tracker
-from ingest.validation import validate_run
+from ingest.store.validation import validate_run
+from ingest.tracking import Tracker
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=models.ERROR_RESPONSES)
 User = Annotated[str, Depends(current_user)]

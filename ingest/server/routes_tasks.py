@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ingest.errors import NotFoundError, ValidationError
+from ingest.sdk.provider_usage import normalize_usage
 from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.encoding import json_response
 from ingest.server.state import ServerState
-from ingest.usage import normalize_usage
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=models.ERROR_RESPONSES)
 User = Annotated[str, Depends(current_user)]

@@ -7,7 +7,7 @@
   key may see and change (docs/access.md). Every update of one task meets the same
   in-memory debounce buffer; a background thread writes buffered streaming updates every
   `debounce_seconds`, so a client that stops sending loses nothing (also at shutdown).
-- Bulk writes (batch endpoint, OTLP) use a pool of ingest.bulk.BulkWriter as the owner:
+- Bulk writes (batch endpoint, OTLP) use a pool of ingest.transfer.bulk.BulkWriter as the owner:
   trusted service writers that stamp user_id = the key's user (docs/server.md).
 """
 
@@ -22,10 +22,11 @@ from contextlib import AbstractContextManager, contextmanager
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest import bulk, database
 from ingest.server import keys
 from ingest.server.viewer_trackers import CAPACITY, ViewerTrackers
-from ingest.tracker import Tracker
+from ingest.store import database
+from ingest.tracking import Tracker
+from ingest.transfer import bulk
 
 POOL_SIZE = 8
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ingest.errors import IngestError
-from ingest.tracker import Tracker
+from ingest.tracking import Tracker
 
 log = logging.getLogger("ingest.server")
 

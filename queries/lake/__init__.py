@@ -11,7 +11,7 @@ code of ours, while the dashboard holds the mirror.
 - queries.lake.read: the lake's tables in DuckDB (through deltalake's Arrow datasets).
 - queries.lake.rollups: the overview rollups on the lake with DuckDB, ClickHouse (chdb),
   Polars and deltalake.
-- queries.lake.archive: confirming and archiving a purge batch (ingest.retention).
+- queries.lake.archive: confirming and archiving a purge batch (ingest.store.retention).
 - queries.lake.sync: `sync_lake`, mirror sync then export, from any process.
 - queries.lake.cli: `ai-runs lake sync`, `ai-runs lake history` and `ai-runs purge`.
 """

@@ -1,7 +1,7 @@
 """Archiving a purge batch into the lake before Postgres forgets it (docs/lake.md,
 "Retention").
 
-`Archiver(store)` is the `confirm` callback of ingest.retention.purge_old_runs. For each
+`Archiver(store)` is the `confirm` callback of ingest.store.retention.purge_old_runs. For each
 batch, inside the purge's transaction (the runs are locked, so they cannot change):
 
 1. Confirm: every run of the batch is in the lake's Delta tables (live, or the archive of
@@ -31,8 +31,8 @@ from datetime import UTC
 import duckdb
 import pyarrow as pa
 
-from ingest import config
-from ingest.retention import PurgeBatch
+from ingest.store import config
+from ingest.store.retention import PurgeBatch
 from queries import sqltext
 from queries.lake import tables
 from queries.lake.migrate import OLD_MANIFEST

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ingest import config
+from ingest.store import config
 
 ARCHIVE_BATCH_RUNS = 10_000
 
@@ -129,7 +129,7 @@ def _history_line(entry: dict) -> str:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from ingest import retention
+    from ingest.store import retention
 
     age = retention.parse_age(args.older_than)
     if args.forget_mirrors_idle:

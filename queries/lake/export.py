@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from ingest import config
+from ingest.store import config
 from queries import sqltext
 from queries.lake import tables
 from queries.lake.migrate import migrate_old_layout

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ingest import config
+from ingest.store import config
 
 
 @dataclass(frozen=True)

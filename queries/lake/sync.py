@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest import config
+from ingest.store import config
 from queries.lake.export import ExportResult, export_lake
 from queries.lake.store import open_store
 from queries.mirror import MirrorLocked, open_mirror, sync_mirror

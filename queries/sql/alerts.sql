@@ -1,4 +1,5 @@
--- Window metrics of alert rules over the mirror (queries/alerts.py).
+-- alerts.sql: window metrics of alert rules over the mirror (queries/alerts.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: alert_window_metrics
 -- Over the filtered tasks: tasks, finished, failed, failure_rate (failed / finished, NULL
@@ -13,4 +14,4 @@ SELECT count(*) AS tasks,
        quantile_cont(time_to_first_token, 0.95) FILTER (WHERE status = 'completed')
            AS ttft_p95,
        quantile_cont(total_time, 0.95) FILTER (WHERE status = 'completed') AS total_time_p95
-  FROM {{tasks_source}} WHERE {{task_filter}};
+  FROM {{engine.tasks_source}} WHERE {{engine.task_filter}};

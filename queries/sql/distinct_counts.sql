@@ -1,6 +1,6 @@
--- Exact distinct runs and users with bitmaps (queries/distinct_counts.py). Values are bound (:name); {{name}} is filled only with the
--- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
--- queries/engine.py (period, group, metric), never with user text.
+-- distinct_counts.sql: exact distinct runs and users with bitmaps
+-- (queries/distinct_counts.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: distinct_plan
 -- What the distinct counts of a window need: run_bits (widest key range of the runs
@@ -30,7 +30,7 @@ coalesce(bit_count(bitstring_agg(run_key - run_lo, 0, :run_bits - 1)
 -- Distinct runs per period and group of the tasks outside their period's bitmap range.
 SELECT period_key, grp, count(DISTINCT run_key) AS runs
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, day, run_key
-          FROM rare_tasks WHERE {{task_filter}}) o
+          FROM rare_tasks WHERE {{engine.task_filter}}) o
   LEFT JOIN r USING (day)
  WHERE run_lo IS NULL OR run_key - run_lo NOT BETWEEN 0 AND :run_bits - 1
  GROUP BY period_key, grp

@@ -1,28 +1,27 @@
--- Drill-down lists of tasks and runs on the mirror (queries/drilldown.py). Values are bound (:name); {{name}} is filled only with the
--- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
--- queries/engine.py (period, group, metric), never with user text.
+-- drilldown.sql: drill-down lists of tasks and runs on the mirror (queries/drilldown.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: tasks_behind
 -- The tasks of one chart point, {{metric}} descending: see queries.tasks_behind.
 SELECT task_id, run_id, created_at, provider, model, endpoint, service, user_id, status,
        time_to_first_token, total_time, tokens_total, cost, id
-  FROM {{tasks_source}}
- WHERE {{task_filter}} AND {{group_match}}
+  FROM {{engine.tasks_source}}
+ WHERE {{engine.task_filter}} AND {{group_match}}
  ORDER BY {{metric}} DESC NULLS LAST, created_at DESC, id
  LIMIT :limit;
 
 -- name: count_behind
 -- How many tasks tasks_behind would list without its limit: tasks.
 SELECT count(*) AS tasks
-  FROM {{tasks_source}}
- WHERE {{task_filter}} AND {{group_match}};
+  FROM {{engine.tasks_source}}
+ WHERE {{engine.task_filter}} AND {{group_match}};
 
 -- name: error_tasks
 -- The tasks of one error group (error_groups' normalised message), newest first.
 SELECT task_id, run_id, created_at, provider, model, endpoint, service, user_id, status,
        time_to_first_token, total_time, tokens_total, cost, id
-  FROM {{tasks_source}}
- WHERE {{task_filter}} AND error IS NOT NULL
+  FROM {{engine.tasks_source}}
+ WHERE {{engine.task_filter}} AND error IS NOT NULL
    AND regexp_replace(error, '[0-9]+', 'N', 'g') = :error
  ORDER BY created_at DESC, id
  LIMIT :limit;
@@ -33,7 +32,7 @@ SELECT task_id, run_id, created_at, provider, model, endpoint, service, user_id,
 WITH c AS (
     SELECT run_id, count(*) AS tasks, coalesce(sum(cost), 0) AS cost,
            sum(tokens_total)::BIGINT AS tokens_total
-      FROM {{tasks_source}} WHERE {{task_filter}}
+      FROM {{engine.tasks_source}} WHERE {{engine.task_filter}}
      GROUP BY run_id
      ORDER BY cost DESC, run_id
      LIMIT :limit
@@ -46,7 +45,7 @@ SELECT c.run_id, r.name, r.user_id, r.source_type, c.tasks, c.cost, c.tokens_tot
 -- name: cost_per_run
 -- Cost (USD) of each run over its filtered tasks: run_id, cost.
 SELECT run_id, coalesce(sum(cost), 0) AS cost
-  FROM {{tasks_source}} WHERE {{task_filter}}
+  FROM {{engine.tasks_source}} WHERE {{engine.task_filter}}
  GROUP BY run_id
  ORDER BY cost DESC, run_id;
 
@@ -55,7 +54,7 @@ SELECT run_id, coalesce(sum(cost), 0) AS cost
 -- bucket_low, bucket_high (USD), runs. Groups by the integer run_key, not the UUID.
 WITH c AS (
     SELECT ln(sum(cost)) AS x
-      FROM {{tasks_source}} WHERE {{task_filter}} AND cost > 0
+      FROM {{engine.tasks_source}} WHERE {{engine.task_filter}} AND cost > 0
      GROUP BY run_key
 ),
 r AS (SELECT min(x) AS lo, greatest(max(x) - min(x), 1e-9) / :bins AS w FROM c)

@@ -1,6 +1,8 @@
--- The global filters and the task source every rollup on the mirror reads (queries/engine.py). Values are bound (:name); {{name}} is filled only with the
--- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
--- queries/engine.py (period, group, metric), never with user text.
+-- engine.sql: the global filters and the task source every rollup on the mirror reads
+-- (queries/engine.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- {{engine.visible_*}} restrict a viewer's rollups (queries/access.py fills them with TRUE
+-- when the viewer sees every run).
 
 -- name: tasks_source
 -- Where tasks come from: the mirror table (day, month_day, team, source_type, tags ready).
@@ -16,7 +18,7 @@ created_at >= :start AND created_at < :end
    AND (len(:teams::VARCHAR[]) = 0 OR list_contains(:teams::VARCHAR[], team))
    AND (len(:tags::VARCHAR[]) = 0 OR list_has_any(tags, :tags::VARCHAR[]))
    AND (len(:statuses::VARCHAR[]) = 0 OR list_contains(:statuses::VARCHAR[], status))
-   AND {{visible_run_filter}}
+   AND {{engine.visible_run_filter}}
 
 -- name: visible_run_filter
 -- Access (docs/access.md, queries/access.py): only tasks of the runs Postgres's row-level

@@ -1,6 +1,6 @@
--- Latency rollups on the mirror (queries/latency.py); twins in postgres/latency.sql. Values are bound (:name); {{name}} is filled only with the
--- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
--- queries/engine.py (period, group, metric), never with user text.
+-- latency.sql: latency rollups on the mirror; twins in postgres/latency.sql
+-- (queries/latency.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: latency_percentiles
 -- Exact p50/p90/p95/p99 (ms) of {{metric}} over completed tasks, per period and group.
@@ -9,8 +9,8 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group", n AS tasks,
   FROM (SELECT period_key, grp, count(*) AS n,
                quantile_cont(v, [0.5, 0.9, 0.95, 0.99]) AS q
           FROM (SELECT {{period}} AS period_key, {{group}} AS grp, {{metric}} AS v
-                  FROM {{tasks_source}}
-                 WHERE {{task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL) f
+                  FROM {{engine.tasks_source}}
+                 WHERE {{engine.task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL) f
          GROUP BY period_key, grp) p
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;
 
@@ -19,8 +19,8 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group", n AS tasks,
 -- lo, hi (the range the buckets span, ms, the same for every group).
 WITH v AS (
     SELECT {{group}} AS grp, {{metric}}::DOUBLE AS x
-      FROM {{tasks_source}}
-     WHERE {{task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL
+      FROM {{engine.tasks_source}}
+     WHERE {{engine.task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL
 ), b AS (
     SELECT greatest(min(x), 1) AS lo, greatest(max(x), 1) AS hi FROM v
 )
@@ -39,8 +39,8 @@ SELECT grp AS "group", n AS tasks, q[1] AS p50, q[2] AS p90, mean
   FROM (SELECT grp, count(*) AS n, quantile_cont(tps, [0.5, 0.9]) AS q, avg(tps) AS mean
           FROM (SELECT {{group}} AS grp,
                        tokens_output / ((total_time - time_to_first_token) / 1000.0) AS tps
-                  FROM {{tasks_source}}
-                 WHERE {{task_filter}} AND status = 'completed' AND tokens_output > 0
+                  FROM {{engine.tasks_source}}
+                 WHERE {{engine.task_filter}} AND status = 'completed' AND tokens_output > 0
                    AND total_time > time_to_first_token) f
          GROUP BY grp) g
  ORDER BY tasks DESC, "group" NULLS LAST;

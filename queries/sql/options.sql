@@ -1,6 +1,5 @@
--- The sidebar's filter choices present in the mirror (queries/options.py). Values are bound (:name); {{name}} is filled only with the
--- fragments of engine.sql (task_filter, tasks_source) or with an allow-listed expression of
--- queries/engine.py (period, group, metric), never with user text.
+-- options.sql: the sidebar's filter choices present in the mirror (queries/options.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: filter_options_tasks
 -- Distinct values in the mirror's tasks: providers, models, users, statuses (lists).
@@ -9,22 +8,22 @@ SELECT list_sort(array_agg(DISTINCT provider) FILTER (WHERE provider IS NOT NULL
        list_sort(array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL)) AS users,
        list_sort(array_agg(DISTINCT status)) AS statuses
   FROM tasks
- WHERE {{visible_run_filter}};
+ WHERE {{engine.visible_run_filter}};
 
 -- name: filter_options_runs
 -- Distinct source types and tags of mirrored runs, teams of mirrored users (lists); for a
 -- restricted viewer, only of the visible runs and the people who own them.
-WITH v AS (SELECT * FROM runs WHERE {{visible_run_row_filter}})
+WITH v AS (SELECT * FROM runs WHERE {{engine.visible_run_row_filter}})
 SELECT (SELECT list_sort(array_agg(DISTINCT source_type)) FROM v) AS source_types,
        (SELECT list_sort(array_agg(DISTINCT tag)) FROM (SELECT unnest(tags) AS tag FROM v))
            AS tags,
        (SELECT list_sort(array_agg(DISTINCT team) FILTER (WHERE team IS NOT NULL)) FROM users
-         WHERE {{visible_user_filter}}) AS teams;
+         WHERE {{engine.visible_user_filter}}) AS teams;
 
 -- name: user_names
 -- Display names of mirrored users that have one: id, display_name, sorted by name; for a
 -- restricted viewer, only the people who own a visible run.
-WITH v AS (SELECT * FROM runs WHERE {{visible_run_row_filter}})
+WITH v AS (SELECT * FROM runs WHERE {{engine.visible_run_row_filter}})
 SELECT id, display_name FROM users
- WHERE display_name IS NOT NULL AND display_name <> '' AND {{visible_user_filter}}
+ WHERE display_name IS NOT NULL AND display_name <> '' AND {{engine.visible_user_filter}}
  ORDER BY display_name, id;

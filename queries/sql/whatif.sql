@@ -1,7 +1,6 @@
--- The token mix the what-if pricing reads (queries/whatif.py). Values are bound (:name);
--- {{name}} is filled only with the fragments of engine.sql (task_filter, tasks_source) or
--- with the tier expression of queries/whatif.tier_sql (integers from genai-prices), never
--- with user text.
+-- whatif.sql: the token mix the what-if pricing reads (queries/whatif.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- {{tier}} is the tier expression of queries/whatif.tier_sql (integers from genai-prices).
 
 -- name: token_mix
 -- Token mix per provider and model, split by the target's price tier: provider, model,
@@ -15,6 +14,6 @@ SELECT provider, model,
        sum(tokens_output)::BIGINT AS tokens_output,
        sum(least(tokens_cached_input, tokens_input))::BIGINT AS tokens_cached_input,
        coalesce(sum(cost), 0) AS actual_cost
-  FROM {{tasks_source}} WHERE {{task_filter}}
+  FROM {{engine.tasks_source}} WHERE {{engine.task_filter}}
  GROUP BY ALL
  ORDER BY provider NULLS LAST, model NULLS LAST, tier;

@@ -1,4 +1,6 @@
--- API keys of the ingest server (table ai_api_keys, migration 0007). Values are bound.
+-- keys.sql: API keys of the ingest server (table ai_api_keys, migration 0007)
+-- (ingest/server/keys.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: insert_api_key
 -- Store a new key's hash; returns the key row (id, prefix, user_id, name, created_at,

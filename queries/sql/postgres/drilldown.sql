@@ -1,4 +1,6 @@
--- Fresh point reads of the drill-down lists, served by Postgres directly (not the mirror).
+-- drilldown.sql: fresh point reads of the drill-down lists, from Postgres
+-- (queries/drilldown.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: stuck_tasks
 -- Tasks pending or streaming for more than :older_than_minutes since created_at, oldest

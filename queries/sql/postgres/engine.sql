@@ -1,6 +1,7 @@
--- Postgres twins of ../engine.sql. The same names, columns and results as the
--- mirror's, computed straight from the system of record (the two-engine tests compare them;
--- the benchmark uses them as the baseline). Same conventions as ../engine.sql.
+-- engine.sql: the Postgres twins of ../engine.sql (queries/engine.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- The same names, columns and results as the mirror's, computed straight from the system
+-- of record (the two-engine tests compare them; the benchmark uses them as the baseline).
 
 -- name: tasks_source
 -- Tasks with the columns of the mirror's task table: run source_type and tags, user team,

@@ -1,6 +1,6 @@
--- Postgres twin of ../latency.sql. The same names, columns and results as the
--- mirror's, computed straight from the system of record (the two-engine tests compare them;
--- the benchmark uses them as the baseline). Same conventions as ../engine.sql.
+-- latency.sql: the Postgres twin of ../latency.sql (queries/latency.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- The same names, columns and results as the mirror's (see postgres/engine.sql).
 
 -- name: latency_percentiles
 SELECT DATE '1970-01-01' + period_key AS period, grp AS "group", n AS tasks,
@@ -8,7 +8,7 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group", n AS tasks,
   FROM (SELECT period_key, grp, count(*) AS n,
                percentile_cont(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY v) AS q
           FROM (SELECT {{period}} AS period_key, {{group}} AS grp, {{metric}} AS v
-                  FROM {{tasks_source}}
-                 WHERE {{task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL) f
+                  FROM {{engine.tasks_source}}
+                 WHERE {{engine.task_filter}} AND status = 'completed' AND {{metric}} IS NOT NULL) f
          GROUP BY period_key, grp) p
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;

@@ -1,6 +1,6 @@
--- Postgres twins of ../usage.sql. The same names, columns and results as the
--- mirror's, computed straight from the system of record (the two-engine tests compare them;
--- the benchmark uses them as the baseline). Same conventions as ../engine.sql.
+-- usage.sql: the Postgres twins of ../usage.sql (queries/usage.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- The same names, columns and results as the mirror's (see postgres/engine.sql).
 
 -- name: usage
 SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
@@ -14,7 +14,7 @@ SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
        count(*) FILTER (WHERE cost IS NULL) AS unpriced
   FROM (SELECT {{period}} AS period_key, {{group}} AS grp, cost, tokens_input, tokens_output,
                tokens_total, run_id, user_id, tokens_cached_input, tokens_cache_write
-          FROM {{tasks_source}} WHERE {{task_filter}}) f
+          FROM {{engine.tasks_source}} WHERE {{engine.task_filter}}) f
  GROUP BY period_key, grp
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;
 
@@ -26,4 +26,4 @@ SELECT coalesce(sum(cost), 0) AS spend, count(*) AS tasks, count(DISTINCT run_id
            FILTER (WHERE status = 'completed') AS p95_ttft_ms,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
-  FROM {{tasks_source}} WHERE {{task_filter}};
+  FROM {{engine.tasks_source}} WHERE {{engine.task_filter}};

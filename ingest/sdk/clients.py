@@ -1,0 +1,282 @@
+"""Drop-in tracking of an SDK client: every call through it becomes a task.
+
+    client = ingest.track(openai.OpenAI(), tracker)
+    client.chat.completions.create(model="gpt-4o", messages=[...])   # tracked
+
+Tracked calls: OpenAI `chat.completions.create` and `responses.create`, Anthropic
+`messages.create` and `messages.stream`, each sync and async (`AsyncOpenAI`,
+`AsyncAnthropic`), streamed or not. Everything else on the client is the client's own.
+
+- The application gets the SDK's own return values. A stream is the SDK's own stream
+  object: its item iterator is wrapped in place, so `for`, `text_stream`,
+  `get_final_message()` and `close()` keep working and its items are untouched.
+- Run: `ai_run_id=` on the call, else the innermost `with tracker.run(...)`, else
+  track's `run=`, else a new run per call (named from its first user message).
+  `ai_task_id=` makes the task id the application's own stream/socket id. Both keywords
+  are removed before the SDK sees the call.
+- Stored: request_data = the call's keyword arguments as sent (JSON), response_data = the
+  response as received (`model_dump`, non-streamed calls), text, tool calls, usage, cost
+  (ingest.sdk.provider_usage / ingest.spend.pricing), TTFT and total time from just before
+  the request.
+- Writes go through the tracker's background writer (ingest.tracking.background): nothing
+  touches the database in the application's call, and a tracking problem is logged,
+  never raised. An error of the call itself is recorded (failed task) and re-raised.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ingest.sdk.streaming import AsyncTaskStream, TaskStream
+from ingest.sdk.task_writer import CallTracker
+
+log = logging.getLogger("ingest.client_tracking")
+
+# path of the SDK method -> endpoint name stored on the task
+_METHODS = {
+    "openai": {
+        ("chat", "completions", "create"): "chat.completions",
+        ("responses", "create"): "responses",
+    },
+    "anthropic": {("messages", "create"): "messages", ("messages", "stream"): "messages"},
+}
+
+
+def track(
+    client: Any, tracker: CallTracker, *, run: uuid.UUID | str | None = None, **task_fields: Any
+) -> Any:
+    """Return `client` (an OpenAI or Anthropic client, sync or async) wrapped so that every
+    call through it is tracked as a task of `tracker` (see the module docstring).
+    task_fields: create_task fields stored on every task (service, task_name, ...)."""
+    provider = type(client).__module__.split(".")[0]
+    if provider not in _METHODS:
+        raise TypeError(f"track() supports OpenAI and Anthropic clients, got {type(client)!r}")
+    return _Proxy(client, _Recorder(tracker, provider, run, task_fields), ())
+
+
+class _Proxy:
+    """The client (or one of its resources) with the tracked methods replaced."""
+
+    def __init__(self, target: Any, recorder: _Recorder, path: tuple[str, ...]) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_recorder", recorder)
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        path = (*self._path, name)
+        methods = _METHODS[self._recorder.provider]
+        if path in methods:
+            return self._recorder.wrap(value, methods[path], path[-1] == "stream")
+        if any(key[: len(path)] == path for key in methods):
+            return _Proxy(value, self._recorder, path)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __repr__(self) -> str:
+        return f"tracked({self._target!r})"
+
+
+class _Recorder:
+    def __init__(self, tracker: CallTracker, provider: str, run: Any, fields: dict) -> None:
+        self.tracker = tracker
+        self.provider = provider
+        self.run = run
+        self.fields = fields
+
+    def wrap(self, method: Callable[..., Any], endpoint: str, helper: bool) -> Callable:
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            call = _Call(self, endpoint, kwargs, helper=helper)
+            try:
+                result = method(*args, **kwargs)
+            except Exception as error:
+                call.failed(error)
+                raise
+            if inspect.isawaitable(result):  # an async client's call
+                return _received_later(call, result)
+            return call.received(result)
+
+        return tracked
+
+
+async def _received_later(call: _Call, pending: Any) -> Any:
+    try:
+        result = await pending
+    except Exception as error:
+        call.failed(error)
+        raise
+    return call.received(result)
+
+
+class _Call:
+    """One tracked call: its run, task id, request, and how its result is recorded."""
+
+    def __init__(
+        self, recorder: _Recorder, endpoint: str, kwargs: dict[str, Any], helper: bool = False
+    ) -> None:
+        self.recorder = recorder
+        self.tracker = recorder.tracker
+        self.sent = self.tracker.clock()
+        self.run_id = kwargs.pop("ai_run_id", None)
+        self.task_id = kwargs.pop("ai_task_id", None) or uuid.uuid4()
+        self.helper = helper
+        self.streamed = bool(kwargs.get("stream")) or helper
+        self.fields = {
+            **recorder.fields,
+            "provider": recorder.fields.get("provider", recorder.provider),
+            "endpoint": endpoint,
+            "model": kwargs.get("model"),
+            "request_data": json_of(kwargs),
+        }
+        try:
+            self.run_id = self._resolve_run(kwargs)
+        except Exception:
+            log.exception("tracked call: no run; the call is not tracked")
+            self.run_id = None
+
+    def _resolve_run(self, kwargs: dict[str, Any]) -> uuid.UUID:
+        given = self.run_id or self.tracker.current_run_id() or self.recorder.run
+        if given is not None:
+            return uuid.UUID(str(given))
+        messages = kwargs.get("messages")
+        if not isinstance(messages, list) and isinstance(kwargs.get("input"), str):
+            messages = [{"role": "user", "content": kwargs["input"]}]
+        return self.tracker.new_run("chat", messages=json_of(messages) or None)
+
+    def failed(self, error: BaseException) -> None:
+        """The request itself failed: a failed task (never raises)."""
+        if self.run_id is None:
+            return
+        try:
+            tasks = self.tracker.background
+            tasks.create_task(self.run_id, task_id=self.task_id, **self.fields)
+            tasks.fail_task(self.task_id, error, total_time=self._elapsed())
+        except Exception:
+            log.exception("tracked call: its failure could not be recorded")
+
+    def received(self, result: Any) -> Any:
+        """Record the result (or wrap the stream) and return what the SDK returned."""
+        if self.run_id is None:
+            return result
+        try:
+            if self.helper:
+                return _TrackedManager(result, self)
+            if self.streamed:
+                self.wrap_stream(result)
+                return result
+            self._record_response(result)
+        except Exception:
+            log.exception("tracked call: its result could not be recorded")
+        return result
+
+    def wrap_stream(self, stream: Any) -> None:
+        """Replace the SDK stream's item iterator by a tracked pass-through of it."""
+        iterator = stream._iterator
+        is_async = hasattr(iterator, "__anext__")
+        wrapper = AsyncTaskStream if is_async else TaskStream
+        tracked = wrapper(
+            self.tracker.background,
+            self.run_id,
+            iterator,
+            task_id=self.task_id,
+            started_at=self.sent,
+            passthrough=True,
+            **self.fields,
+        )
+        stream._iterator = tracked.__aiter__() if is_async else iter(tracked)
+
+    def _record_response(self, response: Any) -> None:
+        elapsed = self._elapsed()
+        tasks = self.tracker.background
+        tasks.create_task(self.run_id, task_id=self.task_id, **self.fields)
+        # Callables are evaluated in the writer thread: the response is read off the call.
+        tasks.complete_task(
+            self.task_id,
+            lambda: response_text_and_tools(response)[0],
+            usage=getattr(response, "usage", None),
+            response_data=lambda: json_of(response),
+            tool_updates=lambda: response_text_and_tools(response)[1] or None,
+            model=self.fields["model"] or getattr(response, "model", None),
+            time_to_first_token=elapsed,
+            total_time=elapsed,
+        )
+
+    def _elapsed(self) -> int:
+        return max(0, round((self.tracker.clock() - self.sent) * 1000))
+
+
+class _TrackedManager:
+    """Anthropic's `messages.stream()` manager: entering it tracks the MessageStream."""
+
+    def __init__(self, manager: Any, call: _Call) -> None:
+        self._manager = manager
+        self._call = call
+
+    def __enter__(self) -> Any:
+        stream = self._manager.__enter__()
+        self._track(stream)
+        return stream
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._manager.__exit__(*exc)
+
+    async def __aenter__(self) -> Any:
+        stream = await self._manager.__aenter__()
+        self._track(stream)
+        return stream
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._manager.__aexit__(*exc)
+
+    def _track(self, stream: Any) -> None:
+        try:
+            self._call.wrap_stream(stream)
+        except Exception:
+            log.exception("tracked call: its stream could not be tracked")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+
+def response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Text and tool calls of a non-streamed OpenAI chat / responses or Anthropic message."""
+    texts: list[str] = []
+    tools: list[dict[str, Any]] = []
+    for choice in (getattr(response, "choices", None) or [])[:1]:
+        message = choice.message
+        texts.append(message.content or "")
+        for call in message.tool_calls or []:
+            tools.append(
+                {"id": call.id, "name": call.function.name, "arguments": call.function.arguments}
+            )
+    for item in getattr(response, "output", None) or []:
+        if getattr(item, "type", None) == "message":
+            texts += [c.text for c in item.content if getattr(c, "type", "") == "output_text"]
+        elif getattr(item, "type", None) == "function_call":
+            tools.append({"id": item.call_id, "name": item.name, "arguments": item.arguments})
+    for block in getattr(response, "content", None) or []:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use":
+            tools.append({"id": block.id, "name": block.name, "arguments": json.dumps(block.input)})
+    return "".join(texts), tools
+
+
+def json_of(value: Any) -> Any:
+    """A JSON copy of request arguments or an SDK response (non-JSON values as strings)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if value is None:
+        return None
+    return json.loads(
+        json.dumps(value, default=lambda v: json_of(v) if hasattr(v, "model_dump") else str(v))
+    )

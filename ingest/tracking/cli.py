@@ -1,0 +1,107 @@
+"""`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
+sees what (docs/access.md). These run as the owner (the operator at the terminal): this
+is how the first admin is made when the dashboard signs people in with OIDC or a header."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ingest.store.vocabulary import USER_ROLES
+from ingest.tracking.tracker import Tracker
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add this area's subcommands to `ai-runs`."""
+    user = commands.add_parser("user", help="people: set (add or change), list")
+    actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    put = actions.add_parser("set", help="add a person or change their e-mail, team or role")
+    put.add_argument("id", help="ai_users id (what runs and tasks name as user_id)")
+    put.add_argument("--email", help="what sign-in (OIDC e-mail or the proxy header) matches")
+    put.add_argument("--name", help="display name")
+    put.add_argument("--team")
+    put.add_argument("--role", choices=USER_ROLES)
+    put.set_defaults(handler=_user_set)
+    actions.add_parser("list", help="every person").set_defaults(handler=_user_list)
+
+    share = commands.add_parser("share", help="share a run with a person (or --remove)")
+    share.add_argument("run_id")
+    share.add_argument("user_id")
+    share.add_argument("--permission", choices=("view", "edit"), default="view")
+    share.add_argument("--remove", action="store_true", help="stop sharing instead")
+    share.set_defaults(handler=_share)
+
+    rules = commands.add_parser("redaction", help="redaction rules: list, enable, disable, add")
+    rule_actions = rules.add_subparsers(dest="redaction_command", required=True, metavar="ACTION")
+    rule_actions.add_parser("list", help="every rule").set_defaults(handler=_rules_list)
+    for name, enabled in (("enable", True), ("disable", False)):
+        one = rule_actions.add_parser(name, help=f"{name} a rule (email, secret, or yours)")
+        one.add_argument("name")
+        one.set_defaults(handler=_rule_switch, enabled=enabled)
+    add = rule_actions.add_parser("add", help="add (and enable) a pattern of your own")
+    add.add_argument("name")
+    add.add_argument("pattern", help="a Python regular expression")
+    add.add_argument("--replacement", default="[REDACTED]")
+    add.set_defaults(handler=_rule_add)
+
+    audit = commands.add_parser("audit", help="recent deletes, restores, shares, role changes")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(handler=_audit)
+
+
+def _user_set(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        row = tracker.upsert_user(args.id, args.name, args.email, args.team, args.role)
+    print(f"{row['id']}: {row['email'] or '-'} team {row['team'] or '-'} role {row['role']}")
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        for row in tracker.list_users():
+            print(f"{row['id']}\t{row['email'] or '-'}\t{row['team'] or '-'}\t{row['role']}")
+    return 0
+
+
+def _share(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        if args.remove:
+            removed = tracker.unshare_run(args.run_id, args.user_id)
+            print("share removed" if removed else "was not shared with them")
+        else:
+            tracker.share_run(args.run_id, args.user_id, args.permission)
+            print(f"shared with {args.user_id} ({args.permission})")
+    return 0
+
+
+def _rules_list(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        for rule in tracker.redaction_rules():
+            state = "on " if rule["enabled"] else "off"
+            print(f"{state}\t{rule['name']}\t{rule['replacement']}\t{rule['pattern']}")
+    return 0
+
+
+def _rule_switch(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        rule = tracker.set_redaction_rule(args.name, enabled=args.enabled)
+    print(f"{rule['name']}: {'enabled' if rule['enabled'] else 'disabled'}")
+    return 0
+
+
+def _rule_add(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        rule = tracker.set_redaction_rule(
+            args.name, pattern=args.pattern, replacement=args.replacement
+        )
+    print(f"{rule['name']}: enabled ({rule['pattern']} -> {rule['replacement']})")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        for entry in tracker.audit_log(args.limit):
+            detail = json.dumps(entry["detail"], default=str)
+            print(f"{entry['at']:%Y-%m-%d %H:%M:%S}\t{entry['actor']}\t{entry['action']}\t"
+                  f"{entry['run_id'] or '-'}\t{entry['subject'] or '-'}\t{detail}")  # fmt: skip
+    return 0

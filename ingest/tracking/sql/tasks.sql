@@ -1,0 +1,58 @@
+-- tasks.sql: tasks (requests) for the live API (ingest/tracking/tasks.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- A "task row" is every ai_tasks column except sync_xid: {{vocabulary.task_columns}}.
+-- run_tasks serves ingest/tracking/runs.py too.
+
+-- name: insert_task
+-- Insert one task of :run_id; columns given as NULL take their defaults. Returns the task
+-- row, or no row when :task_id already exists (a retried create). A missing run raises a
+-- foreign key violation.
+INSERT INTO ai_tasks (run_id, user_id, task_id, service, task_name, provider, endpoint, model,
+                      model_id, request_data, response_metadata, status, created_at)
+VALUES (:run_id, :user_id, :task_id, :service, :task_name, :provider, :endpoint, :model,
+        :model_id, coalesce(:request_data::jsonb, '{}'), :response_metadata,
+        coalesce(:status::text, 'pending'), coalesce(:created_at::timestamptz, now()))
+ON CONFLICT (task_id) DO NOTHING
+RETURNING {{vocabulary.task_columns}};
+
+-- name: get_task
+-- One task row by its application task_id; no row when it does not exist.
+SELECT {{vocabulary.task_columns}}
+  FROM ai_tasks
+ WHERE task_id = :task_id;
+
+-- name: lock_task
+-- The task row, locked for the rest of the transaction, plus db_now (clock_timestamp(), to
+-- measure times against created_at on the database's clock); no row when it does not exist.
+SELECT {{vocabulary.task_columns}},
+       clock_timestamp() AS db_now
+  FROM ai_tasks
+ WHERE task_id = :task_id
+   FOR NO KEY UPDATE;
+
+-- name: write_task
+-- Write every mutable column of one task (the caller merged old and new values under the
+-- lock of lock_task). tokens_total NULL means tokens_input + tokens_output (trigger).
+-- Returns the task row.
+UPDATE ai_tasks
+   SET service = :service, task_name = :task_name, provider = :provider,
+       endpoint = :endpoint, model = :model, model_id = :model_id,
+       request_data = :request_data, response_text = :response_text,
+       response_data = :response_data, response_info = :response_info,
+       response_errors = :response_errors, tool_updates = :tool_updates,
+       response_complete = :response_complete, response_metadata = :response_metadata,
+       tokens_input = :tokens_input, tokens_output = :tokens_output,
+       tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
+       tokens_total = :tokens_total, tokens_cache_write = :tokens_cache_write,
+       cost = :cost, cost_source = :cost_source, price_ref = :price_ref,
+       time_to_first_token = :time_to_first_token, total_time = :total_time,
+       status = :status
+ WHERE task_id = :task_id
+RETURNING {{vocabulary.task_columns}};
+
+-- name: run_tasks
+-- Every task row of :run_id, oldest first.
+SELECT {{vocabulary.task_columns}}
+  FROM ai_tasks
+ WHERE run_id = :run_id
+ ORDER BY created_at, id;

@@ -1,0 +1,133 @@
+-- apply.sql: the incremental apply (queries/mirror/sync.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- Rows changed or deleted since the last sync, staged as staged_users, staged_runs,
+-- staged_tasks and staged_deletions, replace the mirror's copies (delete-by-id, then
+-- insert); copies on tasks follow their users and runs.
+
+-- name: remove_changed_users
+-- Users deleted in Postgres or about to be written again (delete-by-id, then insert): the
+-- mirror's copies are found in one scan of the id column and removed by row id (two
+-- DELETEs by id would scan twice; RETURNING would be 10x slower). Returns how many of
+-- them were deleted in Postgres.
+CREATE OR REPLACE TEMP TABLE changed_rows AS
+SELECT rowid AS row_id,
+       id IN (SELECT id FROM staged_deletions WHERE table_name = 'ai_users') AS deleted
+  FROM users
+ WHERE id IN (SELECT id FROM staged_deletions WHERE table_name = 'ai_users'
+              UNION ALL SELECT id FROM staged_users);
+DELETE FROM users WHERE rowid IN (SELECT row_id FROM changed_rows);
+SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: remove_changed_runs
+CREATE OR REPLACE TEMP TABLE changed_rows AS
+SELECT rowid AS row_id,
+       id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs') AS deleted
+  FROM runs
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs'
+              UNION ALL SELECT id FROM staged_runs);
+DELETE FROM runs WHERE rowid IN (SELECT row_id FROM changed_rows);
+SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: remove_changed_tasks
+-- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too.
+DELETE FROM rare_tasks
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
+              UNION ALL SELECT id FROM staged_tasks);
+CREATE OR REPLACE TEMP TABLE changed_rows AS
+SELECT rowid AS row_id,
+       id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks') AS deleted
+  FROM tasks
+ WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
+              UNION ALL SELECT id FROM staged_tasks);
+DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
+SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: forget_changed_rows
+DROP TABLE IF EXISTS changed_rows;
+
+-- name: changed_teams
+-- Users whose team differs from the mirror's (new users, changed teams, deleted users),
+-- before the users table is replaced: their tasks' team must follow.
+SELECT s.id, s.team FROM staged_users s LEFT JOIN users m ON m.id = s.id
+ WHERE m.id IS NULL OR m.team IS DISTINCT FROM s.team
+UNION ALL
+SELECT id, NULL FROM staged_deletions WHERE table_name = 'ai_users';
+
+-- name: changed_run_attributes
+-- Runs already mirrored whose source_type or tags changed: their tasks' copies must follow.
+SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
+ WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
+
+-- name: keyed_staged_tasks
+-- The staged tasks with their keys and their run's source_type and tags, which the extract
+-- leaves out (postgres/extract.sql): from the staged run when the run changed
+-- too, else from the mirror's copy of the run (tasks are applied before runs).
+SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
+  FROM (SELECT t.*,
+               CASE WHEN sr.id IS NULL THEN mr.source_type ELSE sr.source_type END
+                   AS source_type,
+               CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags
+          FROM staged_tasks t
+          LEFT JOIN staged_runs sr ON sr.id = t.run_id
+          LEFT JOIN runs mr ON mr.id = t.run_id) s
+  LEFT JOIN run_keys rk ON rk.id = s.run_id
+  LEFT JOIN user_keys uk ON uk.id = s.user_id
+
+-- name: insert_tasks
+-- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
+CREATE OR REPLACE TEMP TABLE keyed_tasks AS {{apply.keyed_staged_tasks}};
+INSERT INTO rare_tasks
+SELECT k.* FROM keyed_tasks k LEFT JOIN run_key_days d ON d.day = k.day
+ WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
+INSERT INTO tasks SELECT * FROM keyed_tasks;
+DROP TABLE keyed_tasks;
+
+-- name: propagate_teams
+UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
+UPDATE tasks SET team = c.team FROM changed_teams c WHERE tasks.user_id = c.id;
+
+-- name: propagate_run_attributes
+UPDATE rare_tasks SET source_type = c.source_type, tags = c.tags
+  FROM changed_runs c WHERE rare_tasks.run_id = c.id;
+UPDATE tasks SET source_type = c.source_type, tags = c.tags
+  FROM changed_runs c WHERE tasks.run_id = c.id;
+
+-- name: new_run_keys
+-- Keys for runs not seen before (in the staged runs, or named by a staged task), in order
+-- of creation, after the largest key given so far. Returns the number of new keys.
+INSERT INTO run_keys
+SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys)
+            + row_number() OVER (ORDER BY day, id))::INTEGER, day
+  FROM (SELECT id, min(day) AS day
+          FROM (SELECT id, (epoch_us(created_at) // 86400000000)::INTEGER AS day
+                  FROM staged_runs
+                UNION ALL
+                SELECT run_id, (epoch_us(created_at) // 86400000000)::INTEGER
+                  FROM staged_tasks) c
+         WHERE id NOT IN (SELECT id FROM run_keys)
+         GROUP BY id) n;
+
+-- name: new_user_keys
+INSERT INTO user_keys
+SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (ORDER BY id))::INTEGER
+  FROM (SELECT DISTINCT user_id AS id FROM staged_tasks
+         WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM user_keys)) n;
+
+-- name: new_dim_values
+-- Incremental: values the staged rows bring that were never seen.
+INSERT INTO dim_values
+SELECT DISTINCT d, v FROM (
+    SELECT 'provider' AS d, provider AS v FROM staged_tasks
+    UNION ALL SELECT 'model', model FROM staged_tasks
+    UNION ALL SELECT 'endpoint', endpoint FROM staged_tasks
+    UNION ALL SELECT 'service', service FROM staged_tasks
+    UNION ALL SELECT 'task_name', task_name FROM staged_tasks
+    UNION ALL SELECT 'status', status FROM staged_tasks
+    UNION ALL SELECT 'user_id', user_id FROM staged_tasks
+    UNION ALL SELECT 'team', team FROM staged_tasks
+    UNION ALL SELECT 'team', team FROM staged_users
+    UNION ALL SELECT 'source_type', source_type FROM staged_runs
+    UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs
+) n
+ WHERE NOT EXISTS (SELECT 1 FROM dim_values o
+                    WHERE o.dimension = n.d AND o.value IS NOT DISTINCT FROM n.v);

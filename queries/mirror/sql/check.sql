@@ -1,0 +1,26 @@
+-- check.sql: the mirror's self-check (queries/mirror/sync.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- Read every block back, and the totals to compare with the Postgres query of the same
+-- name (postgres/check.sql).
+
+-- name: verify_read_all
+-- Reads every column of every mirror table, so DuckDB checks the checksum of every block
+-- (a damaged block raises an error). One row: a hash per table (values do not matter).
+SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM runs r) AS runs,
+       (SELECT max(hash(u)) FROM users u) AS users,
+       (SELECT max(hash(x)) FROM rare_tasks x) AS rare_tasks,
+       (SELECT max(hash(k)) FROM run_keys k) AS run_keys,
+       (SELECT max(hash(k)) FROM user_keys k) AS user_keys,
+       (SELECT max(hash(d)) FROM run_key_days d) AS run_key_days,
+       (SELECT max(hash(v)) FROM dim_values v) AS dim_values;
+
+-- name: verify_totals
+-- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
+-- tasks, tokens (sum of tokens_total), cost (sum, USD), runs, run_tokens (sum of
+-- total_tokens), users.
+SELECT (SELECT count(*) FROM tasks)::VARCHAR AS tasks,
+       (SELECT coalesce(sum(tokens_total), 0) FROM tasks)::VARCHAR AS tokens,
+       (SELECT coalesce(sum(cost), 0) FROM tasks)::VARCHAR AS cost,
+       (SELECT count(*) FROM runs)::VARCHAR AS runs,
+       (SELECT coalesce(sum(total_tokens), 0) FROM runs)::VARCHAR AS run_tokens,
+       (SELECT count(*) FROM users)::VARCHAR AS users;

@@ -1,0 +1,471 @@
+"""One sync of the DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (docs/design.md,
+The mirror), with each of its steps beside its SQL.
+
+Change capture (migration 0003): every source row carries `sync_xid`, the id of the
+transaction that last wrote it, and deletions are logged with the same stamp. A sync runs in
+one REPEATABLE READ transaction; it remembers the snapshot horizon
+`pg_snapshot_xmin(pg_current_snapshot())` — every transaction below it has finished — and
+the next sync reads only rows stamped at or above that horizon. A transaction that was still
+running (so invisible) gets an id >= the horizon, so the next sync sees it once it commits.
+Rows are applied by delete-by-id then insert, so reading a row twice never counts it twice;
+a logged deletion is applied only when the row is absent from the snapshot.
+
+Rows move Postgres -> Arrow (ADBC) -> DuckDB, never row by row through Python. NUMERIC
+arrives as text and is cast to DECIMAL(20,10) (task cost) and DECIMAL(24,10) (run total).
+
+A mirror that is missing, has another schema version, is unreadable (corrupt), or was
+synced from another database (system identifier / database oid / name) is rebuilt from
+scratch, with a warning saying why.
+
+Self-check (docs/limits.md): at most every VERIFY_EVERY_SECONDS (and on every
+`verify=True` sync, which `ai-runs sync` uses), a sync reads every block of the mirror (so
+DuckDB verifies each block's checksum) and compares row counts and token and cost sums
+with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
+warning saying what was wrong.
+
+The steps, in the order of this module, each beside its SQL in queries/mirror/sql/: what
+they share (SyncResult, the step timer); reading Postgres into Arrow (`extract`,
+postgres/extract.sql); the full load (`full_load`, load.sql); the incremental apply
+(`apply_changes`, apply.sql); the self-check (`check_against_postgres`, check.sql and
+postgres/check.sql); the sync itself (`sync_mirror`). The tables and row shapes are
+tables.sql. Opening the file, and which process may: queries/mirror/files.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import duckdb
+
+from ingest.store import config, database, retention, sqlfiles
+from queries.mirror.files import open_mirror, remove_mirror_files
+
+SQL_DIR = Path(__file__).parent / "sql"
+# One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
+log = logging.getLogger("queries.mirror")
+
+MIRROR_SCHEMA_VERSION = 3  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
+_SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
+
+
+TABLES = ("tasks", "runs", "users")
+
+
+@dataclass
+class SyncResult:
+    """What one sync did.
+
+    full: True when the mirror was rebuilt from scratch; reason: why (None when incremental).
+    upserted: rows read from Postgres and written, per mirror table (tasks, runs, users).
+    deleted: rows removed because they were deleted in Postgres, per mirror table (tasks of a
+    deleted run are counted under tasks). horizon: the xid8 horizon the next sync starts
+    from. rows: row counts of the mirror afterwards. seconds: wall time of the sync.
+    """
+
+    full: bool
+    reason: str | None = None
+    upserted: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    horizon: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    verified: bool = False
+
+
+def duck_sql() -> dict[str, sqlfiles.Query]:
+    """The mirror's named DuckDB queries: queries/mirror/sql/*.sql."""
+    return sqlfiles.load(SQL_DIR)
+
+
+def pg_sql() -> dict[str, sqlfiles.Query]:
+    """The mirror's named Postgres queries: queries/mirror/sql/postgres/*.sql."""
+    return sqlfiles.load(SQL_DIR / "postgres")
+
+
+@contextlib.contextmanager
+def step(name: str) -> Iterator[None]:
+    """Log the wall time of one sync step at DEBUG."""
+    started = time.perf_counter()
+    yield
+    log.debug("sync step %s: %.0f ms", name, (time.perf_counter() - started) * 1000)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the mirror's open transaction, if any (errors ignored)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK").fetchall()
+
+
+# ------------------------------------------------------------ reading Postgres
+
+BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
+_DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def adbc_text(query: sqlfiles.Query) -> str:
+    """The query with ADBC's positional placeholders ($1, $2, ...) in params order."""
+    names = query.params
+    return _DOLLAR_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", query.duckdb)
+
+
+def extract(cur: Any, name: str, since: str) -> Any:
+    """Rows of query `name` changed since the horizon `since`, as an Arrow table (small:
+    bound parameter)."""
+    cur.execute(adbc_text(sqlfiles.render(pg_sql(), name)), (since,))
+    return cur.fetch_arrow_table()
+
+
+def extract_all(cur: Any, name: str) -> Any:
+    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
+    COPY and hands over ~16 MB batches instead of materialising the whole result."""
+    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
+    cur.execute(sqlfiles.render(pg_sql(), name).sql)
+    return cur.fetch_record_batch()
+
+
+# ------------------------------------------------------------ the full load
+
+# Per table, in load order: the Postgres query that streams every row, the DuckDB insert.
+# Users and runs first, so keys exist before the tasks' keys are set.
+_FULL_LOAD = {
+    "users": {"extract": "extract_all_users", "insert": "insert_users"},
+    "runs": {"extract": "extract_all_runs", "insert": "insert_runs"},
+    "tasks": {"extract": "extract_all_tasks", "insert": "insert_all_tasks"},
+}
+_CREATE = ("create_users", "create_runs", "create_tasks", "create_keys", "create_meta")
+
+
+def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
+    """Rebuild the mirror from the Postgres snapshot of `cur` (an ADBC cursor) inside a
+    DuckDB transaction the caller commits. Returns upserted = rows loaded per table."""
+    sql = duck_sql()
+    con.execute("BEGIN").fetchall()
+    con.execute(sql["drop_all"].sql).fetchall()
+    for name in _CREATE:
+        con.execute(sql[name].sql).fetchall()
+    upserted = {}
+    # Streamed batch by batch: no table ever sits in memory whole.
+    for table, queries in _FULL_LOAD.items():
+        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
+            with step("keys"):
+                con.execute(sql["all_user_keys"].sql).fetchall()
+                con.execute(sql["all_run_keys"].sql).fetchall()
+        con.register(f"staged_{table}", extract_all(cur, queries["extract"]))
+        with step(f"load {table}"):
+            insert = sqlfiles.render(duck_sql(), queries["insert"]).sql
+            upserted[table] = con.execute(insert).fetchall()[0][0]
+        con.unregister(f"staged_{table}")
+    with step("task keys and dimension values"):
+        con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
+        con.execute(sql["all_rare_tasks"].sql).fetchall()
+        con.execute(sql["all_dim_values"].sql).fetchall()
+    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
+
+
+# ------------------------------------------------------------ the incremental apply
+
+# The Postgres queries of the changed rows, staged in DuckDB as staged_<key>.
+_EXTRACT = {
+    "users": "extract_users",
+    "runs": "extract_runs",
+    "tasks": "extract_tasks",
+    "deletions": "extract_deletions",
+}
+# Per mirror table: the deletion log's table name and the DuckDB queries that apply it
+# (remove the copies of deleted and rewritten rows in one scan, then insert the new ones).
+_APPLY = {
+    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks"},
+    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs"},
+    "users": {"logged_as": "ai_users", "remove": "remove_changed_users", "insert": "insert_users"},
+}
+
+
+def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
+    """Apply what changed in the Postgres snapshot of `cur` (an ADBC cursor) since the
+    horizon `since`, inside a DuckDB transaction the caller commits. Returns upserted = rows
+    read per table and deleted = rows removed because Postgres deleted them."""
+    sql = duck_sql()
+    with step("extract"):
+        staged = {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+    logged = staged["deletions"].column("table_name").to_pylist()
+    con.execute("BEGIN").fetchall()
+    for name, table in staged.items():
+        con.register(f"staged_{name}", table)
+    try:
+        # Copies of user/run attributes on tasks: find what changed before replacing.
+        teams = run_attrs = None
+        if staged["users"].num_rows or "ai_users" in logged:
+            teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
+        if staged["runs"].num_rows:
+            with step("changed run attributes"):
+                run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+        if staged["tasks"].num_rows or staged["runs"].num_rows:
+            with step("keys"):
+                _new_keys(con, sql)
+        if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
+            con.execute(sql["new_dim_values"].sql).fetchall()
+        deleted = dict.fromkeys(TABLES, 0)
+        for table, queries in _APPLY.items():
+            if queries["logged_as"] in logged or staged[table].num_rows:
+                with step(f"remove {table}"):
+                    deleted[table] = con.execute(sql[queries["remove"]].sql).fetchall()[0][0]
+            if staged[table].num_rows:
+                with step(f"insert {table}"):
+                    con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+        con.execute(sql["forget_changed_rows"].sql).fetchall()
+        if teams is not None and teams.num_rows:
+            con.register("changed_teams", teams)
+            con.execute(sql["propagate_teams"].sql).fetchall()
+            con.unregister("changed_teams")
+        if run_attrs is not None and run_attrs.num_rows:
+            con.register("changed_runs", run_attrs)
+            con.execute(sql["propagate_run_attributes"].sql).fetchall()
+            con.unregister("changed_runs")
+    finally:
+        for name in staged:
+            # In a transaction a failed statement aborted, this fails too: keep the first error.
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(f"staged_{name}")
+    upserted = {table: staged[table].num_rows for table in TABLES}
+    return SyncResult(full=False, upserted=upserted, deleted=deleted)
+
+
+def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
+    """Keys for the runs and users the staged rows name for the first time."""
+    before = con.execute("SELECT coalesce(max(key), 0) FROM run_keys").fetchall()[0][0]
+    added = con.execute(sql["new_run_keys"].sql).fetchall()[0][0]
+    con.execute(sql["new_user_keys"].sql).fetchall()
+    if added:
+        con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": before}).fetchall()
+
+
+# ------------------------------------------------------------ the self-check
+
+VERIFY_EVERY_SECONDS = 600.0  # the cheap cadence of the self-check (a full scan of both)
+_VERIFIED_COLUMNS = ("tasks", "tokens", "cost", "runs", "run_tokens", "users")
+
+
+def verify_due(meta: dict[str, str]) -> bool:
+    """True when the mirror facts `meta` show no check, or one VERIFY_EVERY_SECONDS old."""
+    last = meta.get("last_verified_at")
+    if last is None:
+        return True
+    age = datetime.now(UTC) - datetime.fromisoformat(last)
+    return age.total_seconds() >= VERIFY_EVERY_SECONDS
+
+
+def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | None:
+    """None when the mirror reads back whole and matches Postgres' snapshot (`cur`, an ADBC
+    cursor); else what is wrong. A damaged block raises duckdb.Error from the full read."""
+    con.execute(duck_sql()["verify_read_all"].sql).fetchall()
+    mirror = con.execute(duck_sql()["verify_totals"].sql).fetchall()[0]
+    cur.execute(pg_sql()["verify_totals"].sql)
+    source = cur.fetchone()
+    for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
+        if Decimal(str(ours)) != Decimal(str(theirs)):
+            return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    return None
+
+
+# ------------------------------------------------------------ the sync
+
+
+def sync_mirror(
+    url: str | None = None,
+    path: str | Path | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    full: bool = False,
+    verify: bool | None = None,
+) -> SyncResult:
+    """Bring the mirror up to date with Postgres and return what changed.
+
+    url: Postgres (default: DATABASE_URL or the embedded server). path: mirror file (default
+    `config.mirror_path()`), ignored when `con` (an open mirror connection of this process)
+    is given. full=True rebuilds from scratch. Incremental otherwise: the cost follows the
+    number of rows written or deleted since the previous sync, not the table sizes.
+    verify: True checks the mirror against Postgres after an incremental sync (module
+    docstring), False never, None when the last check is VERIFY_EVERY_SECONDS old.
+    `verified` in the result says whether it ran; a failed check rebuilds (`reason`).
+    """
+    started = time.perf_counter()
+    url = database.database_url(url)
+    own = con is None
+    if own:
+        con = open_mirror(path)
+    try:
+        with _SYNC_LOCK:
+            try:
+                result = _sync(con, url, full=full, path=path, verify=verify)
+            except duckdb.Error as exc:
+                if not own:
+                    raise
+                # Damaged beyond an in-place rebuild: start from a new file.
+                log.warning("mirror %s is damaged (%s): recreating the file", path, exc)
+                con.close()
+                target = Path(path) if path is not None else config.mirror_path()
+                remove_mirror_files(target)
+                con = open_mirror(target)
+                result = _sync(con, url, full=True, path=path, verify=False)
+                result.reason = f"mirror file was damaged ({exc})"
+    finally:
+        if own:
+            con.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _sync(
+    con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any, verify: bool | None
+) -> SyncResult:
+    with step("connect"):
+        pg = adbc.connect(url)
+    try:
+        cur = pg.cursor()
+        # One snapshot for the horizon, the rows and the deletions.
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute(pg_sql()["source_identity"].sql)
+        horizon, pruned, identity = cur.fetchone()
+        meta = _read_meta(con)
+        reason = _rebuild_reason(meta, identity, pruned) if not full else "full sync requested"
+        if reason is None:
+            # TRUNCATE logs no row ids: start again from the snapshot.
+            truncated = extract(cur, "truncations", meta["horizon"]).column(0).to_pylist()
+            if truncated:
+                reason = f"{', '.join(sorted(truncated))} truncated in Postgres"
+        if reason is None:
+            try:
+                result = apply_changes(con, cur, since=meta["horizon"])
+                if verify or (verify is None and verify_due(meta)):
+                    problem = check_against_postgres(con, cur)
+                    result.verified = True
+                    if problem is not None:
+                        rollback(con)
+                        reason = f"mirror check failed: {problem}"
+            except duckdb.Error as exc:
+                rollback(con)
+                reason = f"mirror is unreadable ({exc})"
+        if reason is not None:
+            where = path or "the mirror"
+            if full:
+                log.info("rebuilding %s from scratch: %s", where, reason)
+            else:
+                log.warning("rebuilding %s from scratch: %s", where, reason)
+            result = full_load(con, cur)
+            result.reason = reason
+        _write_meta(
+            con,
+            horizon=horizon,
+            identity=identity,
+            full=result.full,
+            verified=result.full or result.verified,
+        )
+        with step("commit"):
+            con.execute("COMMIT").fetchall()
+        pg.commit()
+    except BaseException:
+        rollback(con)  # never leave the mirror's transaction open
+        raise
+    finally:
+        pg.close()
+    result.horizon = int(horizon)
+    _register(con, url, horizon)
+    counts = con.execute(duck_sql()["counts"].sql).fetchall()[0]
+    result.rows = dict(zip(TABLES, counts, strict=True))
+    return result
+
+
+def mirror_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The absolute path of the file behind a mirror connection ("memory" when none)."""
+    row = con.execute(duck_sql()["mirror_file"].sql).fetchall()
+    return str(row[0][0]) if row and row[0][0] else "memory"
+
+
+def _register(con: duckdb.DuckDBPyConnection, url: str, horizon: str) -> None:
+    """Tell Postgres this mirror has applied everything below `horizon`, so deletions it
+    no longer needs can be pruned (migration 0009). Best effort: a read-only source (a
+    replica) or an outage only means less pruning, never a failed sync."""
+    try:
+        retention.record_mirror_horizon(url, retention.mirror_name(mirror_file(con)), horizon)
+    except Exception as exc:  # noqa: BLE001 - pruning waits; the sync itself succeeded
+        log.warning("could not register the mirror's horizon in Postgres: %s", exc)
+
+
+def _read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    """The mirror's facts; None when there are none; {"unreadable": why} when damaged."""
+    try:
+        return dict(con.execute(duck_sql()["read_meta"].sql).fetchall())
+    except duckdb.CatalogException:
+        return None
+    except duckdb.Error as exc:
+        rollback(con)
+        return {"unreadable": str(exc)}
+
+
+def _rebuild_reason(meta: dict[str, str] | None, identity: str, pruned: str) -> str | None:
+    if meta is not None and "unreadable" in meta:
+        return f"mirror is unreadable ({meta['unreadable']})"
+    if meta is None or "horizon" not in meta:
+        return "mirror is missing or empty"
+    version = meta.get("schema_version")
+    if version != str(MIRROR_SCHEMA_VERSION):
+        return f"mirror schema version {version}, this code needs {MIRROR_SCHEMA_VERSION}"
+    if meta.get("source_identity") != identity:
+        return (
+            f"mirror was synced from another database ({meta.get('source_identity')}), "
+            f"now reading {identity}"
+        )
+    if int(meta["horizon"]) < int(pruned):
+        return "deletions it had not applied were pruned from ai_sync_deletions"
+    return None
+
+
+def _write_meta(
+    con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool, verified: bool
+) -> None:
+    now = datetime.now(UTC).isoformat()
+    values = {
+        "schema_version": str(MIRROR_SCHEMA_VERSION),
+        "source_identity": identity,
+        "horizon": horizon,
+        "last_sync_at": now,
+    }
+    if full:
+        values["last_full_sync_at"] = now
+    if verified:
+        values["last_verified_at"] = now
+    query = duck_sql()["write_meta"].duckdb
+    for key, value in values.items():
+        con.execute(query, {"key": key, "value": value}).fetchall()
+
+
+def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Footer facts: last_sync_at and last_full_sync_at (UTC datetimes, None if never),
+    tasks, runs, users (rows in the mirror), schema_version (int), horizon (int)."""
+    meta = _read_meta(con) or {}
+    counts = (0, 0, 0)
+    if meta:
+        counts = con.execute(duck_sql()["counts"].sql).fetchall()[0]
+
+    def when(key: str) -> datetime | None:
+        return datetime.fromisoformat(meta[key]) if key in meta else None
+
+    return {
+        "last_sync_at": when("last_sync_at"),
+        "last_full_sync_at": when("last_full_sync_at"),
+        **dict(zip(TABLES, (int(n) for n in counts), strict=True)),
+        "schema_version": int(meta["schema_version"]) if "schema_version" in meta else None,
+        "horizon": int(meta["horizon"]) if "horizon" in meta else None,
+    }
