@@ -96,3 +96,46 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit dict-row connection to the test's database."""
     with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
         yield c
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """A local S3-compatible server (moto's server mode) on 127.0.0.1, in a process of its
+    own (deltalake keeps the GIL during some S3 calls, which would starve a server thread
+    of this process), with the bucket `analytics`, set as AI_RUNS_LAKE_S3_ENDPOINT; its
+    URL."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    import pyarrow.fs as pafs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in server.stderr:  # werkzeug says where it listens once it does
+            if "Running on" in line:
+                break
+        else:
+            raise RuntimeError("moto's S3 server did not start")
+        # Keep reading its request log, so a full pipe never blocks it.
+        threading.Thread(target=server.stderr.read, daemon=True).start()
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AI_RUNS_LAKE_S3_ENDPOINT", endpoint)
+        pafs.S3FileSystem(
+            endpoint_override=endpoint, scheme="http", allow_bucket_creation=True
+        ).create_dir("analytics")  # the bucket
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,21 +1,34 @@
-"""The lake export: equal to the mirror after inserts, updates and deletes, incremental
-(only changed months rewritten), atomic (an interrupted rewrite leaves the previous
-manifest readable), and the same on an S3-compatible store (moto's server on 127.0.0.1)."""
+"""The lake export to Delta tables: equal to the mirror, and plain Delta readers (deltalake,
+DuckDB, Polars, ClickHouse) get Postgres's exact counts and sums after inserts, updates and
+deletes; incremental (only changed months rewritten, one commit per table, none when
+nothing changed); time travel; an interrupted export publishes nothing; concurrent writers;
+S3 (moto's server on 127.0.0.1); converting a lake of the old manifest layout."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from builders import make_run, make_task
-from lake_support import END, assert_lake_equals_mirror, demo_mirror, lake_rows
+from deltalake import DeltaTable
+from lake_support import (
+    END,
+    assert_lake_equals_mirror,
+    assert_plain_readers_equal_postgres,
+    demo_mirror,
+    plain_reader_totals,
+    postgres_totals,
+)
 
 import queries as q
 from queries.lake import export as lake_export
+from queries.lake import tables
 from queries.lake.export import export_lake
-from queries.lake.manifest import MANIFEST, read_manifest
 from queries.lake.store import open_store
 
 
@@ -26,15 +39,21 @@ def mirror(db_url, tmp_path):
     con.close()
 
 
-def test_lake_equals_mirror_after_inserts_updates_and_deletes(db_url, mirror, tmp_path):
-    store = open_store(str(tmp_path / "lake"))
+def test_plain_readers_get_postgres_numbers_after_inserts_updates_and_deletes(
+    db_url, mirror, tmp_path
+):
+    lake = str(tmp_path / "lake")
+    store = open_store(lake)
     first = export_lake(mirror, store)
     assert first.written["tasks"] >= 3 and first.kept["tasks"] == 0
-    assert_lake_equals_mirror(mirror, store)
+    assert first.versions == {"tasks": 0, "runs": 0, "users": 0}
+    assert_lake_equals_mirror(mirror, lake)
+    assert_plain_readers_equal_postgres(db_url, lake)
+    before = postgres_totals(db_url)
 
-    again = export_lake(mirror, store)  # nothing changed: nothing rewritten
+    again = export_lake(mirror, store)  # nothing changed: no commit at all
     assert again.written == {"tasks": 0, "runs": 0, "users": 0}
-    assert again.generation == first.generation + 1
+    assert again.versions == first.versions
 
     with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
         # Touch only May 2026: one update, one delete, one insert, one deleted run.
@@ -56,56 +75,88 @@ def test_lake_equals_mirror_after_inserts_updates_and_deletes(db_url, mirror, tm
     changed = export_lake(mirror, store)
     assert changed.written["tasks"] == 1, changed  # May only; other months kept
     assert changed.kept["tasks"] == first.written["tasks"] - 1
-    assert_lake_equals_mirror(mirror, store)
-    # Old files are gone once no manifest (current or previous) lists them.
-    manifest, previous = read_manifest(store), read_manifest(store, "_manifest.previous.json")
-    on_disk = {f for f in store.files() if f.endswith(".parquet")}
-    assert on_disk == manifest.files() | previous.files()
-    folders = [d for d in (tmp_path / "lake").rglob("*") if d.is_dir()]
-    assert all(any(d.iterdir()) for d in folders), "garbage collection leaves no empty folder"
+    assert changed.versions["tasks"] == 1  # one transaction
+    assert_lake_equals_mirror(mirror, lake)
+    assert_plain_readers_equal_postgres(db_url, lake)
+
+    latest = tables.commits(DeltaTable(f"{lake}/tasks"), 1)[0]
+    assert latest["ai_runs"]["months"] == ["2026-05"]
+    assert (
+        latest["ai_runs"]["source"]["horizon"]
+        == mirror.execute("SELECT value FROM mirror_meta WHERE key = 'horizon'").fetchone()[0]
+    )
+    assert latest["operationParameters"]["predicate"] == "month = '2026-05'"  # replaceWhere
+
+    # Time travel: as of version 0 every reader sees the lake before the changes.
+    old = DeltaTable(f"{lake}/tasks", version=0).to_pyarrow_table(columns=["cost"])
+    assert (old.num_rows, Decimal(str(pa.compute.sum(old["cost"]).as_py()))) == before["tasks"][:2]
 
 
-def test_interrupted_rewrite_leaves_the_previous_manifest_readable(
-    db_url, mirror, tmp_path, monkeypatch
-):
-    store = open_store(str(tmp_path / "lake"))
+def test_interrupted_export_publishes_nothing(db_url, mirror, tmp_path, monkeypatch):
+    lake = str(tmp_path / "lake")
+    store = open_store(lake)
     export_lake(mirror, store)
-    before = lake_rows(store, "tasks")
-    manifest_bytes = store.read_bytes(MANIFEST)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("UPDATE ai_tasks SET tokens_output = tokens_output + 1")  # every month
     q.sync_mirror(db_url, con=mirror)
 
-    real_write = lake_export.write_parquet
-    calls = []
+    real = lake_export._counted
 
-    def dies_on_second_partition(store_, rel, reader):
-        calls.append(rel)
-        if len(calls) == 2:
-            real_write(store_, rel, _half(reader))  # a half-written file, then the crash
-            raise OSError("disk full (simulated)")
-        return real_write(store_, rel, reader)
+    def dies_halfway(reader, expected, table):
+        def batches():
+            for number, batch in enumerate(real(reader, expected, table)):
+                if number == 1 and table == "tasks":
+                    raise OSError("disk full (simulated)")
+                yield batch
 
-    monkeypatch.setattr(lake_export, "write_parquet", dies_on_second_partition)
-    with pytest.raises(OSError, match="simulated"):
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    monkeypatch.setattr(lake_export, "BATCH_ROWS", 200)  # several batches per export
+    monkeypatch.setattr(lake_export, "_counted", dies_halfway)
+    with pytest.raises(Exception, match="simulated"):
         export_lake(mirror, store)
-    assert store.read_bytes(MANIFEST) == manifest_bytes  # not swapped
-    assert lake_rows(store, "tasks") == before  # readers see the previous, whole lake
-    orphans = {f for f in store.files() if f.endswith(".parquet")} - read_manifest(store).files()
-    assert len(orphans) == 2
+    assert DeltaTable(f"{lake}/tasks").version() == 0  # nothing committed
+    assert plain_reader_totals(lake)["deltalake"]["tasks"][0] == postgres_totals(db_url)["tasks"][0]
 
-    monkeypatch.setattr(lake_export, "write_parquet", real_write)
-    export_lake(mirror, store)  # the next export finishes the job and removes the orphans
-    assert_lake_equals_mirror(mirror, store)
-    assert not orphans & set(store.files())
+    monkeypatch.setattr(lake_export, "_counted", real)
+    done = export_lake(mirror, store, retention_hours=0)  # vacuum: nothing older is kept
+    assert done.versions["tasks"] == 1 and done.vacuumed > 0
+    assert_lake_equals_mirror(mirror, lake)
+    on_disk = {str(p) for p in (tmp_path / "lake" / "tasks").rglob("*.parquet")}
+    assert on_disk == set(DeltaTable(f"{lake}/tasks").file_uris())  # leftovers vacuumed
 
 
-def _half(reader):
-    import pyarrow as pa
+def test_a_writer_overtaken_by_another_commits_nothing(tmp_path):
+    store = open_store(str(tmp_path / "lake"))
 
-    batches = list(reader)
-    table = pa.Table.from_batches(batches, schema=reader.schema)
-    return table.slice(0, max(1, table.num_rows // 2)).to_reader()
+    def write(snapshot, counts: dict[str, int], prints: dict, months) -> int:
+        """Replace `months` of tasks (None: all) with `counts` rows per month."""
+        rows = pa.table(
+            {
+                "id": [f"{m}-{i}" for m, n in counts.items() for i in range(n)],
+                "month": [m for m, n in counts.items() for _ in range(n)],
+            }
+        )
+        metadata = {"fingerprints": prints, "months": months, "source": {}}
+        return tables.replace_months(
+            store, "tasks", snapshot, rows.to_reader(), months, metadata, retention_hours=1
+        )
+
+    prints = {"2026-04": "a", "2026-05": "b"}
+    assert write(None, {"2026-04": 3, "2026-05": 2}, prints, None) == 0
+    first = tables.open_table(store, "tasks")
+    second = tables.open_table(store, "tasks")
+    write(first, {"2026-05": 4}, prints | {"2026-05": "c"}, ["2026-05"])
+    with pytest.raises(tables.LakeConflict, match="another writer"):  # same month: refused
+        write(second, {"2026-05": 1}, prints, ["2026-05"])
+    assert DeltaTable(store.uri("tasks")).to_pyarrow_table().num_rows == 3 + 4
+
+    # Another month: Delta rebases the stale writer's commit; its fingerprints did not see
+    # the 2026-05 rewrite, so that month counts as unknown (the next export rewrites it).
+    write(second, {"2026-04": 5}, prints | {"2026-04": "d"}, ["2026-04"])
+    state = tables.table_state(tables.open_table(store, "tasks"))
+    assert state.version == 2 and state.complete
+    assert state.fingerprints == {"2026-04": "d", "2026-05": ""}
 
 
 def test_bad_target_names_what_is_allowed(tmp_path):
@@ -113,9 +164,11 @@ def test_bad_target_names_what_is_allowed(tmp_path):
         open_store("ftp://example/lake")
     with pytest.raises(ValueError, match="needs a bucket"):
         open_store("s3://")
+    with pytest.raises(ValueError, match="months must be YYYY-MM"):
+        tables.month_predicate(["2026-05'; DROP"])
 
 
-def test_lake_sync_command_syncs_the_mirror_then_exports(db_url, tmp_path, monkeypatch):
+def test_lake_sync_and_history_commands(db_url, tmp_path, monkeypatch, capsys):
     from dashboard import command as cli
 
     monkeypatch.setenv("DATABASE_URL", db_url)
@@ -124,39 +177,25 @@ def test_lake_sync_command_syncs_the_mirror_then_exports(db_url, tmp_path, monke
         make_task(conn, run, task_id=uuid.uuid4())
     mirror_path = tmp_path / "m.duckdb"
     lake = tmp_path / "lake"
-    code = cli.main(["lake", "sync", "--to", str(lake), "--mirror", str(mirror_path)])
-    assert code == 0
-    store = open_store(str(lake))
-    assert read_manifest(store).tables["tasks"].partitions
-    assert len(lake_rows(store, "tasks")) == 1
+    assert cli.main(["lake", "sync", "--to", str(lake), "--mirror", str(mirror_path)]) == 0
+    said = capsys.readouterr().out
+    assert "tasks version 0: 1 months written, 0 dropped, 0 kept, 1 rows" in said
+    assert DeltaTable(str(lake / "tasks")).to_pyarrow_table().num_rows == 1
+
+    assert cli.main(["lake", "history", "--to", str(lake), "--table", "runs"]) == 0
+    said = capsys.readouterr().out
+    assert "version 0" in said and "1 rows in 1 files added" in said and "lake sync" in said
+    assert "mirror horizon" in said
+    assert cli.main(["lake", "history", "--to", str(lake), "--table", "nope"]) == 1
+    assert "table: 'nope' is not a lake table" in capsys.readouterr().err
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch):
-    """A local S3-compatible server (moto's server mode) on 127.0.0.1; its URL."""
-    from moto.server import ThreadedMotoServer
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def test_s3_export_to_a_local_s3_server(db_url, mirror, s3_endpoint, monkeypatch):
-    monkeypatch.setenv("AI_RUNS_LAKE_S3_ENDPOINT", s3_endpoint)
-    import pyarrow.fs as pafs
-
-    pafs.S3FileSystem(
-        endpoint_override=s3_endpoint, scheme="http", allow_bucket_creation=True
-    ).create_dir("analytics")  # the bucket
+def test_s3_lake_on_a_local_s3_server(db_url, mirror, s3_endpoint):
     store = open_store("s3://analytics/lake")
     export_lake(mirror, store)
-    assert_lake_equals_mirror(mirror, store)
-    assert store.files("tasks")[0].startswith("tasks/month=")
+    options = {"storage_options": store.storage_options}
+    assert_lake_equals_mirror(mirror, "s3://analytics/lake", **options)
+    assert store.files("tasks/_delta_log")[0].startswith("tasks/_delta_log/0000")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "DELETE FROM ai_tasks WHERE id IN (SELECT id FROM ai_tasks ORDER BY id LIMIT 5)"
@@ -164,9 +203,10 @@ def test_s3_export_to_a_local_s3_server(db_url, mirror, s3_endpoint, monkeypatch
     q.sync_mirror(db_url, con=mirror)
     result = export_lake(mirror, store)
     assert 1 <= result.written["tasks"] < result.written["tasks"] + result.kept["tasks"]
-    assert_lake_equals_mirror(mirror, store)
-    assert {f for f in store.files() if f.endswith(".parquet")} == (
-        read_manifest(store).files() | read_manifest(store, "_manifest.previous.json").files()
+    assert result.versions["tasks"] == 1
+    assert_lake_equals_mirror(mirror, "s3://analytics/lake", **options)
+    assert_plain_readers_equal_postgres(
+        db_url, "s3://analytics/lake", endpoint=s3_endpoint, **options
     )
 
 
@@ -211,3 +251,64 @@ def test_lake_sync_while_another_process_holds_the_mirror(db_url, tmp_path, monk
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+def _old_layout_lake(folder, mirror) -> dict:
+    """A lake as the manifest format wrote it (Parquet in v-<id>/ folders, _manifest.json),
+    with one archived month; the archived rows."""
+    tasks = mirror.sql(
+        "SELECT * EXCLUDE (month) FROM (" + _projection("lake_tasks") + ") ORDER BY id"
+    ).to_arrow_table()
+    archived = tasks.slice(0, 7)
+    manifest = {
+        "format": "ai-runs-lake",
+        "version": 1,
+        "generation": 4,
+        "written_at": "",
+        "source": {},
+        "tables": {},
+    }
+    for table, rows in (("tasks", tasks.slice(7)), ("archive_tasks", archived)):
+        folder_name = "archive/tasks" if table == "archive_tasks" else table
+        rel = f"{folder_name}/month=2026-01/v-0123abcd/part-0.parquet"
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, folder / rel)
+        manifest["tables"][table] = {
+            "partition_by": "month",
+            "columns": [],
+            "partitions": {"2026-01": {"files": [rel], "rows": rows.num_rows, "fingerprint": ""}},
+        }
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    (folder / "_manifest.previous.json").write_text(json.dumps(manifest))
+    return {"rows": archived.num_rows, "cost": pa.compute.sum(archived["cost"]).as_py()}
+
+
+def _projection(name: str) -> str:
+    from queries import sqltext
+
+    return sqltext.render("lake", name).sql
+
+
+def test_a_lake_of_the_old_layout_is_converted_once(mirror, tmp_path):
+    from queries.lake.archive import Archiver, ArchiveRefused
+
+    lake = tmp_path / "lake"
+    archived = _old_layout_lake(lake, mirror)
+    store = open_store(str(lake))
+    with pytest.raises(ArchiveRefused, match="old manifest layout"):
+        Archiver(store)(None)
+
+    result = export_lake(mirror, store)
+    assert "converted the lake" in result.migrated and "(7 tasks, 0 runs)" in result.migrated
+    assert_lake_equals_mirror(mirror, str(lake))
+    archive = DeltaTable(str(lake / "archive" / "tasks")).to_pyarrow_table()
+    assert archive.num_rows == archived["rows"]
+    assert pa.compute.sum(archive["cost"]).as_py() == archived["cost"]
+    assert set(archive["month"].to_pylist()) == {"2026-01"}
+    leftovers = [
+        p
+        for p in lake.rglob("*")
+        if p.is_file() and ("v-0123" in str(p) or p.name.startswith("_manifest"))
+    ]
+    assert leftovers == []
+    assert export_lake(mirror, store).migrated is None  # once

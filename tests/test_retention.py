@@ -1,6 +1,8 @@
 """Retention: `purge` hard-deletes old runs whole, keeps every invariant, lets the mirror
 apply the deletes, prunes the deletion log once every registered mirror applied it, and
-with --archive moves the runs into the lake first (refusing when the lake is stale)."""
+with --archive moves the runs into the lake's Delta archive first (refusing when the lake
+is stale): plain Delta readers then get Postgres's exact numbers from the live tables and
+the whole history from live + archive."""
 
 from __future__ import annotations
 
@@ -8,14 +10,19 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import psycopg
+import pyarrow.compute as pc
 import pytest
-from lake_support import assert_lake_equals_mirror, demo_mirror
+from deltalake import DeltaTable
+from lake_support import (
+    assert_lake_equals_mirror,
+    assert_plain_readers_equal_postgres,
+    demo_mirror,
+)
 
 import queries as q
 from ingest.store import database, retention
 from queries.lake.archive import Archiver, ArchiveRefused
 from queries.lake.export import export_lake
-from queries.lake.read import current_manifest, table_relation
 from queries.lake.store import open_store
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)  # the demo data ends here (lake_support.END)
@@ -111,35 +118,65 @@ def test_deletion_log_is_pruned_once_every_registered_mirror_applied_it(db_url, 
     assert rebuilt.full and "pruned" in rebuilt.reason
 
 
-def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path):
-    store = open_store(str(tmp_path / "lake"))
+def export_then_purge(db_url: str, mirror, lake: str, batch_runs: int):
+    """Export the mirror to `lake`, then purge the runs idle for 30 days with archive;
+    (store, Postgres totals before, archiver, purge result)."""
+    store = open_store(lake)
     export_lake(mirror, store)
     before = pg_totals(db_url)
     archiver = Archiver(store)
     result = retention.purge_old_runs(
-        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=60
+        db_url, older_than=timedelta(days=30), now=NOW, confirm=archiver, batch_runs=batch_runs
     )
+    return store, before, archiver, result
+
+
+def test_purge_with_archive_keeps_every_cent_of_history(db_url, mirror, tmp_path):
+    lake = str(tmp_path / "lake")
+    store, before, archiver, result = export_then_purge(db_url, mirror, lake, 60)
     assert result.runs > 0 and archiver.archived_runs == result.runs
     assert archiver.archived_tasks == result.tasks
 
     def history() -> tuple:
-        reader = duckdb.connect()
-        manifest = current_manifest(store)
-        parts = [table_relation(reader, store, manifest, t) for t in ("tasks", "archive_tasks")]
-        parts[0].union(parts[1]).create_view("everything")
-        query = "SELECT count(*), count(DISTINCT id), sum(cost) FROM everything"
-        return reader.execute(query).fetchone()
+        """Live + archive, read by plain DuckDB over deltalake's Arrow datasets."""
+        live = DeltaTable(f"{lake}/tasks").to_pyarrow_dataset()  # noqa: F841
+        archived = DeltaTable(f"{lake}/archive/tasks").to_pyarrow_dataset()  # noqa: F841
+        return duckdb.sql(
+            "SELECT count(*), count(DISTINCT id), sum(cost) FROM "
+            "(SELECT id, cost FROM live UNION ALL SELECT id, cost FROM archived)"
+        ).fetchall()[0]
 
     assert history() == (before["tasks"], before["tasks"], before["cost"])
+    # Each batch: one commit on each live table, then one on each archive table.
+    purges = [c for c in DeltaTable(f"{lake}/archive/tasks").history() if "ai_runs.purge" in c]
+    assert len(purges) == result.batches
     q.sync_mirror(db_url, con=mirror)  # the mirror applies the purge; the lake follows it
     export_lake(mirror, store)
-    assert_lake_equals_mirror(mirror, store)
+    assert_lake_equals_mirror(mirror, lake)
+    assert_plain_readers_equal_postgres(db_url, lake)  # live tables = Postgres, exactly
     assert history() == (before["tasks"], before["tasks"], before["cost"])
+
+
+def test_purge_with_archive_on_s3(db_url, mirror, s3_endpoint):
+    lake = "s3://analytics/lake"
+    store, before, archiver, result = export_then_purge(db_url, mirror, lake, 200)
+    assert result.tasks > 0 and archiver.archived_tasks == result.tasks
+    options = store.storage_options
+    parts = [
+        DeltaTable(f"{lake}/{t}", storage_options=options).to_pyarrow_table(columns=["cost"])
+        for t in ("tasks", "archive/tasks")
+    ]
+    assert sum(p.num_rows for p in parts) == before["tasks"]
+    assert sum(pc.sum(p["cost"]).as_py() or 0 for p in parts) == before["cost"]
+    q.sync_mirror(db_url, con=mirror)
+    export_lake(mirror, store)
+    assert_plain_readers_equal_postgres(db_url, lake, endpoint=s3_endpoint, storage_options=options)
 
 
 def test_purge_with_archive_refuses_a_stale_lake_and_deletes_nothing(db_url, mirror, tmp_path):
     store = open_store(str(tmp_path / "lake"))
     export_lake(mirror, store)
+    versions = {t: DeltaTable(f"{store.root}/{t}").version() for t in ("tasks", "runs")}
     with psycopg.connect(db_url, autocommit=True) as conn:  # changed after the export
         conn.execute(
             "UPDATE ai_tasks SET cost = coalesce(cost, 0) + 1 "
@@ -155,6 +192,7 @@ def test_purge_with_archive_refuses_a_stale_lake_and_deletes_nothing(db_url, mir
             batch_runs=100_000,
         )
     assert pg_totals(db_url) == before
+    assert {t: DeltaTable(f"{store.root}/{t}").version() for t in versions} == versions
 
 
 def test_purge_command_refuses_a_bad_age(db_url, monkeypatch, capsys):

@@ -5,8 +5,9 @@
 | DATABASE_URL    | (unset)        | Postgres to use; unset means the embedded server below.       |
 | AI_RUNS_HOME    | ./.ai-runs     | Folder for the embedded Postgres (pgdata) and the mirror.     |
 | AI_RUNS_MIRROR  | $AI_RUNS_HOME/analytics.duckdb | Path of the DuckDB analytics mirror.          |
-| AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Parquet lake: a folder or s3://bucket/prefix.  |
+| AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Delta Lake tables: a folder or s3://bucket/prefix. |
 | AI_RUNS_LAKE_S3_ENDPOINT | (unset) | URL of an S3-compatible store (unset: AWS).   |
+| AI_RUNS_LAKE_RETENTION | 1h | How long the lake keeps files a newer version replaced (vacuum). |
 
 AI_RUNS_APP_DATABASE_URL (unset): how the application role (ai_runs_app, under row-level
 security) connects; unset means the same server and database as user ai_runs_app.
@@ -56,6 +57,22 @@ def lake_s3_endpoint() -> str | None:
     Credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables."""
     value = os.environ.get("AI_RUNS_LAKE_S3_ENDPOINT", "").strip()
     return value or None
+
+
+def lake_retention_hours() -> int:
+    """AI_RUNS_LAKE_RETENTION as whole hours ("1h", "36h", "7d"; default 1 hour): files
+    that a newer lake version replaced are vacuumed once they are this old, so readers of
+    an older version have that long to finish, and time travel reaches back that far
+    (docs/lake.md, "Versions and vacuum"). ValueError naming the variable otherwise."""
+    raw = os.environ.get("AI_RUNS_LAKE_RETENTION", "").strip().lower() or "1h"
+    units = {"h": 1, "d": 24}
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in units else (raw, "h")
+    if not number.isdigit():
+        raise ValueError(
+            f"AI_RUNS_LAKE_RETENTION: {raw!r} is not a duration; use whole hours or days, "
+            "e.g. 1h, 36h or 7d"
+        )
+    return int(number) * units[unit]
 
 
 def app_database_url_setting() -> str | None:

@@ -1,12 +1,17 @@
-"""The open Parquet lake (docs/lake.md): an incrementally exported, Hive-partitioned copy
-of the mirror's analytics tables that DuckDB, ClickHouse (chdb), Spark or Trino read while
-the dashboard holds the mirror; plus the archive that retention moves old runs into.
+"""The lake (docs/lake.md): Delta Lake tables `tasks`, `runs`, `users` and the archive
+`archive/tasks`, `archive/runs`, partitioned by month, written with `deltalake` (delta-rs)
+and read by any Delta client (Spark, Trino, Databricks, ClickHouse, DuckDB, Polars) with no
+code of ours, while the dashboard holds the mirror.
 
-- queries.lake.store: a local folder or an S3-compatible bucket (pyarrow filesystems).
-- queries.lake.manifest: the manifest, its atomic swap, garbage collection.
+- queries.lake.store: a local folder or an S3-compatible bucket.
+- queries.lake.tables: the Delta tables, one-transaction month replacement, commit
+  metadata (source horizon, fingerprints), history, vacuum.
 - queries.lake.export: `export_lake(con, store)`, the incremental export from the mirror.
-- queries.lake.read: opening the lake's tables in DuckDB (through the manifest).
-- queries.lake.rollups: the overview rollups on the lake, in DuckDB and in ClickHouse.
-- queries.lake.archive: confirming and archiving a purge batch (ingest.retention).
-- queries.lake.cli: `ai-runs lake sync` and `ai-runs purge`.
+- queries.lake.migrate: converting a lake of the old manifest layout, once.
+- queries.lake.read: the lake's tables in DuckDB (through deltalake's Arrow datasets).
+- queries.lake.rollups: the overview rollups on the lake with DuckDB, ClickHouse (chdb),
+  Polars and deltalake.
+- queries.lake.archive: confirming and archiving a purge batch (ingest.store.retention).
+- queries.lake.sync: `sync_lake`, mirror sync then export, from any process.
+- queries.lake.cli: `ai-runs lake sync`, `ai-runs lake history` and `ai-runs purge`.
 """

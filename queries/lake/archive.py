@@ -1,23 +1,27 @@
 """Archiving a purge batch into the lake before Postgres forgets it (docs/lake.md,
 "Retention").
 
-`Archiver(store)` is the `confirm` callback of ingest.retention.purge_old_runs. For each
+`Archiver(store)` is the `confirm` callback of ingest.store.retention.purge_old_runs. For each
 batch, inside the purge's transaction (the runs are locked, so they cannot change):
 
-1. Confirm: every run of the batch is in the lake (live tables, or the archive of an
-   earlier attempt) with the same task_count, total_tokens and total_cost, and the lake
+1. Confirm: every run of the batch is in the lake's Delta tables (live, or the archive of
+   an earlier attempt) with the same task_count, total_tokens and total_cost, and the lake
    holds exactly the batch's tasks with the same status, tokens_total and cost. Otherwise
    ArchiveRefused is raised, the transaction rolls back and nothing of the batch is
    deleted: run `ai-runs lake sync` and purge again.
-2. Move: the batch's rows are written to `archive/runs` and `archive/tasks` (Hive months,
-   append-only) and the live partitions they came from are rewritten without them, all
-   published by one manifest swap: the live tables and the archive never overlap, and
-   live + archive is the whole history.
+2. Move, one Delta transaction per table: the months of `tasks` and `runs` the batch
+   touches are rewritten without its rows (replaceWhere), then its rows are appended to
+   `archive/tasks` and `archive/runs`. Live first: at no moment does a reader of the
+   latest versions see a row both live and archived (it may, for the second between the
+   two commits, see it in neither; the commits of both carry the purge in their metadata).
 
-Only then does the purge delete the rows in Postgres and commit. If that delete fails
-after the swap, the rows are in the archive and still in Postgres; the next `lake sync`
-puts them back into the live tables, and retrying the purge finds them archived already
-and only removes them from the live tables again.
+Only then does the purge delete the rows in Postgres and commit. If something fails
+between the commits, Postgres still has the rows: the next `lake sync` rewrites the
+months the live commit touched (it marked their fingerprints unknown), and retrying the
+purge finds rows archived already and does not archive them twice.
+
+Each commit is made against the snapshot the confirmation read: when an export changed
+the same months meanwhile, Delta refuses the commit and the batch is refused too.
 """
 
 from __future__ import annotations
@@ -27,15 +31,15 @@ from datetime import UTC
 import duckdb
 import pyarrow as pa
 
+from ingest.store import config
 from ingest.store.retention import PurgeBatch
 from queries import sqltext
-from queries.lake.export import ROW_GROUP_ROWS, partition_file, write_parquet
-from queries.lake.manifest import Manifest, Partition, Table, swap_manifest
-from queries.lake.read import current_manifest, table_relation
+from queries.lake import tables
+from queries.lake.migrate import OLD_MANIFEST
 from queries.lake.store import LakeStore
 
 # live table -> (archive table, column naming the run)
-MOVES = {"runs": ("archive_runs", "id"), "tasks": ("archive_tasks", "run_id")}
+MOVES = {"tasks": ("archive_tasks", "run_id"), "runs": ("archive_runs", "id")}
 
 
 class ArchiveRefused(RuntimeError):
@@ -45,37 +49,50 @@ class ArchiveRefused(RuntimeError):
 class Archiver:
     """Confirms a purge batch in the lake at `store` and moves it into the archive."""
 
-    def __init__(self, store: LakeStore) -> None:
+    def __init__(self, store: LakeStore, *, retention_hours: int | None = None) -> None:
         self.store = store
+        self.retention = (
+            config.lake_retention_hours() if retention_hours is None else retention_hours
+        )
         self.archived_runs = 0
         self.archived_tasks = 0
 
     def __call__(self, batch: PurgeBatch) -> None:
-        with self.store.writer_lock():
-            manifest = current_manifest(self.store)
-            con = duckdb.connect()
-            con.execute("SET TimeZone = 'UTC'")
-            try:
-                months = self._stage(con, manifest, batch)
-                self._confirm(con, len(batch.runs))
-                self._move(con, manifest, months)
-            finally:
-                con.close()
+        if self.store.read_bytes(OLD_MANIFEST) is not None:
+            raise ArchiveRefused(
+                f"the lake at {self.store.url} still has the old manifest layout; run "
+                "`ai-runs lake sync` once to convert it, then purge again"
+            )
+        months = sorted({_month(r["created_at"]) for r in batch.runs + batch.tasks})
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            snapshots = self._stage(con, batch, months)
+            self._confirm(con, len(batch.runs))
+            self._move(con, snapshots, months, len(batch.runs))
+        finally:
+            con.close()
+        for table in MOVES:
+            tables.vacuum(self.store, table, self.retention)
 
-    def _stage(self, con: duckdb.DuckDBPyConnection, manifest: Manifest, batch: PurgeBatch):
-        runs = pa.Table.from_pylist(batch.runs or [], schema=_BATCH_RUNS)
-        tasks = pa.Table.from_pylist(batch.tasks or [], schema=_BATCH_TASKS)
-        con.register("batch_runs", runs)
-        con.register("batch_tasks", tasks)
-        months = {_month(r["created_at"]) for r in batch.runs + batch.tasks}
+    def _stage(self, con: duckdb.DuckDBPyConnection, batch: PurgeBatch, months: list[str]):
+        """Register the batch and views over the lake's rows of its months; the Delta
+        snapshots read (None for a table that does not exist)."""
+        con.register("batch_runs", pa.Table.from_pylist(batch.runs or [], schema=_BATCH_RUNS))
+        con.register("batch_tasks", pa.Table.from_pylist(batch.tasks or [], schema=_BATCH_TASKS))
+        con.register("batch_months", pa.table({"month": pa.array(months, pa.string())}))
+        snapshots = {}
         for table, (archive, _) in MOVES.items():
             for name, source in ((f"live_{table}", table), (f"archived_{table}", archive)):
-                if manifest.table_files(source, months):
-                    relation = table_relation(con, self.store, manifest, source, months)
-                    relation.create_view(name, replace=True)
-                else:  # an empty stand-in with the columns the queries use
+                snapshot = tables.open_table(self.store, source)
+                snapshots[source] = snapshot
+                if snapshot is None:  # an empty stand-in with the columns the queries use
                     con.execute(_EMPTY[table].format(name=name))  # name from this module
-        return months
+                    continue
+                only = [("month", "in", months)]
+                dataset = snapshot.to_pyarrow_dataset(file_pruning_predicate=only)
+                con.from_arrow(dataset).create_view(name, replace=True)
+        return snapshots
 
     def _confirm(self, con: duckdb.DuckDBPyConnection, runs: int) -> None:
         sql = sqltext.named("lake")
@@ -91,54 +108,62 @@ class Archiver:
                 "and purge again."
             )
 
-    def _move(self, con: duckdb.DuckDBPyConnection, old: Manifest, months: set[str]) -> None:
-        new = Manifest(source=old.source, tables=dict(old.tables))
-        for table, (archive, key) in MOVES.items():
-            live = _copy(old.tables.get(table), "month")
-            kept = _copy(old.tables.get(archive), "month")
-            expressions = {"live": f"live_{table}", "archived": f"archived_{table}", "key": key}
-            for month in sorted(months):
-                moved = self._write(
-                    con, "rows_to_archive", expressions, month, f"archive/{table}/month={month}"
-                )
-                if moved is not None:
-                    part = kept.partitions.get(month) or Partition([], 0, "")
-                    part = Partition(part.files + [moved[0]], part.rows + moved[1], "")
-                    kept.partitions[month] = part
-                    setattr(
-                        self, f"archived_{table}", getattr(self, f"archived_{table}") + moved[1]
-                    )
-                if month not in live.partitions:
+    def _move(self, con, snapshots: dict, months: list[str], runs: int) -> None:
+        """Live tables without the batch first, then the archive with it (see above)."""
+        moving = {}
+        for table, (_, key) in MOVES.items():
+            names = {"live": f"live_{table}", "archived": f"archived_{table}", "key": key}
+            query = sqltext.render("lake", "rows_to_archive", **names).sql
+            moving[table] = con.sql(query).to_arrow_table()  # before the live commit
+        metadata = {"months": months, "purge": {"runs": runs}, "writer": "purge --archive"}
+        try:
+            for table, (_, key) in MOVES.items():
+                self._remove_from_live(con, table, key, snapshots[table], months, metadata)
+            for table, (archive, _) in MOVES.items():
+                if moving[table].num_rows == 0:
                     continue
-                rest = self._write(
-                    con, "rows_to_keep", expressions, month, f"{table}/month={month}"
+                reader = moving[table].to_reader()
+                tables.append(
+                    self.store,
+                    archive,
+                    snapshots[archive],
+                    reader,
+                    metadata,
+                    retention_hours=self.retention,
                 )
-                if rest is None:
-                    del live.partitions[month]
-                else:  # fingerprint unknown: the next export rewrites it from the mirror
-                    live.partitions[month] = Partition([rest[0]], rest[1], "")
-            kept.columns = kept.columns or live.columns
-            new.tables[table], new.tables[archive] = live, kept
-        swap_manifest(self.store, new, old)
+                if table == "tasks":
+                    self.archived_tasks += moving[table].num_rows
+                else:
+                    self.archived_runs += moving[table].num_rows
+        except tables.LakeConflict as exc:
+            raise ArchiveRefused(
+                f"{exc} Nothing of this batch was deleted from Postgres; purge again."
+            ) from exc
 
-    def _write(self, con, query: str, expressions: dict, month: str, folder: str):
-        """Write the rows of `query` for `month` to a new file in `folder`; (file, rows),
-        or None when there are none."""
-        relation = con.sql(
-            sqltext.render("lake", query, **expressions).duckdb, params={"month": month}
+    def _remove_from_live(
+        self, con, table: str, key: str, snapshot, months: list[str], metadata: dict
+    ) -> None:
+        """One commit rewriting `months` of live `table` without the batch's rows, unless
+        none of them is there (an earlier attempt removed them already)."""
+        names = {"live": f"live_{table}", "key": key}
+        count = sqltext.render("lake", "batch_rows_in_live", **names).sql
+        if snapshot is None or con.sql(count).fetchall()[0][0] == 0:
+            return
+        state = tables.table_state(snapshot)
+        metadata = dict(metadata)
+        if state.complete:  # the months it rewrites become unknown to the next export
+            unknown = {m: "" for m in months if m in state.fingerprints}
+            metadata |= {"fingerprints": state.fingerprints | unknown, "source": state.source}
+        kept = con.sql(sqltext.render("lake", "rows_to_keep", **names).sql)
+        tables.replace_months(
+            self.store,
+            table,
+            snapshot,
+            kept.to_arrow_reader(128 * 1024),
+            months,
+            metadata,
+            retention_hours=self.retention,
         )
-        table = relation.to_arrow_table()
-        if table.num_rows == 0:
-            return None
-        rel = partition_file(folder)
-        write_parquet(self.store, rel, table.to_reader(ROW_GROUP_ROWS))
-        return rel, table.num_rows
-
-
-def _copy(table: Table | None, partition_by: str) -> Table:
-    if table is None:
-        return Table(partition_by=partition_by)
-    return Table(table.partition_by, list(table.columns), dict(table.partitions))
 
 
 def _month(moment) -> str:
@@ -164,7 +189,7 @@ _BATCH_TASKS = pa.schema(
         ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-# Stand-ins for lake tables with no file in the batch's months (fixed names, no values).
+# Stand-ins for lake tables that do not exist yet (fixed names, no values).
 _EMPTY = {
     "runs": "CREATE OR REPLACE TEMP VIEW {name} AS SELECT NULL::VARCHAR AS id, "
     "NULL::INTEGER AS task_count, NULL::BIGINT AS total_tokens, "

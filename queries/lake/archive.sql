@@ -1,7 +1,8 @@
 -- Confirming and moving a purge batch into the lake's archive (queries/lake/archive.py).
 -- batch_runs / batch_tasks: the batch as Postgres has it (exact numbers as text);
--- live_runs / live_tasks / archived_runs / archived_tasks: the lake's partitions of the
--- batch's months (views over the manifest's files).
+-- batch_months: the months (YYYY-MM) of its rows; live_runs / live_tasks /
+-- archived_runs / archived_tasks: the lake's rows of those months (views over the Delta
+-- tables' Arrow datasets, queries/lake/archive.py).
 
 -- name: lake_copy_of_batch_runs
 -- The lake's copy of each batch run: from the live tables, else from the archive (a purge
@@ -51,15 +52,19 @@ SELECT coalesce(b.id, l.id) AS id, coalesce(b.run_id, l.run_id) AS run_id,
  ORDER BY 1;
 
 -- name: rows_to_archive
--- Live rows of {{live}} that belong to the batch (runs: id; tasks: run_id), not archived
--- before, for month :month; without the partition column.
-SELECT * EXCLUDE (month) FROM {{live}}
- WHERE month = :month AND {{key}} IN (SELECT id FROM batch_runs)
+-- Live rows of {{live}} that belong to the batch (runs: id; tasks: run_id) and are not
+-- archived yet, with `month` (the archive's partition).
+SELECT * FROM {{live}}
+ WHERE {{key}} IN (SELECT id FROM batch_runs)
    AND id NOT IN (SELECT id FROM {{archived}})
- ORDER BY created_at, id;
+ ORDER BY month, created_at, id;
+
+-- name: batch_rows_in_live
+-- How many rows of the batch the live table {{live}} still holds.
+SELECT count(*) FROM {{live}} WHERE {{key}} IN (SELECT id FROM batch_runs);
 
 -- name: rows_to_keep
--- Live rows of {{live}} for month :month that stay (not in the batch).
-SELECT * EXCLUDE (month) FROM {{live}}
- WHERE month = :month AND {{key}} NOT IN (SELECT id FROM batch_runs)
- ORDER BY created_at, id;
+-- Live rows of {{live}} in the batch's months that stay (not in the batch), with `month`.
+SELECT * FROM {{live}}
+ WHERE month IN (SELECT month FROM batch_months) AND {{key}} NOT IN (SELECT id FROM batch_runs)
+ ORDER BY month, created_at, id;

@@ -11,19 +11,36 @@ ARCHIVE_BATCH_RUNS = 10_000
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `lake` and `purge` to `ai-runs`."""
-    lake = commands.add_parser("lake", help="the open Parquet lake (docs/lake.md)")
+    lake = commands.add_parser("lake", help="the Delta Lake copy (docs/lake.md)")
     actions = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
     sync = actions.add_parser(
         "sync",
-        help="sync the mirror, then export changed months to the lake",
-        description="Brings the DuckDB mirror up to date, then rewrites only the lake "
-        "partitions (months) whose content changed, and swaps the manifest atomically. "
-        "When another process (the dashboard) holds the mirror, the export goes through a "
-        "mirror of its own beside it (lake-mirror.duckdb; first run is a full load).",
+        help="sync the mirror, then export changed months to the lake's Delta tables",
+        description="Brings the DuckDB mirror up to date, then rewrites only the months "
+        "whose content changed, one Delta transaction per table (nothing is committed for a "
+        "table with no change), then vacuums files replaced longer ago than "
+        "AI_RUNS_LAKE_RETENTION. A lake of the old manifest layout is converted once. When "
+        "another process (the dashboard) holds the mirror, the export goes through a mirror "
+        "of its own beside it (lake-mirror.duckdb; first run is a full load).",
     )
     sync.add_argument("--to", metavar="PATH_OR_S3_URL", help="lake (default: $AI_RUNS_LAKE)")
     sync.add_argument("--mirror", metavar="PATH", help="mirror file (default: $AI_RUNS_MIRROR)")
     sync.set_defaults(handler=_lake_sync)
+    history = actions.add_parser(
+        "history",
+        help="list the versions of a lake table (read any of them with `as of version N`)",
+        description="Newest first: version, UTC time, operation, rows and files added, "
+        "files removed, the months it changed, who wrote it and the mirror state it came "
+        "from (Delta commit metadata).",
+    )
+    history.add_argument(
+        "--table",
+        default="tasks",
+        help="tasks (default), runs, users, archive_tasks or archive_runs",
+    )
+    history.add_argument("--limit", type=int, default=20, help="versions to list (default 20)")
+    history.add_argument("--to", metavar="PATH_OR_S3_URL", help="lake (default: $AI_RUNS_LAKE)")
+    history.set_defaults(handler=_lake_history)
 
     purge = commands.add_parser(
         "purge",
@@ -57,17 +74,58 @@ def _lake_sync(args: argparse.Namespace) -> int:
     from queries.lake.sync import sync_lake
 
     result, mirror = sync_lake(args.to, mirror=args.mirror)
+    if result.migrated:
+        print(result.migrated)
     note = "" if mirror == (args.mirror or str(config.mirror_path())) else f" (via {mirror})"
-    parts = ", ".join(
-        f"{t} {result.written[t]} written/{result.kept[t]} kept/{result.dropped[t]} dropped"
-        for t in result.written
+    parts = "; ".join(
+        f"{table} version {result.versions[table]}: {result.written[table]} months written, "
+        f"{result.dropped[table]} dropped, {result.kept[table]} kept, {result.rows[table]} rows"
+        for table in result.written
     )
-    rows = ", ".join(f"{t} {n}" for t, n in result.rows.items())
-    print(
-        f"lake sync{note}: generation {result.generation} in {result.seconds:.2f}s; "
-        f"partitions: {parts}; rows: {rows}"
-    )
+    vacuumed = f"{result.vacuumed} old files vacuumed"
+    print(f"lake sync{note} in {result.seconds:.2f}s: {parts}; {vacuumed}")
     return 0
+
+
+def _lake_history(args: argparse.Namespace) -> int:
+    from queries.lake import tables
+    from queries.lake.store import open_store
+
+    if args.table not in tables.TABLE_PATHS:
+        allowed = ", ".join(tables.TABLE_PATHS)
+        raise ValueError(f"table: {args.table!r} is not a lake table; choose one of {allowed}")
+    if args.limit < 1:
+        raise ValueError(f"limit: must be at least 1, got {args.limit}")
+    store = open_store(args.to)
+    table = tables.open_table(store, args.table)
+    if table is None:
+        print(f"no lake table {args.table} at {store.url} yet: run `ai-runs lake sync`")
+        return 0
+    print(f"{args.table} at {tables.uri(store, args.table)}, newest first:")
+    for entry in tables.commits(table, args.limit):
+        print(_history_line(entry))
+    return 0
+
+
+def _history_line(entry: dict) -> str:
+    """One version: number, UTC time, operation, rows, months, writer, source."""
+    from datetime import UTC, datetime
+
+    ours = entry["ai_runs"]
+    metrics = entry.get("operationMetrics") or {}
+    moment = datetime.fromtimestamp(entry["timestamp"] / 1000, UTC)
+    rows = (
+        f"{metrics.get('num_added_rows', 0)} rows in {metrics.get('num_added_files', 0)} "
+        f"files added, {metrics.get('num_removed_files', 0)} files removed"
+    )
+    months = ours.get("months")
+    changed = "all months" if "months" in ours and months is None else ", ".join(months or [])
+    source = ours.get("source") or {}
+    horizon = f"mirror horizon {source['horizon']}" if "horizon" in source else ""
+    parts = [entry.get("operation", "?"), rows, changed, ours.get("writer", ""), horizon]
+    return f"  version {entry['version']}  {moment:%Y-%m-%d %H:%M:%S}  " + "  ".join(
+        p for p in parts if p
+    )
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 -- The lake's tables as read from the DuckDB mirror (queries/lake/export.py). The column
 -- lists are the lake's schema (docs/lake.md, "Schema"): ids as text (every engine reads
 -- them), exact decimals, UTC timestamps; the mirror's private keys (run_key, user_key,
--- day, month_day) stay out. `month` (YYYY-MM of created_at, UTC) is the Hive partition.
+-- day, month_day) stay out. `month` (YYYY-MM of created_at, UTC) is the Delta partition
+-- column; users is not partitioned (its '' month only groups its one fingerprint).
 
 -- name: lake_tasks
 SELECT id::VARCHAR AS id, task_id::VARCHAR AS task_id, run_id::VARCHAR AS run_id, user_id,
@@ -30,16 +31,22 @@ SELECT month, count(*) AS rows, count(*)::VARCHAR || ':' || coalesce(sum(hash(x)
  GROUP BY month
  ORDER BY month;
 
--- name: partition_rows
--- The rows of one partition (created_at in [:lo, :hi)), oldest first, without `month`.
-SELECT * EXCLUDE (month) FROM ({{table}}) x
- WHERE created_at >= :lo AND created_at < :hi
- ORDER BY created_at, id;
+-- name: rows_of_months
+-- The rows of the months in months_to_write (a registered one-column table), with
+-- `month` (Delta stores it as the partition), oldest first within each month.
+SELECT * FROM ({{table}}) x
+ WHERE month IN (SELECT month FROM months_to_write)
+ ORDER BY month, created_at, id;
 
--- name: all_rows
--- Every row of an unpartitioned table, without `month`.
+-- name: rows_of_table
+-- Every row of a partitioned table, with `month`, oldest first within each month.
+SELECT * FROM ({{table}}) x ORDER BY month, created_at, id;
+
+-- name: rows_of_unpartitioned
+-- Every row of an unpartitioned table (users), without `month`.
 SELECT * EXCLUDE (month) FROM ({{table}}) x ORDER BY id;
 
 -- name: mirror_source
--- What the lake was exported from: the mirror's horizon and last sync time.
+-- What the lake was exported from: the mirror's horizon and last sync time (recorded in
+-- each Delta commit's metadata as the source).
 SELECT key, value FROM mirror_meta WHERE key IN ('horizon', 'last_sync_at', 'source_identity');

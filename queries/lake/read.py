@@ -1,9 +1,10 @@
-"""Reading the lake through its manifest (docs/lake.md, "Reading").
+"""Reading the lake's Delta tables in DuckDB (docs/lake.md, "Reading").
 
-Only the files the current manifest lists are opened, so a reader never sees a partition
-that is being rewritten, nor the leftovers of an interrupted export. Local lakes are read
-by DuckDB's own Parquet reader; S3 lakes through pyarrow datasets (DuckDB's httpfs is not
-needed). Each table gets the Hive partition column `month` (YYYY-MM; '' for users).
+DuckDB's own `delta` extension is downloaded at run time, which a machine without
+internet cannot do; so DuckDB scans the Arrow dataset that `deltalake` builds from the
+table's Delta log: exactly the files of one version (the latest, or `version`), with the
+partition column `month`, filters and projections pushed down. The same works for a local
+folder and for S3.
 """
 
 from __future__ import annotations
@@ -11,55 +12,50 @@ from __future__ import annotations
 import duckdb
 import pyarrow.dataset as ds
 
-from queries.lake.manifest import Manifest, read_manifest
+from queries.lake import tables
+from queries.lake.migrate import OLD_MANIFEST
 from queries.lake.store import LakeStore
-
-LIVE_TABLES = ("tasks", "runs", "users")
 
 
 class LakeEmpty(RuntimeError):
-    """The lake has no manifest yet (run `ai-runs lake sync`) or the table has no rows."""
+    """The lake has no such table yet (run `ai-runs lake sync`)."""
 
 
-def current_manifest(store: LakeStore) -> Manifest:
-    """The lake's current manifest; LakeEmpty when there is none."""
-    manifest = read_manifest(store)
-    if manifest is None:
-        raise LakeEmpty(f"no lake at {store.url} yet: run `ai-runs lake sync --to {store.url}`")
-    return manifest
-
-
-def table_relation(
-    con: duckdb.DuckDBPyConnection,
+def table_dataset(
     store: LakeStore,
-    manifest: Manifest,
     table: str,
-    months: set[str] | None = None,
-) -> duckdb.DuckDBPyRelation:
-    """A DuckDB relation over lake table `table` (only the partitions `months`, when
-    given). LakeEmpty when the manifest lists no file for it."""
-    files = manifest.table_files(table, months)
-    if not files:
-        raise LakeEmpty(f"lake table {table} has no files{' in ' + str(months) if months else ''}")
-    if store.local:
-        return con.read_parquet([store.uri(f) for f in files], hive_partitioning=True)
-    dataset = ds.dataset(
-        [store.path(f) for f in files],
-        filesystem=store.fs,
-        format="parquet",
-        partitioning=ds.partitioning(flavor="hive"),
-        partition_base_dir=store.root,
-    )
-    return con.from_arrow(dataset)
+    version: int | None = None,
+    months: list[str] | None = None,
+) -> tuple[ds.Dataset, int]:
+    """(Arrow dataset of lake table `table` as of `version` (default: the latest), only
+    the partitions `months` when given; the version read). LakeEmpty when there is no such
+    table."""
+    delta = tables.open_table(store, table, version)
+    if delta is None:
+        old = (
+            " (it has the old manifest layout: run `ai-runs lake sync` once)"
+            if (store.read_bytes(OLD_MANIFEST) is not None)
+            else ""
+        )
+        raise LakeEmpty(
+            f"no lake table {table} at {store.url} yet{old}: run `ai-runs lake sync --to "
+            f"{store.url}`"
+        )
+    partitions = [(tables.PARTITION, "in", months)] if months else None
+    return delta.to_pyarrow_dataset(file_pruning_predicate=partitions), delta.version()
 
 
 def attach_lake(
-    con: duckdb.DuckDBPyConnection, store: LakeStore, tables: tuple[str, ...] = LIVE_TABLES
-) -> Manifest:
-    """Create temporary views `tasks`, `runs`, `users` (or `tables`) in `con` over the lake's
-    current manifest; the manifest read. Tables without files get no view."""
-    manifest = current_manifest(store)
-    for table in tables:
-        if manifest.table_files(table):
-            table_relation(con, store, manifest, table).create_view(table, replace=True)
-    return manifest
+    con: duckdb.DuckDBPyConnection,
+    store: LakeStore,
+    names: tuple[str, ...] = tables.LIVE_TABLES,
+    as_of: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Create temporary views `tasks`, `runs`, `users` (or `names`) in `con` over the
+    lake's Delta tables (table `t` as of version `as_of[t]` when given, else the latest);
+    the version read per table. LakeEmpty when one does not exist."""
+    versions = {}
+    for table in names:
+        dataset, versions[table] = table_dataset(store, table, (as_of or {}).get(table))
+        con.from_arrow(dataset).create_view(table, replace=True)
+    return versions

@@ -1,28 +1,64 @@
-"""The overview rollups on the lake, on two engines: DuckDB and ClickHouse (chdb).
+"""The overview rollups on the lake, with four readers of its Delta tables, none of them
+needing code of ours to find the rows: DuckDB, ClickHouse (chdb), Polars and deltalake.
 
 Same contract as the mirror's functions of the same names in `queries` (columns, units,
 sort order), over the time window of `filters` ([start, end) on created_at, UTC); the other
-filters are not offered here. A test holds both engines to the mirror's numbers.
+filters are not offered here. A test holds every reader to the mirror's numbers.
 
-    engine = LakeDuckDB(store)      # or LakeClickHouse(store): chdb, ClickHouse in-process
+    engine = LakeDuckDB(store)      # or LakeClickHouse, LakePolars, LakeArrow; as_of=N
     frame = usage_over_time(engine, filters, "day", "model")
 
-SQL: queries/lake/rollups.sql (DuckDB) and rollups_clickhouse.sql (its twin).
+Each engine reads the `tasks` table as of one version (`as_of`, default the latest when
+the engine is made; `engine.version` says which):
+
+- LakeDuckDB: DuckDB over the Arrow dataset deltalake builds from the Delta log (DuckDB's
+  `delta` extension is downloaded at run time, which this machine cannot do).
+- LakeClickHouse: chdb's `deltaLakeLocal(path)` (a local lake; chdb reads only below its
+  working directory) or `deltaLake(url)` (S3), ClickHouse's own Delta reader.
+- LakePolars: `polars.scan_delta`, lazily filtered to the window, then Polars SQL.
+  (chdb and polars are imported only by their engines: `pip install chdb polars`.)
+- LakeArrow: `deltalake.DeltaTable.to_pyarrow_table` with the window as partition and row
+  filters (deltalake's own reader), then the same Polars SQL over that Arrow table.
+
+SQL: queries/lake/rollups.sql (DuckDB), rollups_clickhouse.sql, rollups_polars.sql.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow.compute as pc
 
 from queries import sqltext
 from queries.filters import Filters
-from queries.lake.read import attach_lake, current_manifest
+from queries.lake import tables
+from queries.lake.read import LakeEmpty, attach_lake
 from queries.lake.store import LakeStore
 
 GROUPS = ("model", "team", "provider")
+# The columns the rollups read (LakeArrow reads only these).
+COLUMNS = (
+    "month",
+    "created_at",
+    "run_id",
+    "user_id",
+    "model",
+    "team",
+    "provider",
+    "status",
+    "cost",
+    "tokens_input",
+    "tokens_output",
+    "tokens_total",
+    "tokens_cached_input",
+    "tokens_cache_write",
+    "time_to_first_token",
+    "total_time",
+)
 METRICS = {"ttft": "time_to_first_token", "total_time": "total_time"}
 _PERIODS = {
     "duckdb": {
@@ -35,19 +71,36 @@ _PERIODS = {
         "day": "toDate(created_at, 'UTC')",
         "week": "toMonday(created_at, 'UTC')",
     },
+    "polars": {  # created_at is a UTC timestamp there
+        None: "CAST(NULL AS DATE)",
+        "day": "CAST(created_at AS DATE)",
+        "week": "CAST(date_trunc('week', created_at) AS DATE)",
+    },
 }
-_NO_GROUP = {"duckdb": "NULL::VARCHAR", "clickhouse": "CAST(NULL AS Nullable(String))"}
+_NO_GROUP = {
+    "duckdb": "NULL::VARCHAR",
+    "clickhouse": "CAST(NULL AS Nullable(String))",
+    "polars": "CAST(NULL AS VARCHAR)",
+}
+
+
+def _tasks(store: LakeStore, as_of: int | None):
+    table = tables.open_table(store, "tasks", as_of)
+    if table is None:
+        raise LakeEmpty(f"no lake table tasks at {store.url} yet: run `ai-runs lake sync`")
+    return table
 
 
 class LakeDuckDB:
-    """DuckDB over the lake's current manifest (an in-memory database of its own)."""
+    """DuckDB (an in-memory database of its own) over the lake's tasks as of `as_of`."""
 
     dialect = "duckdb"
 
-    def __init__(self, store: LakeStore, threads: int = 2) -> None:
+    def __init__(self, store: LakeStore, as_of: int | None = None, threads: int = 2) -> None:
         self.con = duckdb.connect(config={"threads": threads})
         self.con.execute("SET TimeZone = 'UTC'")
-        attach_lake(self.con, store, ("tasks",))
+        as_of_versions = None if as_of is None else {"tasks": as_of}
+        self.version = attach_lake(self.con, store, ("tasks",), as_of_versions)["tasks"]
 
     def run(self, name: str, params: dict[str, Any], **expressions: str) -> pd.DataFrame:
         query = sqltext.render("lake", name, **expressions)
@@ -56,30 +109,96 @@ class LakeDuckDB:
 
 
 class LakeClickHouse:
-    """ClickHouse (chdb, in-process) over the lake's current manifest: it reads exactly
-    the Parquet files the manifest lists. Local lakes only (docs/lake.md shows the s3()
-    form for a bucket)."""
+    """ClickHouse in-process (chdb) over the lake's tasks as of `as_of`, read by
+    ClickHouse's own Delta reader. A local lake must lie below the working directory
+    (chdb refuses other paths); an S3 lake is read over its endpoint with the AWS_*
+    credentials."""
 
     dialect = "clickhouse"
 
-    def __init__(self, store: LakeStore) -> None:
+    def __init__(self, store: LakeStore, as_of: int | None = None) -> None:
         from chdb import session
 
-        if not store.local:
-            raise ValueError("LakeClickHouse reads a local lake; see docs/lake.md for s3()")
-        files = current_manifest(store).table_files("tasks")
-        if not files:
-            raise ValueError(f"lake at {store.url} has no tasks")
-        # One pattern naming every file: root/{a.parquet,b.parquet,...} (ClickHouse globs).
-        self.files = f"{store.root}/{{{','.join(files)}}}"
+        self.version = _tasks(store, as_of).version()
+        location = tables.uri(store, "tasks")
+        if store.local:
+            if Path.cwd() not in (Path(location), *Path(location).parents):
+                raise ValueError(
+                    f"chdb reads a local Delta table only below its working directory; "
+                    f"{location} is not below {Path.cwd()}: run from the lake's folder"
+                )
+            self.source = "deltaLakeLocal({location:String})"
+            self.location = {"location": location}
+        else:
+            endpoint = (store.endpoint or "https://s3.amazonaws.com").rstrip("/")
+            self.source = "deltaLake({location:String}, {key:String}, {secret:String})"
+            self.location = {
+                "location": f"{endpoint}/{store.root}/{tables.TABLE_PATHS['tasks']}",
+                "key": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                "secret": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            }
         self.session = session.Session()
 
     def run(self, name: str, params: dict[str, Any], **expressions: str) -> pd.DataFrame:
-        query = sqltext.render("lake", "ch_" + name, **expressions)
-        values = {**params, "files": self.files}
+        query = sqltext.render("lake", "ch_" + name, source=self.source, **expressions)
+        values = {**params, **self.location, "version": self.version}
         for key in ("start", "end"):
             values[key] = params[key].strftime("%Y-%m-%d %H:%M:%S.%f")
         return self.session.query(query.sql, "DataFrame", params=values)
+
+
+class LakePolars:
+    """Polars over the lake's tasks as of `as_of` (`scan_delta`), filtered lazily to the
+    window before the rollup's SQL runs."""
+
+    dialect = "polars"
+
+    def __init__(self, store: LakeStore, as_of: int | None = None) -> None:
+        import polars as pl
+
+        self.version = _tasks(store, as_of).version()
+        self.frame = pl.scan_delta(
+            tables.uri(store, "tasks"),
+            version=self.version,
+            storage_options=store.storage_options or None,
+        )
+
+    def window(self, params: dict[str, Any]) -> Any:
+        """The tasks of the window (partitions first, then created_at): a LazyFrame."""
+        import polars as pl
+
+        first, last = pl.lit(params["first_month"]), pl.lit(params["last_month"])
+        month = pl.col("month").is_between(first, last)
+        moment = (pl.col("created_at") >= params["start"]) & (pl.col("created_at") < params["end"])
+        return self.frame.filter(month & moment)
+
+    def run(self, name: str, params: dict[str, Any], **expressions: str) -> pd.DataFrame:
+        import polars as pl
+
+        query = sqltext.render("lake", "pl_" + name, **expressions)
+        context = pl.SQLContext(tasks=self.window(params))
+        return context.execute(query.sql).collect().to_pandas()
+
+
+class LakeArrow(LakePolars):
+    """deltalake itself: the window's rows of the lake's tasks as of `as_of` read to Arrow
+    by `DeltaTable.to_pyarrow_table` (partition and row filters), then the Polars SQL."""
+
+    def __init__(self, store: LakeStore, as_of: int | None = None) -> None:
+        self.table = _tasks(store, as_of)
+        self.version = self.table.version()
+
+    def window(self, params: dict[str, Any]) -> Any:
+        import polars as pl
+
+        month = (pc.field("month") >= params["first_month"]) & (
+            pc.field("month") <= params["last_month"]
+        )
+        moment = (pc.field("created_at") >= params["start"]) & (
+            pc.field("created_at") < params["end"]
+        )
+        arrow = self.table.to_pyarrow_table(columns=list(COLUMNS), filters=month & moment)
+        return pl.from_arrow(arrow).lazy()
 
 
 def _params(filters: Filters) -> dict[str, Any]:

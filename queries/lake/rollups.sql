@@ -1,8 +1,9 @@
--- The overview rollups on the lake, in DuckDB (queries/lake/rollups.py). The lake tables
--- are views over the manifest's files (queries/lake/read.py). {{period}} and {{group}} are
--- allow-listed expressions; :start, :end (UTC, half open on created_at) and the months
--- :first_month, :last_month (YYYY-MM, for partition pruning) are bound. Same columns and
--- units as the mirror's rollups (queries/__init__.py); rollups_clickhouse.sql is the twin.
+-- The overview rollups on the lake, in DuckDB (queries/lake/rollups.py). `tasks` is a view
+-- over the Arrow dataset of one version of the Delta table (queries/lake/read.py).
+-- {{period}} and {{group}} are allow-listed expressions; :start, :end (UTC, half open on
+-- created_at) and the months :first_month, :last_month (YYYY-MM, for partition pruning)
+-- are bound. Same columns and units as the mirror's rollups (queries/__init__.py); rollups_clickhouse.sql and
+-- rollups_polars.sql are the twins.
 
 -- name: lake_window
 created_at >= :start AND created_at < :end AND month BETWEEN :first_month AND :last_month

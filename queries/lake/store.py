@@ -1,19 +1,17 @@
-"""Where a lake lives: a local folder or an S3-compatible bucket, behind one small API.
+"""Where a lake lives: a local folder or an S3-compatible bucket.
 
-Both go through pyarrow's filesystems, so the Parquet writer, the manifest and the
-garbage collector do not care which. Atomic replacement of the manifest: on a local disk
-a temporary file is renamed over it (os.replace semantics); on S3 a single PUT of an
-object is atomic, and the manifest object is written last (docs/lake.md, "Consistency").
+The lake's tables are Delta Lake tables (docs/lake.md), written and read by `deltalake`
+(delta-rs) with `uri(table)` and `storage_options`; the same two values open them in
+Polars, and the S3 settings below are the ones any Delta reader needs. The pyarrow
+filesystem `fs` is kept for the one job Delta does not do for us: converting a lake of the
+old manifest layout (queries.lake.migrate).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,13 +22,15 @@ from ingest.store import config
 
 @dataclass(frozen=True)
 class LakeStore:
-    """A lake's filesystem and root. `root` is a path inside `fs` (bucket/prefix for S3);
-    every `rel` argument below is relative to it, with '/' separators."""
+    """A lake's root. `root` is a path inside `fs` (bucket/prefix for S3); every `rel`
+    argument below is relative to it, with '/' separators."""
 
     fs: pafs.FileSystem
     root: str
     url: str
     local: bool
+    storage_options: dict[str, str] = field(default_factory=dict)
+    endpoint: str | None = None
 
     def path(self, rel: str) -> str:
         """Path of `rel` inside `fs`."""
@@ -51,18 +51,6 @@ class LakeStore:
             if "not exist" in str(exc).lower() or "nosuchkey" in str(exc).lower():
                 return None
             raise
-
-    def write_bytes_atomic(self, rel: str, data: bytes) -> None:
-        """Replace `rel` with `data` so a reader sees the old or the new content, whole."""
-        if self.local:
-            self.fs.create_dir(os.path.dirname(self.path(rel)), recursive=True)
-            temporary = f"{rel}.tmp-{uuid.uuid4().hex}"
-            with self.fs.open_output_stream(self.path(temporary)) as out:
-                out.write(data)
-            os.replace(self.path(temporary), self.path(rel))
-        else:
-            with self.fs.open_output_stream(self.path(rel)) as out:
-                out.write(data)
 
     def files(self, prefix: str = "") -> list[str]:
         """Every file under `prefix` (recursive), relative to the root, sorted."""
@@ -86,21 +74,6 @@ class LakeStore:
                         break
                     folder = folder.parent
 
-    @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """One writer at a time. Local: an exclusive flock on `_lake.lock`, waited for.
-        S3 has no lock: run one writer per lake (docs/lake.md)."""
-        if not self.local:
-            yield
-            return
-        Path(self.root).mkdir(parents=True, exist_ok=True)
-        with open(Path(self.root) / "_lake.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def open_store(target: str | None = None, *, s3_endpoint: str | None = None) -> LakeStore:
     """The lake at `target`: a folder path, or s3://bucket/prefix (default AI_RUNS_LAKE).
@@ -114,13 +87,25 @@ def open_store(target: str | None = None, *, s3_endpoint: str | None = None) -> 
         if not parsed.netloc:
             raise ValueError(f"lake target {target!r}: s3:// needs a bucket, s3://bucket/prefix")
         endpoint = s3_endpoint or config.lake_s3_endpoint()
-        options = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+        region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        options = {"region": region}
+        delta_options = {"AWS_REGION": region}
         if endpoint:
             scheme = urlparse(endpoint).scheme or "https"
             options |= {"endpoint_override": endpoint, "scheme": scheme}
+            delta_options |= {"AWS_ENDPOINT_URL": endpoint}
+            if scheme == "http":
+                delta_options["AWS_ALLOW_HTTP"] = "true"
         fs = pafs.S3FileSystem(**options)
         root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
-        return LakeStore(fs=fs, root=root, url=target, local=False)
+        return LakeStore(
+            fs=fs,
+            root=root,
+            url=target,
+            local=False,
+            storage_options=delta_options,
+            endpoint=endpoint,
+        )
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"lake target {target!r}: allowed are a folder path or s3://bucket/prefix")
     path = Path(parsed.path if parsed.scheme == "file" else target).expanduser().resolve()
