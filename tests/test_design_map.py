@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TOPS = ("ingest", "queries", "dashboard")
 # Folders of the Streamlit app that are part of the dashboard/ row: pages run by path.
 APP_FOLDERS = {"dashboard/views/"}
-# Packages whose face another change is writing: the lake (docs/lake.md) is being rebuilt.
-FACES_PENDING = {"queries/lake/"}
+# Packages whose face another change is writing (none now).
+FACES_PENDING: set[str] = set()
 ROW = re.compile(r"^\|\s*`([\w/.]+)`\s*\|(.+?)\|(.*?)\|$")
 
 

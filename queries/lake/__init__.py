@@ -15,3 +15,5 @@ code of ours, while the dashboard holds the mirror.
 - queries.lake.sync: `sync_lake`, mirror sync then export, from any process.
 - queries.lake.cli: `ai-runs lake sync`, `ai-runs lake history` and `ai-runs purge`.
 """
+
+__all__ = ["cli"]

@@ -1,4 +1,6 @@
--- Confirming and moving a purge batch into the lake's archive (queries/lake/archive.py).
+-- archive.sql: confirming and moving a purge batch into the lake's archive
+-- (queries/lake/archive.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- batch_runs / batch_tasks: the batch as Postgres has it (exact numbers as text);
 -- batch_months: the months (YYYY-MM) of its rows; live_runs / live_tasks /
 -- archived_runs / archived_tasks: the lake's rows of those months (views over the Delta

@@ -1,5 +1,6 @@
--- The lake's tables as read from the DuckDB mirror (queries/lake/export.py). The column
--- lists are the lake's schema (docs/lake.md, "Schema"): ids as text (every engine reads
+-- export.sql: the lake's tables as read from the DuckDB mirror (queries/lake/export.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- The column lists are the lake's schema (docs/lake.md, "Schema"): ids as text (every engine reads
 -- them), exact decimals, UTC timestamps; the mirror's private keys (run_key, user_key,
 -- day, month_day) stay out. `month` (YYYY-MM of created_at, UTC) is the Delta partition
 -- column; users is not partitioned (its '' month only groups its one fingerprint).

@@ -1,3 +1,5 @@
+-- rollups.sql: the overview rollups on the lake in DuckDB (queries/lake/rollups.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- The overview rollups on the lake, in DuckDB (queries/lake/rollups.py). `tasks` is a view
 -- over the Arrow dataset of one version of the Delta table (queries/lake/read.py).
 -- {{period}} and {{group}} are allow-listed expressions; :start, :end (UTC, half open on
@@ -22,7 +24,7 @@ SELECT {{period}} AS period, {{group}} AS "group",
        coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
        count(*) FILTER (WHERE cost IS NULL) AS unpriced
   FROM tasks
- WHERE {{lake_window}}
+ WHERE {{rollups.lake_window}}
  GROUP BY ALL;
 
 -- name: lake_kpi_totals
@@ -35,7 +37,7 @@ SELECT coalesce(sum(cost), 0)::DOUBLE AS spend, count(*) AS tasks,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
   FROM tasks
- WHERE {{lake_window}};
+ WHERE {{rollups.lake_window}};
 
 -- name: lake_latency_percentiles
 -- Exact p50/p90/p95/p99 (ms, linear interpolation) of {{metric}} over completed tasks.
@@ -43,7 +45,7 @@ SELECT period, "group", tasks, q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p9
   FROM (SELECT {{period}} AS period, {{group}} AS "group", count(*) AS tasks,
                quantile_cont({{metric}}, [0.5, 0.9, 0.95, 0.99]) AS q
           FROM tasks
-         WHERE {{lake_window}} AND status = 'completed' AND {{metric}} IS NOT NULL
+         WHERE {{rollups.lake_window}} AND status = 'completed' AND {{metric}} IS NOT NULL
          GROUP BY ALL);
 
 -- name: lake_failure_counts
@@ -52,5 +54,5 @@ SELECT {{period}} AS period, {{group}} AS "group", count(*) AS tasks,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled
   FROM tasks
- WHERE {{lake_window}} AND status IN ('completed', 'failed', 'cancelled')
+ WHERE {{rollups.lake_window}} AND status IN ('completed', 'failed', 'cancelled')
  GROUP BY ALL;

@@ -1,3 +1,6 @@
+-- rollups_clickhouse.sql: the overview rollups on the lake in ClickHouse
+-- (queries/lake/rollups.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- The overview rollups on the lake in ClickHouse (chdb in-process; the same SQL runs on a
 -- ClickHouse server). {{source}} is ClickHouse's own Delta Lake reader over the tasks
 -- table: deltaLakeLocal({location:String}) or deltaLake({location:String}, {key:String},
@@ -24,7 +27,7 @@ SELECT {{period}} AS period, {{group}} AS `group`,
        toInt64(coalesce(sum(tokens_cache_write), 0)) AS tokens_cache_write,
        toInt64(countIf(t.cost IS NULL)) AS unpriced
   FROM {{source}} AS t
- WHERE {{ch_lake_window}}
+ WHERE {{rollups_clickhouse.ch_lake_window}}
  GROUP BY period, `group`
  SETTINGS delta_lake_snapshot_version = {version:Int64}
 
@@ -36,7 +39,7 @@ SELECT toFloat64(coalesce(sum(cost), 0)) AS spend, toInt64(count()) AS tasks,
        toInt64(countIf(status = 'failed')) AS failed,
        toInt64(countIf(status IN ('completed', 'failed', 'cancelled'))) AS finished
   FROM {{source}}
- WHERE {{ch_lake_window}}
+ WHERE {{rollups_clickhouse.ch_lake_window}}
  SETTINGS delta_lake_snapshot_version = {version:Int64}
 
 -- name: ch_lake_latency_percentiles
@@ -44,7 +47,7 @@ SELECT period, `group`, tasks, q[1] AS p50, q[2] AS p90, q[3] AS p95, q[4] AS p9
   FROM (SELECT {{period}} AS period, {{group}} AS `group`, toInt64(count()) AS tasks,
                quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)({{metric}}) AS q
           FROM {{source}}
-         WHERE {{ch_lake_window}} AND status = 'completed' AND {{metric}} IS NOT NULL
+         WHERE {{rollups_clickhouse.ch_lake_window}} AND status = 'completed' AND {{metric}} IS NOT NULL
          GROUP BY period, `group`)
  SETTINGS delta_lake_snapshot_version = {version:Int64}
 
@@ -53,6 +56,6 @@ SELECT {{period}} AS period, {{group}} AS `group`, toInt64(count()) AS tasks,
        toInt64(countIf(status = 'failed')) AS failed,
        toInt64(countIf(status = 'cancelled')) AS cancelled
   FROM {{source}}
- WHERE {{ch_lake_window}} AND status IN ('completed', 'failed', 'cancelled')
+ WHERE {{rollups_clickhouse.ch_lake_window}} AND status IN ('completed', 'failed', 'cancelled')
  GROUP BY period, `group`
  SETTINGS delta_lake_snapshot_version = {version:Int64}

@@ -1,3 +1,6 @@
+-- rollups_polars.sql: the overview rollups on the lake in Polars SQL
+-- (queries/lake/rollups.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- The overview rollups on the lake in Polars SQL (queries/lake/rollups.py: LakePolars over
 -- polars.scan_delta, LakeArrow over deltalake's to_pyarrow_table). `tasks` is already the
 -- window's rows (the engine filters months and created_at before this runs), so no value
