@@ -24,7 +24,7 @@ import ingest
 from ingest.store import database
 from ingest.transfer import bulk
 
-PEOPLE = [("alice", "red", "member"), ("bob", "red", "member"), ("root", "blue", "admin")]
+PEOPLE = [("alice", "red", "member"), ("bob", "red", "member"), ("grace", "blue", "admin")]
 
 SHADOWS = {
     "ai_users": "id text, display_name text, email text, team text, role text, sync_xid xid8",
@@ -191,7 +191,7 @@ def test_a_temporary_ai_audit_does_not_swallow_audit_rows(world):
         conn.execute("DELETE FROM public.ai_run_shares WHERE run_id = %s", (runs["alice"],))
         conn.execute("DELETE FROM public.ai_runs WHERE id = %s", (runs["alice"],))
         shadow = conn.execute("SELECT count(*) AS n FROM pg_temp.ai_audit").fetchone()["n"]
-    with shadowed(url, "root", "ai_audit") as conn:
+    with shadowed(url, "grace", "ai_audit") as conn:
         conn.execute(
             "INSERT INTO public.ai_users (id, display_name, role) VALUES ('erin', 'Erin', 'member')"
         )
@@ -205,8 +205,8 @@ def test_a_temporary_ai_audit_does_not_swallow_audit_rows(world):
         ("alice", "unshare", runs["alice"]),
         ("alice", "purge", runs["alice"]),
     ]
-    by_root = [(a["action"], a["subject"]) for a in audit if a["actor"] == "root"]
-    assert by_root == [("user_added", "erin"), ("role_change", "bob")]
+    by_admin = [(a["action"], a["subject"]) for a in audit if a["actor"] == "grace"]
+    assert by_admin == [("user_added", "erin"), ("role_change", "bob")]
     newest = owner_rows(url, "SELECT max(id) AS id FROM ai_audit")[0]["id"]
     assert version.split(":")[0] == str(newest)
 
