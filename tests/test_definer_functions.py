@@ -11,17 +11,18 @@ from the role is tested on a freshly migrated database.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 import pytest
-from psycopg import errors
+from psycopg import conninfo, errors
 from psycopg.rows import dict_row
 
 import ingest
-from ingest.store import database
+from ingest.store import database, embedded
 from ingest.transfer import bulk
 
 PEOPLE = [("alice", "red", "member"), ("bob", "red", "member"), ("grace", "blue", "admin")]
@@ -282,3 +283,46 @@ def test_a_migrated_database_gives_the_application_role_no_temporary_tables(empt
         assert writer.write(batch)[0].inserted == 1
         again = writer.write(batch)[0]
     assert (again.inserted, again.duplicates) == (0, 1)
+
+
+@pytest.fixture
+def plain_owner(pg_server, template_db) -> Iterator[tuple[str, str]]:
+    """A login role that is neither superuser nor CREATEROLE, owning one new database and
+    not owning another (with CREATE there): (url of the owned, url of the other)."""
+    role = f"ai_runs_dbo_{os.getpid()}"
+    owned, other = f"{role}_owned", f"{role}_other"
+    admin = psycopg.connect(pg_server, autocommit=True)
+    admin.execute(f"CREATE ROLE {role} LOGIN")
+    admin.execute(f"CREATE DATABASE {owned} OWNER {role}")
+    admin.execute(f"CREATE DATABASE {other}")
+    admin.execute(f"GRANT CREATE ON DATABASE {other} TO {role}")
+    urls = []
+    for name in (owned, other):
+        with psycopg.connect(embedded.with_database(pg_server, name), autocommit=True) as c:
+            c.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+        params = conninfo.conninfo_to_dict(embedded.with_database(pg_server, name))
+        params["user"] = role
+        params.pop("password", None)
+        urls.append(conninfo.make_conninfo(**params))
+    try:
+        yield urls[0], urls[1]
+    finally:
+        for name in (owned, other):
+            embedded.drop_database(admin, name)
+        admin.execute(f"DROP OWNED BY {role}")
+        admin.execute(f"DROP ROLE {role}")
+        admin.close()
+
+
+def test_temporary_is_revoked_by_a_database_owner_and_left_by_a_role_that_is_not(plain_owner):
+    owned, other = plain_owner
+    privileges = (
+        "SELECT has_database_privilege('ai_runs_app', current_database(), 'TEMPORARY'), "
+        "       has_database_privilege(current_user, current_database(), 'TEMPORARY')"
+    )
+    for url in (owned, other):
+        database.migrate(url)
+    with psycopg.connect(owned) as conn:
+        assert conn.execute(privileges).fetchone() == (False, True)
+    with psycopg.connect(other) as conn:  # only the owner may revoke it: the migration says so
+        assert conn.execute(privileges).fetchone() == (True, True)
