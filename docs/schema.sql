@@ -339,11 +339,11 @@ CREATE OR REPLACE FUNCTION public.ai_access_version()
  RETURNS text
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT concat_ws(':', (SELECT coalesce(max(id), 0) FROM ai_audit),
-                          (SELECT coalesce(max(sync_xid)::text, '0') FROM ai_users),
-                          (SELECT count(*) FROM ai_users))
+    SELECT concat_ws(':', (SELECT coalesce(max(a.id), 0) FROM public.ai_audit a),
+                          (SELECT coalesce(max(u.sync_xid)::text, '0') FROM public.ai_users u),
+                          (SELECT count(*) FROM public.ai_users))
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_actor()
@@ -358,7 +358,7 @@ CREATE OR REPLACE FUNCTION public.ai_audit_run_purge()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     n bigint;
@@ -369,8 +369,8 @@ BEGIN
            min(id::text)::uuid
       INTO n, ids, one FROM old_rows;
     IF n > 0 THEN
-        INSERT INTO ai_audit (actor, action, run_id, detail)
-        VALUES (ai_actor(), 'purge', CASE WHEN n = 1 THEN one END,
+        INSERT INTO public.ai_audit (actor, action, run_id, detail)
+        VALUES (public.ai_actor(), 'purge', CASE WHEN n = 1 THEN one END,
                 jsonb_build_object('runs', n, 'run_ids', ids));
     END IF;
     RETURN NULL;
@@ -380,11 +380,11 @@ CREATE OR REPLACE FUNCTION public.ai_audit_run_status()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO ai_audit (actor, action, run_id, subject, detail)
-    VALUES (ai_actor(),
+    INSERT INTO public.ai_audit (actor, action, run_id, subject, detail)
+    VALUES (public.ai_actor(),
             CASE NEW.status WHEN 'deleted' THEN 'delete' WHEN 'archived' THEN 'archive'
                             ELSE 'restore' END,
             NEW.id, NEW.user_id, jsonb_build_object('from', OLD.status, 'to', NEW.status));
@@ -395,16 +395,16 @@ CREATE OR REPLACE FUNCTION public.ai_audit_share()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        INSERT INTO ai_audit (actor, action, run_id, subject, detail)
-        VALUES (ai_actor(), 'unshare', OLD.run_id, OLD.user_id,
+        INSERT INTO public.ai_audit (actor, action, run_id, subject, detail)
+        VALUES (public.ai_actor(), 'unshare', OLD.run_id, OLD.user_id,
                 jsonb_build_object('permission', OLD.permission));
     ELSE
-        INSERT INTO ai_audit (actor, action, run_id, subject, detail)
-        VALUES (ai_actor(), 'share', NEW.run_id, NEW.user_id,
+        INSERT INTO public.ai_audit (actor, action, run_id, subject, detail)
+        VALUES (public.ai_actor(), 'share', NEW.run_id, NEW.user_id,
                 jsonb_build_object('permission', NEW.permission));
     END IF;
     RETURN NULL;
@@ -414,16 +414,16 @@ CREATE OR REPLACE FUNCTION public.ai_audit_user_role()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO ai_audit (actor, action, subject, detail)
-        VALUES (ai_actor(), 'user_added', NEW.id,
+        INSERT INTO public.ai_audit (actor, action, subject, detail)
+        VALUES (public.ai_actor(), 'user_added', NEW.id,
                 jsonb_build_object('role', NEW.role, 'team', NEW.team));
     ELSE
-        INSERT INTO ai_audit (actor, action, subject, detail)
-        VALUES (ai_actor(), 'role_change', NEW.id,
+        INSERT INTO public.ai_audit (actor, action, subject, detail)
+        VALUES (public.ai_actor(), 'role_change', NEW.id,
                 jsonb_build_object('from', OLD.role, 'to', NEW.role));
     END IF;
     RETURN NULL;
@@ -433,10 +433,10 @@ CREATE OR REPLACE FUNCTION public.ai_log_deletions()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO ai_sync_deletions (table_name, id)
+    INSERT INTO public.ai_sync_deletions (table_name, id)
     SELECT TG_TABLE_NAME, old_rows.id::text FROM old_rows;
     RETURN NULL;
 END $function$;
@@ -445,10 +445,10 @@ CREATE OR REPLACE FUNCTION public.ai_log_truncation()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO ai_sync_deletions (table_name, id) VALUES (TG_TABLE_NAME, '*');
+    INSERT INTO public.ai_sync_deletions (table_name, id) VALUES (TG_TABLE_NAME, '*');
     RETURN NULL;
 END $function$;
 
@@ -494,13 +494,13 @@ CREATE OR REPLACE FUNCTION public.ai_runs_apply_deltas(deltas jsonb)
  RETURNS void
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    PERFORM 1 FROM ai_runs
+    PERFORM 1 FROM public.ai_runs
      WHERE id IN (SELECT (d ->> 'run_id')::uuid FROM jsonb_array_elements(deltas) d)
      ORDER BY id FOR NO KEY UPDATE;
-    UPDATE ai_runs r
+    UPDATE public.ai_runs r
        SET task_count      = r.task_count + d.n,
            total_tokens    = r.total_tokens + d.tokens,
            total_cost      = r.total_cost + d.cost,
@@ -598,10 +598,10 @@ CREATE OR REPLACE FUNCTION public.ai_tasks_after_truncate()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    UPDATE ai_runs SET task_count = 0, total_tokens = 0, total_cost = 0
+    UPDATE public.ai_runs SET task_count = 0, total_tokens = 0, total_cost = 0
      WHERE task_count <> 0 OR total_tokens <> 0 OR total_cost <> 0;
     RETURN NULL;
 END $function$;
@@ -684,13 +684,13 @@ CREATE OR REPLACE FUNCTION public.ai_tasks_forget_redactions()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM ai_task_redactions;
-    ELSIF EXISTS (SELECT 1 FROM ai_task_redactions) THEN
-        DELETE FROM ai_task_redactions r USING old_rows o WHERE r.task_ref = o.id;
+        DELETE FROM public.ai_task_redactions;
+    ELSIF EXISTS (SELECT 1 FROM public.ai_task_redactions) THEN
+        DELETE FROM public.ai_task_redactions r USING old_rows o WHERE r.task_ref = o.id;
     END IF;
     RETURN NULL;
 END $function$;
@@ -708,39 +708,43 @@ CREATE OR REPLACE FUNCTION public.ai_viewer_id()
  RETURNS text
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT id FROM ai_users WHERE id = nullif(current_setting('ai_runs.viewer', true), '')
+    SELECT u.id FROM public.ai_users u
+     WHERE u.id = nullif(pg_catalog.current_setting('ai_runs.viewer', true), '')
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_may_edit_run(run uuid)
  RETURNS boolean
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT coalesce(ai_viewer_role() = 'admin', false)
-        OR EXISTS (SELECT 1 FROM ai_runs r WHERE r.id = run AND r.user_id = ai_viewer_id())
-        OR run IN (SELECT ai_viewer_shared_runs(true))
+    SELECT coalesce(public.ai_viewer_role() = 'admin', false)
+        OR EXISTS (SELECT 1 FROM public.ai_runs r
+                    WHERE r.id = run AND r.user_id = public.ai_viewer_id())
+        OR run IN (SELECT public.ai_viewer_shared_runs(true))
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_owns_run(run uuid)
  RETURNS boolean
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT coalesce(ai_viewer_role() = 'admin', false)
-        OR EXISTS (SELECT 1 FROM ai_runs r WHERE r.id = run AND r.user_id = ai_viewer_id())
+    SELECT coalesce(public.ai_viewer_role() = 'admin', false)
+        OR EXISTS (SELECT 1 FROM public.ai_runs r
+                    WHERE r.id = run AND r.user_id = public.ai_viewer_id())
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_role()
  RETURNS text
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT role FROM ai_users WHERE id = nullif(current_setting('ai_runs.viewer', true), '')
+    SELECT u.role FROM public.ai_users u
+     WHERE u.id = nullif(pg_catalog.current_setting('ai_runs.viewer', true), '')
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_sees_all()
@@ -755,21 +759,22 @@ CREATE OR REPLACE FUNCTION public.ai_viewer_shared_runs(for_edit boolean)
  RETURNS SETOF uuid
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT run_id FROM ai_run_shares
-     WHERE user_id = nullif(current_setting('ai_runs.viewer', true), '')
-       AND (permission = 'edit' OR NOT for_edit)
+    SELECT s.run_id FROM public.ai_run_shares s
+     WHERE s.user_id = nullif(pg_catalog.current_setting('ai_runs.viewer', true), '')
+       AND (s.permission = 'edit' OR NOT for_edit)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_team_members()
  RETURNS SETOF text
  LANGUAGE sql
  STABLE SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
-    SELECT m.id FROM ai_users v JOIN ai_users m ON m.team = v.team
-     WHERE v.id = nullif(current_setting('ai_runs.viewer', true), '') AND v.role = 'manager'
+    SELECT m.id FROM public.ai_users v JOIN public.ai_users m ON m.team = v.team
+     WHERE v.id = nullif(pg_catalog.current_setting('ai_runs.viewer', true), '')
+       AND v.role = 'manager'
 $function$;
 
 CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();

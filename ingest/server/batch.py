@@ -4,8 +4,11 @@ transaction. Used by POST /v1/batch and by the OTLP receiver.
 Every row is checked first (ingest.store.validation); one bad row rejects the whole request
 with its position (`tasks[3].status`) and nothing is written. Rows belong to the key's
 user: user_id is set to it, and a task may only name a run of that user (in the request
-or already stored). Idempotent: a run whose id or a task whose task_id exists is skipped
-and counted as a duplicate, also when two clients send the same rows at once.
+or already stored). That is checked up front (a 422 naming the row) and again inside the
+write's own transaction (ingest.transfer.bulk, `acting_user`): a run another user created in
+between is refused with a 403 naming it and nothing of the request is written.
+Idempotent: a run whose id or a task whose task_id exists is skipped and counted as a
+duplicate, also when two clients send the same rows at once.
 A finished task without a cost is priced when the rows are written, with the price book in
 force at its created_at (ingest.spend.price_books.price_new_tasks: cost, price_ref, cost_source
 computed; one read of the overrides per request); a given cost is the provider's. `usage` in
@@ -93,8 +96,9 @@ def write_rows(
     *,
     task_where: str = "tasks",
 ) -> BatchOutcome:
-    """Write already validated rows of `user` (ownership checked here) in one transaction;
-    finished tasks without a cost are priced first (see the module docstring)."""
+    """Write already validated rows of `user` in one transaction; finished tasks without a
+    cost are priced first. Ownership is checked here, then again in the write transaction
+    (AccessDeniedError, see the module docstring)."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -119,7 +123,7 @@ def write_rows(
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
-        results = writer.write(*batches, redactions=masks)
+        results = writer.write(*batches, redactions=masks, acting_user=user)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

@@ -12,7 +12,13 @@ column values; the demo generator writes them directly), grouped in `Batch`es of
    per batch, exactly. If a row already exists (same id, same task_id) the COPY fails on
    the unique index and the batch goes through a temporary staging table instead:
    `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, so a re-import inserts nothing twice.
-3. with `keep_run_updated_at` (the default) the transaction sets
+3. acting for a user (`write(..., acting_user=...)`: the HTTP server's batch and OTLP paths),
+   before the transaction commits, every run the batches name (their runs, the runs of
+   the tasks written) must belong to that user, as the transaction sees them after its own
+   writes; otherwise it raises AccessDeniedError naming the run and nothing is written.
+   Checked in the write's own transaction, so a run another user creates meanwhile cannot
+   take a task of this one: the run insert waits for theirs and skips it, the check sees it.
+4. with `keep_run_updated_at` (the default) the transaction sets
    `ai_runs.keep_updated_at = on`, so the totals trigger keeps each run's updated_at as
    written instead of stamping now(): a bulk write of history is not an edit of the run.
    Totals and change capture are maintained as always; any role may set it.
@@ -38,6 +44,7 @@ import psycopg
 from psycopg import errors, sql
 
 from ingest.access import redaction
+from ingest.errors import AccessDeniedError
 from ingest.store import database, sqlfiles, validation
 from ingest.store.vocabulary import RUN_COLUMNS, RUN_DERIVED_COLUMNS, TASK_COLUMNS, USER_COLUMNS
 
@@ -159,7 +166,10 @@ class BulkWriter:
             self._conn = None
 
     def write(
-        self, *batches: Batch, redactions: Sequence[tuple[str, dict[str, int]]] = ()
+        self,
+        *batches: Batch,
+        redactions: Sequence[tuple[str, dict[str, int]]] = (),
+        acting_user: str | None = None,
     ) -> list[BatchResult]:
         """Write the batches, in order, in one transaction; one result per batch.
 
@@ -169,6 +179,8 @@ class BulkWriter:
         (ingest.access.redaction), recorded in the same transaction for every task that is
         there afterwards (written now or before), replacing what an earlier write of the
         same task recorded; a task not written for want of its run records nothing.
+        acting_user: the user these rows are written for; a run of the batches that belongs
+        to anyone else raises AccessDeniedError and nothing is written (module docstring).
         """
         if not any(b.lines for b in batches):
             return [BatchResult() for _ in batches]
@@ -185,7 +197,7 @@ class BulkWriter:
                     if status == "in progress":
                         raise psycopg.OperationalError("the previous attempt is still running")
                     pending = None
-                return self._write_once(batches, redactions, attempt)
+                return self._write_once(batches, redactions, attempt, acting_user)
             except psycopg.OperationalError as exc:
                 if pending is None and attempt:
                     pending = attempt[0]
@@ -225,6 +237,7 @@ class BulkWriter:
         batches: Sequence[Batch],
         redactions: Sequence[tuple[str, dict[str, int]]],
         attempt: list[tuple[str, list[BatchResult]]],
+        acting_user: str | None = None,
     ) -> list[BatchResult]:
         conn = self._connection()
         results = []
@@ -254,6 +267,8 @@ class BulkWriter:
                 result.duplicates = len(lines) - result.inserted
                 if batch.table == "ai_runs" and result.inserted == len(batch.keys):
                     fresh_runs.update(batch.keys)  # every run of the batch was inserted
+            if acting_user is not None:
+                self._refuse_runs_of_others(conn, batches, results, acting_user)
             self._record_redactions(conn, batches, results, redactions)
             xid = conn.execute(self._queries["current_xact"].psycopg).fetchone()[0]
             attempt.append((xid, results))
@@ -274,6 +289,36 @@ class BulkWriter:
             for i in result.missing_parent
         }
         redaction.record_many(conn, [(t, m) for t, m in redactions if str(t) not in orphans])
+
+    def _refuse_runs_of_others(
+        self,
+        conn: psycopg.Connection,
+        batches: Sequence[Batch],
+        results: Sequence[BatchResult],
+        user: str,
+    ) -> None:
+        """Raise AccessDeniedError (rolling the transaction back) if a run of the batches or
+        of a task written belongs to someone other than `user`. The runs of written tasks
+        are locked by now, and the runs of the batches were inserted or skipped after any
+        concurrent insert of the same id had finished, so what this reads stays true."""
+        named: set[str] = set()
+        for batch, result in zip(batches, results, strict=True):
+            if batch.table == "ai_runs":
+                named.update(batch.keys)
+            elif batch.table == "ai_tasks" and batch.parents:
+                skipped = set(result.missing_parent)
+                named.update(p for i, p in enumerate(batch.parents) if p and i not in skipped)
+        if not named:
+            return
+        query = self._queries["runs_of_other_users"].psycopg
+        foreign = conn.execute(query, {"ids": sorted(named), "user": user}).fetchall()
+        if foreign:
+            raise AccessDeniedError(
+                user,
+                f"write into run {foreign[0][0]}",
+                "that run belongs to another user; nothing of this request was written",
+                kind="run",
+            )
 
     def _lock_runs(self, conn: psycopg.Connection, run_ids: Iterable[str | None]) -> set[str]:
         ids = sorted({r for r in run_ids if r})

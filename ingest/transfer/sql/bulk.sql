@@ -20,6 +20,15 @@ SELECT set_config('ai_runs.keep_updated_at', 'on', true);
 -- Which of the given run ids exist (column id as text).
 SELECT id::text AS id FROM ai_runs WHERE id = ANY(:ids::uuid[]);
 
+-- name: runs_of_other_users
+-- Which of the runs :ids (uuid[]) belong to someone other than :user, as this transaction
+-- sees them after its own writes (the first by id is named in the refusal).
+SELECT id::text AS id
+  FROM ai_runs
+ WHERE id = ANY(:ids::uuid[]) AND user_id IS DISTINCT FROM :user
+ ORDER BY id
+ LIMIT 1;
+
 -- name: current_xact
 -- The id of the current transaction (xid8, as text).
 SELECT pg_current_xact_id()::text AS xid;
