@@ -17,9 +17,11 @@ are recorded in the write transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import psycopg
 
 from ingest.access import redaction
 from ingest.errors import ValidationError
@@ -92,9 +94,11 @@ def write_rows(
     task_rows: list[dict[str, Any]],
     *,
     task_where: str = "tasks",
+    leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
 ) -> BatchOutcome:
     """Write already validated rows of `user` (ownership checked here) in one transaction;
-    finished tasks without a cost are priced first (see the module docstring)."""
+    finished tasks without a cost are priced first (see the module docstring). leave_out:
+    ingest.transfer.bulk.BulkWriter.write's (the OTLP receiver's one task per call)."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -119,7 +123,7 @@ def write_rows(
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
-        results = writer.write(*batches, redactions=masks)
+        results = writer.write(*batches, redactions=masks, leave_out=leave_out)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

@@ -11,8 +11,10 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -23,7 +25,9 @@ from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.batch import write_rows
 from ingest.server.encoding import error_body, json_response
-from ingest.server.otlp_map import is_llm_span, run_id_of, run_of, task_of
+from ingest.server.metrics import ServerMetrics
+from ingest.server.otlp_calls import CallSpan, call_span, install_secret, keep_one_task_per_call
+from ingest.server.otlp_map import run_id_of, run_of, skip_reason, task_of
 from ingest.server.otlp_parse import Span, parse_json, parse_protobuf
 from ingest.server.state import ServerState
 
@@ -72,29 +76,25 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
         spans, is_json = await run_in_threadpool(_spans, await request.body(), request.headers)
     except ValidationError as error:  # OTLP/HTTP answers a malformed export with 400
         return json_response(error_body(error.field, error.problem, error.allowed), 400)
-    skipped, rejected, reasons = await run_in_threadpool(
-        _ingest, request.app.state.server, user, spans
+    outcome = await run_in_threadpool(
+        _ingest, request.app.state.server, request.app.state.metrics, user, spans
     )
-    message = "; ".join(
-        part
-        for part in (
-            f"skipped {skipped} non-LLM span(s)" if skipped else "",
-            f"rejected {rejected} span(s): {'; '.join(reasons[:3])}" if rejected else "",
-        )
-        if part
-    )
-    if skipped or rejected:
-        log.info("OTLP export: %d span(s), %s", len(spans), message)
+    message = outcome.message()
     if is_json:
         payload = (
-            {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}
+            {
+                "partialSuccess": {
+                    "rejectedSpans": str(outcome.rejected),
+                    "errorMessage": message,
+                }
+            }
             if message
             else {}
         )
         return Response(json.dumps(payload), media_type="application/json")
     answer = trace_service_pb2.ExportTraceServiceResponse()
     if message:
-        answer.partial_success.rejected_spans = rejected
+        answer.partial_success.rejected_spans = outcome.rejected
         answer.partial_success.error_message = message
     return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
@@ -113,27 +113,105 @@ def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
     return (parse_json(body) if is_json else parse_protobuf(body)), is_json
 
 
-def _ingest(state: ServerState, user: str, spans: list[Span]) -> tuple[int, int, list[str]]:
-    """Write the LLM spans; return (skipped non-LLM, rejected, reasons of rejection)."""
+@dataclass
+class ExportOutcome:
+    """What became of an export's spans."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.refused)
+
+    def message(self) -> str:
+        skipped = sum(self.skipped.values())
+        parts = (
+            f"skipped {skipped} non-LLM span(s)" if skipped else "",
+            f"rejected {self.rejected} span(s): {'; '.join(self.refused[:3])}"
+            if self.refused
+            else "",
+        )
+        return "; ".join(part for part in parts if part)
+
+
+def _secret(state: ServerState) -> str:
+    secret = getattr(state, "otlp_secret", None)
+    if secret is None:
+        with state.connection() as conn:
+            secret = state.otlp_secret = install_secret(conn)
+    return secret
+
+
+def _run_id(state: ServerState, span: Span, user: str, secret: str, owners: dict) -> tuple:
+    """The span's run id, kind and key; an id another user holds is passed over for the
+    next one (a claim by someone else never blocks the owner's export)."""
+    for attempt in range(8):
+        run_id, kind, key = run_id_of(span, user, secret, attempt)
+        if run_id not in owners:
+            owners.update(state.run_owners([run_id]))
+        if owners.get(run_id) in (None, user):
+            return run_id, kind, key
+    raise ValidationError("run_id", f"every id derived for {kind} {key!r} is held by another user")
+
+
+def _ingest(
+    state: ServerState, metrics: ServerMetrics, user: str, spans: list[Span]
+) -> ExportOutcome:
+    """Write the LLM spans, one task per call (ingest/server/otlp_calls.py); count every
+    span in /metrics and log the refused ones at WARNING."""
+    outcome = ExportOutcome()
+    secret = _secret(state)
     runs: dict = {}
     tasks: dict = {}
-    skipped = rejected = 0
-    reasons: list[str] = []
+    calls: list[CallSpan] = []
+    owners: dict = {}
     for span in spans:
-        if not is_llm_span(span):
-            skipped += 1
+        reason = skip_reason(span)
+        if reason is not None:
+            outcome.skipped[reason] = outcome.skipped.get(reason, 0) + 1
             continue
         try:
-            run_id, kind, key = run_id_of(span, user)
-            task = task_of(span, user, run_id)
-            run = runs.get(run_id)
-            if run is None or run["created_at"] > task["created_at"]:
-                runs[run_id] = run_of(span, user, run_id, kind, key)
+            run_id, kind, key = _run_id(state, span, user, secret, owners)
+            task = task_of(span, user, run_id, secret)
+            run = run_of(span, user, run_id, kind, key)
         except ValidationError as error:
-            rejected += 1
-            reasons.append(f"span {span.span_id}: {error}")
+            outcome.refused.append(f"span {span.span_id}: {error}")
+            metrics.count_spans("refused", error.field)
+            log.warning("OTLP span %s of trace %s refused: %s", span.span_id, span.trace_id, error)
             continue
+        if _better_run(run, runs.get(run_id)):
+            runs[run_id] = run
         tasks[task["task_id"]] = task
+        calls.append(call_span(task, span.trace_id, span.span_id, span.parent_span_id))
+    for reason, count in outcome.skipped.items():
+        metrics.count_spans("skipped", reason, count)
     if tasks:
-        write_rows(state, user, list(runs.values()), list(tasks.values()), task_where="spans")
-    return skipped, rejected, reasons
+        left_out: set[str] = set()
+
+        def one_task_per_call(conn: psycopg.Connection) -> set[str]:
+            left_out.clear()
+            left_out.update(keep_one_task_per_call(conn, user, calls, list(runs.values())))
+            return left_out
+
+        write_rows(
+            state,
+            user,
+            list(runs.values()),
+            list(tasks.values()),
+            task_where="spans",
+            leave_out=one_task_per_call,
+        )
+        metrics.count_spans("accepted", "same_call", len(left_out))
+        metrics.count_spans("accepted", "task", len(tasks) - len(left_out))
+    return outcome
+
+
+def _better_run(candidate: dict, current: dict | None) -> bool:
+    """The run row to write: one named from a user message, else the earliest span's."""
+    if current is None:
+        return True
+    named = candidate["metadata"]["otlp"]["named_from_message"]
+    if named != current["metadata"]["otlp"]["named_from_message"]:
+        return named
+    return candidate["created_at"] < current["created_at"]

@@ -1,0 +1,47 @@
+-- otlp.sql: the OTLP receiver's span records, log events and id secret
+-- (ingest/server/otlp_calls.py, ingest/server/otlp_logs.py).
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- Run as the owner inside the bulk write's transaction (docs/server.md, "One call, one task").
+
+-- name: otlp_lock_trace
+-- Serializes the exports of one (user, trace): their calls are decided one at a time.
+SELECT pg_advisory_xact_lock(hashtextextended(:key, 0));
+
+-- name: otlp_stored_spans
+-- Every LLM span already recorded for these traces of this user.
+SELECT trace_id, span_id, parent_span_id, response_id, task_id, completeness, started_at, kept
+  FROM ai_otlp_spans
+ WHERE user_id = :user_id AND trace_id = ANY(:trace_ids::text[]);
+
+-- name: otlp_delete_replaced_tasks
+-- Tasks of spans that a more complete span of the same call replaces.
+DELETE FROM ai_tasks WHERE task_id = ANY(:task_ids::uuid[]);
+
+-- name: otlp_record_spans
+-- New span records (kept is decided by mark_kept).
+INSERT INTO ai_otlp_spans (user_id, trace_id, span_id, parent_span_id, response_id, task_id,
+                           completeness, started_at, kept)
+SELECT :user_id, u.trace_id, u.span_id, u.parent_span_id, u.response_id, u.task_id,
+       u.completeness, u.started_at, false
+  FROM unnest(:trace_ids::text[], :span_ids::text[], :parent_span_ids::text[],
+              :response_ids::text[], :task_ids::uuid[], :completeness::int[],
+              :started_at::timestamptz[])
+       AS u (trace_id, span_id, parent_span_id, response_id, task_id, completeness, started_at)
+ON CONFLICT (user_id, trace_id, span_id) DO NOTHING;
+
+-- name: otlp_mark_kept
+-- The span kept for each call of these traces; the others are not.
+UPDATE ai_otlp_spans SET kept = (task_id = ANY(:kept::uuid[]))
+ WHERE user_id = :user_id AND trace_id = ANY(:trace_ids::text[]);
+
+-- name: otlp_secret
+-- The per-install secret OTLP ids are derived with.
+SELECT secret FROM ai_otlp_secret;
+
+-- name: otlp_name_run
+-- A stored run that no span had named yet (no user message) takes the first user message
+-- of a later span of it.
+UPDATE ai_runs
+   SET name = :name, metadata = jsonb_set(metadata, '{otlp,named_from_message}', 'true')
+ WHERE id = :id AND user_id = :user_id
+   AND metadata #>> '{otlp,named_from_message}' = 'false';
