@@ -94,11 +94,12 @@ def write_rows(
     task_rows: list[dict[str, Any]],
     *,
     task_where: str = "tasks",
-    leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
+    leave_out: Callable[[psycopg.Connection, list[dict[str, Any]]], set[str]] | None = None,
 ) -> BatchOutcome:
     """Write already validated rows of `user` (ownership checked here) in one transaction;
     finished tasks without a cost are priced first (see the module docstring). leave_out:
-    ingest.transfer.bulk.BulkWriter.write's (the OTLP receiver's one task per call)."""
+    as ingest.transfer.bulk.BulkWriter.write's, also given the task rows as they will be
+    written (priced, redacted): the OTLP receiver's one task per call."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -123,7 +124,8 @@ def write_rows(
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
-        results = writer.write(*batches, redactions=masks, leave_out=leave_out)
+        hook = None if leave_out is None else (lambda conn: leave_out(conn, task_rows))
+        results = writer.write(*batches, redactions=masks, leave_out=hook)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

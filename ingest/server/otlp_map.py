@@ -206,6 +206,16 @@ def _provider(attrs: dict[str, Any]) -> str | None:
     return PROVIDERS.get(value, value) or None
 
 
+def _response_id(attrs: dict[str, Any]) -> Any:
+    """The provider's response id: gen_ai.response.id, else the `id` of OpenInference's
+    output.value (the response as JSON), which is how its spans meet the SDK's own."""
+    value = attrs.get("gen_ai.response.id")
+    if value is None and attrs.get("output.mime_type") == "application/json":
+        output = _json_attribute(attrs.get("output.value"))
+        value = output.get("id") if isinstance(output, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _model(attrs: dict[str, Any]) -> Any:
     """The requested model; a failed OpenInference span has it only in its invocation
     parameters."""
@@ -344,7 +354,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
         "response_data": {
             k: v
             for k, v in {
-                "id": attrs.get("gen_ai.response.id"),
+                "id": _response_id(attrs),
                 "finish_reasons": attrs.get("gen_ai.response.finish_reasons"),
                 "output_messages": outputs,
             }.items()
@@ -379,14 +389,19 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
     return validation.validate_task({k: v for k, v in row.items() if v is not None})
 
 
+def run_name(inputs: Any) -> str:
+    """A run's name from a span's input messages (the first user message), or ""."""
+    messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
+    return naming.name_from_messages(
+        [{"role": m.get("role"), "content": _text_of([m]) or m.get("content")} for m in messages]
+    )
+
+
 def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:
     """The ai_runs row a span's task belongs to (written once; later spans find it)."""
     attrs = span.attributes
     inputs, _ = _messages(attrs)
-    messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
-    name = naming.name_from_messages(
-        [{"role": m.get("role"), "content": _text_of([m]) or m.get("content")} for m in messages]
-    )
+    name = run_name(inputs)
     source_type = attrs.get("ai_runs.source_type")
     return validation.validate_run(
         {

@@ -26,8 +26,15 @@ from ingest.server.auth import current_user
 from ingest.server.batch import write_rows
 from ingest.server.encoding import error_body, json_response
 from ingest.server.metrics import ServerMetrics
-from ingest.server.otlp_calls import CallSpan, call_span, install_secret, keep_one_task_per_call
-from ingest.server.otlp_map import run_id_of, run_of, skip_reason, task_of
+from ingest.server.otlp_calls import (
+    CallSpan,
+    call_span,
+    fill_from_call,
+    group_calls,
+    install_secret,
+    keep_one_task_per_call,
+)
+from ingest.server.otlp_map import run_id_of, run_name, run_of, skip_reason, task_of
 from ingest.server.otlp_parse import Span, parse_json, parse_protobuf
 from ingest.server.state import ServerState
 
@@ -187,11 +194,13 @@ def _ingest(
     for reason, count in outcome.skipped.items():
         metrics.count_spans("skipped", reason, count)
     if tasks:
+        _fill_calls(calls, tasks, runs)
         left_out: set[str] = set()
 
-        def one_task_per_call(conn: psycopg.Connection) -> set[str]:
+        def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
             left_out.clear()
-            left_out.update(keep_one_task_per_call(conn, user, calls, list(runs.values())))
+            by_id = {str(row["task_id"]): row for row in rows}
+            left_out.update(keep_one_task_per_call(conn, user, calls, list(runs.values()), by_id))
             return left_out
 
         write_rows(
@@ -202,9 +211,24 @@ def _ingest(
             task_where="spans",
             leave_out=one_task_per_call,
         )
-        metrics.count_spans("accepted", "same_call", len(left_out))
-        metrics.count_spans("accepted", "task", len(tasks) - len(left_out))
+        same_call = len([key for key in left_out if key in {str(t) for t in tasks}])
+        metrics.count_spans("accepted", "same_call", same_call)
+        metrics.count_spans("accepted", "task", len(tasks) - same_call)
     return outcome
+
+
+def _fill_calls(calls: list[CallSpan], tasks: dict, runs: dict) -> None:
+    """The best span of each call in this export takes what it lacks from the others, and
+    its run a name from their user message when it has none."""
+    for call in group_calls(calls):
+        if len(call) < 2:
+            continue
+        best = fill_from_call([tasks[span.task_id] for span in call])
+        run = runs[best["run_id"]]
+        name = run_name((best.get("request_data") or {}).get("messages"))
+        if name and not run["metadata"]["otlp"]["named_from_message"]:
+            run["name"] = name
+            run["metadata"]["otlp"]["named_from_message"] = True
 
 
 def _better_run(candidate: dict, current: dict | None) -> bool:

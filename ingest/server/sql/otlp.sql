@@ -4,14 +4,21 @@
 -- Run as the owner inside the bulk write's transaction (docs/server.md, "One call, one task").
 
 -- name: otlp_lock_trace
--- Serializes the exports of one (user, trace): their calls are decided one at a time.
+-- Serializes the exports of one (user, trace or response id): their calls are decided one
+-- at a time.
 SELECT pg_advisory_xact_lock(hashtextextended(:key, 0));
 
 -- name: otlp_stored_spans
--- Every LLM span already recorded for these traces of this user.
+-- Every LLM span already recorded of this user's traces that are among :trace_ids or hold a
+-- span with one of :response_ids (tracers of one call may use different traces).
+WITH traces AS (
+    SELECT DISTINCT trace_id FROM ai_otlp_spans
+     WHERE user_id = :user_id
+       AND (trace_id = ANY(:trace_ids::text[]) OR response_id = ANY(:response_ids::text[]))
+)
 SELECT trace_id, span_id, parent_span_id, response_id, task_id, completeness, started_at, kept
   FROM ai_otlp_spans
- WHERE user_id = :user_id AND trace_id = ANY(:trace_ids::text[]);
+ WHERE user_id = :user_id AND trace_id IN (SELECT trace_id FROM traces);
 
 -- name: otlp_delete_replaced_tasks
 -- Tasks of spans that a more complete span of the same call replaces.
@@ -34,6 +41,20 @@ ON CONFLICT (user_id, trace_id, span_id) DO NOTHING;
 UPDATE ai_otlp_spans SET kept = (task_id = ANY(:kept::uuid[]))
  WHERE user_id = :user_id AND trace_id = ANY(:trace_ids::text[]);
 
+-- name: otlp_fill_task
+-- The kept task of a call takes what it lacks from another span of the call: text, input
+-- messages, a TTFT that fits in its duration.
+UPDATE ai_tasks
+   SET response_text = coalesce(response_text, :response_text),
+       request_data = CASE
+           WHEN :messages::jsonb IS NULL OR request_data ? 'messages' THEN request_data
+           ELSE coalesce(request_data, '{}'::jsonb) || jsonb_build_object('messages', :messages::jsonb)
+       END,
+       time_to_first_token = coalesce(
+           time_to_first_token,
+           CASE WHEN :ttft::integer <= total_time THEN :ttft::integer END)
+ WHERE task_id = :task_id;
+
 -- name: otlp_secret
 -- The per-install secret OTLP ids are derived with.
 SELECT secret FROM ai_otlp_secret;
@@ -44,4 +65,12 @@ SELECT secret FROM ai_otlp_secret;
 UPDATE ai_runs
    SET name = :name, metadata = jsonb_set(metadata, '{otlp,named_from_message}', 'true')
  WHERE id = :id AND user_id = :user_id
+   AND metadata #>> '{otlp,named_from_message}' = 'false';
+
+-- name: otlp_name_run_of_task
+-- The run of a call's kept task, when no span of it had a user message, takes the first
+-- user message another tracer of the call reported.
+UPDATE ai_runs
+   SET name = :name, metadata = jsonb_set(metadata, '{otlp,named_from_message}', 'true')
+ WHERE id = (SELECT run_id FROM ai_tasks WHERE task_id = :task_id)
    AND metadata #>> '{otlp,named_from_message}' = 'false';
