@@ -45,7 +45,7 @@ UPDATE ai_otlp_spans SET kept = (task_id = ANY(:kept::uuid[]))
 -- The kept task of a call takes what it lacks from another span of the call: text, input
 -- messages, a TTFT that fits in its duration.
 UPDATE ai_tasks
-   SET response_text = coalesce(response_text, :response_text),
+   SET response_text = coalesce(nullif(response_text, ''), :response_text),
        request_data = CASE
            WHEN :messages::jsonb IS NULL OR request_data ? 'messages' THEN request_data
            ELSE coalesce(request_data, '{}'::jsonb) || jsonb_build_object('messages', :messages::jsonb)
