@@ -1,5 +1,5 @@
 -- otlp.sql: the OTLP receiver's span records, log events and id secret
--- (ingest/server/otlp_calls.py, ingest/server/otlp_logs.py).
+-- (ingest/server/otlp_calls.py).
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- Run as the owner inside the bulk write's transaction (docs/server.md, "One call, one task").
 
