@@ -501,3 +501,88 @@ def test_otlp_run_ids_are_unpredictable_and_a_squatted_id_never_blocks_the_owner
     assert task["user_id"] == "ada" and task["run_id"] not in (published, claimed)
     owners = {r["id"]: r["user_id"] for r in runs_of(served.url)}
     assert owners[task["run_id"]] == "ada"
+
+
+# ---------------------------------------------------------------- /v1/logs
+
+
+def test_traceloop_content_log_events_reach_the_task_of_their_call(served):
+    """Traceloop with use_attributes=False sends prompts and replies as log events, before
+    its span ends: they wait for the span, then fill its task and name its run."""
+    import openai
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    from tests.provider_server import TEXT, ProviderServer
+
+    headers = {"Authorization": f"Bearer {served.key}"}
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{served.base}/v1/traces", headers=headers))
+    )
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(
+        SimpleLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"{served.base}/v1/logs", headers=headers)
+        )
+    )
+    instrumentor = OpenAIInstrumentor(use_attributes=False)
+    instrumentor.instrument(tracer_provider=tracer_provider, logger_provider=logger_provider)
+    provider = ProviderServer().start()
+    try:
+        client = openai.OpenAI(base_url=f"{provider.url}/plain/v1", api_key="x", max_retries=0)
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Log my prompt"}]
+        )
+        tracer_provider.force_flush()
+        logger_provider.force_flush()
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+        tracer_provider.shutdown()
+        logger_provider.shutdown()
+    (task,) = tasks_of(served.url)
+    assert task["response_text"] == "".join(TEXT)
+    assert task["request_data"]["messages"] == [{"role": "user", "content": "Log my prompt"}]
+    assert (task["tokens_input"], task["tokens_output"]) == (812, 356)
+    (run,) = runs_of(served.url)
+    assert run["name"] == "Log my prompt"
+    with psycopg.connect(served.url) as conn:
+        assert conn.execute("SELECT count(*) FROM ai_otlp_log_events").fetchone()[0] == 0
+
+
+def _log_body(trace_id, span_id, records):
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"traceId": trace_id, "spanId": span_id, "timeUnixNano": "1764496800100000000",
+         "eventName": name, "body": value} for name, value in records]}]}]}  # fmt: skip
+
+
+def test_content_log_events_after_their_span_are_joined_and_others_ignored(served):
+    trace = uuid.uuid4().hex
+    span = _span("0000000000000501", "chat gpt-4o", {
+        "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 4})  # fmt: skip
+    user = {"kvlistValue": {"values": [{"key": "content", "value": {"stringValue": "Hi logs"}}]}}
+    choice = {"kvlistValue": {"values": [
+        {"key": "index", "value": {"intValue": "0"}},
+        {"key": "message", "value": {"kvlistValue": {"values": [
+            {"key": "content", "value": {"stringValue": "Hello back"}}]}}}]}}  # fmt: skip
+    with served.client() as c:
+        export(c, trace, [span])
+        answer = c.post("/v1/logs", json=_log_body(trace, "0000000000000501", [
+            ("gen_ai.user.message", user), ("gen_ai.choice", choice),
+            ("app.started", {"stringValue": "not ours"})]))  # fmt: skip
+        assert answer.status_code == 200
+        assert "ignored 1 log record" in answer.json()["partialSuccess"]["errorMessage"]
+        bad = c.post("/v1/logs", json={"resourceLogs": [{"scopeLogs": [{"logRecords": [
+            {"traceId": "xyz"}]}]}]})  # fmt: skip
+        assert bad.status_code == 400 and bad.json()["error"]["field"].endswith("traceId")
+        text = httpx.get(f"{served.base}/metrics").text
+    (task,) = tasks_of(served.url)
+    assert task["response_text"] == "Hello back"
+    assert task["request_data"]["messages"] == [{"role": "user", "content": "Hi logs"}]
+    assert runs_of(served.url)[0]["name"] == "Hi logs"
+    assert 'ai_runs_otlp_log_events_total{outcome="joined"} 2.0' in text
+    assert 'ai_runs_otlp_log_events_total{outcome="ignored"} 1.0' in text

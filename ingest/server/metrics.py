@@ -6,6 +6,8 @@ tests) count apart.
   (a task, or a span of a call whose task another span makes: reason `task` or
   `same_call`), `skipped` (`not_llm`, `count_tokens`) or `refused` (reason: the field that
   made it unusable).
+- ai_runs_otlp_log_events_total{outcome}: log records `joined` to a task, `waiting` for
+  their span, or `ignored` (not GenAI content events).
 - ai_runs_http_requests_total{route, method, status}: requests by route template.
 - ai_runs_http_request_seconds{route}: time to answer (for /v1/traces, the exporter's ack).
 """
@@ -32,6 +34,12 @@ class ServerMetrics:
             ["outcome", "reason"],
             registry=self.registry,
         )
+        self.log_events = Counter(
+            "ai_runs_otlp_log_events",
+            "OTLP log records received: joined to a task, waiting for their span, ignored",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "ai_runs_http_requests",
             "HTTP requests answered, by route, method and status",
@@ -49,6 +57,10 @@ class ServerMetrics:
     def count_spans(self, outcome: str, reason: str, n: int = 1) -> None:
         if n:
             self.spans.labels(outcome, reason).inc(n)
+
+    def count_log_events(self, outcome: str, n: int = 1) -> None:
+        if n:
+            self.log_events.labels(outcome).inc(n)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

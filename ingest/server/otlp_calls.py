@@ -131,12 +131,14 @@ def keep_one_task_per_call(
     spans: list[CallSpan],
     runs: list[dict[str, Any]],
     tasks: dict[str, dict[str, Any]],
+    carried: dict[uuid.UUID, list[dict[str, Any]]] | None = None,
 ) -> set[str]:
     """In the write's transaction: record `spans`, delete the tasks they replace, fill a
     kept stored task with what the new spans of its call bring, name the stored `runs`
     that had no name from a message yet, and return the ids (text) of the tasks, and of
     the runs left without a task, that must not be written. `tasks`: the rows about to be
-    written by task id (text)."""
+    written by task id (text). carried: filled with what each replaced task knew, by the
+    task that replaces it (for `fill_task` once the write is committed)."""
     queries = sqlfiles.beside(__file__)
     _lock(conn, queries, user, spans)
     for run in runs:
@@ -145,20 +147,30 @@ def keep_one_task_per_call(
                 queries["otlp_name_run"].psycopg,
                 {"name": run["name"], "id": run["id"], "user_id": user},
             )
-    stored = _stored(conn, queries, user, spans)
+    stored = _stored(
+        conn, queries, user, [s.trace_id for s in spans], [s.response_id for s in spans]
+    )
     left_out = {str(span.task_id) for span in spans if span.key in stored}  # sent again
     fresh = {span.key: span for span in spans if span.key not in stored}
-    stale: list[uuid.UUID] = []
+    stale: dict[uuid.UUID, uuid.UUID] = {}  # replaced task -> the task replacing it
     kept: list[uuid.UUID] = []
     for call in group_calls([*stored.values(), *fresh.values()]):
         best, others = call[0], call[1:]
         kept.append(best.task_id)
         left_out.update(str(span.task_id) for span in others if span.key in fresh)
-        stale.extend(span.task_id for span in others if span.key in stored and span.kept)
+        stale.update({s.task_id: best.task_id for s in others if s.key in stored and s.kept})
         if best.key in stored:
-            _fill(conn, queries, best, [tasks[str(s.task_id)] for s in others if s.key in fresh])
+            rows = [tasks[str(s.task_id)] for s in others if s.key in fresh]
+            fill_task(conn, best.task_id, rows)
     if stale:
-        conn.execute(queries["otlp_delete_replaced_tasks"].psycopg, {"task_ids": stale})
+        with conn.cursor(row_factory=dict_row) as cur:
+            known = cur.execute(
+                queries["otlp_content_of_tasks"].psycopg, {"task_ids": list(stale)}
+            ).fetchall()
+        for row in known:
+            if carried is not None:
+                carried.setdefault(stale[row["task_id"]], []).append(row)
+        conn.execute(queries["otlp_delete_replaced_tasks"].psycopg, {"task_ids": list(stale)})
     _record(conn, queries, user, list(fresh.values()))
     traces = sorted({key[0] for key in (*stored, *fresh)})
     conn.execute(
@@ -170,31 +182,59 @@ def keep_one_task_per_call(
 
 
 def _lock(conn: psycopg.Connection, queries: Any, user: str, spans: list[CallSpan]) -> None:
+    # Always in sorted order (response ids before traces): no two writers wait in a cycle.
     keys = {f"trace:{span.trace_id}" for span in spans}
     keys |= {f"response:{span.response_id}" for span in spans if span.response_id}
     for key in sorted(keys):
         conn.execute(queries["otlp_lock_trace"].psycopg, {"key": f"otlp:{user}:{key}"})
 
 
+def lock_traces(conn: psycopg.Connection, user: str, traces: Iterable[str]) -> None:
+    """Hold the locks of these traces of `user` for the transaction (as the span writer
+    does): content log events and spans of one trace are joined one at a time."""
+    queries = sqlfiles.beside(__file__)
+    for trace in sorted(set(traces)):
+        conn.execute(queries["otlp_lock_trace"].psycopg, {"key": f"otlp:{user}:trace:{trace}"})
+
+
+def kept_task_of(conn: psycopg.Connection, user: str, trace: str, span: str) -> uuid.UUID | None:
+    """The kept task of the call a stored span belongs to (None: span not stored yet)."""
+    queries = sqlfiles.beside(__file__)
+    stored = _stored(conn, queries, user, [trace], [])
+    me = stored.get((trace, span))
+    if me is None:
+        return None
+    if me.response_id:
+        stored = _stored(conn, queries, user, [trace], [me.response_id])
+    for call in _calls(stored.values()):
+        if me in call:
+            return next((s.task_id for s in call if s.kept), None)
+    return None
+
+
 def _stored(
-    conn: psycopg.Connection, queries: Any, user: str, spans: list[CallSpan]
+    conn: psycopg.Connection,
+    queries: Any,
+    user: str,
+    trace_ids: Iterable[str],
+    response_ids: Iterable[str | None],
 ) -> dict[tuple[str, str], CallSpan]:
     params = {
         "user_id": user,
-        "trace_ids": sorted({span.trace_id for span in spans}),
-        "response_ids": sorted({span.response_id for span in spans if span.response_id}),
+        "trace_ids": sorted(set(trace_ids)),
+        "response_ids": sorted({r for r in response_ids if r}),
     }
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(queries["otlp_stored_spans"].psycopg, params).fetchall()
     return {(row["trace_id"], row["span_id"]): CallSpan(**row) for row in rows}
 
 
-def _fill(
-    conn: psycopg.Connection, queries: Any, best: CallSpan, rows: list[dict[str, Any]]
-) -> None:
-    """The stored kept task takes the text, messages and TTFT it lacks from `rows`."""
+def fill_task(conn: psycopg.Connection, task_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    """A stored kept task takes the text, messages and TTFT it lacks from `rows` (task rows
+    of other spans of its call), and its run a name from their user message."""
     if not rows:
         return
+    queries = sqlfiles.beside(__file__)
     text = next((r["response_text"] for r in rows if r.get("response_text")), None)
     messages = next(
         (
@@ -210,14 +250,14 @@ def _fill(
     if messages is not None and run_name(messages):
         conn.execute(
             queries["otlp_name_run_of_task"].psycopg,
-            {"task_id": best.task_id, "name": run_name(messages)},
+            {"task_id": task_id, "name": run_name(messages)},
         )
     if text is None and messages is None and ttft is None:
         return
     conn.execute(
         queries["otlp_fill_task"].psycopg,
         {
-            "task_id": best.task_id,
+            "task_id": task_id,
             "response_text": text,
             "messages": None if messages is None else Jsonb(messages),
             "ttft": ttft,

@@ -137,7 +137,7 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [items[i] for i in sorted(items)]
 
 
-def _text_of(messages: Any) -> str:
+def text_of(messages: Any) -> str:
     """The text of output messages (semconv parts, OpenInference or plain content)."""
     if isinstance(messages, str):
         return messages
@@ -350,7 +350,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
         "model": _model(attrs),
         "model_id": attrs.get("gen_ai.response.model"),
         "request_data": {k: v for k, v in request.items() if v},
-        "response_text": _text_of(outputs) if outputs else None,
+        "response_text": text_of(outputs) if outputs else None,
         "response_data": {
             k: v
             for k, v in {
@@ -393,7 +393,7 @@ def run_name(inputs: Any) -> str:
     """A run's name from a span's input messages (the first user message), or ""."""
     messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
     return naming.name_from_messages(
-        [{"role": m.get("role"), "content": _text_of([m]) or m.get("content")} for m in messages]
+        [{"role": m.get("role"), "content": text_of([m]) or m.get("content")} for m in messages]
     )
 
 

@@ -1,5 +1,5 @@
-"""OTLP/HTTP trace export bodies (protobuf or JSON, as the OpenTelemetry SDKs send them)
-turned into plain spans.
+"""OTLP/HTTP trace and log export bodies (protobuf or JSON, as the OpenTelemetry SDKs send
+them) turned into plain spans and log events.
 
 A `Span` carries what the GenAI mapping needs: hex trace and span ids, name, start/end in
 Unix nanoseconds, attributes as Python values (also nested arrays and key-value lists),
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
@@ -233,16 +234,19 @@ def _status(value: Any, where: str) -> tuple[int, str]:
     return code, _text(status.get("message"), where + ".message")
 
 
-def parse_json(body: bytes) -> list[Span]:
-    """Spans of an ExportTraceServiceRequest in OTLP/JSON encoding (camelCase keys, hex
-    ids, int64 as strings), as the OpenTelemetry JS exporters send it."""
+def _load_json(body: bytes) -> Any:
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except RecursionError:
         raise ValidationError("body", f"nested more than {MAX_DEPTH} levels deep") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise ValidationError("body", f"not JSON: {error}") from None
-    document = _object(document, "body")
+
+
+def parse_json(body: bytes) -> list[Span]:
+    """Spans of an ExportTraceServiceRequest in OTLP/JSON encoding (camelCase keys, hex
+    ids, int64 as strings), as the OpenTelemetry JS exporters send it."""
+    document = _object(_load_json(body), "body")
     spans = []
     for r, resource_spans in enumerate(_list(document.get("resourceSpans"), "resourceSpans")):
         rw = f"resourceSpans[{r}]"
@@ -298,3 +302,80 @@ def parse_json(body: bytes) -> list[Span]:
                     )
                 )
     return spans
+
+
+# ---------------------------------------------------------------- logs (GenAI content events)
+
+
+@dataclass
+class LogEvent:
+    """One OTLP log record: the span it belongs to (hex ids, "" when none), its event name
+    (`event_name`, else the `event.name` attribute), body and attributes."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    time_ns: int
+    body: Any
+    attributes: dict[str, Any]
+
+
+def parse_logs_protobuf(body: bytes) -> list[LogEvent]:
+    """Log records of an ExportLogsServiceRequest in protobuf encoding."""
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, RecursionError) as error:
+        raise ValidationError(
+            "body", f"not an OTLP protobuf ExportLogsServiceRequest: {error}"
+        ) from None
+    events = []
+    for r, resource_logs in enumerate(request.resource_logs):
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for n, record in enumerate(scope_logs.log_records):
+                w = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{n}]"
+                attributes = _pb_attributes(record.attributes, w + ".attributes")
+                events.append(
+                    LogEvent(
+                        trace_id=record.trace_id.hex(),
+                        span_id=record.span_id.hex(),
+                        name=record.event_name or str(attributes.get("event.name") or ""),
+                        time_ns=_time(record.time_unix_nano, w + ".timeUnixNano"),
+                        body=_pb_value(record.body, w + ".body"),
+                        attributes=attributes,
+                    )
+                )
+    return events
+
+
+def parse_logs_json(body: bytes) -> list[LogEvent]:
+    """Log records of an ExportLogsServiceRequest in OTLP/JSON encoding."""
+    document = _object(_load_json(body), "body")
+    events = []
+    for r, resource_logs in enumerate(_list(document.get("resourceLogs"), "resourceLogs")):
+        rw = f"resourceLogs[{r}]"
+        resource_logs = _object(resource_logs, rw)
+        for s, scope_logs in enumerate(_list(resource_logs.get("scopeLogs"), rw + ".scopeLogs")):
+            sw = f"{rw}.scopeLogs[{s}]"
+            records = _list(_object(scope_logs, sw).get("logRecords"), sw + ".logRecords")
+            for n, record in enumerate(records):
+                w = f"{sw}.logRecords[{n}]"
+                record = _object(record, w)
+                attributes = _json_attributes(record.get("attributes"), w + ".attributes")
+                name = _text(record.get("eventName"), w + ".eventName")
+                events.append(
+                    LogEvent(
+                        trace_id=_hex_id(record.get("traceId"), w + ".traceId", 16, False),
+                        span_id=_hex_id(record.get("spanId"), w + ".spanId", 8, False),
+                        name=name or str(attributes.get("event.name") or ""),
+                        time_ns=_time(
+                            _int(record.get("timeUnixNano"), w + ".timeUnixNano"),
+                            w + ".timeUnixNano",
+                        ),
+                        body=_json_value(record["body"], w + ".body")
+                        if record.get("body") is not None
+                        else None,
+                        attributes=attributes,
+                    )
+                )
+    return events

@@ -1,7 +1,8 @@
-"""/v1/traces: the OTLP/HTTP trace receiver. Protobuf or JSON, gzip or not; LLM spans
+"""/v1/traces and /v1/logs: the OTLP/HTTP receivers. Protobuf or JSON, gzip or not; LLM spans
 become tasks (ingest/server/otlp_map.py), written by the bulk path; other spans are skipped
 and counted. The answer is an ExportTraceServiceResponse in the request's encoding, whose
-partial_success says how many spans were rejected and how many were skipped."""
+partial_success says how many spans were rejected and how many were skipped. /v1/logs
+joins GenAI content log events to the tasks of their spans (ingest/server/otlp_logs.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Annotated
 import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from starlette.concurrency import run_in_threadpool
 
@@ -30,12 +32,21 @@ from ingest.server.otlp_calls import (
     CallSpan,
     call_span,
     fill_from_call,
+    fill_task,
     group_calls,
     install_secret,
     keep_one_task_per_call,
 )
+from ingest.server.otlp_logs import is_content_event, join_waiting, receive
 from ingest.server.otlp_map import run_id_of, run_name, run_of, skip_reason, task_of
-from ingest.server.otlp_parse import Span, parse_json, parse_protobuf
+from ingest.server.otlp_parse import (
+    LogEvent,
+    Span,
+    parse_json,
+    parse_logs_json,
+    parse_logs_protobuf,
+    parse_protobuf,
+)
 from ingest.server.state import ServerState
 
 log = logging.getLogger("ingest.server.otlp")
@@ -106,8 +117,8 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
     return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
 
-def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
-    """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
+def _decoded(raw: bytes, headers: Mapping[str, str]) -> tuple[bytes, bool]:
+    """The request body uncompressed, and whether it is OTLP/JSON (else protobuf)."""
     body = _body(raw, headers.get("content-encoding", ""))
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json"
@@ -117,7 +128,69 @@ def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
             f"unsupported: {content_type!r}",
             ["application/x-protobuf", "application/json"],
         )
+    return body, is_json
+
+
+def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
+    """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
+    body, is_json = _decoded(raw, headers)
     return (parse_json(body) if is_json else parse_protobuf(body)), is_json
+
+
+def _log_events(raw: bytes, headers: Mapping[str, str]) -> tuple[list[LogEvent], bool]:
+    """The request's log records and whether it was OTLP/JSON."""
+    body, is_json = _decoded(raw, headers)
+    return (parse_logs_json(body) if is_json else parse_logs_protobuf(body)), is_json
+
+
+@router.post(
+    "/v1/logs",
+    openapi_extra=_OPENAPI_BODY,
+    responses={200: {"content": {"application/json": {}, "application/x-protobuf": {}}}},
+)
+async def export_logs(request: Request, user: Annotated[str, Depends(current_user)]) -> Response:
+    """OTLP/HTTP ExportLogsServiceRequest: GenAI content events (gen_ai.*.message,
+    gen_ai.choice, gen_ai.client.inference.operation.details) are joined to the task of
+    their span, in either arrival order; other log records are ignored and counted."""
+    try:
+        events, is_json = await run_in_threadpool(
+            _log_events, await request.body(), request.headers
+        )
+    except ValidationError as error:
+        return json_response(error_body(error.field, error.problem, error.allowed), 400)
+    ignored = await run_in_threadpool(
+        _receive_logs, request.app.state.server, request.app.state.metrics, user, events
+    )
+    message = (
+        f"ignored {ignored} log record(s) that are not GenAI content events" if ignored else ""
+    )
+    if is_json:
+        payload = {"partialSuccess": {"errorMessage": message}} if message else {}
+        return Response(json.dumps(payload), media_type="application/json")
+    answer = logs_service_pb2.ExportLogsServiceResponse()
+    if message:
+        answer.partial_success.error_message = message
+    return Response(answer.SerializeToString(), media_type="application/x-protobuf")
+
+
+def _rules(state: ServerState) -> tuple:
+    with state.writer() as writer:
+        return writer.redaction_rules()
+
+
+def _receive_logs(
+    state: ServerState, metrics: ServerMetrics, user: str, events: list[LogEvent]
+) -> int:
+    """Join or keep the content events; how many records were ignored."""
+    content = [event for event in events if is_content_event(event)]
+    if content:
+        with state.connection() as conn:
+            joined, waiting = receive(conn, user, content, _rules(state))
+        metrics.count_log_events("joined", joined)
+        metrics.count_log_events("waiting", waiting)
+    ignored = len(events) - len(content)
+    metrics.count_log_events("ignored", ignored)
+    return ignored
 
 
 @dataclass
@@ -195,26 +268,46 @@ def _ingest(
         metrics.count_spans("skipped", reason, count)
     if tasks:
         _fill_calls(calls, tasks, runs)
-        left_out: set[str] = set()
-
-        def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
-            left_out.clear()
-            by_id = {str(row["task_id"]): row for row in rows}
-            left_out.update(keep_one_task_per_call(conn, user, calls, list(runs.values()), by_id))
-            return left_out
-
-        write_rows(
-            state,
-            user,
-            list(runs.values()),
-            list(tasks.values()),
-            task_where="spans",
-            leave_out=one_task_per_call,
-        )
-        same_call = len([key for key in left_out if key in {str(t) for t in tasks}])
+        left_out = _write_calls(state, user, runs, tasks, calls)
+        same_call = len(left_out & {str(t) for t in tasks})
         metrics.count_spans("accepted", "same_call", same_call)
         metrics.count_spans("accepted", "task", len(tasks) - same_call)
+        with state.connection() as conn:
+            keys = [(call.trace_id, call.span_id) for call in calls]
+            metrics.count_log_events("joined", join_waiting(conn, user, keys, _rules(state)))
     return outcome
+
+
+def _write_calls(
+    state: ServerState, user: str, runs: dict, tasks: dict, calls: list[CallSpan]
+) -> set[str]:
+    """Write the runs and tasks, one task per call (ingest/server/otlp_calls.py); the ids
+    left out. What a replaced task knew (text from an earlier tracer, content events)
+    then moves to the task that replaced it."""
+    left_out: set[str] = set()
+    carried: dict = {}
+
+    def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
+        left_out.clear()
+        carried.clear()
+        by_id = {str(row["task_id"]): row for row in rows}
+        runs_now = list(runs.values())
+        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried))
+        return left_out
+
+    write_rows(
+        state,
+        user,
+        list(runs.values()),
+        list(tasks.values()),
+        task_where="spans",
+        leave_out=one_task_per_call,
+    )
+    if carried:
+        with state.connection() as conn, conn.transaction():
+            for task_id, known in carried.items():
+                fill_task(conn, task_id, known)
+    return left_out
 
 
 def _fill_calls(calls: list[CallSpan], tasks: dict, runs: dict) -> None:

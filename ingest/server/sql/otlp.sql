@@ -74,3 +74,27 @@ UPDATE ai_runs
    SET name = :name, metadata = jsonb_set(metadata, '{otlp,named_from_message}', 'true')
  WHERE id = (SELECT run_id FROM ai_tasks WHERE task_id = :task_id)
    AND metadata #>> '{otlp,named_from_message}' = 'false';
+
+-- name: otlp_keep_log_event
+-- A content log event whose span has not come yet.
+INSERT INTO ai_otlp_log_events (user_id, trace_id, span_id, event_name, body)
+VALUES (:user_id, :trace_id, :span_id, :event_name, :body);
+
+-- name: otlp_waiting_log_events
+-- The waiting events of these spans (trace_ids[i], span_ids[i]), in arrival order.
+SELECT e.trace_id, e.span_id, e.body
+  FROM ai_otlp_log_events e
+  JOIN unnest(:trace_ids::text[], :span_ids::text[]) AS k (trace_id, span_id)
+    ON e.trace_id = k.trace_id AND e.span_id = k.span_id
+ WHERE e.user_id = :user_id
+ ORDER BY e.seq;
+
+-- name: otlp_forget_log_events
+-- The events of a span, once joined to its task.
+DELETE FROM ai_otlp_log_events
+ WHERE user_id = :user_id AND trace_id = :trace_id AND span_id = :span_id;
+
+-- name: otlp_content_of_tasks
+-- What a replaced task knew that its replacement may lack.
+SELECT task_id, response_text, request_data, time_to_first_token
+  FROM ai_tasks WHERE task_id = ANY(:task_ids::uuid[]);
