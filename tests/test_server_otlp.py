@@ -506,43 +506,53 @@ def test_otlp_run_ids_are_unpredictable_and_a_squatted_id_never_blocks_the_owner
 # ---------------------------------------------------------------- /v1/logs
 
 
+TRACELOOP_EVENT_MODE = """
+import sys
+import openai
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+server, key, provider = sys.argv[1:4]
+headers = {"Authorization": f"Bearer {key}"}
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(
+    SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server}/v1/traces", headers=headers)))
+logger_provider = LoggerProvider()
+logger_provider.add_log_record_processor(
+    SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server}/v1/logs", headers=headers)))
+OpenAIInstrumentor(use_attributes=False).instrument(
+    tracer_provider=tracer_provider, logger_provider=logger_provider)
+client = openai.OpenAI(base_url=f"{provider}/plain/v1", api_key="x", max_retries=0)
+client.chat.completions.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "Log my prompt"}])
+tracer_provider.shutdown()
+logger_provider.shutdown()
+"""
+
+
 def test_traceloop_content_log_events_reach_the_task_of_their_call(served):
     """Traceloop with use_attributes=False sends prompts and replies as log events, before
-    its span ends: they wait for the span, then fill its task and name its run."""
-    import openai
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    its span ends: they wait for the span, then fill its task and name its run. (In a
+    process of its own: an instrumentation patches the SDK for the whole process.)"""
+    import subprocess
+    import sys
 
     from tests.provider_server import TEXT, ProviderServer
 
-    headers = {"Authorization": f"Bearer {served.key}"}
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{served.base}/v1/traces", headers=headers))
-    )
-    logger_provider = LoggerProvider()
-    logger_provider.add_log_record_processor(
-        SimpleLogRecordProcessor(
-            OTLPLogExporter(endpoint=f"{served.base}/v1/logs", headers=headers)
-        )
-    )
-    instrumentor = OpenAIInstrumentor(use_attributes=False)
-    instrumentor.instrument(tracer_provider=tracer_provider, logger_provider=logger_provider)
     provider = ProviderServer().start()
     try:
-        client = openai.OpenAI(base_url=f"{provider.url}/plain/v1", api_key="x", max_retries=0)
-        client.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "Log my prompt"}]
+        subprocess.run(
+            [sys.executable, "-c", TRACELOOP_EVENT_MODE, served.base, served.key, provider.url],
+            check=True,
+            timeout=120,
         )
-        tracer_provider.force_flush()
-        logger_provider.force_flush()
     finally:
-        instrumentor.uninstrument()
         provider.shutdown()
-        tracer_provider.shutdown()
-        logger_provider.shutdown()
     (task,) = tasks_of(served.url)
     assert task["response_text"] == "".join(TEXT)
     assert task["request_data"]["messages"] == [{"role": "user", "content": "Log my prompt"}]

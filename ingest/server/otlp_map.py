@@ -6,9 +6,10 @@ the deprecated ones still emitted by instrumentations) and OpenInference (`llm.*
 or when it carries a gen_ai/llm model or token count and is not a tool or agent span;
 other spans are skipped (and counted by the caller).
 
-Ids are derived, so a span sent twice is one task: task_id = uuid5(user, trace id, span
-id); run id = uuid5(user, session id) when the span has `session.id` or
-`gen_ai.conversation.id`, else uuid5(user, trace id).
+Ids are derived, so a span sent twice is one task: task_id = HMAC(secret, user, trace id,
+span id); run id = HMAC(secret, user, session id) when the span has `session.id` or
+`gen_ai.conversation.id`, else HMAC(secret, user, trace id), with the install's secret
+(migration 0015) so that nobody else can predict them (docs/server.md).
 """
 
 from __future__ import annotations
