@@ -13,7 +13,9 @@ Anthropic call is reported by two tracers and must still be one task.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -75,9 +77,31 @@ def _instrumentors(library: str) -> list:
     return [OpenAIInstrumentor(), AnthropicInstrumentor()]
 
 
+def _sdk_methods() -> list[tuple[type, str, object]]:
+    """Every method of the SDKs' resource classes, as they are now."""
+    found = []
+    for package in (openai.resources, anthropic.resources):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for cls in vars(module).values():
+                if isinstance(cls, type) and cls.__module__ == module.__name__:
+                    found += [(cls, name, value) for name, value in vars(cls).items()]
+    return found
+
+
+def _restore(methods: list[tuple[type, str, object]]) -> None:
+    """Put back what an instrumentation left patched: Traceloop's uninstrument leaves the
+    OpenAI methods wrapped, which would change the SDKs for the rest of the test run."""
+    for cls, name, value in methods:
+        if vars(cls).get(name) is not value:
+            setattr(cls, name, value)
+
+
 @pytest.fixture(scope="module", params=["openinference", "traceloop"])
 def tracing(request, served):
-    """A tracer provider exporting to the server, with one library's instrumentations."""
+    """A tracer provider exporting to the server, with one library's instrumentations
+    (removed afterwards, and the SDKs restored as they were)."""
+    methods = _sdk_methods()
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "compat"}))
     exporter = OTLPSpanExporter(
         endpoint=f"{served.base}/v1/traces",
@@ -92,6 +116,7 @@ def tracing(request, served):
     yield tracer_provider
     for instrumentor in instrumentors:
         instrumentor.uninstrument()
+    _restore(methods)
     tracer_provider.shutdown()
 
 
