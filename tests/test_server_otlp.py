@@ -596,3 +596,31 @@ def test_content_log_events_after_their_span_are_joined_and_others_ignored(serve
     assert runs_of(served.url)[0]["name"] == "Hi logs"
     assert 'ai_runs_otlp_log_events_total{outcome="joined"} 2.0' in text
     assert 'ai_runs_otlp_log_events_total{outcome="ignored"} 1.0' in text
+
+
+def test_spans_of_one_call_sent_at_once_by_two_exporters_make_one_task(served):
+    """The per-trace and per-response locks: two exports racing with the two spans of each
+    call still give one task per call, and run totals that agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = 12
+
+    def send(which: str) -> None:
+        with served.client() as c:
+            for i in range(calls):
+                trace = f"{i + 1:032x}"
+                attrs = dict(ANTHROPIC_SDK_SPAN, **{"gen_ai.response.id": f"msg_race_{i}"})
+                if which == "inner":
+                    span = _span(f"{i + 1:015x}2", "anthropic.messages.create", attrs,
+                                 parent=f"{i + 1:015x}1")  # fmt: skip
+                    assert export(c, trace, [span], "com.anthropic.sdk.python").status_code == 200
+                else:
+                    span = _span(f"{i + 1:015x}1", "messages.create", OPENINFERENCE_SPAN)
+                    assert export(c, trace, [span]).status_code == 200
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(send, ["inner", "outer"]))
+    tasks = tasks_of(served.url)
+    assert len(tasks) == calls
+    assert all(t["cost"] == genai_price(RAW_1H) and t["response_text"] == "Step one" for t in tasks)
+    assert database.run_totals_mismatches(served.url) == []
