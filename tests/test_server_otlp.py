@@ -624,3 +624,39 @@ def test_spans_of_one_call_sent_at_once_by_two_exporters_make_one_task(served):
     assert len(tasks) == calls
     assert all(t["cost"] == genai_price(RAW_1H) and t["response_text"] == "Step one" for t in tasks)
     assert database.run_totals_mismatches(served.url) == []
+
+
+def test_anthropic_sdk_own_spans_alone_make_exact_tasks(served):
+    """The Anthropic SDK's own gen_ai spans (on by default when it has a tracer provider),
+    with no instrumentation library: a stream with cache reads and 1-hour and 5-minute
+    cache writes, content mode on; tokens, cost, TTFT, text and run name exact."""
+    import anthropic
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tests.provider_server import TEXT, ProviderServer, usage_for
+
+    tracer_provider = TracerProvider()
+    exporter = OTLPSpanExporter(
+        endpoint=f"{served.base}/v1/traces", headers={"Authorization": f"Bearer {served.key}"}
+    )
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+    provider = ProviderServer().start()
+    options = {"tracer_provider": tracer_provider, "traces": {"content_mode": "content"}}
+    try:
+        client = anthropic.Anthropic(base_url=f"{provider.url}/cached", api_key="x",
+                                     max_retries=0, open_telemetry=options)  # fmt: skip
+        with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100,
+                                    messages=[{"role": "user", "content": "Explain RLS"}]
+                                    ) as stream:  # fmt: skip
+            assert "".join(stream.text_stream) == "".join(TEXT)
+        tracer_provider.force_flush()
+    finally:
+        provider.shutdown()
+        tracer_provider.shutdown()
+    (task,) = tasks_of(served.url)
+    assert task["cost"] == genai_price(usage_for("anthropic", "cached"))
+    assert (task["tokens_input"], task["tokens_output"]) == (3100, 50)
+    assert (task["tokens_cached_input"], task["tokens_cache_write"]) == (2000, 1000)
+    assert task["response_text"] == "".join(TEXT)
+    assert 0 < task["time_to_first_token"] <= task["total_time"]
+    assert runs_of(served.url)[0]["name"] == "Explain RLS"
