@@ -102,6 +102,38 @@ CREATE TABLE ai_budgets (
     CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
 );
 
+CREATE TABLE ai_otlp_log_events (
+    user_id text NOT NULL,
+    trace_id text NOT NULL,
+    span_id text NOT NULL,
+    seq bigint NOT NULL DEFAULT nextval('ai_otlp_log_events_seq_seq'::regclass),
+    event_name text NOT NULL,
+    body jsonb,
+    received_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_otlp_log_events_pkey PRIMARY KEY (user_id, trace_id, span_id, seq)
+);
+
+CREATE TABLE ai_otlp_secret (
+    only_row boolean NOT NULL DEFAULT true,
+    secret text NOT NULL,
+    CONSTRAINT ai_otlp_secret_only_row_check CHECK (only_row),
+    CONSTRAINT ai_otlp_secret_pkey PRIMARY KEY (only_row)
+);
+
+CREATE TABLE ai_otlp_spans (
+    user_id text NOT NULL,
+    trace_id text NOT NULL,
+    span_id text NOT NULL,
+    parent_span_id text,
+    response_id text,
+    task_id uuid NOT NULL,
+    completeness integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    kept boolean NOT NULL,
+    received_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_otlp_spans_pkey PRIMARY KEY (user_id, trace_id, span_id)
+);
+
 CREATE TABLE ai_price_overrides (
     id bigint NOT NULL DEFAULT nextval('ai_price_overrides_id_seq'::regclass),
     provider text NOT NULL,
@@ -319,6 +351,7 @@ CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
 CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);

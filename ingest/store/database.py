@@ -47,8 +47,10 @@ def migrations() -> list[Migration]:
             raise ValueError(f"migration file {path.name} must be named NNNN_name.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise ValueError(f"migration versions must be 1..N without gaps, found {versions}")
+    # Gaps are allowed (branches take numbers in advance): migrate() applies every version
+    # a database lacks, lower ones included.
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError(f"migration versions must be distinct and >= 1, found {versions}")
     return found
 
 
