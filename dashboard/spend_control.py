@@ -2,6 +2,10 @@
 of the view's own scope, budget management by scope, price overrides and the re-pricing
 audit. Budgets and overrides live in Postgres; forecasts run on the mirror.
 
+Every read and change is the viewer's (docs/access.md): budgets, overrides and their audit
+go through the application role under row-level security (migration 0018), so a manager
+sets only their team's budgets, and every change is audited with the signed-in person.
+
 The single budget the dashboard used to remember in $AI_RUNS_HOME/dashboard.json is moved
 into Postgres (as the budget for everything, per month) the first time this page runs.
 """
@@ -15,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, settings, ui
+from dashboard import auth, data, figures, settings, ui
 from dashboard.safe import md
 from ingest.errors import IngestError
 from ingest.spend import budgets as budget_store
@@ -44,14 +48,16 @@ def _attempt(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def _who() -> str:
-    return f"dashboard ({price_books.who()})"
+def _viewer_id() -> str:
+    """The signed-in person's ai_users id ("" for someone not in ai_users: under row-level
+    security they read and change nothing; never None, which would mean the owner)."""
+    return auth.current().id or ""
 
 
 def _budget_rows() -> tuple[dict[str, Any], ...]:
-    """Every budget (a point read of Postgres; passed to the cached forecasts, so an edit
-    shows at once)."""
-    return tuple(budget_store.list_budgets(data.database_url()))
+    """The budgets the viewer may read (a point read of Postgres; passed to the cached
+    forecasts, so an edit shows at once)."""
+    return tuple(budget_store.list_budgets(data.database_url(), viewer=_viewer_id()))
 
 
 def move_file_budget() -> None:
@@ -170,17 +176,20 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 period=period,
                 scope_kind=kind,
                 scope_value=value,
-                created_by=_who(),
+                viewer=_viewer_id(),
             )
             if saved is not None:
                 st.rerun()
-        if budgets:
+        if budgets:  # only the budgets the viewer may read, i.e. those of scopes they manage
             labels = {_budget_label(b): b["id"] for b in budgets}
             left, right = st.columns([3, 1], vertical_alignment="bottom")
             doomed = left.selectbox("Remove a budget", list(labels), key="budget_remove_pick")
             if right.button("Remove", key="budget_remove", icon=":material/delete:"):
-                budget_store.remove_budget(url, budget_id=labels[doomed])
-                st.rerun()
+                gone = _attempt(
+                    budget_store.remove_budget, url, budget_id=labels[doomed], viewer=_viewer_id()
+                )
+                if gone is not None:
+                    st.rerun()
 
 
 def _budget_label(budget: dict[str, Any]) -> str:
@@ -198,7 +207,9 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
         "task ran. A new override prices new tasks at once; past costs change only when "
         "re-priced: `ai-runs reprice --since 2026-07-01 --dry-run`, then without --dry-run."
     )
-    overrides = pd.DataFrame(price_books.list_overrides(url, include_removed=True))
+    overrides = pd.DataFrame(
+        price_books.list_overrides(url, include_removed=True, viewer=_viewer_id())
+    )
     if overrides.empty:
         st.caption("No price override yet.")
     else:
@@ -234,7 +245,7 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
                 valid_from=valid_from,
                 valid_to=valid_to,
                 note=note,
-                created_by=_who(),
+                viewer=_viewer_id(),
                 **{k: (v.strip() or None) for k, v in rates.items()},
             )
             if row is not None:
@@ -249,8 +260,14 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
             left, right = st.columns([3, 1], vertical_alignment="bottom")
             doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
             if right.button("Retire", key="override_remove", icon=":material/delete:"):
-                price_books.remove_override(url, override_id=labels[doomed], removed_by=_who())
-                st.rerun()
+                gone = _attempt(
+                    price_books.remove_override,
+                    url,
+                    override_id=labels[doomed],
+                    viewer=_viewer_id(),
+                )
+                if gone is not None:
+                    st.rerun()
     st.markdown("**Re-pricing audit**")
     audit = pd.DataFrame(repricing.reprice_audit(url))
     if audit.empty:

@@ -21,7 +21,9 @@ from dashboard_support import (
     shown,
     texts,
 )
+from psycopg.rows import dict_row
 
+from dashboard import auth
 from ingest import demo
 from ingest.spend import alert_rules, budgets
 from queries import budgets as budget_queries
@@ -125,3 +127,64 @@ def test_what_if_routes_a_share_of_one_model(spend_app):
     )
     at.selectbox(key="whatif_source").set_value("gpt-4o-mini").run()
     assert any("already the target" in shown(i) for i in at.info)
+
+
+HEADER = "X-Forwarded-Email"
+
+
+@pytest.fixture
+def sign_in(monkeypatch):
+    """Sign in through the trusted header as the person with this e-mail."""
+    monkeypatch.setenv(auth.TRUSTED_HEADER_ENV, HEADER)
+
+    def as_person(email: str) -> None:
+        monkeypatch.setattr(auth, "request_headers", lambda: {HEADER: email})
+
+    return as_person
+
+
+def _person(url: str, role: str) -> dict:
+    """The first person of a role (with their team) in the demo data."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT id, email, team FROM ai_users WHERE role = %s AND team IS NOT NULL "
+            "ORDER BY id LIMIT 1",
+            (role,),
+        ).fetchone()
+
+
+@pytest.fixture
+def three_budgets(spend_url):
+    """The company's budget, the first manager's team's and another team's (as the owner)."""
+    manager = _person(spend_url, "manager")
+    with psycopg.connect(spend_url) as conn:
+        other = conn.execute(
+            "SELECT team FROM ai_users WHERE team IS NOT NULL AND team <> %s ORDER BY team LIMIT 1",
+            (manager["team"],),
+        ).fetchone()[0]
+    made = [
+        budgets.set_budget(spend_url, amount=1000, scope_kind="all"),
+        budgets.set_budget(spend_url, amount=300, scope_kind="team", scope_value=manager["team"]),
+        budgets.set_budget(spend_url, amount=50, scope_kind="team", scope_value=other),
+    ]
+    yield manager, other
+    for budget in made:
+        budgets.remove_budget(spend_url, budget_id=budget["id"])
+
+
+def test_a_manager_is_offered_only_their_teams_budget(spend_app, spend_url, sign_in, three_budgets):
+    manager, other = three_budgets
+    sign_in(manager["email"])
+    at = open_page("cost")
+    assert not at.exception
+    removable = at.selectbox(key="budget_remove_pick").options
+    assert len(removable) == 1 and f"team {manager['team']} per month" in removable[0]
+    table = _table_with(at, "scope_kind")
+    assert list(table["scope_value"]) == [manager["team"]]  # not the company's, not {other}'s
+    # Setting the company's budget is refused by Postgres and said on the page.
+    at.selectbox(key="budget_scope_kind").set_value("all")
+    at.number_input(key="budget_amount").set_value(5.0)
+    at.button(key="budget_save").click().run()
+    assert any("may not" in shown(e) for e in at.error)
+    assert float(next(b for b in budgets.list_budgets(spend_url)
+                      if b["scope_kind"] == "all")["amount"]) == 1000  # fmt: skip
