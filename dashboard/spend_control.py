@@ -77,8 +77,11 @@ def forecast_vs_budget(filters: Filters) -> None:
     budget (never the company-wide one for a filtered view)."""
     move_file_budget()
     budgets = _budget_rows()
+    every_scope = tuple(budget_store.budget_scopes(data.database_url(), viewer=_viewer_id()))
     today = datetime.now(UTC).date()
-    view = data.cached(budget_queries.forecast_for_view, filters, budgets, today=today)
+    view = data.cached(
+        budget_queries.forecast_for_view, filters, budgets, today=today, every_scope=every_scope
+    )
     result, budget = view["forecast"], view["budget"]
     period = result.get("period", "month")
     st.subheader(f"This {period}: forecast vs budget")
@@ -109,7 +112,8 @@ def forecast_vs_budget(filters: Filters) -> None:
         )
         cards.metric("Budget used", ui.percent(result["used"], 0), border=True)
     else:
-        cards.metric("Budget", "not set", help=md(view["reason"]), border=True)
+        missing = "not shown" if view["hidden"] is not None else "not set"
+        cards.metric("Budget", missing, help=md(view["reason"]), border=True)
         cards.metric("Budget used", "–", border=True)
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
 

@@ -6,6 +6,12 @@ than dates) is scope `all`; exactly one of team, user, model, tag or source type
 value is that scope; anything else (a provider, a status, two values, two dimensions) has
 no budget of its own, and the comparison says so instead of borrowing the company-wide one.
 The filters' dates never matter: a budget is about its own period (this month or week).
+
+Only budgets the viewer may read are compared (row-level security hands the others out
+of ingest.spend.budgets.list_budgets: those of scopes whose runs the viewer does not read
+entirely). When the budget of the view's scope exists but is not readable, the comparison
+names it and says why it is not shown, instead of setting the viewer's own spend against a
+total that is not theirs.
 """
 
 from __future__ import annotations
@@ -110,21 +116,48 @@ def budget_forecast(
 
 
 def forecast_for_view(
-    con: Any, filters: Filters, budgets: Sequence[Mapping[str, Any]], *, today: date | None = None
+    con: Any,
+    filters: Filters,
+    budgets: Sequence[Mapping[str, Any]],
+    *,
+    today: date | None = None,
+    every_scope: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The budget comparison of a filtered view, given every budget row
-    (ingest.spend.budgets.list_budgets): scope (Scope or None), reason (sentence), budget (its
-    row or None) and forecast (budget_forecast, or the view's own monthly forecast without a
-    budget when its scope has none)."""
+    """The budget comparison of a filtered view, given the budget rows the viewer may read
+    (ingest.spend.budgets.list_budgets with the viewer) and, to explain a budget that is not
+    shown, every budget's scope and period (ingest.spend.budgets.budget_scopes): scope (Scope
+    or None), reason (sentence), budget (its row or None), hidden (the scope row of the
+    view's budget when it exists but is not readable, else None) and forecast
+    (budget_forecast, or the view's own monthly forecast without a budget)."""
     scope, reason = scope_of_filters(filters)
     budget = find_budget(list(budgets), scope) if scope else None
+    hidden = None
     if budget is not None:
         result = budget_forecast(con, budget, today=today, visible_runs=filters.visible_runs)
     else:
         result = forecast.spend_forecast(con, filters, today=today)
-        if scope is not None:
+        hidden = find_budget(list(every_scope), scope) if scope else None
+        if hidden is not None:
+            reason = unreadable_reason(hidden)
+        elif scope is not None:
             reason = f"no budget is set for {scope.label} yet"
-    return {"scope": scope, "reason": reason, "budget": budget, "forecast": result}
+    return {
+        "scope": scope,
+        "reason": reason,
+        "budget": budget,
+        "hidden": hidden,
+        "forecast": result,
+    }
+
+
+def unreadable_reason(budget: Mapping[str, Any]) -> str:
+    """Why a budget that applies to the view is not shown to the viewer."""
+    scope = Scope(budget["scope_kind"], budget["scope_value"])
+    return (
+        f"the {budget['period']}ly budget for {scope.label} applies to this view but is not "
+        f"shown: it covers runs you cannot read, so it would be compared with only the "
+        "part of its spend you see (filter to a scope you manage, or ask an admin)"
+    )
 
 
 def budgets_overview(

@@ -188,3 +188,23 @@ def test_a_manager_is_offered_only_their_teams_budget(spend_app, spend_url, sign
     assert any("may not" in shown(e) for e in at.error)
     assert float(next(b for b in budgets.list_budgets(spend_url)
                       if b["scope_kind"] == "all")["amount"]) == 1000  # fmt: skip
+
+
+def test_each_person_is_compared_only_with_a_budget_they_read(
+    spend_app, spend_url, sign_in, three_budgets
+):
+    manager, _ = three_budgets
+    sign_in(manager["email"])
+    at = open_page("cost")
+    assert metric_values(at)["Budget"] == "not shown"  # never the company's $1,000
+    assert "budget for everything applies to this view but is not shown" in texts(at)
+    at = open_page("cost", team=[manager["team"]])
+    assert metric_values(at)["Budget"] == "$300"
+    member = _person(spend_url, "member")
+    sign_in(member["email"])
+    at = open_page("cost")
+    assert not at.exception
+    assert metric_values(at)["Budget"] == "not shown"
+    admin = _person(spend_url, "admin")
+    sign_in(admin["email"])
+    assert metric_values(open_page("cost"))["Budget"] == "$1,000"

@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from builders import make_run, make_task
 
+import ingest
+from ingest.access import viewer
 from ingest.spend import budgets
 from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror, whatif
@@ -109,3 +111,28 @@ def test_bad_budget_names_the_field(db_url):
             budgets.set_budget(db_url, **kwargs)
         assert raised.value.field == field
     assert budgets.list_budgets(db_url) == []
+
+
+def test_a_budget_the_viewer_cannot_read_is_named_not_compared(mirror_con, db_url):
+    with ingest.Tracker(db_url) as owner:
+        owner.upsert_user("ann", "Ann", "ann@example.com", "red", "member")
+        owner.upsert_user("carol", "Carol", "carol@example.com", "red", "manager")
+    budgets.set_budget(db_url, amount=1000)
+    budgets.set_budget(db_url, amount=5, scope_kind="team", scope_value="red")
+    for who in ("carol", "ann"):
+        readable = budgets.list_budgets(db_url, viewer=who)
+        every = budgets.budget_scopes(db_url, viewer=who)
+        mine = Filters.last_days(7, visible_runs=viewer.visible_runs(db_url, who))
+        view = budget_queries.forecast_for_view(mirror_con, mine, readable, every_scope=every)
+        assert view["budget"] is None and view["hidden"]["scope_kind"] == "all", who
+        assert (
+            "monthly budget for everything applies to this view but is not shown"
+            in (view["reason"])
+        )
+        assert "1000" not in view["reason"]
+    carol = budgets.list_budgets(db_url, viewer="carol")
+    assert [(b["scope_kind"], b["scope_value"]) for b in carol] == [("team", "red")]
+    admin_view = budget_queries.forecast_for_view(
+        mirror_con, Filters.last_days(7), budgets.list_budgets(db_url)
+    )
+    assert float(admin_view["budget"]["amount"]) == 1000 and admin_view["hidden"] is None
