@@ -78,6 +78,7 @@ COLUMN_LABELS: dict[str, str] = {
     "value": "Value",
     "previous": "Previous period",
     "change": "Change (fraction)",
+    "unpriced": "Unpriced tasks",
     "group": "Group",
 }
 # Columns whose values are fractions 0..1 but whose CSV header says %: shown ×100.

@@ -54,6 +54,11 @@ def _viewer_id() -> str:
     return auth.current().id or ""
 
 
+def unpriced_text(count: int) -> str:
+    """ "1 unpriced task", "341 unpriced tasks"."""
+    return f"{count:,} unpriced task" + ("" if count == 1 else "s")
+
+
 def _budget_rows() -> tuple[dict[str, Any], ...]:
     """The budgets the viewer may read (a point read of Postgres; passed to the cached
     forecasts, so an edit shows at once)."""
@@ -115,6 +120,12 @@ def forecast_vs_budget(filters: Filters) -> None:
         missing = "not shown" if view["hidden"] is not None else "not set"
         cards.metric("Budget", missing, help=md(view["reason"]), border=True)
         cards.metric("Budget used", "–", border=True)
+    if result.get("unpriced"):
+        st.warning(
+            f"{unpriced_text(result['unpriced'])} in this {period} (no known "
+            "price, or no usage reported): not included in these totals.",
+            icon=":material/money_off:",
+        )
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
 
 
@@ -135,15 +146,16 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 key="budgets_table",
                 filename="budgets",
                 column_config={
-                    "amount": st.column_config.NumberColumn("Budget ($)", format="$%.2f"),
-                    "spent": st.column_config.NumberColumn("Spent ($)", format="$%.2f"),
-                    "forecast": st.column_config.NumberColumn("Forecast ($)", format="$%.2f"),
+                    "amount": st.column_config.NumberColumn("Budget (USD)", format="$%.2f"),
+                    "spent": st.column_config.NumberColumn("Spent (USD)", format="$%.2f"),
+                    "forecast": st.column_config.NumberColumn("Forecast (USD)", format="$%.2f"),
                     "used": st.column_config.ProgressColumn(
                         "Used", min_value=0, max_value=1, format="percent"
                     ),
                     "forecast_share": st.column_config.NumberColumn(
                         "Forecast / budget", format="percent"
                     ),
+                    "unpriced": st.column_config.NumberColumn("Unpriced tasks", format="%d"),
                     "this_view": st.column_config.CheckboxColumn("This view's budget"),
                 },
             )
@@ -170,7 +182,7 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
             )
         period = cols[2].selectbox("Period", budget_store.PERIODS, key="budget_period")
         amount = cols[3].number_input(
-            "Amount ($)", min_value=0.0, value=None, step=100.0, key="budget_amount"
+            "Amount (USD)", min_value=0.0, value=None, step=100.0, key="budget_amount"
         )
         if st.button("Save budget", key="budget_save", icon=":material/save:"):
             saved = _attempt(

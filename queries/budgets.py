@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from queries import forecast
+from queries import forecast, usage
 from queries.filters import Filters
 
 # Filters field -> budget scope kind.
@@ -110,9 +110,28 @@ def budget_forecast(
     )
     result["used"] = result["month_to_date"] / amount
     result["forecast_share"] = result["forecast"] / amount
+    result["unpriced"] = unpriced_in_period(con, scoped, result, today)
     result["scope"] = scope
     result["budget_row"] = budget
     return result
+
+
+def unpriced_tasks(con: Any, filters: Filters) -> int:
+    """How many tasks of the view have no cost (no known price, or no usage reported):
+    they are not in any cost total, and are said beside it instead of counting as $0."""
+    frame = usage.usage_over_time(con, filters, grain="month", counts=False)
+    return int(frame["unpriced"].sum()) if len(frame) else 0
+
+
+def unpriced_in_period(con: Any, filters: Filters, result: Mapping[str, Any], today: date) -> int:
+    """Unpriced tasks of `filters`' scope in a forecast's period, up to today included (the
+    days its period-to-date total covers)."""
+    start = datetime.combine(result["period_start"], datetime.min.time(), tzinfo=UTC)
+    last = min(result["period_end"], today + timedelta(days=1))
+    end = datetime.combine(last, datetime.min.time(), tzinfo=UTC)
+    if end <= start:
+        return 0
+    return unpriced_tasks(con, replace(filters, start=start, end=end))
 
 
 def forecast_for_view(
@@ -136,6 +155,8 @@ def forecast_for_view(
         result = budget_forecast(con, budget, today=today, visible_runs=filters.visible_runs)
     else:
         result = forecast.spend_forecast(con, filters, today=today)
+        day = today or datetime.now(UTC).date()
+        result["unpriced"] = unpriced_in_period(con, filters, result, day)
         hidden = find_budget(list(every_scope), scope) if scope else None
         if hidden is not None:
             reason = unreadable_reason(hidden)
@@ -165,6 +186,7 @@ def budgets_overview(
 ) -> pd.DataFrame:
     """One row per budget: id, scope_kind, scope_value, period, amount, spent (so far in
     the period), forecast (period end), used and forecast_share (fractions of amount), and
+    unpriced (tasks of its scope in the period so far with no cost, not in spent) and
     this_view (True for the budget a view with `filters` is compared with)."""
     scope, _ = scope_of_filters(filters)
     compared = find_budget(list(budgets), scope) if scope else None
@@ -182,8 +204,10 @@ def budgets_overview(
                 "forecast": result["forecast"],
                 "used": result["used"],
                 "forecast_share": result["forecast_share"],
+                "unpriced": result["unpriced"],
                 "this_view": compared is not None and budget["id"] == compared["id"],
             }
         )
     columns = ["id", "scope_kind", "scope_value", "period", "amount", "spent", "forecast"]
-    return pd.DataFrame(rows, columns=[*columns, "used", "forecast_share", "this_view"])
+    extra = ["used", "forecast_share", "unpriced", "this_view"]
+    return pd.DataFrame(rows, columns=[*columns, *extra])

@@ -120,7 +120,7 @@ def test_overview_kpis_have_units_and_deltas(demo_app: Path) -> None:
     assert metrics["Failure rate"].value.endswith("%")
     assert metrics["Spend"].delta  # the demo has data in the previous 30 days too
     spend = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert spend["layout"]["yaxis"]["title"]["text"] == "Spend ($)"
+    assert spend["layout"]["yaxis"]["title"]["text"] == "Cost (USD)"
     assert spend["layout"]["barmode"] == "stack"
     assert len(spend["data"]) >= 3  # one trace per model
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,9 @@ from dashboard_support import (
 )
 from psycopg.rows import dict_row
 
+import ingest
 from dashboard import auth
+from dashboard.formatting import csv_frame as csv_frame_of
 from ingest import demo
 from ingest.spend import alert_rules, budgets
 from queries import budgets as budget_queries
@@ -208,3 +210,32 @@ def test_each_person_is_compared_only_with_a_budget_they_read(
     admin = _person(spend_url, "admin")
     sign_in(admin["email"])
     assert metric_values(open_page("cost"))["Budget"] == "$1,000"
+
+
+def test_unpriced_tasks_are_counted_beside_the_cost_and_in_the_breakdown_csv(spend_app, spend_url):
+    with ingest.Tracker(spend_url) as owner:
+        run = owner.create_run(
+            "chat", name="unknown model", user_id=_person(spend_url, "member")["id"]
+        )
+        for _ in range(3):  # a model no price book knows: no cost
+            task = owner.create_task(run["id"], provider="openai", model="mystery-model-9")
+            owner.complete_task(task["task_id"], "ok", tokens_input=10, tokens_output=5)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    with psycopg.connect(spend_url) as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM ai_tasks WHERE cost IS NULL AND created_at >= %s "
+            "AND created_at < %s",
+            (end - timedelta(days=30), end),
+        ).fetchone()[0]
+    assert expected >= 3
+    at = open_page("cost")
+    assert not at.exception
+    assert metric_values(at)["Unpriced tasks"] == f"{expected:,}"
+    assert any(f"{expected:,} unpriced tasks" in shown(w) for w in at.warning)
+    with_unpriced = [d.value for d in at.dataframe if "unpriced" in d.value.columns]
+    assert len(with_unpriced) >= 2  # the spend table and the two-dimension breakdown
+    assert all(int(t["unpriced"].sum()) == expected for t in with_unpriced)
+    pairs = with_unpriced[-1]
+    assert "Unpriced tasks" in csv_frame_of(pairs).columns
+    assert "Cost (USD)" in csv_frame_of(pairs).columns
+    assert metric_values(at)["Cost (USD) in this period"].startswith("$")

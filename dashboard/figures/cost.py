@@ -36,7 +36,7 @@ def spend_over_time(
     title = f"{what} per {grain} by {by_label}"
     if df.empty:
         return empty(title)
-    unit = "Spend ($)" if value == "cost" else what
+    unit = "Cost (USD)" if value == "cost" else what
     fig = new_figure(title, f"{grain.capitalize()} (UTC)", unit, barmode="stack")
     df = fold_tail(df, legend, value)
     money_value = value == "cost"
@@ -83,7 +83,7 @@ def pairs_bars(
     order = [a_names.name(a) for a in totals.index]
     frame = fold_tail(df.rename(columns={"b": "group"}), legend, value, keys=("a",))
     fig = new_figure(
-        title, "Spend ($)" if value == "cost" else what, a_label.capitalize(), barmode="stack"
+        title, "Cost (USD)" if value == "cost" else what, a_label.capitalize(), barmode="stack"
     )
     for group, rows in series_groups(frame):
         fig.add_bar(
@@ -105,7 +105,7 @@ def usage_bars(
     df: pd.DataFrame,
     title: str,
     value: str = "cost",
-    value_title: str = "Spend ($)",
+    value_title: str = "Cost (USD)",
     top: int = 10,
     legend: Legend = PLAIN,
 ) -> go.Figure:
@@ -140,7 +140,7 @@ def forecast(result: Mapping[str, Any]) -> go.Figure:
     daily: pd.DataFrame = result["daily"]
     if daily.empty:
         return empty(title, "No spend this month yet.")
-    fig = new_figure(title, "Day (UTC)", "Cumulative spend ($)", hovermode="x unified")
+    fig = new_figure(title, "Day (UTC)", "Cumulative cost (USD)", hovermode="x unified")
     actual = daily[daily["kind"] == "actual"]
     ahead = daily[daily["kind"] == "forecast"]
     if not ahead.empty:
@@ -219,7 +219,7 @@ def what_if(df: pd.DataFrame, target: str) -> go.Figure:
     if df.empty:
         return empty(title)
     names = [f"{p}/{m}" for p, m in zip(df["provider"], df["model"], strict=True)]
-    fig = new_figure(title, "Model used", "Spend ($)", barmode="group")
+    fig = new_figure(title, "Model used", "Cost (USD)", barmode="group")
     fig.add_bar(x=names, y=df["actual_cost"].astype(float), name="actual")
     fig.add_bar(x=names, y=df["what_if_cost"].astype(float), name=f"on {target}")
     fig.update_yaxes(tickprefix="$")
