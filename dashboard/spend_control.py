@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, figures, settings, ui
+from dashboard import auth, data, figures, formatting, settings, ui
 from dashboard.safe import md
 from ingest.errors import IngestError
 from ingest.spend import budgets as budget_store
-from ingest.spend import price_books, repricing
+from ingest.spend import price_books, pricing, repricing
 from queries import budgets as budget_queries
 from queries.filters import Filters
 
@@ -213,16 +213,23 @@ def _budget_label(budget: dict[str, Any]) -> str:
     return f"{budget['id']}: {scope.label} per {budget['period']}"
 
 
-# Over 60 lines: one Streamlit form (list, add, retire) whose widgets share one layout.
+_ADDED_KEY = "_override_added"  # session key: the override just added (said after the rerun)
+_DRY_RUN_KEY = "_reprice_dry_run"  # session key: (rule, result) of the last dry run
+
+
 def price_books_manager(options: dict[str, list[str]]) -> None:
-    """Price overrides (add, remove, list with removed ones) and the re-pricing audit."""
+    """Price overrides (list, add, retire), re-pricing (dry run, then apply) and the
+    re-pricing audit: admins only (row-level security, migration 0018)."""
     url = data.database_url()
     st.subheader("Price books")
     st.caption(
         f"Costs come from {price_books.library_ref()} unless an override is in force when a "
         "task ran. A new override prices new tasks at once; past costs change only when "
-        "re-priced: `ai-runs reprice --since 2026-07-01 --dry-run`, then without --dry-run."
+        "re-priced (below, or `ai-runs reprice`)."
     )
+    added = st.session_state.pop(_ADDED_KEY, None)
+    if added is not None:
+        st.success(f"Added price override {added}.", icon=":material/check:")
     overrides = pd.DataFrame(
         price_books.list_overrides(url, include_removed=True, viewer=_viewer_id())
     )
@@ -236,59 +243,135 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
             column_order=OVERRIDE_ORDER,
         )
     with st.expander("Add a price override", icon=":material/add:"):
-        cols = st.columns(4)
-        providers = list(options.get("providers") or ["openai"])
-        provider = cols[0].selectbox(
-            "Provider", providers, key="override_provider", accept_new_options=True
-        )
-        pattern = cols[1].text_input("Model or pattern (* ?)", key="override_model")
-        valid_from = cols[2].date_input("Valid from (UTC)", value=None, key="override_from")
-        valid_to = cols[3].date_input(
-            "Valid to (excl.; empty = open)", value=None, key="override_to"
-        )
-        rates: dict[str, Any] = {}
-        rate_cols = st.columns(len(price_books.RATE_FIELDS))
-        for column, name in zip(rate_cols, price_books.RATE_FIELDS, strict=True):
-            label = name.replace("_per_mtok", " $/M").replace("_", " ")
-            rates[name] = column.text_input(label, key=f"override_{name}")
-        note = st.text_input("Note (e.g. the contract)", key="override_note")
-        if st.button("Add override", key="override_add", icon=":material/add:"):
-            row = _attempt(
-                price_books.add_override,
-                url,
-                provider=provider or "",
-                model_pattern=pattern,
-                valid_from=valid_from,
-                valid_to=valid_to,
-                note=note,
-                viewer=_viewer_id(),
-                **{k: (v.strip() or None) for k, v in rates.items()},
-            )
-            if row is not None:
-                st.success(f"Added price override {row['id']}.")
+        _override_form(url, options)
     if not overrides.empty:
-        live = overrides[overrides["removed_at"].isna()]
-        if not live.empty:
-            labels = {
-                f"{r.id}: {r.provider} {r.model_pattern} from {r.valid_from:%Y-%m-%d}": r.id
-                for r in live.itertuples()
-            }
-            left, right = st.columns([3, 1], vertical_alignment="bottom")
-            doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
-            if right.button("Retire", key="override_remove", icon=":material/delete:"):
-                gone = _attempt(
-                    price_books.remove_override,
-                    url,
-                    override_id=labels[doomed],
-                    viewer=_viewer_id(),
-                )
-                if gone is not None:
-                    st.rerun()
+        _retire_override(url, overrides)
+    with st.expander("Re-price past tasks", icon=":material/currency_exchange:"):
+        _reprice_form(url, options)
     st.markdown("**Re-pricing audit**")
-    audit = pd.DataFrame(repricing.reprice_audit(url))
+    audit = pd.DataFrame(repricing.reprice_audit(url, viewer=_viewer_id()))
     if audit.empty:
         st.caption("No re-pricing yet.")
     else:
-        audit["rule"] = audit["rule"].map(str)
-        audit["price_books"] = audit["price_books"].map(str)
+        audit = formatting.audit_frame(audit, ("rule", "price_books"))
         ui.table(audit, key="reprice_audit", filename="reprice_audit")
+
+
+def _override_form(url: str, options: dict[str, list[str]]) -> None:
+    """Provider (no default: chosen on purpose), pattern checked against the provider's
+    known models, window, rates; the table above shows the new override at once."""
+    cols = st.columns(4)
+    providers = sorted(set(pricing.known_providers()) | set(options.get("providers") or []))
+    provider = cols[0].selectbox(
+        "Provider of the override",
+        providers,
+        index=None,
+        placeholder="Choose a provider",
+        key="override_provider",
+    )
+    pattern = cols[1].text_input("Model or pattern (* ?)", key="override_model")
+    valid_from = cols[2].date_input("Valid from (UTC)", value=None, key="override_from")
+    valid_to = cols[3].date_input("Valid to (excl.; empty = open)", value=None, key="override_to")
+    unknown_ok = st.checkbox(
+        "The model is not in genai-prices (a fine-tune or a new release)",
+        key="override_unknown_model",
+    )
+    if provider and pattern.strip():
+        covered = pricing.models_matching(provider, pattern.strip())
+        if covered:
+            st.caption(
+                md(f"Covers {len(covered)} known {provider} model(s): {', '.join(covered[:8])}")
+            )
+        elif not unknown_ok:
+            st.warning(md(f"{pattern.strip()} matches no {provider} model genai-prices knows."))
+    rates: dict[str, Any] = {}
+    rate_cols = st.columns(len(price_books.RATE_FIELDS))
+    for column, name in zip(rate_cols, price_books.RATE_FIELDS, strict=True):
+        label = name.replace("_per_mtok", " $/M").replace("_", " ")
+        rates[name] = column.text_input(label, key=f"override_{name}")
+    note = st.text_input("Note (e.g. the contract)", key="override_note")
+    if st.button("Add override", key="override_add", icon=":material/add:"):
+        row = _attempt(
+            price_books.add_override,
+            url,
+            provider=provider or "",
+            model_pattern=pattern,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            note=note,
+            viewer=_viewer_id(),
+            known_only=not unknown_ok,
+            **{k: (v.strip() or None) for k, v in rates.items()},
+        )
+        if row is not None:
+            st.session_state[_ADDED_KEY] = row["id"]
+            st.rerun()
+
+
+def _retire_override(url: str, overrides: pd.DataFrame) -> None:
+    live = overrides[overrides["removed_at"].isna()]
+    if live.empty:
+        return
+    labels = {
+        f"{r.id}: {r.provider} {r.model_pattern} from {r.valid_from:%Y-%m-%d}": r.id
+        for r in live.itertuples()
+    }
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
+    if right.button("Retire", key="override_remove", icon=":material/delete:"):
+        gone = _attempt(
+            price_books.remove_override, url, override_id=labels[doomed], viewer=_viewer_id()
+        )
+        if gone is not None:
+            st.rerun()
+
+
+def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
+    """A dry run first (before/after per model, nothing written), then Apply for exactly
+    that rule; audited as the CLI's re-pricing is, with the signed-in admin as who ran it."""
+    cols = st.columns(3)
+    since = cols[0].date_input("Tasks from (UTC)", value=None, key="reprice_since")
+    until = cols[1].date_input("Until (excl.; empty = now)", value=None, key="reprice_until")
+    model = cols[2].selectbox(
+        "Only model", list(options.get("models") or []), index=None,
+        placeholder="Every model", key="reprice_model",
+    )  # fmt: skip
+    rule = {"since": since, "until": until, "model": model}
+    if st.button("Dry run", key="reprice_dry_run", icon=":material/preview:"):
+        result = _attempt(repricing.reprice, url, dry_run=True, viewer=_viewer_id(), **rule)
+        st.session_state[_DRY_RUN_KEY] = (rule, result) if result is not None else None
+    last = st.session_state.get(_DRY_RUN_KEY)
+    if not last or last[0] != rule:
+        st.caption("Run a dry run of this rule first: it shows the change and writes nothing.")
+        return
+    result = last[1]
+    ui.table(reprice_frame(result), key="reprice_preview", filename="reprice_dry_run")
+    st.caption(
+        f"{result.tasks_changed:,} of {result.tasks_examined:,} tasks would change: "
+        f"{ui.money(result.old_total)} → {ui.money(result.new_total)}."
+    )
+    if st.button("Apply re-pricing", key="reprice_apply", icon=":material/check:", type="primary"):
+        done = _attempt(repricing.reprice, url, viewer=_viewer_id(), **rule)
+        st.session_state[_DRY_RUN_KEY] = None
+        if done is not None:
+            data.sync(force=True)
+            st.success(
+                f"Re-priced {done.tasks_changed:,} tasks (recorded as re-pricing {done.audit_id})."
+            )
+
+
+def reprice_frame(result: Any) -> pd.DataFrame:
+    """A re-pricing's totals per provider and model: tasks, changed, before and after."""
+    rows = [
+        {
+            "provider": provider,
+            "model": model,
+            "tasks": totals.tasks,
+            "changed": totals.changed,
+            "cost_before": float(totals.old_total),
+            "cost_after": float(totals.new_total),
+        }
+        for (provider, model), totals in sorted(result.by_model.items(), key=lambda kv: str(kv[0]))
+    ]
+    columns = ["provider", "model", "tasks", "changed", "cost_before", "cost_after"]
+    return pd.DataFrame(rows, columns=columns)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from dashboard_support import (
@@ -24,10 +26,10 @@ from dashboard_support import (
 from psycopg.rows import dict_row
 
 import ingest
-from dashboard import auth
+from dashboard import auth, formatting
 from dashboard.formatting import csv_frame as csv_frame_of
 from ingest import demo
-from ingest.spend import alert_rules, budgets
+from ingest.spend import alert_rules, budgets, price_books, repricing
 from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror
 from queries.alerts import check_alerts
@@ -239,3 +241,77 @@ def test_unpriced_tasks_are_counted_beside_the_cost_and_in_the_breakdown_csv(spe
     assert "Unpriced tasks" in csv_frame_of(pairs).columns
     assert "Cost (USD)" in csv_frame_of(pairs).columns
     assert metric_values(at)["Cost (USD) in this period"].startswith("$")
+
+
+def _audit_rows(url: str, action: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT actor, subject, detail FROM ai_audit WHERE action = %s ORDER BY id", (action,)
+        ).fetchall()
+
+
+def test_the_override_form_defaults_nothing_checks_the_model_and_refreshes(spend_app, spend_url):
+    at = open_page("cost")
+    assert [s.label for s in at.selectbox].count("Provider") <= 1  # one widget named so
+    assert at.selectbox(key="override_provider").value is None  # no silent default
+    at.text_input(key="override_model").set_value("gpt-4o-mini")
+    at.date_input(key="override_from").set_value(datetime(2020, 1, 1).date())
+    at.text_input(key="override_per_request").set_value("0.5")
+    at.button(key="override_add").click().run()
+    assert any("provider" in shown(e) for e in at.error)  # refused, naming the field
+    at.selectbox(key="override_provider").set_value("anthropic").run()
+    assert any("matches no anthropic model" in shown(w) for w in at.warning)
+    at.button(key="override_add").click().run()
+    assert any("model_pattern" in shown(e) for e in at.error)
+    assert price_books.list_overrides(spend_url) == []
+    at.selectbox(key="override_provider").set_value("openai").run()
+    assert any("Covers" in shown(c) and "gpt-4o-mini" in shown(c) for c in at.caption)
+    at.button(key="override_add").click().run()
+    assert not at.exception
+    [row] = price_books.list_overrides(spend_url)
+    assert row["created_by"] == auth.LOCAL_ADMIN_ID
+    assert any(f"Added price override {row['id']}" in shown(s) for s in at.success)
+    table = _table_with(at, "model_pattern")  # the table shows it without a reload
+    assert list(table["model_pattern"]) == ["gpt-4o-mini"]
+    [audited] = _audit_rows(spend_url, "price_override_added")
+    assert audited["actor"] == auth.LOCAL_ADMIN_ID and audited["subject"] == "openai gpt-4o-mini"
+
+
+def test_reprice_from_the_page_dry_run_first_then_apply_audited(spend_app, spend_url):
+    at = open_page("cost")
+    today = datetime.now(UTC).date()
+    at.date_input(key="reprice_since").set_value(today - timedelta(days=3))
+    at.selectbox(key="reprice_model").set_value("gpt-4o-mini").run()
+    assert at.button(key="reprice_dry_run") and not [
+        b for b in at.button if b.key == "reprice_apply"
+    ]
+    at.button(key="reprice_dry_run").click().run()
+    assert not at.exception
+    preview = _table_with(at, "cost_after")
+    assert set(preview["model"]) == {"gpt-4o-mini"}
+    with psycopg.connect(spend_url) as conn:
+        audits_before = conn.execute("SELECT count(*) FROM ai_reprice_audit").fetchone()[0]
+    assert audits_before == 0  # a dry run writes nothing
+    at.button(key="reprice_apply").click().run()
+    assert not at.exception
+    assert any("recorded as re-pricing" in shown(s) for s in at.success)
+    [record] = repricing.reprice_audit(spend_url)
+    assert record["ran_by"] == auth.LOCAL_ADMIN_ID and record["status"] == "completed"
+    assert record["tasks_examined"] == int(preview["tasks"].sum())
+    [audited] = _audit_rows(spend_url, "reprice")
+    assert audited["actor"] == auth.LOCAL_ADMIN_ID
+    at = open_page("cost")
+    rule = _table_with(at, "tasks_changed")["rule"].iloc[0]
+    assert "model: gpt-4o-mini" in rule and "{" not in rule  # readable, not a Python dict
+
+
+def test_audit_frame_shows_ids_as_text_and_details_as_fields():
+    run = uuid.uuid4()
+    frame = pd.DataFrame(
+        [{"run_id": run, "detail": {"runs": 2, "run_ids": [str(run), "x"], "from": "active"}}]
+    )
+    shown_frame = formatting.audit_frame(frame)
+    assert shown_frame["run_id"].iloc[0] == str(run)
+    assert shown_frame["detail"].iloc[0] == f"runs: 2 · run_ids: {run}, x · from: active"
+    csv = formatting.csv_frame(shown_frame)
+    assert csv.iloc[0, 0] == str(run) and "{" not in csv.iloc[0, 1]

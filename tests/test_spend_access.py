@@ -14,8 +14,8 @@ from psycopg.rows import dict_row
 
 import ingest
 from ingest.access import viewer
-from ingest.errors import AccessDeniedError, NotFoundError
-from ingest.spend import alert_rules, budgets, price_books
+from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
+from ingest.spend import alert_rules, budgets, price_books, repricing
 
 PEOPLE = [
     ("alice", "red", "member"),
@@ -219,3 +219,28 @@ def test_every_change_is_audited_with_the_person_as_actor(people):
     ]
     changed = _audit(url)[1]["detail"]
     assert changed["amount"] == 350 and changed["before"] == {"amount": 300}
+
+
+def test_only_an_admin_reprices_and_the_audit_names_them(people):
+    url = people
+    with pytest.raises(AccessDeniedError):
+        repricing.reprice(url, viewer="carol")
+    assert repricing.reprice_audit(url) == []
+    done = repricing.reprice(url, viewer="root")
+    assert done.audit_id is not None
+    assert [r["ran_by"] for r in repricing.reprice_audit(url, viewer="root")] == ["root"]
+    assert repricing.reprice_audit(url, viewer="carol") == []  # admins only
+    assert [(a["actor"], a["action"]) for a in _audit(url)] == [("root", "reprice")]
+
+
+def test_a_pattern_no_known_model_matches_is_refused_when_asked(people):
+    url = people
+    rates = {"per_request": 0.01, "valid_from": "2026-01-01", "known_only": True}
+    for provider, pattern, field in [("anthropic", "gpt-4o-mini", "model_pattern"),
+                                     ("nobody", "gpt-4o", "provider")]:  # fmt: skip
+        with pytest.raises(ValidationError) as refused:
+            price_books.add_override(url, provider=provider, model_pattern=pattern, **rates)
+        assert refused.value.field == field
+    assert price_books.list_overrides(url) == []
+    row = price_books.add_override(url, provider="openai", model_pattern="gpt-4o*", **rates)
+    assert row["model_pattern"] == "gpt-4o*"

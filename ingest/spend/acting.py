@@ -70,3 +70,17 @@ def budget_exists(conn: psycopg.Connection, budget_id: int) -> bool:
 def budget_scopes(conn: psycopg.Connection) -> list[dict]:
     """Every budget's id, scope_kind, scope_value and period (no amount), readable or not."""
     return conn.execute(_queries()["budget_scopes"].psycopg).fetchall()
+
+
+def act_as_admin(conn: psycopg.Connection, url: str | None, viewer: str, action: str) -> None:
+    """For work done on the owner connection `conn` on a person's behalf (a re-pricing
+    started from the dashboard): AccessDeniedError unless the database says `viewer` is an
+    admin; then `viewer` is the audit's actor for the rest of the session."""
+    if viewers.viewer_facts(url, viewer)["role"] != "admin":
+        raise refusal(viewer, action, "only an admin may")
+    conn.execute(_queries()["set_actor_for_session"].psycopg, {"actor": viewer})
+
+
+def name_owner_actor(conn: psycopg.Connection) -> None:
+    """Name the OS user as the audit's actor for the rest of an owner session."""
+    conn.execute(_queries()["set_actor_for_session"].psycopg, {"actor": who()})

@@ -228,13 +228,17 @@ def add_override(
     note: str = "",
     created_by: str = "",
     viewer: str | None = None,
+    known_only: bool = False,
     **rates: Any,
 ) -> dict[str, Any]:
     """Add a price override; return its row. `rates`: any of RATE_FIELDS (USD per million
     tokens; per_request in USD). Either per_request, or both input_per_mtok and
     output_per_mtok, must be given. Bad input or a window overlapping a live override of
     the same provider and pattern raises ValidationError naming the field; nothing is written.
-    With a `viewer` only an admin may (AccessDeniedError otherwise).
+    With a `viewer` only an admin may (AccessDeniedError otherwise). With `known_only` the
+    provider must be one genai-prices knows and the pattern must cover at least one of its
+    models (a typo such as an "anthropic gpt-4o-mini" override is refused); leave it False
+    for a model the library does not know yet (a fine-tune, a new release).
     """
     unknown = sorted(set(rates) - set(RATE_FIELDS))
     if unknown:
@@ -242,6 +246,8 @@ def add_override(
     for name, value in (("provider", provider), ("model_pattern", model_pattern)):
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(name, "must be a non-empty string")
+    if known_only:
+        check_known_model(provider.strip(), model_pattern.strip())
     start = parse_time("valid_from", valid_from)
     if start is None:
         raise ValidationError("valid_from", "is required")
@@ -269,6 +275,20 @@ def add_override(
             return conn.execute(_sql("insert_price_override"), params).fetchone()
         except psycopg.errors.ExclusionViolation as exc:
             raise ValidationError("valid_from/valid_to", exc.diag.message_primary) from None
+
+
+def check_known_model(provider: str, pattern: str) -> list[str]:
+    """The genai-prices models of `provider` that `pattern` covers; ValidationError naming
+    the field when the provider is unknown or the pattern covers none of its models."""
+    models = pricing.models_matching(provider, pattern)
+    if models is None:
+        known = pricing.known_providers()
+        raise ValidationError("provider", f"{provider!r} is unknown to genai-prices", known)
+    if not models:
+        raise ValidationError(
+            "model_pattern", f"{pattern!r} matches no {provider} model genai-prices knows"
+        )
+    return models
 
 
 def list_overrides(

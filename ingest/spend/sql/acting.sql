@@ -13,3 +13,7 @@ SELECT id FROM ai_budget_scopes() WHERE id = :id;
 -- name: budget_scopes
 -- Every budget's scope and period, without its amount.
 SELECT id, scope_kind, scope_value, period FROM ai_budget_scopes();
+
+-- name: set_actor_for_session
+-- The same for the whole session (an autocommit connection running many transactions).
+SELECT set_config('ai_runs.actor', :actor::text, false) AS actor;
