@@ -78,8 +78,9 @@ def move_file_budget() -> None:
 
 
 def forecast_vs_budget(filters: Filters) -> None:
-    """Spend so far and at the period's end for the view's scope, against that scope's
-    budget (never the company-wide one for a filtered view)."""
+    """Spend of the view's scope over the budget periods of the chosen days, against that
+    scope's budget (never one the viewer cannot read entirely): the current period with
+    its forecast band, a closed one with its actual spend (queries.budgets.budget_periods)."""
     move_file_budget()
     budgets = _budget_rows()
     every_scope = tuple(budget_store.budget_scopes(data.database_url(), viewer=_viewer_id()))
@@ -88,24 +89,16 @@ def forecast_vs_budget(filters: Filters) -> None:
         budget_queries.forecast_for_view, filters, budgets, today=today, every_scope=every_scope
     )
     result, budget = view["forecast"], view["budget"]
-    period = result.get("period", "month")
-    st.subheader(f"This {period}: forecast vs budget")
+    closed = bool(result.get("closed"))
+    st.subheader(figures.forecast_title(result) + (" vs budget" if budget is not None else ""))
     st.caption(md(view["reason"].capitalize() + "."))
     cards = ui.kpi_cards("cost")  # wraps on a narrow screen instead of cutting values
-    cards.metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]), border=True)
-    band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
-    cards.metric(
-        f"{period.capitalize()}-end forecast",
-        ui.money(result["forecast"]),
-        border=True,
-        delta=f"band {band}",
-        delta_color="off",
-        delta_arrow="off",
-        help="About a 90% band. " + str(result.get("method", "")),
-    )
+    _spend_cards(cards, result)
     if budget is not None:
-        amount = float(budget["amount"])
+        amount = float(result["budget"])
         over = float(result["forecast"]) - amount
+        periods = result.get("periods", 1)
+        times = f" x {periods} {budget['period']}s" if periods > 1 else ""
         cards.metric(
             "Budget",
             ui.money(amount, 0),
@@ -113,7 +106,9 @@ def forecast_vs_budget(filters: Filters) -> None:
             delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
             delta_color="inverse" if over > 0 else "normal",
             delta_arrow="up" if over > 0 else "down",
-            help=f"The {budget['period']}ly budget for {md(view['scope'].label)}.",
+            help=f"The {budget['period']}ly budget for {md(view['scope'].label)}"
+            f" ({ui.money(budget['amount'], 0)}{times})"
+            + (": actual spend, the period is over." if closed else ": against the forecast."),
         )
         cards.metric("Budget used", ui.percent(result["used"], 0), border=True)
     else:
@@ -122,11 +117,32 @@ def forecast_vs_budget(filters: Filters) -> None:
         cards.metric("Budget used", "–", border=True)
     if result.get("unpriced"):
         st.warning(
-            f"{unpriced_text(result['unpriced'])} in this {period} (no known "
-            "price, or no usage reported): not included in these totals.",
+            f"{unpriced_text(result['unpriced'])} in this period (no known price, or no usage "
+            "reported): not included in these totals.",
             icon=":material/money_off:",
         )
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
+
+
+def _spend_cards(cards: Any, result: dict[str, Any]) -> None:
+    """Spent (a closed period) or to date and the forecast with its band (an open one)."""
+    if result.get("closed"):
+        cards.metric("Spent", ui.money(result["month_to_date"]), border=True)
+        return
+    single = result.get("periods", 1) == 1
+    period = result.get("period", "month")
+    to_date = f"{period.capitalize()} to date" if single else "Spent to date"
+    cards.metric(to_date, ui.money(result["month_to_date"]), border=True)
+    band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
+    cards.metric(
+        f"{period.capitalize()}-end forecast" if single else "Forecast to the end",
+        ui.money(result["forecast"]),
+        border=True,
+        delta=f"band {band}",
+        delta_color="off",
+        delta_arrow="off",
+        help="About a 90% band. " + str(result.get("method", "")),
+    )
 
 
 # Over 60 lines: one Streamlit form (list, add, remove) whose widgets share one layout.

@@ -315,3 +315,28 @@ def test_audit_frame_shows_ids_as_text_and_details_as_fields():
     assert shown_frame["detail"].iloc[0] == f"runs: 2 · run_ids: {run}, x · from: active"
     csv = formatting.csv_frame(shown_frame)
     assert csv.iloc[0, 0] == str(run) and "{" not in csv.iloc[0, 1]
+
+
+def test_last_months_spend_against_its_budget_equals_sql(spend_app, spend_url):
+    company = budgets.set_budget(spend_url, amount=1000, scope_kind="all")
+    today = datetime.now(UTC).date()
+    this_month = datetime(today.year, today.month, 1, tzinfo=UTC)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    with psycopg.connect(spend_url) as conn:
+        spent = conn.execute(
+            "SELECT coalesce(sum(cost), 0)::float FROM ai_tasks "
+            "WHERE created_at >= %s AND created_at < %s",
+            (last_month, this_month),
+        ).fetchone()[0]
+    try:
+        at = open_page("cost", range="Last month")
+        assert not at.exception
+        metrics = metric_values(at)
+        assert metrics["Spent"] == f"${spent:,.2f}"
+        assert "Month-end forecast" not in metrics  # a closed month has actuals only
+        assert metrics["Budget"] == "$1,000"
+        assert metrics["Budget used"] == f"{spent / 1000:.0%}"
+        assert f"{last_month:%B %Y}: spend vs budget" in texts(at)
+        assert metric_values(open_page("cost"))["Month to date"].startswith("$")  # the current
+    finally:
+        budgets.remove_budget(spend_url, budget_id=company["id"])

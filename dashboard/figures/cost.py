@@ -129,17 +129,32 @@ def usage_bars(
     return fig
 
 
+def forecast_title(result: Mapping[str, Any]) -> str:
+    """What a forecast covers: one month or week (to date and forecast, or closed: actual
+    spend), or several budget periods (queries.budgets.spend_over_periods)."""
+    start = pd.Timestamp(result["month_start"])
+    last = pd.Timestamp(result["month_end"]) - pd.Timedelta(days=1)
+    closed = result.get("closed", False)
+    if result.get("periods", 1) > 1:
+        what = "spend" if closed else "spend to date and forecast"
+        return f"{start:%Y-%m-%d} – {last:%Y-%m-%d}: {what}"
+    if result.get("period") == "week":  # a weekly budget (dashboard/spend_control.py)
+        if closed:
+            return f"Week of {start:%Y-%m-%d}: spend"
+        return f"Week of {start:%Y-%m-%d}: spend to date and forecast to week end"
+    if closed:
+        return f"{start:%B %Y}: spend"
+    return f"{start:%B %Y}: spend to date and forecast to month end"
+
+
 # Over 60 lines: one figure's traces (history, forecast, interval, budget line) in order.
 def forecast(result: Mapping[str, Any]) -> go.Figure:
     """Cumulative month spend: actual days, forecast days with their band, the budget line
     (from queries.spend_forecast)."""
-    month = pd.Timestamp(result["month_start"]).strftime("%B %Y")
-    title = f"{month}: spend to date and forecast to month end"
-    if result.get("period") == "week":  # a weekly budget (dashboard/spend_control.py)
-        title = f"Week of {result['month_start']}: spend to date and forecast to week end"
+    title = forecast_title(result)
     daily: pd.DataFrame = result["daily"]
     if daily.empty:
-        return empty(title, "No spend this month yet.")
+        return empty(title, "No spend in this period yet.")
     fig = new_figure(title, "Day (UTC)", "Cumulative cost (USD)", hovermode="x unified")
     actual = daily[daily["kind"] == "actual"]
     ahead = daily[daily["kind"] == "forecast"]
