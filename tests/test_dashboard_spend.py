@@ -340,3 +340,44 @@ def test_last_months_spend_against_its_budget_equals_sql(spend_app, spend_url):
         assert metric_values(open_page("cost"))["Month to date"].startswith("$")  # the current
     finally:
         budgets.remove_budget(spend_url, budget_id=company["id"])
+
+
+def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend_app, spend_url):
+    from test_alerts import Receiver
+
+    hook = Receiver()
+    budget = budgets.set_budget(spend_url, amount="0.01", scope_kind="all", period="week")
+    try:
+        at = open_page("overview")
+        at.text_input(key="alert_new_name").set_value("page rule")
+        at.selectbox(key="alert_new_kind").set_value("budget_spend").run()
+        at.number_input(key="alert_new_threshold").set_value(100.0)
+        budget_label = next(o for o in at.selectbox(key="alert_new_budget").options
+                            if o.startswith(f"{budget['id']}:"))  # fmt: skip
+        at.selectbox(key="alert_new_budget").set_value(budget_label)
+        at.text_input(key="alert_new_hook").set_value(hook.url)
+        at.button(key="alert_add").click().run()
+        assert not at.exception
+        [rule] = alert_rules.list_rules(spend_url)
+        assert rule["threshold"] == 1 and rule["created_by"] == auth.LOCAL_ADMIN_ID
+        at.button(key="alert_test").click().run()
+        assert any("test delivered" in shown(s) for s in at.success)
+        assert hook.bodies[-1]["event"] == "test" and "threshold 100%" in hook.bodies[-1]["text"]
+        with open_mirror(spend_app / "check.duckdb") as con:
+            sync_mirror(spend_url, con=con)
+            assert check_alerts(con, spend_url).fired == ["page rule"]
+        fired = hook.bodies[-1]
+        assert (fired["rule"], fired["event"]) == ("page rule", "firing")
+        assert "(threshold 100%)" in fired["text"] and "E+" not in fired["text"]
+        at = open_page("overview")
+        firing = next(shown(e) for e in at.error if "page rule" in shown(e))
+        assert "budget_spend >= 100%" in firing and "(now " in firing
+        history = _table_with(at, "delivery")
+        assert history["threshold"].iloc[0] == "100%" and history["value"].iloc[0].endswith("%")
+        at.button(key="alert_mute").click().run()
+        assert alert_rules.list_rules(spend_url)[0]["enabled"] is False
+        at.button(key="alert_remove").click().run()
+        assert alert_rules.list_rules(spend_url) == []
+    finally:
+        hook.close()
+        budgets.remove_budget(spend_url, budget_id=budget["id"])

@@ -244,3 +244,25 @@ def test_a_pattern_no_known_model_matches_is_refused_when_asked(people):
     assert price_books.list_overrides(url) == []
     row = price_books.add_override(url, provider="openai", model_pattern="gpt-4o*", **rates)
     assert row["model_pattern"] == "gpt-4o*"
+
+
+def test_a_manager_mutes_only_the_rules_of_their_scopes(people):
+    url = people
+    company = budgets.set_budget(url, amount=1000, scope_kind="all")
+    red = budgets.set_budget(url, amount=50, scope_kind="team", scope_value="red")
+    theirs = alert_rules.add_rule(url, name="company", kind="budget_spend", threshold=1,
+                                  budget_id=company["id"])  # fmt: skip
+    mine = alert_rules.add_rule(url, name="red", kind="budget_spend", threshold=1,
+                                budget_id=red["id"])  # fmt: skip
+    with pytest.raises(NotFoundError):
+        alert_rules.update_rule(url, rule_id=theirs["id"], enabled=False, viewer="carol")
+    muted = alert_rules.update_rule(url, rule_id=mine["id"], enabled=False, threshold="0.9",
+                                    viewer="carol")  # fmt: skip
+    assert muted["enabled"] is False and float(muted["threshold"]) == 0.9
+    assert {r["name"]: r["enabled"] for r in alert_rules.list_rules(url)} == {
+        "company": True,
+        "red": False,
+    }
+    with pytest.raises(ValidationError):
+        alert_rules.update_rule(url, rule_id=mine["id"], threshold="-1", viewer="carol")
+    assert [a["action"] for a in _audit(url)][-1] == "alert_rule_changed"

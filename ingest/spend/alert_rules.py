@@ -60,12 +60,7 @@ def add_rule(
         raise ValidationError("name", "must be a non-empty string")
     if kind not in KINDS:
         raise ValidationError("kind", f"{kind!r} is not an alert kind", KINDS)
-    try:
-        limit = Decimal(str(threshold))
-    except InvalidOperation:
-        raise ValidationError("threshold", f"{threshold!r} is not a number") from None
-    if not limit.is_finite() or limit < 0:
-        raise ValidationError("threshold", f"must be a number >= 0, got {threshold!r}")
+    limit = _threshold(threshold)
     if kind in BUDGET_KINDS:
         if budget_id is None:
             raise ValidationError("budget_id", f"a {kind} rule needs the id of its budget")
@@ -120,6 +115,38 @@ def remove_rule(
     if row is None:
         raise NotFoundError("alert rule", rule_id)
     return row
+
+
+def update_rule(
+    url: str | None = None,
+    *,
+    rule_id: int,
+    enabled: bool | None = None,
+    threshold: Decimal | float | str | None = None,
+    viewer: str | None = None,
+) -> dict[str, Any]:
+    """Mute (enabled False) or unmute a rule, and/or change its threshold; return its row.
+    ValidationError naming the field on bad input; NotFoundError when there is no rule the
+    viewer may change."""
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValidationError("enabled", f"must be true or false, got {enabled!r}")
+    limit = None if threshold is None else _threshold(threshold)
+    params = {"id": int(rule_id), "enabled": enabled, "threshold": limit}
+    with acting.connection(url, viewer) as conn:
+        row = conn.execute(_queries()["update_alert_rule"].psycopg, params).fetchone()
+    if row is None:
+        raise NotFoundError("alert rule you may change", rule_id)
+    return row
+
+
+def _threshold(threshold: Decimal | float | str) -> Decimal:
+    try:
+        limit = Decimal(str(threshold))
+    except InvalidOperation:
+        raise ValidationError("threshold", f"{threshold!r} is not a number") from None
+    if not limit.is_finite() or limit < 0:
+        raise ValidationError("threshold", f"must be a number >= 0, got {threshold!r}")
+    return limit
 
 
 def alert_history(
