@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -231,3 +233,30 @@ def test_messages_format_numbers_and_name_the_count_behind_a_p95(conn, db_url, t
     assert format_value("ttft_p95", Decimal("5000")) == "5,000 ms"  # not 5E+3
     assert format_value("budget_spend", Decimal("1.907022")) == "190.7%"  # not 1.907022
     assert format_value("failure_rate", None) == "n/a"
+
+
+def test_alerts_check_works_while_another_process_holds_the_mirror(
+    conn, db_url, tmp_path, monkeypatch, capsys, receiver
+):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    mirror = tmp_path / "held.duckdb"
+    open_mirror(mirror).close()
+    holder = subprocess.Popen(  # a second process holds the mirror, as the dashboard does
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(120)", str(mirror)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        _spend_now(conn, "90")
+        budget = budgets.set_budget(db_url, amount=100)
+        alert_rules.add_rule(db_url, name="held", kind="budget_spend", threshold="0.8",
+                             budget_id=budget["id"], webhook_url=receiver.url)  # fmt: skip
+        assert main(["alerts", "check", "--mirror", str(mirror)]) == 0
+        captured = capsys.readouterr()
+        assert "held by another process" in captured.err
+        assert "firing now: held" in captured.out
+        assert [(b["rule"], b["event"]) for b in receiver.bodies] == [("held", "firing")]
+    finally:
+        holder.kill()
+        holder.wait()
