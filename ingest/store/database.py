@@ -39,7 +39,9 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
-    """The shipped migrations, in version order."""
+    """The shipped migrations, in version order. Numbers are unique and increasing; a gap
+    is allowed (numbers are handed out to parallel branches, which land in any order), and
+    `migrate` applies every missing one, lower numbers included."""
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
