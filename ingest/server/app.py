@@ -5,8 +5,9 @@ Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /ope
 and /docs do not (they read and write no data). Errors are one JSON shape (ErrorBody):
 422 for bad input naming the field and the allowed values, 404 for a run or task that does
 not exist or that row-level security hides from this key's user, 403 for one they may read
-but not change (the answer says who may), 401 for a missing or revoked key, 503 when the
-database is unreachable; nothing is written in any of these.
+but not change (the answer says who may), 413 for a body over the size limit (docs/limits.md),
+401 for a missing or revoked key, 503 when the database is unreachable; nothing is written in
+any of these.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.server import routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
+from ingest.store import config
 
 
-def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> FastAPI:
-    """The server application; its database connections open now and close at shutdown."""
+def create_app(
+    url: str | None = None, *, debounce_seconds: float = 0.5, max_body: int | None = None
+) -> FastAPI:
+    """The server application; its database connections open now and close at shutdown.
+    max_body: the largest request body in bytes (None: AI_RUNS_MAX_BODY, docs/limits.md);
+    a larger one is answered 413 before it is read whole."""
+    limit = config.max_body_bytes() if max_body is None else max_body
     state = ServerState(url, debounce_seconds=debounce_seconds)
 
     @asynccontextmanager
@@ -44,6 +52,8 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
         lifespan=lifespan,
     )
     app.state.server = state
+    app.state.max_body = limit
+    app.add_middleware(BodyLimit, limit=limit)
     for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
         app.include_router(module.router)
 
@@ -52,6 +62,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
         """Liveness: the process answers (no database access, no key needed)."""
         return {"status": "ok"}
 
+    app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(AccessDeniedError, _access_denied)
@@ -59,6 +70,11 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     return app
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return too_large_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

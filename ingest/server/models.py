@@ -66,7 +66,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "no such run or task, or none this key's user may read",
     },
-    413: {"model": ErrorBody, "description": "too many rows in one request"},
+    413: {
+        "model": ErrorBody,
+        "description": "body larger than the limit (AI_RUNS_MAX_BODY, after gzip) or too "
+        "many rows in one request",
+    },
     422: {"model": ErrorBody, "description": "bad input: field and allowed values named"},
     503: {"model": ErrorBody, "description": "the database is unreachable; retry later"},
 }

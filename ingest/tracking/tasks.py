@@ -35,7 +35,7 @@ from ingest.access import redaction
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.spend import price_books
 from ingest.store import sqlfiles
-from ingest.store.limits import check_text
+from ingest.store.limits import MAX_LONG_TEXT, check_text
 from ingest.store.validation import check_task_consistency, parse_uuid, validate_task
 from ingest.store.vocabulary import (
     FINISHED_TASK_STATUSES,
@@ -393,7 +393,7 @@ class TaskMethods:
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason", f"must be a string, got {type(reason).__name__}")
         if reason is not None:
-            check_text("reason", reason)
+            check_text("reason", reason, MAX_LONG_TEXT)
         changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text

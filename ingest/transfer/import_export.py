@@ -260,10 +260,10 @@ def validate_user(fields: dict) -> dict:
             if name in ("id", "display_name", "role"):
                 raise ValidationError(name, "must not be null")
             clean[name] = None
-        elif not isinstance(value, str) or "\x00" in value:
-            raise ValidationError(name, f"must be a string without NUL, got {value!r}")
+        elif not isinstance(value, str):
+            raise ValidationError(name, f"must be a string, got {type(value).__name__}")
         else:
-            clean[name] = value
+            clean[name] = limits.check_text(name, value)
     if not clean.get("id"):
         raise ValidationError("id", "is required (a non-empty string)")
     if "role" in clean and clean["role"] not in USER_ROLES:
