@@ -12,6 +12,7 @@ any of these.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.server import routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server import models, routes_batch, routes_otlp, routes_runs, routes_tasks
 from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
@@ -52,6 +53,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = state
+    _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)
     for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
@@ -70,6 +72,37 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     return app
+
+
+def _declare_json_value(app: FastAPI) -> None:
+    """Add the JsonValue schema that the bodies' JSON fields refer to (models.Json)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        document = build()
+        if "JsonValue" not in document["components"]["schemas"]:
+            _refer_to_components(document)
+            document["components"]["schemas"]["JsonValue"] = models.JSON_VALUE_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _refer_to_components(node: object) -> None:
+    """Replace each mark {"x-ref": name} inside `node` (models.Json) by a reference to that
+    component."""
+    if isinstance(node, dict):
+        pairs = list(node.items())
+    elif isinstance(node, list):
+        pairs = list(enumerate(node))
+    else:
+        return
+    for key, value in pairs:
+        if isinstance(value, dict) and "x-ref" in value:
+            reference = {"$ref": f"#/components/schemas/{value['x-ref']}"}
+            node[key] = {**reference, **{k: v for k, v in value.items() if k != "x-ref"}}  # type: ignore[index]
+        else:
+            _refer_to_components(value)
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:
@@ -123,8 +156,26 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return response
 
 
+_PATH_PARAMETER = re.compile(r"\{[^}/]+\}")  # {run_id} in an OpenAPI path
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document declares at the request's path, with OPTIONS, for
+    `Allow` (the router's own 405 names only the first route's method)."""
+    methods = {"OPTIONS"}
+    for path, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(_PATH_PARAMETER.sub("[^/]+", path), request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = ", ".join(_allowed_methods(request))
+        if request.method == "OPTIONS":  # what this path answers; no key needed, no data
+            return Response(status_code=204, headers={"Allow": allow})
+        exc.headers = {**(exc.headers or {}), "Allow": allow}
     field = "Authorization" if exc.status_code == 401 else "request"
     allowed = ["Bearer <key>"] if exc.status_code == 401 else None
     response = json_response(error_body(field, str(exc.detail), allowed), exc.status_code)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
 from typing import Any
@@ -45,6 +45,7 @@ MIN_YEAR, MAX_YEAR = 1, 9999  # after conversion to UTC
 MAX_SHORT_TEXT = 1_000  # characters: names, ids, labels, each tag, provider, model, search
 MAX_LONG_TEXT = 16 * 1024 * 1024  # characters: description, response text, each JSON text
 MAX_TAGS = 100  # tags of one run
+_MAX_PG_OFFSET = timedelta(hours=15, minutes=59)
 _MAX_JSON_INT = 10**4000  # int_max_str_digits: json cannot write a longer integer
 
 
@@ -183,7 +184,8 @@ def check_cost(field: str, amount: Decimal) -> Decimal:
 
 
 def check_timestamp(field: str, moment: datetime) -> datetime:
-    """An aware datetime whose UTC value lies in years MIN_YEAR..MAX_YEAR."""
+    """An aware datetime whose UTC value lies in years MIN_YEAR..MAX_YEAR; one whose UTC
+    offset Postgres cannot read (over 15:59, Python allows up to 23:59) comes back in UTC."""
     try:
         in_utc = moment.astimezone(UTC)
     except OverflowError:
@@ -194,4 +196,7 @@ def check_timestamp(field: str, moment: datetime) -> datetime:
             f"must lie in years {MIN_YEAR}..{MAX_YEAR} once converted to UTC, got "
             f"{moment.isoformat()}",
         )
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > _MAX_PG_OFFSET:
+        return in_utc  # the same instant; Postgres reads no offset beyond 15:59
     return moment

@@ -73,7 +73,9 @@ __all__ = [
     "TASK_COLUMNS",
     "TASK_STATUSES",
     "check_json",
+    "check_live_task",
     "check_task_consistency",
+    "json_typed",
     "parse_uuid",
     "validate_message",
     "validate_run",
@@ -203,6 +205,23 @@ def validate_task(fields: dict, *, partial: bool = False) -> dict:
     )
 
 
+_WHOLE_NUMBER_CHECKS = (tokens_field, small_int_field)
+
+
+def json_typed(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`fields` unchanged when each whole-number column holds a number and each boolean
+    column a boolean, as JSON carries them (docs/limits.md, "Types over HTTP"): the string
+    forms ("12", "t") that validate_run/validate_task accept for CSV are refused, naming the
+    column. Whether a number is whole and in range is validate_run/validate_task's check."""
+    for name, value in fields.items():
+        check = (RUN_COLUMNS.get(name) or TASK_COLUMNS.get(name) or (None,))[0]
+        if isinstance(value, str) and check in _WHOLE_NUMBER_CHECKS:
+            raise ValidationError(name, f"must be a JSON number, not a string: got {value!r}")
+        if isinstance(value, str) and check is bool_field:
+            raise ValidationError(name, f"must be true or false, got {value!r}", [True, False])
+    return fields
+
+
 # (column, column it must not exceed, why): rules between the columns of one task.
 TASK_ORDER_RULES = (
     ("time_to_first_token", "total_time", "the first token cannot come after the end"),
@@ -218,4 +237,21 @@ def check_task_consistency(task: Mapping[str, Any]) -> Any:
         value, limit = task.get(column), task.get(bound)
         if value is not None and limit is not None and value > limit:
             raise ValidationError(column, f"must be <= {bound} ({limit}): {why}, got {value}")
+    return task
+
+
+def check_live_task(task: Mapping[str, Any]) -> Any:
+    """check_task_consistency, and for a task written live (the Tracker, the server's REST
+    and batch routes) tokens_total >= tokens_input + tokens_output when all are known.
+    `ai-runs import` does not ask the last: it restores rows as they were logged, and
+    foreign logs hold such totals (LiteLLM logs total 0 for a failed call with prompt
+    tokens). Returns `task`; ValidationError naming the column otherwise."""
+    check_task_consistency(task)
+    total, parts = task.get("tokens_total"), (task.get("tokens_input"), task.get("tokens_output"))
+    if total is not None and None not in parts and total < sum(parts):
+        raise ValidationError(
+            "tokens_total",
+            f"must be >= tokens_input + tokens_output ({sum(parts)}): the total counts both, "
+            f"got {total}",
+        )
     return task
