@@ -126,3 +126,10 @@ def test_a_utc_offset_beyond_postgres_range_is_stored_as_the_same_instant(served
         made = c.post("/v1/runs", json={"source_type": "chat", "created_at": moment})
         assert made.status_code == 201
         assert made.json()["created_at"].startswith("2020-01-01T00:46:03")
+
+
+def test_the_bearer_scheme_is_case_insensitive(served):
+    """Documented in docs/server.md: RFC 9110 schemes are case-insensitive."""
+    with served.client(None) as c:
+        answer = c.get("/v1/runs", headers={"Authorization": f"bearer {served.key}"})
+        assert answer.status_code == 200

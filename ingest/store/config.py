@@ -29,9 +29,11 @@ def database_url_setting() -> str | None:
 
 
 def home() -> Path:
-    """The AI_RUNS_HOME folder (absolute), created on first use."""
+    """The AI_RUNS_HOME folder (absolute), created on first use (0700: its owner only)."""
     path = Path(os.environ.get("AI_RUNS_HOME", "").strip() or ".ai-runs").expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # private: the mirror and the lake in it hold every user's data
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
     return path
 
 
