@@ -133,3 +133,26 @@ def test_the_bearer_scheme_is_case_insensitive(served):
     with served.client(None) as c:
         answer = c.get("/v1/runs", headers={"Authorization": f"bearer {served.key}"})
         assert answer.status_code == 200
+
+
+def test_what_the_schemathesis_run_found_stays_fixed(served):
+    """A retry of create_run answered with the stored run without checking the body; a
+    message with content null was refused (the null was dropped); a task created weeks
+    back overflowed total_time (an integer column) when it finished."""
+    run_id = str(uuid.uuid4())
+    with served.client() as c:
+        assert c.post("/v1/runs", json={"source_type": "chat", "run_id": run_id}).status_code == 201
+        retry = c.post(
+            "/v1/runs", json={"source_type": "chat", "run_id": run_id, "created_at": "AAA"}
+        )
+        assert retry.status_code == 422 and retry.json()["error"]["field"] == "created_at"
+        message = {"role": "tool", "content": None}
+        made = c.post("/v1/runs", json={"source_type": "chat", "messages": [message]})
+        assert made.status_code == 201
+        assert c.get(f"/v1/runs/{made.json()['id']}").json()["messages"][0]["content"] is None
+        task = c.post(
+            "/v1/tasks", json={"run_id": run_id, "created_at": "2000-01-01T00:00:00Z"}
+        ).json()
+        done = c.post(f"/v1/tasks/{task['task_id']}/complete", json={"response_text": "ok"})
+        assert done.status_code == 200
+        assert done.json()["total_time"] == 2_147_483_647
