@@ -148,3 +148,20 @@ def test_created_to_the_last_day_is_a_422_not_a_500(served):
         assert answer.status_code == 422
         assert answer.json()["error"]["field"] == "created_to"
         assert c.get("/v1/runs", params={"created_to": "9999-12-30"}).status_code == 200
+
+
+def test_the_body_limit_comes_from_ai_runs_max_body(db_url, monkeypatch):
+    from ingest.store import config
+
+    for raw, size in (("", config.DEFAULT_MAX_BODY), ("524288", 524288), ("512K", 524288),
+                      ("8M", 8 * 1024**2), ("1g", 1024**3), ("2MB", 2 * 1024**2)):  # fmt: skip
+        monkeypatch.setenv("AI_RUNS_MAX_BODY", raw)
+        assert config.max_body_bytes() == size
+    for bad in ("lots", "0", "-5", "1.5M"):
+        monkeypatch.setenv("AI_RUNS_MAX_BODY", bad)
+        with pytest.raises(ValueError, match="AI_RUNS_MAX_BODY"):
+            config.max_body_bytes()
+    monkeypatch.setenv("AI_RUNS_MAX_BODY", "1K")
+    with serve(db_url) as served, served.client() as c:
+        answer = c.post("/v1/runs", json={"source_type": "chat", "description": "d" * 2000})
+        assert answer.status_code == 413 and "1,024 bytes" in answer.json()["error"]["problem"]
