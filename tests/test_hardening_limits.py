@@ -127,6 +127,26 @@ def test_a_long_run_name_is_refused_naming_the_field_and_the_limit_on_every_path
     assert counts(served.url) == (1, 0)
 
 
+def test_a_long_model_name_over_otlp_rejects_that_span_only(served):
+    from tests.test_server_otlp import node_body
+
+    too_long = "m" * (limits.MAX_SHORT_TEXT + 1)
+    spans = [
+        {"span_id": f"{i:016x}", "name": "chat", "attributes": {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model, "gen_ai.usage.input_tokens": 3,
+            "gen_ai.usage.output_tokens": 4}}
+        for i, model in enumerate(("gpt-4o", too_long), 1)
+    ]  # fmt: skip
+    with served.client() as c:
+        answer = c.post("/v1/traces", json=node_body("ab" * 16, spans))
+    assert answer.status_code == 200
+    partial = answer.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    assert f"{limits.MAX_SHORT_TEXT:,} characters" in partial["errorMessage"]
+    assert counts(served.url)[1] == 1
+
+
 def test_long_text_and_json_are_held_to_the_long_limit():
     from ingest.store.validation import validate_run, validate_task
 
