@@ -103,7 +103,10 @@ def resolve(url: str) -> Viewer:
 
 
 def _known(url: str, who: str, mode: str, label: str) -> Viewer:
-    person = ingest_viewer.find_person(url, who)
+    # The local admin exists for a browser on this machine without sign-in; a proxy header
+    # or an identity provider that names it signs in as nobody (docs/access.md).
+    is_local_admin = who.strip().casefold() == LOCAL_ADMIN_ID
+    person = None if is_local_admin else ingest_viewer.find_person(url, who)
     if person is None:
         return Viewer(None, label, mode)
     return Viewer(person["id"], f"{person['display_name'] or person['id']} ({label})", mode,

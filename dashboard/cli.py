@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -111,10 +112,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"Dashboard: http://{args.address}:{args.port}  (Ctrl+C to stop)", flush=True)
     # The child uses this very database, not a second embedded start of its own.
     env = {**os.environ, "DATABASE_URL": url}
+    return run_child(streamlit_command(args.port, args.address), env)
+
+
+def run_child(command: list[str], env: dict[str, str]) -> int:
+    """Run the Streamlit server until it exits. SIGTERM and SIGHUP to this process are
+    passed on to it, and Ctrl+C too, and this process waits for it: stopping
+    `ai-runs dashboard` frees the port and the mirror file (which the child holds).
+    Returns its exit code (0 when it stopped on a signal)."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signum)
+
+    passed_on = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in passed_on}
     try:
-        return subprocess.call(streamlit_command(args.port, args.address), env=env)
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:
+                child.send_signal(signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if code < 0 else code
 
 
 def _is_empty(url: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import psycopg
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # What ai-runs creates (the mirror and its WAL, lake files, exports) holds every user's
+    # data: readable by its owner only (docs/access.md, "Files"); restored for a caller
+    # that runs main() in its own process.
+    umask = os.umask(0o077)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, LookupError, RuntimeError, OSError, psycopg.Error) as exc:
         print(f"ai-runs: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)
 
 
 if __name__ == "__main__":

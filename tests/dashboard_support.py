@@ -91,7 +91,8 @@ _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 def shown(element: object) -> str:
     """The text a markdown element (or string) shows: its value without backslash escapes."""
-    return _ESCAPED.sub(r"\1", str(getattr(element, "value", element)))
+    text = _ESCAPED.sub(r"\1", str(getattr(element, "value", element)))
+    return text.replace("\u2060", "")  # the word joiners md() puts before autolink starts
 
 
 def metric_values(at: AppTest) -> dict[str, str]:

@@ -35,11 +35,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(db_url: str, user: str = "ada", debounce_seconds: float = 0.5) -> Iterator[Served]:
+def serve(
+    db_url: str, user: str = "ada", debounce_seconds: float = 0.5, max_body: int | None = None
+) -> Iterator[Served]:
     """Start the server over db_url with a key for `user`; stop it afterwards."""
     key, _ = create_key(user, "tests", url=db_url)
     port = free_port()
-    app = create_app(db_url, debounce_seconds=debounce_seconds)
+    app = create_app(db_url, debounce_seconds=debounce_seconds, max_body=max_body)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -320,3 +321,37 @@ def _a_run_id(server: Server) -> str:
 
     with Tracker(url=server.database_url) as tracker:
         return str(tracker.list_runs(limit=1).rows[0]["id"])
+
+
+def test_urls_in_data_and_in_the_url_are_plain_text(server: Server, page, shots: Path) -> None:
+    """Issue 21: Streamlit's markdown (GFM) turned bare URLs, www. names and e-mail
+    addresses in data into links, past the backslash escapes of dashboard.safe.md: in a
+    run name, tags, provider and model, and in a run id echoed into the error box."""
+    from ingest import Tracker
+
+    evil = "evil.example"
+    with Tracker(url=server.database_url) as tracker:
+        run = tracker.create_run(
+            "chat",
+            name=f"see https://{evil}/a or www.{evil} or mail bob@{evil}",
+            tags=[f"http://{evil}/tag", f"www.{evil}"],
+            user_id=f"x@{evil}",
+        )
+        task = tracker.create_task(run["id"], provider=f"https://{evil}/p", model=f"www.{evil}")
+        tracker.complete_task(task["task_id"], "ok", tokens_input=1, tokens_output=1)
+
+    def links() -> list[str]:
+        """Links whose target is the hostile host or an e-mail (not the page's own URL)."""
+        hrefs = page.locator("a").evaluate_all("(nodes) => nodes.map((a) => a.href)")
+        return [h for h in hrefs if urlsplit(h).hostname == evil or h.startswith("mailto:")
+                or h.startswith(f"http://www.{evil}")]  # fmt: skip
+
+    _open(page, server.base, f"runs?run_id={run['id']}", "Runs")
+    page.get_by_text(f"https://{evil}/a", exact=False).first.wait_for()
+    page.get_by_role("tab", name=re.compile(r"^Tasks")).click()
+    _settle(page)
+    assert links() == []
+    _open(page, server.base, f"runs?run_id=https://{evil}/x", "Runs")
+    page.get_by_text(f"https://{evil}/x", exact=False).first.wait_for()
+    assert links() == []
+    page.screenshot(path=str(shots / "urls_as_text.png"), full_page=True)

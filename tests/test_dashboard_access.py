@@ -207,3 +207,14 @@ def test_local_mode_says_so_on_every_page(world, monkeypatch):
         at = open_page(page)
         assert "Local mode" in " ".join(w.value for w in at.warning), page
         assert kpi(at, "Tasks") == "10" if page == "overview" else True
+
+
+def test_the_local_admin_cannot_be_signed_in_as_through_the_header(world, as_person):
+    """Issue 21: local mode leaves a `local-admin` admin in ai_users; a proxy passing that
+    value signed in as admin and saw every run."""
+    ingest_viewer.ensure_local_admin(world["url"], auth.LOCAL_ADMIN_ID)
+    for value in (auth.LOCAL_ADMIN_ID, " Local-Admin "):
+        as_person(value)
+        at = open_page("overview")
+        assert "not yet a person in this database" in texts(at)
+        assert not at.metric

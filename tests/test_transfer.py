@@ -221,3 +221,46 @@ def test_unpaired_surrogates_are_rejected_not_fatal(target_url, tmp_path):
         and "surrogate" in summary.rejected[0].reason
     )
     assert summary.inserted["run"] == 1
+
+
+def test_csv_round_trip_keeps_fields_up_to_the_text_limit(db_url, target_url, tmp_path):
+    """Issue 21: a CSV export of a field over 131,072 characters could not be imported."""
+    from ingest.store import limits
+
+    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+        run = make_run(conn, description="d" * 200_000, metadata={"notes": "m" * 300_000})
+        make_task(conn, run, response_text="r" * limits.MAX_LONG_TEXT)
+        make_task(conn, run, response_data={"text": NASTY * 40_000}, status="completed")
+    path = tmp_path / "big.csv"
+    transfer.export_file(path, db_url)
+    summary = transfer.import_files([path], target_url)
+    assert summary.rejected == []
+    assert summary.inserted["run"] == 1 and summary.inserted["task"] == 2
+    assert table(target_url, "ai_tasks") == table(db_url, "ai_tasks")
+    assert table(target_url, "ai_runs") == table(db_url, "ai_runs")
+
+
+def test_a_csv_field_over_the_limit_is_refused_naming_line_and_column(target_url, tmp_path):
+    from ingest.store import limits
+
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    over_text = "x" * (limits.MAX_LONG_TEXT + 1)  # over description's own limit
+    over_csv = "y" * (transfer.CSV_FIELD_LIMIT + 1)  # over any CSV field
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "type,id,source_type,name,description\n"
+        f"run,{ids[0]},chat,fine,short\n"  # line 2
+        f"run,{ids[1]},chat,long,{over_text}\n"  # line 3
+        f"run,{ids[2]},chat,after,short\n"  # line 4
+        f'run,{ids[3]},chat,"too, long","{over_csv}"\n'  # line 5
+        f"run,{uuid.uuid4()},chat,unread,short\n"  # line 6
+    )
+    summary = transfer.import_files([path], target_url)
+    reasons = {r.line: r.reason for r in summary.rejected}
+    assert sorted(reasons) == [3, 5]
+    assert reasons[3].startswith("description: must be at most 16,777,216 characters")
+    assert reasons[5].startswith("description: longer than")
+    assert "rest of the file was not read" in reasons[5]
+    with psycopg.connect(target_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM ai_runs")}
+    assert names == {"fine", "after"}

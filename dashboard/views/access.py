@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, formatting, ui
+from dashboard.safe import md
 from ingest.errors import AccessDeniedError, ValidationError
 from ingest.store.vocabulary import USER_ROLES
 
@@ -35,9 +36,9 @@ with people:
                 data.admin_call(
                     "upsert_user", person, name or None, email or None, team or None, role
                 )
-                st.toast(f"Saved {person}", icon=":material/check:")
+                st.toast(f"Saved {md(person)}", icon=":material/check:")
             except (ValidationError, AccessDeniedError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
 
 with audit:
     entries = pd.DataFrame(data.admin_call("audit_log", 500))
@@ -73,4 +74,4 @@ with rules:
                 )
                 st.rerun()
             except (ValidationError, AccessDeniedError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))

@@ -5,13 +5,14 @@ Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /met
 /openapi.json and /docs do not (they read and write no data; /metrics holds counts only).
 Errors are one JSON shape (ErrorBody): 422 for bad input naming the field and the allowed
 values, 404 for a run or task that does not exist or that row-level security hides from
-this key's user, 403 for one they may read but not change (the answer says who may), 401
-for a missing or revoked key, 503 when the database is unreachable; nothing is written in
-any of these.
+this key's user, 403 for one they may read but not change (the answer says who may), 413
+for a body over the size limit (docs/limits.md), 401 for a missing or revoked key, 503 when
+the database is unreachable; nothing is written in any of these.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,13 +23,20 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.server import metrics, routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server import metrics, models, routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
+from ingest.store import config
 
 
-def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> FastAPI:
-    """The server application; its database connections open now and close at shutdown."""
+def create_app(
+    url: str | None = None, *, debounce_seconds: float = 0.5, max_body: int | None = None
+) -> FastAPI:
+    """The server application; its database connections open now and close at shutdown.
+    max_body: the largest request body in bytes (None: AI_RUNS_MAX_BODY, docs/limits.md);
+    a larger one is answered 413 before it is read whole."""
+    limit = config.max_body_bytes() if max_body is None else max_body
     state = ServerState(url, debounce_seconds=debounce_seconds)
 
     @asynccontextmanager
@@ -46,6 +54,9 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
     )
     app.state.server = state
     metrics.install(app)
+    _declare_json_value(app)
+    app.state.max_body = limit
+    app.add_middleware(BodyLimit, limit=limit)
     for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
         app.include_router(module.router)
 
@@ -54,6 +65,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
         """Liveness: the process answers (no database access, no key needed)."""
         return {"status": "ok"}
 
+    app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(ValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(AccessDeniedError, _access_denied)
@@ -61,6 +73,42 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     return app
+
+
+def _declare_json_value(app: FastAPI) -> None:
+    """Add the JsonValue schema that the bodies' JSON fields refer to (models.Json)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        document = build()
+        if "JsonValue" not in document["components"]["schemas"]:
+            _refer_to_components(document)
+            document["components"]["schemas"]["JsonValue"] = models.JSON_VALUE_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _refer_to_components(node: object) -> None:
+    """Replace each mark {"x-ref": name} inside `node` (models.Json) by a reference to that
+    component."""
+    if isinstance(node, dict):
+        pairs = list(node.items())
+    elif isinstance(node, list):
+        pairs = list(enumerate(node))
+    else:
+        return
+    for key, value in pairs:
+        if isinstance(value, dict) and "x-ref" in value:
+            reference = {"$ref": f"#/components/schemas/{value['x-ref']}"}
+            node[key] = {**reference, **{k: v for k, v in value.items() if k != "x-ref"}}  # type: ignore[index]
+        else:
+            _refer_to_components(value)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return too_large_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -109,8 +157,26 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return response
 
 
+_PATH_PARAMETER = re.compile(r"\{[^}/]+\}")  # {run_id} in an OpenAPI path
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document declares at the request's path, with OPTIONS, for
+    `Allow` (the router's own 405 names only the first route's method)."""
+    methods = {"OPTIONS"}
+    for path, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(_PATH_PARAMETER.sub("[^/]+", path), request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = ", ".join(_allowed_methods(request))
+        if request.method == "OPTIONS":  # what this path answers; no key needed, no data
+            return Response(status_code=204, headers={"Allow": allow})
+        exc.headers = {**(exc.headers or {}), "Allow": allow}
     field = "Authorization" if exc.status_code == 401 else "request"
     allowed = ["Bearer <key>"] if exc.status_code == 401 else None
     response = json_response(error_body(field, str(exc.detail), allowed), exc.status_code)

@@ -1,8 +1,8 @@
 """Bearer API keys: every /v1 endpoint needs `Authorization: Bearer <key>`.
 
 A missing, malformed, unknown or revoked key gets 401 before the endpoint runs, so nothing
-is written. The key is looked up on every request (no cache): a revoked key is refused at
-once.
+is written. The scheme is case-insensitive (RFC 9110): `bearer <key>` is accepted too. The
+key is looked up on every request (no cache): a revoked key is refused at once.
 """
 
 from __future__ import annotations

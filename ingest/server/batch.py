@@ -55,7 +55,7 @@ def check_run(raw: Any, user: str, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
     try:
-        clean = validation.validate_run({**raw, "user_id": user})
+        clean = validation.validate_run(validation.json_typed({**raw, "user_id": user}))
     except ValidationError as error:
         raise _prefixed(where, error) from None
     if clean.get("id") is None:
@@ -73,7 +73,8 @@ def check_task(raw: Any, user: str, where: str) -> dict[str, Any]:
     fields = dict(raw)
     usage = fields.pop("usage", None)
     try:
-        return task_row.task_row({**fields, "user_id": user}, usage=usage)
+        typed = validation.json_typed({**fields, "user_id": user})
+        return validation.check_live_task(task_row.task_row(dict(typed), usage=usage))
     except ValidationError as error:
         raise _prefixed(where, error) from None
 

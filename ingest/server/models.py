@@ -9,11 +9,20 @@ Numbers that must stay exact (cost) travel as strings.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
-from ingest.store.validation import MESSAGE_ROLES
+from ingest.store import limits, validation
+from ingest.store.validation import ATTACHMENT_KINDS, MESSAGE_ROLES
 from ingest.store.vocabulary import (
     COST_SOURCES,
     RUN_STATUSES,
@@ -28,7 +37,120 @@ TaskStatus = Literal[TASK_STATUSES]  # type: ignore[valid-type]
 MessageRole = Literal[MESSAGE_ROLES]  # type: ignore[valid-type]
 CostSource = Literal[COST_SOURCES]  # type: ignore[valid-type]
 StreamingStatus = Literal[UNFINISHED_TASK_STATUSES]  # type: ignore[valid-type]
-Json = Any
+# Any JSON value: declared as the JsonValue schema (below) in the document, checked by
+# ingest.store (limits.check_json_value) so the errors say where inside it is wrong.
+# (The document says "$ref"; pydantic would resolve one itself, so a mark {"x-ref": name}
+# stands in until ingest/server/app.py puts the reference to that component in its place.)
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE_MARK = {"x-ref": "JsonValue"}
+Json = Annotated[Any, WithJsonSchema(JSON_VALUE_MARK)]
+AttachmentKind = Literal[ATTACHMENT_KINDS]  # type: ignore[valid-type]
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON number that is whole (docs/limits.md, "Types over HTTP"): 3 and 3.0 (JSON does
+    not tell them apart) are 3; 3.5, true and "3" are refused, naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a whole number (a JSON number), got {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"must be a whole number, got {value!r}")
+        return int(value)
+    return value
+
+
+def _count(maximum: int) -> Any:
+    return Annotated[int, Field(ge=0, le=maximum), BeforeValidator(_whole_number)]
+
+
+Tokens = _count(limits.MAX_TOKENS)
+TokensTotal = _count(limits.MAX_TOKENS_TOTAL)
+Millis = _count(limits.MAX_MILLIS)
+Index = _count(limits.MAX_MILLIS)
+# The text limits are stated here for the OpenAPI document and enforced by ingest.store (the
+# same messages on every way in): at most so many characters, no NUL.
+_NO_NUL = "^[^\\x00]*$"
+ShortText = Annotated[
+    str, Field(json_schema_extra={"maxLength": limits.MAX_SHORT_TEXT, "pattern": _NO_NUL})
+]
+LongText = Annotated[
+    str, Field(json_schema_extra={"maxLength": limits.MAX_LONG_TEXT, "pattern": _NO_NUL})
+]
+Tag = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": limits.MAX_SHORT_TEXT,
+            "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+        }
+    ),
+]
+NonBlank = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": limits.MAX_SHORT_TEXT,
+            "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$",
+        }
+    ),
+]
+Tags = Annotated[list[Tag], Field(json_schema_extra={"maxItems": limits.MAX_TAGS})]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number of USD or its exact decimal string, got {value!r}")
+    return value
+
+
+# A cost travels as an exact decimal string (or a JSON number); the bound is ingest.store's.
+Cost = Annotated[
+    str | float,
+    BeforeValidator(_not_bool),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^[0-9]{1,10}(\\.[0-9]{1,10})?$"},
+                {"type": "number", "minimum": 0, "exclusiveMaximum": float(limits.MAX_COST)},
+            ]
+        }
+    ),
+]
+JsonObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": _NO_NUL},
+            "additionalProperties": JSON_VALUE_MARK,
+        }
+    ),
+]
+JSON_VALUE_SCHEMA = {
+    "description": "any JSON value; no NUL in its strings and keys; at most 64 levels deep",
+    "anyOf": [
+        {"type": "string", "pattern": _NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": JSON_VALUE_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": _NO_NUL},
+            "additionalProperties": JSON_VALUE_REF,
+        },
+    ],
+}
+DateBound = Annotated[
+    str,
+    Field(
+        description="ISO 8601 date or date-time",
+        json_schema_extra={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
+    ),
+]
+Moment = Annotated[str, Field(description="ISO 8601", json_schema_extra={"format": "date-time"})]
 
 
 class _Body(BaseModel):
@@ -66,7 +188,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "no such run or task, or none this key's user may read",
     },
-    413: {"model": ErrorBody, "description": "too many rows in one request"},
+    413: {
+        "model": ErrorBody,
+        "description": "body larger than the limit (AI_RUNS_MAX_BODY, after gzip) or too "
+        "many rows in one request",
+    },
     422: {"model": ErrorBody, "description": "bad input: field and allowed values named"},
     503: {"model": ErrorBody, "description": "the database is unreachable; retry later"},
 }
@@ -75,42 +201,70 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 # ---------------------------------------------------------------- runs
 
 
+_MORE_JSON = ConfigDict(
+    extra="allow",
+    json_schema_extra={
+        "propertyNames": {"pattern": _NO_NUL},
+        "additionalProperties": JSON_VALUE_MARK,
+    },
+)
+
+
+class Message(_Open):
+    """One conversation message; keys beyond these are kept."""
+
+    model_config = _MORE_JSON
+
+    role: MessageRole
+    content: Json = Field(description="a string, a list of parts, an object or null")
+    task_id: uuid.UUID | None = None
+    metadata: JsonObject | None = None
+    timestamp: Moment | None = None
+
+
+class Attachment(_Open):
+    model_config = _MORE_JSON
+    kind: AttachmentKind
+
+
 class RunCreate(_Body):
     source_type: SourceType
     run_id: uuid.UUID | None = Field(None, description="your id; a retry with it is a no-op")
-    name: str | None = None
-    source_id: str | None = None
-    description: str | None = None
-    messages: list[dict[str, Json]] | None = None
-    settings: dict[str, Json] | None = None
-    variable_values: dict[str, Json] | None = None
-    broker_values: dict[str, Json] | None = None
-    attachments: list[dict[str, Json]] | None = None
-    metadata: dict[str, Json] | None = None
-    tags: list[str] | None = None
-    is_starred: bool | None = None
-    created_at: str | None = Field(None, description="ISO 8601; default now")
+    name: ShortText | None = None
+    source_id: ShortText | None = None
+    description: LongText | None = None
+    messages: list[Message] | None = None
+    settings: JsonObject | None = None
+    variable_values: JsonObject | None = None
+    broker_values: JsonObject | None = None
+    attachments: list[Attachment] | None = None
+    metadata: JsonObject | None = None
+    tags: Tags | None = None
+    is_starred: StrictBool | None = None
+    created_at: Moment | None = Field(None, description="ISO 8601; default now")
 
 
 class RunPatch(_Body):
-    """rename (name), star (is_starred), tag (tags: replaces the list)."""
+    """rename (name), star (is_starred), tag (tags: replaces the list); at least one."""
 
-    name: str | None = None
-    is_starred: bool | None = None
-    tags: list[str] | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: NonBlank = None  # type: ignore[assignment]  (absent: unchanged; null is refused)
+    is_starred: StrictBool = None  # type: ignore[assignment]
+    tags: Tags = None  # type: ignore[assignment]
 
 
 class MessageCreate(_Body):
     role: MessageRole
     content: Json = None
     task_id: uuid.UUID | None = None
-    metadata: dict[str, Json] | None = None
-    timestamp: str | None = None
+    metadata: JsonObject | None = None
+    timestamp: Moment | None = None
 
 
 class ForkBody(_Body):
-    at_message: int = Field(description="index of the last message kept (0-based)")
-    name: str | None = None
+    at_message: Index = Field(description="index of the last message kept (0-based)")
+    name: NonBlank | None = None
 
 
 class Run(_Open):
@@ -145,45 +299,45 @@ class MessageAdded(_Open):
 class TaskFields(_Body):
     """Task columns a live write may set (None keeps what is stored)."""
 
-    service: str | None = None
-    task_name: str | None = None
-    provider: str | None = None
-    endpoint: str | None = None
-    model: str | None = None
-    model_id: str | None = None
+    service: ShortText | None = None
+    task_name: ShortText | None = None
+    provider: ShortText | None = None
+    endpoint: ShortText | None = None
+    model: ShortText | None = None
+    model_id: ShortText | None = None
     request_data: Json = None
-    response_text: str | None = None
+    response_text: LongText | None = None
     response_data: Json = None
     response_info: Json = None
     response_errors: Json = None
     tool_updates: Json = None
-    response_complete: bool | None = None
+    response_complete: StrictBool | None = None
     response_metadata: Json = None
-    tokens_input: int | None = None
-    tokens_output: int | None = None
-    tokens_cached_input: int | None = None
-    tokens_reasoning: int | None = None
-    tokens_total: int | None = None
-    tokens_cache_write: int | None = None
-    cost: str | float | None = Field(None, description="USD; computed when absent")
+    tokens_input: Tokens | None = None
+    tokens_output: Tokens | None = None
+    tokens_cached_input: Tokens | None = None
+    tokens_reasoning: Tokens | None = None
+    tokens_total: TokensTotal | None = Field(None, description=">= tokens_input + tokens_output")
+    tokens_cache_write: Tokens | None = None
+    cost: Cost | None = Field(None, description="USD; computed when absent")
     cost_source: CostSource | None = Field(None, description="default: provider when cost given")
-    time_to_first_token: int | None = Field(None, description="ms")
-    total_time: int | None = Field(None, description="ms; default since created_at")
+    time_to_first_token: Millis | None = Field(None, description="ms; <= total_time")
+    total_time: Millis | None = Field(None, description="ms; default since created_at")
 
 
 class TaskCreate(_Body):
     run_id: uuid.UUID
     task_id: uuid.UUID | None = Field(None, description="e.g. your socket.io task id")
-    service: str | None = None
-    task_name: str | None = None
-    provider: str | None = None
-    endpoint: str | None = None
-    model: str | None = None
-    model_id: str | None = None
+    service: ShortText | None = None
+    task_name: ShortText | None = None
+    provider: ShortText | None = None
+    endpoint: ShortText | None = None
+    model: ShortText | None = None
+    model_id: ShortText | None = None
     request_data: Json = None
     response_metadata: Json = None
     status: StreamingStatus = "pending"
-    created_at: str | None = None
+    created_at: Moment | None = None
 
 
 class TaskUpdateBody(TaskFields):
@@ -191,19 +345,19 @@ class TaskUpdateBody(TaskFields):
 
 
 class TaskComplete(TaskFields):
-    usage: dict[str, Json] | None = Field(
+    usage: JsonObject | None = Field(
         None, description="provider usage in any shape ingest.sdk.provider_usage understands"
     )
 
 
 class TaskFail(TaskFields):
     error: Json = Field(None, description="a message or an object ({type, message, ...})")
-    usage: dict[str, Json] | None = None
+    usage: JsonObject | None = None
 
 
 class TaskCancel(TaskFields):
-    reason: str | None = None
-    usage: dict[str, Json] | None = None
+    reason: LongText | None = None
+    usage: JsonObject | None = None
 
 
 class Task(_Open):
@@ -225,9 +379,76 @@ class TaskUpdateResult(BaseModel):
 # ---------------------------------------------------------------- batch
 
 
+def _schema(annotation: Any) -> dict[str, Any]:
+    """The JSON schema of one annotation, as in the document (references marked)."""
+    if annotation in (Message, Attachment):
+        return {"type": "array", "items": {"x-ref": annotation.__name__}}
+    return TypeAdapter(annotation).json_schema()
+
+
+def _column_schemas() -> dict[str, dict[str, Any]]:
+    """The schema of each ai_runs / ai_tasks column a batch row may carry (values as
+    ingest.store.validation takes them over JSON; docs/import-format.md)."""
+    kinds: dict[Any, tuple[str, ...]] = {
+        uuid.UUID: ("id", "run_id", "task_id", "parent_run_id"),
+        ShortText: ("user_id", "source_id", "name", "service", "task_name", "provider",
+                    "endpoint", "model", "model_id"),
+        LongText: ("description", "response_text"),
+        JsonObject: ("settings", "variable_values", "broker_values", "metadata"),
+        Json: ("request_data", "response_data", "response_info", "response_errors",
+               "tool_updates", "response_metadata"),
+        Message: ("messages",),
+        Attachment: ("attachments",),
+        Tags: ("tags",),
+        StrictBool: ("is_starred", "response_complete"),
+        Tokens: ("tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning",
+                 "tokens_cache_write"),
+        TokensTotal: ("tokens_total",),
+        Millis: ("time_to_first_token", "total_time", "forked_from_message"),
+        Cost: ("cost",),
+        Moment: ("created_at", "updated_at", "last_message_at", "completed_at"),
+        CostSource: ("cost_source",),
+    }  # fmt: skip
+    return {name: _schema(kind) for kind, names in kinds.items() for name in names}
+
+
+def _row_schema(
+    columns: dict[str, Any], statuses: tuple[str, ...], required: list[str], **extra: Any
+) -> dict[str, Any]:
+    every = _column_schemas()
+    properties = {
+        name: {"anyOf": [every[name], {"type": "null"}]} if nullable else every[name]
+        for name, (_, nullable) in columns.items()
+        if name in every
+    }
+    properties["status"] = {"enum": list(statuses)}
+    properties["user_id"] = {"description": "ignored: every row belongs to the key's user"}
+    return {
+        "type": "object",
+        "properties": {**properties, **extra},
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+RUN_ROW = _row_schema(
+    validation.RUN_COLUMNS, RUN_STATUSES, ["id", "source_type"],
+    source_type={"enum": list(SOURCE_TYPES)},
+)  # fmt: skip
+TASK_ROW = _row_schema(
+    validation.TASK_COLUMNS, TASK_STATUSES, ["run_id", "task_id"],
+    usage={
+        "anyOf": [{"type": "object"}, {"type": "null"}],
+        "description": "provider usage (as /v1/tasks/{task_id}/complete)",
+    },
+)  # fmt: skip
+
+
 class BatchBody(_Body):
-    runs: list[dict[str, Json]] = Field(default_factory=list, description="ai_runs rows")
-    tasks: list[dict[str, Json]] = Field(
+    runs: list[Annotated[dict[str, Any], WithJsonSchema(RUN_ROW)]] = Field(
+        default_factory=list, description="ai_runs rows (docs/import-format.md)"
+    )
+    tasks: list[Annotated[dict[str, Any], WithJsonSchema(TASK_ROW)]] = Field(
         default_factory=list, description="ai_tasks rows (+ optional `usage`)"
     )
 

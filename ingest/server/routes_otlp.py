@@ -26,6 +26,7 @@ from ingest.errors import ValidationError
 from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.batch import write_rows
+from ingest.server.body_limit import check_size
 from ingest.server.encoding import error_body, json_response
 from ingest.server.metrics import ServerMetrics
 from ingest.server.otlp_calls import (
@@ -51,7 +52,6 @@ from ingest.server.state import ServerState
 
 log = logging.getLogger("ingest.server.otlp")
 router = APIRouter(tags=["otlp"], responses=models.ERROR_RESPONSES)
-MAX_BODY = 64 * 1024 * 1024
 
 _OPENAPI_BODY = {
     "requestBody": {
@@ -64,7 +64,9 @@ _OPENAPI_BODY = {
 }
 
 
-def _body(raw: bytes, encoding: str) -> bytes:
+def _body(raw: bytes, encoding: str, limit: int) -> bytes:
+    """The request body, gunzipped when so encoded: at most `limit` bytes once decompressed
+    (BodyTooLarge, a 413, otherwise; the decompression stops there)."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -74,12 +76,10 @@ def _body(raw: bytes, encoding: str) -> bytes:
         )
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-            data = stream.read(MAX_BODY + 1)
+            data = stream.read(limit + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise ValidationError("body", f"not gzip data: {error}") from None
-    if len(data) > MAX_BODY:
-        raise ValidationError("body", f"more than {MAX_BODY} bytes uncompressed")
-    return data
+    return check_size(data, limit)
 
 
 @router.post(
@@ -91,7 +91,9 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
     """OTLP/HTTP ExportTraceServiceRequest (Content-Type application/x-protobuf or
     application/json; Content-Encoding gzip optional)."""
     try:
-        spans, is_json = await run_in_threadpool(_spans, await request.body(), request.headers)
+        spans, is_json = await run_in_threadpool(
+            _spans, await request.body(), request.headers, request.app.state.max_body
+        )
     except ValidationError as error:  # OTLP/HTTP answers a malformed export with 400
         return json_response(error_body(error.field, error.problem, error.allowed), 400)
     outcome = await run_in_threadpool(
@@ -117,9 +119,10 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
     return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
 
-def _decoded(raw: bytes, headers: Mapping[str, str]) -> tuple[bytes, bool]:
-    """The request body uncompressed, and whether it is OTLP/JSON (else protobuf)."""
-    body = _body(raw, headers.get("content-encoding", ""))
+def _decoded(raw: bytes, headers: Mapping[str, str], limit: int) -> tuple[bytes, bool]:
+    """The request body uncompressed (at most `limit` bytes), and whether it is OTLP/JSON
+    (else protobuf)."""
+    body = _body(raw, headers.get("content-encoding", ""), limit)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json"
     if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
@@ -131,15 +134,15 @@ def _decoded(raw: bytes, headers: Mapping[str, str]) -> tuple[bytes, bool]:
     return body, is_json
 
 
-def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
+def _spans(raw: bytes, headers: Mapping[str, str], limit: int) -> tuple[list[Span], bool]:
     """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
-    body, is_json = _decoded(raw, headers)
+    body, is_json = _decoded(raw, headers, limit)
     return (parse_json(body) if is_json else parse_protobuf(body)), is_json
 
 
-def _log_events(raw: bytes, headers: Mapping[str, str]) -> tuple[list[LogEvent], bool]:
+def _log_events(raw: bytes, headers: Mapping[str, str], limit: int) -> tuple[list[LogEvent], bool]:
     """The request's log records and whether it was OTLP/JSON."""
-    body, is_json = _decoded(raw, headers)
+    body, is_json = _decoded(raw, headers, limit)
     return (parse_logs_json(body) if is_json else parse_logs_protobuf(body)), is_json
 
 
@@ -154,7 +157,7 @@ async def export_logs(request: Request, user: Annotated[str, Depends(current_use
     their span, in either arrival order; other log records are ignored and counted."""
     try:
         events, is_json = await run_in_threadpool(
-            _log_events, await request.body(), request.headers
+            _log_events, await request.body(), request.headers, request.app.state.max_body
         )
     except ValidationError as error:
         return json_response(error_body(error.field, error.problem, error.allowed), 400)

@@ -53,7 +53,11 @@ def create_run(body: models.RunCreate, request: Request, user: User) -> Response
     """Tracker.create_run, owned by this key's user. With run_id, a retry returns the
     stored run (200); a run_id another user's run has is refused (422)."""
     fields = body.model_dump(exclude_none=True)
+    if body.messages is not None:  # a message's content may be null: keep what was given
+        fields["messages"] = [message.model_dump(exclude_unset=True) for message in body.messages]
     run_id = fields.get("run_id")
+    # A retry answers with the stored run, but only for a body that is valid in itself.
+    validate_run({k: v for k, v in fields.items() if k != "run_id"})
     with _state(request).tracker(user, run_id) as tracker:
         if run_id is not None:
             stored = _stored_run(tracker, run_id)
@@ -73,17 +77,18 @@ def list_runs(
     request: Request,
     user: User,
     source_type: Annotated[list[models.SourceType] | None, Query()] = None,
-    source_id: str | None = None,
+    source_id: models.ShortText | None = None,
     status: Annotated[list[models.RunStatus | Literal["all"]] | None, Query()] = None,
     starred: bool | None = None,
-    tags: Annotated[list[str] | None, Query()] = None,
+    tags: Annotated[list[models.Tag] | None, Query()] = None,
     tags_match: Literal["any", "all"] = "any",
-    search: str | None = None,
+    search: models.ShortText | None = None,
     user_id: Annotated[
-        str | None, Query(description="only runs of this owner (among those you may read)")
+        models.ShortText | None,
+        Query(description="only runs of this owner (among those you may read)"),
     ] = None,
-    created_from: str | None = None,
-    created_to: str | None = None,
+    created_from: models.DateBound | None = None,
+    created_to: models.DateBound | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     cursor: str | None = None,
 ) -> Response:

@@ -8,6 +8,7 @@
 | AI_RUNS_LAKE    | $AI_RUNS_HOME/lake | The Delta Lake tables: a folder or s3://bucket/prefix. |
 | AI_RUNS_LAKE_S3_ENDPOINT | (unset) | URL of an S3-compatible store (unset: AWS).   |
 | AI_RUNS_LAKE_RETENTION | 1h | How long the lake keeps files a newer version replaced (vacuum). |
+| AI_RUNS_MAX_BODY | 8M | Largest request body of `ai-runs serve` (after gzip); K/M/G.   |
 
 AI_RUNS_APP_DATABASE_URL (unset): how the application role (ai_runs_app, under row-level
 security) connects; unset means the same server and database as user ai_runs_app.
@@ -28,9 +29,11 @@ def database_url_setting() -> str | None:
 
 
 def home() -> Path:
-    """The AI_RUNS_HOME folder (absolute), created on first use."""
+    """The AI_RUNS_HOME folder (absolute), created on first use (0700: its owner only)."""
     path = Path(os.environ.get("AI_RUNS_HOME", "").strip() or ".ai-runs").expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # private: the mirror and the lake in it hold every user's data
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
     return path
 
 
@@ -73,6 +76,25 @@ def lake_retention_hours() -> int:
             "e.g. 1h, 36h or 7d"
         )
     return int(number) * units[unit]
+
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def max_body_bytes() -> int:
+    """AI_RUNS_MAX_BODY: the largest request body the server reads, in bytes ("8388608",
+    "512K", "8M", "1G"; binary units; default 8M). Counted after gzip decompression too
+    (docs/limits.md). ValueError naming the variable otherwise."""
+    raw = os.environ.get("AI_RUNS_MAX_BODY", "").strip().lower().removesuffix("b")
+    if not raw:
+        return DEFAULT_MAX_BODY
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in "kmg" else (raw, "")
+    if not number.isdigit() or int(number) < 1:
+        raise ValueError(
+            f"AI_RUNS_MAX_BODY: {raw!r} is not a size; use bytes or K/M/G, e.g. 8M or 524288"
+        )
+    return int(number) * _SIZE_UNITS[unit]
 
 
 def app_database_url_setting() -> str | None:

@@ -49,10 +49,19 @@ def _no_nul(field: str, text: str) -> str:
 
 
 def text_field(field: str, value: Any) -> str:
-    """A string without NUL or lone surrogates (ingest.store.limits.check_text)."""
+    """A short string (a name, id or label: at most limits.MAX_SHORT_TEXT characters)
+    without NUL or lone surrogates (ingest.store.limits.check_text)."""
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
     return _no_nul(field, value)
+
+
+def long_text_field(field: str, value: Any) -> str:
+    """A long string (a description, a response text: at most limits.MAX_LONG_TEXT
+    characters) without NUL or lone surrogates."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    return check_text(field, value, limits.MAX_LONG_TEXT)
 
 
 def uuid_field(field: str, value: Any) -> uuid.UUID:
@@ -262,6 +271,8 @@ def tags_field(field: str, value: Any) -> list[str]:
     """A list of non-empty strings, stripped and deduplicated (first order kept)."""
     if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
         raise ValidationError(field, f"must be a list of strings, got {type(value).__name__}")
+    if len(value) > limits.MAX_TAGS:
+        raise ValidationError(field, f"must hold at most {limits.MAX_TAGS} tags, got {len(value)}")
     tags: dict[str, None] = {}
     for i, tag in enumerate(value):
         if not isinstance(tag, str):

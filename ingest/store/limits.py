@@ -14,6 +14,10 @@ Why these numbers (docs/limits.md has the table):
   tasks of ten billion dollars each in one run (docs/limits.md).
 - timestamps: Python (and so every reader) holds years 1..9999 only; a value must stay in
   that range once converted to UTC, or a read of it fails later.
+- text length: a name, id, label, tag, provider or model holds at most MAX_SHORT_TEXT
+  characters; a long text (description, response text) and the JSON text of each JSON
+  value at most MAX_LONG_TEXT; a run at most MAX_TAGS tags. Without them one request could
+  store a 300 MB run name that every later list or search of that user then reads.
 - text and JSON: Postgres refuses NUL (text and jsonb) and text that is not valid UTF-8 (a
   lone surrogate); JSON nested deeper than MAX_JSON_DEPTH is refused before anything
   recursive (Python's json, psycopg, Postgres) can hit its own limit.
@@ -24,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
 from typing import Any
@@ -38,11 +42,19 @@ COST_PLACES = Decimal(1).scaleb(-10)  # numeric(20, 10): ten digits after the po
 MAX_MILLIS = 2_147_483_647  # integer columns: time_to_first_token, total_time
 MAX_JSON_DEPTH = 64  # nested arrays/objects in one JSON value
 MIN_YEAR, MAX_YEAR = 1, 9999  # after conversion to UTC
+MAX_SHORT_TEXT = 1_000  # characters: names, ids, labels, each tag, provider, model, search
+MAX_LONG_TEXT = 16 * 1024 * 1024  # characters: description, response text, each JSON text
+MAX_TAGS = 100  # tags of one run
+_MAX_PG_OFFSET = timedelta(hours=15, minutes=59)
 _MAX_JSON_INT = 10**4000  # int_max_str_digits: json cannot write a longer integer
 
 
-def check_text(field: str, value: str) -> str:
-    """`value` if Postgres can store it as text: no NUL, no lone surrogate."""
+def check_text(field: str, value: str, limit: int | None = MAX_SHORT_TEXT) -> str:
+    """`value` if Postgres can store it as text: no NUL, no lone surrogate, at most `limit`
+    characters (None: no length limit; for strings inside a JSON value, whose whole text
+    is limited instead)."""
+    if limit is not None and len(value) > limit:
+        raise ValidationError(field, f"must be at most {limit:,} characters, got {len(value):,}")
     if "\x00" in value:
         raise ValidationError(field, "must not contain the NUL character (\\x00)")
     try:
@@ -81,6 +93,10 @@ def check_json_value(field: str, value: Any) -> str:
             text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as error:
             raise ValidationError(field, f"must be JSON-serializable: {error}") from None
+    if len(text) > MAX_LONG_TEXT:
+        raise ValidationError(
+            field, f"must be at most {MAX_LONG_TEXT:,} characters as JSON, got {len(text):,}"
+        )
     return text
 
 
@@ -120,7 +136,7 @@ def _walk(path: str, value: Any, depth: int) -> None:
         return
     if isinstance(value, str):
         try:
-            check_text("", value)
+            check_text("", value, None)
         except ValidationError as error:
             raise _Bad(path, error.problem) from None
     elif isinstance(value, int):
@@ -168,7 +184,8 @@ def check_cost(field: str, amount: Decimal) -> Decimal:
 
 
 def check_timestamp(field: str, moment: datetime) -> datetime:
-    """An aware datetime whose UTC value lies in years MIN_YEAR..MAX_YEAR."""
+    """An aware datetime whose UTC value lies in years MIN_YEAR..MAX_YEAR; one whose UTC
+    offset Postgres cannot read (over 15:59, Python allows up to 23:59) comes back in UTC."""
     try:
         in_utc = moment.astimezone(UTC)
     except OverflowError:
@@ -179,4 +196,7 @@ def check_timestamp(field: str, moment: datetime) -> datetime:
             f"must lie in years {MIN_YEAR}..{MAX_YEAR} once converted to UTC, got "
             f"{moment.isoformat()}",
         )
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > _MAX_PG_OFFSET:
+        return in_utc  # the same instant; Postgres reads no offset beyond 15:59
     return moment

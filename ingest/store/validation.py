@@ -42,6 +42,7 @@ from ingest.store.field_checks import (
     cost_field,
     json_field,
     json_object_field,
+    long_text_field,
     messages_field,
     parse_uuid,
     small_int_field,
@@ -72,7 +73,9 @@ __all__ = [
     "TASK_COLUMNS",
     "TASK_STATUSES",
     "check_json",
+    "check_live_task",
     "check_task_consistency",
+    "json_typed",
     "parse_uuid",
     "validate_message",
     "validate_run",
@@ -90,7 +93,7 @@ RUN_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "source_type": (choice_field(SOURCE_TYPES), False),
     "source_id": (text_field, True),
     "name": (text_field, False),
-    "description": (text_field, True),
+    "description": (long_text_field, True),
     "tags": (tags_field, False),
     "messages": (messages_field, False),
     "settings": (json_object_field, False),
@@ -123,7 +126,7 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "model": (text_field, True),
     "model_id": (text_field, True),
     "request_data": (json_field, False),
-    "response_text": (text_field, False),
+    "response_text": (long_text_field, False),
     "response_data": (json_field, True),
     "response_info": (json_field, True),
     "response_errors": (json_field, True),
@@ -202,6 +205,23 @@ def validate_task(fields: dict, *, partial: bool = False) -> dict:
     )
 
 
+_WHOLE_NUMBER_CHECKS = (tokens_field, small_int_field)
+
+
+def json_typed(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`fields` unchanged when each whole-number column holds a number and each boolean
+    column a boolean, as JSON carries them (docs/limits.md, "Types over HTTP"): the string
+    forms ("12", "t") that validate_run/validate_task accept for CSV are refused, naming the
+    column. Whether a number is whole and in range is validate_run/validate_task's check."""
+    for name, value in fields.items():
+        check = (RUN_COLUMNS.get(name) or TASK_COLUMNS.get(name) or (None,))[0]
+        if isinstance(value, str) and check in _WHOLE_NUMBER_CHECKS:
+            raise ValidationError(name, f"must be a JSON number, not a string: got {value!r}")
+        if isinstance(value, str) and check is bool_field:
+            raise ValidationError(name, f"must be true or false, got {value!r}", [True, False])
+    return fields
+
+
 # (column, column it must not exceed, why): rules between the columns of one task.
 TASK_ORDER_RULES = (
     ("time_to_first_token", "total_time", "the first token cannot come after the end"),
@@ -217,4 +237,21 @@ def check_task_consistency(task: Mapping[str, Any]) -> Any:
         value, limit = task.get(column), task.get(bound)
         if value is not None and limit is not None and value > limit:
             raise ValidationError(column, f"must be <= {bound} ({limit}): {why}, got {value}")
+    return task
+
+
+def check_live_task(task: Mapping[str, Any]) -> Any:
+    """check_task_consistency, and for a task written live (the Tracker, the server's REST
+    and batch routes) tokens_total >= tokens_input + tokens_output when all are known.
+    `ai-runs import` does not ask the last: it restores rows as they were logged, and
+    foreign logs hold such totals (LiteLLM logs total 0 for a failed call with prompt
+    tokens). Returns `task`; ValidationError naming the column otherwise."""
+    check_task_consistency(task)
+    total, parts = task.get("tokens_total"), (task.get("tokens_input"), task.get("tokens_output"))
+    if total is not None and None not in parts and total < sum(parts):
+        raise ValidationError(
+            "tokens_total",
+            f"must be >= tokens_input + tokens_output ({sum(parts)}): the total counts both, "
+            f"got {total}",
+        )
     return task

@@ -453,7 +453,14 @@ def _bound(field_name: str, value: datetime | date | str, end: bool) -> datetime
             value = date.fromisoformat(value.strip())
     if isinstance(value, date) and not isinstance(value, datetime):
         moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
-        return moment + timedelta(days=1) if end else moment
+        if not end:
+            return moment
+        try:
+            return moment + timedelta(days=1)
+        except OverflowError:  # the day after 9999-12-31 is not a Python date
+            raise ValidationError(
+                field_name, f"must be a date before 9999-12-31 (the last one), got {value}"
+            ) from None
     try:
         return validate_run({"created_at": value}, partial=True)["created_at"]
     except ValidationError as error:

@@ -35,8 +35,8 @@ from ingest.access import redaction
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.spend import price_books
 from ingest.store import sqlfiles
-from ingest.store.limits import check_text
-from ingest.store.validation import check_task_consistency, parse_uuid, validate_task
+from ingest.store.limits import MAX_LONG_TEXT, MAX_MILLIS, check_text
+from ingest.store.validation import check_live_task, parse_uuid, validate_task
 from ingest.store.vocabulary import (
     FINISHED_TASK_STATUSES,
     TASK_JSON_COLUMNS,
@@ -61,7 +61,7 @@ class TaskUpdate:
     ignored: the task had already finished; the update was dropped (and logged).
     status:  the task's status after the call (the buffered status for a buffered update;
              "missing" when flush found the task gone, "invalid" when flush dropped buffered
-             values that break a rule between columns, see validation.check_task_consistency).
+             values that break a rule between columns, see validation.check_live_task).
     """
 
     task_id: uuid.UUID
@@ -290,7 +290,7 @@ class TaskMethods:
                 return TaskUpdate(tid, written=False, ignored=True, status=row["status"])
             merged = self._merge(row, buffer, {})
             try:
-                check_task_consistency(merged)
+                check_live_task(merged)
             except ValidationError:
                 self._buffers.pop(tid, None)  # refused: never retried by flush() or close()
                 raise
@@ -393,7 +393,7 @@ class TaskMethods:
         if reason is not None and not isinstance(reason, str):
             raise ValidationError("reason", f"must be a string, got {type(reason).__name__}")
         if reason is not None:
-            check_text("reason", reason)
+            check_text("reason", reason, MAX_LONG_TEXT)
         changes = {k: v for k, v in fields.items() if v is not None}
         if response_text is not None:
             changes["response_text"] = response_text
@@ -442,7 +442,7 @@ class TaskMethods:
                 # The elapsed time; never less than a TTFT the caller measured on its clock.
                 elapsed = _ms(row["db_now"] - row["created_at"])
                 merged["total_time"] = max(elapsed, merged["time_to_first_token"] or 0)
-            check_task_consistency(merged)
+            check_live_task(merged)
             [merged] = price_books.price_new_tasks(conn, [merged])
             written = self._write(conn, tid, merged)
         self._forget(tid, status)
@@ -497,7 +497,9 @@ class TaskMethods:
 
 
 def _ms(delta: timedelta) -> int:
-    return max(0, round(delta.total_seconds() * 1000))
+    """Milliseconds measured by the Tracker, within the integer columns' range (a task whose
+    given created_at lies weeks back is capped at limits.MAX_MILLIS, docs/limits.md)."""
+    return min(MAX_MILLIS, max(0, round(delta.total_seconds() * 1000)))
 
 
 def _jsonb(value: Any) -> Jsonb | None:

@@ -28,6 +28,7 @@ plumbing they share.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -83,8 +84,13 @@ class Tracker(RunMethods, TaskMethods, BackgroundMethods, AccessMethods):
             raise ValidationError("user_id", f"must be a non-empty string, got {user_id!r}")
         if user_id is not None:
             check_text("user_id", user_id)
-        if debounce_seconds < 0:
-            raise ValidationError("debounce_seconds", f"must be >= 0, got {debounce_seconds}")
+        if (
+            isinstance(debounce_seconds, bool)
+            or not isinstance(debounce_seconds, int | float)
+            or not 0 <= debounce_seconds < math.inf
+        ):
+            problem = f"must be a finite number of seconds >= 0, got {debounce_seconds!r}"
+            raise ValidationError("debounce_seconds", problem)
         if viewer is not None and (not isinstance(viewer, str) or not viewer.strip()):
             raise ValidationError("viewer", f"must be a non-empty string, got {viewer!r}")
         self.url = database.database_url(url)

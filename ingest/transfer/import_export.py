@@ -186,8 +186,43 @@ def jsonl_fields(text: str) -> tuple[str, dict]:
     return kind_of(record.pop("type", None), record), record
 
 
+# The longest CSV field read: a long text or a JSON text at its limit (docs/limits.md), plus
+# room for the formula and NULL escapes and for Postgres spelling JSON a little longer than
+# Python. A longer field is refused naming its line and column; the validation of each
+# column refuses one over that column's own limit.
+CSV_FIELD_LIMIT = limits.MAX_LONG_TEXT + 64 * 1024
+
+
+class _RecordLines:
+    """The file's lines, keeping those of the CSV record being read: when a field is too
+    long, they tell which column it was."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file, self.lines = iter(file), []
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.file)
+        self.lines.append(line)
+        return line
+
+    def column_stopped_in(self, header: list[str]) -> str:
+        """The header name of the field the reader stopped in (its index when past it)."""
+        separators = _CSV_SEPARATORS.findall("".join(self.lines))
+        index = sum(1 for found in separators if found == ",")
+        return header[index] if index < len(header) else f"field {index + 1}"
+
+
+# A quoted field (skipped whole, also when unterminated) or a field separator.
+_CSV_SEPARATORS = re.compile(r'"[^"]*(?:"|$)|,')
+
+
 def csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
-    reader = csv.reader(file)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    lines = _RecordLines(file)
+    reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
         return None, iter(())
@@ -200,7 +235,15 @@ def csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
 
     def items() -> Iterator[tuple[int, Any, str | None]]:
         line_no = reader.line_num + 1
-        for cells in reader:
+        while True:
+            lines.lines = []
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # the reader cannot resynchronize: stop this file
+                yield line_no, None, _csv_stop(error, lines.column_stopped_in(header))
+                return
             start, line_no = line_no, reader.line_num + 1
             if not any(cells):
                 continue
@@ -211,6 +254,14 @@ def csv_items(file: TextIO) -> tuple[list[str] | None, Iterator]:
                 yield start, cells, undecodable("\x1f".join(cells))
 
     return header, items()
+
+
+def _csv_stop(error: csv.Error, column: str) -> str:
+    if "field larger than field limit" in str(error):
+        problem = f"longer than {CSV_FIELD_LIMIT:,} characters (docs/limits.md)"
+    else:
+        problem = f"not valid CSV: {error}"
+    return f"{column}: {problem}; the rest of the file was not read"
 
 
 def csv_fields(header: list[str] | None, cells: list[str]) -> tuple[str, dict]:
@@ -260,10 +311,10 @@ def validate_user(fields: dict) -> dict:
             if name in ("id", "display_name", "role"):
                 raise ValidationError(name, "must not be null")
             clean[name] = None
-        elif not isinstance(value, str) or "\x00" in value:
-            raise ValidationError(name, f"must be a string without NUL, got {value!r}")
+        elif not isinstance(value, str):
+            raise ValidationError(name, f"must be a string, got {type(value).__name__}")
         else:
-            clean[name] = value
+            clean[name] = limits.check_text(name, value)
     if not clean.get("id"):
         raise ValidationError("id", "is required (a non-empty string)")
     if "role" in clean and clean["role"] not in USER_ROLES:

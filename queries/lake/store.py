@@ -109,5 +109,7 @@ def open_store(target: str | None = None, *, s3_endpoint: str | None = None) -> 
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"lake target {target!r}: allowed are a folder path or s3://bucket/prefix")
     path = Path(parsed.path if parsed.scheme == "file" else target).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # private: the lake holds every user's runs (docs/lake.md)
+        path.mkdir(mode=0o700, parents=True)
+        path.chmod(0o700)  # mkdir's mode passes through the umask
     return LakeStore(fs=pafs.LocalFileSystem(), root=str(path), url=str(path), local=True)

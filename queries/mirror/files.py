@@ -66,7 +66,17 @@ def open_mirror(
         remove_mirror_files(path)
         con = duckdb.connect(str(path), config=settings)
     con.execute("SET TimeZone = 'UTC'").fetchall()
+    if not read_only:
+        make_private(path)
     return con
+
+
+def make_private(path: Path) -> None:
+    """Leave the mirror file and its WAL readable by their owner only (0600): the mirror
+    holds every user's runs, errors and costs (docs/access.md)."""
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            candidate.chmod(0o600)
 
 
 def is_damage(error: BaseException | str) -> bool:
