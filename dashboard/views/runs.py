@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, figures, state, ui
+from dashboard import data, export, figures, state, transcript, ui
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
@@ -308,26 +308,7 @@ def _show_contents(run: dict) -> None:
         ["Conversation", f"Tasks ({run['task_count']})", "Settings & variables", "Attachments"]
     )
     with talk:
-        messages = run.get("messages") or []
-        if not messages:
-            st.caption("(no messages)")
-        for i, message in enumerate(messages):
-            role = message.get("role") or "user"
-            with st.chat_message(role if role in ("user", "assistant") else "ai"):
-                when = str(message.get("timestamp") or "")[:19].replace("T", " ")
-                st.caption(f"#{i + 1} · {md(role)} · {md(when)}")
-                content = message.get("content")
-                if isinstance(content, str):
-                    st.text(content)
-                else:
-                    st.json(content, expanded=False)
-                if message.get("task_id"):
-                    st.page_link(
-                        "views/task.py",
-                        label="its task",
-                        query_params={"task_id": str(message["task_id"])},
-                        icon=":material/receipt_long:",
-                    )
+        transcript.show_transcript(run.get("messages") or [], key="run_transcript")
     with tasks_tab:
         tasks = pd.DataFrame(run.get("tasks") or [])
         if tasks.empty:

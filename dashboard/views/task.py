@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state, ui
+from dashboard import data, state, transcript, ui
 from dashboard.safe import md
 from ingest.errors import NotFoundError, ValidationError
 from queries import drilldown
@@ -111,6 +111,9 @@ st.caption(
 
 if task.get("response_errors"):
     st.error("This task recorded errors — see **Errors** below.", icon=":material/error:")
+
+st.markdown("#### Conversation")
+transcript.show_transcript(transcript.task_messages(task), key="task_transcript")
 
 st.markdown("#### Response text")
 text = task.get("response_text") or ""
