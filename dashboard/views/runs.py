@@ -4,6 +4,7 @@ management (rename, star, tags, archive, delete, restore, fork) and exports."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,7 @@ from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store.vocabulary import RUN_STATUSES
+from ingest.tracking import conversations
 
 PAGE_SIZE = 25
 COUNT_LIMIT = 1_000  # above it the list says "more than 1,000 runs" (a cheap total)
@@ -277,7 +279,59 @@ def show_run(run_id: str) -> None:
     if rights["own"]:
         with st.expander("Share this run", icon=":material/share:"):
             share_panel(run)
+    with st.expander("Resume this conversation", icon=":material/play_circle:"):
+        _resume_panel(run)
     _show_contents(run)
+
+
+RESUME_SNIPPETS = {
+    "openai": (
+        "client = ingest.track(openai.OpenAI(), tracker)\n"
+        "with tracker.run(run_id):\n"
+        "    reply = client.chat.completions.create(\n"
+        '        model=state["settings"].get("model", "gpt-4o"),\n'
+        '        messages=state["messages"] + [{"role": "user", "content": "..."}],\n'
+        "    )\n"
+    ),
+    "anthropic": (
+        "client = ingest.track(anthropic.Anthropic(), tracker)\n"
+        "with tracker.run(run_id):\n"
+        "    reply = client.messages.create(\n"
+        '        model=state["settings"].get("model", "claude-sonnet-4-5"),\n'
+        "        max_tokens=1024,\n"
+        '        messages=state["messages"] + [{"role": "user", "content": "..."}],\n'
+        '        **({"system": state["system"]} if state["system"] else {}),\n'
+        "    )\n"
+    ),
+    "gemini": (
+        '# Gemini: state["messages"] are the `contents`, state["system"] the\n'
+        "# system_instruction text; record the call with tracker.create_task(run_id, ...).\n"
+    ),
+}
+
+
+def _resume_panel(run: dict) -> None:
+    """The run as an application continues it: JSON (resume_run's answer) and Python."""
+    shape = st.segmented_control(
+        "Shape", conversations.SHAPES, default="openai", key="run_resume_shape"
+    )
+    state_of_run = conversations.resume(run, shape or "openai")
+    text = json.dumps(state_of_run, indent=2, ensure_ascii=False, default=str)
+    st.download_button(
+        "Download as JSON",
+        data=text,
+        file_name=f"run_{run['id']}_{shape}.json",
+        mime="application/json",
+        icon=":material/data_object:",
+        key="run_resume_json",
+    )
+    st.code(text, language="json", wrap_lines=True, height=240)
+    snippet = (
+        f"import ingest\n\ntracker = ingest.Tracker()\nrun_id = {str(run['id'])!r}\n"
+        f"state = tracker.resume_run(run_id, shape={shape or 'openai'!r})\n"
+        + RESUME_SNIPPETS[shape or "openai"]
+    )
+    st.code(snippet, language="python", wrap_lines=True)
 
 
 def _fork(run: dict) -> None:

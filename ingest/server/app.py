@@ -21,7 +21,13 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.server import routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server import (
+    routes_batch,
+    routes_conversations,
+    routes_otlp,
+    routes_runs,
+    routes_tasks,
+)
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
 
@@ -44,7 +50,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
         lifespan=lifespan,
     )
     app.state.server = state
-    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
+    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp, routes_conversations):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])
