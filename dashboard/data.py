@@ -346,7 +346,7 @@ def run_rights(run_id: str) -> dict[str, bool]:
 
 RUN_CHANGES = (
     "rename_run", "star_run", "set_tags", "archive_run", "delete_run", "restore_run",
-    "fork_run", "share_run", "unshare_run",
+    "fork_run", "share_run", "unshare_run", "template_from_run",
 )  # fmt: skip
 
 
@@ -360,6 +360,12 @@ def change_run(action: str, *args: Any, **kwargs: Any) -> Any:
     _get_run.clear()
     _get_task.clear()
     return result
+
+
+def run_template(run_id: str) -> dict[str, Any] | None:
+    """The template version a run was made from (Tracker.run_template), or None; not cached."""
+    with tracker() as viewer_tracker:
+        return viewer_tracker.run_template(run_id)
 
 
 def admin_call(action: str, *args: Any, **kwargs: Any) -> Any:

@@ -70,7 +70,7 @@ GEMINI = [
             {"text": "Summarise this video"},
             {"fileData": {"mimeType": "video/mp4", "fileUri": "https://youtu.be/dQw4w9WgXcQ"}},
         ],
-    },  # fmt: skip
+    },
     {
         "role": "assistant",
         "content": [{"functionCall": {"name": "fetch", "args": {"id": 7}}}],
@@ -135,9 +135,14 @@ def test_task_messages_are_the_request_then_the_reply_live_while_streaming() -> 
         ("user", "Hi", False),
         ("assistant", "Hel", True),
     ]
-    done = task_messages({"status": "completed", "request_data": {"input": "Explain RLS"},
-                          "response_text": "RLS is ...", "tool_updates": [{"name": "search",
-                          "arguments": '{"q": "rls"}'}]})  # fmt: skip
+    done = task_messages(
+        {
+            "status": "completed",
+            "request_data": {"input": "Explain RLS"},
+            "response_text": "RLS is ...",
+            "tool_updates": [{"name": "search", "arguments": '{"q": "rls"}'}],
+        }
+    )
     assert [(t.role, t.text, t.live) for t in turns(done)] == [
         ("user", "Explain RLS", False),
         ("assistant", "RLS is ...", False),
@@ -156,13 +161,20 @@ def chat_world(pg_server, template_db, tmp_path_factory) -> Iterator[dict]:
     long_text = "\n".join(f"line {i}" for i in range(200))
     with ingest.Tracker(url) as tracker:
         run = tracker.create_run(
-            "chat", name="transcript", messages=[*OPENAI, {"role": "user", "content": INJECTION},
-                                                 {"role": "assistant", "content": long_text}],
-        )  # fmt: skip
+            "chat",
+            name="transcript",
+            messages=[
+                *OPENAI,
+                {"role": "user", "content": INJECTION},
+                {"role": "assistant", "content": long_text},
+            ],
+        )
         task = tracker.create_task(
-            run["id"], provider="anthropic", model="claude-sonnet-4",
+            run["id"],
+            provider="anthropic",
+            model="claude-sonnet-4",
             request_data={"system": "Be kind.", "messages": ANTHROPIC},
-        )  # fmt: skip
+        )
         tracker.update_task(task["task_id"], "Sunny so f")
         tracker.flush()
     home = tmp_path_factory.mktemp("transcript_home")
@@ -179,8 +191,14 @@ def test_run_page_shows_the_conversation_as_chat_turns(chat_world: dict) -> None
     at = open_page("runs", run_id=chat_world["run"])
     assert not at.exception
     assert [m.name for m in at.chat_message] == [
-        "system", "user", "assistant", "tool", "assistant", "user", "assistant",
-    ]  # fmt: skip
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert INJECTION in _texts(at)  # as text: its link and image are never rendered
     assert not any("evil.example" in m.value for m in at.markdown)
     assert chat_world["long"] in _texts(at)  # folded: the whole text is in its expander

@@ -15,7 +15,7 @@ from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store.vocabulary import RUN_STATUSES
-from ingest.tracking import conversations
+from ingest.tracking import conversations, templates
 
 PAGE_SIZE = 25
 COUNT_LIMIT = 1_000  # above it the list says "more than 1,000 runs" (a cheap total)
@@ -281,6 +281,8 @@ def show_run(run_id: str) -> None:
             share_panel(run)
     with st.expander("Resume this conversation", icon=":material/play_circle:"):
         _resume_panel(run)
+    with st.expander("Prompt template from this run", icon=":material/content_copy:"):
+        _template_panel(run)
     _show_contents(run)
 
 
@@ -332,6 +334,41 @@ def _resume_panel(run: dict) -> None:
         + RESUME_SNIPPETS[shape or "openai"]
     )
     st.code(snippet, language="python", wrap_lines=True)
+
+
+def _template_panel(run: dict) -> None:
+    """Make this run the next version of a prompt template; say which template made it."""
+    made_from = data.run_template(str(run["id"]))
+    if made_from:
+        st.caption(
+            f"This run was made from template “{md(made_from['name'])}” version "
+            f"{made_from['version']} ({md(made_from['template_id'])})."
+        )
+    st.caption(
+        "The messages with this run's variable values put back as {{placeholders}}, and its "
+        "settings, become the next version of the template of that name (yours)."
+    )
+    with st.form("run_template", border=False):
+        name = st.text_input("Template name", value=run["name"], key="run_template_name")
+        made = None
+        if st.form_submit_button("Create template version", key="run_template_go"):
+            made = apply_change("template_from_run", run["id"], name, done="Template saved")
+    if made:
+        st.session_state["run_template_made"] = made
+    made = st.session_state.get("run_template_made")
+    if made and str(made["source_run_id"]) == str(run["id"]):
+        st.caption(
+            f"Template “{md(made['name'])}” version {made['version']} · placeholders: "
+            f"{md(', '.join(made['placeholders']) or 'none')}"
+        )
+        st.download_button(
+            "Export template as JSON",
+            data=templates.export_json(made),
+            file_name=f"template_{made['name']}_v{made['version']}.json",
+            mime="application/json",
+            icon=":material/data_object:",
+            key="run_template_json",
+        )
 
 
 def _fork(run: dict) -> None:
