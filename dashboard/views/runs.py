@@ -127,7 +127,10 @@ def show_list() -> None:
             ("★ " if starred else "") + (name or "(unnamed run)")
             for starred, name in zip(rows["is_starred"], rows["name"], strict=True)
         ]
-    rows = rows[[c for c in ["matched_in", *LIST_COLUMNS] if c in rows.columns]]
+    if "id" in rows.columns and len(rows):
+        live = data.live_run_ids([str(i) for i in rows["id"]])
+        rows.insert(0, "live", [run_id in live for run_id in rows["id"]])
+    rows = rows[[c for c in ["live", "matched_in", *LIST_COLUMNS] if c in rows.columns]]
     generation = st.session_state.get(_LIST_GEN, 0)
     picked = ui.table(
         rows,
@@ -137,6 +140,9 @@ def show_list() -> None:
         column_config={
             "name": st.column_config.TextColumn("Name", width="large"),
             "matched_in": st.column_config.TextColumn("Matched in"),
+            "live": st.column_config.CheckboxColumn(
+                "Live", help="A task of this run is being generated now.", width="small"
+            ),
             "tags": st.column_config.ListColumn("Tags"),
             "id": st.column_config.TextColumn("Run id"),
         },
@@ -336,6 +342,38 @@ def _resume_panel(run: dict) -> None:
     st.code(snippet, language="python", wrap_lines=True)
 
 
+LIVE_POLL_SECONDS = 1.0  # a live run's page reads its unfinished tasks this often
+
+
+def _live_replies(run_id: str) -> None:
+    """The replies being generated in run `run_id`, re-read every LIVE_POLL_SECONDS by a
+    fragment (only this part reruns); once none is left the whole page reruns, fresh."""
+
+    @st.fragment(run_every=LIVE_POLL_SECONDS)
+    def replies() -> None:
+        tasks = data.live_tasks(run_id)
+        if not tasks:
+            data.forget_run_reads()
+            st.rerun(scope="app")
+        for task in tasks:
+            with st.chat_message("assistant"):
+                st.caption(
+                    f"live · {md(task.get('provider') or '?')} / {md(task.get('model') or '?')}"
+                    f" · {md(task['status'])} · {task.get('tokens_output') or 0:,} output "
+                    f"tokens so far · updated {task['updated_at']:%H:%M:%S} UTC"
+                )
+                st.text(task.get("response_text") or "…")
+                st.page_link(
+                    "views/task.py",
+                    label="its task",
+                    query_params={"task_id": str(task["task_id"])},
+                    icon=":material/receipt_long:",
+                )
+
+    st.caption(f"Being generated now (refreshed every {LIVE_POLL_SECONDS:g} s):")
+    replies()
+
+
 def _template_panel(run: dict) -> None:
     """Make this run the next version of a prompt template; say which template made it."""
     made_from = data.run_template(str(run["id"]))
@@ -400,6 +438,8 @@ def _show_contents(run: dict) -> None:
     )
     with talk:
         transcript.show_transcript(run.get("messages") or [], key="run_transcript")
+        if data.live_tasks(str(run["id"])):
+            _live_replies(str(run["id"]))
     with tasks_tab:
         tasks = pd.DataFrame(run.get("tasks") or [])
         if tasks.empty:

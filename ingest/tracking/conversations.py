@@ -12,8 +12,10 @@ the run holds them) -> the messages of `shape`:
 
 `resume(run, shape)` is what `Tracker.resume_run` returns: those messages, the system text,
 the run's settings, variable values and broker values. ResumeMethods mixes resume_run into
-Tracker. Anything a part holds that the target shape has no place for is kept as its JSON
-text, so nothing said in the conversation is dropped.
+Tracker, with `live_tasks` and `live_run_ids` (a run is *live* while one of its tasks is
+pending or streaming; its page polls them). SQL: ingest/tracking/sql/conversations.sql.
+Anything a part holds that the target shape has no place for is kept as its JSON text, so
+nothing said in the conversation is dropped.
 """
 
 from __future__ import annotations
@@ -103,6 +105,24 @@ class ResumeMethods:
         if row is None:
             raise NotFoundError("run", run)
         return resume(row, shape)
+
+    def live_tasks(self, run_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        """The unfinished (pending or streaming) tasks of a run, oldest first, with the text
+        and token counts written so far: task_id, status, provider, model, response_text,
+        tokens_input, tokens_output, tokens_total, time_to_first_token, created_at,
+        updated_at. Empty when none (or the run is not one this viewer may read)."""
+        run = parse_uuid("run_id", run_id)
+        with self._transaction() as conn:
+            return conn.execute(self._queries["live_tasks"].psycopg, {"run_id": run}).fetchall()
+
+    def live_run_ids(self, run_ids: Sequence[uuid.UUID | str]) -> set[uuid.UUID]:
+        """Which of `run_ids` have a pending or streaming task (that this viewer may read)."""
+        runs = [parse_uuid("run_ids", run_id) for run_id in run_ids]
+        if not runs:
+            return set()
+        with self._transaction() as conn:
+            rows = conn.execute(self._queries["live_run_ids"].psycopg, {"run_ids": runs})
+            return {row["run_id"] for row in rows.fetchall()}
 
 
 # ------------------------------------------------------------------ reading stored messages
