@@ -28,6 +28,7 @@ from ingest.store.validation import parse_uuid
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 _BOOKKEEPING = ("task_id", "timestamp", "metadata")
 NAME_LIMIT = 200
+INT4_MAX = 2_147_483_647  # a version is a Postgres integer
 
 
 def to_template(
@@ -234,9 +235,9 @@ def _checked_name(name: Any) -> str:
 
 def _check_version(version: Any) -> None:
     if version is not None and (
-        isinstance(version, bool) or not isinstance(version, int) or version < 1
+        isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= INT4_MAX
     ):
-        raise ValidationError("version", f"must be a whole number >= 1, got {version!r}")
+        raise ValidationError("version", f"must be a whole number 1..{INT4_MAX}, got {version!r}")
 
 
 def _version_body(template: Mapping[str, Any], version: Mapping[str, Any]) -> dict[str, Any]:
