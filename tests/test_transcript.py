@@ -198,7 +198,9 @@ def test_run_page_shows_the_conversation_as_chat_turns(chat_world: dict) -> None
         "assistant",
         "user",
         "assistant",
+        "assistant",  # the run's task is streaming: its reply so far, live
     ]
+    assert "Sunny so f" in _texts(at)
     assert INJECTION in _texts(at)  # as text: its link and image are never rendered
     assert not any("evil.example" in m.value for m in at.markdown)
     assert chat_world["long"] in _texts(at)  # folded: the whole text is in its expander
@@ -207,7 +209,8 @@ def test_run_page_shows_the_conversation_as_chat_turns(chat_world: dict) -> None
     assert any("cat.png" in m.value for m in at.markdown)
     assert not any("javascript" in m.value for m in at.markdown)
     at.toggle(key="run_transcript_raw").set_value(True).run()
-    assert not at.chat_message and at.json[0].value
+    assert [m.name for m in at.chat_message] == ["assistant"]  # only the live reply
+    assert at.json[0].value
 
 
 def test_task_page_shows_the_request_and_the_growing_reply(chat_world: dict) -> None:
