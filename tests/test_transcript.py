@@ -219,3 +219,8 @@ def test_task_page_shows_the_request_and_the_growing_reply(chat_world: dict) -> 
     assert [m.name for m in at.chat_message] == ["system", "user", "assistant", "tool", "assistant"]
     assert "Sunny so f" in _texts(at)
     assert any(c.value == "generating…" for c in at.caption)
+    with ingest.Tracker(chat_world["url"]) as tracker:
+        tracker.update_task(chat_world["task"], "Sunny so far, 18")
+        tracker.flush()
+    at.run()  # the task read is cached; the live part reads the text as it is now
+    assert "Sunny so far, 18" in _texts(at)
