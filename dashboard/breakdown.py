@@ -14,7 +14,7 @@ from dashboard import data, figures, ui
 from queries import usage
 from queries.filters import DIMENSIONS, GRAINS, Filters
 
-VALUES = {"cost": "Spend (USD)", "tokens_total": "Total tokens", "tasks": "Tasks"}
+VALUES = {"cost": "Cost (USD)", "tokens_total": "Total tokens", "tasks": "Tasks"}
 
 
 def pairs_table(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:

@@ -78,6 +78,10 @@ COLUMN_LABELS: dict[str, str] = {
     "value": "Value",
     "previous": "Previous period",
     "change": "Change (fraction)",
+    "unpriced": "Unpriced tasks",
+    "cost_before": "Cost before (USD)",
+    "cost_after": "Cost after (USD)",
+    "changed": "Changed tasks",
     "group": "Group",
 }
 # Columns whose values are fractions 0..1 but whose CSV header says %: shown ×100.
@@ -209,4 +213,32 @@ def csv_frame(df: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.D
         out[str(i)] = values
         names.append((labels or {}).get(column) or column_label(str(column)))
     out.columns = names
+    return out
+
+
+def readable_detail(value: Any) -> str:
+    """A JSON detail (an audit row's, a re-pricing rule) as text: "amount: 350 · before:
+    (amount: 300)"; lists joined with ", "; empty values left out; "" for nothing."""
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            if item in (None, "", [], {}):
+                continue
+            text = readable_detail(item)
+            parts.append(f"{key}: ({text})" if isinstance(item, dict) else f"{key}: {text}")
+        return " · ".join(parts)
+    if isinstance(value, list | tuple):
+        return ", ".join(readable_detail(item) for item in value)
+    return "" if _missing(value) else str(value)
+
+
+def audit_frame(df: pd.DataFrame, detail_columns: tuple[str, ...] = ("detail",)) -> pd.DataFrame:
+    """An audit table for display and CSV: ids (run_id) as text, JSON details as readable
+    fields (`readable_detail`), never a Python dict or a column-indexed object."""
+    out = df.copy()
+    if "run_id" in out.columns:
+        out["run_id"] = out["run_id"].map(lambda v: "" if _missing(v) else str(v))
+    for name in detail_columns:
+        if name in out.columns:
+            out[name] = out[name].map(readable_detail)
     return out

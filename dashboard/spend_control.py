@@ -2,6 +2,10 @@
 of the view's own scope, budget management by scope, price overrides and the re-pricing
 audit. Budgets and overrides live in Postgres; forecasts run on the mirror.
 
+Every read and change is the viewer's (docs/access.md): budgets, overrides and their audit
+go through the application role under row-level security (migration 0018), so a manager
+sets only their team's budgets, and every change is audited with the signed-in person.
+
 The single budget the dashboard used to remember in $AI_RUNS_HOME/dashboard.json is moved
 into Postgres (as the budget for everything, per month) the first time this page runs.
 """
@@ -15,11 +19,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, settings, ui
+from dashboard import auth, data, figures, formatting, settings, ui
 from dashboard.safe import md
 from ingest.errors import IngestError
 from ingest.spend import budgets as budget_store
-from ingest.spend import price_books, repricing
+from ingest.spend import price_books, pricing, repricing
 from queries import budgets as budget_queries
 from queries.filters import Filters
 
@@ -44,14 +48,21 @@ def _attempt(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def _who() -> str:
-    return f"dashboard ({price_books.who()})"
+def _viewer_id() -> str:
+    """The signed-in person's ai_users id ("" for someone not in ai_users: under row-level
+    security they read and change nothing; never None, which would mean the owner)."""
+    return auth.current().id or ""
+
+
+def unpriced_text(count: int) -> str:
+    """ "1 unpriced task", "341 unpriced tasks"."""
+    return f"{count:,} unpriced task" + ("" if count == 1 else "s")
 
 
 def _budget_rows() -> tuple[dict[str, Any], ...]:
-    """Every budget (a point read of Postgres; passed to the cached forecasts, so an edit
-    shows at once)."""
-    return tuple(budget_store.list_budgets(data.database_url()))
+    """The budgets the viewer may read (a point read of Postgres; passed to the cached
+    forecasts, so an edit shows at once)."""
+    return tuple(budget_store.list_budgets(data.database_url(), viewer=_viewer_id()))
 
 
 def move_file_budget() -> None:
@@ -67,31 +78,27 @@ def move_file_budget() -> None:
 
 
 def forecast_vs_budget(filters: Filters) -> None:
-    """Spend so far and at the period's end for the view's scope, against that scope's
-    budget (never the company-wide one for a filtered view)."""
+    """Spend of the view's scope over the budget periods of the chosen days, against that
+    scope's budget (never one the viewer cannot read entirely): the current period with
+    its forecast band, a closed one with its actual spend (queries.budgets.budget_periods)."""
     move_file_budget()
     budgets = _budget_rows()
+    every_scope = tuple(budget_store.budget_scopes(data.database_url(), viewer=_viewer_id()))
     today = datetime.now(UTC).date()
-    view = data.cached(budget_queries.forecast_for_view, filters, budgets, today=today)
+    view = data.cached(
+        budget_queries.forecast_for_view, filters, budgets, today=today, every_scope=every_scope
+    )
     result, budget = view["forecast"], view["budget"]
-    period = result.get("period", "month")
-    st.subheader(f"This {period}: forecast vs budget")
+    closed = bool(result.get("closed"))
+    st.subheader(figures.forecast_title(result) + (" vs budget" if budget is not None else ""))
     st.caption(md(view["reason"].capitalize() + "."))
     cards = ui.kpi_cards("cost")  # wraps on a narrow screen instead of cutting values
-    cards.metric(f"{period.capitalize()} to date", ui.money(result["month_to_date"]), border=True)
-    band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
-    cards.metric(
-        f"{period.capitalize()}-end forecast",
-        ui.money(result["forecast"]),
-        border=True,
-        delta=f"band {band}",
-        delta_color="off",
-        delta_arrow="off",
-        help="About a 90% band. " + str(result.get("method", "")),
-    )
+    _spend_cards(cards, result)
     if budget is not None:
-        amount = float(budget["amount"])
+        amount = float(result["budget"])
         over = float(result["forecast"]) - amount
+        periods = result.get("periods", 1)
+        times = f" x {periods} {budget['period']}s" if periods > 1 else ""
         cards.metric(
             "Budget",
             ui.money(amount, 0),
@@ -99,13 +106,43 @@ def forecast_vs_budget(filters: Filters) -> None:
             delta=f"{'over' if over > 0 else 'under'} by {ui.money(abs(over), 0)}",
             delta_color="inverse" if over > 0 else "normal",
             delta_arrow="up" if over > 0 else "down",
-            help=f"The {budget['period']}ly budget for {md(view['scope'].label)}.",
+            help=f"The {budget['period']}ly budget for {md(view['scope'].label)}"
+            f" ({ui.money(budget['amount'], 0)}{times})"
+            + (": actual spend, the period is over." if closed else ": against the forecast."),
         )
         cards.metric("Budget used", ui.percent(result["used"], 0), border=True)
     else:
-        cards.metric("Budget", "not set", help=md(view["reason"]), border=True)
+        missing = "not shown" if view["hidden"] is not None else "not set"
+        cards.metric("Budget", missing, help=md(view["reason"]), border=True)
         cards.metric("Budget used", "–", border=True)
+    if result.get("unpriced"):
+        st.warning(
+            f"{unpriced_text(result['unpriced'])} in this period (no known price, or no usage "
+            "reported): not included in these totals.",
+            icon=":material/money_off:",
+        )
     st.plotly_chart(figures.forecast(result), key="cost_forecast")
+
+
+def _spend_cards(cards: Any, result: dict[str, Any]) -> None:
+    """Spent (a closed period) or to date and the forecast with its band (an open one)."""
+    if result.get("closed"):
+        cards.metric("Spent", ui.money(result["month_to_date"]), border=True)
+        return
+    single = result.get("periods", 1) == 1
+    period = result.get("period", "month")
+    to_date = f"{period.capitalize()} to date" if single else "Spent to date"
+    cards.metric(to_date, ui.money(result["month_to_date"]), border=True)
+    band = f"{ui.money(result['forecast_low'], 0)} – {ui.money(result['forecast_high'], 0)}"
+    cards.metric(
+        f"{period.capitalize()}-end forecast" if single else "Forecast to the end",
+        ui.money(result["forecast"]),
+        border=True,
+        delta=f"band {band}",
+        delta_color="off",
+        delta_arrow="off",
+        help="About a 90% band. " + str(result.get("method", "")),
+    )
 
 
 # Over 60 lines: one Streamlit form (list, add, remove) whose widgets share one layout.
@@ -125,15 +162,16 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 key="budgets_table",
                 filename="budgets",
                 column_config={
-                    "amount": st.column_config.NumberColumn("Budget ($)", format="$%.2f"),
-                    "spent": st.column_config.NumberColumn("Spent ($)", format="$%.2f"),
-                    "forecast": st.column_config.NumberColumn("Forecast ($)", format="$%.2f"),
+                    "amount": st.column_config.NumberColumn("Budget (USD)", format="$%.2f"),
+                    "spent": st.column_config.NumberColumn("Spent (USD)", format="$%.2f"),
+                    "forecast": st.column_config.NumberColumn("Forecast (USD)", format="$%.2f"),
                     "used": st.column_config.ProgressColumn(
                         "Used", min_value=0, max_value=1, format="percent"
                     ),
                     "forecast_share": st.column_config.NumberColumn(
                         "Forecast / budget", format="percent"
                     ),
+                    "unpriced": st.column_config.NumberColumn("Unpriced tasks", format="%d"),
                     "this_view": st.column_config.CheckboxColumn("This view's budget"),
                 },
             )
@@ -160,7 +198,7 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
             )
         period = cols[2].selectbox("Period", budget_store.PERIODS, key="budget_period")
         amount = cols[3].number_input(
-            "Amount ($)", min_value=0.0, value=None, step=100.0, key="budget_amount"
+            "Amount (USD)", min_value=0.0, value=None, step=100.0, key="budget_amount"
         )
         if st.button("Save budget", key="budget_save", icon=":material/save:"):
             saved = _attempt(
@@ -170,17 +208,20 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 period=period,
                 scope_kind=kind,
                 scope_value=value,
-                created_by=_who(),
+                viewer=_viewer_id(),
             )
             if saved is not None:
                 st.rerun()
-        if budgets:
+        if budgets:  # only the budgets the viewer may read, i.e. those of scopes they manage
             labels = {_budget_label(b): b["id"] for b in budgets}
             left, right = st.columns([3, 1], vertical_alignment="bottom")
             doomed = left.selectbox("Remove a budget", list(labels), key="budget_remove_pick")
             if right.button("Remove", key="budget_remove", icon=":material/delete:"):
-                budget_store.remove_budget(url, budget_id=labels[doomed])
-                st.rerun()
+                gone = _attempt(
+                    budget_store.remove_budget, url, budget_id=labels[doomed], viewer=_viewer_id()
+                )
+                if gone is not None:
+                    st.rerun()
 
 
 def _budget_label(budget: dict[str, Any]) -> str:
@@ -188,17 +229,26 @@ def _budget_label(budget: dict[str, Any]) -> str:
     return f"{budget['id']}: {scope.label} per {budget['period']}"
 
 
-# Over 60 lines: one Streamlit form (list, add, retire) whose widgets share one layout.
+_ADDED_KEY = "_override_added"  # session key: the override just added (said after the rerun)
+_DRY_RUN_KEY = "_reprice_dry_run"  # session key: (rule, result) of the last dry run
+
+
 def price_books_manager(options: dict[str, list[str]]) -> None:
-    """Price overrides (add, remove, list with removed ones) and the re-pricing audit."""
+    """Price overrides (list, add, retire), re-pricing (dry run, then apply) and the
+    re-pricing audit: admins only (row-level security, migration 0018)."""
     url = data.database_url()
     st.subheader("Price books")
     st.caption(
         f"Costs come from {price_books.library_ref()} unless an override is in force when a "
         "task ran. A new override prices new tasks at once; past costs change only when "
-        "re-priced: `ai-runs reprice --since 2026-07-01 --dry-run`, then without --dry-run."
+        "re-priced (below, or `ai-runs reprice`)."
     )
-    overrides = pd.DataFrame(price_books.list_overrides(url, include_removed=True))
+    added = st.session_state.pop(_ADDED_KEY, None)
+    if added is not None:
+        st.success(f"Added price override {added}.", icon=":material/check:")
+    overrides = pd.DataFrame(
+        price_books.list_overrides(url, include_removed=True, viewer=_viewer_id())
+    )
     if overrides.empty:
         st.caption("No price override yet.")
     else:
@@ -209,53 +259,135 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
             column_order=OVERRIDE_ORDER,
         )
     with st.expander("Add a price override", icon=":material/add:"):
-        cols = st.columns(4)
-        providers = list(options.get("providers") or ["openai"])
-        provider = cols[0].selectbox(
-            "Provider", providers, key="override_provider", accept_new_options=True
-        )
-        pattern = cols[1].text_input("Model or pattern (* ?)", key="override_model")
-        valid_from = cols[2].date_input("Valid from (UTC)", value=None, key="override_from")
-        valid_to = cols[3].date_input(
-            "Valid to (excl.; empty = open)", value=None, key="override_to"
-        )
-        rates: dict[str, Any] = {}
-        rate_cols = st.columns(len(price_books.RATE_FIELDS))
-        for column, name in zip(rate_cols, price_books.RATE_FIELDS, strict=True):
-            label = name.replace("_per_mtok", " $/M").replace("_", " ")
-            rates[name] = column.text_input(label, key=f"override_{name}")
-        note = st.text_input("Note (e.g. the contract)", key="override_note")
-        if st.button("Add override", key="override_add", icon=":material/add:"):
-            row = _attempt(
-                price_books.add_override,
-                url,
-                provider=provider or "",
-                model_pattern=pattern,
-                valid_from=valid_from,
-                valid_to=valid_to,
-                note=note,
-                created_by=_who(),
-                **{k: (v.strip() or None) for k, v in rates.items()},
-            )
-            if row is not None:
-                st.success(f"Added price override {row['id']}.")
+        _override_form(url, options)
     if not overrides.empty:
-        live = overrides[overrides["removed_at"].isna()]
-        if not live.empty:
-            labels = {
-                f"{r.id}: {r.provider} {r.model_pattern} from {r.valid_from:%Y-%m-%d}": r.id
-                for r in live.itertuples()
-            }
-            left, right = st.columns([3, 1], vertical_alignment="bottom")
-            doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
-            if right.button("Retire", key="override_remove", icon=":material/delete:"):
-                price_books.remove_override(url, override_id=labels[doomed], removed_by=_who())
-                st.rerun()
+        _retire_override(url, overrides)
+    with st.expander("Re-price past tasks", icon=":material/currency_exchange:"):
+        _reprice_form(url, options)
     st.markdown("**Re-pricing audit**")
-    audit = pd.DataFrame(repricing.reprice_audit(url))
+    audit = pd.DataFrame(repricing.reprice_audit(url, viewer=_viewer_id()))
     if audit.empty:
         st.caption("No re-pricing yet.")
     else:
-        audit["rule"] = audit["rule"].map(str)
-        audit["price_books"] = audit["price_books"].map(str)
+        audit = formatting.audit_frame(audit, ("rule", "price_books"))
         ui.table(audit, key="reprice_audit", filename="reprice_audit")
+
+
+def _override_form(url: str, options: dict[str, list[str]]) -> None:
+    """Provider (no default: chosen on purpose), pattern checked against the provider's
+    known models, window, rates; the table above shows the new override at once."""
+    cols = st.columns(4)
+    providers = sorted(set(pricing.known_providers()) | set(options.get("providers") or []))
+    provider = cols[0].selectbox(
+        "Provider of the override",
+        providers,
+        index=None,
+        placeholder="Choose a provider",
+        key="override_provider",
+    )
+    pattern = cols[1].text_input("Model or pattern (* ?)", key="override_model")
+    valid_from = cols[2].date_input("Valid from (UTC)", value=None, key="override_from")
+    valid_to = cols[3].date_input("Valid to (excl.; empty = open)", value=None, key="override_to")
+    unknown_ok = st.checkbox(
+        "The model is not in genai-prices (a fine-tune or a new release)",
+        key="override_unknown_model",
+    )
+    if provider and pattern.strip():
+        covered = pricing.models_matching(provider, pattern.strip())
+        if covered:
+            st.caption(
+                md(f"Covers {len(covered)} known {provider} model(s): {', '.join(covered[:8])}")
+            )
+        elif not unknown_ok:
+            st.warning(md(f"{pattern.strip()} matches no {provider} model genai-prices knows."))
+    rates: dict[str, Any] = {}
+    rate_cols = st.columns(len(price_books.RATE_FIELDS))
+    for column, name in zip(rate_cols, price_books.RATE_FIELDS, strict=True):
+        label = name.replace("_per_mtok", " $/M").replace("_", " ")
+        rates[name] = column.text_input(label, key=f"override_{name}")
+    note = st.text_input("Note (e.g. the contract)", key="override_note")
+    if st.button("Add override", key="override_add", icon=":material/add:"):
+        row = _attempt(
+            price_books.add_override,
+            url,
+            provider=provider or "",
+            model_pattern=pattern,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            note=note,
+            viewer=_viewer_id(),
+            known_only=not unknown_ok,
+            **{k: (v.strip() or None) for k, v in rates.items()},
+        )
+        if row is not None:
+            st.session_state[_ADDED_KEY] = row["id"]
+            st.rerun()
+
+
+def _retire_override(url: str, overrides: pd.DataFrame) -> None:
+    live = overrides[overrides["removed_at"].isna()]
+    if live.empty:
+        return
+    labels = {
+        f"{r.id}: {r.provider} {r.model_pattern} from {r.valid_from:%Y-%m-%d}": r.id
+        for r in live.itertuples()
+    }
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    doomed = left.selectbox("Retire an override", list(labels), key="override_pick")
+    if right.button("Retire", key="override_remove", icon=":material/delete:"):
+        gone = _attempt(
+            price_books.remove_override, url, override_id=labels[doomed], viewer=_viewer_id()
+        )
+        if gone is not None:
+            st.rerun()
+
+
+def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
+    """A dry run first (before/after per model, nothing written), then Apply for exactly
+    that rule; audited as the CLI's re-pricing is, with the signed-in admin as who ran it."""
+    cols = st.columns(3)
+    since = cols[0].date_input("Tasks from (UTC)", value=None, key="reprice_since")
+    until = cols[1].date_input("Until (excl.; empty = now)", value=None, key="reprice_until")
+    model = cols[2].selectbox(
+        "Only model", list(options.get("models") or []), index=None,
+        placeholder="Every model", key="reprice_model",
+    )  # fmt: skip
+    rule = {"since": since, "until": until, "model": model}
+    if st.button("Dry run", key="reprice_dry_run", icon=":material/preview:"):
+        result = _attempt(repricing.reprice, url, dry_run=True, viewer=_viewer_id(), **rule)
+        st.session_state[_DRY_RUN_KEY] = (rule, result) if result is not None else None
+    last = st.session_state.get(_DRY_RUN_KEY)
+    if not last or last[0] != rule:
+        st.caption("Run a dry run of this rule first: it shows the change and writes nothing.")
+        return
+    result = last[1]
+    ui.table(reprice_frame(result), key="reprice_preview", filename="reprice_dry_run")
+    st.caption(
+        f"{result.tasks_changed:,} of {result.tasks_examined:,} tasks would change: "
+        f"{ui.money(result.old_total)} → {ui.money(result.new_total)}."
+    )
+    if st.button("Apply re-pricing", key="reprice_apply", icon=":material/check:", type="primary"):
+        done = _attempt(repricing.reprice, url, viewer=_viewer_id(), **rule)
+        st.session_state[_DRY_RUN_KEY] = None
+        if done is not None:
+            data.sync(force=True)
+            st.success(
+                f"Re-priced {done.tasks_changed:,} tasks (recorded as re-pricing {done.audit_id})."
+            )
+
+
+def reprice_frame(result: Any) -> pd.DataFrame:
+    """A re-pricing's totals per provider and model: tasks, changed, before and after."""
+    rows = [
+        {
+            "provider": provider,
+            "model": model,
+            "tasks": totals.tasks,
+            "changed": totals.changed,
+            "cost_before": float(totals.old_total),
+            "cost_after": float(totals.new_total),
+        }
+        for (provider, model), totals in sorted(result.by_model.items(), key=lambda kv: str(kv[0]))
+    ]
+    columns = ["provider", "model", "tasks", "changed", "cost_before", "cost_after"]
+    return pd.DataFrame(rows, columns=columns)

@@ -81,7 +81,7 @@ CREATE TABLE ai_audit (
     run_id uuid,
     subject text,
     detail jsonb NOT NULL DEFAULT '{}'::jsonb,
-    CONSTRAINT ai_audit_action_check CHECK ((action = ANY (ARRAY['archive'::text, 'delete'::text, 'restore'::text, 'share'::text, 'unshare'::text, 'user_added'::text, 'role_change'::text, 'purge'::text]))),
+    CONSTRAINT ai_audit_action_check CHECK ((action = ANY (ARRAY['archive'::text, 'delete'::text, 'restore'::text, 'share'::text, 'unshare'::text, 'user_added'::text, 'role_change'::text, 'purge'::text, 'budget_set'::text, 'budget_removed'::text, 'price_override_added'::text, 'price_override_removed'::text, 'alert_rule_added'::text, 'alert_rule_changed'::text, 'alert_rule_removed'::text, 'redaction_rule_changed'::text, 'reprice'::text]))),
     CONSTRAINT ai_audit_pkey PRIMARY KEY (id)
 );
 
@@ -100,6 +100,38 @@ CREATE TABLE ai_budgets (
     CONSTRAINT ai_budgets_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
     CONSTRAINT ai_budgets_scope_value_check CHECK (((scope_value IS NULL) OR (scope_value <> ''::text))),
     CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_otlp_log_events (
+    user_id text NOT NULL,
+    trace_id text NOT NULL,
+    span_id text NOT NULL,
+    seq bigint NOT NULL DEFAULT nextval('ai_otlp_log_events_seq_seq'::regclass),
+    event_name text NOT NULL,
+    body jsonb,
+    received_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_otlp_log_events_pkey PRIMARY KEY (user_id, trace_id, span_id, seq)
+);
+
+CREATE TABLE ai_otlp_secret (
+    only_row boolean NOT NULL DEFAULT true,
+    secret text NOT NULL,
+    CONSTRAINT ai_otlp_secret_only_row_check CHECK (only_row),
+    CONSTRAINT ai_otlp_secret_pkey PRIMARY KEY (only_row)
+);
+
+CREATE TABLE ai_otlp_spans (
+    user_id text NOT NULL,
+    trace_id text NOT NULL,
+    span_id text NOT NULL,
+    parent_span_id text,
+    response_id text,
+    task_id uuid NOT NULL,
+    completeness integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    kept boolean NOT NULL,
+    received_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_otlp_spans_pkey PRIMARY KEY (user_id, trace_id, span_id)
 );
 
 CREATE TABLE ai_price_overrides (
@@ -355,6 +387,7 @@ CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
 CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
@@ -388,7 +421,17 @@ CREATE OR REPLACE FUNCTION public.ai_actor()
  LANGUAGE sql
  STABLE
 AS $function$
-    SELECT coalesce(nullif(current_setting('ai_runs.viewer', true), ''), session_user::text)
+    SELECT coalesce(nullif(current_setting('ai_runs.viewer', true), ''),
+                    nullif(current_setting('ai_runs.actor', true), ''),
+                    session_user::text)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ai_audit_fields(j jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+    SELECT jsonb_strip_nulls(j - 'created_at' - 'updated_at' - 'created_by' - 'removed_by')
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_audit_run_purge()
@@ -425,6 +468,51 @@ BEGIN
             CASE NEW.status WHEN 'deleted' THEN 'delete' WHEN 'archived' THEN 'archive'
                             ELSE 'restore' END,
             NEW.id, NEW.user_id, jsonb_build_object('from', OLD.status, 'to', NEW.status));
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_audit_setting()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+DECLARE
+    cur jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+    detail jsonb;
+    act text;
+    subject text;
+BEGIN
+    detail := public.ai_audit_fields(cur);
+    IF TG_OP = 'UPDATE' THEN
+        detail := detail || jsonb_build_object('before', (
+            SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}')
+              FROM jsonb_each(public.ai_audit_fields(to_jsonb(OLD))) o
+             WHERE o.value IS DISTINCT FROM cur -> o.key));
+    END IF;
+    CASE TG_TABLE_NAME
+    WHEN 'ai_budgets' THEN
+        act := CASE TG_OP WHEN 'DELETE' THEN 'budget_removed' ELSE 'budget_set' END;
+        subject := concat_ws(' ', cur ->> 'scope_kind', cur ->> 'scope_value')
+                   || ' per ' || (cur ->> 'period');
+    WHEN 'ai_price_overrides' THEN
+        act := CASE WHEN cur ->> 'removed_at' IS NOT NULL THEN 'price_override_removed'
+                    ELSE 'price_override_added' END;
+        subject := (cur ->> 'provider') || ' ' || (cur ->> 'model_pattern');
+    WHEN 'ai_alert_rules' THEN
+        act := CASE TG_OP WHEN 'INSERT' THEN 'alert_rule_added'
+                          WHEN 'DELETE' THEN 'alert_rule_removed' ELSE 'alert_rule_changed' END;
+        subject := cur ->> 'name';
+    WHEN 'ai_redaction_rules' THEN
+        act := 'redaction_rule_changed';
+        subject := cur ->> 'name';
+    WHEN 'ai_reprice_audit' THEN
+        act := 'reprice';
+        subject := 'reprice ' || (cur ->> 'id');
+        detail := jsonb_build_object('rule', cur -> 'rule');
+    END CASE;
+    INSERT INTO public.ai_audit (actor, action, subject, detail)
+    VALUES (public.ai_actor(), act, subject, detail);
     RETURN NULL;
 END $function$;
 
@@ -465,6 +553,15 @@ BEGIN
     END IF;
     RETURN NULL;
 END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_budget_scopes()
+ RETURNS TABLE(id bigint, scope_kind text, scope_value text, period text)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+    SELECT id, scope_kind, scope_value, period FROM public.ai_budgets ORDER BY id
+$function$;
 
 CREATE OR REPLACE FUNCTION public.ai_log_deletions()
  RETURNS trigger
@@ -751,6 +848,18 @@ AS $function$
      WHERE u.id = nullif(pg_catalog.current_setting('ai_runs.viewer', true), '')
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_viewer_manages_scope(kind text, value text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+    SELECT coalesce(public.ai_viewer_role() = 'admin', false)
+        OR (coalesce(public.ai_viewer_role() = 'manager', false) AND (
+               (kind = 'team' AND value = public.ai_viewer_team())
+            OR (kind = 'user' AND value IN (SELECT public.ai_viewer_team_members()))))
+$function$;
+
 CREATE OR REPLACE FUNCTION public.ai_viewer_may_edit_run(run uuid)
  RETURNS boolean
  LANGUAGE sql
@@ -772,6 +881,16 @@ AS $function$
     SELECT coalesce(public.ai_viewer_role() = 'admin', false)
         OR EXISTS (SELECT 1 FROM public.ai_runs r
                     WHERE r.id = run AND r.user_id = public.ai_viewer_id())
+$function$;
+
+CREATE OR REPLACE FUNCTION public.ai_viewer_reads_scope(kind text, value text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+    SELECT public.ai_viewer_manages_scope(kind, value)
+        OR (kind = 'user' AND value = public.ai_viewer_id())
 $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_viewer_role()
@@ -803,6 +922,15 @@ AS $function$
        AND (s.permission = 'edit' OR NOT for_edit)
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_viewer_team()
+ RETURNS text
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+    SELECT team FROM public.ai_users WHERE id = nullif(current_setting('ai_runs.viewer', true), '')
+$function$;
+
 CREATE OR REPLACE FUNCTION public.ai_viewer_team_members()
  RETURNS SETOF text
  LANGUAGE sql
@@ -814,7 +942,12 @@ AS $function$
        AND v.role = 'manager'
 $function$;
 
+CREATE TRIGGER ai_alert_rules_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_alert_rules FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
+CREATE TRIGGER ai_budgets_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_budgets FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
+CREATE TRIGGER ai_price_overrides_audit AFTER INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
 CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();
+CREATE TRIGGER ai_redaction_rules_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_redaction_rules FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
+CREATE TRIGGER ai_reprice_audit_audit AFTER INSERT ON public.ai_reprice_audit FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
 CREATE TRIGGER ai_run_shares_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_run_shares FOR EACH ROW EXECUTE FUNCTION ai_audit_share();
 CREATE TRIGGER ai_runs_audit_purge AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_audit_run_purge();
 CREATE TRIGGER ai_runs_audit_status AFTER UPDATE OF status ON public.ai_runs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION ai_audit_run_status();
@@ -839,8 +972,14 @@ CREATE TRIGGER ai_users_log_truncation AFTER TRUNCATE ON public.ai_users FOR EAC
 CREATE TRIGGER ai_users_stamp BEFORE UPDATE ON public.ai_users FOR EACH ROW EXECUTE FUNCTION ai_stamp_sync_xid();
 CREATE TRIGGER ai_users_touch BEFORE UPDATE ON public.ai_users FOR EACH ROW EXECUTE FUNCTION ai_users_touch();
 
+ALTER TABLE ai_alert_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_alert_rules ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_alert_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_budgets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_price_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_redaction_rules ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_reprice_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_run_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_task_redactions ENABLE ROW LEVEL SECURITY;
@@ -849,9 +988,43 @@ ALTER TABLE ai_template_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_template_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_templates ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY alert_events_read ON ai_alert_events FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_alert_rules r
+  WHERE (r.id = ai_alert_events.rule_id))));
+CREATE POLICY alert_rules_read ON ai_alert_rules FOR SELECT TO public USING (
+CASE
+    WHEN (budget_id IS NULL) THEN ai_viewer_reads_scope(scope_kind, scope_value)
+    ELSE (EXISTS ( SELECT 1
+       FROM ai_budgets b
+      WHERE (b.id = ai_alert_rules.budget_id)))
+END);
+CREATE POLICY alert_rules_write ON ai_alert_rules FOR ALL TO public USING (
+CASE
+    WHEN (budget_id IS NULL) THEN ai_viewer_manages_scope(scope_kind, scope_value)
+    ELSE (EXISTS ( SELECT 1
+       FROM ai_budgets b
+      WHERE ((b.id = ai_alert_rules.budget_id) AND ai_viewer_manages_scope(b.scope_kind, b.scope_value))))
+END) WITH CHECK (
+CASE
+    WHEN (budget_id IS NULL) THEN ai_viewer_manages_scope(scope_kind, scope_value)
+    ELSE (EXISTS ( SELECT 1
+       FROM ai_budgets b
+      WHERE ((b.id = ai_alert_rules.budget_id) AND ai_viewer_manages_scope(b.scope_kind, b.scope_value))))
+END);
+CREATE POLICY alert_state_read ON ai_alert_state FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_alert_rules r
+  WHERE (r.id = ai_alert_state.rule_id))));
 CREATE POLICY audit_read ON ai_audit FOR SELECT TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
+CREATE POLICY budgets_delete ON ai_budgets FOR DELETE TO public USING (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY budgets_insert ON ai_budgets FOR INSERT TO public WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY budgets_read ON ai_budgets FOR SELECT TO public USING (ai_viewer_reads_scope(scope_kind, scope_value));
+CREATE POLICY budgets_update ON ai_budgets FOR UPDATE TO public USING (ai_viewer_manages_scope(scope_kind, scope_value)) WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY price_overrides_admin_insert ON ai_price_overrides FOR INSERT TO public WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
+CREATE POLICY price_overrides_admin_update ON ai_price_overrides FOR UPDATE TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
+CREATE POLICY price_overrides_read ON ai_price_overrides FOR SELECT TO public USING (true);
 CREATE POLICY redaction_rules_admin ON ai_redaction_rules FOR ALL TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY redaction_rules_read ON ai_redaction_rules FOR SELECT TO public USING (true);
+CREATE POLICY reprice_audit_admin ON ai_reprice_audit FOR ALL TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY shares_delete ON ai_run_shares FOR DELETE TO public USING (ai_viewer_owns_run(run_id));
 CREATE POLICY shares_insert ON ai_run_shares FOR INSERT TO public WITH CHECK (ai_viewer_owns_run(run_id));
 CREATE POLICY shares_read ON ai_run_shares FOR SELECT TO public USING (((user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR ai_viewer_owns_run(run_id)));
@@ -891,9 +1064,14 @@ CREATE POLICY templates_write ON ai_templates FOR ALL TO public USING (((( SELEC
 CREATE POLICY users_admin ON ai_users FOR ALL TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY users_read ON ai_users FOR SELECT TO public USING ((( SELECT ai_viewer_id() AS ai_viewer_id) IS NOT NULL));
 
+GRANT SELECT ON ai_alert_events TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_alert_rules TO ai_runs_app;
+GRANT SELECT ON ai_alert_state TO ai_runs_app;
 GRANT SELECT ON ai_audit TO ai_runs_app;
-GRANT SELECT ON ai_price_overrides TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_budgets TO ai_runs_app;
+GRANT INSERT, SELECT, UPDATE ON ai_price_overrides TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_redaction_rules TO ai_runs_app;
+GRANT INSERT, SELECT, UPDATE ON ai_reprice_audit TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_run_shares TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_runs TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_task_redactions TO ai_runs_app;

@@ -27,12 +27,27 @@ from queries.filters import Filters
 
 log = logging.getLogger(__name__)
 
-# kind -> (column of alert_window_metrics, unit for messages)
+# kind -> (column of alert_window_metrics, unit for messages, the count the value is
+# computed from: p95 over completed tasks, the failure rate over finished ones)
 WINDOW_METRICS = {
-    "ttft_p95": ("ttft_p95", "ms"),
-    "total_time_p95": ("total_time_p95", "ms"),
-    "failure_rate": ("failure_rate", "fraction"),
+    "ttft_p95": ("ttft_p95", "ms", "completed"),
+    "total_time_p95": ("total_time_p95", "ms", "completed"),
+    "failure_rate": ("failure_rate", "fraction", "finished"),
 }
+UNITS = {"budget_spend": "fraction", "budget_forecast": "fraction", "ttft_p95": "ms",
+         "total_time_p95": "ms", "failure_rate": "fraction"}  # fmt: skip
+
+
+def format_value(kind: str, value: Decimal | float | None) -> str:
+    """A rule's value or threshold as the app shows numbers: fractions as percent ("80%",
+    "190.7%"), milliseconds with separators ("5,000 ms"); "n/a" for None. Never "5E+3"."""
+    if value is None:
+        return "n/a"
+    number = float(value)
+    if UNITS.get(kind) == "ms":
+        return f"{number:,.0f} ms"
+    percent = f"{number:.1%}"
+    return percent.replace(".0%", "%")
 
 
 @dataclass
@@ -71,7 +86,7 @@ def rule_value(con: Any, rule: dict[str, Any], now: datetime) -> tuple[float | N
         ahead = result["forecast"]
         text = f"{scope} {budget['period']}-end forecast ${ahead:,.2f} vs budget ${amount:,.2f}"
         return result["forecast_share"], text
-    column, unit = WINDOW_METRICS[rule["kind"]]
+    column, _, basis = WINDOW_METRICS[rule["kind"]]
     scope = budgets.Scope(rule["scope_kind"], rule["scope_value"])
     window = timedelta(minutes=rule["window_minutes"])
     filters = Filters(
@@ -81,12 +96,13 @@ def rule_value(con: Any, rule: dict[str, Any], now: datetime) -> tuple[float | N
     )
     metrics = window_metrics(con, filters)
     value = metrics[column]
-    enough = metrics["tasks"] >= rule["min_tasks"]
-    formats = {"fraction": "{:.1%}", "ms": "{:,.0f} ms"}
-    shown = "n/a" if value is None else formats[unit].format(value)
+    counted = int(metrics[basis])
+    enough = counted >= rule["min_tasks"]
+    shown = format_value(rule["kind"], value)
+    tasks = f"{counted:,} {basis} task" + ("" if counted == 1 else "s")
     text = (
         f"{scope_text(scope.kind, scope.value)} {rule['kind']} over the last "
-        f"{rule['window_minutes']} min = {shown} ({metrics['tasks']} tasks)"
+        f"{rule['window_minutes']} min = {shown} (of {tasks})"
     )
     return (float(value) if value is not None and enough else None), text
 
@@ -163,7 +179,8 @@ def _record(url: str, rule: dict, value: float | None, firing: bool, text: str) 
             return None
         event = "firing" if firing else "resolved"
         threshold = rule["threshold"]
-        message = f"[{event.upper()}] {rule['name']}: {text} (threshold {threshold.normalize()})"
+        limit = format_value(rule["kind"], threshold)
+        message = f"[{event.upper()}] {rule['name']}: {text} (threshold {limit})"
         conn.execute(
             sql["insert_alert_event"].psycopg,
             {
@@ -238,3 +255,30 @@ def _rule_scope(rule: dict[str, Any]) -> str:
 def firing_alerts(url: str | None = None) -> list[dict[str, Any]]:
     """The rules firing now (rows of ingest.spend.alert_rules.list_rules)."""
     return [rule for rule in alert_rules.list_rules(url) if rule["firing"]]
+
+
+def send_test_message(rule: dict[str, Any], *, now: datetime | None = None) -> webhooks.Delivery:
+    """Send one test message for `rule` (a row of ingest.spend.alert_rules.list_rules) to
+    its webhook, once (no retries), recording nothing: whether the receiver answers 2xx, and
+    the error otherwise. ValueError when the rule has no webhook."""
+    if not rule.get("webhook_url"):
+        raise ValueError(f"alert rule {rule.get('name')!r} has no webhook to test")
+    now = now or datetime.now(UTC)
+    event = {
+        "id": 0,
+        "rule_name": rule["name"],
+        "kind": rule["kind"],
+        "event": "test",
+        "value": None,
+        "threshold": rule["threshold"],
+        "created_at": now,
+        "message": f"[TEST] {rule['name']}: a test of this alert rule's webhook "
+        f"(threshold {format_value(rule['kind'], rule['threshold'])})",
+    }
+    return webhooks.post_json(
+        rule["webhook_url"],
+        webhooks.slack_body(event, _rule_scope(rule)),
+        key=f"ai-runs-alert-test-{rule['id']}-{now.timestamp():.0f}",
+        attempts=1,
+        timeout_seconds=5.0,
+    )

@@ -4,8 +4,12 @@ add|list|remove|check|history` (alert rules and their evaluation, docs/spend-con
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 
 from ingest.spend import alert_rules, budgets, price_books
+from queries.alerts import format_value
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -105,11 +109,11 @@ def _list(args: argparse.Namespace) -> int:
         print("no alert rules; add one with `ai-runs alerts add ...`")
     for row in rows:
         state = "FIRING" if row["firing"] else "ok"
-        value = "-" if row["value"] is None else f"{row['value'].normalize()}"
+        value = "-" if row["value"] is None else format_value(row["kind"], row["value"])
         target = row["webhook_url"] or "(no webhook)"
         print(
             f"{row['id']:>4}  {state:6} {row['name']} [{row['kind']} >= "
-            f"{row['threshold'].normalize()}, last value {value}] -> {target}"
+            f"{format_value(row['kind'], row['threshold'])}, last value {value}] -> {target}"
         )
     return 0
 
@@ -121,15 +125,32 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Sync the mirror and evaluate; when another process (the dashboard) holds the mirror,
+    evaluate on a private mirror built from Postgres in a temporary directory instead."""
     from queries.alerts import check_alerts
-    from queries.mirror import open_mirror, sync_mirror
+    from queries.mirror import MirrorLocked, open_mirror, sync_mirror
 
-    con = open_mirror(args.mirror)
     try:
-        sync_mirror(con=con)
-        result = check_alerts(con)
-    finally:
-        con.close()
+        con = open_mirror(args.mirror)
+    except MirrorLocked:
+        print(
+            "the mirror is held by another process (the dashboard): evaluating on a private "
+            "copy loaded from Postgres",
+            file=sys.stderr,
+        )
+        with tempfile.TemporaryDirectory(prefix="ai-runs-alerts-") as scratch:
+            con = open_mirror(Path(scratch) / "alerts.duckdb")
+            try:
+                sync_mirror(con=con, verify=False)
+                result = check_alerts(con)
+            finally:
+                con.close()
+    else:
+        try:
+            sync_mirror(con=con)
+            result = check_alerts(con)
+        finally:
+            con.close()
     print(_summary(result))
     return 1 if result.failed else 0
 

@@ -104,7 +104,10 @@ def spend_forecast(
     daily = pd.DataFrame(rows, columns=["day", "cost", "cumulative", "kind", "low", "high"])
     daily["day"] = pd.to_datetime(daily["day"]).astype("datetime64[us]")
 
-    month_to_date = sum(cost for day, cost in actual.items() if month_start <= day <= today)
+    # Up to today, and never past the period's end (a closed period: its whole actual spend).
+    month_to_date = sum(
+        cost for day, cost in actual.items() if month_start <= day <= today and day < month_end
+    )
     month_to_date = month_to_date if month_start <= today else 0.0
     ahead_rows = daily["kind"] == "forecast"
     daily.loc[ahead_rows, "low"] = daily.loc[ahead_rows, "low"].clip(lower=month_to_date)

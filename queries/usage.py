@@ -139,7 +139,8 @@ def usage_pairs(con: Connection, filters: Filters, a: str, b: str) -> pd.DataFra
     """Usage per pair of values of two different dimensions (e.g. team × model). Mirror only.
 
     Columns: a, b (the two values; None = not set), cost (USD), tokens_input,
-    tokens_output, tokens_total, tasks. Sorted by cost descending. No distinct runs or
+    tokens_output, tokens_total, tasks, unpriced (tasks with no cost, not summed as 0 in
+    cost but counted here). Sorted by cost descending. No distinct runs or
     users: a breakdown chart does not show them.
     """
     if a == b:
@@ -152,4 +153,5 @@ def usage_pairs(con: Connection, filters: Filters, a: str, b: str) -> pd.DataFra
         group_b=group_sql(con, b),
     )
     frame["tasks"] = frame["tasks"].astype("int64")
+    frame["unpriced"] = frame["unpriced"].astype("int64")
     return frame

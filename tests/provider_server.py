@@ -11,9 +11,9 @@ scenario picks the usage shape and behaviour:
   slow        0.15 s before the headers and 0.15 s before the first token
   refused     a text chunk with a NUL character
   notfound    HTTP 404 with an error body
-Answers are realistic JSON and server-sent events. USAGE[provider][scenario] is the raw
-usage JSON the provider reports (what genai-prices reads in the tests). Every request body
-is kept in `server.requests`.
+Answers are realistic JSON and server-sent events, each response with its own id.
+USAGE[provider][scenario] is the raw usage JSON the provider reports (what genai-prices
+reads in the tests). Every request body is kept in `server.requests`.
 """
 
 from __future__ import annotations
@@ -145,6 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json({"error": {"message": f"unknown path {self.path}"}}, status=404)
 
+    def _serial(self) -> int:
+        """This request's number: response ids are unique, as a provider's are."""
+        return len(self.server.requests)
+
     # ------------------------------------------------------------ transport
 
     def _json(self, payload: dict, status: int = 200) -> None:
@@ -176,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model", "gpt-4o")
         usage = usage_for("openai-chat", scenario)
         texts = _texts(scenario)
-        base = {"id": "chatcmpl-1", "created": 1764460800, "model": model}
+        base = {"id": f"chatcmpl-{self._serial()}", "created": 1764460800, "model": model}
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
             if scenario == "tools":
@@ -231,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
             "content": [{"type": "output_text", "text": "".join(texts), "annotations": []}],
         }
         response = {
-            "id": "resp_1",
+            "id": f"resp_{self._serial()}",
             "object": "response",
             "created_at": 1764460800,
             "model": model,
@@ -298,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         message = {
-            "id": "msg_1",
+            "id": f"msg_{self._serial()}",
             "type": "message",
             "role": "assistant",
             "model": model,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,7 @@ import ingest
 from dashboard.command import main
 from ingest.spend import alert_rules, budgets
 from queries import open_mirror
-from queries.alerts import check_alerts
+from queries.alerts import check_alerts, format_value
 
 
 class Receiver:
@@ -204,3 +206,57 @@ def test_concurrent_checks_record_and_deliver_a_firing_once(conn, db_url, tmp_pa
     assert sum(len(r.fired) for r in results) == 1
     assert sum(r.delivered for r in results) == 1
     assert [b["event"] for b in receiver.bodies] == ["firing"]
+
+
+def test_messages_format_numbers_and_name_the_count_behind_a_p95(conn, db_url, tmp_path, receiver):
+    for ttft in (100, 200, 300):
+        _spend_now(conn, "0.01", time_to_first_token=ttft, user_id="cy")
+    for _ in range(2):  # failed tasks are not in a p95 of completed tasks
+        _spend_now(conn, "0.01", status="failed", user_id="cy")
+    alert_rules.add_rule(db_url, name="slow", kind="ttft_p95", threshold=50, min_tasks=3,
+                         scope_kind="user", scope_value="cy", webhook_url=receiver.url)  # fmt: skip
+    alert_rules.add_rule(db_url, name="flaky", kind="failure_rate", threshold="0.25",
+                         scope_kind="user", scope_value="cy")  # fmt: skip
+    # Only 3 completed tasks (5 in the window): a rule needing 4 never fires.
+    alert_rules.add_rule(db_url, name="needs four", kind="ttft_p95", threshold=50, min_tasks=4,
+                         scope_kind="user", scope_value="cy")  # fmt: skip
+    with open_mirror(tmp_path / "m.duckdb") as con:
+        from queries import sync_mirror
+
+        sync_mirror(db_url, con=con)
+        result = check_alerts(con, db_url)
+    assert sorted(result.fired) == ["flaky", "slow"]
+    messages = {e["rule_name"]: e["message"] for e in alert_rules.alert_history(db_url)}
+    assert "= 290 ms (of 3 completed tasks) (threshold 50 ms)" in messages["slow"]
+    assert "= 40% (of 5 finished tasks) (threshold 25%)" in messages["flaky"]
+    assert receiver.bodies[0]["text"] == messages["slow"]
+    assert format_value("ttft_p95", Decimal("5000")) == "5,000 ms"  # not 5E+3
+    assert format_value("budget_spend", Decimal("1.907022")) == "190.7%"  # not 1.907022
+    assert format_value("failure_rate", None) == "n/a"
+
+
+def test_alerts_check_works_while_another_process_holds_the_mirror(
+    conn, db_url, tmp_path, monkeypatch, capsys, receiver
+):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    mirror = tmp_path / "held.duckdb"
+    open_mirror(mirror).close()
+    holder = subprocess.Popen(  # a second process holds the mirror, as the dashboard does
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(120)", str(mirror)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        _spend_now(conn, "90")
+        budget = budgets.set_budget(db_url, amount=100)
+        alert_rules.add_rule(db_url, name="held", kind="budget_spend", threshold="0.8",
+                             budget_id=budget["id"], webhook_url=receiver.url)  # fmt: skip
+        assert main(["alerts", "check", "--mirror", str(mirror)]) == 0
+        captured = capsys.readouterr()
+        assert "held by another process" in captured.err
+        assert "firing now: held" in captured.out
+        assert [(b["rule"], b["event"]) for b in receiver.bodies] == [("held", "firing")]
+    finally:
+        holder.kill()
+        holder.wait()

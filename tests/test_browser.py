@@ -167,7 +167,7 @@ def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None
     for path, title in PAGES.items():
         _open(page, server.base, path, title)
         if path == "cost":  # a manager sets the monthly budget: the forecast shows the line
-            budget = page.get_by_label("Amount ($)", exact=True)
+            budget = page.get_by_label("Amount (USD)", exact=True)
             budget.fill("20")
             budget.press("Enter")
             _settle(page)

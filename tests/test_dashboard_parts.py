@@ -52,7 +52,7 @@ def test_spend_figure_stacks_one_trace_per_model(mirror) -> None:
     usage = queries.usage_over_time(con, _last_days(), "day", "model")
     fig = figures.spend_over_time(usage, "model", "day")
     assert fig.layout.barmode == "stack"
-    assert _axis_title(fig, "yaxis") == "Spend ($)"
+    assert _axis_title(fig, "yaxis") == "Cost (USD)"
     assert {t.name for t in fig.data} == {figures.label(g) for g in usage["group"].unique()}
     total = sum(sum(t.y) for t in fig.data)
     assert total == pytest.approx(float(usage["cost"].astype(float).sum()))
@@ -113,7 +113,7 @@ def test_forecast_figure_shows_actuals_forecast_band_and_budget(mirror) -> None:
     if (result["daily"]["kind"] == "forecast").any():
         assert "forecast" in names and "forecast band (≈90%)" in names
     assert any("budget $50" in (a.text or "") for a in fig.layout.annotations)
-    assert _axis_title(fig, "yaxis") == "Cumulative spend ($)"
+    assert _axis_title(fig, "yaxis") == "Cumulative cost (USD)"
 
 
 def test_empty_frames_give_a_figure_that_says_so() -> None:

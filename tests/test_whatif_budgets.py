@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from builders import make_run, make_task
 
+import ingest
+from ingest.access import viewer
 from ingest.spend import budgets
 from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror, whatif
@@ -109,3 +111,72 @@ def test_bad_budget_names_the_field(db_url):
             budgets.set_budget(db_url, **kwargs)
         assert raised.value.field == field
     assert budgets.list_budgets(db_url) == []
+
+
+def test_a_budget_the_viewer_cannot_read_is_named_not_compared(mirror_con, db_url):
+    with ingest.Tracker(db_url) as owner:
+        owner.upsert_user("ann", "Ann", "ann@example.com", "red", "member")
+        owner.upsert_user("carol", "Carol", "carol@example.com", "red", "manager")
+    budgets.set_budget(db_url, amount=1000)
+    budgets.set_budget(db_url, amount=5, scope_kind="team", scope_value="red")
+    for who in ("carol", "ann"):
+        readable = budgets.list_budgets(db_url, viewer=who)
+        every = budgets.budget_scopes(db_url, viewer=who)
+        mine = Filters.last_days(7, visible_runs=viewer.visible_runs(db_url, who))
+        view = budget_queries.forecast_for_view(mirror_con, mine, readable, every_scope=every)
+        assert view["budget"] is None and view["hidden"]["scope_kind"] == "all", who
+        assert (
+            "monthly budget for everything applies to this view but is not shown"
+            in (view["reason"])
+        )
+        assert "1000" not in view["reason"]
+    carol = budgets.list_budgets(db_url, viewer="carol")
+    assert [(b["scope_kind"], b["scope_value"]) for b in carol] == [("team", "red")]
+    admin_view = budget_queries.forecast_for_view(
+        mirror_con, Filters.last_days(7), budgets.list_budgets(db_url)
+    )
+    assert float(admin_view["budget"]["amount"]) == 1000 and admin_view["hidden"] is None
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "period", "expected"),
+    [
+        ("2026-11-07", "2026-12-06", "month", ["2026-12-01"]),  # last 30 days: this month
+        ("2026-12-02", "2026-12-31", "month", ["2026-12-01"]),  # no month starts inside
+        ("2026-11-01", "2026-11-30", "month", ["2026-11-01"]),  # last month: closed
+        ("2026-10-01", "2026-12-06", "month", ["2026-10-01", "2026-11-01", "2026-12-01"]),
+        ("2026-12-06", "2026-12-06", "week", ["2026-11-30"]),  # today: its week
+        ("2026-11-01", "2026-11-30", "week", ["2026-11-02", "2026-11-09", "2026-11-16",
+                                              "2026-11-23", "2026-11-30"]),
+    ],
+)  # fmt: skip
+def test_budget_periods_of_the_chosen_days(first, last, period, expected):
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
+    today = datetime(2026, 12, 6).date()
+    starts = budget_queries.budget_periods(Filters(start=start, end=end), period, today)
+    assert [d.isoformat() for d in starts] == expected
+
+
+def test_a_closed_month_shows_its_actual_spend_against_its_budget(conn, db_url, tmp_path):
+    today = NOW.date()
+    this_month = datetime(today.year, today.month, 1, tzinfo=UTC)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    run = make_run(conn, user_id="ann")
+    for day, cost in ((1, "0.40"), (10, "0.25"), (27, "0.35")):
+        make_task(conn, run, model="gpt-4o", status="completed", cost=Decimal(cost),
+                  created_at=last_month + timedelta(days=day - 1, hours=3))  # fmt: skip
+    make_task(conn, run, model="gpt-4o", status="completed", cost=Decimal("5"),
+              created_at=this_month + timedelta(minutes=1))  # fmt: skip
+    budgets.set_budget(db_url, amount=2)
+    with open_mirror(tmp_path / "closed.duckdb") as con:
+        sync_mirror(db_url, con=con)
+        view = budget_queries.forecast_for_view(
+            con, Filters(start=last_month, end=this_month), budgets.list_budgets(db_url)
+        )
+    result = view["forecast"]
+    assert result["closed"] and result["periods"] == 1
+    assert result["period_start"] == last_month.date()
+    assert result["month_to_date"] == pytest.approx(1.0)  # 0.40 + 0.25 + 0.35, not this month's 5
+    assert result["forecast"] == pytest.approx(1.0) and result["budget"] == 2
+    assert result["used"] == pytest.approx(0.5) and result["over_budget"] is False

@@ -16,6 +16,7 @@ from dashboard.figures import colours
 from dashboard.figures.cost import (
     cost_per_run,
     forecast,
+    forecast_title,
     pairs_bars,
     spend_over_time,
     usage_bars,
@@ -48,6 +49,7 @@ __all__ = [
     "failure_rates_by",
     "failure_rates_over_time",
     "forecast",
+    "forecast_title",
     "label",
     "latency_histogram",
     "pairs_bars",

@@ -36,7 +36,7 @@ def spend_over_time(
     title = f"{what} per {grain} by {by_label}"
     if df.empty:
         return empty(title)
-    unit = "Spend ($)" if value == "cost" else what
+    unit = "Cost (USD)" if value == "cost" else what
     fig = new_figure(title, f"{grain.capitalize()} (UTC)", unit, barmode="stack")
     df = fold_tail(df, legend, value)
     money_value = value == "cost"
@@ -83,7 +83,7 @@ def pairs_bars(
     order = [a_names.name(a) for a in totals.index]
     frame = fold_tail(df.rename(columns={"b": "group"}), legend, value, keys=("a",))
     fig = new_figure(
-        title, "Spend ($)" if value == "cost" else what, a_label.capitalize(), barmode="stack"
+        title, "Cost (USD)" if value == "cost" else what, a_label.capitalize(), barmode="stack"
     )
     for group, rows in series_groups(frame):
         fig.add_bar(
@@ -105,7 +105,7 @@ def usage_bars(
     df: pd.DataFrame,
     title: str,
     value: str = "cost",
-    value_title: str = "Spend ($)",
+    value_title: str = "Cost (USD)",
     top: int = 10,
     legend: Legend = PLAIN,
 ) -> go.Figure:
@@ -129,18 +129,33 @@ def usage_bars(
     return fig
 
 
+def forecast_title(result: Mapping[str, Any]) -> str:
+    """What a forecast covers: one month or week (to date and forecast, or closed: actual
+    spend), or several budget periods (queries.budgets.spend_over_periods)."""
+    start = pd.Timestamp(result["month_start"])
+    last = pd.Timestamp(result["month_end"]) - pd.Timedelta(days=1)
+    closed = result.get("closed", False)
+    if result.get("periods", 1) > 1:
+        what = "spend" if closed else "spend to date and forecast"
+        return f"{start:%Y-%m-%d} – {last:%Y-%m-%d}: {what}"
+    if result.get("period") == "week":  # a weekly budget (dashboard/spend_control.py)
+        if closed:
+            return f"Week of {start:%Y-%m-%d}: spend"
+        return f"Week of {start:%Y-%m-%d}: spend to date and forecast to week end"
+    if closed:
+        return f"{start:%B %Y}: spend"
+    return f"{start:%B %Y}: spend to date and forecast to month end"
+
+
 # Over 60 lines: one figure's traces (history, forecast, interval, budget line) in order.
 def forecast(result: Mapping[str, Any]) -> go.Figure:
     """Cumulative month spend: actual days, forecast days with their band, the budget line
     (from queries.spend_forecast)."""
-    month = pd.Timestamp(result["month_start"]).strftime("%B %Y")
-    title = f"{month}: spend to date and forecast to month end"
-    if result.get("period") == "week":  # a weekly budget (dashboard/spend_control.py)
-        title = f"Week of {result['month_start']}: spend to date and forecast to week end"
+    title = forecast_title(result)
     daily: pd.DataFrame = result["daily"]
     if daily.empty:
-        return empty(title, "No spend this month yet.")
-    fig = new_figure(title, "Day (UTC)", "Cumulative spend ($)", hovermode="x unified")
+        return empty(title, "No spend in this period yet.")
+    fig = new_figure(title, "Day (UTC)", "Cumulative cost (USD)", hovermode="x unified")
     actual = daily[daily["kind"] == "actual"]
     ahead = daily[daily["kind"] == "forecast"]
     if not ahead.empty:
@@ -219,7 +234,7 @@ def what_if(df: pd.DataFrame, target: str) -> go.Figure:
     if df.empty:
         return empty(title)
     names = [f"{p}/{m}" for p, m in zip(df["provider"], df["model"], strict=True)]
-    fig = new_figure(title, "Model used", "Spend ($)", barmode="group")
+    fig = new_figure(title, "Model used", "Cost (USD)", barmode="group")
     fig.add_bar(x=names, y=df["actual_cost"].astype(float), name="actual")
     fig.add_bar(x=names, y=df["what_if_cost"].astype(float), name=f"on {target}")
     fig.update_yaxes(tickprefix="$")

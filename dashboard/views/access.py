@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, formatting, ui
 from ingest.errors import AccessDeniedError, ValidationError
 from ingest.store.vocabulary import USER_ROLES
 
@@ -45,7 +45,7 @@ with audit:
         st.info("Nothing recorded yet: deletes, restores, shares, role changes and purges "
                 "appear here.")  # fmt: skip
     else:
-        entries["detail"] = entries["detail"].map(str)
+        entries = formatting.audit_frame(entries)  # ids as text, details as fields
         ui.table(entries, key="access_audit", filename="audit.csv")
 
 with rules:

@@ -39,10 +39,24 @@ st.plotly_chart(
     selection_mode="points",
 )
 unpriced = int(spend["unpriced"].sum()) if "unpriced" in spend else 0
+with ui.kpi_cards("cost_period"):  # the chosen period's total, flagged when some is unpriced
+    st.metric(
+        "Cost (USD) in this period",
+        ui.money(spend["cost"].sum() if len(spend) else 0),
+        border=True,
+        help=state.period_text(filters),
+    )
+    st.metric(
+        "Unpriced tasks",
+        f"{unpriced:,}",
+        border=True,
+        help="Tasks with no known price or no usage reported: not in the cost total.",
+    )
 if unpriced:
-    st.caption(
-        f"{unpriced:,} tasks unpriced (no known price, or no usage reported): "
-        "not included in the spend."
+    st.warning(
+        f"{spend_control.unpriced_text(unpriced)} (no known price, or no usage reported): "
+        "not included in the cost.",
+        icon=":material/money_off:",
     )
 bar = ui.url_selection("cost_pick", figures.selected_slice(st.session_state.get("cost_spend")))
 if bar and bar[0] and bar[1] == figures.OTHER:

@@ -12,7 +12,7 @@ from queries import usage
 from queries.filters import DIMENSIONS, GRAINS
 
 METRICS = {
-    "cost": "Spend ($)",
+    "cost": "Cost (USD)",
     "tasks": "Tasks",
     "runs": "Runs",
     "active_users": "Active users",

@@ -1,12 +1,13 @@
 """The FastAPI application of `ai-runs serve` (docs/server.md).
 
 `create_app(url)` builds it over one database (None: DATABASE_URL, else the embedded
-Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /openapi.json
-and /docs do not (they read and write no data). Errors are one JSON shape (ErrorBody):
-422 for bad input naming the field and the allowed values, 404 for a run or task that does
-not exist or that row-level security hides from this key's user, 403 for one they may read
-but not change (the answer says who may), 401 for a missing or revoked key, 503 when the
-database is unreachable; nothing is written in any of these.
+Postgres). Every /v1 endpoint needs `Authorization: Bearer <key>`; /health, /metrics,
+/openapi.json and /docs do not (they read and write no data; /metrics holds counts only).
+Errors are one JSON shape (ErrorBody): 422 for bad input naming the field and the allowed
+values, 404 for a run or task that does not exist or that row-level security hides from
+this key's user, 403 for one they may read but not change (the answer says who may), 401
+for a missing or revoked key, 503 when the database is unreachable; nothing is written in
+any of these.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.server import (
+    metrics,
     routes_batch,
     routes_conversations,
     routes_otlp,
@@ -50,6 +52,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
         lifespan=lifespan,
     )
     app.state.server = state
+    metrics.install(app)
     for module in (routes_runs, routes_tasks, routes_batch, routes_otlp, routes_conversations):
         app.include_router(module.router)
 

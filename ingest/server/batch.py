@@ -20,9 +20,11 @@ are recorded in the write transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import psycopg
 
 from ingest.access import redaction
 from ingest.errors import ValidationError
@@ -95,10 +97,13 @@ def write_rows(
     task_rows: list[dict[str, Any]],
     *,
     task_where: str = "tasks",
+    leave_out: Callable[[psycopg.Connection, list[dict[str, Any]]], set[str]] | None = None,
 ) -> BatchOutcome:
     """Write already validated rows of `user` in one transaction; finished tasks without a
     cost are priced first. Ownership is checked here, then again in the write transaction
-    (AccessDeniedError, see the module docstring)."""
+    (AccessDeniedError, see the module docstring). leave_out: as
+    ingest.transfer.bulk.BulkWriter.write's, also given the task rows as they will be
+    written (priced, redacted): the OTLP receiver's one task per call."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -123,7 +128,8 @@ def write_rows(
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
         if not batches:
             return outcome
-        results = writer.write(*batches, redactions=masks, acting_user=user)
+        hook = None if leave_out is None else (lambda conn: leave_out(conn, task_rows))
+        results = writer.write(*batches, redactions=masks, acting_user=user, leave_out=hook)
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

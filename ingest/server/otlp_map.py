@@ -6,19 +6,22 @@ the deprecated ones still emitted by instrumentations) and OpenInference (`llm.*
 or when it carries a gen_ai/llm model or token count and is not a tool or agent span;
 other spans are skipped (and counted by the caller).
 
-Ids are derived, so a span sent twice is one task: task_id = uuid5(user, trace id, span
-id); run id = uuid5(user, session id) when the span has `session.id` or
-`gen_ai.conversation.id`, else uuid5(user, trace id).
+Ids are derived, so a span sent twice is one task: task_id = HMAC(secret, user, trace id,
+span id); run id = HMAC(secret, user, session id) when the span has `session.id` or
+`gen_ai.conversation.id`, else HMAC(secret, user, trace id), with the install's secret
+(migration 0015) so that nobody else can predict them (docs/server.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.sdk.provider_usage import normalize_usage
+from ingest.sdk.provider_usage import normalize_usage, read_usage
 from ingest.server.otlp_parse import Span
 from ingest.store import validation
 from ingest.store.vocabulary import SOURCE_TYPES
@@ -46,13 +49,19 @@ TOKEN_ATTRIBUTES = (
                              "gen_ai.usage.input_tokens.cached",
                              "llm.token_count.prompt_details.cache_read")),
     ("tokens_reasoning", ("gen_ai.usage.reasoning.output_tokens",
-                          "gen_ai.usage.output_tokens.reasoning",
+                          "gen_ai.usage.output_tokens.reasoning", "gen_ai.usage.reasoning_tokens",
                           "llm.token_count.completion_details.reasoning")),
     ("tokens_total", ("gen_ai.usage.total_tokens", "llm.token_count.total")),
 )  # fmt: skip
 CACHE_WRITE_ATTRIBUTES = (
+    "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_write_input_tokens",
     "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
     "gen_ai.usage.input_tokens.cache_write", "llm.token_count.prompt_details.cache_write",
+)  # fmt: skip
+# Anthropic's split of cache writes by lifetime (the 1-hour rate is higher).
+CACHE_WRITE_1H_ATTRIBUTES = (
+    "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
+    "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
 )  # fmt: skip
 # Seconds from the start of the request to its first streamed chunk.
 TTFT_ATTRIBUTES = (
@@ -60,8 +69,13 @@ TTFT_ATTRIBUTES = (
     "gen_ai.response.time_to_first_token", "llm.time_to_first_token",
 )  # fmt: skip
 # An event of one of these names marks the first streamed chunk.
+# (OpenInference: "First Token Stream Event"; Traceloop: each streamed chunk is a
+# gen_ai.content.completion.chunk event, the first one counts.)
 TTFT_EVENTS = frozenset({"gen_ai.first_chunk", "gen_ai.content.first_chunk", "first_token",
-                         "gen_ai.first_token", "llm.first_token"})  # fmt: skip
+                         "gen_ai.first_token", "llm.first_token", "First Token Stream Event",
+                         "gen_ai.content.completion.chunk"})  # fmt: skip
+# Spans of these names are LLM API calls that are not generations (no task).
+NOT_A_CALL = ("count_tokens",)
 SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id")
 MESSAGE_ATTRIBUTES = frozenset({
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
@@ -92,6 +106,15 @@ def is_llm_span(span: Span) -> bool:
     )
 
 
+def skip_reason(span: Span) -> str | None:
+    """Why a span makes no task ("not_llm", "count_tokens"), None when it makes one."""
+    if not is_llm_span(span):
+        return "not_llm"
+    if any(word in span.name for word in NOT_A_CALL):
+        return "count_tokens"
+    return None
+
+
 def _json_attribute(value: Any) -> Any:
     """gen_ai.*.messages arrive as JSON text (or already structured)."""
     if isinstance(value, str):
@@ -115,7 +138,7 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [items[i] for i in sorted(items)]
 
 
-def _text_of(messages: Any) -> str:
+def text_of(messages: Any) -> str:
     """The text of output messages (semconv parts, OpenInference or plain content)."""
     if isinstance(messages, str):
         return messages
@@ -128,6 +151,11 @@ def _text_of(messages: Any) -> str:
                 texts.append(str(part.get("content", "")))
         if isinstance(message.get("content"), str):
             texts.append(message["content"])
+        # OpenInference content parts: contents.M.message_content.{type,text}
+        for part in _indexed(message, "contents."):
+            text = part.get("message_content.text")
+            if isinstance(text, str) and part.get("message_content.type", "text") == "text":
+                texts.append(text)
     return "".join(texts)
 
 
@@ -154,6 +182,19 @@ def _ttft_ms(span: Span) -> int | None:
     return round((min(times) - span.start_ns) / 1e6) if times else None
 
 
+def _clamped_ttft(span: Span, total_time: int | None) -> tuple[int | None, list[str]]:
+    """The TTFT (ms) and the problems with it: one above the span's duration is clamped to
+    the duration (the rounding of a fast stream), as the LiteLLM logger does."""
+    ttft = _ttft_ms(span)
+    if ttft is None or total_time is None or ttft <= total_time:
+        return ttft, []
+    note = (
+        f"time_to_first_token {ttft} ms was above the span's duration {total_time} ms: "
+        "clamped to the duration"
+    )
+    return total_time, [note]
+
+
 def _moment(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
@@ -164,6 +205,27 @@ def _provider(attrs: dict[str, Any]) -> str | None:
         return None
     value = value.strip().lower()
     return PROVIDERS.get(value, value) or None
+
+
+def _response_id(attrs: dict[str, Any]) -> Any:
+    """The provider's response id: gen_ai.response.id, else the `id` of OpenInference's
+    output.value (the response as JSON), which is how its spans meet the SDK's own."""
+    value = attrs.get("gen_ai.response.id")
+    if value is None and attrs.get("output.mime_type") == "application/json":
+        output = _json_attribute(attrs.get("output.value"))
+        value = output.get("id") if isinstance(output, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _model(attrs: dict[str, Any]) -> Any:
+    """The requested model; a failed OpenInference span has it only in its invocation
+    parameters."""
+    model = _first(attrs, ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model"))
+    if model is None:
+        parameters = _json_attribute(attrs.get("llm.invocation_parameters"))
+        if isinstance(parameters, dict):
+            model = parameters.get("model")
+    return model
 
 
 def _errors(span: Span) -> list[dict[str, Any]] | None:
@@ -200,22 +262,66 @@ def _tokens(attrs: dict[str, Any]) -> dict[str, int]:
     return normalize_usage(given)
 
 
-def run_id_of(span: Span, user: str) -> tuple[uuid.UUID, str, str]:
-    """(run id, "session" or "trace", the session or trace id) of a span."""
+def _billed_split(attrs: dict[str, Any], tokens: dict[str, int]) -> tuple[dict, dict] | None:
+    """(token columns, billed usage) when Anthropic's 1-hour cache-write split is given:
+    the 1-hour part is billed at its own rate (ingest.sdk.provider_usage reads it)."""
+    one_hour = _first(attrs, CACHE_WRITE_1H_ATTRIBUTES)
+    written = tokens.get("tokens_cache_write")
+    if not isinstance(one_hour, int) or isinstance(one_hour, bool) or not written:
+        return None
+    cached = tokens.get("tokens_cached_input") or 0
+    raw = {
+        "input_tokens": (tokens.get("tokens_input") or 0) - cached - written,
+        "output_tokens": tokens.get("tokens_output") or 0,
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": written,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": max(written - one_hour, 0),
+            "ephemeral_1h_input_tokens": min(one_hour, written),
+        },
+    }
+    report = read_usage(raw)
+    return report.columns, report.billed
+
+
+def derived_id(secret: str, text: str) -> uuid.UUID:
+    """A uuid derived from `text` with the install's secret: stable for the same text,
+    unpredictable to anyone who does not hold the secret (docs/server.md)."""
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return uuid.uuid5(NAMESPACE, digest)
+
+
+def run_key_of(span: Span) -> tuple[str, str]:
+    """("session" or "trace", the session or trace id) of the run a span belongs to."""
     session = _first(span.attributes, SESSION_ATTRIBUTES) or _first(
         span.resource, SESSION_ATTRIBUTES
     )
     if session is not None:
-        return uuid.uuid5(NAMESPACE, f"run:{user}:session:{session}"), "session", str(session)
-    return uuid.uuid5(NAMESPACE, f"run:{user}:trace:{span.trace_id}"), "trace", span.trace_id
+        return "session", str(session)
+    return "trace", span.trace_id
 
 
-def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
+def run_id_of(span: Span, user: str, secret: str, attempt: int = 0) -> tuple[uuid.UUID, str, str]:
+    """(run id, "session" or "trace", the session or trace id) of a span; `attempt` > 0
+    gives the next id to try when another user holds the first."""
+    kind, key = run_key_of(span)
+    suffix = f":{attempt}" if attempt else ""
+    return derived_id(secret, f"run:{user}:{kind}:{key}{suffix}"), kind, key
+
+
+def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, Any]:
     """The ai_tasks row of an LLM span, validated (ValidationError when it cannot be); not
     yet priced (ingest.server.batch.write_rows prices it when writing)."""
     attrs = span.attributes
     inputs, outputs = _messages(attrs)
     failed = span.status_code == 2
+    total_time = max(0, round((span.end_ns - span.start_ns) / 1e6)) if span.end_ns else None
+    ttft, problems = _clamped_ttft(span, total_time)
+    tokens = _tokens(attrs)
+    split = _billed_split(attrs, tokens)
+    billed = None
+    if split is not None:
+        tokens, billed = {**tokens, **split[0]}, split[1]
     request = {
         "messages": inputs,
         "system_instructions": _json_attribute(attrs.get("gen_ai.system_instructions")),
@@ -236,20 +342,20 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
     }
     row: dict[str, Any] = {
         "run_id": run_id,
-        "task_id": uuid.uuid5(NAMESPACE, f"span:{user}:{span.trace_id}:{span.span_id}"),
+        "task_id": derived_id(secret, f"span:{user}:{span.trace_id}:{span.span_id}"),
         "user_id": user,
         "service": span.resource.get("service.name"),
         "task_name": span.name or None,
         "provider": _provider(attrs),
         "endpoint": attrs.get("gen_ai.operation.name") or attrs.get("openinference.span.kind"),
-        "model": _first(attrs, ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")),
+        "model": _model(attrs),
         "model_id": attrs.get("gen_ai.response.model"),
         "request_data": {k: v for k, v in request.items() if v},
-        "response_text": _text_of(outputs) if outputs else None,
+        "response_text": text_of(outputs) if outputs else None,
         "response_data": {
             k: v
             for k, v in {
-                "id": attrs.get("gen_ai.response.id"),
+                "id": _response_id(attrs),
                 "finish_reasons": attrs.get("gen_ai.response.finish_reasons"),
                 "output_messages": outputs,
             }.items()
@@ -265,26 +371,38 @@ def task_of(span: Span, user: str, run_id: uuid.UUID) -> dict[str, Any]:
                 "parent_span_id": span.parent_span_id or None,
                 "scope": span.scope or None,
                 "attributes": extra,
-            }
+                "problems": problems or None,
+            },
+            "billed_usage": billed,
         },
-        **_tokens(attrs),
-        "time_to_first_token": _ttft_ms(span),
-        "total_time": max(0, round((span.end_ns - span.start_ns) / 1e6)) if span.end_ns else None,
+        **tokens,
+        "time_to_first_token": ttft,
+        "total_time": total_time,
         "status": "failed" if failed else "completed",
         "created_at": _moment(span.start_ns),
         "completed_at": _moment(span.end_ns) if span.end_ns and not failed else None,
     }
+    row["response_metadata"] = {
+        k: {n: v for n, v in value.items() if v is not None} if k == "otlp" else value
+        for k, value in row["response_metadata"].items()
+        if value is not None
+    }
     return validation.validate_task({k: v for k, v in row.items() if v is not None})
+
+
+def run_name(inputs: Any) -> str:
+    """A run's name from a span's input messages (the first user message), or ""."""
+    messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
+    return naming.name_from_messages(
+        [{"role": m.get("role"), "content": text_of([m]) or m.get("content")} for m in messages]
+    )
 
 
 def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:
     """The ai_runs row a span's task belongs to (written once; later spans find it)."""
     attrs = span.attributes
     inputs, _ = _messages(attrs)
-    messages = [m for m in inputs if isinstance(m, dict)] if isinstance(inputs, list) else []
-    name = naming.name_from_messages(
-        [{"role": m.get("role"), "content": _text_of([m]) or m.get("content")} for m in messages]
-    )
+    name = run_name(inputs)
     source_type = attrs.get("ai_runs.source_type")
     return validation.validate_run(
         {
@@ -292,9 +410,13 @@ def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dic
             "user_id": user,
             "source_type": source_type if source_type in SOURCE_TYPES else "custom",
             "source_id": key,
-            "name": name or span.name or f"{kind} {key}",
+            "name": name or f"{kind} {key}",
             "metadata": {
-                "otlp": {f"{kind}_id": key, "service.name": span.resource.get("service.name")}
+                "otlp": {
+                    f"{kind}_id": key,
+                    "service.name": span.resource.get("service.name"),
+                    "named_from_message": bool(name),
+                }
             },
             "created_at": _moment(span.start_ns),
         }

@@ -1,7 +1,8 @@
-"""/v1/traces: the OTLP/HTTP trace receiver. Protobuf or JSON, gzip or not; LLM spans
+"""/v1/traces and /v1/logs: the OTLP/HTTP receivers. Protobuf or JSON, gzip or not; LLM spans
 become tasks (ingest/server/otlp_map.py), written by the bulk path; other spans are skipped
 and counted. The answer is an ExportTraceServiceResponse in the request's encoding, whose
-partial_success says how many spans were rejected and how many were skipped."""
+partial_success says how many spans were rejected and how many were skipped. /v1/logs
+joins GenAI content log events to the tasks of their spans (ingest/server/otlp_logs.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from starlette.concurrency import run_in_threadpool
 
@@ -23,8 +27,26 @@ from ingest.server import models
 from ingest.server.auth import current_user
 from ingest.server.batch import write_rows
 from ingest.server.encoding import error_body, json_response
-from ingest.server.otlp_map import is_llm_span, run_id_of, run_of, task_of
-from ingest.server.otlp_parse import Span, parse_json, parse_protobuf
+from ingest.server.metrics import ServerMetrics
+from ingest.server.otlp_calls import (
+    CallSpan,
+    call_span,
+    fill_from_call,
+    fill_task,
+    group_calls,
+    install_secret,
+    keep_one_task_per_call,
+)
+from ingest.server.otlp_logs import is_content_event, join_waiting, receive
+from ingest.server.otlp_map import run_id_of, run_name, run_of, skip_reason, task_of
+from ingest.server.otlp_parse import (
+    LogEvent,
+    Span,
+    parse_json,
+    parse_logs_json,
+    parse_logs_protobuf,
+    parse_protobuf,
+)
 from ingest.server.state import ServerState
 
 log = logging.getLogger("ingest.server.otlp")
@@ -72,35 +94,31 @@ async def export_traces(request: Request, user: Annotated[str, Depends(current_u
         spans, is_json = await run_in_threadpool(_spans, await request.body(), request.headers)
     except ValidationError as error:  # OTLP/HTTP answers a malformed export with 400
         return json_response(error_body(error.field, error.problem, error.allowed), 400)
-    skipped, rejected, reasons = await run_in_threadpool(
-        _ingest, request.app.state.server, user, spans
+    outcome = await run_in_threadpool(
+        _ingest, request.app.state.server, request.app.state.metrics, user, spans
     )
-    message = "; ".join(
-        part
-        for part in (
-            f"skipped {skipped} non-LLM span(s)" if skipped else "",
-            f"rejected {rejected} span(s): {'; '.join(reasons[:3])}" if rejected else "",
-        )
-        if part
-    )
-    if skipped or rejected:
-        log.info("OTLP export: %d span(s), %s", len(spans), message)
+    message = outcome.message()
     if is_json:
         payload = (
-            {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}
+            {
+                "partialSuccess": {
+                    "rejectedSpans": str(outcome.rejected),
+                    "errorMessage": message,
+                }
+            }
             if message
             else {}
         )
         return Response(json.dumps(payload), media_type="application/json")
     answer = trace_service_pb2.ExportTraceServiceResponse()
     if message:
-        answer.partial_success.rejected_spans = rejected
+        answer.partial_success.rejected_spans = outcome.rejected
         answer.partial_success.error_message = message
     return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
 
-def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
-    """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
+def _decoded(raw: bytes, headers: Mapping[str, str]) -> tuple[bytes, bool]:
+    """The request body uncompressed, and whether it is OTLP/JSON (else protobuf)."""
     body = _body(raw, headers.get("content-encoding", ""))
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json"
@@ -110,30 +128,207 @@ def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
             f"unsupported: {content_type!r}",
             ["application/x-protobuf", "application/json"],
         )
+    return body, is_json
+
+
+def _spans(raw: bytes, headers: Mapping[str, str]) -> tuple[list[Span], bool]:
+    """The request's spans and whether it was OTLP/JSON (ValidationError when malformed)."""
+    body, is_json = _decoded(raw, headers)
     return (parse_json(body) if is_json else parse_protobuf(body)), is_json
 
 
-def _ingest(state: ServerState, user: str, spans: list[Span]) -> tuple[int, int, list[str]]:
-    """Write the LLM spans; return (skipped non-LLM, rejected, reasons of rejection)."""
+def _log_events(raw: bytes, headers: Mapping[str, str]) -> tuple[list[LogEvent], bool]:
+    """The request's log records and whether it was OTLP/JSON."""
+    body, is_json = _decoded(raw, headers)
+    return (parse_logs_json(body) if is_json else parse_logs_protobuf(body)), is_json
+
+
+@router.post(
+    "/v1/logs",
+    openapi_extra=_OPENAPI_BODY,
+    responses={200: {"content": {"application/json": {}, "application/x-protobuf": {}}}},
+)
+async def export_logs(request: Request, user: Annotated[str, Depends(current_user)]) -> Response:
+    """OTLP/HTTP ExportLogsServiceRequest: GenAI content events (gen_ai.*.message,
+    gen_ai.choice, gen_ai.client.inference.operation.details) are joined to the task of
+    their span, in either arrival order; other log records are ignored and counted."""
+    try:
+        events, is_json = await run_in_threadpool(
+            _log_events, await request.body(), request.headers
+        )
+    except ValidationError as error:
+        return json_response(error_body(error.field, error.problem, error.allowed), 400)
+    ignored = await run_in_threadpool(
+        _receive_logs, request.app.state.server, request.app.state.metrics, user, events
+    )
+    message = (
+        f"ignored {ignored} log record(s) that are not GenAI content events" if ignored else ""
+    )
+    if is_json:
+        payload = {"partialSuccess": {"errorMessage": message}} if message else {}
+        return Response(json.dumps(payload), media_type="application/json")
+    answer = logs_service_pb2.ExportLogsServiceResponse()
+    if message:
+        answer.partial_success.error_message = message
+    return Response(answer.SerializeToString(), media_type="application/x-protobuf")
+
+
+def _rules(state: ServerState) -> tuple:
+    with state.writer() as writer:
+        return writer.redaction_rules()
+
+
+def _receive_logs(
+    state: ServerState, metrics: ServerMetrics, user: str, events: list[LogEvent]
+) -> int:
+    """Join or keep the content events; how many records were ignored."""
+    content = [event for event in events if is_content_event(event)]
+    if content:
+        with state.connection() as conn:
+            joined, waiting = receive(conn, user, content, _rules(state))
+        metrics.count_log_events("joined", joined)
+        metrics.count_log_events("waiting", waiting)
+    ignored = len(events) - len(content)
+    metrics.count_log_events("ignored", ignored)
+    return ignored
+
+
+@dataclass
+class ExportOutcome:
+    """What became of an export's spans."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.refused)
+
+    def message(self) -> str:
+        skipped = sum(self.skipped.values())
+        parts = (
+            f"skipped {skipped} non-LLM span(s)" if skipped else "",
+            f"rejected {self.rejected} span(s): {'; '.join(self.refused[:3])}"
+            if self.refused
+            else "",
+        )
+        return "; ".join(part for part in parts if part)
+
+
+def _secret(state: ServerState) -> str:
+    secret = getattr(state, "otlp_secret", None)
+    if secret is None:
+        with state.connection() as conn:
+            secret = state.otlp_secret = install_secret(conn)
+    return secret
+
+
+def _run_id(state: ServerState, span: Span, user: str, secret: str, owners: dict) -> tuple:
+    """The span's run id, kind and key; an id another user holds is passed over for the
+    next one (a claim by someone else never blocks the owner's export)."""
+    for attempt in range(8):
+        run_id, kind, key = run_id_of(span, user, secret, attempt)
+        if run_id not in owners:
+            owners.update(state.run_owners([run_id]))
+        if owners.get(run_id) in (None, user):
+            return run_id, kind, key
+    raise ValidationError("run_id", f"every id derived for {kind} {key!r} is held by another user")
+
+
+def _ingest(
+    state: ServerState, metrics: ServerMetrics, user: str, spans: list[Span]
+) -> ExportOutcome:
+    """Write the LLM spans, one task per call (ingest/server/otlp_calls.py); count every
+    span in /metrics and log the refused ones at WARNING."""
+    outcome = ExportOutcome()
+    secret = _secret(state)
     runs: dict = {}
     tasks: dict = {}
-    skipped = rejected = 0
-    reasons: list[str] = []
+    calls: list[CallSpan] = []
+    owners: dict = {}
     for span in spans:
-        if not is_llm_span(span):
-            skipped += 1
+        reason = skip_reason(span)
+        if reason is not None:
+            outcome.skipped[reason] = outcome.skipped.get(reason, 0) + 1
             continue
         try:
-            run_id, kind, key = run_id_of(span, user)
-            task = task_of(span, user, run_id)
-            run = runs.get(run_id)
-            if run is None or run["created_at"] > task["created_at"]:
-                runs[run_id] = run_of(span, user, run_id, kind, key)
+            run_id, kind, key = _run_id(state, span, user, secret, owners)
+            task = task_of(span, user, run_id, secret)
+            run = run_of(span, user, run_id, kind, key)
         except ValidationError as error:
-            rejected += 1
-            reasons.append(f"span {span.span_id}: {error}")
+            outcome.refused.append(f"span {span.span_id}: {error}")
+            metrics.count_spans("refused", error.field)
+            log.warning("OTLP span %s of trace %s refused: %s", span.span_id, span.trace_id, error)
             continue
+        if _better_run(run, runs.get(run_id)):
+            runs[run_id] = run
         tasks[task["task_id"]] = task
+        calls.append(call_span(task, span.trace_id, span.span_id, span.parent_span_id))
+    for reason, count in outcome.skipped.items():
+        metrics.count_spans("skipped", reason, count)
     if tasks:
-        write_rows(state, user, list(runs.values()), list(tasks.values()), task_where="spans")
-    return skipped, rejected, reasons
+        _fill_calls(calls, tasks, runs)
+        left_out = _write_calls(state, user, runs, tasks, calls)
+        same_call = len(left_out & {str(t) for t in tasks})
+        metrics.count_spans("accepted", "same_call", same_call)
+        metrics.count_spans("accepted", "task", len(tasks) - same_call)
+        with state.connection() as conn:
+            keys = [(call.trace_id, call.span_id) for call in calls]
+            metrics.count_log_events("joined", join_waiting(conn, user, keys, _rules(state)))
+    return outcome
+
+
+def _write_calls(
+    state: ServerState, user: str, runs: dict, tasks: dict, calls: list[CallSpan]
+) -> set[str]:
+    """Write the runs and tasks, one task per call (ingest/server/otlp_calls.py); the ids
+    left out. What a replaced task knew (text from an earlier tracer, content events)
+    then moves to the task that replaced it."""
+    left_out: set[str] = set()
+    carried: dict = {}
+
+    def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
+        left_out.clear()
+        carried.clear()
+        by_id = {str(row["task_id"]): row for row in rows}
+        runs_now = list(runs.values())
+        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried))
+        return left_out
+
+    write_rows(
+        state,
+        user,
+        list(runs.values()),
+        list(tasks.values()),
+        task_where="spans",
+        leave_out=one_task_per_call,
+    )
+    if carried:
+        with state.connection() as conn, conn.transaction():
+            for task_id, known in carried.items():
+                fill_task(conn, task_id, known)
+    return left_out
+
+
+def _fill_calls(calls: list[CallSpan], tasks: dict, runs: dict) -> None:
+    """The best span of each call in this export takes what it lacks from the others, and
+    its run a name from their user message when it has none."""
+    for call in group_calls(calls):
+        if len(call) < 2:
+            continue
+        best = fill_from_call([tasks[span.task_id] for span in call])
+        run = runs[best["run_id"]]
+        name = run_name((best.get("request_data") or {}).get("messages"))
+        if name and not run["metadata"]["otlp"]["named_from_message"]:
+            run["name"] = name
+            run["metadata"]["otlp"]["named_from_message"] = True
+
+
+def _better_run(candidate: dict, current: dict | None) -> bool:
+    """The run row to write: one named from a user message, else the earliest span's."""
+    if current is None:
+        return True
+    named = candidate["metadata"]["otlp"]["named_from_message"]
+    if named != current["metadata"]["otlp"]["named_from_message"]:
+        return named
+    return candidate["created_at"] < current["created_at"]

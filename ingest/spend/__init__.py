@@ -5,6 +5,8 @@
   write path prices a finished task;
 - repricing: re-pricing past tasks, audited (`recompute_costs`);
 - budgets and alert_rules: budgets with a scope, and alert rules with their history;
+- acting (used inside this package): whose rights a change of these settings uses, the
+  viewer's under row-level security or the owner's (migration 0018);
 - cli: `ai-runs prices | reprice | budgets`.
 """
 

@@ -3,6 +3,11 @@
 A budget is an amount in USD per period (a UTC calendar month, or an ISO week starting
 Monday) for a scope: everything (`all`), or one team, user, model, tag or source type.
 There is at most one budget per scope and period; setting it again changes its amount.
+
+Every function takes `viewer` (an ai_users id): given, it acts as that person under
+row-level security (ingest.spend.acting): an admin sets any budget, a manager those of
+their team and its people, a member none; each reads the budgets of scopes whose runs they
+read entirely. Without a viewer it acts as the owner (the command line).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ingest.errors import NotFoundError, ValidationError
-from ingest.store import database, sqlfiles
+from ingest.spend import acting
+from ingest.store import sqlfiles
 from ingest.store.vocabulary import SOURCE_TYPES
 
 SCOPE_KINDS = ("all", "team", "user", "model", "tag", "source_type")
@@ -47,8 +53,10 @@ def set_budget(
     scope_kind: str = "all",
     scope_value: str | None = None,
     created_by: str = "",
+    viewer: str | None = None,
 ) -> dict[str, Any]:
-    """Create or change the budget of a scope and period; return its row."""
+    """Create or change the budget of a scope and period; return its row. AccessDeniedError
+    when `viewer` may not set a budget of that scope."""
     value = check_scope(scope_kind, scope_value)
     if period not in PERIODS:
         raise ValidationError("period", f"{period!r} is not a budget period", PERIODS)
@@ -63,22 +71,35 @@ def set_budget(
         "scope_value": value,
         "period": period,
         "amount": money,
-        "created_by": created_by or "unknown",
+        "created_by": created_by or acting.actor(viewer),
     }
-    with database.connect(url) as conn:
+    with acting.connection(url, viewer) as conn:
         return conn.execute(_queries()["upsert_budget"].psycopg, params).fetchone()
 
 
-def list_budgets(url: str | None = None) -> list[dict[str, Any]]:
-    """Every budget row (id, scope_kind, scope_value, period, amount, created_by, ...)."""
-    with database.connect(url) as conn:
+def list_budgets(url: str | None = None, *, viewer: str | None = None) -> list[dict[str, Any]]:
+    """Every budget row the viewer may read (all without a viewer): id, scope_kind,
+    scope_value, period, amount, created_by, ..."""
+    with acting.connection(url, viewer) as conn:
         return conn.execute(_queries()["list_budgets"].psycopg).fetchall()
 
 
-def remove_budget(url: str | None = None, *, budget_id: int) -> dict[str, Any]:
-    """Delete a budget and its alert rules; NotFoundError when there is none."""
-    with database.connect(url) as conn:
+def budget_scopes(url: str | None = None, *, viewer: str | None = None) -> list[dict[str, Any]]:
+    """Every budget's id, scope_kind, scope_value and period, without its amount, whether
+    the viewer may read it or not (to say which budget applies and why it is not shown)."""
+    with acting.connection(url, viewer) as conn:
+        return acting.budget_scopes(conn)
+
+
+def remove_budget(
+    url: str | None = None, *, budget_id: int, viewer: str | None = None
+) -> dict[str, Any]:
+    """Delete a budget and its alert rules; NotFoundError when there is none,
+    AccessDeniedError when `viewer` may not remove it (nothing is removed)."""
+    with acting.connection(url, viewer) as conn:
         row = conn.execute(_queries()["remove_budget"].psycopg, {"id": int(budget_id)}).fetchone()
+        if row is None and acting.budget_exists(conn, int(budget_id)):
+            raise acting.refusal(viewer, f"remove budget {budget_id}")
     if row is None:
         raise NotFoundError("budget", budget_id)
     return row

@@ -38,8 +38,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.errors import NotFoundError, ValidationError
-from ingest.spend import pricing
-from ingest.store import database, sqlfiles
+from ingest.spend import acting, pricing
+from ingest.store import sqlfiles
 from ingest.store.vocabulary import FINISHED_TASK_STATUSES
 
 RATE_FIELDS = (
@@ -227,12 +227,18 @@ def add_override(
     valid_to: datetime | date | str | None = None,
     note: str = "",
     created_by: str = "",
+    viewer: str | None = None,
+    known_only: bool = False,
     **rates: Any,
 ) -> dict[str, Any]:
     """Add a price override; return its row. `rates`: any of RATE_FIELDS (USD per million
     tokens; per_request in USD). Either per_request, or both input_per_mtok and
     output_per_mtok, must be given. Bad input or a window overlapping a live override of
     the same provider and pattern raises ValidationError naming the field; nothing is written.
+    With a `viewer` only an admin may (AccessDeniedError otherwise). With `known_only` the
+    provider must be one genai-prices knows and the pattern must cover at least one of its
+    models (a typo such as an "anthropic gpt-4o-mini" override is refused); leave it False
+    for a model the library does not know yet (a fine-tune, a new release).
     """
     unknown = sorted(set(rates) - set(RATE_FIELDS))
     if unknown:
@@ -240,6 +246,8 @@ def add_override(
     for name, value in (("provider", provider), ("model_pattern", model_pattern)):
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(name, "must be a non-empty string")
+    if known_only:
+        check_known_model(provider.strip(), model_pattern.strip())
     start = parse_time("valid_from", valid_from)
     if start is None:
         raise ValidationError("valid_from", "is required")
@@ -259,32 +267,62 @@ def add_override(
         "valid_from": start,
         "valid_to": end,
         "note": note or "",
-        "created_by": created_by or who(),
+        "created_by": created_by or acting.actor(viewer),
         **values,
     }
-    with database.connect(url) as conn:
+    with acting.connection(url, viewer) as conn:
         try:
             return conn.execute(_sql("insert_price_override"), params).fetchone()
         except psycopg.errors.ExclusionViolation as exc:
             raise ValidationError("valid_from/valid_to", exc.diag.message_primary) from None
 
 
-def list_overrides(url: str | None = None, *, include_removed: bool = False) -> list[dict]:
+def check_known_model(provider: str, pattern: str) -> list[str]:
+    """The genai-prices models of `provider` that `pattern` covers; ValidationError naming
+    the field when the provider is unknown or the pattern covers none of its models."""
+    models = pricing.models_matching(provider, pattern)
+    if models is None:
+        known = pricing.known_providers()
+        raise ValidationError("provider", f"{provider!r} is unknown to genai-prices", known)
+    if not models:
+        raise ValidationError(
+            "model_pattern", f"{pattern!r} matches no {provider} model genai-prices knows"
+        )
+    return models
+
+
+def list_overrides(
+    url: str | None = None, *, include_removed: bool = False, viewer: str | None = None
+) -> list[dict]:
     """Override rows: live ones first (by provider, pattern, newest window), then removed."""
-    with database.connect(url) as conn:
+    with acting.connection(url, viewer) as conn:
         return conn.execute(
             _sql("list_price_overrides"), {"include_removed": include_removed}
         ).fetchall()
 
 
-def remove_override(url: str | None = None, *, override_id: int, removed_by: str = "") -> dict:
+def remove_override(
+    url: str | None = None,
+    *,
+    override_id: int,
+    removed_by: str = "",
+    viewer: str | None = None,
+) -> dict:
     """Retire a live override (kept, marked removed); NotFoundError when there is none.
-    Costs it produced stay until the next re-pricing."""
-    with database.connect(url) as conn:
+    Costs it produced stay until the next re-pricing. With a `viewer` only an admin may
+    (AccessDeniedError otherwise)."""
+    with acting.connection(url, viewer) as conn:
         row = conn.execute(
             _sql("remove_price_override"),
-            {"id": int(override_id), "removed_by": removed_by or who()},
+            {"id": int(override_id), "removed_by": removed_by or acting.actor(viewer)},
         ).fetchone()
+        if (
+            row is None
+            and viewer is not None
+            and conn.execute(_sql("live_override"), {"id": int(override_id)}).fetchone()
+        ):
+            action = f"retire price override {override_id}"
+            raise acting.refusal(viewer, action, "only an admin may")
     if row is None:
         raise NotFoundError("live price override", override_id)
     return row
@@ -292,9 +330,4 @@ def remove_override(url: str | None = None, *, override_id: int, removed_by: str
 
 def who() -> str:
     """The operating-system user running this process (for audit records)."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return acting.who()

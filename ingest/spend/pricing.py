@@ -17,13 +17,14 @@ Token conventions used across the product (and stored in ai_tasks; docs/usage-an
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from genai_prices import Usage, calc_price
+from genai_prices import Usage, calc_price, data_snapshot
 
 # ai_tasks.cost is numeric(20, 10): prices are stored rounded as Postgres rounds them.
 COST_QUANTUM = Decimal("1e-10")
@@ -116,3 +117,23 @@ def cost_of_task(task: Mapping[str, Any]) -> Decimal | None:
         billed=billed if isinstance(billed, Mapping) else None,
     )
     return None if cost is None else cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def known_providers() -> list[str]:
+    """The provider ids genai-prices has prices for, sorted."""
+    return sorted(p.id for p in data_snapshot.get_snapshot().providers)
+
+
+def models_matching(provider: str, pattern: str) -> list[str] | None:
+    """The model ids genai-prices knows for `provider` that `pattern` covers (`*`/`?`
+    wildcards on the ids; an exact name also by the library's own matching, so a dated
+    name like gpt-4o-2024-08-06 finds its model); None when the provider is unknown."""
+    found = next((p for p in data_snapshot.get_snapshot().providers if p.id == provider), None)
+    if found is None:
+        return None
+    exact = not any(c in pattern for c in "*?[")
+    return sorted(
+        m.id
+        for m in found.models
+        if fnmatch.fnmatchcase(m.id, pattern) or (exact and m.is_match(pattern))
+    )

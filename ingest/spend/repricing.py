@@ -31,7 +31,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ingest.errors import ValidationError
-from ingest.spend import price_books
+from ingest.spend import acting, price_books
 from ingest.store import database, sqlfiles
 
 Progress = Callable[[int, int], None]  # (tasks done, tasks in total)
@@ -92,10 +92,13 @@ def reprice(
     batch_size: int = 5000,
     progress: Progress | None = None,
     include_reported: bool = False,
+    viewer: str | None = None,
 ) -> RepriceResult:
     """Re-price the finished tasks created in [since, until) (either open), of `model` if
     given; return the totals per model and overall. A provider-reported cost changes only
-    under an override, or with `include_reported`. See the module docstring."""
+    under an override, or with `include_reported`. See the module docstring. With a
+    `viewer` (the dashboard), only an admin may (AccessDeniedError, nothing written), and the
+    audit records them as who ran it."""
     if batch_size < 1:
         raise ValidationError("batch_size", f"must be >= 1, got {batch_size}")
     start = price_books.parse_time("since", since)
@@ -114,6 +117,10 @@ def reprice(
     queries = _queries()
     params = {"since": start, "until": end, "model": model, "only_missing": False}
     with database.connect(url, autocommit=True) as conn:
+        if viewer is not None:
+            acting.act_as_admin(conn, url, viewer, "re-price tasks")
+        else:
+            acting.name_owner_actor(conn)
         overrides = price_books.live_overrides(conn)
         total = conn.execute(queries["tasks_to_reprice_count"].psycopg, params).fetchone()["tasks"]
         if not dry_run:
@@ -124,7 +131,7 @@ def reprice(
             result.audit_id = conn.execute(
                 queries["start_reprice_audit"].psycopg,
                 {
-                    "ran_by": ran_by or price_books.who(),
+                    "ran_by": ran_by or acting.actor(viewer),
                     "rule": Jsonb(rule),
                     "price_books": Jsonb(books),
                 },
@@ -227,10 +234,13 @@ def _finish_audit(conn, queries, result: RepriceResult, status: str, error: str 
     )
 
 
-def reprice_audit(url: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+def reprice_audit(
+    url: str | None = None, *, limit: int = 100, viewer: str | None = None
+) -> list[dict[str, Any]]:
     """The latest re-pricing records, newest first (columns of ai_reprice_audit plus
-    difference = new_total - old_total)."""
-    with database.connect(url) as conn:
+    difference = new_total - old_total). With a `viewer`: admins only (row-level security
+    shows the others nothing)."""
+    with acting.connection(url, viewer) as conn:
         return conn.execute(
             _queries()["list_reprice_audit"].psycopg, {"limit": int(limit)}
         ).fetchall()

@@ -39,7 +39,9 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
-    """The shipped migrations, in version order."""
+    """The shipped migrations, in version order. Numbers are unique and increasing; a gap
+    is allowed (numbers are handed out to parallel branches, which land in any order), and
+    `migrate` applies every missing one, lower numbers included."""
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
@@ -47,9 +49,10 @@ def migrations() -> list[Migration]:
             raise ValueError(f"migration file {path.name} must be named NNNN_name.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
     versions = [m.version for m in found]
-    if len(set(versions)) != len(versions) or any(v < 1 for v in versions):
-        # Gaps are fine (numbers are handed out ahead; migrate() applies every missing one).
-        raise ValueError(f"migration versions must be distinct numbers >= 1, found {versions}")
+    # Gaps are allowed (branches take numbers in advance): migrate() applies every version
+    # a database lacks, lower ones included.
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError(f"migration versions must be distinct and >= 1, found {versions}")
     return found
 
 

@@ -170,6 +170,7 @@ class BulkWriter:
         *batches: Batch,
         redactions: Sequence[tuple[str, dict[str, int]]] = (),
         acting_user: str | None = None,
+        leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
     ) -> list[BatchResult]:
         """Write the batches, in order, in one transaction; one result per batch.
 
@@ -181,6 +182,8 @@ class BulkWriter:
         same task recorded; a task not written for want of its run records nothing.
         acting_user: the user these rows are written for; a run of the batches that belongs
         to anyone else raises AccessDeniedError and nothing is written (module docstring).
+        leave_out(conn): called first in the transaction (again on a retry); the keys it
+        returns are neither written nor counted (the OTLP receiver keeps one task per call).
         """
         if not any(b.lines for b in batches):
             return [BatchResult() for _ in batches]
@@ -197,7 +200,7 @@ class BulkWriter:
                     if status == "in progress":
                         raise psycopg.OperationalError("the previous attempt is still running")
                     pending = None
-                return self._write_once(batches, redactions, attempt, acting_user)
+                return self._write_once(batches, redactions, attempt, acting_user, leave_out)
             except psycopg.OperationalError as exc:
                 if pending is None and attempt:
                     pending = attempt[0]
@@ -238,6 +241,7 @@ class BulkWriter:
         redactions: Sequence[tuple[str, dict[str, int]]],
         attempt: list[tuple[str, list[BatchResult]]],
         acting_user: str | None = None,
+        leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
     ) -> list[BatchResult]:
         conn = self._connection()
         results = []
@@ -247,6 +251,10 @@ class BulkWriter:
         with conn.transaction():
             if self.keep_run_updated_at:
                 conn.execute(self._queries["keep_run_updated_at"].psycopg)
+            left_out = leave_out(conn) if leave_out is not None else set()
+            if left_out:
+                batches = [_without(batch, left_out) for batch in batches]
+                redactions = [(t, m) for t, m in redactions if str(t) not in left_out]
             for batch in batches:
                 result = BatchResult()
                 results.append(result)
@@ -383,6 +391,18 @@ class BulkWriter:
             inserted = cur.rowcount
             cur.execute(sql.SQL("DROP TABLE {}").format(stage))
         return inserted
+
+
+def _without(batch: Batch, keys: set[str]) -> Batch:
+    """`batch` less the rows whose key is in `keys`."""
+    keep = [i for i, key in enumerate(batch.keys) if key not in keys]
+    return Batch(
+        batch.table,
+        batch.columns,
+        [batch.lines[i] for i in keep],
+        [batch.keys[i] for i in keep],
+        None if batch.parents is None else [batch.parents[i] for i in keep],
+    )
 
 
 def _send(cur: psycopg.Cursor, statement: sql.Composed, lines: Sequence[str]) -> None:

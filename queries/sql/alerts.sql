@@ -2,11 +2,12 @@
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: alert_window_metrics
--- Over the filtered tasks: tasks, finished, failed, failure_rate (failed / finished, NULL
--- with none finished), ttft_p95 and total_time_p95 (ms, exact, completed tasks; NULL when
--- none).
+-- Over the filtered tasks: tasks, finished, completed, failed, failure_rate (failed /
+-- finished, NULL with none finished), ttft_p95 and total_time_p95 (ms, exact, over the
+-- completed tasks; NULL when none).
 SELECT count(*) AS tasks,
        count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'failed')
            / nullif(count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), 0)

@@ -91,12 +91,14 @@ SELECT DATE '1970-01-01' + day AS day, coalesce(sum(cost), 0) AS cost
 
 -- name: usage_pairs
 -- Spend and volume per pair of dimension values (A × B): a, b, cost (USD), tokens_input,
--- tokens_output, tokens_total, tasks. Largest cost first.
+-- tokens_output, tokens_total, tasks, unpriced (tasks with no cost: not in cost). Largest
+-- cost first.
 SELECT a, b, coalesce(sum(cost), 0) AS cost,
        coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
        coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
        coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
-       count(*) AS tasks
+       count(*) AS tasks,
+       count(*) FILTER (WHERE cost IS NULL) AS unpriced
   FROM (SELECT {{group}} AS a, {{group_b}} AS b, cost, tokens_input, tokens_output,
                tokens_total
           FROM {{engine.tasks_source}} WHERE {{engine.task_filter}}) f

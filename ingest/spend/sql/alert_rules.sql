@@ -31,3 +31,12 @@ SELECT e.id, e.rule_id, r.name AS rule_name, r.kind, e.seq, e.event, e.value, e.
   FROM ai_alert_events e JOIN ai_alert_rules r ON r.id = e.rule_id
  ORDER BY e.created_at DESC, e.id DESC
  LIMIT :limit;
+
+-- name: update_alert_rule
+-- Mute or unmute a rule (:enabled) and/or change its threshold (NULL keeps either);
+-- returns it, no row when missing or not the viewer's to change.
+UPDATE ai_alert_rules
+   SET enabled = coalesce(:enabled::boolean, enabled),
+       threshold = coalesce(:threshold::numeric, threshold)
+ WHERE id = :id
+RETURNING *;

@@ -31,3 +31,7 @@ RETURNING *;
 SELECT * FROM ai_price_overrides
  WHERE provider = :provider AND removed_at IS NULL
    AND valid_from <= :at AND (valid_to IS NULL OR :at < valid_to);
+
+-- name: live_override
+-- Is override :id live (to tell a refused retirement from a missing override)?
+SELECT id FROM ai_price_overrides WHERE id = :id AND removed_at IS NULL;
