@@ -24,15 +24,18 @@ LONG_LINE = "An unbroken line of words that is longer than a narrow screen is wi
 STREAM = textwrap.dedent(
     """
     import sys, time
+    from pathlib import Path
     import ingest
-    url, task_id = sys.argv[1], sys.argv[2]
+    url, task_id, go_on = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     with ingest.Tracker(url, debounce_seconds=0) as tracker:
         text = "Row"
         for word in (" level", " security", " is", " enforced", " by", " Postgres."):
             time.sleep(0.6)
             text += word
             tracker.update_task(task_id, text, tokens_output=len(text.split()))
-        time.sleep(3)
+        deadline = time.monotonic() + 90  # stay streaming until both viewers saw it all
+        while not go_on.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         tracker.complete_task(task_id, text, tokens_input=5, tokens_output=7)
     """
 )
@@ -136,24 +139,33 @@ def test_two_viewers_see_a_streaming_reply_grow_without_a_reload(
             assert cut == [], f"cut off at 900 px: {cut}"
             pages[0].screenshot(path=str(tmp_path / "live_900.png"), full_page=True)
 
+            go_on = tmp_path / "both_viewers_saw_it"
             writer = subprocess.Popen(
-                [sys.executable, "-c", STREAM, live_dashboard["url"], live_dashboard["task"]],
+                [
+                    sys.executable,
+                    "-c",
+                    STREAM,
+                    live_dashboard["url"],
+                    live_dashboard["task"],
+                    str(go_on),
+                ],
                 env={**os.environ, "AI_RUNS_HOME": str(tmp_path)},
             )
             try:
                 for page in pages:
                     page.get_by_text("Row level security", exact=False).first.wait_for(
-                        timeout=15_000
+                        timeout=30_000
                     )
                 for page in pages:
                     page.get_by_text("enforced by Postgres.", exact=False).first.wait_for(
-                        timeout=15_000
+                        timeout=30_000
                     )
                     assert page.evaluate("() => window.__same_page === true"), "page reloaded"
             finally:
+                go_on.touch()
                 assert writer.wait(timeout=60) == 0
             for page in pages:  # finished: the live part goes, the page shows the run
-                page.get_by_text("Being generated now").wait_for(state="detached", timeout=15_000)
+                page.get_by_text("Being generated now").wait_for(state="detached", timeout=30_000)
                 assert page.locator('[data-testid="stException"]').count() == 0
         finally:
             chromium.close()
