@@ -5,7 +5,7 @@ Package map, says why the commands live beside their packages):
 - ingest.store.cli:     ai-runs db url|start|stop|migrate|check|schema
 - ingest.demo.cli:      ai-runs demo
 - ingest.transfer.cli:  ai-runs import | export
-- ingest.tracking.cli:  ai-runs user | share | redaction | audit
+- ingest.tracking.cli:  ai-runs user | share | redaction | audit | template
 - ingest.server.cli:    ai-runs serve | keys
 - ingest.spend.cli:     ai-runs prices | reprice | budgets
 - queries.cli:          ai-runs sync | alerts

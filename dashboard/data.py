@@ -346,7 +346,7 @@ def run_rights(run_id: str) -> dict[str, bool]:
 
 RUN_CHANGES = (
     "rename_run", "star_run", "set_tags", "archive_run", "delete_run", "restore_run",
-    "fork_run", "share_run", "unshare_run",
+    "fork_run", "share_run", "unshare_run", "template_from_run",
 )  # fmt: skip
 
 
@@ -360,6 +360,32 @@ def change_run(action: str, *args: Any, **kwargs: Any) -> Any:
     _get_run.clear()
     _get_task.clear()
     return result
+
+
+def live_tasks(run_id: str) -> list[dict[str, Any]]:
+    """A run's pending and streaming tasks as they are now (Tracker.live_tasks); not cached:
+    a live run's page polls it."""
+    with tracker() as viewer_tracker:
+        return viewer_tracker.live_tasks(run_id)
+
+
+def live_run_ids(run_ids: list[str]) -> set:
+    """Which of `run_ids` are live (a pending or streaming task); not cached."""
+    with tracker() as viewer_tracker:
+        return viewer_tracker.live_run_ids(run_ids)
+
+
+def forget_run_reads() -> None:
+    """Drop the cached run and task reads (a live run has finished: show it as it is)."""
+    _list_runs.clear()
+    _get_run.clear()
+    _get_task.clear()
+
+
+def run_template(run_id: str) -> dict[str, Any] | None:
+    """The template version a run was made from (Tracker.run_template), or None; not cached."""
+    with tracker() as viewer_tracker:
+        return viewer_tracker.run_template(run_id)
 
 
 def admin_call(action: str, *args: Any, **kwargs: Any) -> Any:

@@ -333,6 +333,42 @@ CREATE TABLE ai_tasks (
     CONSTRAINT ai_tasks_task_id_key UNIQUE (task_id)
 );
 
+CREATE TABLE ai_template_runs (
+    run_id uuid NOT NULL,
+    template_id uuid NOT NULL,
+    version integer NOT NULL,
+    CONSTRAINT ai_template_runs_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
+    CONSTRAINT ai_template_runs_template_id_version_fkey FOREIGN KEY (template_id, version) REFERENCES ai_template_versions(template_id, version) ON DELETE CASCADE,
+    CONSTRAINT ai_template_runs_pkey PRIMARY KEY (run_id)
+);
+
+CREATE TABLE ai_template_versions (
+    template_id uuid NOT NULL,
+    version integer NOT NULL,
+    messages jsonb NOT NULL,
+    settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+    placeholders text[] NOT NULL DEFAULT '{}'::text[],
+    source_run_id uuid,
+    created_by text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_template_versions_messages_check CHECK ((jsonb_typeof(messages) = 'array'::text)),
+    CONSTRAINT ai_template_versions_settings_check CHECK ((jsonb_typeof(settings) = 'object'::text)),
+    CONSTRAINT ai_template_versions_version_check CHECK ((version >= 1)),
+    CONSTRAINT ai_template_versions_source_run_id_fkey FOREIGN KEY (source_run_id) REFERENCES ai_runs(id) ON DELETE SET NULL,
+    CONSTRAINT ai_template_versions_template_id_fkey FOREIGN KEY (template_id) REFERENCES ai_templates(id) ON DELETE CASCADE,
+    CONSTRAINT ai_template_versions_pkey PRIMARY KEY (template_id, version)
+);
+
+CREATE TABLE ai_templates (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    user_id text NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_templates_name_check CHECK (((btrim(name) <> ''::text) AND (length(name) <= 200))),
+    CONSTRAINT ai_templates_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_templates_user_id_name_key UNIQUE (user_id, name)
+);
+
 CREATE TABLE ai_users (
     id text NOT NULL,
     display_name text NOT NULL DEFAULT ''::text,
@@ -366,6 +402,7 @@ CREATE INDEX ai_tasks_created_idx ON public.ai_tasks USING btree (created_at);
 CREATE INDEX ai_tasks_run_idx ON public.ai_tasks USING btree (run_id, created_at);
 CREATE INDEX ai_tasks_sync_idx ON public.ai_tasks USING btree (sync_xid);
 CREATE INDEX ai_tasks_unfinished_idx ON public.ai_tasks USING btree (created_at) WHERE (status = ANY (ARRAY['pending'::text, 'streaming'::text]));
+CREATE INDEX ai_template_runs_version ON public.ai_template_runs USING btree (template_id, version);
 CREATE INDEX ai_users_sync_idx ON public.ai_users USING btree (sync_xid);
 
 CREATE OR REPLACE FUNCTION public.ai_access_version()
@@ -947,6 +984,9 @@ ALTER TABLE ai_run_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_task_redactions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_tasks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_template_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_template_versions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_templates ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_users ENABLE ROW LEVEL SECURITY;
 CREATE POLICY alert_events_read ON ai_alert_events FOR SELECT TO public USING ((EXISTS ( SELECT 1
    FROM ai_alert_rules r
@@ -1007,6 +1047,20 @@ CREATE POLICY tasks_read ON ai_tasks FOR SELECT TO public USING ((EXISTS ( SELEC
    FROM ai_runs r
   WHERE (r.id = ai_tasks.run_id))));
 CREATE POLICY tasks_update ON ai_tasks FOR UPDATE TO public USING (ai_viewer_may_edit_run(run_id)) WITH CHECK (ai_viewer_may_edit_run(run_id));
+CREATE POLICY template_runs_insert ON ai_template_runs FOR INSERT TO public WITH CHECK ((ai_viewer_may_edit_run(run_id) AND (EXISTS ( SELECT 1
+   FROM ai_templates t
+  WHERE (t.id = ai_template_runs.template_id)))));
+CREATE POLICY template_runs_read ON ai_template_runs FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_template_runs.run_id))));
+CREATE POLICY template_versions_insert ON ai_template_versions FOR INSERT TO public WITH CHECK ((EXISTS ( SELECT 1
+   FROM ai_templates t
+  WHERE ((t.id = ai_template_versions.template_id) AND ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (t.user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)))))));
+CREATE POLICY template_versions_read ON ai_template_versions FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_templates t
+  WHERE (t.id = ai_template_versions.template_id))));
+CREATE POLICY templates_read ON ai_templates FOR SELECT TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (user_id IN ( SELECT ai_viewer_team_members() AS ai_viewer_team_members))));
+CREATE POLICY templates_write ON ai_templates FOR ALL TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)))) WITH CHECK (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id))));
 CREATE POLICY users_admin ON ai_users FOR ALL TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY users_read ON ai_users FOR SELECT TO public USING ((( SELECT ai_viewer_id() AS ai_viewer_id) IS NOT NULL));
 
@@ -1022,4 +1076,7 @@ GRANT DELETE, INSERT, SELECT, UPDATE ON ai_run_shares TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_runs TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_task_redactions TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_tasks TO ai_runs_app;
+GRANT INSERT, SELECT ON ai_template_runs TO ai_runs_app;
+GRANT INSERT, SELECT ON ai_template_versions TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_templates TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_users TO ai_runs_app;

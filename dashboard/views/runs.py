@@ -4,16 +4,18 @@ management (rename, star, tags, archive, delete, restore, fork) and exports."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, figures, state, ui
+from dashboard import data, export, figures, state, transcript, ui
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store.vocabulary import RUN_STATUSES
+from ingest.tracking import conversations, templates
 
 PAGE_SIZE = 25
 COUNT_LIMIT = 1_000  # above it the list says "more than 1,000 runs" (a cheap total)
@@ -125,7 +127,10 @@ def show_list() -> None:
             ("★ " if starred else "") + (name or "(unnamed run)")
             for starred, name in zip(rows["is_starred"], rows["name"], strict=True)
         ]
-    rows = rows[[c for c in ["matched_in", *LIST_COLUMNS] if c in rows.columns]]
+    if "id" in rows.columns and len(rows):
+        live = data.live_run_ids([str(i) for i in rows["id"]])
+        rows.insert(0, "live", [run_id in live for run_id in rows["id"]])
+    rows = rows[[c for c in ["live", "matched_in", *LIST_COLUMNS] if c in rows.columns]]
     generation = st.session_state.get(_LIST_GEN, 0)
     picked = ui.table(
         rows,
@@ -135,6 +140,9 @@ def show_list() -> None:
         column_config={
             "name": st.column_config.TextColumn("Name", width="large"),
             "matched_in": st.column_config.TextColumn("Matched in"),
+            "live": st.column_config.CheckboxColumn(
+                "Live", help="A task of this run is being generated now.", width="small"
+            ),
             "tags": st.column_config.ListColumn("Tags"),
             "id": st.column_config.TextColumn("Run id"),
         },
@@ -277,7 +285,128 @@ def show_run(run_id: str) -> None:
     if rights["own"]:
         with st.expander("Share this run", icon=":material/share:"):
             share_panel(run)
+    with st.expander("Resume this conversation", icon=":material/play_circle:"):
+        _resume_panel(run)
+    with st.expander("Prompt template from this run", icon=":material/content_copy:"):
+        _template_panel(run)
     _show_contents(run)
+
+
+RESUME_SNIPPETS = {
+    "openai": (
+        "client = ingest.track(openai.OpenAI(), tracker)\n"
+        "with tracker.run(run_id):\n"
+        "    reply = client.chat.completions.create(\n"
+        '        model=state["settings"].get("model", "gpt-4o"),\n'
+        '        messages=state["messages"] + [{"role": "user", "content": "..."}],\n'
+        "    )\n"
+    ),
+    "anthropic": (
+        "client = ingest.track(anthropic.Anthropic(), tracker)\n"
+        "with tracker.run(run_id):\n"
+        "    reply = client.messages.create(\n"
+        '        model=state["settings"].get("model", "claude-sonnet-4-5"),\n'
+        "        max_tokens=1024,\n"
+        '        messages=state["messages"] + [{"role": "user", "content": "..."}],\n'
+        '        **({"system": state["system"]} if state["system"] else {}),\n'
+        "    )\n"
+    ),
+    "gemini": (
+        '# Gemini: state["messages"] are the `contents`, state["system"] the\n'
+        "# system_instruction text; record the call with tracker.create_task(run_id, ...).\n"
+    ),
+}
+
+
+def _resume_panel(run: dict) -> None:
+    """The run as an application continues it: JSON (resume_run's answer) and Python."""
+    shape = st.segmented_control(
+        "Shape", conversations.SHAPES, default="openai", key="run_resume_shape"
+    )
+    state_of_run = conversations.resume(run, shape or "openai")
+    text = json.dumps(state_of_run, indent=2, ensure_ascii=False, default=str)
+    st.download_button(
+        "Download as JSON",
+        data=text,
+        file_name=f"run_{run['id']}_{shape}.json",
+        mime="application/json",
+        icon=":material/data_object:",
+        key="run_resume_json",
+    )
+    st.code(text, language="json", wrap_lines=True, height=240)
+    snippet = (
+        f"import ingest\n\ntracker = ingest.Tracker()\nrun_id = {str(run['id'])!r}\n"
+        f"state = tracker.resume_run(run_id, shape={shape or 'openai'!r})\n"
+        + RESUME_SNIPPETS[shape or "openai"]
+    )
+    st.code(snippet, language="python", wrap_lines=True)
+
+
+LIVE_POLL_SECONDS = 1.0  # a live run's page reads its unfinished tasks this often
+
+
+def _live_replies(run_id: str) -> None:
+    """The replies being generated in run `run_id`, re-read every LIVE_POLL_SECONDS by a
+    fragment (only this part reruns); once none is left the whole page reruns, fresh."""
+
+    @st.fragment(run_every=LIVE_POLL_SECONDS)
+    def replies() -> None:
+        tasks = data.live_tasks(run_id)
+        if not tasks:
+            data.forget_run_reads()
+            st.rerun(scope="app")
+        for task in tasks:
+            with st.chat_message("assistant"):
+                st.caption(
+                    f"live · {md(task.get('provider') or '?')} / {md(task.get('model') or '?')}"
+                    f" · {md(task['status'])} · {task.get('tokens_output') or 0:,} output "
+                    f"tokens so far · updated {task['updated_at']:%H:%M:%S} UTC"
+                )
+                st.text(task.get("response_text") or "…")
+                st.page_link(
+                    "views/task.py",
+                    label="its task",
+                    query_params={"task_id": str(task["task_id"])},
+                    icon=":material/receipt_long:",
+                )
+
+    st.caption(f"Being generated now (refreshed every {LIVE_POLL_SECONDS:g} s):")
+    replies()
+
+
+def _template_panel(run: dict) -> None:
+    """Make this run the next version of a prompt template; say which template made it."""
+    made_from = data.run_template(str(run["id"]))
+    if made_from:
+        st.caption(
+            f"This run was made from template “{md(made_from['name'])}” version "
+            f"{made_from['version']} ({md(made_from['template_id'])})."
+        )
+    st.caption(
+        "The messages with this run's variable values put back as {{placeholders}}, and its "
+        "settings, become the next version of the template of that name (yours)."
+    )
+    with st.form("run_template", border=False):
+        name = st.text_input("Template name", value=run["name"], key="run_template_name")
+        made = None
+        if st.form_submit_button("Create template version", key="run_template_go"):
+            made = apply_change("template_from_run", run["id"], name, done="Template saved")
+    if made:
+        st.session_state["run_template_made"] = made
+    made = st.session_state.get("run_template_made")
+    if made and str(made["source_run_id"]) == str(run["id"]):
+        st.caption(
+            f"Template “{md(made['name'])}” version {made['version']} · placeholders: "
+            f"{md(', '.join(made['placeholders']) or 'none')}"
+        )
+        st.download_button(
+            "Export template as JSON",
+            data=templates.export_json(made),
+            file_name=f"template_{made['name']}_v{made['version']}.json",
+            mime="application/json",
+            icon=":material/data_object:",
+            key="run_template_json",
+        )
 
 
 def _fork(run: dict) -> None:
@@ -308,26 +437,9 @@ def _show_contents(run: dict) -> None:
         ["Conversation", f"Tasks ({run['task_count']})", "Settings & variables", "Attachments"]
     )
     with talk:
-        messages = run.get("messages") or []
-        if not messages:
-            st.caption("(no messages)")
-        for i, message in enumerate(messages):
-            role = message.get("role") or "user"
-            with st.chat_message(role if role in ("user", "assistant") else "ai"):
-                when = str(message.get("timestamp") or "")[:19].replace("T", " ")
-                st.caption(f"#{i + 1} · {md(role)} · {md(when)}")
-                content = message.get("content")
-                if isinstance(content, str):
-                    st.text(content)
-                else:
-                    st.json(content, expanded=False)
-                if message.get("task_id"):
-                    st.page_link(
-                        "views/task.py",
-                        label="its task",
-                        query_params={"task_id": str(message["task_id"])},
-                        icon=":material/receipt_long:",
-                    )
+        transcript.show_transcript(run.get("messages") or [], key="run_transcript")
+        if data.live_tasks(str(run["id"])):
+            _live_replies(str(run["id"]))
     with tasks_tab:
         tasks = pd.DataFrame(run.get("tasks") or [])
         if tasks.empty:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state, ui
+from dashboard import data, state, transcript, ui
 from dashboard.safe import md
 from ingest.errors import NotFoundError, ValidationError
 from queries import drilldown
@@ -111,6 +111,28 @@ st.caption(
 
 if task.get("response_errors"):
     st.error("This task recorded errors — see **Errors** below.", icon=":material/error:")
+
+st.markdown("#### Conversation")
+LIVE = task["status"] in transcript.LIVE_STATUSES
+LIVE_POLL_SECONDS = 1.0
+
+
+@st.fragment(run_every=LIVE_POLL_SECONDS if LIVE else None)
+def conversation() -> None:
+    """The request and the reply; while the task is unfinished, its text as it is now,
+    re-read every LIVE_POLL_SECONDS (only this part reruns). Once it has finished the
+    whole page reruns, fresh."""
+    shown = task
+    if LIVE:
+        now = [t for t in data.live_tasks(str(task["run_id"])) if t["task_id"] == task["task_id"]]
+        if not now:
+            data.forget_run_reads()
+            st.rerun(scope="app")
+        shown = {**task, **now[0]}
+    transcript.show_transcript(transcript.task_messages(shown), key="task_transcript")
+
+
+conversation()
 
 st.markdown("#### Response text")
 text = task.get("response_text") or ""

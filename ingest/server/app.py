@@ -23,7 +23,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.server import metrics, models, routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server import (
+    metrics,
+    models,
+    routes_batch,
+    routes_conversations,
+    routes_otlp,
+    routes_runs,
+    routes_tasks,
+)
 from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
@@ -57,7 +65,7 @@ def create_app(
     _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)
-    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
+    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp, routes_conversations):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

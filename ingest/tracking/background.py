@@ -21,10 +21,11 @@ import contextvars
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from ingest.errors import NotFoundError
 from ingest.sdk import BackgroundWriter, storable_error
 from ingest.store.validation import validate_run
 from ingest.tracking import naming, task_row
@@ -165,6 +166,8 @@ class BackgroundMethods:
     """Tracker mix-in: the background writer, tracked-call runs (see module docstring)."""
 
     url: str
+    _transaction: Callable[..., AbstractContextManager[Any]]
+    _one: Callable[..., dict | None]
     user_id: str | None
     clock: Callable[[], float]
     _background: BackgroundTasks | None = None
@@ -217,15 +220,38 @@ class BackgroundMethods:
     def run(self, source_type: str = "chat", **options: Any) -> Iterator[uuid.UUID]:
         """`with tracker.run("chat", name=...) as run_id:` calls through tracked clients in
         this block (this thread / task) belong to one run: a new one (options as new_run,
-        whose `run_id=` names the new run), or with `existing=<run id>` a run that exists
-        already (nothing is created then)."""
-        run_id = options.pop("existing", None) or self.new_run(source_type, **options)
+        whose `run_id=` names the new run), or a run that exists already, given by its id
+        (`with tracker.run(run_id):`, to continue a resumed run) or as `existing=<run id>`
+        (nothing is created then). A run id given first must name a run this tracker's
+        viewer may read (NotFoundError otherwise)."""
+        existing = options.pop("existing", None)
+        if existing is None and _is_run_id(source_type):
+            existing = self._readable_run(source_type)
+        run_id = existing or self.new_run(source_type, **options)
         token = _current_run.set(uuid.UUID(str(run_id)))
         try:
             yield uuid.UUID(str(run_id))
         finally:
             _current_run.reset(token)
 
+    def _readable_run(self, run_id: Any) -> uuid.UUID:
+        run = uuid.UUID(str(run_id))
+        with self._transaction() as conn:
+            if self._one(conn, "run_visible", run_id=run) is None:
+                raise NotFoundError("run", run)
+        return run
+
     def current_run_id(self) -> uuid.UUID | None:
         """The run of the innermost `with tracker.run(...)` block, or None."""
         return _current_run.get()
+
+
+def _is_run_id(value: Any) -> bool:
+    """True for a UUID or a string that reads as one (a run id, not a source type)."""
+    if isinstance(value, uuid.UUID):
+        return True
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

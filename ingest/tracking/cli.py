@@ -1,6 +1,7 @@
 """`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
-sees what (docs/access.md). These run as the owner (the operator at the terminal): this
-is how the first admin is made when the dashboard signs people in with OIDC or a header."""
+sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md).
+These run as the owner (the operator at the terminal): this is how the first admin is made
+when the dashboard signs people in with OIDC or a header."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import json
 
 from ingest.store.vocabulary import USER_ROLES
+from ingest.tracking import templates
 from ingest.tracking.tracker import Tracker
 
 
@@ -47,6 +49,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     audit = commands.add_parser("audit", help="recent deletes, restores, shares, role changes")
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(handler=_audit)
+    _register_templates(commands)
+
+
+def _register_templates(commands: argparse._SubParsersAction) -> None:
+    template = commands.add_parser("template", help="prompt templates from runs")
+    actions = template.add_subparsers(dest="template_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a run the next version of a template")
+    create.add_argument("run_id")
+    create.add_argument("name")
+    create.add_argument("--user", help="owner (default: the run's owner)")
+    create.set_defaults(handler=_template_create)
+    export = actions.add_parser("export", help="a template version as JSON")
+    export.add_argument("template", help="template id")
+    export.add_argument("--version", type=int, help="default: the latest")
+    export.set_defaults(handler=_template_export)
+    rollup = actions.add_parser("rollup", help="cost and latency per version")
+    rollup.add_argument("template", help="template id")
+    rollup.set_defaults(handler=_template_rollup)
 
 
 def _user_set(args: argparse.Namespace) -> int:
@@ -104,4 +124,29 @@ def _audit(args: argparse.Namespace) -> int:
             detail = json.dumps(entry["detail"], default=str)
             print(f"{entry['at']:%Y-%m-%d %H:%M:%S}\t{entry['actor']}\t{entry['action']}\t"
                   f"{entry['run_id'] or '-'}\t{entry['subject'] or '-'}\t{detail}")  # fmt: skip
+    return 0
+
+
+def _template_create(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        made = tracker.template_from_run(args.run_id, args.name, user_id=args.user)
+    print(f"template {made['template_id']} {made['name']!r} version {made['version']} "
+          f"placeholders: {', '.join(made['placeholders']) or '-'}")  # fmt: skip
+    return 0
+
+
+def _template_export(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        print(templates.export_json(tracker.get_template(args.template, args.version)))
+    return 0
+
+
+def _template_rollup(args: argparse.Namespace) -> int:
+    with Tracker() as tracker:
+        rows = tracker.template_rollup(args.template)
+    print("version\truns\ttasks\ttotal_cost\tcost_per_run\tmean_total_time_ms\tp95_total_time_ms")
+    for row in rows:
+        print(f"{row['version']}\t{row['runs']}\t{row['tasks']}\t{row['total_cost']}\t"
+              f"{row['cost_per_run'] or '-'}\t{row['mean_total_time'] or '-'}\t"
+              f"{row['p95_total_time'] or '-'}")  # fmt: skip
     return 0

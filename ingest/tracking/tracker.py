@@ -21,9 +21,9 @@ between threads (one connection, one lock).
 
 The methods are mixed in from one module each, beside this one in ingest/tracking/: runs.py
 (runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
-calls written by the background writer: `background`, `run`, `new_run`) and
-access_methods.py (sharing, audit, redaction rules). This module holds the connection
-plumbing they share.
+calls written by the background writer: `background`, `run`, `new_run`), access_methods.py
+(sharing, audit, redaction rules), conversations.py (`resume_run`) and templates.py
+(templates from runs). This module holds the connection plumbing they share.
 """
 
 from __future__ import annotations
@@ -47,15 +47,19 @@ from ingest.store import database, sqlfiles
 from ingest.store.limits import check_text
 from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
+from ingest.tracking.conversations import ResumeMethods
 from ingest.tracking.keywords import check_keywords
 from ingest.tracking.runs import RunMethods
 from ingest.tracking.tasks import TaskBuffer, TaskMethods
+from ingest.tracking.templates import TemplateMethods
 
 __all__ = ["Tracker"]
 
 
 @check_keywords
-class Tracker(RunMethods, TaskMethods, BackgroundMethods, AccessMethods):
+class Tracker(
+    RunMethods, TaskMethods, BackgroundMethods, AccessMethods, ResumeMethods, TemplateMethods
+):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded
