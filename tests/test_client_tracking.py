@@ -4,6 +4,7 @@ streamed or not) through the background writer; a database outage during a burst
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 
@@ -236,3 +237,67 @@ def test_spool_replayed_twice_is_written_once_and_full_spool_is_logged(db_url, t
     writer.close()
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0] == 1
+
+
+def _run_and_task(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        run_id = conn.execute(
+            "INSERT INTO ai_runs (source_type, name) VALUES ('chat', 'r') RETURNING id"
+        ).fetchone()[0]
+    task = {"run_id": str(run_id), "task_id": str(uuid.uuid4()), "status": "completed",
+            "response_text": "kept", "tokens_input": 3, "tokens_output": 4}  # fmt: skip
+    return run_id, task
+
+
+def _stored_task_ids(db_url):
+    with psycopg.connect(db_url) as conn:
+        return {str(r[0]) for r in conn.execute("SELECT task_id FROM ai_tasks").fetchall()}
+
+
+def test_a_malformed_spool_file_is_set_aside_and_the_writer_goes_on(db_url, tmp_path, caplog):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    _, good = _run_and_task(db_url)
+    (spool / "00000000000000000001-bad.jsonl").write_text('{"not": "a row"}\n')
+    (spool / "00000000000000000002-torn.jsonl").write_bytes(b'["task", {"run_id": \xff')
+    (spool / "00000000000000000003-good.jsonl").write_text(json.dumps(["task", good]) + "\n")
+    caplog.set_level(logging.WARNING, "ingest.background_writer")
+    writer = BackgroundWriter(db_url, spool_dir=spool)
+    try:
+        assert writer.flush(10)  # the idle replay met the bad files first
+        _, later = _run_and_task(db_url)
+        writer.submit_task(later)  # the thread is alive: written after the bad files
+        assert writer.flush(10)
+    finally:
+        writer.close()
+    assert _stored_task_ids(db_url) == {good["task_id"], later["task_id"]}
+    assert sorted(p.name for p in spool.iterdir()) == [
+        "00000000000000000001-bad.bad",
+        "00000000000000000002-torn.bad",
+    ]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("cannot be read" in r.getMessage() for r in warnings) == 2
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_close_spools_what_is_queued_when_the_writer_thread_died(db_url, tmp_path):
+    spool = tmp_path / "spool"
+    _, task = _run_and_task(db_url)
+    writer = BackgroundWriter(db_url, spool_dir=spool)
+
+    def die() -> None:  # something the thread does not survive (it is not an Exception)
+        raise SystemExit("writer thread killed")
+
+    writer._replay_if_due = die  # the idle replay kills the thread
+    writer._thread.join(5)
+    assert not writer._thread.is_alive()
+    writer.submit_task(task)
+    assert writer.flush(0.5) is False  # promptly: nothing will write it
+    writer.close()
+    assert [p.suffix for p in spool.iterdir()] == [".jsonl"]  # spooled, not lost
+    later = BackgroundWriter(db_url, spool_dir=spool)  # the next process replays it
+    try:
+        assert later.flush(10)
+    finally:
+        later.close()
+    assert _stored_task_ids(db_url) == {task["task_id"]}
