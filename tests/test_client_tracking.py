@@ -4,8 +4,10 @@ streamed or not) through the background writer; a database outage during a burst
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import time
 import uuid
 
 import anthropic
@@ -100,6 +102,65 @@ def test_streamed_openai_call_returns_the_sdk_stream(server, tracker, conn):
     (row,) = tasks_of(conn, run_id)
     assert row["response_text"] == FULL_TEXT and row["tokens_input"] == 812
     assert row["time_to_first_token"] >= 280  # headers wait + first-token wait
+
+
+@pytest.fixture
+def no_cyclic_gc():
+    """Cyclic garbage collection off: what happens must happen on reference counts alone."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def _read_one_then(stream, let_go) -> float:
+    """Read up to the first text, let go of the stream as `let_go` says; the clock then."""
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    let_go(stream)
+    return time.monotonic()
+
+
+LET_GO = {
+    "close": lambda stream: stream.close(),
+    "with block": lambda stream: stream.__exit__(None, None, None),
+    "released": lambda stream: None,  # the caller's last reference goes when it returns
+}
+
+
+@pytest.mark.parametrize("let_go", LET_GO, ids=list(LET_GO))
+def test_an_abandoned_stream_is_cancelled_when_closed_or_released(
+    server, tracker, conn, no_cyclic_gc, let_go
+):
+    client = ingest.track(openai.OpenAI(api_key="x", base_url=f"{server.url}/slow/v1"), tracker)
+    with tracker.run("chat") as run_id:
+        sent = time.monotonic()
+        let_go_at = _read_one_then(
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True),
+            LET_GO[let_go],
+        )
+    time.sleep(0.6)  # a task finished only later would show a total_time this much longer
+    assert tracker.flush_background(10)
+    (row,) = tasks_of(conn, run_id)
+    assert row["status"] == "cancelled" and row["response_text"] == TEXT[0]
+    assert row["response_metadata"]["cancel_reason"]
+    assert row["total_time"] <= round((let_go_at - sent) * 1000) + 50
+
+
+def test_an_abandoned_stream_helper_is_cancelled_on_leaving_its_block(
+    server, tracker, conn, no_cyclic_gc
+):
+    client = ingest.track(anthropic.Anthropic(api_key="x", base_url=f"{server.url}/slow"), tracker)
+    model = "claude-sonnet-4-5"
+    with (
+        tracker.run("chat") as run_id,
+        client.messages.stream(model=model, max_tokens=10, messages=MESSAGES) as s,
+    ):
+        first = next(iter(s.text_stream))
+    assert tracker.flush_background(10)
+    (row,) = tasks_of(conn, run_id)
+    assert row["status"] == "cancelled" and row["response_text"] == first
 
 
 def test_anthropic_sync_async_and_stream_helper(server, tracker, conn):

@@ -18,6 +18,10 @@ Tracked calls: OpenAI `chat.completions.create` and `responses.create`, Anthropi
   response as received (`model_dump`, non-streamed calls), text, tool calls, usage, cost
   (ingest.sdk.provider_usage / ingest.spend.pricing), TTFT and total time from just before
   the request.
+- A stream the application lets go of before its end is finished as cancelled at that
+  moment (text so far, total_time then): on `close()`, on leaving its `with` block, or
+  when its last reference is dropped (`released_when_dropped`), not at the next garbage
+  collection.
 - Writes go through the tracker's background writer (ingest.tracking.background): nothing
   touches the database in the application's call, and a tracking problem is logged,
   never raised. An error of the call itself is recorded (failed task) and re-raised.
@@ -25,6 +29,8 @@ Tracked calls: OpenAI `chat.completions.create` and `responses.create`, Anthropi
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -32,6 +38,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ingest.sdk.stream_tracking import TrackedStream
 from ingest.sdk.streaming import AsyncTaskStream, TaskStream
 from ingest.sdk.task_writer import CallTracker
 
@@ -169,15 +176,15 @@ class _Call:
             if self.helper:
                 return _TrackedManager(result, self)
             if self.streamed:
-                self.wrap_stream(result)
-                return result
+                return self.wrap_stream(result)
             self._record_response(result)
         except Exception:
             log.exception("tracked call: its result could not be recorded")
         return result
 
-    def wrap_stream(self, stream: Any) -> None:
-        """Replace the SDK stream's item iterator by a tracked pass-through of it."""
+    def wrap_stream(self, stream: Any) -> Any:
+        """Replace the SDK stream's item iterator by a tracked pass-through of it; return
+        the stream the application gets (`released_when_dropped`)."""
         iterator = stream._iterator
         is_async = hasattr(iterator, "__anext__")
         wrapper = AsyncTaskStream if is_async else TaskStream
@@ -191,6 +198,7 @@ class _Call:
             **self.fields,
         )
         stream._iterator = tracked.__aiter__() if is_async else iter(tracked)
+        return released_when_dropped(stream, tracked)
 
     def _record_response(self, response: Any) -> None:
         elapsed = self._elapsed()
@@ -213,36 +221,112 @@ class _Call:
 
 
 class _TrackedManager:
-    """Anthropic's `messages.stream()` manager: entering it tracks the MessageStream."""
+    """A stream helper's manager (Anthropic's `messages.stream()`): entering it tracks the
+    stream it opens; leaving it finishes the task (cancelled unless read to the end)."""
 
     def __init__(self, manager: Any, call: _Call) -> None:
         self._manager = manager
         self._call = call
+        self._stream: Any = None
 
     def __enter__(self) -> Any:
-        stream = self._manager.__enter__()
-        self._track(stream)
-        return stream
+        return self._track(self._manager.__enter__())
 
     def __exit__(self, *exc: Any) -> Any:
-        return self._manager.__exit__(*exc)
+        try:
+            return self._manager.__exit__(*exc)
+        finally:
+            _abandon(self._stream)
 
     async def __aenter__(self) -> Any:
-        stream = await self._manager.__aenter__()
-        self._track(stream)
-        return stream
+        return self._track(await self._manager.__aenter__())
 
     async def __aexit__(self, *exc: Any) -> Any:
-        return await self._manager.__aexit__(*exc)
-
-    def _track(self, stream: Any) -> None:
         try:
-            self._call.wrap_stream(stream)
+            return await self._manager.__aexit__(*exc)
+        finally:
+            _abandon(self._stream)
+
+    def _track(self, stream: Any) -> Any:
+        try:
+            self._stream = self._call.wrap_stream(stream)
         except Exception:
             log.exception("tracked call: its stream could not be tracked")
+            self._stream = stream
+        return self._stream
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._manager, name)
+
+
+# ------------------------------------------------------------ an abandoned stream
+
+_TRACKED = "_ai_runs_tracked_stream"  # the TaskStream of a released_when_dropped stream
+
+
+def released_when_dropped(stream: Any, tracked: TrackedStream) -> Any:
+    """The SDK stream as the application gets it: an instance of a subclass of the SDK's
+    stream class that shares the stream's attributes (one `__dict__`), whose `close()`
+    (also on leaving a `with` block) and release finish `tracked` as cancelled unless it
+    finished already, with total_time measured then.
+
+    Why a second instance: the SDK's stream object is in a reference cycle with its own
+    item generator, so dropping it frees it only at the next cyclic garbage collection,
+    possibly much later. The instance returned is in no cycle: when the application drops
+    its last reference, `__del__` runs at once. The SDK keeps working on its own object."""
+    twin = object.__new__(_twin_class(type(stream)))
+    twin.__dict__ = stream.__dict__  # one set of attributes: iteration state is shared
+    stream.__dict__[_TRACKED] = tracked
+    return twin
+
+
+def _abandon(stream: Any) -> None:
+    """Finish the tracked task of `stream` as cancelled now, unless it finished (never
+    raises: called from close(), a manager's exit and __del__)."""
+    tracked = getattr(stream, "__dict__", {}).get(_TRACKED)
+    if tracked is None or tracked.finished:
+        return
+    try:
+        if isinstance(tracked, TaskStream):
+            with contextlib.suppress(Exception):  # also closes the SDK's item generator
+                tracked.close()
+        tracked.abandon()
+    except Exception:
+        log.exception("tracked call: its abandoned stream could not be recorded")
+
+
+@functools.cache
+def _twin_class(base: type) -> type:
+    """`base` (an SDK stream class) with close() and __del__ that finish the task."""
+    base_close = getattr(base, "close", None)
+    namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    if inspect.iscoroutinefunction(base_close):
+
+        async def aclose(self: Any) -> None:
+            try:
+                await base_close(self)
+            finally:
+                _abandon(self)
+
+        namespace["close"] = aclose
+    elif base_close is not None:
+
+        def close(self: Any) -> None:
+            try:
+                base_close(self)
+            finally:
+                _abandon(self)
+
+        namespace["close"] = close
+
+    def __del__(self: Any) -> None:  # noqa: N807 (the finalizer this class exists for)
+        _abandon(self)
+        base_del = getattr(base, "__del__", None)
+        if base_del is not None:
+            base_del(self)
+
+    namespace["__del__"] = __del__
+    return type(base.__name__, (base,), namespace)
 
 
 def response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:

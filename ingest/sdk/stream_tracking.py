@@ -92,6 +92,12 @@ class TrackedStream:
     def finished(self) -> bool:
         return self.task is not None or not self._tracking
 
+    def abandon(self) -> None:
+        """The consumer let go of the stream before its end (closed or released it):
+        finish the task as cancelled now, with the text so far and total_time measured
+        now. Nothing when it already finished."""
+        self._finish_quietly("cancelled")
+
     def _elapsed_ms(self) -> int:
         return max(0, round((self.tracker.clock() - self.started_at) * 1000))
 
