@@ -217,6 +217,49 @@ def test_async_openai_responses_streamed_and_not(server, tracker, conn):
         assert row["cost"] == expected_cost(raw, "o3", "openai", "responses")
 
 
+def test_raw_response_parse_and_stream_helpers_are_tracked(server, tracker, conn, caplog):
+    client = ingest.track(openai.OpenAI(api_key="x", base_url=f"{server.url}/plain/v1"), tracker)
+    aclient = ingest.track(
+        anthropic.AsyncAnthropic(api_key="x", base_url=f"{server.url}/plain"), tracker
+    )
+    chat = client.chat.completions
+    options = {"model": "gpt-4o", "messages": MESSAGES}
+    usage = {"stream_options": {"include_usage": True}}
+    with tracker.run("chat") as run_id:
+        raw = chat.with_raw_response.create(**options)
+        assert raw.parse().choices[0].message.content == FULL_TEXT  # the SDK's own answer
+        raw_stream = chat.with_raw_response.create(**options, stream=True, **usage)
+        streamed = "".join(
+            c.choices[0].delta.content or "" for c in raw_stream.parse() if c.choices
+        )
+        parsed = chat.parse(**options)
+        with chat.stream(**options, **usage) as helper:
+            deltas = [e.delta for e in helper if e.type == "content.delta"]
+
+        async def anthropic_raw():
+            answer = await aclient.messages.with_raw_response.create(
+                model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES
+            )
+            return await answer.parse()
+
+        message = asyncio.run(anthropic_raw())
+    tracker.flush()
+    assert streamed == parsed.choices[0].message.content == "".join(deltas) == FULL_TEXT
+    assert message.content[0].text == FULL_TEXT
+    rows = tasks_of(conn, run_id)
+    assert [r["endpoint"] for r in rows] == ["chat.completions"] * 4 + ["messages"]
+    for row in rows:
+        assert row["status"] == "completed" and row["response_text"] == FULL_TEXT
+        assert row["cost_source"] == "computed" and row["cost"] > 0
+    assert [r["tokens_input"] for r in rows[:4]] == [812] * 4
+    caplog.set_level(logging.WARNING, "ingest.client_tracking")
+    for _ in range(2):
+        with chat.with_streaming_response.create(**options) as answer:
+            answer.read()
+    warned = [r for r in caplog.records if "with_streaming_response" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+
+
 def test_failed_request_is_recorded_and_raised(server, tracker, conn):
     client = ingest.track(
         openai.OpenAI(api_key="x", base_url=f"{server.url}/notfound/v1", max_retries=0), tracker

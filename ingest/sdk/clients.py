@@ -3,9 +3,11 @@
     client = ingest.track(openai.OpenAI(), tracker)
     client.chat.completions.create(model="gpt-4o", messages=[...])   # tracked
 
-Tracked calls: OpenAI `chat.completions.create` and `responses.create`, Anthropic
-`messages.create` and `messages.stream`, each sync and async (`AsyncOpenAI`,
-`AsyncAnthropic`), streamed or not. Everything else on the client is the client's own.
+Tracked calls: OpenAI `chat.completions.create` / `parse` / `stream` and `responses.create` /
+`parse` / `stream`, Anthropic `messages.create` and `messages.stream`, and each one's
+`with_raw_response.create` (and `.parse`), sync and async (`AsyncOpenAI`, `AsyncAnthropic`),
+streamed or not. `with_streaming_response` is not tracked: its first use logs a warning.
+Everything else on the client is the client's own.
 
 - The application gets the SDK's own return values. A stream is the SDK's own stream
   object: its item iterator is wrapped in place, so `for`, `text_stream`,
@@ -44,14 +46,32 @@ from ingest.sdk.task_writer import CallTracker
 
 log = logging.getLogger("ingest.client_tracking")
 
-# path of the SDK method -> endpoint name stored on the task
+# How a tracked method answers: the response itself (or its stream when stream=True), a
+# stream helper's manager (entered with `with`), or a raw response whose parse() gives one.
+CALL, HELPER, RAW = "call", "helper", "raw"
+# path of the SDK method -> (endpoint name stored on the task, how it answers)
 _METHODS = {
     "openai": {
-        ("chat", "completions", "create"): "chat.completions",
-        ("responses", "create"): "responses",
+        ("chat", "completions", "create"): ("chat.completions", CALL),
+        ("chat", "completions", "parse"): ("chat.completions", CALL),
+        ("chat", "completions", "stream"): ("chat.completions", HELPER),
+        ("chat", "completions", "with_raw_response", "create"): ("chat.completions", RAW),
+        ("chat", "completions", "with_raw_response", "parse"): ("chat.completions", RAW),
+        ("responses", "create"): ("responses", CALL),
+        ("responses", "parse"): ("responses", CALL),
+        ("responses", "stream"): ("responses", HELPER),
+        ("responses", "with_raw_response", "create"): ("responses", RAW),
+        ("responses", "with_raw_response", "parse"): ("responses", RAW),
     },
-    "anthropic": {("messages", "create"): "messages", ("messages", "stream"): "messages"},
+    "anthropic": {
+        ("messages", "create"): ("messages", CALL),
+        ("messages", "stream"): ("messages", HELPER),
+        ("messages", "with_raw_response", "create"): ("messages", RAW),
+    },
 }
+# Ways to call a tracked method that are not tracked: the first use of each logs a warning.
+_UNTRACKED = ("with_streaming_response",)
+_warned: set[tuple[str, ...]] = set()
 
 
 def track(
@@ -79,9 +99,11 @@ class _Proxy:
         path = (*self._path, name)
         methods = _METHODS[self._recorder.provider]
         if path in methods:
-            return self._recorder.wrap(value, methods[path], path[-1] == "stream")
+            return self._recorder.wrap(value, *methods[path])
         if any(key[: len(path)] == path for key in methods):
             return _Proxy(value, self._recorder, path)
+        if name in _UNTRACKED and any(key[: len(self._path)] == self._path for key in methods):
+            _warn_once((self._recorder.provider, *path))
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -98,9 +120,9 @@ class _Recorder:
         self.run = run
         self.fields = fields
 
-    def wrap(self, method: Callable[..., Any], endpoint: str, helper: bool) -> Callable:
+    def wrap(self, method: Callable[..., Any], endpoint: str, kind: str) -> Callable:
         def tracked(*args: Any, **kwargs: Any) -> Any:
-            call = _Call(self, endpoint, kwargs, helper=helper)
+            call = _Call(self, endpoint, kwargs, kind=kind)
             try:
                 result = method(*args, **kwargs)
             except Exception as error:
@@ -113,12 +135,30 @@ class _Recorder:
         return tracked
 
 
+def _warn_once(path: tuple[str, ...]) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "ingest.track: %s.%s calls are not tracked (use the method without it, or "
+            "with_raw_response)",
+            path[0],
+            ".".join(path[1:]),
+        )
+
+
 async def _received_later(call: _Call, pending: Any) -> Any:
     try:
         result = await pending
     except Exception as error:
         call.failed(error)
         raise
+    if call.kind == RAW and call.run_id is not None:
+        try:  # an async raw response's parse() may be a coroutine (Anthropic)
+            parsed = result.parse()
+            call.received_parsed(await parsed if inspect.isawaitable(parsed) else parsed)
+        except Exception:
+            log.exception("tracked call: its result could not be recorded")
+        return result
     return call.received(result)
 
 
@@ -126,15 +166,15 @@ class _Call:
     """One tracked call: its run, task id, request, and how its result is recorded."""
 
     def __init__(
-        self, recorder: _Recorder, endpoint: str, kwargs: dict[str, Any], helper: bool = False
+        self, recorder: _Recorder, endpoint: str, kwargs: dict[str, Any], kind: str = CALL
     ) -> None:
         self.recorder = recorder
         self.tracker = recorder.tracker
         self.sent = self.tracker.clock()
         self.run_id = kwargs.pop("ai_run_id", None)
         self.task_id = kwargs.pop("ai_task_id", None) or uuid.uuid4()
-        self.helper = helper
-        self.streamed = bool(kwargs.get("stream")) or helper
+        self.kind = kind
+        self.streamed = bool(kwargs.get("stream")) or kind == HELPER
         self.fields = {
             **recorder.fields,
             "provider": recorder.fields.get("provider", recorder.provider),
@@ -173,8 +213,12 @@ class _Call:
         if self.run_id is None:
             return result
         try:
-            if self.helper:
+            if self.kind == HELPER:
                 return _TrackedManager(result, self)
+            if self.kind == RAW:
+                # parse() caches its answer: the application's own parse() gets this one.
+                self.received_parsed(result.parse())
+                return result
             if self.streamed:
                 return self.wrap_stream(result)
             self._record_response(result)
@@ -182,10 +226,23 @@ class _Call:
             log.exception("tracked call: its result could not be recorded")
         return result
 
-    def wrap_stream(self, stream: Any) -> Any:
+    def received_parsed(self, parsed: Any) -> None:
+        """Record what a raw response's parse() gave: a response, or a stream to track
+        (the application gets that stream object from its own parse(): an abandoned one is
+        finished when the garbage collector frees it)."""
+        if self.streamed:
+            self.wrap_stream(parsed, twin=False)
+        else:
+            self._record_response(parsed)
+
+    def wrap_stream(self, stream: Any, twin: bool = True) -> Any:
         """Replace the SDK stream's item iterator by a tracked pass-through of it; return
-        the stream the application gets (`released_when_dropped`)."""
-        iterator = stream._iterator
+        the stream the application gets (`released_when_dropped` unless `twin` is False)."""
+        # A helper's stream of derived events (openai's ChatCompletionStream) is tracked on
+        # the raw stream it reads, whose items are the provider's own.
+        raw = getattr(stream, "_raw_stream", None)
+        source = raw if hasattr(raw, "_iterator") else stream
+        iterator = source._iterator
         is_async = hasattr(iterator, "__anext__")
         wrapper = AsyncTaskStream if is_async else TaskStream
         tracked = wrapper(
@@ -197,8 +254,8 @@ class _Call:
             passthrough=True,
             **self.fields,
         )
-        stream._iterator = tracked.__aiter__() if is_async else iter(tracked)
-        return released_when_dropped(stream, tracked)
+        source._iterator = tracked.__aiter__() if is_async else iter(tracked)
+        return released_when_dropped(stream, tracked) if twin else stream
 
     def _record_response(self, response: Any) -> None:
         elapsed = self._elapsed()
@@ -221,8 +278,9 @@ class _Call:
 
 
 class _TrackedManager:
-    """A stream helper's manager (Anthropic's `messages.stream()`): entering it tracks the
-    stream it opens; leaving it finishes the task (cancelled unless read to the end)."""
+    """A stream helper's manager (`chat.completions.stream()`, `responses.stream()`,
+    Anthropic's `messages.stream()`): entering it tracks the stream it opens; leaving it
+    finishes the task (cancelled unless read to the end)."""
 
     def __init__(self, manager: Any, call: _Call) -> None:
         self._manager = manager
