@@ -68,6 +68,32 @@ def test_readme_example_tracks_a_real_openai_client(server, tracker, conn):
     assert row["total_time"] >= 0 and row["time_to_first_token"] == row["total_time"]
 
 
+def test_tracked_calls_store_the_answering_model_and_response_info(server, tracker, conn):
+    """model_id and response_info, which the background writer once dropped, are written
+    for tracked calls, streamed or not, as for every other writable column."""
+    client = ingest.track(openai.OpenAI(api_key="x", base_url=f"{server.url}/plain/v1"), tracker)
+    aclient = ingest.track(
+        anthropic.Anthropic(api_key="x", base_url=f"{server.url}/plain"), tracker
+    )
+    with tracker.run("chat") as run_id:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            pass
+        aclient.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
+        with aclient.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES
+        ) as stream:
+            stream.until_done()
+    tracker.flush()
+    rows = tasks_of(conn, run_id)
+    assert [(r["model_id"], r["response_info"]) for r in rows] == [
+        ("gpt-4o", {"id": "chatcmpl-1", "finish_reason": "stop"}),
+        ("gpt-4o", {"id": "chatcmpl-1", "finish_reason": "stop"}),
+        ("claude-sonnet-4-5", {"id": "msg_1", "finish_reason": "end_turn"}),
+        ("claude-sonnet-4-5", {"id": "msg_1", "finish_reason": "end_turn"}),
+    ]
+
+
 def test_task_id_and_run_per_call_and_created_runs(server, tracker, conn):
     client = ingest.track(openai.OpenAI(api_key="x", base_url=f"{server.url}/plain/v1"), tracker)
     run = tracker.create_run("chat", name="given")

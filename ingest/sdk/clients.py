@@ -17,7 +17,9 @@ Everything else on the client is the client's own.
   `ai_task_id=` makes the task id the application's own stream/socket id. Both keywords
   are removed before the SDK sees the call.
 - Stored: request_data = the call's keyword arguments as sent (JSON), response_data = the
-  response as received (`model_dump`, non-streamed calls), text, tool calls, usage, cost
+  response as received (`model_dump`, non-streamed calls), model_id (the model the
+  provider says answered) and response_info (its response id and finish reason), text,
+  tool calls, usage, cost
   (ingest.sdk.provider_usage / ingest.spend.pricing), TTFT and total time from just before
   the request.
 - A stream the application lets go of before its end is finished as cancelled at that
@@ -40,7 +42,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ingest.sdk.stream_tracking import TrackedStream
+from ingest.sdk.stream_tracking import TrackedStream, response_identity
 from ingest.sdk.streaming import AsyncTaskStream, TaskStream
 from ingest.sdk.task_writer import CallTracker
 
@@ -271,6 +273,11 @@ class _Call:
             model=self.fields["model"] or getattr(response, "model", None),
             time_to_first_token=elapsed,
             total_time=elapsed,
+            **response_identity(
+                getattr(response, "model", None),
+                getattr(response, "id", None),
+                finish_reason(response),
+            ),
         )
 
     def _elapsed(self) -> int:
@@ -385,6 +392,14 @@ def _twin_class(base: type) -> type:
 
     namespace["__del__"] = __del__
     return type(base.__name__, (base,), namespace)
+
+
+def finish_reason(response: Any) -> Any:
+    """Why a non-streamed response stopped: OpenAI chat's finish_reason, Anthropic's
+    stop_reason, or the Responses API's status."""
+    for choice in (getattr(response, "choices", None) or [])[:1]:
+        return getattr(choice, "finish_reason", None)
+    return getattr(response, "stop_reason", None) or getattr(response, "status", None)
 
 
 def response_text_and_tools(response: Any) -> tuple[str, list[dict[str, Any]]]:
