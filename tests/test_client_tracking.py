@@ -174,6 +174,32 @@ def test_an_abandoned_stream_is_cancelled_when_closed_or_released(
     assert row["total_time"] <= round((let_go_at - sent) * 1000) + 50
 
 
+def test_an_abandoned_async_stream_is_cancelled_when_closed(server, tracker, conn, no_cyclic_gc):
+    client = ingest.track(
+        openai.AsyncOpenAI(api_key="x", base_url=f"{server.url}/slow/v1"), tracker
+    )
+
+    async def read_first_text_then_close(run_id):
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, ai_run_id=run_id
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        await stream.close()
+        closed_at = time.monotonic()
+        await asyncio.sleep(0.6)  # the loop runs on: finishing at its shutdown is too late
+        return closed_at
+
+    run_id = tracker.create_run("chat", name="async")["id"]
+    sent = time.monotonic()
+    closed_at = asyncio.run(read_first_text_then_close(run_id))
+    assert tracker.flush_background(10)
+    (row,) = tasks_of(conn, run_id)
+    assert row["status"] == "cancelled" and row["response_text"] == TEXT[0]
+    assert row["total_time"] <= round((closed_at - sent) * 1000) + 50
+
+
 def test_an_abandoned_stream_helper_is_cancelled_on_leaving_its_block(
     server, tracker, conn, no_cyclic_gc
 ):
