@@ -3,12 +3,15 @@ exports), through the real bulk path into real Postgres; idempotent on re-import
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
+from test_sdk_streams import expected_cost
 
+import ingest
 from dashboard import command as cli
 from ingest.store import database
 from ingest.transfer.foreign import import_from
@@ -69,6 +72,49 @@ def test_langfuse_traces_and_observations_api_and_blob_shapes(db_url):
     assert again.summary.inserted == {"user": 0, "run": 0, "task": 0}
     assert again.summary.duplicates["task"] == 3
     assert database.run_totals_mismatches(db_url) == []
+
+
+def _observation(obs_id: str, kind: str, usage: dict, **more) -> dict:
+    return {"id": obs_id, "traceId": "trace-usage", "type": kind, "model": more.pop("model"),
+            "startTime": "2026-11-02T10:15:00Z", "endTime": "2026-11-02T10:15:02Z",
+            "usageDetails": usage, "costDetails": {}, **more}  # fmt: skip
+
+
+def test_langfuse_cache_write_split_failed_and_embedding_usage(db_url, tmp_path):
+    """LangChain-Anthropic's ephemeral 5m / 1h counts are cache writes (1 h at its own
+    rate once priced); a failed generation's 0 counts and an embedding's output are NULL."""
+    anthropic = {"input_tokens": 40, "output_tokens": 50, "cache_read_input_tokens": 2000,
+                 "cache_creation_input_tokens": 1000,
+                 "cache_creation": {"ephemeral_5m_input_tokens": 600,
+                                    "ephemeral_1h_input_tokens": 400}}  # fmt: skip
+    # Langfuse's LangChain handler: `input` minus every input_token_details key (clipped).
+    langchain = {"input": 0, "input_cache_read": 2000, "input_cache_creation": 1000,
+                 "input_ephemeral_5m_input_tokens": 600, "input_ephemeral_1h_input_tokens": 400,
+                 "output": 50, "total": 3090}  # fmt: skip
+    lines = [
+        _observation("obs-cache", "GENERATION", langchain, model="claude-sonnet-4-5",
+                     metadata={"ls_provider": "anthropic"}),
+        _observation("obs-failed", "GENERATION", {"input": 0, "output": 0, "total": 0},
+                     model="claude-sonnet-4-5", level="ERROR", statusMessage="overloaded"),
+        _observation("obs-embed", "EMBEDDING", {"input": 8, "output": 0, "total": 8},
+                     model="text-embedding-3-small"),
+    ]  # fmt: skip
+    path = tmp_path / "observations.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert import_from("langfuse", [path], db_url).summary.inserted["task"] == 3
+    assert ingest.recompute_costs(db_url) >= 1
+    tasks = rows(db_url, "ai_tasks")
+    cache = tasks[derived_id("langfuse:observation", "obs-cache")]
+    assert (cache["tokens_input"], cache["tokens_cached_input"]) == (3040, 2000)
+    assert (cache["tokens_cache_write"], cache["tokens_output"]) == (1000, 50)
+    assert cache["cost"] == expected_cost(anthropic, "claude-sonnet-4-5", "anthropic")
+    failed = tasks[derived_id("langfuse:observation", "obs-failed")]
+    assert failed["status"] == "failed"
+    assert (failed["tokens_input"], failed["tokens_output"], failed["tokens_total"]) == (
+        None, None, None)  # fmt: skip
+    assert failed["cost"] is None
+    embed = tasks[derived_id("langfuse:observation", "obs-embed")]
+    assert (embed["tokens_input"], embed["tokens_output"], embed["tokens_total"]) == (8, None, 8)
 
 
 def test_litellm_spend_logs_csv_and_json(db_url):

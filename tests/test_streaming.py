@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from anthropic.types import MessageDeltaUsage, Usage
 from builders import task_row
+from test_sdk_streams import expected_cost
 
 import ingest
 from ingest.errors import ValidationError
@@ -108,6 +110,28 @@ def test_final_usage_from_a_callable_and_sdk_objects(tracker, clock, run_id):
     assert (task["tokens_input"], task["tokens_cached_input"]) == (30, 10)
     assert (task["tokens_output"], task["tokens_reasoning"]) == (7, 3)
     assert task["cost"] == pricing.task_cost("openai", "o3", 30, 7, 10, task["created_at"])
+
+
+def test_usage_parts_given_as_chunks_merge(tracker, run_id):
+    """Anthropic's message_start usage, then its message_delta usage, as chunks: a later
+    value that is set wins, an unset one keeps the earlier value."""
+    start = Usage(
+        input_tokens=40,
+        output_tokens=1,
+        cache_read_input_tokens=2000,
+        cache_creation_input_tokens=300,
+    )
+    delta = MessageDeltaUsage(output_tokens=95)  # input and cache counts unset (None)
+    chunks = iter([start, "Row level ", "security", delta])
+    model = "claude-sonnet-4-5"
+    stream = ingest.stream_task(tracker, run_id, chunks, provider="anthropic", model=model)
+    assert list(stream) == ["Row level ", "security"]
+    task = stream.task
+    assert task["tokens_input"] == 40 + 2000 + 300
+    assert (task["tokens_cached_input"], task["tokens_cache_write"]) == (2000, 300)
+    assert (task["tokens_output"], task["tokens_total"]) == (95, 40 + 2000 + 300 + 95)
+    merged = {**start.model_dump(), "output_tokens": 95}
+    assert task["cost"] == expected_cost(merged, model, "anthropic")
 
 
 def test_consumer_stopping_early_cancels(tracker, clock, run_id, conn):

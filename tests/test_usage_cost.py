@@ -40,7 +40,7 @@ def test_anthropic_delta_usage_with_none_cache_keys_does_not_reset_input():
         "cache_creation_input_tokens": None,
         "output_tokens": 50,
     }
-    merged = provider_usage.merge_anthropic_usage(start, delta)
+    merged = provider_usage.merge_usage(start, delta)
     assert ingest.normalize_usage(merged) == {
         "tokens_input": 3100,
         "tokens_output": 50,

@@ -23,7 +23,11 @@ Guarantees:
   outage says so (with the count once the database is back).
 - A row the database refuses (not a connection problem) is logged and dropped; a task
   whose run does not exist is logged and dropped.
-- `flush()` and interpreter exit (atexit) write what is queued.
+- A spool file that cannot be read (not UTF-8, not one JSON ["run" | "task", {...}] per
+  line) is moved aside to `<name>.bad` and reported at WARNING; the other files are still
+  replayed. An unexpected error in the writer thread is logged, never fatal to it.
+- `flush()` and interpreter exit (atexit) write what is queued; `close()` spools what is
+  still queued, also when the writer thread is no longer running.
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ class BackgroundWriter:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self._spool(self._built([item]))
+            self._spool_quietly(self._built([item]))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every row submitted so far is written, or spooled and then written if
@@ -135,10 +139,12 @@ class BackgroundWriter:
         with done:
             while self._queue.unfinished_tasks:
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if (remaining is not None and remaining <= 0) or not self._thread.is_alive():
                     return False
-                done.wait(remaining)
+                done.wait(1.0 if remaining is None else min(remaining, 1.0))
         while self.spooled_files():
+            if not self._thread.is_alive():
+                return False
             self._next_retry = 0.0
             self._wake.set()
             if deadline is not None and time.monotonic() >= deadline:
@@ -152,24 +158,26 @@ class BackgroundWriter:
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Flush (up to `timeout` seconds), then stop the writer thread. Rows still
-        queued after that are spooled, so a later writer replays them."""
-        if not self._thread.is_alive():
-            return
-        self.flush(timeout)
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        queued after that are spooled, so a later writer replays them; also when the
+        thread is no longer running (it died), so nothing queued is lost."""
+        if self._thread.is_alive():
+            self.flush(timeout)
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
         leftovers = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            self._queue.task_done()
             if item is not _STOP:
                 leftovers.append(item)
         if leftovers:
-            self._spool(self._built(leftovers))
+            self._spool_quietly(self._built(leftovers))
         if self._conn is not None:
             self._conn.close()
+            self._conn = None
 
     # ------------------------------------------------------------ writer thread
 
@@ -178,7 +186,7 @@ class BackgroundWriter:
             try:
                 first = self._queue.get(timeout=0.1)
             except queue.Empty:
-                self._replay_if_due()
+                self._guarded(self._replay_if_due, "spool replay failed")
                 continue
             batch = [first]
             while len(batch) < self.batch_size:
@@ -189,17 +197,25 @@ class BackgroundWriter:
             stop = any(item is _STOP for item in batch)
             rows = self._built([item for item in batch if item is not _STOP])
             try:
-                self._replay_if_due()
+                self._guarded(self._replay_if_due, "spool replay failed")
                 if rows:
                     self._write_or_spool(rows)
             except Exception:  # never let the thread die: a lost writer loses every task
                 log.exception("background writer: unexpected error; batch spooled")
-                self._spool(rows)
+                self._spool_quietly(rows)
             finally:
                 for _ in batch:
                     self._queue.task_done()
             if stop:
                 return
+
+    @staticmethod
+    def _guarded(action: Callable[[], None], what: str) -> None:
+        """Run `action`; an unexpected error is logged, never raised (the thread lives)."""
+        try:
+            action()
+        except Exception:
+            log.exception("background writer: %s", what)
 
     def _built(self, items: list[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         rows = []
@@ -218,14 +234,14 @@ class BackgroundWriter:
 
     def _write_or_spool(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         if self._down_since is not None and time.monotonic() < self._next_retry:
-            self._spool(rows)
+            self._spool_quietly(rows)
             return
         try:
             self._write(rows)
             self._mark_up()
         except psycopg.OperationalError as error:
             self._mark_down(error)
-            self._spool(rows)
+            self._spool_quietly(rows)
 
     def _replay_if_due(self) -> None:
         waiting = self._down_since is not None and time.monotonic() < self._next_retry
@@ -234,17 +250,34 @@ class BackgroundWriter:
         self._wake.clear()
         for path in self.spooled_files():
             try:
-                lines = path.read_text(encoding="utf-8").splitlines()
+                rows = _read_spool_file(path)
             except FileNotFoundError:  # replayed by another writer meanwhile
                 continue
-            rows = [tuple(json.loads(line)) for line in lines if line]
+            except (OSError, ValueError) as error:
+                self._set_aside(path, error)
+                continue
             try:
-                self._write(rows)  # type: ignore[arg-type]
+                self._write(rows)
             except psycopg.OperationalError as error:
                 self._mark_down(error)
                 return
             path.unlink(missing_ok=True)
             self._mark_up()
+
+    def _set_aside(self, path: Path, error: Exception) -> None:
+        """Move an unreadable spool file out of the replay (`<name>.bad`, kept for a
+        person to look at) and say so; the files after it are still replayed."""
+        bad = path.with_suffix(".bad")
+        try:
+            path.rename(bad)
+        except FileNotFoundError:  # replayed or set aside by another writer meanwhile
+            return
+        log.warning(
+            "background writer: spool file %s cannot be read (%s); moved aside to %s",
+            path.name,
+            error,
+            bad,
+        )
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -327,6 +360,14 @@ class BackgroundWriter:
 
     # ------------------------------------------------------------ spool
 
+    def _spool_quietly(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Spool `rows`; a failure (disk full, a value that is not JSON) is logged with the
+        number of rows lost, never raised: the application and the thread go on."""
+        try:
+            self._spool(rows)
+        except Exception:
+            log.exception("background writer: %d rows could not be spooled and are lost", len(rows))
+
     def _spool(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         with self._spool_lock:
             used = sum(p.stat().st_size for p in self.spool_dir.glob("*.jsonl") if p.exists())
@@ -346,3 +387,22 @@ class BackgroundWriter:
             tmp = self.spool_dir / f"{name}.tmp"
             tmp.write_text(text, encoding="utf-8")
             tmp.rename(self.spool_dir / f"{name}.jsonl")
+
+
+def _read_spool_file(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The rows of one spool file: one JSON ["run" | "task", {columns}] per line.
+    ValueError (or OSError) when the file is not that."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line:
+            continue
+        item = json.loads(line)
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and item[0] in ("run", "task")
+            and isinstance(item[1], dict)
+        ):
+            raise ValueError(f"line {number} is not a spooled run or task")
+        rows.append((item[0], item[1]))
+    return rows

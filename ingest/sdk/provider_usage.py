@@ -186,9 +186,10 @@ def normalize_usage(usage: Any) -> dict[str, int]:
     return read_usage(usage).columns
 
 
-def merge_anthropic_usage(*usages: Any) -> dict[str, Any]:
-    """One Anthropic usage dict from a stream's `message_start` and `message_delta` usages:
-    later values win, but a key whose value is None never erases a known value."""
+def merge_usage(*usages: Any) -> dict[str, Any]:
+    """One usage dict from the usage parts a stream reports (Anthropic's `message_start`
+    usage, then its `message_delta` usage): a later value that is set wins, a key whose
+    value is None (or absent) keeps the earlier value."""
     merged: dict[str, Any] = {}
     for usage in usages:
         mapping = as_mapping(usage)

@@ -1,7 +1,8 @@
 """Read the items of provider SDK streams: text, tool calls, usage, model, errors.
 
 `StreamState.read(item)` understands, without importing any SDK (by the items' shapes):
-- plain text chunks (str) and usage objects/dicts (ingest.sdk.provider_usage shapes);
+- plain text chunks (str) and usage objects/dicts (ingest.sdk.provider_usage shapes; several
+  usage parts merge: a later value that is set wins, an unset one keeps the earlier value);
 - OpenAI Chat Completions chunks (`choices[].delta.content`, `delta.tool_calls`, the final
   chunk's `usage` with `stream_options={"include_usage": True}`);
 - OpenAI Responses events (`response.output_text.delta`, function-call items,
@@ -24,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.sdk.provider_usage import as_mapping, merge_anthropic_usage, read_usage
+from ingest.sdk.provider_usage import as_mapping, merge_usage, read_usage
 
 _ANTHROPIC_HELPER_EVENTS = frozenset({"text", "input_json", "thinking", "signature", "citation"})
 
@@ -68,8 +69,7 @@ class StreamState:
         if isinstance(item, str):
             return item
         if isinstance(item, dict):  # a usage dict (SDK items are objects)
-            read_usage(item)  # ValidationError(usage) when it is not one
-            self.usage = item
+            self._add_usage(item)
             return None
         if _attr(item, "choices") is not None and _attr(item, "object") != "response":
             self.sdk = True
@@ -84,9 +84,14 @@ class StreamState:
                 return self._openai_responses(kind, item)
             self.sdk = True
             return self._anthropic(kind, item)
-        read_usage(item)  # a usage object or dict: ValidationError(usage) when it is not
-        self.usage = item
+        self._add_usage(item)  # a usage object
         return None
+
+    def _add_usage(self, usage: Any) -> None:
+        """A usage part given as a chunk: merged into the usage so far (merge_usage), so
+        Anthropic's message_start usage, then its message_delta usage, make one usage."""
+        read_usage(usage)  # ValidationError(usage) when it is not one
+        self.usage = usage if self.usage is None else merge_usage(self.usage, usage)
 
     # ------------------------------------------------------------ OpenAI chat
 
@@ -185,7 +190,7 @@ class StreamState:
     def _add_anthropic_usage(self, usage: Any) -> None:
         if usage is not None:
             self._anthropic_usage.append(usage)
-            self.usage = merge_anthropic_usage(*self._anthropic_usage)
+            self.usage = merge_usage(*self._anthropic_usage)
 
     # ------------------------------------------------------------ google-genai
 

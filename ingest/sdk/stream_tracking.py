@@ -92,6 +92,12 @@ class TrackedStream:
     def finished(self) -> bool:
         return self.task is not None or not self._tracking
 
+    def abandon(self) -> None:
+        """The consumer let go of the stream before its end (closed or released it):
+        finish the task as cancelled now, with the text so far and total_time measured
+        now. Nothing when it already finished."""
+        self._finish_quietly("cancelled")
+
     def _elapsed_ms(self) -> int:
         return max(0, round((self.tracker.clock() - self.started_at) * 1000))
 
@@ -169,6 +175,8 @@ class TrackedStream:
             fields["tool_updates"] = self.state.tool_updates()
         if self._task_model is None and self.state.model:
             fields["model"] = self.state.model
+        fields.update(response_identity(self.state.model, self.state.response_id,
+                                        self.state.finish_reason))  # fmt: skip
         if self.state.usage is not None:
             fields["usage"] = self.state.usage
         tracker = self.tracker
@@ -192,6 +200,16 @@ class TrackedStream:
     def _storable_text(self) -> str:
         """The text so far without the parts validation refuses (kept as the reason)."""
         return "".join(p for p in self.state.parts if refused_text_reason(p) is None)
+
+
+def response_identity(model: Any, response_id: Any, finish_reason: Any) -> dict[str, Any]:
+    """model_id (the model the provider says answered, e.g. a dated version of the one
+    asked for) and response_info ({"id", "finish_reason"}: the provider's response id and
+    why it stopped), for what is known."""
+    info = {"id": response_id, "finish_reason": finish_reason}
+    info = {key: str(value) for key, value in info.items() if value}
+    fields: dict[str, Any] = {"model_id": str(model)} if model else {}
+    return fields | ({"response_info": info} if info else {})
 
 
 def _is_usage(item: Any) -> bool:

@@ -27,10 +27,12 @@ streams (debounced by the tracker), and finishes the task by itself:
   tracking error of an SDK stream is logged, never raised).
 
 Plain text chunks pass through ("" counts for nothing); usage chunks are not passed
-through. A final usage can also come from `usage=`, a callable called once the source is
-exhausted. Times are in milliseconds on the tracker's clock from `started_at`: take it
-just before sending the request (`tracker.clock()`), otherwise the wait for response
-headers is missed (default: when stream_task was called).
+through, and several merge (Anthropic's message_start usage, then its message_delta usage:
+a later value that is set wins, an unset one keeps the earlier value). A final usage can
+also come from `usage=`, a callable called once the source is exhausted. Times are in
+milliseconds on the tracker's clock from `started_at`: take it just before sending the
+request (`tracker.clock()`), otherwise the wait for response headers is missed (default:
+when stream_task was called).
 
 This module holds the wrappers and the ways in; what they do with each item and how the
 task is finished is ingest/sdk/stream_tracking.py.

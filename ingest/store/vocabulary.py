@@ -73,11 +73,15 @@ TASK_COLUMN_DEFAULTS = {
 TASK_ROW_COLUMNS = (*TASK_COLUMNS, *TASK_DERIVED_COLUMNS)
 SQL_COLUMN_LISTS = {
     "task_columns": ", ".join(TASK_ROW_COLUMNS),
+    "task_updates": ", ".join(
+        f"{c} = :{c}" for c in (*TASK_WRITABLE_COLUMNS, *TASK_DERIVED_COLUMNS)
+    ),
     "task_values": ", ".join(
         f"coalesce({c}, {TASK_COLUMN_DEFAULTS[c]})" if c in TASK_COLUMN_DEFAULTS else c
         for c in TASK_ROW_COLUMNS
     ),
 }
-"""Column lists as SQL text, for `{{task_columns}}` (the columns) and `{{task_values}}` (the
-same columns of a row read from JSON, NULL meaning the table's default) in the ingest SQL
-(sqlfiles.render)."""
+"""Column lists as SQL text, for `{{task_columns}}` (the columns), `{{task_values}}` (the
+same columns of a row read from JSON, NULL meaning the table's default) and
+`{{task_updates}}` (`column = :column` for every column a finished task's write sets: the
+writable ones and price_ref) in the ingest SQL (sqlfiles.render)."""

@@ -32,21 +32,11 @@ SELECT {{vocabulary.task_columns}},
 
 -- name: write_task
 -- Write every mutable column of one task (the caller merged old and new values under the
--- lock of lock_task). tokens_total NULL means tokens_input + tokens_output (trigger).
+-- lock of lock_task): the vocabulary's writable columns and price_ref, each from the
+-- parameter of its name. tokens_total NULL means tokens_input + tokens_output (trigger).
 -- Returns the task row.
 UPDATE ai_tasks
-   SET service = :service, task_name = :task_name, provider = :provider,
-       endpoint = :endpoint, model = :model, model_id = :model_id,
-       request_data = :request_data, response_text = :response_text,
-       response_data = :response_data, response_info = :response_info,
-       response_errors = :response_errors, tool_updates = :tool_updates,
-       response_complete = :response_complete, response_metadata = :response_metadata,
-       tokens_input = :tokens_input, tokens_output = :tokens_output,
-       tokens_cached_input = :tokens_cached_input, tokens_reasoning = :tokens_reasoning,
-       tokens_total = :tokens_total, tokens_cache_write = :tokens_cache_write,
-       cost = :cost, cost_source = :cost_source, price_ref = :price_ref,
-       time_to_first_token = :time_to_first_token, total_time = :total_time,
-       status = :status
+   SET {{vocabulary.task_updates}}
  WHERE task_id = :task_id
 RETURNING {{vocabulary.task_columns}};
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ingest.spend.pricing import BILLED_USAGE_KEY
 from ingest.tracking import naming
 from ingest.transfer import import_export as transfer
 from ingest.transfer.foreign.records import (
@@ -43,37 +44,75 @@ def _is_observation(fields: dict[str, Any]) -> bool:
     return "type" in fields and first(fields, "traceId", "trace_id") is not None
 
 
-def _usage(obs: dict[str, Any]) -> dict[str, int]:
-    """Token columns from usageDetails (additive keys: input, input_cached_tokens,
-    cache_read_input_tokens, output, output_reasoning_tokens, total, ...), else the
-    deprecated usage / promptTokens fields."""
+def _usage(obs: dict[str, Any]) -> dict[str, Any]:
+    """Token columns from usageDetails, else the deprecated usage / promptTokens fields;
+    with `billed_usage` (genai-prices usage values) when the 1-hour cache-write split is
+    known (see `_details_usage`). A generation that failed has 0 counts that were never
+    measured: they are left out (NULL). An embedding has no output tokens."""
     details = first(obs, "usageDetails", "usage_details")
-    out: dict[str, int] = {}
     if isinstance(details, dict) and details:
-        counts = {k: whole(v) for k, v in details.items() if whole(v) is not None}
-        inputs = sum(v for k, v in counts.items() if "input" in k or k.startswith("cache_"))
-        outputs = sum(v for k, v in counts.items() if "output" in k)
-        cached = sum(v for k, v in counts.items() if "cache_read" in k or "cached" in k)
-        written = sum(v for k, v in counts.items() if "cache_creation" in k or "cache_write" in k)
-        reasoning = sum(v for k, v in counts.items() if "reasoning" in k)
-        out = {"tokens_input": inputs, "tokens_output": outputs}
-        if cached:
-            out["tokens_cached_input"] = cached
-        if written:
-            out["tokens_cache_write"] = written
-        if reasoning:
-            out["tokens_reasoning"] = reasoning
-        if counts.get("total") is not None:
-            out["tokens_total"] = counts["total"]
-        return out
-    usage = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
-    merged = {**obs, **usage}
-    pairs = (
-        ("tokens_input", first(merged, "input", "promptTokens")),
-        ("tokens_output", first(merged, "output", "completionTokens")),
-        ("tokens_total", first(merged, "total", "totalTokens")),
-    )
-    return {column: whole(value) for column, value in pairs if whole(value) is not None}
+        out = _details_usage({k: whole(v) for k, v in details.items() if whole(v) is not None})
+    else:
+        usage = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
+        merged = {**obs, **usage}
+        pairs = (
+            ("tokens_input", first(merged, "input", "promptTokens")),
+            ("tokens_output", first(merged, "output", "completionTokens")),
+            ("tokens_total", first(merged, "total", "totalTokens")),
+        )
+        out = {column: whole(value) for column, value in pairs if whole(value) is not None}
+    if _failed(obs):
+        out = {k: v for k, v in out.items() if v != 0}
+    if str(obs.get("type")).upper() == "EMBEDDING" and not out.get("tokens_output"):
+        out.pop("tokens_output", None)
+        if "tokens_input" in out:
+            out.setdefault("tokens_total", out["tokens_input"])
+    return out
+
+
+# LangChain-Anthropic's split of cache writes by lifetime, as Langfuse's LangChain handler
+# names it (input_token_details.ephemeral_*, prefixed with "input_").
+_WRITE_5M = "input_ephemeral_5m_input_tokens"
+_WRITE_1H = "input_ephemeral_1h_input_tokens"
+
+
+def _details_usage(counts: dict[str, int]) -> dict[str, Any]:
+    """Token columns of usageDetails, whose keys add up (input, input_cached_tokens,
+    input_cache_read, output, output_reasoning_tokens, total, ...).
+
+    Cache writes: keys with cache_creation / cache_write, or LangChain-Anthropic's
+    ephemeral 5-minute and 1-hour split, which then replaces its generic cache_creation key
+    (the same tokens). The split is also kept as `billed_usage` so that the price uses the
+    1-hour rate. When `total` says more input than the keys add up to (Langfuse's handler
+    subtracts both the generic key and the split from `input`, clipped at 0), the input is
+    total - output."""
+    split = {k: counts[k] for k in (_WRITE_5M, _WRITE_1H) if k in counts}
+    if split:
+        counts = {k: v for k, v in counts.items() if "cache_creation" not in k}
+    inputs = sum(v for k, v in counts.items() if "input" in k or k.startswith("cache_"))
+    outputs = sum(v for k, v in counts.items() if "output" in k)
+    cached = sum(v for k, v in counts.items() if "cache_read" in k or "cached" in k)
+    written = sum(v for k, v in counts.items() if "cache_write" in k or "cache_creation" in k)
+    written += sum(split.values())
+    reasoning = sum(v for k, v in counts.items() if "reasoning" in k)
+    total = counts.get("total")
+    if total is not None and total - outputs > inputs:
+        inputs = total - outputs
+    out: dict[str, Any] = {"tokens_input": inputs, "tokens_output": outputs}
+    out |= {"tokens_cached_input": cached} if cached else {}
+    out |= {"tokens_cache_write": written} if written else {}
+    out |= {"tokens_reasoning": reasoning} if reasoning else {}
+    out |= {"tokens_total": total} if total is not None else {}
+    if split.get(_WRITE_1H):
+        billed = {"input_tokens": inputs, "output_tokens": outputs, "cache_read_tokens": cached,
+                  "cache_write_tokens": written, "cache_write_5m_tokens": split.get(_WRITE_5M, 0),
+                  "cache_write_1h_tokens": split[_WRITE_1H]}  # fmt: skip
+        out[BILLED_USAGE_KEY] = {k: v for k, v in billed.items() if v}
+    return out
+
+
+def _failed(obs: dict[str, Any]) -> bool:
+    return str(obs.get("level") or "").upper() == "ERROR"
 
 
 def _cost(obs: dict[str, Any]) -> Any:
@@ -88,8 +127,11 @@ def task_row(obs: dict[str, Any], run_id: Any, user_id: Any) -> dict[str, Any]:
     start = moment(first(obs, "startTime", "start_time"))
     end = moment(first(obs, "endTime", "end_time"))
     first_token = moment(first(obs, "completionStartTime", "completion_start_time"))
-    failed = str(obs.get("level") or "").upper() == "ERROR"
+    failed = _failed(obs)
     message = first(obs, "statusMessage", "status_message")
+    usage = _usage(obs)
+    billed = usage.pop(BILLED_USAGE_KEY, None)
+    kept = {"langfuse": {k: v for k, v in obs.items() if k not in _MAPPED}}
     row = {
         "type": "task",
         "run_id": run_id,
@@ -110,8 +152,8 @@ def task_row(obs: dict[str, Any], run_id: Any, user_id: Any) -> dict[str, Any]:
         "response_data": {"output": obs.get("output")} if obs.get("output") is not None else None,
         "response_errors": [{"level": "ERROR", "message": message}] if failed else None,
         "response_complete": not failed,
-        "response_metadata": {"langfuse": {k: v for k, v in obs.items() if k not in _MAPPED}},
-        **_usage(obs),
+        "response_metadata": {**kept, BILLED_USAGE_KEY: billed} if billed else kept,
+        **usage,
         "cost": _cost(obs),
         "cost_source": "provider" if _cost(obs) is not None else None,
         "time_to_first_token": ms_between(start, first_token),
