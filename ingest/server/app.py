@@ -22,7 +22,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
-from ingest.server import metrics, routes_batch, routes_otlp, routes_runs, routes_tasks
+from ingest.server import (
+    metrics,
+    routes_batch,
+    routes_otlp,
+    routes_runs,
+    routes_scores,
+    routes_tasks,
+)
 from ingest.server.encoding import error_body, json_response
 from ingest.server.state import ServerState
 
@@ -46,7 +53,7 @@ def create_app(url: str | None = None, *, debounce_seconds: float = 0.5) -> Fast
     )
     app.state.server = state
     metrics.install(app)
-    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp):
+    for module in (routes_runs, routes_tasks, routes_scores, routes_batch, routes_otlp):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

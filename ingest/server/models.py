@@ -17,6 +17,8 @@ from ingest.store.validation import MESSAGE_ROLES
 from ingest.store.vocabulary import (
     COST_SOURCES,
     RUN_STATUSES,
+    SCORE_DATA_TYPES,
+    SCORE_SOURCES,
     SOURCE_TYPES,
     TASK_STATUSES,
     UNFINISHED_TASK_STATUSES,
@@ -230,6 +232,9 @@ class BatchBody(_Body):
     tasks: list[dict[str, Json]] = Field(
         default_factory=list, description="ai_tasks rows (+ optional `usage`)"
     )
+    scores: list[dict[str, Json]] = Field(
+        default_factory=list, description="scores of the tasks or runs (as POST /v1/scores)"
+    )
 
 
 class BatchCounts(BaseModel):
@@ -240,3 +245,39 @@ class BatchCounts(BaseModel):
 class BatchResultBody(BaseModel):
     runs: BatchCounts
     tasks: BatchCounts
+    scores: BatchCounts
+
+
+ScoreSource = Literal[SCORE_SOURCES]  # type: ignore[valid-type]
+ScoreDataType = Literal[SCORE_DATA_TYPES]  # type: ignore[valid-type]
+
+
+class ScoreCreate(_Body):
+    """One score of a task (task_id) or a run (run_id only); docs/quality.md."""
+
+    name: str = Field(description="e.g. helpfulness, thumbs, valid_json")
+    value: bool | float | str | None = Field(
+        None, description="true/false (boolean), a number (numeric) or a category"
+    )
+    label: str | None = None
+    data_type: ScoreDataType | None = None
+    task_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+    source: ScoreSource = "api"
+    comment: str | None = None
+    evaluator: str | None = None
+    evaluator_version: str | None = None
+
+
+class Score(_Open):
+    """A score row (every ai_scores column)."""
+
+    id: int
+    run_id: uuid.UUID
+    task_id: uuid.UUID | None
+    name: str
+    data_type: str
+    value: float | None
+    label: str | None
+    source: str
+    author: str

@@ -22,7 +22,8 @@ between threads (one connection, one lock).
 The methods are mixed in from one module each, beside this one in ingest/tracking/: runs.py
 (runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
 calls written by the background writer: `background`, `run`, `new_run`) and
-access_methods.py (sharing, audit, redaction rules). This module holds the connection
+access_methods.py (sharing, audit, redaction rules) and scores.py (scores of tasks and
+runs: docs/quality.md). This module holds the connection
 plumbing they share.
 """
 
@@ -48,13 +49,14 @@ from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
 from ingest.tracking.keywords import check_keywords
 from ingest.tracking.runs import RunMethods
+from ingest.tracking.scores import ScoreMethods
 from ingest.tracking.tasks import TaskBuffer, TaskMethods
 
 __all__ = ["Tracker"]
 
 
 @check_keywords
-class Tracker(RunMethods, TaskMethods, BackgroundMethods, AccessMethods):
+class Tracker(RunMethods, TaskMethods, BackgroundMethods, AccessMethods, ScoreMethods):
     """Write and read runs and tasks in one Postgres database.
 
     url: a Postgres URL; None means `ingest.database_url()` (DATABASE_URL, else the embedded
