@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import data, export, figures, state, ui
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
+from dashboard.scores_panel import score_panel
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store.vocabulary import RUN_STATUSES
 
@@ -277,6 +278,8 @@ def show_run(run_id: str) -> None:
     if rights["own"]:
         with st.expander("Share this run", icon=":material/share:"):
             share_panel(run)
+    with st.expander("Scores", icon=":material/thumbs_up_down:"):
+        score_panel(run_id=str(run["id"]))
     _show_contents(run)
 
 
