@@ -17,6 +17,7 @@ from dashboard_support import app_environment, open_page
 from psycopg.rows import dict_row
 
 import queries as q
+from dashboard import data
 from ingest import demo
 from ingest.store import database, embedded
 from ingest.tracking.tracker import Tracker
@@ -152,3 +153,10 @@ def test_the_performance_page_shows_scores_next_to_cost(scored, tmp_path):
         shown = tables[0]
         assert {"thumbs", "rating"} <= set(shown["score"])
         assert "cost (USD)" in shown.columns and "model" in shown.columns
+        # a sync that brings only scores shows them too (the rollup cache follows it)
+        with Tracker(scored["url"]) as tracker:
+            tracker.score("fresh", 1, task_id=scored["tasks"][2])
+        data.sync(force=True)
+        at = open_page("performance", perf_tab="Scores", perf_by="model")
+        shown = next(d.value for d in at.dataframe if "score" in d.value.columns)
+        assert "fresh" in set(shown["score"])
