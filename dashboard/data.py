@@ -133,6 +133,7 @@ def sync(force: bool = False) -> Mirror:
 
 def _count_change(m: Mirror, result: Any) -> None:
     changed = result.full or any(result.upserted.values()) or any(result.deleted.values())
+    changed = changed or any(result.scores.values())  # scores alone change rollups too
     if changed or m.version == 0:
         m.version += 1
 

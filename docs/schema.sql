@@ -252,12 +252,47 @@ CREATE TABLE ai_runs_migrations (
     CONSTRAINT ai_runs_migrations_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE ai_scores (
+    id bigint NOT NULL,
+    run_id uuid NOT NULL,
+    task_id uuid,
+    name text NOT NULL,
+    data_type text NOT NULL,
+    value double precision,
+    label text,
+    source text NOT NULL,
+    comment text,
+    author text NOT NULL DEFAULT ''::text,
+    evaluator text NOT NULL DEFAULT ''::text,
+    evaluator_version text NOT NULL DEFAULT ''::text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT ai_scores_author_check CHECK ((char_length(author) <= 200)),
+    CONSTRAINT ai_scores_check CHECK (
+CASE data_type
+    WHEN 'numeric'::text THEN (value IS NOT NULL)
+    WHEN 'boolean'::text THEN (((value = (1)::double precision) AND (label = 'true'::text)) OR ((value = (0)::double precision) AND (label = 'false'::text)))
+    ELSE ((value IS NULL) AND (label IS NOT NULL))
+END),
+    CONSTRAINT ai_scores_comment_check CHECK ((char_length(comment) <= 4000)),
+    CONSTRAINT ai_scores_data_type_check CHECK ((data_type = ANY (ARRAY['numeric'::text, 'boolean'::text, 'categorical'::text]))),
+    CONSTRAINT ai_scores_evaluator_check CHECK ((char_length(evaluator) <= 200)),
+    CONSTRAINT ai_scores_evaluator_version_check CHECK ((char_length(evaluator_version) <= 100)),
+    CONSTRAINT ai_scores_label_check CHECK (((char_length(label) >= 1) AND (char_length(label) <= 200))),
+    CONSTRAINT ai_scores_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$'::text)),
+    CONSTRAINT ai_scores_source_check CHECK ((source = ANY (ARRAY['human'::text, 'rule'::text, 'model'::text, 'api'::text]))),
+    CONSTRAINT ai_scores_value_check CHECK (((value IS NULL) OR (value <> ALL (ARRAY['NaN'::double precision, 'Infinity'::double precision, '-Infinity'::double precision])))),
+    CONSTRAINT ai_scores_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
+    CONSTRAINT ai_scores_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE ai_sync_deletions (
     table_name text NOT NULL,
     id text NOT NULL,
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     deleted_at timestamp with time zone NOT NULL DEFAULT now(),
-    CONSTRAINT ai_sync_deletions_table_name_check CHECK ((table_name = ANY (ARRAY['ai_users'::text, 'ai_runs'::text, 'ai_tasks'::text])))
+    CONSTRAINT ai_sync_deletions_table_name_check CHECK ((table_name = ANY (ARRAY['ai_users'::text, 'ai_runs'::text, 'ai_tasks'::text, 'ai_scores'::text])))
 );
 
 CREATE TABLE ai_sync_mirrors (
@@ -397,6 +432,10 @@ CREATE INDEX ai_runs_source_idx ON public.ai_runs USING btree (source_type, sour
 CREATE INDEX ai_runs_sync_idx ON public.ai_runs USING btree (sync_xid);
 CREATE INDEX ai_runs_tags_idx ON public.ai_runs USING gin (tags);
 CREATE INDEX ai_runs_user_created_idx ON public.ai_runs USING btree (user_id, created_at DESC, id DESC);
+CREATE INDEX ai_scores_created_idx ON public.ai_scores USING btree (created_at);
+CREATE UNIQUE INDEX ai_scores_identity_idx ON public.ai_scores USING btree (run_id, COALESCE(task_id, '00000000-0000-0000-0000-000000000000'::uuid), name, evaluator, evaluator_version, author);
+CREATE INDEX ai_scores_sync_idx ON public.ai_scores USING btree (sync_xid);
+CREATE INDEX ai_scores_task_idx ON public.ai_scores USING btree (task_id) WHERE (task_id IS NOT NULL);
 CREATE INDEX ai_sync_deletions_xid_idx ON public.ai_sync_deletions USING btree (sync_xid);
 CREATE INDEX ai_tasks_created_idx ON public.ai_tasks USING btree (created_at);
 CREATE INDEX ai_tasks_run_idx ON public.ai_tasks USING btree (run_id, created_at);
@@ -682,6 +721,29 @@ BEGIN
     RETURN NEW;
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_scores_forget_all_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_scores WHERE task_id IS NOT NULL;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_scores_forget_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_scores s USING old_rows o
+     WHERE s.task_id = o.task_id AND s.run_id = o.run_id;
+    RETURN NULL;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_stamp_sync_xid()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -955,6 +1017,9 @@ CREATE TRIGGER ai_runs_before_insert BEFORE INSERT ON public.ai_runs FOR EACH RO
 CREATE TRIGGER ai_runs_before_update BEFORE UPDATE ON public.ai_runs FOR EACH ROW EXECUTE FUNCTION ai_runs_before_update();
 CREATE TRIGGER ai_runs_log_deletions AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_runs_log_truncation AFTER TRUNCATE ON public.ai_runs FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_scores_log_deletions AFTER DELETE ON public.ai_scores REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
+CREATE TRIGGER ai_scores_log_truncation AFTER TRUNCATE ON public.ai_scores FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_scores_stamp BEFORE UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_stamp_sync_xid();
 CREATE TRIGGER ai_tasks_after_delete AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_delete();
 CREATE TRIGGER ai_tasks_after_insert AFTER INSERT ON public.ai_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_insert();
 CREATE TRIGGER ai_tasks_after_truncate AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_truncate();
@@ -962,9 +1027,11 @@ CREATE TRIGGER ai_tasks_after_update AFTER UPDATE ON public.ai_tasks REFERENCING
 CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN ((((new.tokens_total IS NULL) AND ((new.tokens_input IS NOT NULL) OR (new.tokens_output IS NOT NULL))) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
 CREATE TRIGGER ai_tasks_before_update BEFORE UPDATE ON public.ai_tasks FOR EACH ROW EXECUTE FUNCTION ai_tasks_before_update();
 CREATE TRIGGER ai_tasks_forget_redactions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
+CREATE TRIGGER ai_tasks_forget_scores AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_truncated_redactions AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_log_deletions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_tasks_log_truncation AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_tasks_truncate_scores AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_all_tasks();
 CREATE TRIGGER ai_users_audit_insert AFTER INSERT ON public.ai_users FOR EACH ROW EXECUTE FUNCTION ai_audit_user_role();
 CREATE TRIGGER ai_users_audit_role AFTER UPDATE OF role ON public.ai_users FOR EACH ROW WHEN ((old.role IS DISTINCT FROM new.role)) EXECUTE FUNCTION ai_audit_user_role();
 CREATE TRIGGER ai_users_log_deletions AFTER DELETE ON public.ai_users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
@@ -982,6 +1049,7 @@ ALTER TABLE ai_redaction_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_reprice_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_run_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_scores ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_task_redactions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_tasks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_template_runs ENABLE ROW LEVEL SECURITY;
@@ -1033,6 +1101,14 @@ CREATE POLICY runs_delete ON ai_runs FOR DELETE TO public USING (((( SELECT ai_v
 CREATE POLICY runs_insert ON ai_runs FOR INSERT TO public WITH CHECK (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id))));
 CREATE POLICY runs_read ON ai_runs FOR SELECT TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (user_id IN ( SELECT ai_viewer_team_members() AS ai_viewer_team_members)) OR (id IN ( SELECT ai_viewer_shared_runs(false) AS ai_viewer_shared_runs))));
 CREATE POLICY runs_update ON ai_runs FOR UPDATE TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (id IN ( SELECT ai_viewer_shared_runs(true) AS ai_viewer_shared_runs)))) WITH CHECK (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (id IN ( SELECT ai_viewer_shared_runs(true) AS ai_viewer_shared_runs))));
+CREATE POLICY scores_delete ON ai_scores FOR DELETE TO public USING (((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR ((source <> 'human'::text) AND ai_viewer_may_edit_run(run_id))));
+CREATE POLICY scores_insert ON ai_scores FOR INSERT TO public WITH CHECK (((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_scores.run_id))) AND ((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR ((source <> 'human'::text) AND ai_viewer_may_edit_run(run_id)))));
+CREATE POLICY scores_read ON ai_scores FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_scores.run_id))));
+CREATE POLICY scores_update ON ai_scores FOR UPDATE TO public USING (((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR ((source <> 'human'::text) AND ai_viewer_may_edit_run(run_id)))) WITH CHECK (((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) OR (( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR ((source <> 'human'::text) AND ai_viewer_may_edit_run(run_id))));
 CREATE POLICY task_redactions_read ON ai_task_redactions FOR SELECT TO public USING ((EXISTS ( SELECT 1
    FROM ai_tasks t
   WHERE (t.id = ai_task_redactions.task_ref))));
@@ -1074,6 +1150,7 @@ GRANT DELETE, INSERT, SELECT, UPDATE ON ai_redaction_rules TO ai_runs_app;
 GRANT INSERT, SELECT, UPDATE ON ai_reprice_audit TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_run_shares TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_runs TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_scores TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_task_redactions TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_tasks TO ai_runs_app;
 GRANT INSERT, SELECT ON ai_template_runs TO ai_runs_app;

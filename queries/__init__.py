@@ -5,9 +5,9 @@ Two engines, one contract:
 - Every rollup takes `con` and `filters` (queries.filters.Filters) and returns a pandas
   DataFrame with the documented columns. `con` is normally a DuckDB connection to the
   mirror (`open_mirror()`); the rollups that have a Postgres twin (kpis, usage_over_time,
-  usage_by, latency_percentiles, failure_rates) also accept a psycopg connection and then
-  run the same rollup in Postgres (tests compare the two; the benchmark uses it as the
-  baseline).
+  usage_by, latency_percentiles, failure_rates, quality.score_rollup) also accept a
+  psycopg connection and then run the same rollup in Postgres (tests compare the two; the
+  benchmark uses it as the baseline).
 - Units: cost in USD (float64, or exact `decimal.Decimal` with `exact=True` where offered),
   times in milliseconds, tokens as integers, `period` is the UTC date a day/week
   (ISO, Monday)/month starts on (datetime64, midnight), timestamps are UTC-aware datetime64,
@@ -24,13 +24,13 @@ Connections: one process opens the mirror read-write and gives each thread a cur
 
 Where each rollup lives: one module per family, beside its SQL (`sql/<module>.sql`, the
 Postgres twins in `sql/postgres/<module>.sql`): usage (kpis, usage, daily cost), latency,
-failures (rates and errors), drilldown (lists of tasks and runs), options (sidebar
-choices), forecast, whatif, budgets (budget status), alerts (evaluating alert rules,
-delivered by webhooks). A rollup's contract is the docstring of its function. What they
-share: filters (Filters), engine (running SQL on either engine), sqltext (loading the named
-SQL), access (the viewer's run filter), distinct_counts. The mirror is queries.mirror, the
-lake queries.lake; cli: `ai-runs sync | alerts`. This face names the modules others use and
-re-exports the rollups.
+failures (rates and errors), quality (scores next to cost), drilldown (lists of tasks and
+runs), options (sidebar choices), forecast, whatif, budgets (budget status), alerts
+(evaluating alert rules, delivered by webhooks). A rollup's contract is the docstring of
+its function. What they share: filters (Filters), engine (running SQL on either engine),
+sqltext (loading the named SQL), access (the viewer's run filter), distinct_counts. The
+mirror is queries.mirror, the lake queries.lake; cli: `ai-runs sync | alerts`. This face
+names the modules others use and re-exports the rollups.
 """
 
 from queries import (
@@ -43,6 +43,7 @@ from queries import (
     filters,
     latency,
     options,
+    quality,
     sqltext,
     usage,
     whatif,
@@ -80,6 +81,7 @@ __all__ = [
     "filters",
     "latency",
     "options",
+    "quality",
     "sqltext",
     "usage",
     "whatif",

@@ -116,8 +116,9 @@ def test_versions_runs_from_a_template_and_a_rollup_per_version(db_url) -> None:
             tracker.create_run_from_template("haiku", {"city": "Oslo"})
         assert missing.value.allowed == ["company", "season"]
         assert tracker.list_runs(limit=100).total == before  # nothing written
-        with pytest.raises(NotFoundError):
+        with pytest.raises(ValidationError) as no_version:
             tracker.get_template("haiku", version=9)
+        assert no_version.value.field == "version" and no_version.value.allowed == [1, 2]
         with pytest.raises(ValidationError):
             tracker.template_from_run(run["id"], "  ")
 

@@ -1,6 +1,7 @@
 """Performance (for engineers): latency percentiles over time and by group, histograms,
-output speed, failures with their errors, stuck tasks — and the drill-down: select a point,
-a bar or a row to list the tasks behind it, slowest first; select a task to open it."""
+output speed, failures with their errors, stuck tasks, scores next to cost — and the
+drill-down: select a point, a bar or a row to list the tasks behind it, slowest first;
+select a task to open it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, figures, insights, state, ui
+from dashboard.quality_panel import quality_tab
 from dashboard.safe import md
 from queries import drilldown, failures, latency
 from queries.filters import DIMENSIONS, GRAINS
@@ -320,10 +322,15 @@ def stuck_tab() -> None:
         st.switch_page("views/task.py", query_params={"task_id": stuck_id})
 
 
+def scores_tab() -> None:
+    quality_tab(filters, by, grain)
+
+
 tabs = ui.lazy_tabs(
-    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks"], key="perf_tab"
+    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"],
+    key="perf_tab",
 )
-shows = (histogram_tab, speed_tab, failures_tab, stuck_tab)
+shows = (histogram_tab, speed_tab, failures_tab, stuck_tab, scores_tab)
 for tab, show in zip(tabs, shows, strict=True):
     if tab.open:  # a hidden tab computes nothing
         with tab:

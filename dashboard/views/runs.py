@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import data, export, figures, state, transcript, ui
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
+from dashboard.scores_panel import score_panel
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store.vocabulary import RUN_STATUSES
 from ingest.tracking import conversations, templates
@@ -289,6 +290,8 @@ def show_run(run_id: str) -> None:
         _resume_panel(run)
     with st.expander("Prompt template from this run", icon=":material/content_copy:"):
         _template_panel(run)
+    with st.expander("Scores", icon=":material/thumbs_up_down:"):
+        score_panel(run_id=str(run["id"]))
     _show_contents(run)
 
 

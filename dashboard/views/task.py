@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import data, state, transcript, ui
 from dashboard.safe import md
+from dashboard.scores_panel import score_panel
 from ingest.errors import NotFoundError, ValidationError
 from queries import drilldown
 
@@ -151,6 +152,8 @@ for i, (field, title) in enumerate(JSON_FIELDS):
             st.caption("(none)")
         else:
             st.json(value, expanded=2 if field == "request_data" else 1)
+
+score_panel(task_id=str(task["task_id"]))
 
 st.markdown("#### Every field")
 fields = pd.DataFrame(

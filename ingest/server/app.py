@@ -30,6 +30,7 @@ from ingest.server import (
     routes_conversations,
     routes_otlp,
     routes_runs,
+    routes_scores,
     routes_tasks,
 )
 from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
@@ -65,7 +66,8 @@ def create_app(
     _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)
-    for module in (routes_runs, routes_tasks, routes_batch, routes_otlp, routes_conversations):
+    routes = (routes_runs, routes_tasks, routes_scores, routes_batch, routes_otlp)
+    for module in (*routes, routes_conversations):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

@@ -30,7 +30,7 @@ from ingest.access import redaction
 from ingest.errors import ValidationError
 from ingest.server.state import ServerState
 from ingest.spend import price_books
-from ingest.store import validation
+from ingest.store import score_checks, validation
 from ingest.store.vocabulary import TASK_DERIVED_COLUMNS
 from ingest.tracking import task_row
 from ingest.transfer import bulk
@@ -44,6 +44,8 @@ class BatchOutcome:
 
     runs: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "duplicates": 0})
     tasks: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "duplicates": 0})
+    # duplicates: an existing score (same identity) replaced
+    scores: dict[str, int] = field(default_factory=lambda: {"inserted": 0, "duplicates": 0})
 
 
 def _prefixed(where: str, error: ValidationError) -> ValidationError:
@@ -79,16 +81,58 @@ def check_task(raw: Any, user: str, where: str) -> dict[str, Any]:
         raise _prefixed(where, error) from None
 
 
+def check_score(raw: Any, user: str, where: str) -> dict[str, Any]:
+    """One score by `user` (its author), as POST /v1/scores takes it (docs/quality.md)."""
+    if not isinstance(raw, dict):
+        raise ValidationError(where, f"must be an object, got {type(raw).__name__}")
+    try:
+        return score_checks.validate_score({**raw, "author": user})
+    except ValidationError as error:
+        raise _prefixed(where, error) from None
+
+
 def write_batch(
-    state: ServerState, user: str, runs: Sequence[Any], tasks: Sequence[Any]
+    state: ServerState,
+    user: str,
+    runs: Sequence[Any],
+    tasks: Sequence[Any],
+    scores: Sequence[Any] = (),
 ) -> BatchOutcome:
-    """Check every row, then write them all in one bulk transaction (see the module
-    docstring). Raises ValidationError before writing anything."""
-    if len(runs) + len(tasks) > MAX_ROWS:
+    """Check every row, then write the runs and tasks in one bulk transaction (see the module
+    docstring), then the scores in one transaction as the key's user (row-level security).
+    Raises ValidationError (or NotFoundError for a score of a task or run neither in the
+    request nor readable by the user) before writing anything."""
+    if len(runs) + len(tasks) + len(scores) > MAX_ROWS:
         raise ValidationError("body", f"at most {MAX_ROWS} rows per request")
     run_rows = [check_run(raw, user, f"runs[{i}]") for i, raw in enumerate(runs)]
     task_rows = [check_task(raw, user, f"tasks[{i}]") for i, raw in enumerate(tasks)]
-    return write_rows(state, user, run_rows, task_rows, task_where="tasks")
+    score_rows = [check_score(raw, user, f"scores[{i}]") for i, raw in enumerate(scores)]
+    _check_score_targets(state, user, score_rows, run_rows, task_rows)
+    outcome = write_rows(state, user, run_rows, task_rows, task_where="tasks")
+    if score_rows:
+        with state.tracker(user) as tracker:
+            written = tracker.write_scores(score_rows)
+        inserted = sum(1 for row in written if row["inserted"])
+        outcome.scores = {"inserted": inserted, "duplicates": len(written) - inserted}
+    return outcome
+
+
+def _check_score_targets(
+    state: ServerState,
+    user: str,
+    scores: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    tasks: list[dict[str, Any]],
+) -> None:
+    """Every score names a task or run of the request, or one the user may read."""
+    batch_runs = {row["id"] for row in runs}
+    batch_tasks = {row["task_id"] for row in tasks}
+    with state.tracker(user) as tracker:
+        for score in scores:
+            if score["task_id"] is not None and score["task_id"] not in batch_tasks:
+                tracker.get_task(score["task_id"])  # NotFoundError naming it
+            elif score["task_id"] is None and score["run_id"] not in batch_runs:
+                tracker.get_run(score["run_id"], with_tasks=False)
 
 
 def write_rows(

@@ -21,11 +21,13 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ingest.store import limits, validation
+from ingest.store import limits, score_checks, validation
 from ingest.store.validation import ATTACHMENT_KINDS, MESSAGE_ROLES
 from ingest.store.vocabulary import (
     COST_SOURCES,
     RUN_STATUSES,
+    SCORE_DATA_TYPES,
+    SCORE_SOURCES,
     SOURCE_TYPES,
     TASK_STATUSES,
     UNFINISHED_TASK_STATUSES,
@@ -451,6 +453,9 @@ class BatchBody(_Body):
     tasks: list[Annotated[dict[str, Any], WithJsonSchema(TASK_ROW)]] = Field(
         default_factory=list, description="ai_tasks rows (+ optional `usage`)"
     )
+    scores: list[dict[str, Json]] = Field(
+        default_factory=list, description="scores of the tasks or runs (as POST /v1/scores)"
+    )
 
 
 class BatchCounts(BaseModel):
@@ -461,3 +466,50 @@ class BatchCounts(BaseModel):
 class BatchResultBody(BaseModel):
     runs: BatchCounts
     tasks: BatchCounts
+    scores: BatchCounts
+
+
+ScoreSource = Literal[SCORE_SOURCES]  # type: ignore[valid-type]
+ScoreDataType = Literal[SCORE_DATA_TYPES]  # type: ignore[valid-type]
+
+
+def _score_text(maximum: int, pattern: str = _NO_NUL) -> Any:
+    """A score's text field as ingest/store/score_checks.py bounds it."""
+    return Annotated[str, Field(json_schema_extra={"maxLength": maximum, "pattern": pattern})]
+
+
+class ScoreCreate(_Body):
+    """One score of a task (task_id) or a run (run_id only); docs/quality.md."""
+
+    name: Annotated[
+        str,
+        Field(
+            description="e.g. helpfulness, thumbs, valid_json",
+            json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$"},
+        ),
+    ]
+    value: bool | float | str | None = Field(
+        None, description="true/false (boolean), a number (numeric) or a category"
+    )
+    label: _score_text(score_checks.MAX_LABEL) | None = None
+    data_type: ScoreDataType | None = None
+    task_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+    source: ScoreSource = "api"
+    comment: _score_text(score_checks.MAX_COMMENT) | None = None
+    evaluator: _score_text(score_checks.MAX_AUTHOR) | None = None
+    evaluator_version: _score_text(score_checks.MAX_EVALUATOR_VERSION) | None = None
+
+
+class Score(_Open):
+    """A score row (every ai_scores column)."""
+
+    id: int
+    run_id: uuid.UUID
+    task_id: uuid.UUID | None
+    name: str
+    data_type: str
+    value: float | None
+    label: str | None
+    source: str
+    author: str

@@ -7,6 +7,7 @@
 - sqlfiles: named queries in `.sql` files, and how their fragments are filled;
 - vocabulary: statuses, source types, roles and column lists, declared once;
 - validation and limits: what a valid run or task is (ValidationError naming the field);
+  score_checks: what a valid score is;
 - retention: hard deletes of old runs, the mirror registry, pruning the deletion log;
 - schema_dump: docs/schema.sql from the catalogs; cli: `ai-runs db ...`.
 """
@@ -19,6 +20,7 @@ from ingest.store import (
     limits,
     retention,
     schema_dump,
+    score_checks,
     sqlfiles,
     validation,
     vocabulary,
@@ -32,6 +34,7 @@ __all__ = [
     "limits",
     "retention",
     "schema_dump",
+    "score_checks",
     "sqlfiles",
     "validation",
     "vocabulary",

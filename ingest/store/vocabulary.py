@@ -16,6 +16,14 @@ UNFINISHED_TASK_STATUSES = ("pending", "streaming")
 # Where a task's cost came from (NULL: unpriced); docs/usage-and-cost.md.
 COST_SOURCES = ("provider", "computed")
 USER_ROLES = ("member", "manager", "admin")
+# Scores (docs/quality.md): who or what gave one, and the kind of its value.
+SCORE_SOURCES = ("human", "rule", "model", "api")
+SCORE_DATA_TYPES = ("numeric", "boolean", "categorical")
+# An ai_scores row as every reader gets it (sync_xid left out).
+SCORE_COLUMNS = (
+    "id", "run_id", "task_id", "name", "data_type", "value", "label", "source", "comment",
+    "author", "evaluator", "evaluator_version", "created_at", "updated_at",
+)  # fmt: skip
 
 # The columns a client writes and reads, in table order (sync_xid, the change-capture
 # stamp, and the derived run totals are left out).
@@ -72,6 +80,7 @@ TASK_COLUMN_DEFAULTS = {
 # Every task column a writer sets, in table order: a task row as the Tracker reads it back.
 TASK_ROW_COLUMNS = (*TASK_COLUMNS, *TASK_DERIVED_COLUMNS)
 SQL_COLUMN_LISTS = {
+    "score_columns": ", ".join(SCORE_COLUMNS),
     "task_columns": ", ".join(TASK_ROW_COLUMNS),
     "task_updates": ", ".join(
         f"{c} = :{c}" for c in (*TASK_WRITABLE_COLUMNS, *TASK_DERIVED_COLUMNS)

@@ -1,14 +1,17 @@
 """`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
-sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md).
-These run as the owner (the operator at the terminal): this is how the first admin is made
-when the dashboard signs people in with OIDC or a header."""
+sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md);
+`ai-runs eval score`: rule evaluators (docs/quality.md). These run as the owner (the
+operator at the terminal): this is how the first admin is made when the dashboard signs
+people in with OIDC or a header."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 
 from ingest.store.vocabulary import USER_ROLES
+from ingest.tracking import rules as rule_evaluators
 from ingest.tracking import templates
 from ingest.tracking.tracker import Tracker
 
@@ -46,6 +49,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--replacement", default="[REDACTED]")
     add.set_defaults(handler=_rule_add)
 
+    evaluation = commands.add_parser("eval", help="evaluators: score tasks (docs/quality.md)")
+    eval_actions = evaluation.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+    score = eval_actions.add_parser("score", help="run a rule evaluator over stored tasks")
+    score.add_argument("--evaluator", required=True, choices=rule_evaluators.RULES)
+    score.add_argument("--since", required=True, type=_moment, help="ISO date or time (UTC)")
+    score.add_argument("--until", type=_moment, help="ISO date or time (UTC), exclusive")
+    score.add_argument("--model", action="append", default=[], help="only this model (repeat)")
+    score.add_argument("--name", default="", help="score name (default: the evaluator)")
+    score.add_argument("--pattern", help="regex: a Python regular expression")
+    score.add_argument("--min-chars", type=int, help="length: at least this many characters")
+    score.add_argument("--max-chars", type=int, help="length: at most this many characters")
+    score.add_argument("--text", help="contains: the text to look for")
+    score.add_argument("--absent", action="store_true", help="contains: must NOT contain it")
+    score.add_argument("--max-ms", type=int, help="latency: total time at most (ms)")
+    score.add_argument("--max-usd", help="cost: cost at most (USD)")
+    score.set_defaults(handler=_eval_score)
+
     audit = commands.add_parser("audit", help="recent deletes, restores, shares, role changes")
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(handler=_audit)
@@ -67,6 +87,31 @@ def _register_templates(commands: argparse._SubParsersAction) -> None:
     rollup = actions.add_parser("rollup", help="cost and latency per version")
     rollup.add_argument("template", help="template id")
     rollup.set_defaults(handler=_template_rollup)
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _eval_score(args: argparse.Namespace) -> int:
+    settings = {
+        name: getattr(args, name)
+        for name in ("pattern", "min_chars", "max_chars", "text", "max_ms", "max_usd")
+        if getattr(args, name) is not None
+    }
+    if args.evaluator == "contains":
+        settings["absent"] = args.absent
+    applicable = {
+        k: v for k, v in settings.items() if k in rule_evaluators.settings_of(args.evaluator)
+    }
+    rule = rule_evaluators.make_rule(args.evaluator, args.name, **applicable)
+    done = rule_evaluators.score_tasks(rule, args.since, args.until, models=tuple(args.model))
+    print(
+        f"{rule.kind} {rule.version} as {rule.score_name!r}: {done.tasks} tasks, "
+        f"{done.written} scores written ({done.replaced} replaced), {done.skipped} skipped"
+    )
+    return 0
 
 
 def _user_set(args: argparse.Namespace) -> int:

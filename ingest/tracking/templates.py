@@ -150,16 +150,20 @@ class TemplateMethods:
     def get_template(self, template: uuid.UUID | str, version: int | None = None) -> dict[str, Any]:
         """One version of a template (the latest by default), by id or by the name of one of
         this tracker's user's templates: {template_id, name, owner, version, messages,
-        settings, placeholders, source_run_id, created_by, created_at, versions}."""
+        settings, placeholders, source_run_id, created_by, created_at, versions}. A version the
+        template does not have is a ValidationError listing those it has."""
         _check_version(version)
         with self._transaction(consistent=True) as conn:
             found = self._template(conn, template)
             row = self._one(conn, "template_version", template_id=found["id"], version=version)
-            if row is None:
-                raise NotFoundError("template version", f"{found['name']} v{version}")
             history = conn.execute(
                 self._queries["template_versions"].psycopg, {"template_id": found["id"]}
             ).fetchall()
+            if row is None:  # the template exists and is readable: the number is wrong
+                numbers = [h["version"] for h in history]
+                raise ValidationError(
+                    "version", f"{found['name']} has no version {version}", numbers
+                )
         return {**_version_body(found, row), "versions": history}
 
     def create_run_from_template(

@@ -22,8 +22,9 @@ between threads (one connection, one lock).
 The methods are mixed in from one module each, beside this one in ingest/tracking/: runs.py
 (runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
 calls written by the background writer: `background`, `run`, `new_run`), access_methods.py
-(sharing, audit, redaction rules), conversations.py (`resume_run`) and templates.py
-(templates from runs). This module holds the connection plumbing they share.
+(sharing, audit, redaction rules), conversations.py (`resume_run`), templates.py
+(templates from runs) and scores.py (scores of tasks and runs: docs/quality.md). This
+module holds the connection plumbing they share.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from ingest.tracking.background import BackgroundMethods
 from ingest.tracking.conversations import ResumeMethods
 from ingest.tracking.keywords import check_keywords
 from ingest.tracking.runs import RunMethods
+from ingest.tracking.scores import ScoreMethods
 from ingest.tracking.tasks import TaskBuffer, TaskMethods
 from ingest.tracking.templates import TemplateMethods
 
@@ -58,7 +60,13 @@ __all__ = ["Tracker"]
 
 @check_keywords
 class Tracker(
-    RunMethods, TaskMethods, BackgroundMethods, AccessMethods, ResumeMethods, TemplateMethods
+    RunMethods,
+    TaskMethods,
+    BackgroundMethods,
+    AccessMethods,
+    ResumeMethods,
+    TemplateMethods,
+    ScoreMethods,
 ):
     """Write and read runs and tasks in one Postgres database.
 

@@ -1,5 +1,5 @@
-"""One sync of the DuckDB analytics mirror of ai_tasks, ai_runs and ai_users (docs/design.md,
-The mirror), with each of its steps beside its SQL.
+"""One sync of the DuckDB analytics mirror of ai_tasks, ai_runs, ai_users and ai_scores
+(docs/design.md, The mirror; docs/quality.md), with each of its steps beside its SQL.
 
 Change capture (migration 0003): every source row carries `sync_xid`, the id of the
 transaction that last wrote it, and deletions are logged with the same stamp. A sync runs in
@@ -55,7 +55,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 # One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
 log = logging.getLogger("queries.mirror")
 
-MIRROR_SCHEMA_VERSION = 3  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
+MIRROR_SCHEMA_VERSION = 4  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
+# 4: scores (docs/quality.md)
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
@@ -81,6 +82,9 @@ class SyncResult:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     verified: bool = False
+    # Scores (docs/quality.md), apart from the three tables above: rows read from Postgres
+    # and written ("upserted"), removed because Postgres deleted them ("deleted").
+    scores: dict[str, int] = field(default_factory=lambda: {"upserted": 0, "deleted": 0})
 
 
 def duck_sql() -> dict[str, sqlfiles.Query]:
@@ -142,8 +146,11 @@ _FULL_LOAD = {
     "users": {"extract": "extract_all_users", "insert": "insert_users"},
     "runs": {"extract": "extract_all_runs", "insert": "insert_runs"},
     "tasks": {"extract": "extract_all_tasks", "insert": "insert_all_tasks"},
+    "scores": {"extract": "extract_all_scores", "insert": "insert_scores"},
 }
-_CREATE = ("create_users", "create_runs", "create_tasks", "create_keys", "create_meta")
+_CREATE = (
+    "create_users", "create_runs", "create_tasks", "create_keys", "create_scores", "create_meta",
+)  # fmt: skip
 
 
 def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
@@ -171,7 +178,8 @@ def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
         con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
         con.execute(sql["all_rare_tasks"].sql).fetchall()
         con.execute(sql["all_dim_values"].sql).fetchall()
-    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0))
+    scores = {"upserted": upserted.pop("scores"), "deleted": 0}
+    return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
 
 
 # ------------------------------------------------------------ the incremental apply
@@ -181,6 +189,7 @@ _EXTRACT = {
     "users": "extract_users",
     "runs": "extract_runs",
     "tasks": "extract_tasks",
+    "scores": "extract_scores",
     "deletions": "extract_deletions",
 }
 # Per mirror table: the deletion log's table name and the DuckDB queries that apply it
@@ -224,6 +233,7 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
             if staged[table].num_rows:
                 with step(f"insert {table}"):
                     con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+        scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
         con.execute(sql["forget_changed_rows"].sql).fetchall()
         if teams is not None and teams.num_rows:
             con.register("changed_teams", teams)
@@ -239,7 +249,21 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
             with contextlib.suppress(duckdb.Error):
                 con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
-    return SyncResult(full=False, upserted=upserted, deleted=deleted)
+    return SyncResult(full=False, upserted=upserted, deleted=deleted, scores=scores)
+
+
+def _apply_scores(
+    con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query], staged: Any, logged: bool
+) -> dict[str, int]:
+    """Replace the mirror's copies of changed and deleted scores (delete-by-id, insert)."""
+    deleted = 0
+    if logged or staged.num_rows:
+        with step("remove scores"):
+            deleted = con.execute(sql["remove_changed_scores"].sql).fetchall()[0][0]
+    if staged.num_rows:
+        with step("insert scores"):
+            con.execute(sql["insert_scores"].sql).fetchall()
+    return {"upserted": staged.num_rows, "deleted": deleted}
 
 
 def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
@@ -254,7 +278,9 @@ def _new_keys(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) ->
 # ------------------------------------------------------------ the self-check
 
 VERIFY_EVERY_SECONDS = 600.0  # the cheap cadence of the self-check (a full scan of both)
-_VERIFIED_COLUMNS = ("tasks", "tokens", "cost", "runs", "run_tokens", "users")
+_VERIFIED_COLUMNS = (
+    "tasks", "tokens", "cost", "runs", "run_tokens", "users", "scores",
+)  # fmt: skip
 
 
 def verify_due(meta: dict[str, str]) -> bool:

@@ -42,6 +42,17 @@ SELECT rowid AS row_id,
 DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
+-- name: remove_changed_scores
+-- Scores deleted in Postgres or about to be written again. Returns how many were deleted.
+CREATE OR REPLACE TEMP TABLE changed_rows AS
+SELECT rowid AS row_id,
+       id IN (SELECT id::BIGINT FROM staged_deletions WHERE table_name = 'ai_scores') AS deleted
+  FROM scores
+ WHERE id IN (SELECT id::BIGINT FROM staged_deletions WHERE table_name = 'ai_scores'
+              UNION ALL SELECT id FROM staged_scores);
+DELETE FROM scores WHERE rowid IN (SELECT row_id FROM changed_rows);
+SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
 -- name: forget_changed_rows
 DROP TABLE IF EXISTS changed_rows;
 

@@ -12,15 +12,18 @@ SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM ru
        (SELECT max(hash(k)) FROM run_keys k) AS run_keys,
        (SELECT max(hash(k)) FROM user_keys k) AS user_keys,
        (SELECT max(hash(d)) FROM run_key_days d) AS run_key_days,
-       (SELECT max(hash(v)) FROM dim_values v) AS dim_values;
+       (SELECT max(hash(v)) FROM dim_values v) AS dim_values,
+       (SELECT max(hash(s)) FROM scores s) AS scores;
 
 -- name: verify_totals
 -- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
 -- tasks, tokens (sum of tokens_total), cost (sum, USD), runs, run_tokens (sum of
--- total_tokens), users.
+-- total_tokens), users, scores (a count: sums of
+-- doubles may differ in the last place between engines).
 SELECT (SELECT count(*) FROM tasks)::VARCHAR AS tasks,
        (SELECT coalesce(sum(tokens_total), 0) FROM tasks)::VARCHAR AS tokens,
        (SELECT coalesce(sum(cost), 0) FROM tasks)::VARCHAR AS cost,
        (SELECT count(*) FROM runs)::VARCHAR AS runs,
        (SELECT coalesce(sum(total_tokens), 0) FROM runs)::VARCHAR AS run_tokens,
-       (SELECT count(*) FROM users)::VARCHAR AS users;
+       (SELECT count(*) FROM users)::VARCHAR AS users,
+       (SELECT count(*) FROM scores)::VARCHAR AS scores;

@@ -3,7 +3,7 @@
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- The row shapes are what both the full load (load.sql) and the incremental apply
 -- (apply.sql) write. Source rows arrive as Arrow tables registered under the names
--- staged_users, staged_runs, staged_tasks, staged_deletions.
+-- staged_users, staged_runs, staged_tasks, staged_scores, staged_deletions.
 
 -- name: create_users
 CREATE TABLE users (
@@ -90,6 +90,25 @@ CREATE TABLE dim_values (dimension VARCHAR, value VARCHAR);
 -- with tasks by every write of the load (load.sql) and the apply (apply.sql).
 CREATE TABLE rare_tasks AS SELECT * FROM tasks LIMIT 0;
 
+-- name: create_scores
+-- One row per score of a task or a run (docs/quality.md): the ai_scores columns the score
+-- rollups read (queries/sql/quality.sql); a task's score joins its task on task_id.
+CREATE TABLE scores (
+    id                BIGINT NOT NULL,
+    run_id            UUID,
+    task_id           UUID,
+    name              VARCHAR,
+    data_type         VARCHAR,
+    value             DOUBLE,
+    label             VARCHAR,
+    source            VARCHAR,
+    author            VARCHAR,
+    evaluator         VARCHAR,
+    evaluator_version VARCHAR,
+    created_at        TIMESTAMPTZ,
+    updated_at        TIMESTAMPTZ
+);
+
 -- name: create_meta
 CREATE TABLE mirror_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 
@@ -103,6 +122,7 @@ DROP TABLE IF EXISTS user_keys;
 DROP TABLE IF EXISTS run_key_days;
 DROP TABLE IF EXISTS dim_values;
 DROP TABLE IF EXISTS rare_tasks;
+DROP TABLE IF EXISTS scores;
 
 -- name: mirror_file
 -- The file behind this connection's database (NULL in memory).
@@ -123,6 +143,12 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
        total_tokens, total_cost::DECIMAL(24, 10), message_count, task_count,
        created_at, updated_at, last_message_at
   FROM staged_runs;
+
+-- name: insert_scores
+INSERT INTO scores
+SELECT id, run_id, task_id, name, data_type, value, label, source, author, evaluator,
+       evaluator_version, created_at, updated_at
+  FROM staged_scores;
 
 -- name: task_columns
 -- The mirror's task columns from a staged task row s.

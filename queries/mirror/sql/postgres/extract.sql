@@ -87,6 +87,20 @@ SELECT {{extract.task_fields}}
 {{extract.task_rows}}
  ORDER BY t.created_at;
 
+-- name: score_fields
+-- The ai_scores columns the mirror keeps (tables.sql, create_scores).
+id, run_id, task_id, name, data_type, value, label, source, author, evaluator,
+       evaluator_version, created_at, updated_at
+
+-- name: extract_scores
+-- Scores written since :since (docs/quality.md).
+SELECT {{extract.score_fields}}
+  FROM ai_scores
+ WHERE sync_xid >= :since::text::xid8;
+
+-- name: extract_all_scores
+SELECT {{extract.score_fields}} FROM ai_scores;
+
 -- name: extract_deletions
 -- Rows deleted since :since that do not exist now (a row deleted and written again is
 -- read by the extract queries instead). Columns: table_name, id (text).
@@ -97,6 +111,7 @@ SELECT d.table_name, d.id
    AND NOT CASE d.table_name
            WHEN 'ai_tasks' THEN EXISTS (SELECT 1 FROM ai_tasks t WHERE t.id = d.id::uuid)
            WHEN 'ai_runs' THEN EXISTS (SELECT 1 FROM ai_runs r WHERE r.id = d.id::uuid)
+           WHEN 'ai_scores' THEN EXISTS (SELECT 1 FROM ai_scores s WHERE s.id = d.id::bigint)
            ELSE EXISTS (SELECT 1 FROM ai_users u WHERE u.id = d.id)
        END;
 
