@@ -363,7 +363,7 @@ def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
     result = last[1]
     ui.table(reprice_frame(result), key="reprice_preview", filename="reprice_dry_run")
     st.caption(
-        f"{result.tasks_changed:,} of {result.tasks_examined:,} tasks would change: "
+        f"{result.tasks_changed:,} of {ui.plural(result.tasks_examined, 'task')} would change: "
         f"{ui.money(result.old_total)} → {ui.money(result.new_total)}."
     )
     if st.button("Apply re-pricing", key="reprice_apply", icon=":material/check:", type="primary"):
@@ -372,7 +372,8 @@ def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
         if done is not None:
             data.sync(force=True)
             st.success(
-                f"Re-priced {done.tasks_changed:,} tasks (recorded as re-pricing {done.audit_id})."
+                f"Re-priced {ui.plural(done.tasks_changed, 'task')} "
+                f"(recorded as re-pricing {done.audit_id})."
             )
 
 
