@@ -228,7 +228,8 @@ def test_only_an_admin_reprices_and_the_audit_names_them(people):
     assert repricing.reprice_audit(url) == []
     done = repricing.reprice(url, viewer="root")
     assert done.audit_id is not None
-    assert [r["ran_by"] for r in repricing.reprice_audit(url, viewer="root")] == ["root"]
+    [record] = repricing.reprice_audit(url, viewer="root")
+    assert (record["ran_by"], record["ran_by_name"]) == ("root", "Root <root@example.com>")
     assert repricing.reprice_audit(url, viewer="carol") == []  # admins only
     assert [(a["actor"], a["action"]) for a in _audit(url)] == [("root", "reprice")]
 
