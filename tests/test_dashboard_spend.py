@@ -199,6 +199,18 @@ def test_a_manager_is_offered_only_their_teams_budget(spend_app, spend_url, sign
                       if b["scope_kind"] == "all")["amount"]) == 1000  # fmt: skip
 
 
+def test_a_manager_is_offered_only_their_scopes_for_an_alert_rule(
+    spend_app, spend_url, sign_in, three_budgets
+):
+    manager, _ = three_budgets
+    sign_in(manager["email"])
+    at = open_page("overview")
+    at.selectbox(key="alert_new_kind").set_value("failure_rate").run()
+    assert not at.exception
+    assert at.selectbox(key="alert_new_scope_kind").options == ["team", "user"]
+    assert at.selectbox(key="alert_new_scope_value").options == [manager["team"]]
+
+
 def test_each_person_is_compared_only_with_a_budget_they_read(
     spend_app, spend_url, sign_in, three_budgets
 ):
