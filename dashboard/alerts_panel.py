@@ -152,10 +152,16 @@ def _add_rule_form(url: str, who: str) -> None:
         where["budget_id"] = readable.get(picked)
     elif kind is not None:
         left, mid, right, last = st.columns(4)
-        where["scope_kind"] = left.selectbox(
-            "Scope", budget_store.SCOPE_KINDS, key="alert_new_scope_kind"
-        )
-        where["scope_value"] = mid.text_input("Scope value", key="alert_new_scope_value")
+        # Only the scopes the viewer may set (a manager: their team and its people).
+        settable = budget_store.settable_scopes(url, viewer=who)
+        kinds = budget_store.SCOPE_KINDS if settable is None else list(settable)
+        where["scope_kind"] = left.selectbox("Scope", kinds, key="alert_new_scope_kind")
+        if settable is None:
+            where["scope_value"] = mid.text_input("Scope value", key="alert_new_scope_value")
+        else:
+            where["scope_value"] = mid.selectbox(
+                "Scope value", settable.get(where["scope_kind"], []), key="alert_new_scope_value"
+            )
         where["window_minutes"] = int(
             right.number_input("Window (min)", min_value=1, value=60, key="alert_new_window")
         )

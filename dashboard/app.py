@@ -129,7 +129,7 @@ with st.sidebar:
     facts = data.freshness()
     synced = facts.get("last_sync_at")
     size = (
-        f"{facts.get('tasks', 0):,} tasks, {facts.get('runs', 0):,} runs; "
+        f"{ui.plural(facts.get('tasks', 0), 'task')}, {ui.plural(facts.get('runs', 0), 'run')}; "
         if viewer.role == "admin"
         else ""
     )

@@ -60,5 +60,5 @@ def show(filters: Filters, key: str) -> None:
         key=f"{key}_table",
         filename=f"usage_by_{a}_x_{b}",
         height=320,
-        caption=f"{len(table):,} rows; every pair, not only the ones the chart names.",
+        caption=f"{ui.plural(len(table), 'row')}; every pair, not only the ones the chart names.",
     )

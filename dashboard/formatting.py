@@ -114,6 +114,11 @@ def millis(value: Any) -> str:
     return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """A count with its noun in the right form: "1 task", "2 tasks", "1,204 runs"."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def count(value: Any) -> str:
     """A count, compact from 10,000 on: "9,876", "12.3k", "2.9M", "4.5B"."""
     if _missing(value):

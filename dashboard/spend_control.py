@@ -175,27 +175,8 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                     "this_view": st.column_config.CheckboxColumn("This view's budget"),
                 },
             )
-        scope, _ = budget_queries.scope_of_filters(filters)
-        scope = scope or budget_queries.Scope("all")
-        kinds = list(budget_store.SCOPE_KINDS)
         cols = st.columns([1, 2, 1, 1])
-        kind = cols[0].selectbox(
-            "Scope", kinds, index=kinds.index(scope.kind), key="budget_scope_kind"
-        )
-        value = None
-        if kind != "all":
-            choices = list(options.get(SCOPE_OPTIONS[kind]) or [])
-            if kind == "source_type":
-                choices = list(budget_store.SOURCE_TYPES)
-            preset = scope.value if scope.kind == kind and scope.value in choices else None
-            value = cols[1].selectbox(
-                kind.replace("_", " ").capitalize(),
-                choices,
-                index=choices.index(preset) if preset else None,
-                accept_new_options=kind != "source_type",
-                key="budget_scope_value",
-                placeholder=f"Choose a {kind.replace('_', ' ')}",
-            )
+        kind, value = _scope_picker(filters, options, cols)
         period = cols[2].selectbox("Period", budget_store.PERIODS, key="budget_period")
         amount = cols[3].number_input(
             "Amount (USD)", min_value=0.0, value=None, step=100.0, key="budget_amount"
@@ -222,6 +203,42 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                 )
                 if gone is not None:
                     st.rerun()
+
+
+def _scope_picker(
+    filters: Filters, options: dict[str, list[str]], cols: list[Any]
+) -> tuple[str, str | None]:
+    """The scope kind and value a budget is set for, preset to the view's scope and offering
+    only the scopes the viewer may set (budgets.settable_scopes: a manager their team and
+    its people, never "all" or another team)."""
+    settable = budget_store.settable_scopes(data.database_url(), viewer=_viewer_id())
+    scope, _ = budget_queries.scope_of_filters(filters)
+    scope = scope or budget_queries.Scope("all")
+    kinds = list(budget_store.SCOPE_KINDS) if settable is None else list(settable)
+    kind = cols[0].selectbox(
+        "Scope",
+        kinds,
+        index=kinds.index(scope.kind) if scope.kind in kinds else 0,
+        key="budget_scope_kind",
+    )
+    if kind is None or kind == "all":
+        return kind or "all", None
+    if settable is not None:
+        choices = settable[kind]
+    elif kind == "source_type":
+        choices = list(budget_store.SOURCE_TYPES)
+    else:
+        choices = list(options.get(SCOPE_OPTIONS[kind]) or [])
+    preset = scope.value if scope.kind == kind and scope.value in choices else None
+    value = cols[1].selectbox(
+        kind.replace("_", " ").capitalize(),
+        choices,
+        index=choices.index(preset) if preset else None,
+        accept_new_options=settable is None and kind != "source_type",
+        key="budget_scope_value",
+        placeholder=f"Choose a {kind.replace('_', ' ')}",
+    )
+    return kind, value
 
 
 def _budget_label(budget: dict[str, Any]) -> str:
@@ -363,7 +380,7 @@ def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
     result = last[1]
     ui.table(reprice_frame(result), key="reprice_preview", filename="reprice_dry_run")
     st.caption(
-        f"{result.tasks_changed:,} of {result.tasks_examined:,} tasks would change: "
+        f"{result.tasks_changed:,} of {ui.plural(result.tasks_examined, 'task')} would change: "
         f"{ui.money(result.old_total)} → {ui.money(result.new_total)}."
     )
     if st.button("Apply re-pricing", key="reprice_apply", icon=":material/check:", type="primary"):
@@ -372,7 +389,8 @@ def _reprice_form(url: str, options: dict[str, list[str]]) -> None:
         if done is not None:
             data.sync(force=True)
             st.success(
-                f"Re-priced {done.tasks_changed:,} tasks (recorded as re-pricing {done.audit_id})."
+                f"Re-priced {ui.plural(done.tasks_changed, 'task')} "
+                f"(recorded as re-pricing {done.audit_id})."
             )
 
 

@@ -17,6 +17,7 @@ from dashboard.formatting import count as count
 from dashboard.formatting import millis as millis
 from dashboard.formatting import money as money
 from dashboard.formatting import percent as percent
+from dashboard.formatting import plural as plural
 from dashboard.formatting import tokens as tokens
 
 DEMO_COMMAND = "ai-runs demo --tasks 100000"
@@ -169,7 +170,7 @@ def table(
     if caption:
         st.caption(caption)
     st.download_button(
-        f"Download CSV ({len(df):,} rows)",
+        f"Download CSV ({plural(len(df), 'row')})",
         data=csv_bytes(df),
         file_name=f"{filename}.csv",
         mime="text/csv",

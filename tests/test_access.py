@@ -222,6 +222,12 @@ def test_an_admin_changes_anything_and_the_audit_log_says_who(world):
         ("root", "restore", runs["dave"], "dave"),
         ("root", "delete", runs["dave"], "dave"),
     ]
+    names = [(e["actor_name"], e["run_name"], e["subject_name"]) for e in log[:2]]
+    assert names == [  # names beside ids; a purged run has no name left to show
+        ("Alice <alice@example.com>", "", ""),
+        ("Root <root@example.com>", "", "Bob <bob@example.com>"),
+    ]
+    assert log[4]["run_name"] == "dave's run"  # the run's name beside its id
     assert alice.audit_log() == []  # members do not see the audit log
     with pytest.raises(AccessDeniedError):
         alice.upsert_user("alice", role="admin")

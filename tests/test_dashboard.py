@@ -231,7 +231,9 @@ def test_every_table_has_a_csv_download(demo_app: Path, spy: MediaSpy) -> None:
         assert len(buttons) >= len(at.dataframe), page
     at = open_page("performance")
     slowest = at.dataframe(key="perf_tasks").value
-    served = csv_frame(download(at, spy, f"Download CSV ({len(slowest):,} rows)"))
+    served = csv_frame(
+        download(at, spy, f"Download CSV ({len(slowest):,} row{'' if len(slowest) == 1 else 's'})")
+    )
     assert served["Task id"].tolist() == [str(t) for t in slowest["task_id"]]
 
 

@@ -215,3 +215,13 @@ def test_cli_dashboard_command() -> None:
     assert Path(command[4]).is_absolute() and command[4].endswith("dashboard/app.py")
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
     assert cli._redacted("postgresql://me:secret@db:5432/x") == "postgresql://me@db:5432/x"
+
+
+def test_counts_read_in_the_right_plural() -> None:
+    from dashboard.formatting import plural
+
+    assert plural(1, "task") == "1 task"
+    assert plural(2, "task") == "2 tasks"
+    assert plural(0, "row") == "0 rows"
+    assert plural(1204, "run") == "1,204 runs"
+    assert plural(3, "reply", "replies") == "3 replies"

@@ -185,13 +185,30 @@ def test_a_manager_is_offered_only_their_teams_budget(spend_app, spend_url, sign
     assert len(removable) == 1 and f"team {manager['team']} per month" in removable[0]
     table = _table_with(at, "scope_kind")
     assert list(table["scope_value"]) == [manager["team"]]  # not the company's, not {other}'s
-    # Setting the company's budget is refused by Postgres and said on the page.
-    at.selectbox(key="budget_scope_kind").set_value("all")
+    # Only the scopes they may set are offered: their team and its people, never the
+    # company's or another team's (Postgres refuses those: tests/test_spend_access.py).
+    assert at.selectbox(key="budget_scope_kind").options == ["team", "user"]
+    assert at.selectbox(key="budget_scope_value").options == [manager["team"]]
+    at.selectbox(key="budget_scope_value").set_value(manager["team"])
     at.number_input(key="budget_amount").set_value(5.0)
     at.button(key="budget_save").click().run()
-    assert any("may not" in shown(e) for e in at.error)
+    assert not at.error
+    assert float(next(b for b in budgets.list_budgets(spend_url)
+                      if b["scope_value"] == manager["team"])["amount"]) == 5  # fmt: skip
     assert float(next(b for b in budgets.list_budgets(spend_url)
                       if b["scope_kind"] == "all")["amount"]) == 1000  # fmt: skip
+
+
+def test_a_manager_is_offered_only_their_scopes_for_an_alert_rule(
+    spend_app, spend_url, sign_in, three_budgets
+):
+    manager, _ = three_budgets
+    sign_in(manager["email"])
+    at = open_page("overview")
+    at.selectbox(key="alert_new_kind").set_value("failure_rate").run()
+    assert not at.exception
+    assert at.selectbox(key="alert_new_scope_kind").options == ["team", "user"]
+    assert at.selectbox(key="alert_new_scope_value").options == [manager["team"]]
 
 
 def test_each_person_is_compared_only_with_a_budget_they_read(

@@ -228,7 +228,8 @@ def test_only_an_admin_reprices_and_the_audit_names_them(people):
     assert repricing.reprice_audit(url) == []
     done = repricing.reprice(url, viewer="root")
     assert done.audit_id is not None
-    assert [r["ran_by"] for r in repricing.reprice_audit(url, viewer="root")] == ["root"]
+    [record] = repricing.reprice_audit(url, viewer="root")
+    assert (record["ran_by"], record["ran_by_name"]) == ("root", "Root <root@example.com>")
     assert repricing.reprice_audit(url, viewer="carol") == []  # admins only
     assert [(a["actor"], a["action"]) for a in _audit(url)] == [("root", "reprice")]
 
@@ -266,3 +267,17 @@ def test_a_manager_mutes_only_the_rules_of_their_scopes(people):
     with pytest.raises(ValidationError):
         alert_rules.update_rule(url, rule_id=mine["id"], threshold="-1", viewer="carol")
     assert [a["action"] for a in _audit(url)][-1] == "alert_rule_changed"
+
+
+def test_the_scopes_offered_are_those_the_database_lets_one_set(people):
+    url = people
+    assert budgets.settable_scopes(url, viewer="root") is None  # an admin: any scope
+    assert budgets.settable_scopes(url) is None  # the owner
+    offered = budgets.settable_scopes(url, viewer="carol")
+    assert offered == {"team": ["red"], "user": ["alice", "carol"]}
+    assert budgets.settable_scopes(url, viewer="alice") == {}
+    for value in offered["user"]:  # every scope offered is one the database accepts
+        budgets.set_budget(url, amount=1, scope_kind="user", scope_value=value, viewer="carol")
+    budgets.set_budget(url, amount=1, scope_kind="team", scope_value="red", viewer="carol")
+    with pytest.raises(AccessDeniedError):  # and one not offered is refused
+        budgets.set_budget(url, amount=1, scope_kind="user", scope_value="dave", viewer="carol")

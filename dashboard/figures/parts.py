@@ -18,7 +18,9 @@ PERCENTILES = ("p50", "p90", "p95", "p99")
 LAYOUT = {
     "template": "plotly_white",
     "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+    # Beside the plot, top-aligned: a row of legend entries above the plot wraps on a narrow
+    # screen and covers the title (README, "Dashboard layout").
+    "legend": {"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
     "hovermode": "closest",
 }
 

@@ -55,18 +55,18 @@ for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
         continue  # a hidden tab computes nothing
     with tab:
         rows = data.cached(usage.usage_by, filters, by=by)
-        left, right = st.columns([2, 3])
-        left.plotly_chart(
+        # One above the other: beside the chart the table hid most of its columns
+        # (README, "Dashboard layout").
+        st.plotly_chart(
             figures.usage_bars(rows, f"Spend by {by} (top 10)", legend=ui.legend(by)),
             key=f"overview_top_{by}",
         )
-        with right:
-            ui.table(
-                ui.group_frame(rows, by),
-                key=f"overview_table_{by}",
-                filename=f"usage_by_{by}",
-                height=380,
-            )
+        ui.table(
+            ui.group_frame(rows, by),
+            key=f"overview_table_{by}",
+            filename=f"usage_by_{by}",
+            height=380,
+        )
 
 with st.expander("KPI table"):
     ui.table(

@@ -107,7 +107,7 @@ elif slower.empty:
 else:
     lines = [
         f"**{md(legend.name(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
-        f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {row.tasks:,} tasks)"
+        f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {ui.plural(row.tasks, 'task')})"
         for row in slower.head(3).itertuples()
     ]
     st.warning(
@@ -151,23 +151,22 @@ if scope is not None:
 
     # --- Percentiles by group --------------------------------------------------------------
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(
-            figures.percentiles_by_group(groups, metric, by, legend),
-            key="perf_bars",
-            on_select=lambda: _mark("perf_bars"),
-            selection_mode="points",
-        )
-    with right:
-        st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
-        table_rows = ui.table(
-            ui.group_frame(groups, by),
-            key="perf_groups",
-            filename=f"{metric}_percentiles_by_{by}",
-            selectable=True,
-            caption="Select a row to list its tasks.",
-        )
+    # One above the other: beside the chart the table hid p95 and p99 (README,
+    # "Dashboard layout").
+    st.plotly_chart(
+        figures.percentiles_by_group(groups, metric, by, legend),
+        key="perf_bars",
+        on_select=lambda: _mark("perf_bars"),
+        selection_mode="points",
+    )
+    st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
+    table_rows = ui.table(
+        ui.group_frame(groups, by),
+        key="perf_groups",
+        filename=f"{metric}_percentiles_by_{by}",
+        selectable=True,
+        caption="Select a row to list its tasks.",
+    )
 
 
 def _selection() -> tuple[str, dict, object] | None:

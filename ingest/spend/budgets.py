@@ -84,6 +84,23 @@ def list_budgets(url: str | None = None, *, viewer: str | None = None) -> list[d
         return conn.execute(_queries()["list_budgets"].psycopg).fetchall()
 
 
+def settable_scopes(
+    url: str | None = None, *, viewer: str | None = None
+) -> dict[str, list[str]] | None:
+    """The scopes `viewer` may set budgets and alert rules of, as the database decides
+    (migration 0018): None for any scope (an admin, or the owner without a viewer); for a
+    manager {"team": [their team], "user": [its people]}; for anyone else {}."""
+    if viewer is None:
+        return None
+    with acting.connection(url, viewer) as conn:
+        row = conn.execute(_queries()["settable_scopes"].psycopg).fetchone()
+    if row["role"] == "admin":
+        return None
+    if row["role"] != "manager" or not row["team"]:
+        return {}
+    return {"team": [row["team"]], "user": list(row["members"])}
+
+
 def budget_scopes(url: str | None = None, *, viewer: str | None = None) -> list[dict[str, Any]]:
     """Every budget's id, scope_kind, scope_value and period, without its amount, whether
     the viewer may read it or not (to say which budget applies and why it is not shown)."""

@@ -16,3 +16,9 @@ SELECT * FROM ai_budgets ORDER BY scope_kind = 'all' DESC, scope_kind, scope_val
 -- name: remove_budget
 -- Delete a budget (its alert rules go with it); returns it, no row when missing.
 DELETE FROM ai_budgets WHERE id = :id RETURNING *;
+
+-- name: settable_scopes
+-- What the viewer may set budgets and alert rules of (ai_viewer_manages_scope, migration
+-- 0018): their role, their team and its people.
+SELECT ai_viewer_role() AS role, ai_viewer_team() AS team,
+       ARRAY(SELECT m FROM ai_viewer_team_members() AS m ORDER BY m) AS members;

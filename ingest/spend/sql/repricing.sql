@@ -57,9 +57,14 @@ UPDATE ai_reprice_audit
  WHERE id = :id;
 
 -- name: list_reprice_audit
--- Re-pricing records, newest first.
-SELECT id, ran_by, started_at, finished_at, status, rule, price_books, tasks_examined,
-       tasks_changed, old_total, new_total, new_total - old_total AS difference, error
-  FROM ai_reprice_audit
- ORDER BY started_at DESC, id DESC
+-- Re-pricing records, newest first; ran_by_name is the person's "Display name <email>"
+-- when ran_by is a person (empty for a database role or a CLI user).
+SELECT a.id, a.ran_by,
+       concat_ws(' ', nullif(u.display_name, ''), '<' || u.email || '>') AS ran_by_name,
+       a.started_at, a.finished_at, a.status, a.rule, a.price_books, a.tasks_examined,
+       a.tasks_changed, a.old_total, a.new_total, a.new_total - a.old_total AS difference,
+       a.error
+  FROM ai_reprice_audit a
+  LEFT JOIN ai_users u ON u.id = a.ran_by
+ ORDER BY a.started_at DESC, a.id DESC
  LIMIT :limit;

@@ -32,9 +32,17 @@ SELECT user_id, permission, created_by, created_at
 
 -- name: audit_log
 -- Newest audit entries first (admins only under row-level security): id, at, actor,
--- action, run_id, subject, detail.
-SELECT id, at, actor, action, run_id, subject, detail
-  FROM ai_audit ORDER BY at DESC, id DESC LIMIT :limit;
+-- actor_name, action, run_id, run_name, subject, subject_name, detail. A name is the
+-- person's "Display name <email>" when the id is a person, the run's name when the viewer
+-- may read the run (row-level security), else empty.
+SELECT a.id, a.at, a.actor, concat_ws(' ', nullif(actor_user.display_name, ''), '<' || actor_user.email || '>') AS actor_name, a.action,
+       a.run_id, coalesce(r.name, '') AS run_name, a.subject,
+       concat_ws(' ', nullif(subject_user.display_name, ''), '<' || subject_user.email || '>') AS subject_name, a.detail
+  FROM ai_audit a
+  LEFT JOIN ai_users actor_user ON actor_user.id = a.actor
+  LEFT JOIN ai_users subject_user ON subject_user.id = a.subject
+  LEFT JOIN ai_runs r ON r.id = a.run_id
+ ORDER BY a.at DESC, a.id DESC LIMIT :limit;
 
 -- name: all_visible_run_ids
 -- Ids of every run the viewer may read, in id order (row-level security decides).
