@@ -161,8 +161,9 @@ def _pick(page, label: str, option: str) -> None:
     raise AssertionError(f"could not choose {option!r} in {label!r}")
 
 
-def _type(page, label: str, text: str) -> None:
-    field = page.get_by_label(label, exact=True)
+def _type(page, key: str, text: str) -> None:
+    """Type into the input of the widget with `key` (labels repeat: two "Threshold (%)")."""
+    field = page.locator(f".st-key-{key} input")
     field.fill(text)
     field.press("Enter")
     _settle(page)
@@ -185,6 +186,15 @@ def _no_audit_for(browser, base: str, email: str) -> None:
         context.close()
 
 
+def _audit_actors(url: str, rule: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT actor FROM ai_audit WHERE action = 'alert_rule_added' AND subject = %s",
+            (rule,),
+        ).fetchall()
+    return [actor for (actor,) in rows]
+
+
 def _names(rows: list[dict[str, str]]) -> set[str]:
     return {value for row in rows for value in row.values() if value}
 
@@ -195,10 +205,10 @@ def test_a_rule_added_on_the_page_sends_its_test_to_a_local_webhook(
     context, page = _open(browser, dashboard, "root@example.com", "", "Overview")
     try:
         _expand(page, "Alert rules")
-        _type(page, "Rule name", "page-made latency")
+        _type(page, "alert_new_name", "page-made latency")
         _pick(page, "Kind", "ttft_p95")
-        _type(page, "Threshold (ms)", "1500")
-        _type(page, "Webhook URL (Slack-compatible; empty = none)", receiver.url)
+        _type(page, "alert_new_threshold", "1500")
+        _type(page, "alert_new_hook", receiver.url)
         page.get_by_role("button", name="Add rule").click()
         # the click's rerun may not have started yet: wait for the table to hold the new rule
         rows = len(SEEDED) + 1
@@ -223,6 +233,43 @@ def test_a_rule_added_on_the_page_sends_its_test_to_a_local_webhook(
         assert receiver.keys[0].startswith(f"ai-runs-alert-test-{rule['id']}-")
     finally:
         context.close()
+    assert _audit_actors(alerts_db, "page-made latency") == ["root"]
+
+
+def test_a_manager_adds_a_rule_for_their_team_and_tests_its_webhook(
+    browser, dashboard, alerts_db, receiver
+):
+    context, page = _open(browser, dashboard, "carol@example.com", "", "Overview")
+    try:
+        _expand(page, "Alert rules")
+        _type(page, "alert_new_name", "red page-made failures")
+        _pick(page, "Kind", "failure_rate")
+        _type(page, "alert_new_threshold", "30")
+        assert _options_of(page, "Scope") == ["team", "user"]  # only what they may set
+        page.keyboard.press("Escape")
+        _pick(page, "Scope", "team")
+        assert _options_of(page, "Scope value") == ["red"]
+        page.keyboard.press("Escape")
+        _pick(page, "Scope value", "red")
+        _type(page, "alert_new_hook", receiver.url)
+        page.get_by_role("button", name="Add rule").click()
+        page.locator(".st-key-alert_rules_csv button", has_text="(2 rows)").wait_for()
+        _settle(page)
+        with psycopg.connect(alerts_db, row_factory=dict_row) as conn:
+            rule = conn.execute(
+                "SELECT id, threshold, scope_kind, scope_value FROM ai_alert_rules WHERE name = %s",
+                ("red page-made failures",),
+            ).fetchone()
+        assert (rule["scope_kind"], rule["scope_value"]) == ("team", "red")
+        assert rule["threshold"] == Decimal("0.3")
+        _pick(page, "Rule", f"{rule['id']}: red page-made failures")
+        page.get_by_role("button", name="Send a test").click()
+        page.get_by_text("test delivered").wait_for()
+        assert [b["rule"] for b in receiver.bodies] == ["red page-made failures"]
+        assert receiver.bodies[0]["scope"] == "team=red"
+    finally:
+        context.close()
+    assert _audit_actors(alerts_db, "red page-made failures") == ["carol"]
 
 
 def test_an_admin_sees_every_rule_its_history_and_the_audit(browser, dashboard):
