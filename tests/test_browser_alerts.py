@@ -122,11 +122,20 @@ def _expand(page, title: str) -> None:
 
 
 def _csv_of(page, key: str) -> list[dict[str, str]]:
-    """The rows of the table `key` (ui.table), from its own "Download CSV" button."""
-    with page.expect_download() as download_info:
-        page.locator(f".st-key-{key}_csv button").click()
-    text = Path(download_info.value.path()).read_text()
-    return list(csv.DictReader(io.StringIO(text)))
+    """The rows of the table `key` (ui.table), from its own "Download CSV" button. A rerun
+    between the click and the download replaces the button's file: click it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        _settle(page)
+        try:
+            with page.expect_download(timeout=15_000) as download_info:
+                page.locator(f".st-key-{key}_csv button").click()
+        except PlaywrightTimeout:
+            continue
+        text = Path(download_info.value.path()).read_text()
+        return list(csv.DictReader(io.StringIO(text)))
+    raise AssertionError(f"the CSV of {key!r} never downloaded")
 
 
 def _options_of(page, label: str) -> list[str]:
