@@ -59,8 +59,11 @@ def test_a_chunked_body_is_refused_once_past_the_limit_without_reading_the_rest(
             + b"Transfer-Encoding: chunked\r\n\r\n"
         )
         chunk = b"x" * 8192
-        for _ in range(2 * LIMIT // len(chunk)):
-            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        try:
+            for _ in range(2 * LIMIT // len(chunk)):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the rest was sent: what we want
         answer = _read_answer(sock)  # no terminating chunk was sent
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert f"{LIMIT:,} bytes" in answer
