@@ -147,7 +147,10 @@ def browser():
 def _kpis(page) -> dict[str, str]:
     """The overview's metrics, label -> shown value."""
     page.get_by_role("heading", name="Overview", exact=True).first.wait_for()
-    page.locator('[data-testid="stMetric"]').first.wait_for()
+    # The KPI row draws metric by metric: wait for the one these tests read, then for the
+    # page to settle, so no label is missing and no value is a previous run's.
+    page.locator('[data-testid="stMetricLabel"]').get_by_text("Tasks", exact=True).first.wait_for()
+    _settle(page)
     found = {}
     for metric in page.locator('[data-testid="stMetric"]').all():
         label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
