@@ -322,24 +322,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
     billed = None
     if split is not None:
         tokens, billed = {**tokens, **split[0]}, split[1]
-    request = {
-        "messages": inputs,
-        "system_instructions": _json_attribute(attrs.get("gen_ai.system_instructions")),
-        "parameters": {
-            k.removeprefix("gen_ai.request."): v
-            for k, v in attrs.items()
-            if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"
-        }
-        or _json_attribute(attrs.get("llm.invocation_parameters")),
-    }
-    extra = {
-        k: v
-        for k, v in attrs.items()
-        if k not in MESSAGE_ATTRIBUTES
-        and not k.startswith(
-            ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
-        )
-    }
+    request = _request_of(attrs, inputs)
     row: dict[str, Any] = {
         "run_id": run_id,
         "task_id": derived_id(secret, f"span:{user}:{span.trace_id}:{span.span_id}"),
@@ -364,17 +347,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
         or None,
         "response_errors": _errors(span),
         "response_complete": not failed,
-        "response_metadata": {
-            "otlp": {
-                "trace_id": span.trace_id,
-                "span_id": span.span_id,
-                "parent_span_id": span.parent_span_id or None,
-                "scope": span.scope or None,
-                "attributes": extra,
-                "problems": problems or None,
-            },
-            "billed_usage": billed,
-        },
+        "response_metadata": _metadata_of(span, problems, billed),
         **tokens,
         "time_to_first_token": ttft,
         "total_time": total_time,
@@ -382,12 +355,46 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
         "created_at": _moment(span.start_ns),
         "completed_at": _moment(span.end_ns) if span.end_ns and not failed else None,
     }
-    row["response_metadata"] = {
-        k: {n: v for n, v in value.items() if v is not None} if k == "otlp" else value
-        for k, value in row["response_metadata"].items()
-        if value is not None
-    }
     return validation.validate_task({k: v for k, v in row.items() if v is not None})
+
+
+def _request_of(attrs: dict[str, Any], inputs: Any) -> dict[str, Any]:
+    """A span's request: its input messages, system instructions and request parameters
+    (the gen_ai.request.* attributes, else OpenInference's llm.invocation_parameters)."""
+    return {
+        "messages": inputs,
+        "system_instructions": _json_attribute(attrs.get("gen_ai.system_instructions")),
+        "parameters": {
+            k.removeprefix("gen_ai.request."): v
+            for k, v in attrs.items()
+            if k.startswith("gen_ai.request.") and k != "gen_ai.request.model"
+        }
+        or _json_attribute(attrs.get("llm.invocation_parameters")),
+    }
+
+
+def _metadata_of(span: Span, problems: list[str], billed: Any) -> dict[str, Any]:
+    """response_metadata of a span's task: where it came from (ids, scope, the attributes
+    not stored elsewhere, the problems found), and the billed usage split when there is one;
+    unset parts left out."""
+    extra = {
+        k: v
+        for k, v in span.attributes.items()
+        if k not in MESSAGE_ATTRIBUTES
+        and not k.startswith(
+            ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
+        )
+    }
+    otlp = {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id or None,
+        "scope": span.scope or None,
+        "attributes": extra,
+        "problems": problems or None,
+    }
+    metadata = {"otlp": {n: v for n, v in otlp.items() if v is not None}, "billed_usage": billed}
+    return {k: v for k, v in metadata.items() if v is not None}
 
 
 def run_name(inputs: Any) -> str:
