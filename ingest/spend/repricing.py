@@ -101,18 +101,7 @@ def reprice(
     audit records them as who ran it."""
     if batch_size < 1:
         raise ValidationError("batch_size", f"must be >= 1, got {batch_size}")
-    start = price_books.parse_time("since", since)
-    end = price_books.parse_time("until", until)
-    if start and end and end <= start:
-        raise ValidationError("until", f"must be after since ({start.isoformat()})")
-    if model is not None and not str(model).strip():
-        raise ValidationError("model", "must be a model name, or left out for every model")
-    rule = {
-        "since": start.isoformat() if start else None,
-        "until": end.isoformat() if end else None,
-        "model": model,
-        "include_reported": bool(include_reported),
-    }
+    start, end, rule = _rule_of(since, until, model, include_reported)
     result = RepriceResult(dry_run=dry_run, rule=rule, include_reported=bool(include_reported))
     queries = _queries()
     params = {"since": start, "until": end, "model": model, "only_missing": False}
@@ -145,6 +134,29 @@ def reprice(
         if result.audit_id is not None:
             _finish_audit(conn, queries, result, "completed", None)
     return result
+
+
+def _rule_of(
+    since: datetime | date | str | None,
+    until: datetime | date | str | None,
+    model: str | None,
+    include_reported: bool,
+) -> tuple[datetime | None, datetime | None, dict[str, Any]]:
+    """The window [since, until) as times and the rule the audit records
+    (ValidationError naming the field when the window or the model is not one)."""
+    start = price_books.parse_time("since", since)
+    end = price_books.parse_time("until", until)
+    if start and end and end <= start:
+        raise ValidationError("until", f"must be after since ({start.isoformat()})")
+    if model is not None and not str(model).strip():
+        raise ValidationError("model", "must be a model name, or left out for every model")
+    rule = {
+        "since": start.isoformat() if start else None,
+        "until": end.isoformat() if end else None,
+        "model": model,
+        "include_reported": bool(include_reported),
+    }
+    return start, end, rule
 
 
 def recompute_costs(
