@@ -115,23 +115,6 @@ def server(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Serve
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
-            "(the browser tests never download a browser)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser):
     """One tab for the whole module: Streamlit's scripts load once, as for a real user."""
     context = browser.new_context(viewport={"width": 1280, "height": 2000}, accept_downloads=True)

@@ -131,19 +131,6 @@ def header_dashboard(people_db, tmp_path_factory) -> Iterator[str]:
     yield from _serve(folder, people_db, {auth.TRUSTED_HEADER_ENV: HEADER}, "")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
-
-
 def _kpis(page) -> dict[str, str]:
     """The overview's metrics, label -> shown value."""
     page.get_by_role("heading", name="Overview", exact=True).first.wait_for()

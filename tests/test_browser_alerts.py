@@ -77,19 +77,6 @@ def dashboard(alerts_db, tmp_path_factory) -> Iterator[str]:
     yield from _serve(folder, alerts_db, {auth.TRUSTED_HEADER_ENV: HEADER}, "")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()

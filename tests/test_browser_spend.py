@@ -63,19 +63,6 @@ def dashboard(spend_db, tmp_path_factory) -> Iterator[str]:
     yield from _serve(folder, spend_db, {auth.TRUSTED_HEADER_ENV: HEADER}, "")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
-
-
 def _cost_page(browser, base: str, email: str, query: str = ""):
     context = browser.new_context(
         viewport={"width": 1400, "height": 3000}, extra_http_headers={HEADER: email}
