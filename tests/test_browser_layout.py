@@ -10,8 +10,7 @@ import pytest
 import test_browser
 from test_browser import PAGES, _open
 
-server = test_browser.server  # the module's one demo server and one browser
-browser = test_browser.browser
+server = test_browser.server  # the module's one demo server (the browser: tests/conftest.py)
 
 pytestmark = pytest.mark.browser
 WIDTHS = (900, 1400)
