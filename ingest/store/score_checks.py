@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,54 @@ MAX_EVALUATOR_VERSION = 100
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
 NAME_RULE = "1..100 characters: letters, digits and _ . : / - (starting with a letter or digit)"
 BOOLEAN_LABELS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """What an evaluator declares its scores to be: a data type (SCORE_DATA_TYPES) and, for
+    a numeric score, the bounds its values lie in (None: unbounded on that side)."""
+
+    data_type: str
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.data_type not in SCORE_DATA_TYPES:
+            raise ValidationError("data_type", f"unknown value {self.data_type!r}", SCORE_DATA_TYPES)
+        for field, bound in (("min", self.low), ("max", self.high)):
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float)
+                or not math.isfinite(bound) or abs(bound) > MAX_SCORE_VALUE
+            ):  # fmt: skip
+                raise ValidationError(field, f"must be a finite number, got {bound!r}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValidationError("max", f"must be >= min ({self.low}), got {self.high}")
+
+    def check(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """`fields` (validate_score's columns) when the score fits this scale; else
+        ValidationError naming `data_type` (the wrong kind of value) or `value` (out of
+        the bounds)."""
+        if fields["data_type"] != self.data_type:
+            raise ValidationError(
+                "data_type",
+                f"evaluator {fields['evaluator'] or '?'!r} gives {self.data_type} scores, "
+                f"got {fields['data_type']}",
+                [self.data_type],
+            )
+        value = fields["value"]
+        if value is not None and (
+            (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+        ):
+            raise ValidationError(
+                "value", f"must lie in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]"
+                f" for evaluator {fields['evaluator'] or '?'!r}, got {value:g}",
+            )  # fmt: skip
+        return fields
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
 
 
 def validate_score(fields: dict[str, Any]) -> dict[str, Any]:
