@@ -1,5 +1,5 @@
--- evaluation.sql: the tasks evaluators read and what they write beside scores
--- (ingest/tracking/evaluation.py, the online worker ingest/tracking/online_eval.py).
+-- evaluation.sql: the tasks evaluators read (offline, and online by the worker in
+-- online_eval.py) and what they write beside scores (ingest/tracking/evaluation.py).
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- docs/quality.md. An evaluator never reads the tasks of evaluations (service 'evaluation':
 -- a judge's own calls), so a judge is never judged.
