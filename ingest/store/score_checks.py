@@ -47,7 +47,8 @@ class ScoreScale:
 
     def __post_init__(self) -> None:
         if self.data_type not in SCORE_DATA_TYPES:
-            raise ValidationError("data_type", f"unknown value {self.data_type!r}", SCORE_DATA_TYPES)
+            problem = f"unknown value {self.data_type!r}"
+            raise ValidationError("data_type", problem, SCORE_DATA_TYPES)
         for field, bound in (("min", self.low), ("max", self.high)):
             if bound is not None and (
                 isinstance(bound, bool) or not isinstance(bound, int | float)

@@ -96,7 +96,8 @@ def score_tasks(
     with session_of(evaluator, url), psycopg.connect(url, row_factory=dict_row) as conn:
         declare(conn, evaluator)
         for batch in _offline_batches(conn, evaluator, since, until, models):
-            todo = [t for t in batch if not (evaluator.skip_done and t["done"])]
+            done_ids = done_tasks(conn, evaluator, batch) if evaluator.skip_done else set()
+            todo = [t for t in batch if t["task_id"] not in done_ids]
             results = evaluate_tasks(evaluator, todo, threads=threads)
             with conn.transaction():
                 done = store_results(conn, evaluator, results)
@@ -124,6 +125,19 @@ def declare(conn: psycopg.Connection, evaluator: Evaluator) -> None:
         },
     )  # fmt: skip
     conn.commit()
+
+
+def done_tasks(
+    conn: psycopg.Connection, evaluator: Evaluator, tasks: list[dict[str, Any]]
+) -> set[uuid.UUID]:
+    """The task_ids of `tasks` the evaluator version is done with: scored, or an answer it
+    could not read (not retried)."""
+    if not tasks:
+        return set()
+    params = {"task_ids": [t["task_id"] for t in tasks], "evaluator": evaluator.evaluator,
+              "evaluator_version": evaluator.version}  # fmt: skip
+    rows = conn.execute(_queries()["done_tasks"].psycopg, params).fetchall()
+    return {row["task_id"] for row in rows}
 
 
 def evaluate_tasks(

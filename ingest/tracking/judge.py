@@ -144,7 +144,7 @@ class Judge:
         return {
             "prompt": self.prompt.name, "prompt_version": self.prompt.version,
             "prompt_text": self.prompt.text, "provider": self.provider, "model": self.model,
-            "low": self.low, "high": self.high,
+            "low": self.low, "high": self.high, **({"name": self.name} if self.name else {}),
         }  # fmt: skip
 
     @property

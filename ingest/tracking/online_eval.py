@@ -175,7 +175,9 @@ class OnlineEvaluator:
         outcome: EvalOutcome,
         position: tuple[str, Any] | None,
     ) -> None:
-        todo = [row for row in rows if not row["done"]]
+        done_ids = evaluation.done_tasks(conn, self.evaluator, rows)
+        conn.commit()
+        todo = [row for row in rows if row["task_id"] not in done_ids]
         results = evaluation.evaluate_tasks(self.evaluator, todo, threads=self.threads)
         with conn.transaction():
             done = evaluation.store_results(conn, self.evaluator, results)

@@ -1,5 +1,5 @@
-"""Rule evaluators, run offline over stored tasks: `ai-runs eval score` (docs/quality.md).
-SQL: ingest/tracking/sql/rules.sql.
+"""Rule evaluators (docs/quality.md), run offline (`ai-runs eval score`) or online
+(`ai-runs eval worker`) by ingest.tracking.evaluation and ingest.tracking.online_eval.
 
 Each rule gives a finished task a boolean score (source `rule`) with a comment saying why:
 - regex: the response text matches `pattern` (Python `re.search`);
@@ -10,10 +10,10 @@ Each rule gives a finished task a boolean score (source `rule`) with a comment s
 - contains: the response text contains `text` (with absent=True: does not contain it);
 - latency: total_time <= max_ms (tasks without a total time are skipped);
 - cost: cost <= max_usd (unpriced tasks are skipped).
-The evaluator is the rule's kind; its version is `1-` and a hash of its settings, so the
-same rule run again replaces its scores (one per task and evaluator version) and a changed
-rule is a new version beside the old one. Every rule's scores are boolean (`SCALE`).
-Running a rule over tasks, offline or online: ingest.tracking.evaluation.
+The evaluator is the rule's kind; its version is `1-` and a hash of its settings (and of
+its score name when one is given), so the same rule run again replaces its scores (one per
+task and evaluator version) and a changed rule is a new version beside the old one. Every
+rule's scores are boolean (`SCALE`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 import jsonschema
@@ -56,9 +57,10 @@ class Rule:
     skip_done = False  # offline, a rule runs again over its tasks (cheap; replaces)
     batch = 1000  # tasks per transaction
 
-    @property
+    @cached_property
     def version(self) -> str:
-        text = json.dumps(self.settings, sort_keys=True, default=str)
+        named = {**self.settings, "name": self.name} if self.name else self.settings
+        text = json.dumps(named, sort_keys=True, default=str)
         return "1-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property

@@ -5,18 +5,21 @@
 -- a judge's own calls), so a judge is never judged.
 
 -- name: evaluated_task
--- The columns of a task an evaluator reads, and `done`: the task already has a score of
--- evaluator :evaluator version :evaluator_version, or an error that is not retried (kind
--- 'answer'); for a rule run again offline, `done` is ignored.
+-- The columns of a task an evaluator reads.
 t.id, t.task_id, t.run_id, t.created_at, t.sync_xid::text AS sync_xid, t.request_data,
-       t.response_text, t.total_time, t.cost,
-       (EXISTS (SELECT 1 FROM ai_scores s
-                 WHERE s.task_id = t.task_id AND s.run_id = t.run_id
-                   AND s.evaluator = :evaluator AND s.evaluator_version = :evaluator_version)
-        OR EXISTS (SELECT 1 FROM ai_eval_errors e
-                    WHERE e.task_id = t.task_id AND e.evaluator = :evaluator
-                      AND e.evaluator_version = :evaluator_version AND e.kind = 'answer'))
-       AS done
+       t.response_text, t.total_time, t.cost
+
+-- name: done_tasks
+-- Of the tasks :task_ids, those evaluator :evaluator version :evaluator_version is done
+-- with: it scored them, or met an answer it could not read (an error of kind 'answer', not
+-- retried). One statement per page of tasks, whatever the tables' statistics say.
+SELECT task_id FROM ai_scores
+ WHERE task_id = ANY(CAST(:task_ids AS uuid[]))
+   AND evaluator = :evaluator AND evaluator_version = :evaluator_version
+UNION
+SELECT task_id FROM ai_eval_errors
+ WHERE task_id = ANY(CAST(:task_ids AS uuid[]))
+   AND evaluator = :evaluator AND evaluator_version = :evaluator_version AND kind = 'answer';
 
 -- name: offline_tasks
 -- Finished tasks created in [:since, :until) (of :models when not empty), after the
