@@ -12,8 +12,9 @@ database), half of them with a JSON answer. In the same run:
    of the tasks, a pass every 0.2 s) runs in a background thread of the same process; the
    ingest's achieved rate, and the evaluator's lag: from the ingest's last write until every
    sampled task has its score;
-3. capacity: a new worker over the baseline's tasks as a backlog (its position set before
-   them): the tasks per second it evaluates and scores when nothing else runs.
+3. capacity: a new worker over every task so far as a backlog (its position set before
+   them): the tasks of ingest per second it goes through (sampling, evaluating and scoring
+   its share) when nothing else runs.
 
 Prints the rates, the ratio of the ingest with the worker to the ingest alone, and the
 evaluator's capacity as a multiple of `--rate`. It keeps up when the lag stays small
@@ -101,8 +102,9 @@ def with_worker(url: str, seconds: float, rate: float, sample: float) -> dict[st
     return {"tasks": tasks, "seconds": took, "lag": lag, "scored": wanted - before}
 
 
-def capacity(url: str, sample: float) -> tuple[int, float]:
-    """A new worker over every task as its backlog: (tasks scored, seconds)."""
+def capacity(url: str, sample: float) -> tuple[int, int, float]:
+    """A new worker over every task as its backlog: (tasks scored, tasks of ingest it went
+    through, seconds)."""
     rule = rules.make_rule("json", name="bench_capacity")
     worker = online_eval.OnlineEvaluator(rule, sample=sample, url=url)
     with psycopg.connect(url) as conn:
@@ -110,9 +112,10 @@ def capacity(url: str, sample: float) -> tuple[int, float]:
             "INSERT INTO ai_eval_cursors (worker, after_xid, after_id) VALUES (%s, '1', %s)",
             (worker.worker, uuid.UUID(int=0)),
         )
+        backlog = conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0]
     start = time.perf_counter()
     done = worker.run_once()
-    return done.written, time.perf_counter() - start
+    return done.written, backlog, time.perf_counter() - start
 
 
 def main() -> int:
@@ -129,7 +132,7 @@ def main() -> int:
     try:
         _run, base_tasks, base_seconds = ingest(url, args.seconds, args.rate)
         run = with_worker(url, args.seconds, args.rate, args.sample)
-        cap_tasks, cap_seconds = capacity(url, args.sample)
+        cap_scored, cap_tasks, cap_seconds = capacity(url, args.sample)
     finally:
         embedded.stop(pgdata)
         if args.dir is None:
@@ -140,8 +143,8 @@ def main() -> int:
     print(f"ingest with the worker       {together:10.0f} tasks/s ({run['tasks']} tasks)")
     print(f"ratio (with / alone)         {together / alone:10.2f}")
     print(f"evaluator lag after ingest   {run['lag']:10.2f} s ({run['scored']} tasks scored)")
-    print(f"evaluator capacity           {cap_tasks / cap_seconds:10.0f} tasks/s "
-          f"({cap_tasks} tasks in {cap_seconds:.2f} s)")  # fmt: skip
+    print(f"evaluator capacity           {cap_tasks / cap_seconds:10.0f} tasks of ingest/s "
+          f"({cap_tasks} tasks, {cap_scored} scored, in {cap_seconds:.2f} s)")  # fmt: skip
     print(f"capacity / target rate       {cap_tasks / cap_seconds / args.rate:10.2f}")
     return 0
 
