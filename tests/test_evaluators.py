@@ -21,6 +21,7 @@ from dashboard.command import main
 from ingest.errors import ValidationError
 from ingest.store.score_checks import ScoreScale
 from ingest.tracking import evaluation, judge, online_eval, rules
+from tests.server_support import serve
 
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 SINCE = AT - timedelta(hours=1)
@@ -139,6 +140,31 @@ def test_a_declared_evaluator_refuses_scores_out_of_its_range_or_type(answered, 
     with pytest.raises(ValidationError) as caught:
         ScoreScale("numeric", 5, 1)
     assert caught.value.field == "max"
+
+
+def test_rest_and_batch_refuse_a_score_out_of_a_declared_range(answered, server):
+    url, _ids = answered
+    the_judge = make_judge(server, low=1, high=5)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        evaluation.declare(conn, the_judge)
+    run_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+    run = {"id": run_id, "source_type": "custom"}
+    task = {"run_id": run_id, "task_id": task_id, "status": "completed", "model": "gpt-4o"}
+    score = {"name": "quality", "value": 4, "task_id": task_id, "source": "model",
+             "evaluator": "judge", "evaluator_version": the_judge.version}  # fmt: skip
+    with serve(url, user="ada") as served, served.client() as client:
+        refused = client.post("/v1/batch", json={"runs": [run], "tasks": [task],
+                                                 "scores": [{**score, "value": 6}]})  # fmt: skip
+        assert refused.status_code == 422
+        assert refused.json()["error"]["field"] == "scores[0].value"
+        assert rows(url, "SELECT id FROM ai_runs WHERE id = %s", run_id) == []
+        sent = client.post("/v1/batch", json={"runs": [run], "tasks": [task], "scores": [score]})
+        assert sent.status_code == 200, sent.text
+        bad = client.post("/v1/scores", json={**score, "value": 0})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "value"
+        kind = client.post("/v1/scores", json={**score, "value": True})
+        assert kind.status_code == 422 and kind.json()["error"]["field"] == "data_type"
+    assert [row["value"] for row in scores(url, "judge")] == [4]
 
 
 # ---------------------------------------------------------------- the LLM judge
