@@ -357,3 +357,20 @@ def test_the_background_worker_retries_an_outage_then_scores(answered, server):
     assert {row["task_id"] for row in scores(url, "judge")} == set(new)
     assert evaluation.eval_errors("judge", the_judge.version, url=url) == []
     assert worker.total.errors == 2 and worker.total.written == 2
+
+
+def test_an_anthropic_judge_is_tracked_too(answered, server):
+    """The plain scenario answers prose, not a score: every task gets an `answer` error,
+    and each of the judge's calls is an Anthropic task priced like any other."""
+    url, ids = answered
+    the_judge = judge.Judge("claude-sonnet-4-5", "anthropic", base_url=f"{server.url}/plain",
+                            api_key="x", backoff=0.01)  # fmt: skip
+    done = evaluation.score_tasks(the_judge, SINCE, url=url)
+    assert (done.written, done.errors) == (0, 4)
+    errors = evaluation.eval_errors("judge", the_judge.version, url=url)
+    assert {(e["task_id"], e["kind"], e["attempts"]) for e in errors} == {
+        (task_id, "answer", 1) for task_id in ids
+    }
+    cost = expected_cost(usage_for("anthropic", "plain"), "claude-sonnet-4-5", "anthropic")
+    calls = judge_tasks(url)
+    assert [(c["provider"], c["cost"]) for c in calls] == [("anthropic", cost)] * 4

@@ -225,10 +225,9 @@ class Judge:
         messages = [{"role": "user", "content": prompt}]
         if self.provider == "anthropic":
             reply = client.messages.create(model=self.model, max_tokens=MAX_ANSWER_TOKENS,
-                                           temperature=0, messages=messages)  # fmt: skip
+                                           messages=messages)  # fmt: skip
             return "".join(getattr(block, "text", "") for block in reply.content)
-        reply = client.chat.completions.create(model=self.model, messages=messages,
-                                               temperature=0)  # fmt: skip
+        reply = client.chat.completions.create(model=self.model, messages=messages)
         return reply.choices[0].message.content or ""
 
 
