@@ -1,12 +1,13 @@
 """Running an evaluator over tasks (docs/quality.md): offline over a window, `ai-runs eval
 score`, and the steps the online worker shares (ingest.tracking.online_eval).
-SQL: ingest/tracking/sql/evaluation.sql (scores are written by scores.sql's upsert_score).
+SQL: ingest/tracking/sql/evaluation.sql.
 
 An evaluator is a rule (ingest.tracking.rules) or an LLM judge (ingest.tracking.judge):
 it has an `evaluator` name, a `version`, the `score_name` it writes, a `source` (`rule`,
-`model`), a `scale` (ScoreScale: data type and bounds, declared in ai_evaluators so a score
-outside it is refused whichever way it comes), `skip_done` (offline, skip the tasks it has
-already scored), `batch` (tasks per transaction) and `evaluate(task)`: (value, comment),
+`model`), `reads_request` (whether it reads the task's request), a `scale` (ScoreScale:
+data type and bounds, declared in ai_evaluators so a score outside it is refused whichever
+way it comes), `skip_done` (offline, skip the tasks it has already scored), `batch` (tasks
+per transaction) and `evaluate(task)`: (value, comment),
 None to skip the task, or EvaluatorError. A judge also has `session(url)`, the tracked
 client its calls go through.
 
@@ -59,6 +60,7 @@ class Evaluator(Protocol):
     scale: ScoreScale
     skip_done: bool
     batch: int
+    reads_request: bool
 
     def evaluate(self, task: dict[str, Any]) -> tuple[Any, str | None] | None: ...
 
@@ -186,7 +188,7 @@ def store_results(
         if errors:
             cur.executemany(queries["record_eval_error"].psycopg, errors)
         if scores:
-            inserted = _upsert_scores(cur, queries["upsert_score"].psycopg, scores)
+            inserted = _upsert_scores(cur, queries["upsert_scores"].psycopg, scores)
             outcome.written, outcome.replaced = len(scores), len(scores) - inserted
         if scores and evaluator.skip_done:  # a task scored at last: its outage error goes
             cleared = [{k: s[k] for k in ("task_id", "evaluator", "evaluator_version")}
@@ -196,16 +198,12 @@ def store_results(
 
 
 def _upsert_scores(cur: psycopg.Cursor, query: str, scores: list[dict[str, Any]]) -> int:
-    """Upsert the scores (one pipelined batch); the number that were new."""
+    """Upsert the scores in one statement; the number that were new."""
     try:
-        cur.executemany(query, scores, returning=True)
+        cur.execute(query, {"scores": json.dumps(scores, default=str)})
     except psycopg.errors.CheckViolation as error:
         raise score_violation(error) from None
-    inserted = 0
-    while True:
-        inserted += sum(1 for row in cur.fetchall() if row["inserted"])
-        if not cur.nextset():
-            return inserted
+    return sum(1 for row in cur.fetchall() if row["inserted"])
 
 
 def _error_row(evaluator: Evaluator, task: dict[str, Any], error: EvaluatorError) -> dict:
@@ -237,7 +235,7 @@ def _offline_batches(
         params = {
             "since": since, "until": until, "models": list(models), "after_at": after[0],
             "after_id": after[1], "limit": evaluator.batch, "evaluator": evaluator.evaluator,
-            "evaluator_version": evaluator.version,
+            "evaluator_version": evaluator.version, "with_request": evaluator.reads_request,
         }  # fmt: skip
         rows = conn.execute(query, params).fetchall()
         conn.commit()

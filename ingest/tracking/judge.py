@@ -118,6 +118,7 @@ class Judge:
     evaluator = "judge"
     source = "model"
     skip_done = True  # a judged task is not judged again (its calls cost money)
+    reads_request = True
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:

@@ -194,4 +194,5 @@ class OnlineEvaluator:
             "evaluator": self.evaluator.evaluator,
             "evaluator_version": self.evaluator.version,
             "limit": self.evaluator.batch,
+            "with_request": self.evaluator.reads_request,
         }

@@ -56,6 +56,7 @@ class Rule:
     scale = SCALE
     skip_done = False  # offline, a rule runs again over its tasks (cheap; replaces)
     batch = 1000  # tasks per transaction
+    reads_request = False
 
     @cached_property
     def version(self) -> str:

@@ -5,9 +5,11 @@
 -- a judge's own calls), so a judge is never judged.
 
 -- name: evaluated_task
--- The columns of a task an evaluator reads.
-t.id, t.task_id, t.run_id, t.created_at, t.sync_xid::text AS sync_xid, t.request_data,
-       t.response_text, t.total_time, t.cost
+-- The columns of a task an evaluator reads (its request only when :with_request: a judge
+-- reads it, a rule does not).
+t.id, t.task_id, t.run_id, t.created_at, t.sync_xid::text AS sync_xid,
+       CASE WHEN :with_request THEN t.request_data END AS request_data, t.response_text,
+       t.total_time, t.cost
 
 -- name: done_tasks
 -- Of the tasks :task_ids, those evaluator :evaluator version :evaluator_version is done
@@ -79,6 +81,25 @@ INSERT INTO ai_evaluators (evaluator, evaluator_version, name, data_type, min_va
                            max_value, settings)
 VALUES (:evaluator, :evaluator_version, :name, :data_type, :min_value, :max_value, :settings)
 ON CONFLICT (evaluator, evaluator_version) DO NOTHING;
+
+-- name: upsert_scores
+-- Write the scores in :scores (a JSON array of score columns, each task once) in one
+-- statement, with the identity and replacement of scores.sql's upsert_score (one score per
+-- run, task, name, evaluator, evaluator_version, author). One row per score: `inserted`
+-- (false when it replaced one).
+INSERT INTO ai_scores (run_id, task_id, name, data_type, value, label, source, comment,
+                       author, evaluator, evaluator_version)
+SELECT run_id, task_id, name, data_type, value, label, source, comment, author, evaluator,
+       evaluator_version
+  FROM jsonb_to_recordset(CAST(:scores AS jsonb))
+       AS s(run_id uuid, task_id uuid, name text, data_type text, value double precision,
+            label text, source text, comment text, author text, evaluator text,
+            evaluator_version text)
+ON CONFLICT (run_id, coalesce(task_id, '00000000-0000-0000-0000-000000000000'::uuid), name,
+             evaluator, evaluator_version, author)
+DO UPDATE SET data_type = excluded.data_type, value = excluded.value, label = excluded.label,
+              source = excluded.source, comment = excluded.comment, updated_at = now()
+RETURNING (xmax = 0) AS inserted;
 
 -- name: record_eval_error
 -- An evaluator could not score task :task_id: one row per (task, evaluator, version), its
