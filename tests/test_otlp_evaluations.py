@@ -127,3 +127,23 @@ def test_evaluation_span_events_score_the_evaluated_task(otel):
     assert sorted(names) == [("concise", "boolean"), ("faithfulness", "numeric"),
                              ("helpfulness", "numeric")]  # fmt: skip
     assert len(rows(served.url, "SELECT * FROM ai_tasks")) == 2
+
+
+def test_a_score_moves_with_its_call_when_a_more_complete_span_replaces_the_task(otel):
+    served, tracer, events = otel
+    with tracer.start_as_current_span("chat gpt-4o") as first:  # a tracer with little usage
+        first.set_attributes({"gen_ai.request.model": "gpt-4o", "gen_ai.response.id": "r-7",
+                              "gen_ai.usage.input_tokens": 120})  # fmt: skip
+    events.emit(
+        event_name=EVENT,
+        context=trace.set_span_in_context(first),
+        attributes={"gen_ai.evaluation.name": "Relevance", "gen_ai.evaluation.score.value": 3},
+    )
+    (before,) = rows(served.url, "SELECT task_id FROM ai_tasks")
+    assert scores(served.url)["Relevance"]["task_id"] == before["task_id"]
+    with tracer.start_as_current_span("chat gpt-4o") as better:  # the same call, complete
+        better.set_attributes({**LLM_CALL, "gen_ai.response.id": "r-7"})
+    (after,) = rows(served.url, "SELECT task_id, tokens_output FROM ai_tasks")
+    assert after["task_id"] != before["task_id"] and after["tokens_output"] == 40
+    moved = scores(served.url)["Relevance"]
+    assert (moved["task_id"], moved["value"]) == (after["task_id"], 3.0)

@@ -39,6 +39,7 @@ from ingest.server.otlp_calls import (
     group_calls,
     install_secret,
     keep_one_task_per_call,
+    move_scores,
 )
 from ingest.server.otlp_evaluations import EVALUATION_EVENT
 from ingest.server.otlp_logs import is_content_event, join_waiting, receive
@@ -312,16 +313,18 @@ def _write_calls(
 ) -> set[str]:
     """Write the runs and tasks, one task per call (ingest/server/otlp_calls.py); the ids
     left out. What a replaced task knew (text from an earlier tracer, content events)
-    then moves to the task that replaced it."""
+    then moves to the task that replaced it; its scores move in the write's transaction."""
     left_out: set[str] = set()
     carried: dict = {}
+    scores: list = []
 
     def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
         left_out.clear()
         carried.clear()
+        scores.clear()
         by_id = {str(row["task_id"]): row for row in rows}
         runs_now = list(runs.values())
-        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried))
+        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried, scores))
         return left_out
 
     write_rows(
@@ -331,6 +334,7 @@ def _write_calls(
         list(tasks.values()),
         task_where="spans",
         leave_out=one_task_per_call,
+        then=lambda conn: move_scores(conn, scores),
     )
     if carried:
         with state.connection() as conn, conn.transaction():
