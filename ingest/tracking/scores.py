@@ -18,7 +18,7 @@ import psycopg
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.store import sqlfiles
-from ingest.store.score_checks import validate_score
+from ingest.store.score_checks import refused_write, validate_score
 from ingest.store.validation import parse_uuid
 
 
@@ -71,7 +71,7 @@ class ScoreMethods:
             with self._transaction() as conn:
                 return [self._write_score(conn, fields) for fields in scores]
         except psycopg.errors.CheckViolation as error:
-            raise ValidationError("score", error.diag.message_primary or str(error)) from None
+            raise refused_write(error) from None
 
     def _write_score(self, conn: psycopg.Connection, fields: dict[str, Any]) -> dict[str, Any]:
         fields = dict(fields)
