@@ -14,7 +14,10 @@ from queries.filters import Filters
 
 COLUMNS = {
     "name": "score",
+    "data_type": "type",
     "mean": "mean (thumbs: share up)",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
     "scores": "scores",
     "scored_tasks": "scored tasks",
     "tasks": "tasks",
@@ -41,6 +44,7 @@ def quality_tab(filters: Filters, by: str, grain: str) -> None:
 
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame.copy()
-    shown["mean"] = shown["mean"].round(3)
+    for column in ("mean", "ci_low", "ci_high"):
+        shown[column] = shown[column].round(3)
     shown["cost"] = shown["cost"].round(4)
     return shown.rename(columns=COLUMNS)

@@ -299,6 +299,14 @@ CREATE TABLE ai_runs_migrations (
     CONSTRAINT ai_runs_migrations_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE ai_score_names (
+    name text NOT NULL,
+    data_type text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_score_names_data_type_check CHECK ((data_type = ANY (ARRAY['numeric'::text, 'boolean'::text, 'categorical'::text]))),
+    CONSTRAINT ai_score_names_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE ai_scores (
     id bigint NOT NULL,
     run_id uuid NOT NULL,
@@ -792,6 +800,28 @@ BEGIN
     RETURN NEW;
 END $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_scores_check_name_type()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+DECLARE
+    used text;
+BEGIN
+    INSERT INTO public.ai_score_names (name, data_type) VALUES (NEW.name, NEW.data_type)
+    ON CONFLICT (name) DO NOTHING;
+    SELECT n.data_type INTO used FROM public.ai_score_names n WHERE n.name = NEW.name;
+    IF used IS DISTINCT FROM NEW.data_type THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'check_violation',
+            CONSTRAINT = 'ai_scores_name_data_type',
+            MESSAGE = format('score name %L is %s, not %s', NEW.name, used, NEW.data_type),
+            DETAIL = used;
+    END IF;
+    RETURN NEW;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_scores_check_range()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1120,6 +1150,7 @@ CREATE TRIGGER ai_runs_log_truncation AFTER TRUNCATE ON public.ai_runs FOR EACH 
 CREATE TRIGGER ai_scores_check_range BEFORE INSERT OR UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_range();
 CREATE TRIGGER ai_scores_log_deletions AFTER DELETE ON public.ai_scores REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_scores_log_truncation AFTER TRUNCATE ON public.ai_scores FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_scores_name_type BEFORE INSERT OR UPDATE OF name, data_type ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_name_type();
 CREATE TRIGGER ai_scores_stamp BEFORE UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_stamp_sync_xid();
 CREATE TRIGGER ai_tasks_after_delete AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_delete();
 CREATE TRIGGER ai_tasks_after_insert AFTER INSERT ON public.ai_tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_insert();
@@ -1155,6 +1186,7 @@ ALTER TABLE ai_redaction_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_reprice_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_run_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_score_names ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_scores ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_task_redactions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_tasks ENABLE ROW LEVEL SECURITY;

@@ -153,3 +153,45 @@ def test_cli_import_from(db_url, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert code == 2 and "skipped (not LLM calls): 2" in captured.out
     assert "langfuse_observations.jsonl:5" in captured.err
+
+
+def test_langfuse_scores_become_our_scores_once(db_url, monkeypatch, capsys):
+    names = ("langfuse_traces.json", "langfuse_observations.jsonl",
+             "langfuse_observations_v2.csv", "langfuse_scores.jsonl")  # fmt: skip
+    files = [FIXTURES / name for name in names]
+    outcome = import_from("langfuse", files, db_url)
+    assert (outcome.scores.inserted, outcome.scores.replaced) == (4, 0)
+    assert outcome.scores.skipped == {
+        "observation not imported": 1,  # a SPAN: not a task
+        "data type TEXT": 1,
+        "trace not imported": 1,
+    }
+    bad = [r for r in outcome.summary.rejected if r.path.endswith("langfuse_scores.jsonl")]
+    assert [(r.line, "value" in r.reason) for r in bad] == [(7, True)]
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        stored = {r["name"]: r for r in conn.execute("SELECT * FROM ai_scores").fetchall()}
+    assert set(stored) == {"helpfulness", "user_thumbs", "tone", "latency-ok"}
+    helpful = stored["helpfulness"]
+    assert helpful["task_id"] == derived_id("langfuse:observation", "obs-gen-1")
+    assert (helpful["data_type"], helpful["value"], helpful["source"]) == ("numeric", 0.9, "model")
+    assert helpful["evaluator"] == "langfuse:eval" and helpful["comment"].startswith("Answers")
+    thumbs = stored["user_thumbs"]  # a score of the trace: its run (the session's)
+    assert thumbs["task_id"] is None
+    assert thumbs["run_id"] == derived_id("langfuse:run", "session:session-881")
+    assert (thumbs["data_type"], thumbs["value"], thumbs["label"]) == ("boolean", 1.0, "true")
+    assert (thumbs["source"], thumbs["author"]) == ("human", "langfuse:u-17")
+    tone = stored["tone"]
+    assert (tone["data_type"], tone["value"], tone["label"], tone["source"]) == (
+        "categorical", None, "neutral", "api",
+    )  # fmt: skip
+    assert tone["run_id"] == derived_id("langfuse:run", "trace:a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    latency = stored["latency-ok"]  # the blob-storage export's snake_case
+    assert latency["task_id"] == derived_id("langfuse:observation", "obs-v2-1")
+    assert latency["value"] == 3.0
+    again = import_from("langfuse", files, db_url)  # idempotent: replaced, not added
+    assert (again.scores.inserted, again.scores.replaced) == (0, 4)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ai_scores").fetchone()[0] == 4
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert cli.main(["import", "--from", "langfuse", *map(str, files)]) == 2  # a rejected line
+    assert "scores: 0 inserted, 4 replaced, 3 skipped" in capsys.readouterr().out

@@ -5,6 +5,7 @@ Then the Performance page shows them next to cost (AppTest)."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,63 @@ def test_the_rollup_counts_what_is_stored(scored):
     assert 0 < thumbs["mean"] < 1 and thumbs["tasks"] == len(scored["tasks"])
     only = quality.score_rollup(scored["duck"], ALL, names=["rating"])
     assert set(only["name"]) == {"rating"}
+
+
+def test_by_evaluator_both_engines_agree_with_intervals(scored):
+    duck, pg = scored["duck"], scored["pg"]
+    for grain in (None, "week"):
+        assert_same(
+            quality.score_rollup(duck, ALL, "evaluator", grain),
+            quality.score_rollup(pg, ALL, "evaluator", grain),
+        )
+    frame = quality.score_rollup(duck, ALL, by="evaluator")
+    groups = {(r.group, r.name): r for r in frame.itertuples()}
+    assert set(groups) == {("", "thumbs"), ("panel", "rating")}
+    whole = quality.score_rollup(duck, ALL)
+    # tasks and cost of an evaluator's row are those of the whole period
+    assert set(frame["tasks"]) == set(whole["tasks"]) == {len(scored["tasks"])}
+    assert np.allclose(frame["cost"], whole["cost"].iloc[0])
+
+
+def test_the_intervals_are_wilson_for_booleans_and_t_for_numbers(scored):
+    import statistics
+
+    with psycopg.connect(scored["url"]) as conn:
+        values = {
+            name: [row[0] for row in conn.execute(
+                "SELECT value FROM ai_scores WHERE name = %s", (name,))]
+            for name in ("thumbs", "rating")
+        }  # fmt: skip
+    frame = quality.score_rollup(scored["pg"], ALL)
+    got = {r.name: r for r in frame.itertuples()}
+    ups, n = sum(values["thumbs"]), len(values["thumbs"])
+    p, z = ups / n, 1.959963984540054
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert got["thumbs"].data_type == "boolean"
+    assert (got["thumbs"].ci_low, got["thumbs"].ci_high) == pytest.approx(
+        (centre - half, centre + half), rel=1e-9
+    )
+    ratings = values["rating"]
+    mean, sd, m = statistics.fmean(ratings), statistics.stdev(ratings), len(ratings)
+    half = quality.t_quantile_975(m - 1) * sd / math.sqrt(m)
+    assert (got["rating"].ci_low, got["rating"].ci_high) == pytest.approx(
+        (mean - half, mean + half), rel=1e-9
+    )
+    assert got["rating"].ci_low < got["rating"].mean < got["rating"].ci_high
+
+
+def test_interval_edge_cases_and_the_t_quantile():
+    assert quality.t_quantile_975(1) == pytest.approx(12.7062047)
+    assert quality.t_quantile_975(31) == pytest.approx(2.0395134, abs=1e-6)
+    assert quality.t_quantile_975(40) == pytest.approx(2.0210754, abs=1e-6)
+    assert quality.t_quantile_975(120) == pytest.approx(1.9799304, abs=1e-6)
+    assert quality.t_quantile_975(100_000) == pytest.approx(1.959994, abs=1e-5)
+    low, high = quality.wilson_interval(1.0, 5)  # all thumbs up: still an interval below 1
+    assert 0.5 < low < 1 and high == 1.0
+    assert quality.wilson_interval(0.0, 5)[0] == 0.0
+    assert all(math.isnan(v) for v in quality.t_interval(4.0, math.nan, 1))
+    assert all(math.isnan(v) for v in quality.wilson_interval(0.5, 0))
 
 
 def test_changes_reach_the_mirror_incrementally(scored):

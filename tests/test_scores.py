@@ -224,3 +224,60 @@ def test_batch_carries_scores_and_a_bad_one_writes_nothing(world):
         ("valid_json", "alice"),
         ("stars", "alice"),
     }
+
+
+def test_a_score_name_keeps_its_first_data_type_everywhere(world):
+    url, owner, runs, tasks = world
+    owner.score("thumbs", True, task_id=tasks["alice"], source="human", author="alice")
+    with pytest.raises(ValidationError) as caught:  # another task, author, evaluator: still
+        owner.score("thumbs", 4, task_id=tasks["bob"], evaluator="panel")
+    assert caught.value.field == "data_type" and caught.value.allowed == ["boolean"]
+    assert "thumbs" in caught.value.problem and "numeric" in caught.value.problem
+    with pytest.raises(ValidationError, match="data_type"):  # a replacement may not switch
+        owner.score("thumbs", "up", task_id=tasks["alice"], source="human", author="alice")
+    bob = ingest.Tracker(url, viewer="bob")
+    try:  # bob cannot read alice's score, and is held to its type all the same
+        with pytest.raises(ValidationError, match="data_type"):
+            bob.score("thumbs", 1.5, task_id=tasks["bob"], source="human")
+        assert bob.score("thumbs", False, task_id=tasks["bob"], source="human")["inserted"]
+    finally:
+        bob.close()
+    with serve(url, user="alice") as served, served.client() as client:
+        body = {"name": "thumbs", "value": 3, "task_id": str(tasks["alice"])}
+        refused = client.post("/v1/scores", json=body)
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "data_type"
+    assert [(s["name"], s["data_type"]) for s in stored_scores(url)] == [
+        ("thumbs", "boolean"),
+        ("thumbs", "boolean"),
+    ]
+
+
+def test_a_batch_whose_score_fails_at_write_time_leaves_nothing(world):
+    url, owner, _runs, tasks = world
+    owner.score("thumbs", True, task_id=tasks["alice"], source="human", author="alice")
+    run_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+    run = {"id": run_id, "source_type": "custom"}
+    task = {"run_id": run_id, "task_id": task_id, "status": "completed", "model": "gpt-4o"}
+    scores = [
+        {"name": "stars", "value": 4, "task_id": task_id},
+        {"name": "thumbs", "value": 0.5, "task_id": task_id},  # thumbs is boolean
+    ]
+    with serve(url, user="alice") as served, served.client() as client:
+        refused = client.post("/v1/batch", json={"runs": [run], "tasks": [task], "scores": scores})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["field"] == "scores[1].data_type"
+        with psycopg.connect(url) as conn:
+            runs = conn.execute("SELECT count(*) FROM ai_runs WHERE id = %s", (run_id,))
+            assert runs.fetchone()[0] == 0
+            found = conn.execute("SELECT count(*) FROM ai_tasks WHERE task_id = %s", (task_id,))
+            assert found.fetchone()[0] == 0
+        assert [s["name"] for s in stored_scores(url)] == ["thumbs"]
+        scores[1]["value"] = False
+        written = client.post("/v1/batch", json={"runs": [run], "tasks": [task], "scores": scores})
+        assert written.status_code == 200, written.text
+        assert written.json()["scores"] == {"inserted": 2, "duplicates": 0}
+    with serve(url, user="carol") as served, served.client() as client:  # the team's manager
+        score = {"name": "stars", "value": 2, "task_id": str(tasks["bob"])}
+        managed = client.post("/v1/batch", json={"scores": [score]})
+        assert managed.status_code == 200 and managed.json()["scores"]["inserted"] == 1
+    assert len(stored_scores(url)) == 4

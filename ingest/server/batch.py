@@ -7,6 +7,9 @@ user: user_id is set to it, and a task may only name a run of that user (in the 
 or already stored). That is checked up front (a 422 naming the row) and again inside the
 write's own transaction (ingest.transfer.bulk, `acting_user`): a run another user created in
 between is refused with a 403 naming it and nothing of the request is written.
+Scores (`scores`) are written in the same transaction, after the runs and tasks, as the
+key's user (ingest/server/owner_scores.py): a score refused at write time (its name used
+with another data type) rolls back the runs and tasks too.
 Idempotent: a run whose id or a task whose task_id exists is skipped and counted as a
 duplicate, also when two clients send the same rows at once.
 A finished task without a cost is priced when the rows are written, with the price book in
@@ -28,6 +31,7 @@ import psycopg
 
 from ingest.access import redaction
 from ingest.errors import ValidationError
+from ingest.server import owner_scores
 from ingest.server.state import ServerState
 from ingest.spend import price_books
 from ingest.store import score_checks, validation
@@ -98,22 +102,27 @@ def write_batch(
     tasks: Sequence[Any],
     scores: Sequence[Any] = (),
 ) -> BatchOutcome:
-    """Check every row, then write the runs and tasks in one bulk transaction (see the module
-    docstring), then the scores in one transaction as the key's user (row-level security).
-    Raises ValidationError (or NotFoundError for a score of a task or run neither in the
-    request nor readable by the user) before writing anything."""
+    """Check every row, then write the runs, tasks and scores in one bulk transaction (see
+    the module docstring; the scores as the key's user). Raises ValidationError (or
+    NotFoundError for a score of a task or run neither in the request nor readable by the
+    user) and nothing is written."""
     if len(runs) + len(tasks) + len(scores) > MAX_ROWS:
         raise ValidationError("body", f"at most {MAX_ROWS} rows per request")
     run_rows = [check_run(raw, user, f"runs[{i}]") for i, raw in enumerate(runs)]
     task_rows = [check_task(raw, user, f"tasks[{i}]") for i, raw in enumerate(tasks)]
     score_rows = [check_score(raw, user, f"scores[{i}]") for i, raw in enumerate(scores)]
     _check_score_targets(state, user, score_rows, run_rows, task_rows)
-    outcome = write_rows(state, user, run_rows, task_rows, task_where="tasks")
+    scores_written: dict[str, int] = {}
+
+    def then(conn: psycopg.Connection) -> None:
+        scores_written.clear()
+        scores_written.update(owner_scores.write_scores(conn, user, score_rows))
+
+    outcome = write_rows(
+        state, user, run_rows, task_rows, task_where="tasks", then=then if score_rows else None
+    )
     if score_rows:
-        with state.tracker(user) as tracker:
-            written = tracker.write_scores(score_rows)
-        inserted = sum(1 for row in written if row["inserted"])
-        outcome.scores = {"inserted": inserted, "duplicates": len(written) - inserted}
+        outcome.scores = dict(scores_written)
     return outcome
 
 
@@ -144,12 +153,14 @@ def write_rows(
     *,
     task_where: str = "tasks",
     leave_out: Callable[[psycopg.Connection, list[dict[str, Any]]], set[str]] | None = None,
+    then: Callable[[psycopg.Connection], None] | None = None,
 ) -> BatchOutcome:
     """Write already validated rows of `user` in one transaction; finished tasks without a
     cost are priced first. Ownership is checked here, then again in the write transaction
     (AccessDeniedError, see the module docstring). leave_out: as
     ingest.transfer.bulk.BulkWriter.write's, also given the task rows as they will be
-    written (priced, redacted): the OTLP receiver's one task per call."""
+    written (priced, redacted): the OTLP receiver's one task per call. then(conn): more
+    writes in the same transaction, after the rows (ingest.transfer.bulk)."""
     batch_runs = {row["id"] for row in run_rows}
     referenced = sorted(batch_runs | {row["run_id"] for row in task_rows})
     owners = state.run_owners(referenced)
@@ -172,10 +183,12 @@ def write_rows(
         # task are recorded in the same transaction as the rows.
         masks = redaction.redact_rows(run_rows, task_rows, writer.redaction_rules())
         batches = _batches("ai_runs", run_rows) + _batches("ai_tasks", task_rows)
-        if not batches:
+        if not batches and then is None:
             return outcome
         hook = None if leave_out is None else (lambda conn: leave_out(conn, task_rows))
-        results = writer.write(*batches, redactions=masks, acting_user=user, leave_out=hook)
+        results = writer.write(
+            *batches, redactions=masks, acting_user=user, leave_out=hook, then=then
+        )
     for batch, result in zip(batches, results, strict=True):
         counts = outcome.runs if batch.table == "ai_runs" else outcome.tasks
         counts["inserted"] += result.inserted

@@ -132,13 +132,16 @@ def keep_one_task_per_call(
     runs: list[dict[str, Any]],
     tasks: dict[str, dict[str, Any]],
     carried: dict[uuid.UUID, list[dict[str, Any]]] | None = None,
+    scores: list[dict[str, Any]] | None = None,
 ) -> set[str]:
     """In the write's transaction: record `spans`, delete the tasks they replace, fill a
     kept stored task with what the new spans of its call bring, name the stored `runs`
     that had no name from a message yet, and return the ids (text) of the tasks, and of
     the runs left without a task, that must not be written. `tasks`: the rows about to be
     written by task id (text). carried: filled with what each replaced task knew, by the
-    task that replaces it (for `fill_task` once the write is committed)."""
+    task that replaces it (for `fill_task` once the write is committed). scores: filled
+    with the scores of the replaced tasks, each naming the replacing task (for
+    `move_scores` after the rows, in the same transaction)."""
     queries = sqlfiles.beside(__file__)
     _lock(conn, queries, user, spans)
     for run in runs:
@@ -170,6 +173,8 @@ def keep_one_task_per_call(
         for row in known:
             if carried is not None:
                 carried.setdefault(stale[row["task_id"]], []).append(row)
+        if scores is not None:
+            scores.extend(_scores_of(conn, queries, stale))
         conn.execute(queries["otlp_delete_replaced_tasks"].psycopg, {"task_ids": list(stale)})
     _record(conn, queries, user, list(fresh.values()))
     traces = sorted({key[0] for key in (*stored, *fresh)})
@@ -179,6 +184,26 @@ def keep_one_task_per_call(
     written_runs = {str(row["run_id"]) for key, row in tasks.items() if key not in left_out}
     left_out.update(str(run["id"]) for run in runs if str(run["id"]) not in written_runs)
     return left_out
+
+
+def _scores_of(
+    conn: psycopg.Connection, queries: Any, stale: dict[uuid.UUID, uuid.UUID]
+) -> list[dict[str, Any]]:
+    """The scores of the replaced tasks, each naming the task that replaces it."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            queries["otlp_scores_of_tasks"].psycopg, {"task_ids": list(stale)}
+        ).fetchall()
+    return [{**row, "task_id": stale[row["task_id"]]} for row in rows]
+
+
+def move_scores(conn: psycopg.Connection, scores: list[dict[str, Any]]) -> None:
+    """Write the replaced tasks' scores onto the tasks that replaced them (after those are
+    written, in the same transaction): a score of a call is not lost when a more complete
+    span of it comes later."""
+    queries = sqlfiles.beside(__file__)
+    for row in scores:
+        conn.execute(queries["otlp_move_score"].psycopg, row)
 
 
 def _lock(conn: psycopg.Connection, queries: Any, user: str, spans: list[CallSpan]) -> None:

@@ -10,11 +10,14 @@ input messages, its text, and its run's name. Records may come before their span
 wait in `ai_otlp_log_events` (migration 0015) and are joined when the span is written.
 Both paths hold the (user, trace) lock the span writer takes, so either order joins.
 Content passes the redaction rules as on every write path (docs/access.md).
+GenAI evaluation events (`gen_ai.evaluation.result`) take the same way, in either order,
+and become scores of the task (ingest/server/otlp_evaluations.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +26,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ingest.access import redaction
+from ingest.errors import NotFoundError, ValidationError
+from ingest.server import owner_scores
 from ingest.server.otlp_calls import kept_task_of, lock_traces
+from ingest.server.otlp_evaluations import EVALUATION_EVENT, score_of
 from ingest.server.otlp_map import run_name, text_of
 from ingest.server.otlp_parse import LogEvent
 from ingest.store import sqlfiles
@@ -35,11 +41,14 @@ INPUT_EVENTS = {
 CHOICE_EVENT = "gen_ai.choice"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 CONTENT_EVENTS = frozenset({*INPUT_EVENTS, CHOICE_EVENT, DETAILS_EVENT})
+JOINED_EVENTS = CONTENT_EVENTS | {EVALUATION_EVENT}
+log = logging.getLogger("ingest.server.otlp")
 
 
 def is_content_event(event: LogEvent) -> bool:
-    """A GenAI content event that names its span (others are not ours to keep)."""
-    return event.name in CONTENT_EVENTS and bool(event.trace_id and event.span_id)
+    """A GenAI content or evaluation event that names its span (others are not ours to
+    keep)."""
+    return event.name in JOINED_EVENTS and bool(event.trace_id and event.span_id)
 
 
 def _json(value: Any) -> Any:
@@ -119,7 +128,7 @@ def receive(
                     )  # fmt: skip
                 waiting += len(items)
                 continue
-            _apply(conn, queries, task_id, items, rules)
+            _apply(conn, queries, user, task_id, items, rules)
             joined += len(items)
     return joined, waiting
 
@@ -148,7 +157,7 @@ def join_waiting(
             task_id = kept_task_of(conn, user, trace, span)
             if task_id is None:
                 continue
-            _apply(conn, queries, task_id, items, rules)
+            _apply(conn, queries, user, task_id, items, rules)
             conn.execute(
                 queries["otlp_forget_log_events"].psycopg,
                 {"user_id": user, "trace_id": trace, "span_id": span},
@@ -158,6 +167,34 @@ def join_waiting(
 
 
 def _apply(
+    conn: psycopg.Connection,
+    queries: Any,
+    user: str,
+    task_id: Any,
+    items: list[dict],
+    rules: tuple,
+) -> None:
+    """Fill the task from its content events and score it from its evaluation events."""
+    content = [item for item in items if item.get("name") != EVALUATION_EVENT]
+    for item in items:
+        if item.get("name") == EVALUATION_EVENT:
+            _score(conn, user, task_id, item.get("attributes") or {})
+    if content:
+        _fill(conn, queries, task_id, content, rules)
+
+
+def _score(conn: psycopg.Connection, user: str, task_id: Any, attributes: dict) -> None:
+    """One evaluation event's score; one that cannot be stored is logged and passed over
+    (the export's other events still count)."""
+    try:
+        fields = score_of(attributes, user, task_id)
+        if fields is not None:
+            owner_scores.write_scores(conn, user, [fields], where="evaluation")
+    except (ValidationError, NotFoundError) as error:
+        log.warning("OTLP evaluation event of task %s not scored: %s", task_id, error)
+
+
+def _fill(
     conn: psycopg.Connection, queries: Any, task_id: Any, items: list[dict], rules: tuple
 ) -> None:
     messages, text = content_of(items)

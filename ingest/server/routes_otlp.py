@@ -2,7 +2,9 @@
 become tasks (ingest/server/otlp_map.py), written by the bulk path; other spans are skipped
 and counted. The answer is an ExportTraceServiceResponse in the request's encoding, whose
 partial_success says how many spans were rejected and how many were skipped. /v1/logs
-joins GenAI content log events to the tasks of their spans (ingest/server/otlp_logs.py)."""
+joins GenAI content log events to the tasks of their spans (ingest/server/otlp_logs.py).
+GenAI evaluation events, as log records or as span events, become scores of the task of
+the span they evaluate (ingest/server/otlp_evaluations.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,9 @@ from ingest.server.otlp_calls import (
     group_calls,
     install_secret,
     keep_one_task_per_call,
+    move_scores,
 )
+from ingest.server.otlp_evaluations import EVALUATION_EVENT
 from ingest.server.otlp_logs import is_content_event, join_waiting, receive
 from ingest.server.otlp_map import run_id_of, run_name, run_of, skip_reason, task_of
 from ingest.server.otlp_parse import (
@@ -154,7 +158,8 @@ def _log_events(raw: bytes, headers: Mapping[str, str], limit: int) -> tuple[lis
 async def export_logs(request: Request, user: Annotated[str, Depends(current_user)]) -> Response:
     """OTLP/HTTP ExportLogsServiceRequest: GenAI content events (gen_ai.*.message,
     gen_ai.choice, gen_ai.client.inference.operation.details) are joined to the task of
-    their span, in either arrival order; other log records are ignored and counted."""
+    their span, and evaluation events (gen_ai.evaluation.result) score it, in either
+    arrival order; other log records are ignored and counted."""
     try:
         events, is_json = await run_in_threadpool(
             _log_events, await request.body(), request.headers, request.app.state.max_body
@@ -165,7 +170,9 @@ async def export_logs(request: Request, user: Annotated[str, Depends(current_use
         _receive_logs, request.app.state.server, request.app.state.metrics, user, events
     )
     message = (
-        f"ignored {ignored} log record(s) that are not GenAI content events" if ignored else ""
+        f"ignored {ignored} log record(s) that are not GenAI content or evaluation events"
+        if ignored
+        else ""
     )
     if is_json:
         payload = {"partialSuccess": {"errorMessage": message}} if message else {}
@@ -249,6 +256,7 @@ def _ingest(
     tasks: dict = {}
     calls: list[CallSpan] = []
     owners: dict = {}
+    evaluations = [event for span in spans for event in evaluation_events(span)]
     for span in spans:
         reason = skip_reason(span)
         if reason is not None:
@@ -278,7 +286,26 @@ def _ingest(
         with state.connection() as conn:
             keys = [(call.trace_id, call.span_id) for call in calls]
             metrics.count_log_events("joined", join_waiting(conn, user, keys, _rules(state)))
+    if evaluations:  # after the spans: an event on a span of this export finds its task
+        with state.connection() as conn:
+            joined, waiting = receive(conn, user, evaluations, _rules(state))
+        metrics.count_log_events("joined", joined)
+        metrics.count_log_events("waiting", waiting)
     return outcome
+
+
+def evaluation_events(span: Span) -> list[LogEvent]:
+    """The span's gen_ai.evaluation.result events, as log events of the span they evaluate:
+    the span itself when it is an LLM call, else its parent (an evaluator's own span
+    under the call's)."""
+    target = span.span_id if skip_reason(span) is None else span.parent_span_id
+    if not target:
+        return []
+    return [
+        LogEvent(span.trace_id, target, event.name, event.time_ns, None, event.attributes)
+        for event in span.events
+        if event.name == EVALUATION_EVENT
+    ]
 
 
 def _write_calls(
@@ -286,16 +313,18 @@ def _write_calls(
 ) -> set[str]:
     """Write the runs and tasks, one task per call (ingest/server/otlp_calls.py); the ids
     left out. What a replaced task knew (text from an earlier tracer, content events)
-    then moves to the task that replaced it."""
+    then moves to the task that replaced it; its scores move in the write's transaction."""
     left_out: set[str] = set()
     carried: dict = {}
+    scores: list = []
 
     def one_task_per_call(conn: psycopg.Connection, rows: list[dict]) -> set[str]:
         left_out.clear()
         carried.clear()
+        scores.clear()
         by_id = {str(row["task_id"]): row for row in rows}
         runs_now = list(runs.values())
-        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried))
+        left_out.update(keep_one_task_per_call(conn, user, calls, runs_now, by_id, carried, scores))
         return left_out
 
     write_rows(
@@ -305,6 +334,7 @@ def _write_calls(
         list(tasks.values()),
         task_where="spans",
         leave_out=one_task_per_call,
+        then=lambda conn: move_scores(conn, scores),
     )
     if carried:
         with state.connection() as conn, conn.transaction():

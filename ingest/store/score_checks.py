@@ -11,6 +11,10 @@ How a value is stored (the table's CHECK says the same, migration 0020):
   of true: thumbs up);
 - categorical: `label` the category, `value` NULL.
 `data_type` may be left out: a bool is boolean, a number numeric, a string categorical.
+
+One type per name, globally (migration 0024): a name first written as boolean stays
+boolean. The database refuses another type (`refused_write` turns that refusal into a
+ValidationError naming data_type and the type already used).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import psycopg
 
 from ingest.errors import ValidationError
 from ingest.store.field_checks import text_field, uuid_field
@@ -34,6 +40,7 @@ MAX_EVALUATOR_VERSION = 100
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
 NAME_RULE = "1..100 characters: letters, digits and _ . : / - (starting with a letter or digit)"
 BOOLEAN_LABELS = {"true": True, "false": False}
+NAME_TYPE_CONSTRAINT = "ai_scores_name_data_type"  # migration 0024
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,21 @@ def validate_score(fields: dict[str, Any]) -> dict[str, Any]:
             "evaluator_version", fields.get("evaluator_version") or "", MAX_EVALUATOR_VERSION
         ),
     }
+
+
+def refused_write(error: psycopg.errors.CheckViolation) -> ValidationError:
+    """The ValidationError for a score the database's checks refused: `data_type` with the
+    type already used for the name (migration 0024); the column a declared evaluator's scale
+    names (`value` or `data_type`, migration 0022); else `score` with the check's word."""
+    diag = error.diag
+    if diag.column_name:
+        return ValidationError(diag.column_name, diag.message_primary or str(error))
+    if diag.constraint_name == NAME_TYPE_CONSTRAINT:
+        used = diag.message_detail or "another type"
+        return ValidationError(
+            "data_type", f"{diag.message_primary}: a score name keeps one data type", [used]
+        )
+    return ValidationError("score", diag.message_primary or str(error))
 
 
 def _optional_uuid(field: str, value: Any) -> uuid.UUID | None:

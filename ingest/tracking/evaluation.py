@@ -34,8 +34,7 @@ from psycopg.rows import dict_row
 
 from ingest.errors import ValidationError
 from ingest.store import database, sqlfiles
-from ingest.store.score_checks import ScoreScale, validate_score
-from ingest.tracking.scores import score_violation
+from ingest.store.score_checks import ScoreScale, refused_write, validate_score
 
 MAX_ERROR = 4000  # characters of an evaluator error kept
 
@@ -202,7 +201,7 @@ def _upsert_scores(cur: psycopg.Cursor, query: str, scores: list[dict[str, Any]]
     try:
         cur.execute(query, {"scores": json.dumps(scores, default=str)})
     except psycopg.errors.CheckViolation as error:
-        raise score_violation(error) from None
+        raise refused_write(error) from None
     return sum(1 for row in cur.fetchall() if row["inserted"])
 
 

@@ -18,14 +18,8 @@ import psycopg
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.store import sqlfiles
-from ingest.store.score_checks import ScoreScale, validate_score
+from ingest.store.score_checks import ScoreScale, refused_write, validate_score
 from ingest.store.validation import parse_uuid
-
-
-def score_violation(error: psycopg.errors.CheckViolation) -> ValidationError:
-    """A refused score as a ValidationError: the column the database names (a declared
-    evaluator's range, migration 0022: `value` or `data_type`), else `score`."""
-    return ValidationError(error.diag.column_name or "score", error.diag.message_primary or "")
 
 
 class ScoreMethods:
@@ -77,7 +71,7 @@ class ScoreMethods:
             with self._transaction() as conn:
                 return [self._write_score(conn, fields) for fields in scores]
         except psycopg.errors.CheckViolation as error:
-            raise score_violation(error) from None
+            raise refused_write(error) from None
 
     def _write_score(self, conn: psycopg.Connection, fields: dict[str, Any]) -> dict[str, Any]:
         fields = dict(fields)

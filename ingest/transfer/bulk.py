@@ -171,6 +171,7 @@ class BulkWriter:
         redactions: Sequence[tuple[str, dict[str, int]]] = (),
         acting_user: str | None = None,
         leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
+        then: Callable[[psycopg.Connection], None] | None = None,
     ) -> list[BatchResult]:
         """Write the batches, in order, in one transaction; one result per batch.
 
@@ -184,8 +185,10 @@ class BulkWriter:
         to anyone else raises AccessDeniedError and nothing is written (module docstring).
         leave_out(conn): called first in the transaction (again on a retry); the keys it
         returns are neither written nor counted (the OTLP receiver keeps one task per call).
+        then(conn): called last in the transaction, after the batches (again on a retry):
+        more writes that stand or fall with them (the scores of POST /v1/batch).
         """
-        if not any(b.lines for b in batches):
+        if not any(b.lines for b in batches) and then is None:
             return [BatchResult() for _ in batches]
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
@@ -200,7 +203,7 @@ class BulkWriter:
                     if status == "in progress":
                         raise psycopg.OperationalError("the previous attempt is still running")
                     pending = None
-                return self._write_once(batches, redactions, attempt, acting_user, leave_out)
+                return self._write_once(batches, redactions, attempt, acting_user, leave_out, then)
             except psycopg.OperationalError as exc:
                 if pending is None and attempt:
                     pending = attempt[0]
@@ -242,6 +245,7 @@ class BulkWriter:
         attempt: list[tuple[str, list[BatchResult]]],
         acting_user: str | None = None,
         leave_out: Callable[[psycopg.Connection], set[str]] | None = None,
+        then: Callable[[psycopg.Connection], None] | None = None,
     ) -> list[BatchResult]:
         conn = self._connection()
         results = []
@@ -278,6 +282,8 @@ class BulkWriter:
             if acting_user is not None:
                 self._refuse_runs_of_others(conn, batches, results, acting_user)
             self._record_redactions(conn, batches, results, redactions)
+            if then is not None:
+                then(conn)
             xid = conn.execute(self._queries["current_xact"].psycopg).fetchone()[0]
             attempt.append((xid, results))
         return results

@@ -37,7 +37,12 @@ from queries.lake.store import LakeStore
 log = logging.getLogger(__name__)
 
 # Lake table -> the named query (queries/lake/export.sql) that selects it from the mirror.
-EXPORTED = {"tasks": "lake_tasks", "runs": "lake_runs", "users": "lake_users"}
+EXPORTED = {
+    "tasks": "lake_tasks",
+    "runs": "lake_runs",
+    "users": "lake_users",
+    "scores": "lake_scores",
+}
 BATCH_ROWS = 128 * 1024
 
 

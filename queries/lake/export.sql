@@ -20,6 +20,14 @@ SELECT id::VARCHAR AS id, user_id, source_type, source_id, name, tags, status, i
        strftime(created_at, '%Y-%m') AS month
   FROM runs
 
+-- name: lake_scores
+-- Partitioned by the month the score was first written (a replaced score keeps it: its
+-- month's fingerprint changes and the month is rewritten).
+SELECT id::VARCHAR AS id, run_id::VARCHAR AS run_id, task_id::VARCHAR AS task_id, name,
+       data_type, value, label, source, author, evaluator, evaluator_version, created_at,
+       updated_at, strftime(created_at, '%Y-%m') AS month
+  FROM scores
+
 -- name: lake_users
 SELECT id, display_name, team, role, '' AS month FROM users
 

@@ -21,6 +21,9 @@ the engine is made; `engine.version` says which):
   filters (deltalake's own reader), then the same Polars SQL over that Arrow table.
 
 SQL: queries/lake/rollups.sql (DuckDB), rollups_clickhouse.sql, rollups_polars.sql.
+
+`score_rollup` (queries.quality.score_rollup on the lake's `tasks` and `scores`) runs on
+LakeDuckDB, which reads the `scores` table as of its latest version when first asked.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import duckdb
 import pandas as pd
 import pyarrow.compute as pc
 
-from queries import sqltext
+from queries import quality, sqltext
 from queries.filters import Filters
 from queries.lake import tables
 from queries.lake.read import LakeEmpty, attach_lake
@@ -101,11 +104,19 @@ class LakeDuckDB:
         self.con.execute("SET TimeZone = 'UTC'")
         as_of_versions = None if as_of is None else {"tasks": as_of}
         self.version = attach_lake(self.con, store, ("tasks",), as_of_versions)["tasks"]
+        self.store = store
+        self.scores_version: int | None = None
 
     def run(self, name: str, params: dict[str, Any], **expressions: str) -> pd.DataFrame:
         query = sqltext.render("lake", name, **expressions)
         values = {key: params[key] for key in query.params}
         return self.con.sql(query.duckdb, params=values).df()
+
+    def attach_scores(self) -> int:
+        """Read the lake's scores table too (its latest version, once); the version."""
+        if self.scores_version is None:
+            self.scores_version = attach_lake(self.con, self.store, ("scores",))["scores"]
+        return self.scores_version
 
 
 class LakeClickHouse:
@@ -319,3 +330,19 @@ def _ints(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = frame[column].astype("int64")
     return frame
+
+
+def score_rollup(engine: Any, filters: Filters, by: str | None, grain: str | None) -> pd.DataFrame:
+    """queries.quality.score_rollup on the lake (LakeDuckDB; grain day or week; by model,
+    team, provider or evaluator): the same columns, 95% intervals included."""
+    if engine.dialect != "duckdb":
+        raise ValueError("the score rollup on the lake runs on LakeDuckDB")
+    engine.attach_scores()
+    by_evaluator = by == quality.EVALUATOR
+    expressions = _expressions(engine, grain, None if by_evaluator else by)
+    expressions["score_group"] = "s.evaluator" if by_evaluator else "t.grp"
+    frame = _shape(engine.run("lake_score_rollup", _params(filters), **expressions), grain, by)
+    frame = _ints(frame, "tasks", "scores", "scored_tasks")
+    for column in ("cost", "mean", "sd"):
+        frame[column] = frame[column].astype("float64")
+    return quality.with_intervals(frame)

@@ -56,3 +56,31 @@ SELECT {{period}} AS period, {{group}} AS "group", count(*) AS tasks,
   FROM tasks
  WHERE {{rollups.lake_window}} AND status IN ('completed', 'failed', 'cancelled')
  GROUP BY ALL;
+
+-- name: lake_score_rollup
+-- queries.quality.score_rollup on the lake: per period, group and score name, the tasks of
+-- the window and their cost (scored or not), and of their numeric and boolean scores: how
+-- many, how many tasks they score, mean and sample standard deviation. `scores` is a view
+-- over the lake's scores table, joined on task_id. {{score_group}}: {{group}}'s value of
+-- the task, or s.evaluator (then {{group}} is NULL: tasks and cost of the whole period).
+WITH t AS (
+    SELECT {{period}} AS period, {{group}} AS grp, task_id, cost
+      FROM tasks
+     WHERE {{rollups.lake_window}}
+), spend AS (
+    SELECT period, grp, count(*) AS tasks, coalesce(sum(cost), 0)::DOUBLE AS cost
+      FROM t GROUP BY period, grp
+), scored AS (
+    SELECT t.period, t.grp AS task_grp, {{score_group}} AS score_grp, s.name, s.data_type,
+           count(*) AS scores, count(DISTINCT s.task_id) AS scored_tasks, avg(s.value) AS mean,
+           stddev_samp(s.value) AS sd
+      FROM t JOIN scores s ON s.task_id = t.task_id
+     WHERE s.data_type IN ('numeric', 'boolean')
+     GROUP BY 1, 2, 3, 4, 5
+)
+SELECT s.period, s.score_grp AS "group", s.name, s.data_type, sp.tasks, sp.cost, s.scores,
+       s.scored_tasks, s.mean, s.sd
+  FROM scored s
+  JOIN spend sp ON sp.period IS NOT DISTINCT FROM s.period
+               AND sp.grp IS NOT DISTINCT FROM s.task_grp
+ ORDER BY s.period NULLS FIRST, s.score_grp NULLS LAST, s.name, s.data_type;

@@ -47,10 +47,11 @@ TABLE_PATHS = {
     "tasks": "tasks",
     "runs": "runs",
     "users": "users",
+    "scores": "scores",
     "archive_tasks": "archive/tasks",
     "archive_runs": "archive/runs",
 }
-LIVE_TABLES = ("tasks", "runs", "users")
+LIVE_TABLES = ("tasks", "runs", "users", "scores")
 PARTITION = "month"
 ROW_GROUP_ROWS = 128 * 1024
 META = "ai_runs."

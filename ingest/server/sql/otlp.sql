@@ -98,3 +98,20 @@ DELETE FROM ai_otlp_log_events
 -- What a replaced task knew that its replacement may lack.
 SELECT task_id, response_text, request_data, time_to_first_token
   FROM ai_tasks WHERE task_id = ANY(:task_ids::uuid[]);
+
+-- name: otlp_scores_of_tasks
+-- The scores of tasks a more complete span replaces (they move to the replacing task).
+SELECT task_id, name, data_type, value, label, source, comment, author, evaluator,
+       evaluator_version, created_at
+  FROM ai_scores WHERE task_id = ANY(:task_ids::uuid[]);
+
+-- name: otlp_move_score
+-- A replaced task's score, now of the task :task_id that replaced it (written in the same
+-- transaction); one it already has (the same identity) is kept as it is.
+INSERT INTO ai_scores (run_id, task_id, name, data_type, value, label, source, comment,
+                       author, evaluator, evaluator_version, created_at)
+SELECT t.run_id, t.task_id, :name, :data_type, :value, :label, :source, :comment, :author,
+       :evaluator, :evaluator_version, :created_at
+  FROM ai_tasks t WHERE t.task_id = :task_id
+ON CONFLICT (run_id, coalesce(task_id, '00000000-0000-0000-0000-000000000000'::uuid), name,
+             evaluator, evaluator_version, author) DO NOTHING;

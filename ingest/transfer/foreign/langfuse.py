@@ -11,6 +11,8 @@ observation becomes a task; other observation types (SPAN, EVENT, TOOL, AGENT, .
 skipped and counted. Everything not mapped to a column is kept: the trace under the run's
 metadata.langfuse, the observation under the task's response_metadata.langfuse. Ids are
 derived from the Langfuse ids, so importing the same export twice writes nothing new.
+Score records (and a trace's `scores` array) become scores of those tasks and runs
+(ingest/transfer/foreign/langfuse_scores.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from ingest.spend.pricing import BILLED_USAGE_KEY
 from ingest.tracking import naming
 from ingest.transfer import import_export as transfer
+from ingest.transfer.foreign.langfuse_scores import import_scores, is_score
 from ingest.transfer.foreign.records import (
     ForeignImport,
     Record,
@@ -201,6 +204,7 @@ def import_files(paths: Sequence[str | Path], url: str | None = None) -> Foreign
     """Import Langfuse trace and observation exports (see the module docstring)."""
     traces: dict[Any, tuple[dict[str, Any], Record]] = {}
     observations: list[tuple[dict[str, Any], Record]] = []
+    scores: list[tuple[dict[str, Any], Record]] = []
     bad: list[transfer.Rejection] = []
     for path in paths:
         for record in read_records(Path(path)):
@@ -209,14 +213,20 @@ def import_files(paths: Sequence[str | Path], url: str | None = None) -> Foreign
                 bad.append(transfer.Rejection(record.path, record.line, "not a Langfuse record"))
             elif _is_observation(fields):
                 observations.append((fields, record))
+            elif is_score(fields):
+                scores.append((fields, record))
             else:
                 traces[fields["id"]] = (fields, record)
                 for obs in fields.get("observations") or []:
                     if isinstance(obs, dict) and obs.get("id") is not None:
                         observations.append(({"traceId": fields["id"], **obs}, record))
+                for score in fields.get("scores") or []:
+                    if isinstance(score, dict):
+                        scores.append(({"traceId": fields["id"], **score}, record))
     outcome = ForeignImport(transfer.ImportSummary())
     rows: list[tuple[dict[str, Any], Record]] = []
     runs_written: set[str] = set()
+    run_keys: dict[Any, str] = {}  # trace id -> its run's key
     for obs, record in observations:
         kind = str(obs.get("type")).upper()
         if kind not in LLM_TYPES:
@@ -227,13 +237,21 @@ def import_files(paths: Sequence[str | Path], url: str | None = None) -> Foreign
         trace, trace_record = traces.get(
             trace_id, ({"id": trace_id, **_trace_context(obs)}, record)
         )
-        run_key = _run_key(trace, trace_id)
+        run_key = run_keys[trace_id] = _run_key(trace, trace_id)
         if run_key not in runs_written:
             runs_written.add(run_key)
             rows.append((run_row(trace, run_key), trace_record))
         run_id = derived_id("langfuse:run", run_key)
         rows.append((task_row(obs, run_id, first(trace, "userId", "user_id")), record))
     outcome.summary = write_rows(rows, url) if rows else outcome.summary
+    if scores:
+
+        def run_key_of(trace_id: Any) -> str | None:
+            if trace_id in run_keys:
+                return run_keys[trace_id]
+            return _run_key(traces[trace_id][0], trace_id) if trace_id in traces else None
+
+        outcome.scores = import_scores(scores, run_key_of, url, bad)
     outcome.summary.rejected = sorted(
         outcome.summary.rejected + bad, key=lambda r: (r.path, r.line)
     )

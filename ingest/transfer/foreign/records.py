@@ -37,11 +37,13 @@ class ForeignImport:
     summary: transfer.ImportSummary
     skipped: int = 0
     skipped_kinds: dict[str, int] = field(default_factory=dict)
+    scores: Any = None  # what became of the source's scores (one line of text), if any
 
     def text(self) -> str:
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(self.skipped_kinds.items()))
         extra = f"\nskipped (not LLM calls): {self.skipped:,}" + (f" ({kinds})" if kinds else "")
-        return self.summary.text() + (extra if self.skipped else "")
+        scores = f"\n{self.scores.text()}" if self.scores is not None else ""
+        return self.summary.text() + (extra if self.skipped else "") + scores
 
 
 def derived_id(kind: str, source_id: Any) -> uuid.UUID:
