@@ -102,6 +102,53 @@ CREATE TABLE ai_budgets (
     CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
 );
 
+CREATE TABLE ai_eval_cursors (
+    worker text NOT NULL,
+    after_xid xid8 NOT NULL,
+    after_id uuid,
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_eval_cursors_worker_check CHECK (((char_length(worker) >= 1) AND (char_length(worker) <= 320))),
+    CONSTRAINT ai_eval_cursors_pkey PRIMARY KEY (worker)
+);
+
+CREATE TABLE ai_eval_errors (
+    id bigint NOT NULL,
+    run_id uuid NOT NULL,
+    task_id uuid NOT NULL,
+    evaluator text NOT NULL,
+    evaluator_version text NOT NULL,
+    kind text NOT NULL,
+    error text NOT NULL,
+    attempts integer NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_eval_errors_attempts_check CHECK ((attempts >= 1)),
+    CONSTRAINT ai_eval_errors_error_check CHECK ((char_length(error) <= 4000)),
+    CONSTRAINT ai_eval_errors_evaluator_check CHECK (((char_length(evaluator) >= 1) AND (char_length(evaluator) <= 200))),
+    CONSTRAINT ai_eval_errors_evaluator_version_check CHECK (((char_length(evaluator_version) >= 1) AND (char_length(evaluator_version) <= 100))),
+    CONSTRAINT ai_eval_errors_kind_check CHECK ((kind = ANY (ARRAY['answer'::text, 'provider'::text]))),
+    CONSTRAINT ai_eval_errors_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
+    CONSTRAINT ai_eval_errors_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_eval_errors_task_id_evaluator_evaluator_version_key UNIQUE (task_id, evaluator, evaluator_version)
+);
+
+CREATE TABLE ai_evaluators (
+    evaluator text NOT NULL,
+    evaluator_version text NOT NULL,
+    name text NOT NULL,
+    data_type text NOT NULL,
+    min_value double precision,
+    max_value double precision,
+    settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_evaluators_check CHECK (((min_value IS NULL) OR (max_value IS NULL) OR (min_value <= max_value))),
+    CONSTRAINT ai_evaluators_data_type_check CHECK ((data_type = ANY (ARRAY['numeric'::text, 'boolean'::text, 'categorical'::text]))),
+    CONSTRAINT ai_evaluators_evaluator_check CHECK (((char_length(evaluator) >= 1) AND (char_length(evaluator) <= 200))),
+    CONSTRAINT ai_evaluators_evaluator_version_check CHECK (((char_length(evaluator_version) >= 1) AND (char_length(evaluator_version) <= 100))),
+    CONSTRAINT ai_evaluators_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$'::text)),
+    CONSTRAINT ai_evaluators_pkey PRIMARY KEY (evaluator, evaluator_version)
+);
+
 CREATE TABLE ai_otlp_log_events (
     user_id text NOT NULL,
     trace_id text NOT NULL,
@@ -430,6 +477,7 @@ CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
 CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_eval_errors_run_idx ON public.ai_eval_errors USING btree (run_id);
 CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
@@ -610,6 +658,29 @@ AS $function$
     SELECT id, scope_kind, scope_value, period FROM public.ai_budgets ORDER BY id
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_eval_errors_forget_all_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_eval_errors;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_eval_errors_forget_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_eval_errors e USING old_rows o
+     WHERE e.task_id = o.task_id AND e.run_id = o.run_id;
+    RETURN NULL;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_log_deletions()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -747,6 +818,35 @@ BEGIN
             CONSTRAINT = 'ai_scores_name_data_type',
             MESSAGE = format('score name %L is %s, not %s', NEW.name, used, NEW.data_type),
             DETAIL = used;
+    END IF;
+    RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_scores_check_range()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    declared public.ai_evaluators;
+BEGIN
+    IF NEW.evaluator = '' THEN
+        RETURN NEW;
+    END IF;
+    SELECT * INTO declared FROM public.ai_evaluators
+     WHERE evaluator = NEW.evaluator AND evaluator_version = NEW.evaluator_version;
+    IF NOT FOUND THEN
+        RETURN NEW;
+    END IF;
+    IF NEW.data_type <> declared.data_type THEN
+        RAISE EXCEPTION 'evaluator % version % gives % scores, got %', NEW.evaluator,
+            NEW.evaluator_version, declared.data_type, NEW.data_type
+            USING ERRCODE = 'check_violation', COLUMN = 'data_type';
+    END IF;
+    IF NEW.value < declared.min_value OR NEW.value > declared.max_value THEN
+        RAISE EXCEPTION 'evaluator % version % gives values in [%, %], got %', NEW.evaluator,
+            NEW.evaluator_version, coalesce(declared.min_value::text, '-inf'),
+            coalesce(declared.max_value::text, 'inf'), NEW.value
+            USING ERRCODE = 'check_violation', COLUMN = 'value';
     END IF;
     RETURN NEW;
 END $function$;
@@ -1047,6 +1147,7 @@ CREATE TRIGGER ai_runs_before_insert BEFORE INSERT ON public.ai_runs FOR EACH RO
 CREATE TRIGGER ai_runs_before_update BEFORE UPDATE ON public.ai_runs FOR EACH ROW EXECUTE FUNCTION ai_runs_before_update();
 CREATE TRIGGER ai_runs_log_deletions AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_runs_log_truncation AFTER TRUNCATE ON public.ai_runs FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_scores_check_range BEFORE INSERT OR UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_range();
 CREATE TRIGGER ai_scores_log_deletions AFTER DELETE ON public.ai_scores REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_scores_log_truncation AFTER TRUNCATE ON public.ai_scores FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
 CREATE TRIGGER ai_scores_name_type BEFORE INSERT OR UPDATE OF name, data_type ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_name_type();
@@ -1057,11 +1158,13 @@ CREATE TRIGGER ai_tasks_after_truncate AFTER TRUNCATE ON public.ai_tasks FOR EAC
 CREATE TRIGGER ai_tasks_after_update AFTER UPDATE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_update();
 CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN ((((new.tokens_total IS NULL) AND ((new.tokens_input IS NOT NULL) OR (new.tokens_output IS NOT NULL))) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
 CREATE TRIGGER ai_tasks_before_update BEFORE UPDATE ON public.ai_tasks FOR EACH ROW EXECUTE FUNCTION ai_tasks_before_update();
+CREATE TRIGGER ai_tasks_forget_eval_errors AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_eval_errors_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_redactions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_forget_scores AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_truncated_redactions AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_log_deletions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_tasks_log_truncation AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_tasks_truncate_eval_errors AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_eval_errors_forget_all_tasks();
 CREATE TRIGGER ai_tasks_truncate_scores AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_all_tasks();
 CREATE TRIGGER ai_users_audit_insert AFTER INSERT ON public.ai_users FOR EACH ROW EXECUTE FUNCTION ai_audit_user_role();
 CREATE TRIGGER ai_users_audit_role AFTER UPDATE OF role ON public.ai_users FOR EACH ROW WHEN ((old.role IS DISTINCT FROM new.role)) EXECUTE FUNCTION ai_audit_user_role();
@@ -1075,6 +1178,9 @@ ALTER TABLE ai_alert_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_alert_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_budgets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_eval_cursors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_eval_errors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_evaluators ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_price_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_redaction_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_reprice_audit ENABLE ROW LEVEL SECURITY;
@@ -1119,6 +1225,10 @@ CREATE POLICY budgets_delete ON ai_budgets FOR DELETE TO public USING (ai_viewer
 CREATE POLICY budgets_insert ON ai_budgets FOR INSERT TO public WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
 CREATE POLICY budgets_read ON ai_budgets FOR SELECT TO public USING (ai_viewer_reads_scope(scope_kind, scope_value));
 CREATE POLICY budgets_update ON ai_budgets FOR UPDATE TO public USING (ai_viewer_manages_scope(scope_kind, scope_value)) WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY eval_errors_read ON ai_eval_errors FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_eval_errors.run_id))));
+CREATE POLICY evaluators_read ON ai_evaluators FOR SELECT TO public USING (true);
 CREATE POLICY price_overrides_admin_insert ON ai_price_overrides FOR INSERT TO public WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY price_overrides_admin_update ON ai_price_overrides FOR UPDATE TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY price_overrides_read ON ai_price_overrides FOR SELECT TO public USING (true);
@@ -1177,6 +1287,8 @@ GRANT DELETE, INSERT, SELECT, UPDATE ON ai_alert_rules TO ai_runs_app;
 GRANT SELECT ON ai_alert_state TO ai_runs_app;
 GRANT SELECT ON ai_audit TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_budgets TO ai_runs_app;
+GRANT SELECT ON ai_eval_errors TO ai_runs_app;
+GRANT SELECT ON ai_evaluators TO ai_runs_app;
 GRANT INSERT, SELECT, UPDATE ON ai_price_overrides TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_redaction_rules TO ai_runs_app;
 GRANT INSERT, SELECT, UPDATE ON ai_reprice_audit TO ai_runs_app;

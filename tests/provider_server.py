@@ -11,6 +11,10 @@ scenario picks the usage shape and behaviour:
   slow        0.15 s before the headers and 0.15 s before the first token
   refused     a text chunk with a NUL character
   notfound    HTTP 404 with an error body
+  judge       OpenAI chat only: the answer text is `server.judge_answer(body)` (a grader's
+              JSON score by default)
+  outage      HTTP 503 with an error body, every time
+  flaky       HTTP 500 for the first `server.flaky_failures` requests, then as `judge`
 Answers are realistic JSON and server-sent events, each response with its own id.
 USAGE[provider][scenario] is the raw usage JSON the provider reports (what genai-prices
 reads in the tests). Every request body is kept in `server.requests`.
@@ -22,10 +26,12 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 TEXT = ["Row ", "level ", "security ", "is ..."]
+JUDGE_ANSWER = '{"score": 4, "reason": "clear and correct"}'
 DELAY = 0.15
 
 OPENAI_CHAT_USAGE = {
@@ -134,6 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(DELAY)
         if scenario == "notfound":
             self._json({"error": {"message": "model not found", "type": "not_found_error"}}, 404)
+        elif scenario == "outage" or (scenario == "flaky" and self.server.take_failure()):
+            status = 503 if scenario == "outage" else 500
+            self._json({"error": {"message": "overloaded", "type": "server_error"}}, status)
         elif rest.endswith("chat/completions"):
             self._openai_chat(scenario, body)
         elif rest.endswith("responses"):
@@ -180,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model", "gpt-4o")
         usage = usage_for("openai-chat", scenario)
         texts = _texts(scenario)
+        if scenario in ("judge", "flaky"):
+            texts = [self.server.judge_answer(body)]
         base = {"id": f"chatcmpl-{self._serial()}", "created": 1764460800, "model": model}
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
@@ -494,6 +505,17 @@ class ProviderServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict[str, Any]] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.judge_answer: Callable[[dict], str] = lambda body: JUDGE_ANSWER
+        self.flaky_failures = 0
+        self._failures_lock = threading.Lock()
+
+    def take_failure(self) -> bool:
+        """True (and one fewer left) while `flaky_failures` remain."""
+        with self._failures_lock:
+            if self.flaky_failures > 0:
+                self.flaky_failures -= 1
+                return True
+            return False
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client closing its connection mid-answer is normal here

@@ -137,6 +137,7 @@ def _check_score_targets(
     batch_runs = {row["id"] for row in runs}
     batch_tasks = {row["task_id"] for row in tasks}
     with state.tracker(user) as tracker:
+        tracker.check_scales(scores)  # a declared evaluator's range, before any write
         for score in scores:
             if score["task_id"] is not None and score["task_id"] not in batch_tasks:
                 tracker.get_task(score["task_id"])  # NotFoundError naming it

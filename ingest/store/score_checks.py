@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,55 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
 NAME_RULE = "1..100 characters: letters, digits and _ . : / - (starting with a letter or digit)"
 BOOLEAN_LABELS = {"true": True, "false": False}
 NAME_TYPE_CONSTRAINT = "ai_scores_name_data_type"  # migration 0024
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """What an evaluator declares its scores to be: a data type (SCORE_DATA_TYPES) and, for
+    a numeric score, the bounds its values lie in (None: unbounded on that side)."""
+
+    data_type: str
+    low: float | None = None
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.data_type not in SCORE_DATA_TYPES:
+            problem = f"unknown value {self.data_type!r}"
+            raise ValidationError("data_type", problem, SCORE_DATA_TYPES)
+        for field, bound in (("min", self.low), ("max", self.high)):
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float)
+                or not math.isfinite(bound) or abs(bound) > MAX_SCORE_VALUE
+            ):  # fmt: skip
+                raise ValidationError(field, f"must be a finite number, got {bound!r}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValidationError("max", f"must be >= min ({self.low}), got {self.high}")
+
+    def check(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """`fields` (validate_score's columns) when the score fits this scale; else
+        ValidationError naming `data_type` (the wrong kind of value) or `value` (out of
+        the bounds)."""
+        if fields["data_type"] != self.data_type:
+            raise ValidationError(
+                "data_type",
+                f"evaluator {fields['evaluator'] or '?'!r} gives {self.data_type} scores, "
+                f"got {fields['data_type']}",
+                [self.data_type],
+            )
+        value = fields["value"]
+        if value is not None and (
+            (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+        ):
+            raise ValidationError(
+                "value", f"must lie in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]"
+                f" for evaluator {fields['evaluator'] or '?'!r}, got {value:g}",
+            )  # fmt: skip
+        return fields
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
 
 
 def validate_score(fields: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +133,11 @@ def validate_score(fields: dict[str, Any]) -> dict[str, Any]:
 
 def refused_write(error: psycopg.errors.CheckViolation) -> ValidationError:
     """The ValidationError for a score the database's checks refused: `data_type` with the
-    type already used for the name (migration 0024), else `score` with the check's word."""
+    type already used for the name (migration 0024); the column a declared evaluator's scale
+    names (`value` or `data_type`, migration 0022); else `score` with the check's word."""
     diag = error.diag
+    if diag.column_name:
+        return ValidationError(diag.column_name, diag.message_primary or str(error))
     if diag.constraint_name == NAME_TYPE_CONSTRAINT:
         used = diag.message_detail or "another type"
         return ValidationError(

@@ -1,18 +1,21 @@
 """`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
 sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md);
-`ai-runs eval score`: rule evaluators (docs/quality.md). These run as the owner (the
-operator at the terminal): this is how the first admin is made when the dashboard signs
-people in with OIDC or a header."""
+`ai-runs eval score / worker`: evaluators, offline and online (docs/quality.md). These run
+as the owner (the operator at the terminal): this is how the first admin is made when the
+dashboard signs people in with OIDC or a header."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+from ingest.errors import ValidationError
 from ingest.store.vocabulary import USER_ROLES
+from ingest.tracking import evaluation, judge, online_eval, templates
 from ingest.tracking import rules as rule_evaluators
-from ingest.tracking import templates
 from ingest.tracking.tracker import Tracker
 
 
@@ -49,22 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--replacement", default="[REDACTED]")
     add.set_defaults(handler=_rule_add)
 
-    evaluation = commands.add_parser("eval", help="evaluators: score tasks (docs/quality.md)")
-    eval_actions = evaluation.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
-    score = eval_actions.add_parser("score", help="run a rule evaluator over stored tasks")
-    score.add_argument("--evaluator", required=True, choices=rule_evaluators.RULES)
-    score.add_argument("--since", required=True, type=_moment, help="ISO date or time (UTC)")
-    score.add_argument("--until", type=_moment, help="ISO date or time (UTC), exclusive")
-    score.add_argument("--model", action="append", default=[], help="only this model (repeat)")
-    score.add_argument("--name", default="", help="score name (default: the evaluator)")
-    score.add_argument("--pattern", help="regex: a Python regular expression")
-    score.add_argument("--min-chars", type=int, help="length: at least this many characters")
-    score.add_argument("--max-chars", type=int, help="length: at most this many characters")
-    score.add_argument("--text", help="contains: the text to look for")
-    score.add_argument("--absent", action="store_true", help="contains: must NOT contain it")
-    score.add_argument("--max-ms", type=int, help="latency: total time at most (ms)")
-    score.add_argument("--max-usd", help="cost: cost at most (USD)")
-    score.set_defaults(handler=_eval_score)
+    _register_eval(commands)
 
     audit = commands.add_parser("audit", help="recent deletes, restores, shares, role changes")
     audit.add_argument("--limit", type=int, default=50)
@@ -94,7 +82,69 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _eval_score(args: argparse.Namespace) -> int:
+def _register_eval(commands: argparse._SubParsersAction) -> None:
+    evaluation_command = commands.add_parser("eval", help="evaluators (docs/quality.md)")
+    actions = evaluation_command.add_subparsers(dest="eval_command", required=True,
+                                                metavar="ACTION")  # fmt: skip
+    score = actions.add_parser("score", help="run an evaluator over stored tasks")
+    score.add_argument("--since", required=True, type=_moment, help="ISO date or time (UTC)")
+    score.add_argument("--until", type=_moment, help="ISO date or time (UTC), exclusive")
+    score.add_argument("--model", action="append", default=[], help="only this model (repeat)")
+    _evaluator_options(score)
+    score.set_defaults(handler=_eval_score)
+    worker = actions.add_parser("worker", help="score a sample of new tasks as they finish")
+    worker.add_argument("--sample", type=float, default=0.1, help="share of tasks (0..1]")
+    worker.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
+    worker.add_argument(
+        "--retry-after",
+        type=float,
+        default=60.0,
+        help="seconds before a task whose provider failed is tried again",
+    )
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    _evaluator_options(worker)
+    worker.set_defaults(handler=_eval_worker)
+
+
+def _evaluator_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--evaluator", required=True, choices=(*rule_evaluators.RULES, "judge"))
+    command.add_argument("--name", default="", help="score name (default: the evaluator)")
+    rule = command.add_argument_group("rules")
+    rule.add_argument("--pattern", help="regex: a Python regular expression")
+    rule.add_argument("--schema", type=Path, help="json-schema: a JSON Schema file")
+    rule.add_argument("--min-chars", type=int, help="length: at least this many characters")
+    rule.add_argument("--max-chars", type=int, help="length: at most this many characters")
+    rule.add_argument("--text", help="contains: the text to look for")
+    rule.add_argument("--absent", action="store_true", help="contains: must NOT contain it")
+    rule.add_argument("--max-ms", type=int, help="latency: total time at most (ms)")
+    rule.add_argument("--max-usd", help="cost: cost at most (USD)")
+    model = command.add_argument_group("judge (the SDK reads its API key from its variable)")
+    model.add_argument("--judge-model", help="the judge's model, e.g. gpt-4o-mini")
+    model.add_argument("--provider", choices=judge.PROVIDERS, default="openai")
+    model.add_argument("--base-url", help="the provider's base URL (default: the SDK's)")
+    model.add_argument("--prompt", type=Path, help="prompt file ({{input}}, {{output}}, ...)")
+    model.add_argument("--prompt-name", default="quality", help="the prompt's name")
+    model.add_argument("--prompt-version", default="1", help="the prompt's version")
+    model.add_argument("--min", type=float, default=1.0, help="lowest score")
+    model.add_argument("--max", type=float, default=5.0, help="highest score")
+    model.add_argument("--attempts", type=int, default=3, help="calls per task on an outage")
+    model.add_argument("--backoff", type=float, default=0.5, help="first wait (s), doubled")
+    model.add_argument("--threads", type=int, default=4, help="calls at once")
+
+
+def _evaluator_of(args: argparse.Namespace) -> evaluation.Evaluator:
+    if args.evaluator == "judge":
+        if not args.judge_model:
+            raise ValidationError("judge_model", "the judge needs --judge-model")
+        prompt = (
+            judge.JudgePrompt.from_file(args.prompt, args.prompt_name, args.prompt_version)
+            if args.prompt else judge.JudgePrompt(args.prompt_name, args.prompt_version)
+        )  # fmt: skip
+        return judge.Judge(
+            args.judge_model, args.provider, prompt, low=args.min, high=args.max,
+            name=args.name, base_url=args.base_url, attempts=args.attempts,
+            backoff=args.backoff,
+        )  # fmt: skip
     settings = {
         name: getattr(args, name)
         for name in ("pattern", "min_chars", "max_chars", "text", "max_ms", "max_usd")
@@ -102,16 +152,58 @@ def _eval_score(args: argparse.Namespace) -> int:
     }
     if args.evaluator == "contains":
         settings["absent"] = args.absent
+    if args.evaluator == "json-schema" and args.schema is not None:
+        settings["schema"] = _schema_file(args.schema)
     applicable = {
         k: v for k, v in settings.items() if k in rule_evaluators.settings_of(args.evaluator)
     }
-    rule = rule_evaluators.make_rule(args.evaluator, args.name, **applicable)
-    done = rule_evaluators.score_tasks(rule, args.since, args.until, models=tuple(args.model))
-    print(
-        f"{rule.kind} {rule.version} as {rule.score_name!r}: {done.tasks} tasks, "
-        f"{done.written} scores written ({done.replaced} replaced), {done.skipped} skipped"
+    return rule_evaluators.make_rule(args.evaluator, args.name, **applicable)
+
+
+def _schema_file(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise ValidationError("schema", f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise ValidationError("schema", f"{path} is not JSON: {error}") from None
+
+
+def _eval_score(args: argparse.Namespace) -> int:
+    evaluator = _evaluator_of(args)
+    threads = args.threads if args.evaluator == "judge" else 1
+    done = evaluation.score_tasks(
+        evaluator, args.since, args.until, models=tuple(args.model), threads=threads
     )
+    print(f"{evaluator.evaluator} {evaluator.version} as {evaluator.score_name!r}: "
+          f"{_outcome(done)}")  # fmt: skip
     return 0
+
+
+def _eval_worker(args: argparse.Namespace) -> int:
+    evaluator = _evaluator_of(args)
+    worker = online_eval.OnlineEvaluator(
+        evaluator, sample=args.sample, interval=args.interval, retry_after=args.retry_after,
+        threads=args.threads if args.evaluator == "judge" else 1,
+    )  # fmt: skip
+    print(f"{worker.worker}: sample {args.sample:g} as {evaluator.score_name!r}", flush=True)
+    if args.once:
+        print(_outcome(worker.run_once()))
+        return 0
+    worker.start()
+    try:
+        while True:
+            time.sleep(60)
+            print(_outcome(worker.total), flush=True)
+    except KeyboardInterrupt:
+        worker.stop()
+    print(_outcome(worker.total))
+    return 0
+
+
+def _outcome(done: evaluation.EvalOutcome) -> str:
+    return (f"{done.tasks} tasks, {done.written} scores written ({done.replaced} replaced), "
+            f"{done.skipped} skipped, {done.errors} errors")  # fmt: skip
 
 
 def _user_set(args: argparse.Namespace) -> int:

@@ -1,17 +1,19 @@
-"""Rule evaluators, run offline over stored tasks: `ai-runs eval score` (docs/quality.md).
-SQL: ingest/tracking/sql/rules.sql.
+"""Rule evaluators (docs/quality.md), run offline (`ai-runs eval score`) or online
+(`ai-runs eval worker`) by ingest.tracking.evaluation and ingest.tracking.online_eval.
 
 Each rule gives a finished task a boolean score (source `rule`) with a comment saying why:
 - regex: the response text matches `pattern` (Python `re.search`);
 - json: the response text is valid JSON;
+- json-schema: the response text is JSON valid under `schema` (a JSON Schema, checked with
+  the `jsonschema` package: its own draft, else 2020-12);
 - length: the response text has min_chars..max_chars characters;
 - contains: the response text contains `text` (with absent=True: does not contain it);
 - latency: total_time <= max_ms (tasks without a total time are skipped);
 - cost: cost <= max_usd (unpriced tasks are skipped).
-The evaluator is the rule's kind; its version is `1-` and a hash of its settings, so the
-same rule run again replaces its scores (one per task and evaluator version) and a changed
-rule is a new version beside the old one. Scores are written as the owner (a trusted
-operator), 1,000 tasks per transaction.
+The evaluator is the rule's kind; its version is `1-` and a hash of its settings (and of
+its score name when one is given), so the same rule run again replaces its scores (one per
+task and evaluator version) and a changed rule is a new version beside the old one. Every
+rule's scores are boolean (`SCALE`).
 """
 
 from __future__ import annotations
@@ -19,25 +21,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
+import jsonschema
 
 from ingest.errors import ValidationError
-from ingest.store import sqlfiles
-from ingest.store.score_checks import validate_score
-from ingest.tracking.tracker import Tracker
+from ingest.store.score_checks import ScoreScale
 
-RULES = ("regex", "json", "length", "contains", "latency", "cost")
-BATCH = 1000
+RULES = ("regex", "json", "json-schema", "length", "contains", "latency", "cost")
+SCALE = ScoreScale("boolean")
 _SETTINGS = {
     "regex": ("pattern",),
     "json": (),
+    "json-schema": ("schema",),
     "length": ("min_chars", "max_chars"),
     "contains": ("text", "absent"),
     "latency": ("max_ms",),
@@ -52,15 +52,29 @@ class Rule:
     kind: str
     settings: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    source = "rule"
+    scale = SCALE
+    skip_done = False  # offline, a rule runs again over its tasks (cheap; replaces)
+    batch = 1000  # tasks per transaction
+    reads_request = False
 
-    @property
+    @cached_property
     def version(self) -> str:
-        text = json.dumps(self.settings, sort_keys=True, default=str)
+        named = {**self.settings, "name": self.name} if self.name else self.settings
+        text = json.dumps(named, sort_keys=True, default=str)
         return "1-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def score_name(self) -> str:
         return self.name or self.kind
+
+    @property
+    def evaluator(self) -> str:
+        return self.kind
+
+    def evaluate(self, task: dict[str, Any]) -> tuple[bool, str] | None:
+        """(passed, why) for one task row; None: skipped (see `judge`)."""
+        return judge(self, task)
 
 
 def settings_of(kind: str) -> tuple[str, ...]:
@@ -87,6 +101,18 @@ def _check_regex(settings: dict[str, Any]) -> None:
         re.compile(settings["pattern"])
     except re.error as error:
         raise ValidationError("pattern", f"is not a regular expression: {error}") from None
+
+
+def _check_schema(settings: dict[str, Any]) -> None:
+    schema = settings.get("schema")
+    if not isinstance(schema, dict | bool):
+        raise ValidationError("schema", "the json-schema rule needs --schema, a JSON Schema file")
+    try:
+        jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator).check_schema(
+            schema
+        )
+    except jsonschema.SchemaError as error:
+        raise ValidationError("schema", f"is not a valid JSON Schema: {error.message}") from None
 
 
 def _check_length(settings: dict[str, Any]) -> None:
@@ -123,6 +149,7 @@ def _check_cost(settings: dict[str, Any]) -> None:
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "regex": _check_regex,
     "json": lambda settings: None,
+    "json-schema": _check_schema,
     "length": _check_length,
     "contains": _check_contains,
     "latency": _check_latency,
@@ -143,6 +170,8 @@ def judge(rule: Rule, task: dict[str, Any]) -> tuple[bool, str] | None:
         except ValueError as error:
             return False, f"not JSON: {error}"[:200]
         return True, "valid JSON"
+    if rule.kind == "json-schema":
+        return _schema_verdict(settings["schema"], text)
     if rule.kind == "length":
         low, high = settings.get("min_chars", 0), settings.get("max_chars")
         ok = len(text) >= low and (high is None or len(text) <= high)
@@ -159,72 +188,14 @@ def judge(rule: Rule, task: dict[str, Any]) -> tuple[bool, str] | None:
     return Decimal(task["cost"]) <= Decimal(settings["max_usd"]), f"{task['cost']} USD"
 
 
-@dataclass
-class EvalOutcome:
-    """What one run of a rule did: tasks read, scores written (new or replaced), skipped."""
-
-    tasks: int = 0
-    written: int = 0
-    replaced: int = 0
-    skipped: int = 0
-
-
-def score_tasks(
-    rule: Rule,
-    since: datetime,
-    until: datetime | None = None,
-    *,
-    url: str | None = None,
-    models: tuple[str, ...] = (),
-) -> EvalOutcome:
-    """Run `rule` over the finished tasks created in [since, until) (of `models` when
-    given), writing one `rule` score per task; see the module docstring."""
-    outcome = EvalOutcome()
-    with Tracker(url) as tracker, psycopg.connect(tracker.url, row_factory=dict_row) as conn:
-        for batch in _batches(conn, since, until, models):
-            scores = []
-            for task in batch:
-                outcome.tasks += 1
-                verdict = judge(rule, task)
-                if verdict is None:
-                    outcome.skipped += 1
-                    continue
-                scores.append(_score(rule, task, *verdict))
-            written = tracker.write_scores(scores) if scores else []
-            outcome.written += len(written)
-            outcome.replaced += sum(1 for row in written if not row["inserted"])
-    return outcome
-
-
-def _score(rule: Rule, task: dict[str, Any], passed: bool, why: str) -> dict[str, Any]:
-    return validate_score(
-        {
-            "name": rule.score_name,
-            "value": passed,
-            "task_id": task["task_id"],
-            "run_id": task["run_id"],
-            "source": "rule",
-            "comment": why,
-            "evaluator": rule.kind,
-            "evaluator_version": rule.version,
-        }
-    )
-
-
-def _batches(
-    conn: psycopg.Connection, since: datetime, until: datetime | None, models: tuple[str, ...]
-) -> Iterator[list[dict[str, Any]]]:
-    """Finished tasks in created_at order, BATCH at a time (keyset pagination)."""
-    query = sqlfiles.beside(__file__)["rule_tasks"].psycopg
-    after: tuple[Any, Any] = (since, None)
-    while True:
-        params = {
-            "since": since, "until": until, "models": list(models), "after_at": after[0],
-            "after_id": after[1], "limit": BATCH,
-        }  # fmt: skip
-        rows = conn.execute(query, params).fetchall()
-        conn.commit()
-        if not rows:
-            return
-        yield rows
-        after = (rows[-1]["created_at"], rows[-1]["id"])
+def _schema_verdict(schema: dict[str, Any] | bool, text: str) -> tuple[bool, str]:
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        return False, f"not JSON: {error}"[:200]
+    validator = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(document))
+    if error is None:
+        return True, "valid under the schema"
+    where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+    return False, f"{where}: {error.message}"[:200]

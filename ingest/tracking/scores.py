@@ -18,7 +18,7 @@ import psycopg
 
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.store import sqlfiles
-from ingest.store.score_checks import refused_write, validate_score
+from ingest.store.score_checks import ScoreScale, refused_write, validate_score
 from ingest.store.validation import parse_uuid
 
 
@@ -99,6 +99,30 @@ class ScoreMethods:
             ) from None
         assert row is not None
         return row
+
+    def check_scales(self, scores: list[dict[str, Any]]) -> None:
+        """ValidationError naming `scores[i].value` or `scores[i].data_type` for the first
+        score that does not fit the scale its evaluator version declared (ai_evaluators,
+        migration 0022): the write would refuse it too; this says so before any write."""
+        pairs = {(s["evaluator"], s["evaluator_version"]) for s in scores if s["evaluator"]}
+        if not pairs:
+            return
+        with self._transaction() as conn:
+            query = self._queries["declared_scales"].psycopg
+            rows = conn.execute(query, {"evaluators": [p[0] for p in pairs],
+                                        "versions": [p[1] for p in pairs]}).fetchall()  # fmt: skip
+        scales = {
+            (r["evaluator"], r["evaluator_version"]):
+            ScoreScale(r["data_type"], r["min_value"], r["max_value"]) for r in rows
+        }  # fmt: skip
+        for i, fields in enumerate(scores):
+            scale = scales.get((fields["evaluator"], fields["evaluator_version"]))
+            try:
+                if scale is not None:
+                    scale.check(fields)
+            except ValidationError as error:
+                field = f"scores[{i}].{error.field}"
+                raise ValidationError(field, error.problem, error.allowed) from None
 
     def scores(
         self,

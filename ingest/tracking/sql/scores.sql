@@ -39,3 +39,11 @@ DELETE FROM ai_scores WHERE id = :id RETURNING id;
 -- name: score_visible
 -- 1 when the viewer may read score :id; no row otherwise.
 SELECT 1 AS visible FROM ai_scores WHERE id = :id;
+
+-- name: declared_scales
+-- The scales declared by the evaluator versions (:evaluators[i], :versions[i]): evaluator,
+-- evaluator_version, data_type, min_value, max_value (ai_evaluators, migration 0022).
+SELECT d.evaluator, d.evaluator_version, d.data_type, d.min_value, d.max_value
+  FROM ai_evaluators d
+  JOIN unnest(CAST(:evaluators AS text[]), CAST(:versions AS text[])) AS w(evaluator, version)
+    ON d.evaluator = w.evaluator AND d.evaluator_version = w.version;
