@@ -1,6 +1,7 @@
 """`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
 sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md);
-`ai-runs eval score`: rule evaluators (docs/quality.md). These run as the owner (the
+`ai-runs eval score`: rule evaluators, `ai-runs eval dataset ...` / `eval run`: datasets and
+experiments (ingest/tracking/experiments_cli.py; docs/quality.md). These run as the owner (the
 operator at the terminal): this is how the first admin is made when the dashboard signs
 people in with OIDC or a header."""
 
@@ -11,8 +12,8 @@ import json
 from datetime import UTC, datetime
 
 from ingest.store.vocabulary import USER_ROLES
+from ingest.tracking import experiments_cli, templates
 from ingest.tracking import rules as rule_evaluators
-from ingest.tracking import templates
 from ingest.tracking.tracker import Tracker
 
 
@@ -65,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--max-ms", type=int, help="latency: total time at most (ms)")
     score.add_argument("--max-usd", help="cost: cost at most (USD)")
     score.set_defaults(handler=_eval_score)
+    experiments_cli.register_eval(eval_actions)
 
     audit = commands.add_parser("audit", help="recent deletes, restores, shares, role changes")
     audit.add_argument("--limit", type=int, default=50)

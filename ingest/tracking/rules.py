@@ -189,14 +189,15 @@ def score_tasks(
                 if verdict is None:
                     outcome.skipped += 1
                     continue
-                scores.append(_score(rule, task, *verdict))
+                scores.append(score_of(rule, task, *verdict))
             written = tracker.write_scores(scores) if scores else []
             outcome.written += len(written)
             outcome.replaced += sum(1 for row in written if not row["inserted"])
     return outcome
 
 
-def _score(rule: Rule, task: dict[str, Any], passed: bool, why: str) -> dict[str, Any]:
+def score_of(rule: Rule, task: dict[str, Any], passed: bool, why: str) -> dict[str, Any]:
+    """The validated `rule` score of a task row (task_id, run_id) with its verdict."""
     return validate_score(
         {
             "name": rule.score_name,
