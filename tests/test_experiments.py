@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from server_support import serve
 from test_sdk_streams import expected_cost
 
+import ingest
 import queries as q
 from dashboard.command import main
 from ingest.errors import NotFoundError, ValidationError
@@ -422,3 +423,23 @@ def test_the_compare_page_shows_the_table_the_chart_and_links_to_tasks(
         assert len(items) == 6 and all(t.startswith("task?task_id=") for t in items["task"])
         chart = json.loads(at.get("plotly_chart")[0].proto.spec)
         assert sorted(chart["data"][0]["text"]) == ["cached", "plain"]
+
+
+def test_tracked_clients_and_the_export_carry_a_variant(
+    tracker, provider, db_url, conn, tmp_path, monkeypatch
+):
+    client = ingest.track(
+        openai.OpenAI(api_key="x", base_url=f"{provider.url}/plain/v1"), tracker, variant="t0.2"
+    )
+    with tracker.run("chat", variant="support-v3") as run_id:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    tracker.flush()
+    row = conn.execute("SELECT variant FROM ai_tasks WHERE run_id = %s", (run_id,)).fetchone()
+    assert row["variant"] == "t0.2"
+    assert conn.execute("SELECT variant FROM ai_runs").fetchone()["variant"] == "support-v3"
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    out = tmp_path / "all.jsonl"
+    assert main(["export", "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [line for line in lines if "source_type" in line or "task_id" in line]
+    assert {line.get("variant") for line in rows} == {"t0.2", "support-v3"}
