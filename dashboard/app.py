@@ -40,6 +40,7 @@ PAGES = {
         st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/dashboard:"),
         st.Page(PAGES_DIR / "cost.py", title="Cost", icon=":material/payments:"),
         st.Page(PAGES_DIR / "performance.py", title="Performance", icon=":material/speed:"),
+        st.Page(PAGES_DIR / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
     "Records": [
         st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/forum:"),
@@ -102,6 +103,7 @@ state.sidebar(
         "user": options.get("users", []),
         "tag": options.get("tags", []),
         "status": options.get("statuses", []),
+        "variant": options.get("variants", []),
         "user_names": options.get("user_names", {}),
     }
 )

@@ -41,7 +41,7 @@ import queries
 from dashboard import auth
 from ingest.access import viewer as ingest_viewer
 from ingest.store import config, database
-from queries import drilldown, options
+from queries import compare, drilldown, options
 from queries.filters import Filters
 from queries.mirror import VERIFY_EVERY_SECONDS
 
@@ -278,6 +278,17 @@ def stuck_tasks(older_than_minutes: float) -> pd.DataFrame:
     """The viewer's tasks pending/streaming for longer than `older_than_minutes` (fresh,
     from Postgres under row-level security)."""
     return _stuck_tasks(database_url(), _viewer_id(), older_than_minutes)
+
+
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _item_diffs(url: str, viewer: str, experiments: tuple[str, ...]) -> pd.DataFrame:
+    return compare.item_diffs(url, experiments, viewer=viewer)
+
+
+def item_diffs(experiments: tuple[str, ...]) -> pd.DataFrame:
+    """Per dataset item, the named experiments' answers (queries.compare.item_diffs), read
+    fresh from Postgres as the viewer (row-level security)."""
+    return _item_diffs(database_url(), _viewer_id(), experiments)
 
 
 # --- Postgres point reads and changes, through ingest.Tracker -----------------------------

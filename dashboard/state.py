@@ -49,6 +49,7 @@ LIST_FILTERS = {
     "user": ("users", "User"),
     "tag": ("tags", "Tag"),
     "status": ("statuses", "Task status"),
+    "variant": ("variants", "Variant"),
 }
 FIXED_CHOICES = {"source_type": SOURCE_TYPES, "status": TASK_STATUSES}
 _ACTIVE = "_filters_active"

@@ -82,6 +82,7 @@ _OPTION_LISTS = {
     "tag": "tags",
     "source_type": "source_types",
     "status": "statuses",
+    "variant": "variants",
     "user": "users",
 }
 

@@ -102,6 +102,36 @@ CREATE TABLE ai_budgets (
     CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
 );
 
+CREATE TABLE ai_dataset_items (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    dataset_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    input jsonb NOT NULL,
+    expected_output text,
+    metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+    source_task_id uuid,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_dataset_items_expected_output_check CHECK ((char_length(expected_output) <= 1000000)),
+    CONSTRAINT ai_dataset_items_input_check CHECK ((jsonb_typeof(input) = 'array'::text)),
+    CONSTRAINT ai_dataset_items_metadata_check CHECK ((jsonb_typeof(metadata) = 'object'::text)),
+    CONSTRAINT ai_dataset_items_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES ai_datasets(id) ON DELETE CASCADE,
+    CONSTRAINT ai_dataset_items_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_datasets (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    user_id text NOT NULL,
+    name text NOT NULL,
+    description text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_datasets_description_check CHECK ((char_length(description) <= 4000)),
+    CONSTRAINT ai_datasets_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$'::text)),
+    CONSTRAINT ai_datasets_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_datasets_user_id_name_key UNIQUE (user_id, name)
+);
+
 CREATE TABLE ai_eval_cursors (
     worker text NOT NULL,
     after_xid xid8 NOT NULL,
@@ -147,6 +177,38 @@ CREATE TABLE ai_evaluators (
     CONSTRAINT ai_evaluators_evaluator_version_check CHECK (((char_length(evaluator_version) >= 1) AND (char_length(evaluator_version) <= 100))),
     CONSTRAINT ai_evaluators_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$'::text)),
     CONSTRAINT ai_evaluators_pkey PRIMARY KEY (evaluator, evaluator_version)
+);
+
+CREATE TABLE ai_experiment_items (
+    experiment_id uuid NOT NULL,
+    item_id uuid NOT NULL,
+    task_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_experiment_items_experiment_id_fkey FOREIGN KEY (experiment_id) REFERENCES ai_experiments(id) ON DELETE CASCADE,
+    CONSTRAINT ai_experiment_items_item_id_fkey FOREIGN KEY (item_id) REFERENCES ai_dataset_items(id) ON DELETE CASCADE,
+    CONSTRAINT ai_experiment_items_pkey PRIMARY KEY (experiment_id, item_id)
+);
+
+CREATE TABLE ai_experiments (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    user_id text NOT NULL,
+    name text NOT NULL,
+    dataset_id uuid NOT NULL,
+    provider text NOT NULL,
+    model text NOT NULL,
+    prompt text,
+    evaluators jsonb NOT NULL DEFAULT '[]'::jsonb,
+    run_id uuid,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT ai_experiments_evaluators_check CHECK ((jsonb_typeof(evaluators) = 'array'::text)),
+    CONSTRAINT ai_experiments_model_check CHECK (((char_length(model) >= 1) AND (char_length(model) <= 200))),
+    CONSTRAINT ai_experiments_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$'::text)),
+    CONSTRAINT ai_experiments_prompt_check CHECK ((char_length(prompt) <= 100000)),
+    CONSTRAINT ai_experiments_provider_check CHECK ((provider = ANY (ARRAY['openai'::text, 'anthropic'::text]))),
+    CONSTRAINT ai_experiments_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES ai_datasets(id) ON DELETE CASCADE,
+    CONSTRAINT ai_experiments_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE SET NULL,
+    CONSTRAINT ai_experiments_pkey PRIMARY KEY (id),
+    CONSTRAINT ai_experiments_user_id_name_key UNIQUE (user_id, name)
 );
 
 CREATE TABLE ai_otlp_log_events (
@@ -278,6 +340,7 @@ CREATE TABLE ai_runs (
     last_message_at timestamp with time zone,
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     message_count integer GENERATED ALWAYS AS (jsonb_array_length(messages)) STORED,
+    variant text,
     CONSTRAINT ai_runs_attachments_check CHECK ((jsonb_typeof(attachments) = 'array'::text)),
     CONSTRAINT ai_runs_broker_values_check CHECK ((jsonb_typeof(broker_values) = 'object'::text)),
     CONSTRAINT ai_runs_forked_from_message_check CHECK ((forked_from_message >= 0)),
@@ -287,6 +350,7 @@ CREATE TABLE ai_runs (
     CONSTRAINT ai_runs_source_type_check CHECK ((source_type = ANY (ARRAY['prompt'::text, 'chat'::text, 'applet'::text, 'cockpit'::text, 'workflow'::text, 'custom'::text]))),
     CONSTRAINT ai_runs_status_check CHECK ((status = ANY (ARRAY['active'::text, 'archived'::text, 'deleted'::text]))),
     CONSTRAINT ai_runs_variable_values_check CHECK ((jsonb_typeof(variable_values) = 'object'::text)),
+    CONSTRAINT ai_runs_variant_check CHECK ((variant ~ '^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$'::text)),
     CONSTRAINT ai_runs_parent_run_id_fkey FOREIGN KEY (parent_run_id) REFERENCES ai_runs(id) ON DELETE SET NULL,
     CONSTRAINT ai_runs_pkey PRIMARY KEY (id)
 ) WITH (fillfactor=80, toast_tuple_target=256);
@@ -407,6 +471,7 @@ CREATE TABLE ai_tasks (
     tokens_cache_write bigint,
     cost_source text,
     price_ref text,
+    variant text,
     CONSTRAINT ai_tasks_cost_check CHECK ((cost >= (0)::numeric)),
     CONSTRAINT ai_tasks_cost_source_check CHECK ((cost_source = ANY (ARRAY['provider'::text, 'computed'::text]))),
     CONSTRAINT ai_tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'streaming'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
@@ -418,6 +483,7 @@ CREATE TABLE ai_tasks (
     CONSTRAINT ai_tasks_tokens_reasoning_check CHECK ((tokens_reasoning >= 0)),
     CONSTRAINT ai_tasks_tokens_total_check CHECK ((tokens_total >= 0)),
     CONSTRAINT ai_tasks_total_time_check CHECK ((total_time >= 0)),
+    CONSTRAINT ai_tasks_variant_check CHECK ((variant ~ '^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$'::text)),
     CONSTRAINT ai_tasks_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
     CONSTRAINT ai_tasks_pkey PRIMARY KEY (id),
     CONSTRAINT ai_tasks_task_id_key UNIQUE (task_id)
@@ -477,7 +543,10 @@ CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
 CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_dataset_items_dataset_idx ON public.ai_dataset_items USING btree (dataset_id, seq);
+CREATE UNIQUE INDEX ai_dataset_items_source_idx ON public.ai_dataset_items USING btree (dataset_id, source_task_id) WHERE (source_task_id IS NOT NULL);
 CREATE INDEX ai_eval_errors_run_idx ON public.ai_eval_errors USING btree (run_id);
+CREATE INDEX ai_experiment_items_task_idx ON public.ai_experiment_items USING btree (task_id);
 CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
@@ -488,6 +557,7 @@ CREATE INDEX ai_runs_source_idx ON public.ai_runs USING btree (source_type, sour
 CREATE INDEX ai_runs_sync_idx ON public.ai_runs USING btree (sync_xid);
 CREATE INDEX ai_runs_tags_idx ON public.ai_runs USING gin (tags);
 CREATE INDEX ai_runs_user_created_idx ON public.ai_runs USING btree (user_id, created_at DESC, id DESC);
+CREATE INDEX ai_runs_variant_idx ON public.ai_runs USING btree (variant) WHERE (variant IS NOT NULL);
 CREATE INDEX ai_scores_created_idx ON public.ai_scores USING btree (created_at);
 CREATE UNIQUE INDEX ai_scores_identity_idx ON public.ai_scores USING btree (run_id, COALESCE(task_id, '00000000-0000-0000-0000-000000000000'::uuid), name, evaluator, evaluator_version, author);
 CREATE INDEX ai_scores_sync_idx ON public.ai_scores USING btree (sync_xid);
@@ -1178,9 +1248,13 @@ ALTER TABLE ai_alert_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_alert_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_budgets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_dataset_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_datasets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_eval_cursors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_eval_errors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_evaluators ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_experiment_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_experiments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_price_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_redaction_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_reprice_audit ENABLE ROW LEVEL SECURITY;
@@ -1225,10 +1299,24 @@ CREATE POLICY budgets_delete ON ai_budgets FOR DELETE TO public USING (ai_viewer
 CREATE POLICY budgets_insert ON ai_budgets FOR INSERT TO public WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
 CREATE POLICY budgets_read ON ai_budgets FOR SELECT TO public USING (ai_viewer_reads_scope(scope_kind, scope_value));
 CREATE POLICY budgets_update ON ai_budgets FOR UPDATE TO public USING (ai_viewer_manages_scope(scope_kind, scope_value)) WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY dataset_items_owner ON ai_dataset_items FOR ALL TO public USING ((EXISTS ( SELECT 1
+   FROM ai_datasets d
+  WHERE (d.id = ai_dataset_items.dataset_id)))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM ai_datasets d
+  WHERE (d.id = ai_dataset_items.dataset_id))));
+CREATE POLICY datasets_owner ON ai_datasets FOR ALL TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)))) WITH CHECK (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id))));
 CREATE POLICY eval_errors_read ON ai_eval_errors FOR SELECT TO public USING ((EXISTS ( SELECT 1
    FROM ai_runs r
   WHERE (r.id = ai_eval_errors.run_id))));
 CREATE POLICY evaluators_read ON ai_evaluators FOR SELECT TO public USING (true);
+CREATE POLICY experiment_items_owner ON ai_experiment_items FOR ALL TO public USING ((EXISTS ( SELECT 1
+   FROM ai_experiments e
+  WHERE (e.id = ai_experiment_items.experiment_id)))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM ai_experiments e
+  WHERE (e.id = ai_experiment_items.experiment_id))));
+CREATE POLICY experiments_owner ON ai_experiments FOR ALL TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id)))) WITH CHECK ((((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR (user_id = ( SELECT ai_viewer_id() AS ai_viewer_id))) AND (EXISTS ( SELECT 1
+   FROM ai_datasets d
+  WHERE (d.id = ai_experiments.dataset_id)))));
 CREATE POLICY price_overrides_admin_insert ON ai_price_overrides FOR INSERT TO public WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY price_overrides_admin_update ON ai_price_overrides FOR UPDATE TO public USING ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text)) WITH CHECK ((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text));
 CREATE POLICY price_overrides_read ON ai_price_overrides FOR SELECT TO public USING (true);
@@ -1287,8 +1375,12 @@ GRANT DELETE, INSERT, SELECT, UPDATE ON ai_alert_rules TO ai_runs_app;
 GRANT SELECT ON ai_alert_state TO ai_runs_app;
 GRANT SELECT ON ai_audit TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_budgets TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_dataset_items TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_datasets TO ai_runs_app;
 GRANT SELECT ON ai_eval_errors TO ai_runs_app;
 GRANT SELECT ON ai_evaluators TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_experiment_items TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_experiments TO ai_runs_app;
 GRANT INSERT, SELECT, UPDATE ON ai_price_overrides TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_redaction_rules TO ai_runs_app;
 GRANT INSERT, SELECT, UPDATE ON ai_reprice_audit TO ai_runs_app;

@@ -5,7 +5,8 @@ Two engines, one contract:
 - Every rollup takes `con` and `filters` (queries.filters.Filters) and returns a pandas
   DataFrame with the documented columns. `con` is normally a DuckDB connection to the
   mirror (`open_mirror()`); the rollups that have a Postgres twin (kpis, usage_over_time,
-  usage_by, latency_percentiles, failure_rates, quality.score_rollup) also accept a
+  usage_by, latency_percentiles, failure_rates, quality.score_rollup,
+  compare.compare_variants, compare.compare_scores) also accept a
   psycopg connection and then run the same rollup in Postgres (tests compare the two; the
   benchmark uses it as the baseline).
 - Units: cost in USD (float64, or exact `decimal.Decimal` with `exact=True` where offered),
@@ -24,7 +25,8 @@ Connections: one process opens the mirror read-write and gives each thread a cur
 
 Where each rollup lives: one module per family, beside its SQL (`sql/<module>.sql`, the
 Postgres twins in `sql/postgres/<module>.sql`): usage (kpis, usage, daily cost), latency,
-failures (rates and errors), quality (scores next to cost), drilldown (lists of tasks and
+failures (rates and errors), quality (scores next to cost), compare (variants and
+experiments side by side, with confidence intervals), drilldown (lists of tasks and
 runs), options (sidebar choices), forecast, whatif, budgets (budget status), alerts
 (evaluating alert rules, delivered by webhooks). A rollup's contract is the docstring of
 its function. What they share: filters (Filters), engine (running SQL on either engine),
@@ -37,6 +39,7 @@ from queries import (
     alerts,
     budgets,
     cli,
+    compare,
     distinct_counts,
     drilldown,
     failures,
@@ -75,6 +78,7 @@ __all__ = [
     "alerts",
     "budgets",
     "cli",
+    "compare",
     "distinct_counts",
     "drilldown",
     "failures",

@@ -73,6 +73,7 @@ def filter_params(filters: Filters) -> dict[str, Any]:
         "teams": list(filters.teams),
         "tags": list(filters.tags),
         "statuses": list(filters.statuses),
+        "variants": list(filters.variants),
         "restricted": filters.visible_runs is not None,
         "visible_runs": list(filters.visible_runs or ()),
     }

@@ -23,6 +23,7 @@ DIMENSIONS = {
     "team": "team",
     "tag": "tag",
     "status": "status",
+    "variant": "variant",
 }
 GRAINS = ("day", "week", "month")
 
@@ -30,7 +31,8 @@ GRAINS = ("day", "week", "month")
 @dataclass(frozen=True)
 class Filters:
     """What to look at: a half-open UTC time range [start, end) on task created_at, and
-    optional allow-lists; an empty tuple means no restriction on that field.
+    optional allow-lists; an empty tuple means no restriction on that field. variants: the
+    tasks' A/B labels (a task's own, else its run's; docs/quality.md).
 
     visible_runs: who is looking (docs/access.md). None: every run (an admin, or a trusted
     caller with no viewer); a tuple: only these run ids, the set Postgres's row-level
@@ -46,6 +48,7 @@ class Filters:
     teams: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     statuses: tuple[str, ...] = field(default=())
+    variants: tuple[str, ...] = ()
     visible_runs: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

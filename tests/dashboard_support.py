@@ -24,6 +24,7 @@ PAGES = {
     "overview": "views/overview.py",
     "cost": "views/cost.py",
     "performance": "views/performance.py",
+    "compare": "views/compare.py",
     "runs": "views/runs.py",
     "task": "views/task.py",
     "export": "views/export.py",

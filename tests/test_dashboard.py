@@ -31,7 +31,7 @@ import queries
 from ingest import Tracker, demo
 from queries.filters import Filters
 
-PAGE_NAMES = ("overview", "cost", "performance", "runs", "task", "export")
+PAGE_NAMES = ("overview", "cost", "performance", "compare", "runs", "task", "export")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,7 @@ def test_page_renders_on_demo_data(demo_app: Path, page: str) -> None:
             "overview": "Overview",
             "cost": "Cost",
             "performance": "Performance",
+            "compare": "Compare",
             "runs": "Runs",
             "task": "Task detail",
             "export": "Usage export",
@@ -97,7 +98,9 @@ def test_page_renders_on_demo_data(demo_app: Path, page: str) -> None:
 def test_sidebar_shows_every_filter(demo_app: Path) -> None:
     at = open_page("overview")
     labels = [w.label for w in at.sidebar.multiselect]
-    assert labels == ["Source type", "Provider", "Model", "Team", "User", "Tag", "Task status"]
+    assert labels == [
+        "Source type", "Provider", "Model", "Team", "User", "Tag", "Task status", "Variant"
+    ]  # fmt: skip
     assert at.sidebar.selectbox(key="range").value == "Last 30 days"
     assert len(at.sidebar.date_input) == 0  # a custom range only when asked for
     assert len(at.sidebar.multiselect[2].options) >= 3  # models of the demo

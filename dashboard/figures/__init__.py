@@ -8,6 +8,7 @@ selection event names the slice it stands for without guessing from trace order.
 - cost.py: spend over time, usage bars, A x B pairs, cost per run, forecast, what-if;
 - performance.py: latency percentiles and histogram, tokens per second, failure rates;
 - runs.py: a run's timeline, and reading a chart selection;
+- quality.py: cost versus quality, one point per variant (the Compare page);
 - parts.py: the shared layout, axes and empty states; colours.py: one stable colour per
   value, display names in legends.
 """
@@ -37,6 +38,7 @@ from dashboard.figures.performance import (
     percentiles_over_time,
     tokens_per_second,
 )
+from dashboard.figures.quality import cost_versus_quality
 from dashboard.figures.runs import run_timeline, selected_slice
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "PERCENTILES",
     "colours",
     "cost_per_run",
+    "cost_versus_quality",
     "empty",
     "failure_rates_by",
     "failure_rates_over_time",

@@ -212,8 +212,9 @@ def chunk_lines(plan: Plan, rng: np.random.Generator, a: SimpleNamespace) -> Chu
             f"{ttft if ttft >= 0 else NULL}\t{total if total >= 0 else NULL}\t"
             f"{STATUS_NAMES[status]}\t{created[i]}\t{updated[i]}\t"
             f"{finished[i] if status == 0 else NULL}\t"
-            # tokens_cache_write (the demo's calls write no cache), cost_source
-            f"0\t{NULL if cost_text == NULL else 'computed'}"
+            # tokens_cache_write (the demo's calls write no cache), cost_source, variant (the
+            # run's)
+            f"0\t{NULL if cost_text == NULL else 'computed'}\t{NULL}"
         )
 
     parents = _forks(rng, a, run_ids)
@@ -315,7 +316,7 @@ def _run_lines(
             f"{variables}\t{broker}\t{attachments[r]}\t"
             f'{{"client":"{client[r]}","app_version":"3.{item[r] % 7}.{item[r] % 3}"}}\t'
             f"{RUN_STATUSES[status[r]]}\t{'t' if starred[r] else 'f'}\t{parent}\t{fork_message}\t"
-            f"{run_start[r]}\t{updated_iso[r]}\t{last_iso[r]}"
+            f"{run_start[r]}\t{updated_iso[r]}\t{last_iso[r]}\t{NULL}"  # variant: none
         )
     return lines
 

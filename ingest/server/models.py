@@ -99,6 +99,14 @@ NonBlank = Annotated[
     ),
 ]
 Tags = Annotated[list[Tag], Field(json_schema_extra={"maxItems": limits.MAX_TAGS})]
+# A variant label (docs/quality.md; ingest.store.field_checks.label_field enforces it).
+Variant = Annotated[
+    str,
+    Field(
+        description="A/B label: a prompt version, model or settings label",
+        json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$", "maxLength": 100},
+    ),
+]
 
 
 def _not_bool(value: Any) -> Any:
@@ -244,6 +252,7 @@ class RunCreate(_Body):
     tags: Tags | None = None
     is_starred: StrictBool | None = None
     created_at: Moment | None = Field(None, description="ISO 8601; default now")
+    variant: Variant | None = Field(None, description="its tasks' variant unless they name one")
 
 
 class RunPatch(_Body):
@@ -340,6 +349,7 @@ class TaskCreate(_Body):
     response_metadata: Json = None
     status: StreamingStatus = "pending"
     created_at: Moment | None = None
+    variant: Variant | None = Field(None, description="default: the run's variant")
 
 
 class TaskUpdateBody(TaskFields):
@@ -410,6 +420,7 @@ def _column_schemas() -> dict[str, dict[str, Any]]:
         Cost: ("cost",),
         Moment: ("created_at", "updated_at", "last_message_at", "completed_at"),
         CostSource: ("cost_source",),
+        Variant: ("variant",),
     }  # fmt: skip
     return {name: _schema(kind) for kind, names in kinds.items() for name in names}
 

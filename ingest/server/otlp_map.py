@@ -24,6 +24,7 @@ from typing import Any
 from ingest.sdk.provider_usage import normalize_usage, read_usage
 from ingest.server.otlp_parse import Span
 from ingest.store import validation
+from ingest.store.validation import LABEL_PATTERN
 from ingest.store.vocabulary import SOURCE_TYPES
 from ingest.tracking import naming
 
@@ -354,6 +355,7 @@ def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, 
         "status": "failed" if failed else "completed",
         "created_at": _moment(span.start_ns),
         "completed_at": _moment(span.end_ns) if span.end_ns and not failed else None,
+        "variant": variant_of(attrs),
     }
     return validation.validate_task({k: v for k, v in row.items() if v is not None})
 
@@ -405,6 +407,16 @@ def run_name(inputs: Any) -> str:
     )
 
 
+VARIANT_ATTRIBUTE = "ai_runs.variant"
+
+
+def variant_of(attrs: dict[str, Any]) -> str | None:
+    """The span's `ai_runs.variant` attribute (an A/B label, docs/quality.md) when it is a
+    valid label, else None (the span is kept; its attributes keep what was sent)."""
+    value = attrs.get(VARIANT_ATTRIBUTE)
+    return value if isinstance(value, str) and LABEL_PATTERN.fullmatch(value) else None
+
+
 def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:
     """The ai_runs row a span's task belongs to (written once; later spans find it)."""
     attrs = span.attributes
@@ -426,5 +438,6 @@ def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dic
                 }
             },
             "created_at": _moment(span.start_ns),
+            "variant": variant_of(attrs),
         }
     )

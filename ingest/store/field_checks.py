@@ -7,6 +7,7 @@ and, where there is a fixed set, the allowed values.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -54,6 +55,23 @@ def text_field(field: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
     return _no_nul(field, value)
+
+
+# A variant (docs/quality.md): a prompt version, model or settings label; also the name
+# of a dataset or an experiment. The migration's CHECK (0023) says the same.
+LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}")
+LABEL_RULE = (
+    "1..100 characters: letters, digits and _ . : / @ + - (starting with a letter or digit)"
+)
+
+
+def label_field(field: str, value: Any) -> str:
+    """A variant label or a dataset/experiment name: LABEL_RULE."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not LABEL_PATTERN.fullmatch(value):
+        raise ValidationError(field, f"must be {LABEL_RULE}, got {value[:120]!r}")
+    return value
 
 
 def long_text_field(field: str, value: Any) -> str:

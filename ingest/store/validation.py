@@ -34,6 +34,8 @@ from ingest.errors import ValidationError
 from ingest.store import vocabulary
 from ingest.store.field_checks import (
     ATTACHMENT_KINDS,
+    LABEL_PATTERN,
+    LABEL_RULE,
     MESSAGE_ROLES,
     attachments_field,
     bool_field,
@@ -42,6 +44,7 @@ from ingest.store.field_checks import (
     cost_field,
     json_field,
     json_object_field,
+    label_field,
     long_text_field,
     messages_field,
     parse_uuid,
@@ -66,6 +69,8 @@ from ingest.store.vocabulary import (
 __all__ = [
     "ATTACHMENT_KINDS",
     "JSON_COLUMNS",
+    "LABEL_PATTERN",
+    "LABEL_RULE",
     "MESSAGE_ROLES",
     "RUN_COLUMNS",
     "RUN_STATUSES",
@@ -76,7 +81,10 @@ __all__ = [
     "check_live_task",
     "check_task_consistency",
     "json_typed",
+    "label_field",
+    "long_text_field",
     "parse_uuid",
+    "timestamp_field",
     "validate_message",
     "validate_run",
     "validate_task",
@@ -108,6 +116,8 @@ RUN_COLUMNS: dict[str, tuple[_Check, bool]] = {
     "created_at": (timestamp_field, False),
     "updated_at": (timestamp_field, False),
     "last_message_at": (timestamp_field, True),
+    # Migration 0023 (docs/quality.md): the A/B label of the run's tasks.
+    "variant": (label_field, True),
 }
 RUN_DERIVED_COLUMNS = frozenset(
     {"total_tokens", "total_cost", "message_count", "task_count", "sync_xid"}
@@ -149,6 +159,8 @@ TASK_COLUMNS: dict[str, tuple[_Check, bool]] = {
     # Migration 0006 (docs/usage-and-cost.md).
     "tokens_cache_write": (tokens_field, True),
     "cost_source": (choice_field(COST_SOURCES), True),
+    # Migration 0023: the task's own variant (NULL: its run's).
+    "variant": (label_field, True),
 }
 TASK_DERIVED_COLUMNS = frozenset({"sync_xid", *vocabulary.TASK_DERIVED_COLUMNS})
 TASK_REQUIRED = ("run_id", "task_id")

@@ -32,7 +32,7 @@ RUN_COLUMNS = (
     "id", "user_id", "source_type", "source_id", "name", "description", "tags", "messages",
     "settings", "variable_values", "broker_values", "attachments", "metadata", "status",
     "is_starred", "parent_run_id", "forked_from_message", "created_at", "updated_at",
-    "last_message_at",
+    "last_message_at", "variant",
 )  # fmt: skip
 TASK_COLUMNS = (
     "id", "run_id", "user_id", "task_id", "service", "task_name", "provider", "endpoint",
@@ -40,7 +40,7 @@ TASK_COLUMNS = (
     "response_errors", "tool_updates", "response_complete", "response_metadata",
     "tokens_input", "tokens_output", "tokens_cached_input", "tokens_reasoning", "tokens_total",
     "cost", "time_to_first_token", "total_time", "status", "created_at", "updated_at",
-    "completed_at", "tokens_cache_write", "cost_source",
+    "completed_at", "tokens_cache_write", "cost_source", "variant",
 )  # fmt: skip
 # jsonb columns (a CSV reader parses these from JSON text before validating).
 RUN_JSON_COLUMNS = (

@@ -197,9 +197,11 @@ class BackgroundMethods:
         messages: list | None = None,
         run_id: uuid.UUID | str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        variant: str | None = None,
     ) -> uuid.UUID:
         """Queue a new run for the background writer and return its id (no database
-        round trip). Named like create_run: from the first user message, else a fallback."""
+        round trip). Named like create_run: from the first user message, else a fallback.
+        variant: its tasks' A/B label unless they name one (docs/quality.md)."""
         now = datetime.now(UTC)
         if not name and messages:
             name = naming.name_from_messages(messages) or None
@@ -211,6 +213,7 @@ class BackgroundMethods:
             "metadata": dict(metadata or {}),
             "created_at": now,
             "user_id": self.user_id,
+            "variant": variant,
         }
         row = validate_run({k: v for k, v in fields.items() if v is not None})
         self.background.writer.submit_run(row)

@@ -1,8 +1,9 @@
 """`ai-runs user ...`, `ai-runs share ...`, `ai-runs redaction ...`, `ai-runs audit`: who
 sees what (docs/access.md); `ai-runs template ...`: templates from runs (docs/tracking.md);
-`ai-runs eval score / worker`: evaluators, offline and online (docs/quality.md). These run
-as the owner (the operator at the terminal): this is how the first admin is made when the
-dashboard signs people in with OIDC or a header."""
+`ai-runs eval score / worker`: evaluators, offline and online; `ai-runs eval dataset ...` /
+`eval run`: datasets and experiments (ingest/tracking/experiments_cli.py; docs/quality.md).
+These run as the owner (the operator at the terminal): this is how the first admin is made
+when the dashboard signs people in with OIDC or a header."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from ingest.errors import ValidationError
 from ingest.store.vocabulary import USER_ROLES
-from ingest.tracking import evaluation, judge, online_eval, templates
+from ingest.tracking import evaluation, experiments_cli, judge, online_eval, templates
 from ingest.tracking import rules as rule_evaluators
 from ingest.tracking.tracker import Tracker
 
@@ -104,6 +105,7 @@ def _register_eval(commands: argparse._SubParsersAction) -> None:
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     _evaluator_options(worker)
     worker.set_defaults(handler=_eval_worker)
+    experiments_cli.register_eval(actions)
 
 
 def _evaluator_options(command: argparse.ArgumentParser) -> None:

@@ -71,6 +71,7 @@ class RunMethods:
         user_id: str | None = None,
         run_id: uuid.UUID | str | None = None,
         created_at: datetime | str | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
         """Create a run; return its summary.
 
@@ -82,6 +83,8 @@ class RunMethods:
             unchanged (a safe retry).
         messages: list of {role, content, task_id?, timestamp?, metadata?};
         attachments: list of {kind: file|url|image|youtube, ...}.
+        variant: an A/B label (prompt version, model, settings; docs/quality.md) its tasks
+            carry unless they name their own; 1..100 letters, digits, _ . : / @ + -.
         """
         if name is not None and not isinstance(name, str):
             raise ValidationError("name", f"must be a string, got {type(name).__name__}")
@@ -101,6 +104,7 @@ class RunMethods:
             "is_starred": is_starred,
             "user_id": user_id if user_id is not None else self.user_id,
             "created_at": created_at,
+            "variant": variant,
         }
         fields = validate_run({k: v for k, v in given.items() if v is not None})
         redaction.redact_fields(fields, redaction.RUN_FIELDS, self._redactor.rules())

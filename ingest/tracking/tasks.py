@@ -111,6 +111,7 @@ class TaskMethods:
         status: str = "pending",
         user_id: str | None = None,
         created_at: datetime | str | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
         """Record a request before it goes out; return the task row.
 
@@ -118,6 +119,7 @@ class TaskMethods:
         Creating a task whose task_id exists returns the existing task unchanged (a safe
         retry, also under concurrency); if that task belongs to another run it is a
         ValidationError on task_id. status: pending (default) or streaming.
+        variant: the task's A/B label (docs/quality.md); None: its run's.
         NotFoundError("run") when the run does not exist (or this viewer cannot read it),
         AccessDeniedError when the viewer may read it but not change it; nothing is written
         then.
@@ -142,6 +144,7 @@ class TaskMethods:
             "status": status,
             "user_id": user_id if user_id is not None else self.user_id,
             "created_at": created_at,
+            "variant": variant,
         }
         fields = validate_task({k: v for k, v in given.items() if v is not None})
         masks = redaction.redact_fields(fields, ("request_data",), self._redactor.rules())

@@ -23,7 +23,9 @@ The methods are mixed in from one module each, beside this one in ingest/trackin
 (runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
 calls written by the background writer: `background`, `run`, `new_run`), access_methods.py
 (sharing, audit, redaction rules), conversations.py (`resume_run`), templates.py
-(templates from runs) and scores.py (scores of tasks and runs: docs/quality.md). This
+(templates from runs), scores.py (scores of tasks and runs: docs/quality.md) and
+datasets.py and experiment_store.py (datasets of inputs and expected answers, and the
+experiments replaying them: docs/quality.md). This
 module holds the connection plumbing they share.
 """
 
@@ -49,6 +51,8 @@ from ingest.store.limits import check_text
 from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
 from ingest.tracking.conversations import ResumeMethods
+from ingest.tracking.datasets import DatasetMethods
+from ingest.tracking.experiment_store import ExperimentMethods
 from ingest.tracking.keywords import check_keywords
 from ingest.tracking.runs import RunMethods
 from ingest.tracking.scores import ScoreMethods
@@ -67,6 +71,8 @@ class Tracker(
     ResumeMethods,
     TemplateMethods,
     ScoreMethods,
+    DatasetMethods,
+    ExperimentMethods,
 ):
     """Write and read runs and tasks in one Postgres database.
 

@@ -55,8 +55,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 # One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
 log = logging.getLogger("queries.mirror")
 
-MIRROR_SCHEMA_VERSION = 4  # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source
-# 4: scores (docs/quality.md)
+# 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant
+MIRROR_SCHEMA_VERSION = 5
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 

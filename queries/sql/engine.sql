@@ -18,6 +18,7 @@ created_at >= :start AND created_at < :end
    AND (len(:teams::VARCHAR[]) = 0 OR list_contains(:teams::VARCHAR[], team))
    AND (len(:tags::VARCHAR[]) = 0 OR list_has_any(tags, :tags::VARCHAR[]))
    AND (len(:statuses::VARCHAR[]) = 0 OR list_contains(:statuses::VARCHAR[], status))
+   AND (len(:variants::VARCHAR[]) = 0 OR list_contains(:variants::VARCHAR[], variant))
    AND {{engine.visible_run_filter}}
 
 -- name: visible_run_filter

@@ -2,11 +2,13 @@
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 
 -- name: filter_options_tasks
--- Distinct values in the mirror's tasks: providers, models, users, statuses (lists).
+-- Distinct values in the mirror's tasks: providers, models, users, statuses, variants
+-- (lists).
 SELECT list_sort(array_agg(DISTINCT provider) FILTER (WHERE provider IS NOT NULL)) AS providers,
        list_sort(array_agg(DISTINCT model) FILTER (WHERE model IS NOT NULL)) AS models,
        list_sort(array_agg(DISTINCT user_id) FILTER (WHERE user_id IS NOT NULL)) AS users,
-       list_sort(array_agg(DISTINCT status)) AS statuses
+       list_sort(array_agg(DISTINCT status)) AS statuses,
+       list_sort(array_agg(DISTINCT variant) FILTER (WHERE variant IS NOT NULL)) AS variants
   FROM tasks
  WHERE {{engine.visible_run_filter}};
 

@@ -6,11 +6,11 @@
 
 -- name: insert_runs_batch
 -- Insert the runs of :rows (a JSON array of ai_runs columns); existing ids are skipped.
-INSERT INTO ai_runs (id, user_id, source_type, name, messages, metadata, created_at)
+INSERT INTO ai_runs (id, user_id, source_type, name, messages, metadata, created_at, variant)
 SELECT r.id, r.user_id, r.source_type, coalesce(r.name, ''), coalesce(r.messages, '[]'),
-       coalesce(r.metadata, '{}'), coalesce(r.created_at, now())
+       coalesce(r.metadata, '{}'), coalesce(r.created_at, now()), r.variant
   FROM jsonb_to_recordset(:rows::jsonb) AS r (id uuid, user_id text, source_type text,
-       name text, messages jsonb, metadata jsonb, created_at timestamptz)
+       name text, messages jsonb, metadata jsonb, created_at timestamptz, variant text)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: insert_tasks_batch

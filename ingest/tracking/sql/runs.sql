@@ -17,26 +17,26 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 -- row when :id is already taken (a retried create).
 INSERT INTO ai_runs (id, user_id, source_type, source_id, name, description, tags, messages,
                      settings, variable_values, broker_values, attachments, metadata, status,
-                     is_starred, parent_run_id, forked_from_message, created_at)
+                     is_starred, parent_run_id, forked_from_message, created_at, variant)
 VALUES (coalesce(:id::uuid, gen_random_uuid()), :user_id, :source_type, :source_id, :name,
         :description, coalesce(:tags::text[], '{}'), coalesce(:messages::jsonb, '[]'),
         coalesce(:settings::jsonb, '{}'), coalesce(:variable_values::jsonb, '{}'),
         coalesce(:broker_values::jsonb, '{}'), coalesce(:attachments::jsonb, '[]'),
         coalesce(:metadata::jsonb, '{}'), coalesce(:status::text, 'active'),
         coalesce(:is_starred::boolean, false), :parent_run_id, :forked_from_message,
-        coalesce(:created_at::timestamptz, now()))
+        coalesce(:created_at::timestamptz, now()), :variant)
 ON CONFLICT (id) DO NOTHING
 RETURNING id, user_id, source_type, source_id, name, description, tags, settings,
           variable_values, broker_values, attachments, metadata, status, is_starred,
           parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-          task_count, created_at, updated_at, last_message_at;
+          task_count, created_at, updated_at, last_message_at, variant;
 
 -- name: get_run
 -- One run, every column but sync_xid (messages included); no row when it does not exist.
 SELECT id, user_id, source_type, source_id, name, description, tags, messages, settings,
        variable_values, broker_values, attachments, metadata, status, is_starred,
        parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-       task_count, created_at, updated_at, last_message_at
+       task_count, created_at, updated_at, last_message_at, variant
   FROM ai_runs
  WHERE id = :run_id;
 
@@ -45,7 +45,7 @@ SELECT id, user_id, source_type, source_id, name, description, tags, messages, s
 SELECT id, user_id, source_type, source_id, name, description, tags, settings,
        variable_values, broker_values, attachments, metadata, status, is_starred,
        parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-       task_count, created_at, updated_at, last_message_at
+       task_count, created_at, updated_at, last_message_at, variant
   FROM ai_runs
  WHERE id = :run_id;
 
@@ -78,7 +78,7 @@ UPDATE ai_runs
 RETURNING id, user_id, source_type, source_id, name, description, tags, settings,
           variable_values, broker_values, attachments, metadata, status, is_starred,
           parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-          task_count, created_at, updated_at, last_message_at;
+          task_count, created_at, updated_at, last_message_at, variant;
 
 -- name: purge_run
 -- Delete a run for good (its tasks go with it, ON DELETE CASCADE). Returns its id.
@@ -103,7 +103,7 @@ SELECT coalesce(:user_id::text, r.user_id), r.source_type, r.source_id,
 RETURNING id, user_id, source_type, source_id, name, description, tags, settings,
           variable_values, broker_values, attachments, metadata, status, is_starred,
           parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-          task_count, created_at, updated_at, last_message_at;
+          task_count, created_at, updated_at, last_message_at, variant;
 
 -- name: upsert_user
 -- Insert or update one person; a NULL parameter keeps the stored value (or the default on
@@ -123,7 +123,7 @@ RETURNING id, display_name, email, team, role, created_at, updated_at;
 SELECT id, user_id, source_type, source_id, name, description, tags, settings,
        variable_values, broker_values, attachments, metadata, status, is_starred,
        parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
-       task_count, created_at, updated_at, last_message_at
+       task_count, created_at, updated_at, last_message_at, variant
   FROM ai_runs r
  WHERE TRUE /*filters*/
  ORDER BY r.created_at DESC, r.id DESC

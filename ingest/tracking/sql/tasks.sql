@@ -8,10 +8,10 @@
 -- row, or no row when :task_id already exists (a retried create). A missing run raises a
 -- foreign key violation.
 INSERT INTO ai_tasks (run_id, user_id, task_id, service, task_name, provider, endpoint, model,
-                      model_id, request_data, response_metadata, status, created_at)
+                      model_id, request_data, response_metadata, status, created_at, variant)
 VALUES (:run_id, :user_id, :task_id, :service, :task_name, :provider, :endpoint, :model,
         :model_id, coalesce(:request_data::jsonb, '{}'), :response_metadata,
-        coalesce(:status::text, 'pending'), coalesce(:created_at::timestamptz, now()))
+        coalesce(:status::text, 'pending'), coalesce(:created_at::timestamptz, now()), :variant)
 ON CONFLICT (task_id) DO NOTHING
 RETURNING {{vocabulary.task_columns}};
 

@@ -19,7 +19,7 @@ SELECT id::text, user_id, source_type, source_id, name, description,
        parent_run_id::text, forked_from_message::text,
        to_json(created_at) #>> '{}' AS created_at,
        to_json(updated_at) #>> '{}' AS updated_at,
-       to_json(last_message_at) #>> '{}' AS last_message_at,
+       to_json(last_message_at) #>> '{}' AS last_message_at, variant,
        total_tokens::text, total_cost::text, message_count::text, task_count::text
   FROM ai_runs
  ORDER BY created_at, id;
@@ -36,6 +36,6 @@ SELECT id::text, run_id::text, user_id, task_id::text, service, task_name, provi
        to_json(created_at) #>> '{}' AS created_at,
        to_json(updated_at) #>> '{}' AS updated_at,
        to_json(completed_at) #>> '{}' AS completed_at,
-       tokens_cache_write::text, cost_source
+       tokens_cache_write::text, cost_source, variant
   FROM ai_tasks
  ORDER BY created_at, id;

@@ -70,14 +70,18 @@ SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
  WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
 
 -- name: keyed_staged_tasks
--- The staged tasks with their keys and their run's source_type and tags, which the extract
+-- The staged tasks with their keys and their run's source_type, tags and variant (a task
+-- without its own variant has its run's; a run's variant is set when it is created), which
+-- the extract
 -- leaves out (postgres/extract.sql): from the staged run when the run changed
 -- too, else from the mirror's copy of the run (tasks are applied before runs).
 SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
   FROM (SELECT t.*,
                CASE WHEN sr.id IS NULL THEN mr.source_type ELSE sr.source_type END
                    AS source_type,
-               CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags
+               CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags,
+               coalesce(t.task_variant,
+                        CASE WHEN sr.id IS NULL THEN mr.variant ELSE sr.variant END) AS variant
           FROM staged_tasks t
           LEFT JOIN staged_runs sr ON sr.id = t.run_id
           LEFT JOIN runs mr ON mr.id = t.run_id) s
@@ -139,6 +143,8 @@ SELECT DISTINCT d, v FROM (
     UNION ALL SELECT 'team', team FROM staged_users
     UNION ALL SELECT 'source_type', source_type FROM staged_runs
     UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs
+    UNION ALL SELECT 'variant', variant FROM staged_runs
+    UNION ALL SELECT 'variant', task_variant FROM staged_tasks
 ) n
  WHERE NOT EXISTS (SELECT 1 FROM dim_values o
                     WHERE o.dimension = n.d AND o.value IS NOT DISTINCT FROM n.v);

@@ -57,4 +57,5 @@ UNION ALL SELECT 'status', status FROM tasks GROUP BY 2
 UNION ALL SELECT 'user_id', id FROM user_keys
 UNION ALL SELECT 'team', team FROM users GROUP BY 2
 UNION ALL SELECT 'source_type', source_type FROM runs GROUP BY 2
-UNION ALL SELECT 'tag', tag FROM (SELECT unnest(tags) AS tag FROM runs) GROUP BY 2;
+UNION ALL SELECT 'tag', tag FROM (SELECT unnest(tags) AS tag FROM runs) GROUP BY 2
+UNION ALL SELECT 'variant', variant FROM tasks GROUP BY 2;

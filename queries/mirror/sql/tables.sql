@@ -30,13 +30,14 @@ CREATE TABLE runs (
     task_count      INTEGER,
     created_at      TIMESTAMPTZ,
     updated_at      TIMESTAMPTZ,
-    last_message_at TIMESTAMPTZ
+    last_message_at TIMESTAMPTZ,
+    variant         VARCHAR
 );
 
 -- name: create_tasks
 -- One row per task. team/source_type/tags are copies of the user's and run's values
--- (kept current by the sync). day = whole UTC days since 1970-01-01 of created_at;
--- month_day = the day number of the first day of that UTC month.
+-- (kept current by the sync); variant is the task's own, else its run's (docs/quality.md).
+-- day = whole UTC days since 1970-01-01 of created_at; month_day = the day number of the first day of that UTC month.
 CREATE TABLE tasks (
     id                  UUID NOT NULL,
     task_id             UUID,
@@ -45,6 +46,7 @@ CREATE TABLE tasks (
     team                VARCHAR,
     source_type         VARCHAR,
     tags                VARCHAR[],
+    variant             VARCHAR,
     service             VARCHAR,
     task_name           VARCHAR,
     provider            VARCHAR,
@@ -141,7 +143,7 @@ INSERT INTO users SELECT id, display_name, team, role FROM staged_users;
 INSERT INTO runs
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::DECIMAL(24, 10), message_count, task_count,
-       created_at, updated_at, last_message_at
+       created_at, updated_at, last_message_at, variant
   FROM staged_runs;
 
 -- name: insert_scores
@@ -152,7 +154,7 @@ SELECT id, run_id, task_id, name, data_type, value, label, source, author, evalu
 
 -- name: task_columns
 -- The mirror's task columns from a staged task row s.
-s.id, task_id, run_id, user_id, team, source_type, tags, service, task_name, provider,
+s.id, task_id, run_id, user_id, team, source_type, tags, variant, service, task_name, provider,
        endpoint, model, model_id, status, tokens_input, tokens_output, tokens_cached_input,
        tokens_reasoning, tokens_total, tokens_cache_write, cost::DECIMAL(20, 10),
        cost_source, time_to_first_token,

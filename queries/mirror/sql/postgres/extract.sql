@@ -29,13 +29,13 @@ SELECT id, display_name, team, role FROM ai_users;
 -- Runs written since :since; total_cost as text (ADBC would return NUMERIC opaque).
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::text AS total_cost, message_count, task_count,
-       created_at, updated_at, last_message_at
+       created_at, updated_at, last_message_at, variant
   FROM ai_runs
  WHERE sync_xid >= :since::text::xid8
  ORDER BY created_at;
 
 -- name: task_fields
--- A task's own columns and its user's team (denormalised so rollups need no join), from
+-- A task's own columns (task_variant: its own variant) and its user's team (denormalised so rollups need no join), from
 -- ai_tasks t LEFT JOIN ai_users u. error: a short message taken from response_errors, for
 -- grouping.
 t.id, t.task_id, t.run_id, t.user_id, u.team,
@@ -43,7 +43,7 @@ t.id, t.task_id, t.run_id, t.user_id, u.team,
        t.tokens_input, t.tokens_output, t.tokens_cached_input, t.tokens_reasoning,
        t.tokens_total, t.tokens_cache_write, t.cost::text AS cost, t.cost_source,
        t.time_to_first_token, t.total_time,
-       t.created_at, t.completed_at, t.updated_at,
+       t.created_at, t.completed_at, t.updated_at, t.variant AS task_variant,
        CASE WHEN t.response_errors IS NULL
                  OR t.response_errors IN ('null'::jsonb, '[]'::jsonb, '{}'::jsonb) THEN NULL
             ELSE left(coalesce(
@@ -57,8 +57,10 @@ t.id, t.task_id, t.run_id, t.user_id, u.team,
        END AS error
 
 -- name: task_rows
--- Tasks with their run's source_type and tags (denormalised too) and their user's team.
-SELECT {{extract.task_fields}}, r.source_type, r.tags
+-- Tasks with their run's source_type and tags (denormalised too), their variant (their own,
+-- else their run's) and their user's team.
+SELECT {{extract.task_fields}}, r.source_type, r.tags,
+       coalesce(t.variant, r.variant) AS variant
   FROM ai_tasks t
   JOIN ai_runs r ON r.id = t.run_id
   LEFT JOIN ai_users u ON u.id = t.user_id
@@ -66,7 +68,7 @@ SELECT {{extract.task_fields}}, r.source_type, r.tags
 -- name: extract_all_runs
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::text AS total_cost, message_count, task_count,
-       created_at, updated_at, last_message_at
+       created_at, updated_at, last_message_at, variant
   FROM ai_runs
  ORDER BY created_at;
 

@@ -1,0 +1,146 @@
+"""Variants and experiments side by side (docs/quality.md, "Comparing variants").
+
+SQL: sql/compare.sql on the DuckDB mirror and its Postgres twin sql/postgres/compare.sql
+(`con` decides the engine, queries/engine.py); `item_diffs` is a fresh point read from
+Postgres (the experiments' item links live there). An experiment's tasks carry its name as
+their variant, so comparing experiments is comparing variants.
+
+Intervals are 95% two-sided: for a boolean score (a share of true) the Wilson score
+interval, for a numeric score mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t; the
+normal 1.96 from n = 31 on, where the two differ by under 2%). n = 1 has no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ingest.access.viewer import connect_as
+from ingest.store import database
+from queries.engine import Connection, fetch, filter_params
+from queries.filters import Filters
+
+Z95 = 1.959963984540054
+# t(0.975, df) for df = 1..30 (beyond: the normal Z95).
+T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+    2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+    2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+MAX_COMPARED = 20
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a share successes/n (0..1); (nan, nan) when n = 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    share = successes / n
+    denominator = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(mean: float, sd: float | None, n: int) -> tuple[float, float]:
+    """mean +- t(0.975, n-1) * sd / sqrt(n); (nan, nan) when n < 2."""
+    if n < 2 or sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return (math.nan, math.nan)
+    t = T95[n - 2] if n - 1 <= len(T95) else Z95
+    half = t * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def _compared(variants: Sequence[str]) -> list[str]:
+    names = sorted({str(v) for v in variants})
+    if not names:
+        raise ValueError("compare at least one variant")
+    if len(names) > MAX_COMPARED:
+        raise ValueError(f"compare at most {MAX_COMPARED} variants, got {len(names)}")
+    return names
+
+
+def compare_variants(con: Connection, filters: Filters, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per variant (of `variants`) that has tasks the filters keep, by name.
+
+    Columns: variant, tasks, failed (status failed), failure_rate (failed / tasks), priced
+    (tasks with a cost), cost (USD, total), cost_per_task (cost / tasks, USD),
+    latency_p50 and latency_p95 (total_time in ms; NaN without times).
+    """
+    frame = fetch(
+        con, "compare_variants", {**filter_params(filters), "compared": _compared(variants)}
+    )
+    for column in ("tasks", "failed", "priced"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("cost", "latency_p50", "latency_p95"):
+        frame[column] = frame[column].astype("float64")
+    frame["failure_rate"] = frame["failed"] / frame["tasks"]
+    frame["cost_per_task"] = frame["cost"] / frame["tasks"]
+    columns = ["variant", "tasks", "failed", "failure_rate", "priced", "cost", "cost_per_task",
+               "latency_p50", "latency_p95"]  # fmt: skip
+    return frame[columns].sort_values("variant", kind="stable").reset_index(drop=True)
+
+
+def compare_scores(con: Connection, filters: Filters, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per variant and score name (numeric and boolean scores of the tasks the
+    filters keep), by variant and name.
+
+    Columns: variant, name, kind ("boolean": every score of it is boolean, the mean is a
+    share of true; else "numeric"), n (scores), mean, ci_low and ci_high (the 95% interval
+    of the mean: Wilson for boolean, t for numeric; NaN when n is too small).
+    """
+    frame = fetch(
+        con, "compare_scores", {**filter_params(filters), "compared": _compared(variants)}
+    )
+    frame["n"] = frame["n"].astype("int64")
+    frame["mean"] = frame["mean"].astype("float64")
+    frame["kind"] = ["boolean" if bool(b) else "numeric" for b in frame["boolean"]]
+    bounds = [
+        wilson_interval(mean * n, n) if kind == "boolean" else mean_interval(mean, sd, n)
+        for mean, sd, n, kind in zip(
+            frame["mean"], frame["sd"], frame["n"], frame["kind"], strict=True
+        )
+    ]
+    frame["ci_low"] = [low for low, _ in bounds]
+    frame["ci_high"] = [high for _, high in bounds]
+    frame[["ci_low", "ci_high"]] = frame[["ci_low", "ci_high"]].astype("float64")
+    columns = ["variant", "name", "kind", "n", "mean", "ci_low", "ci_high"]
+    return frame[columns].sort_values(["variant", "name"], kind="stable").reset_index(drop=True)
+
+
+def item_diffs(
+    url: str | None, experiments: Sequence[str], *, viewer: str | None = None
+) -> pd.DataFrame:
+    """Per dataset item, each named experiment's answer side by side: a fresh read from
+    Postgres. One row per item and experiment, by item then experiment.
+
+    Columns: item_id, experiment, task_id, status, cost (USD), total_time (ms), answer and
+    expected (first 500 characters), then one column per score name (the task's mean
+    value of it; NaN when unscored). Items only some experiments answered are kept.
+    viewer: an ai_users id to read as (row-level security), None: as the owner.
+    """
+    params = {"compared": _compared(experiments)}
+    if viewer is not None:
+        with connect_as(url, viewer) as conn:
+            frame = fetch(conn, "item_diffs", params)
+    else:
+        with database.connect(url) as conn:
+            frame = fetch(conn, "item_diffs", params)
+    keys = [
+        "item_id",
+        "experiment",
+        "task_id",
+        "status",
+        "cost",
+        "total_time",
+        "answer",
+        "expected",
+    ]
+    base = frame[keys].drop_duplicates(subset=["item_id", "experiment"]).reset_index(drop=True)
+    scored = frame.dropna(subset=["score"])
+    if scored.empty:
+        return base
+    values = scored.pivot(index=["item_id", "experiment"], columns="score", values="value")
+    values.columns = [str(c) for c in values.columns]
+    return base.merge(values.reset_index(), on=["item_id", "experiment"], how="left")
