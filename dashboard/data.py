@@ -376,6 +376,12 @@ def live_run_ids(run_ids: list[str]) -> set:
         return viewer_tracker.live_run_ids(run_ids)
 
 
+def comments(**kwargs: Any) -> list[dict[str, Any]]:
+    """Tracker.comments(**kwargs) as the viewer; not cached: an open page polls it."""
+    with tracker() as viewer_tracker:
+        return viewer_tracker.comments(**kwargs)
+
+
 def forget_run_reads() -> None:
     """Drop the cached run and task reads (a live run has finished: show it as it is)."""
     _list_runs.clear()

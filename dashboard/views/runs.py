@@ -1,6 +1,7 @@
 """Runs: the history list (search, tags, starred, status; keyset-paginated) and one run
 (`?run_id=…`): the conversation, settings, variables, attachments, its tasks as a timeline,
-management (rename, star, tags, archive, delete, restore, fork) and exports."""
+management (rename, star, tags, archive, delete, restore, fork), exports and its
+comments (shared notes, refreshed live)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, export, figures, state, transcript, ui
+from dashboard.comments_panel import comments_panel
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from dashboard.scores_panel import score_panel
@@ -205,7 +207,8 @@ def show_attachments(attachments: list[dict]) -> None:
             st.json(item)
 
 
-# Over 60 lines: one Streamlit layout (header, totals, manage and share panels, tasks).
+# Over 60 lines: one Streamlit layout (header, totals, manage and share panels, tasks,
+# comments).
 def show_run(run_id: str) -> None:
     try:
         run = data.get_run(run_id)
@@ -293,6 +296,7 @@ def show_run(run_id: str) -> None:
     with st.expander("Scores", icon=":material/thumbs_up_down:"):
         score_panel(run_id=str(run["id"]))
     _show_contents(run)
+    comments_panel(run_id=str(run["id"]))
 
 
 RESUME_SNIPPETS = {

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state, transcript, ui
+from dashboard.comments_panel import comments_panel
 from dashboard.safe import md
 from dashboard.scores_panel import score_panel
 from ingest.errors import NotFoundError, ValidationError
@@ -154,6 +155,7 @@ for i, (field, title) in enumerate(JSON_FIELDS):
             st.json(value, expanded=2 if field == "request_data" else 1)
 
 score_panel(task_id=str(task["task_id"]))
+comments_panel(task_id=str(task["task_id"]))
 
 st.markdown("#### Every field")
 fields = pd.DataFrame(

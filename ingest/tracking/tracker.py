@@ -23,7 +23,8 @@ The methods are mixed in from one module each, beside this one in ingest/trackin
 (runs, listing, users), tasks.py (tasks: create, stream, finish), background.py (tracked
 calls written by the background writer: `background`, `run`, `new_run`), access_methods.py
 (sharing, audit, redaction rules), conversations.py (`resume_run`), templates.py
-(templates from runs) and scores.py (scores of tasks and runs: docs/quality.md). This
+(templates from runs), scores.py (scores of tasks and runs: docs/quality.md) and
+comments.py (shared notes on runs and tasks). This
 module holds the connection plumbing they share.
 """
 
@@ -48,6 +49,7 @@ from ingest.store import database, sqlfiles
 from ingest.store.limits import check_text
 from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
+from ingest.tracking.comments import CommentMethods
 from ingest.tracking.conversations import ResumeMethods
 from ingest.tracking.keywords import check_keywords
 from ingest.tracking.runs import RunMethods
@@ -67,6 +69,7 @@ class Tracker(
     ResumeMethods,
     TemplateMethods,
     ScoreMethods,
+    CommentMethods,
 ):
     """Write and read runs and tasks in one Postgres database.
 
