@@ -23,9 +23,13 @@ from ingest.store import limits
 POLL_SECONDS = 2.0  # how often an open page re-reads its comments
 
 
-def comments_panel(*, run_id: str | None = None, task_id: str | None = None) -> None:
+def comments_panel(
+    *, run_id: str | None = None, task_id: str | None = None, polled_elsewhere: bool = False
+) -> None:
     """The comments section of a run page (run_id: the run's and its tasks') or a task
-    page (task_id)."""
+    page (task_id). polled_elsewhere: the page already polls (a live run's fragment, every
+    second) and calls `comments_changed` there, so this part does not poll too: two
+    fragments polling one page keep it running most of the time on a loaded machine."""
     target = {"task_id": task_id} if task_id else {"run_id": run_id}
     key = f"comments_{task_id or run_id}"
     st.markdown("#### Comments")
@@ -34,13 +38,14 @@ def comments_panel(*, run_id: str | None = None, task_id: str | None = None) -> 
         f"too. Refreshed every {POLL_SECONDS:g} s."
     )
 
-    @st.fragment(run_every=POLL_SECONDS)
+    @st.fragment(run_every=None if polled_elsewhere else POLL_SECONDS)
     def thread() -> None:
         try:
-            comments = data.comments(**target, with_tasks=task_id is None)
+            comments = _read(target)
         except NotFoundError:
             st.caption("No comments you may read.")
             return
+        st.session_state[_seen_key(target)] = _signature(comments)
         if not comments:
             st.caption("No comments yet.")
         me = auth.current()
@@ -50,6 +55,31 @@ def comments_panel(*, run_id: str | None = None, task_id: str | None = None) -> 
 
     thread()
     _add_form(target, key=key)
+
+
+def comments_changed(*, run_id: str | None = None, task_id: str | None = None) -> bool:
+    """True when the comments of the run (and its tasks) or task differ from those the
+    panel drew last (added, edited or removed); False before the panel drew any."""
+    target = {"task_id": task_id} if task_id else {"run_id": run_id}
+    seen = st.session_state.get(_seen_key(target))
+    if seen is None:
+        return False
+    try:
+        return _signature(_read(target)) != seen
+    except NotFoundError:
+        return False
+
+
+def _read(target: dict[str, str]) -> list[dict[str, Any]]:
+    return data.comments(**target, with_tasks="run_id" in target)
+
+
+def _seen_key(target: dict[str, str]) -> str:
+    return f"comments_seen_{target.get('task_id') or target.get('run_id')}"
+
+
+def _signature(comments: list[dict[str, Any]]) -> tuple:
+    return tuple((c["id"], c["edited_at"]) for c in comments)
 
 
 def _show(comment: dict[str, Any], *, mine: bool, key: str, on_run: bool) -> None:

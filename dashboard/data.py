@@ -377,9 +377,9 @@ def live_run_ids(run_ids: list[str]) -> set:
 
 
 def comments(**kwargs: Any) -> list[dict[str, Any]]:
-    """Tracker.comments(**kwargs) as the viewer; not cached: an open page polls it."""
-    with tracker() as viewer_tracker:
-        return viewer_tracker.comments(**kwargs)
+    """Tracker.comments(**kwargs) as the viewer; not cached: an open page polls it (over
+    the viewer's one kept connection, as run_rights: no new connection per poll)."""
+    return tracker().comments(**kwargs)
 
 
 def forget_run_reads() -> None:
