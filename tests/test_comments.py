@@ -9,6 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 import ingest
+from dashboard.command import main
 from ingest.errors import AccessDeniedError, NotFoundError, ValidationError
 from ingest.store import limits
 from ingest.tracking.comments import mentioned_names
@@ -95,7 +96,7 @@ def test_a_comment_is_its_authors_to_edit_and_delete_and_an_admins_to_delete(wor
     assert stored_comments(url) == []
 
 
-def test_deletes_are_in_the_audit_log_and_tasks_take_their_comments(world):
+def test_deletes_are_in_the_audit_log_and_tasks_take_their_comments(world, monkeypatch, capsys):
     url, owner, people, run_id, task_id = world
     note = people["bob"].comment("remove me", run_id=run_id)
     on_task = people["alice"].comment("on the task", task_id=task_id)
@@ -108,6 +109,10 @@ def test_deletes_are_in_the_audit_log_and_tasks_take_their_comments(world):
     assert entry["detail"]["comment_id"] == note["id"]
     assert entry["detail"]["text"] == "remove me"
     assert people["bob"].audit_log(10) == []  # the log is for admins
+    monkeypatch.setenv("DATABASE_URL", url)
+    capsys.readouterr()
+    assert main(["audit"]) == 0
+    assert f"\tbob\tcomment_removed\t{run_id}\tbob\t" in capsys.readouterr().out
     # a task's comments go with it, without one audit row each
     with psycopg.connect(url) as conn:
         conn.execute("DELETE FROM ai_tasks WHERE task_id = %s", (task_id,))
