@@ -387,6 +387,12 @@ def live_run_ids(run_ids: list[str]) -> set:
         return viewer_tracker.live_run_ids(run_ids)
 
 
+def comments(**kwargs: Any) -> list[dict[str, Any]]:
+    """Tracker.comments(**kwargs) as the viewer; not cached: an open page polls it (over
+    the viewer's one kept connection, as run_rights: no new connection per poll)."""
+    return tracker().comments(**kwargs)
+
+
 def forget_run_reads() -> None:
     """Drop the cached run and task reads (a live run has finished: show it as it is)."""
     _list_runs.clear()

@@ -81,7 +81,7 @@ CREATE TABLE ai_audit (
     run_id uuid,
     subject text,
     detail jsonb NOT NULL DEFAULT '{}'::jsonb,
-    CONSTRAINT ai_audit_action_check CHECK ((action = ANY (ARRAY['archive'::text, 'delete'::text, 'restore'::text, 'share'::text, 'unshare'::text, 'user_added'::text, 'role_change'::text, 'purge'::text, 'budget_set'::text, 'budget_removed'::text, 'price_override_added'::text, 'price_override_removed'::text, 'alert_rule_added'::text, 'alert_rule_changed'::text, 'alert_rule_removed'::text, 'redaction_rule_changed'::text, 'reprice'::text]))),
+    CONSTRAINT ai_audit_action_check CHECK ((action = ANY (ARRAY['archive'::text, 'delete'::text, 'restore'::text, 'share'::text, 'unshare'::text, 'user_added'::text, 'role_change'::text, 'purge'::text, 'budget_set'::text, 'budget_removed'::text, 'price_override_added'::text, 'price_override_removed'::text, 'alert_rule_added'::text, 'alert_rule_changed'::text, 'alert_rule_removed'::text, 'redaction_rule_changed'::text, 'reprice'::text, 'comment_removed'::text]))),
     CONSTRAINT ai_audit_pkey PRIMARY KEY (id)
 );
 
@@ -100,6 +100,22 @@ CREATE TABLE ai_budgets (
     CONSTRAINT ai_budgets_scope_kind_check CHECK ((scope_kind = ANY (ARRAY['all'::text, 'team'::text, 'user'::text, 'model'::text, 'tag'::text, 'source_type'::text]))),
     CONSTRAINT ai_budgets_scope_value_check CHECK (((scope_value IS NULL) OR (scope_value <> ''::text))),
     CONSTRAINT ai_budgets_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE ai_comments (
+    id bigint NOT NULL,
+    run_id uuid NOT NULL,
+    task_id uuid,
+    author text NOT NULL,
+    text text NOT NULL,
+    mentions text[] NOT NULL DEFAULT '{}'::text[],
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    edited_at timestamp with time zone,
+    CONSTRAINT ai_comments_author_check CHECK (((char_length(author) >= 1) AND (char_length(author) <= 1000))),
+    CONSTRAINT ai_comments_mentions_check CHECK ((cardinality(mentions) <= 50)),
+    CONSTRAINT ai_comments_text_check CHECK (((char_length(btrim(text)) >= 1) AND (char_length(text) <= 4000))),
+    CONSTRAINT ai_comments_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
+    CONSTRAINT ai_comments_pkey PRIMARY KEY (id)
 );
 
 CREATE TABLE ai_dataset_items (
@@ -543,6 +559,8 @@ CREATE INDEX ai_alert_events_pending_idx ON public.ai_alert_events USING btree (
 CREATE INDEX ai_api_keys_user_idx ON public.ai_api_keys USING btree (user_id, created_at);
 CREATE INDEX ai_audit_at_idx ON public.ai_audit USING btree (at DESC);
 CREATE UNIQUE INDEX ai_budgets_scope_idx ON public.ai_budgets USING btree (scope_kind, COALESCE(scope_value, ''::text), period);
+CREATE INDEX ai_comments_run_idx ON public.ai_comments USING btree (run_id, created_at);
+CREATE INDEX ai_comments_task_idx ON public.ai_comments USING btree (task_id) WHERE (task_id IS NOT NULL);
 CREATE INDEX ai_dataset_items_dataset_idx ON public.ai_dataset_items USING btree (dataset_id, seq);
 CREATE UNIQUE INDEX ai_dataset_items_source_idx ON public.ai_dataset_items USING btree (dataset_id, source_task_id) WHERE (source_task_id IS NOT NULL);
 CREATE INDEX ai_eval_errors_run_idx ON public.ai_eval_errors USING btree (run_id);
@@ -590,6 +608,24 @@ AS $function$
                     nullif(current_setting('ai_runs.actor', true), ''),
                     session_user::text)
 $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_audit_comment_removed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() = 1 THEN
+        INSERT INTO public.ai_audit (actor, action, run_id, subject, detail)
+        SELECT public.ai_actor(), 'comment_removed', o.run_id, o.author,
+               jsonb_strip_nulls(jsonb_build_object(
+                   'comment_id', o.id, 'task_id', o.task_id, 'text', o.text,
+                   'created_at', o.created_at))
+          FROM old_rows o ORDER BY o.id;
+    END IF;
+    RETURN NULL;
+END $function$;
 
 CREATE OR REPLACE FUNCTION public.ai_audit_fields(j jsonb)
  RETURNS jsonb
@@ -728,6 +764,58 @@ AS $function$
     SELECT id, scope_kind, scope_value, period FROM public.ai_budgets ORDER BY id
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_comments_check()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+DECLARE
+    bad text;
+BEGIN
+    IF TG_OP = 'UPDATE' AND (NEW.run_id, NEW.task_id, NEW.author, NEW.created_at)
+            IS DISTINCT FROM (OLD.run_id, OLD.task_id, OLD.author, OLD.created_at) THEN
+        RAISE EXCEPTION 'an edit changes a comment''s text (and mentions) only'
+              USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.task_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM public.ai_tasks t WHERE t.task_id = NEW.task_id AND t.run_id = NEW.run_id)
+    THEN
+        RAISE EXCEPTION 'task % is not a task of run %', NEW.task_id, NEW.run_id
+              USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT string_agg(m, ', ') INTO bad FROM unnest(NEW.mentions) m
+     WHERE NOT public.ai_person_may_read_run(m, NEW.run_id);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'mentioned people cannot read run %: %', NEW.run_id, bad
+              USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_comments_forget_all_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_comments WHERE task_id IS NOT NULL;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_comments_forget_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM public.ai_comments c USING old_rows o
+     WHERE c.task_id = o.task_id AND c.run_id = o.run_id;
+    RETURN NULL;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_eval_errors_forget_all_tasks()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -773,6 +861,22 @@ BEGIN
     INSERT INTO public.ai_sync_deletions (table_name, id) VALUES (TG_TABLE_NAME, '*');
     RETURN NULL;
 END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_person_may_read_run(person text, run uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+    SELECT EXISTS (
+        SELECT 1 FROM public.ai_runs r JOIN public.ai_users p ON p.id = person
+         WHERE r.id = run
+           AND (p.role = 'admin' OR r.user_id = p.id
+                OR (p.role = 'manager' AND EXISTS (
+                        SELECT 1 FROM public.ai_users o WHERE o.id = r.user_id AND o.team = p.team))
+                OR EXISTS (SELECT 1 FROM public.ai_run_shares s
+                            WHERE s.run_id = r.id AND s.user_id = p.id)))
+$function$;
 
 CREATE OR REPLACE FUNCTION public.ai_price_overrides_no_overlap()
  RETURNS trigger
@@ -1206,6 +1310,8 @@ $function$;
 
 CREATE TRIGGER ai_alert_rules_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_alert_rules FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
 CREATE TRIGGER ai_budgets_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_budgets FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
+CREATE TRIGGER ai_comments_audit AFTER DELETE ON public.ai_comments REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_audit_comment_removed();
+CREATE TRIGGER ai_comments_check BEFORE INSERT OR UPDATE ON public.ai_comments FOR EACH ROW EXECUTE FUNCTION ai_comments_check();
 CREATE TRIGGER ai_price_overrides_audit AFTER INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
 CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();
 CREATE TRIGGER ai_redaction_rules_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_redaction_rules FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
@@ -1228,12 +1334,14 @@ CREATE TRIGGER ai_tasks_after_truncate AFTER TRUNCATE ON public.ai_tasks FOR EAC
 CREATE TRIGGER ai_tasks_after_update AFTER UPDATE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_after_update();
 CREATE TRIGGER ai_tasks_before_insert BEFORE INSERT ON public.ai_tasks FOR EACH ROW WHEN ((((new.tokens_total IS NULL) AND ((new.tokens_input IS NOT NULL) OR (new.tokens_output IS NOT NULL))) OR ((new.status = 'completed'::text) AND (new.completed_at IS NULL)))) EXECUTE FUNCTION ai_tasks_before_insert();
 CREATE TRIGGER ai_tasks_before_update BEFORE UPDATE ON public.ai_tasks FOR EACH ROW EXECUTE FUNCTION ai_tasks_before_update();
+CREATE TRIGGER ai_tasks_forget_comments AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_comments_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_eval_errors AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_eval_errors_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_redactions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_forget_scores AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_truncated_redactions AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_log_deletions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_tasks_log_truncation AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_tasks_truncate_comments AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_comments_forget_all_tasks();
 CREATE TRIGGER ai_tasks_truncate_eval_errors AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_eval_errors_forget_all_tasks();
 CREATE TRIGGER ai_tasks_truncate_scores AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_all_tasks();
 CREATE TRIGGER ai_users_audit_insert AFTER INSERT ON public.ai_users FOR EACH ROW EXECUTE FUNCTION ai_audit_user_role();
@@ -1248,6 +1356,7 @@ ALTER TABLE ai_alert_rules ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_alert_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_audit ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_budgets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ai_comments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_dataset_items ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_datasets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ai_eval_cursors ENABLE ROW LEVEL SECURITY;
@@ -1299,6 +1408,18 @@ CREATE POLICY budgets_delete ON ai_budgets FOR DELETE TO public USING (ai_viewer
 CREATE POLICY budgets_insert ON ai_budgets FOR INSERT TO public WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
 CREATE POLICY budgets_read ON ai_budgets FOR SELECT TO public USING (ai_viewer_reads_scope(scope_kind, scope_value));
 CREATE POLICY budgets_update ON ai_budgets FOR UPDATE TO public USING (ai_viewer_manages_scope(scope_kind, scope_value)) WITH CHECK (ai_viewer_manages_scope(scope_kind, scope_value));
+CREATE POLICY comments_delete ON ai_comments FOR DELETE TO public USING (((( SELECT ai_viewer_role() AS ai_viewer_role) = 'admin'::text) OR ((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) AND (EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_comments.run_id))))));
+CREATE POLICY comments_insert ON ai_comments FOR INSERT TO public WITH CHECK (((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_comments.run_id))) AND (author = ( SELECT ai_viewer_id() AS ai_viewer_id))));
+CREATE POLICY comments_read ON ai_comments FOR SELECT TO public USING ((EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_comments.run_id))));
+CREATE POLICY comments_update ON ai_comments FOR UPDATE TO public USING (((author = ( SELECT ai_viewer_id() AS ai_viewer_id)) AND (EXISTS ( SELECT 1
+   FROM ai_runs r
+  WHERE (r.id = ai_comments.run_id))))) WITH CHECK ((author = ( SELECT ai_viewer_id() AS ai_viewer_id)));
 CREATE POLICY dataset_items_owner ON ai_dataset_items FOR ALL TO public USING ((EXISTS ( SELECT 1
    FROM ai_datasets d
   WHERE (d.id = ai_dataset_items.dataset_id)))) WITH CHECK ((EXISTS ( SELECT 1
@@ -1375,6 +1496,7 @@ GRANT DELETE, INSERT, SELECT, UPDATE ON ai_alert_rules TO ai_runs_app;
 GRANT SELECT ON ai_alert_state TO ai_runs_app;
 GRANT SELECT ON ai_audit TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_budgets TO ai_runs_app;
+GRANT DELETE, INSERT, SELECT, UPDATE ON ai_comments TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_dataset_items TO ai_runs_app;
 GRANT DELETE, INSERT, SELECT, UPDATE ON ai_datasets TO ai_runs_app;
 GRANT SELECT ON ai_eval_errors TO ai_runs_app;

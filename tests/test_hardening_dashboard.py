@@ -103,6 +103,8 @@ def hostile_app(hostile_url, tmp_path_factory) -> Iterator[dict]:
             )  # fmt: skip
             tracker.fail_task(task["task_id"], text, response_text=text)
             ids["tasks"].append(str(task["task_id"]))
+            tracker.comment(text, run_id=run["id"])  # shared notes: drawn as text too
+            tracker.comment(text, task_id=task["task_id"])
         big = tracker.create_run("chat", name="largest values")
         for _ in range(2):
             task = tracker.create_task(big["id"], provider="openai", model="gpt-4o")
@@ -145,6 +147,17 @@ def test_run_and_task_pages_show_hostile_records_and_params_as_text(hostile_app,
     _assert_safe(open_page("task", task_id=hostile_app["tasks"][which]))
     _assert_safe(open_page("runs", run_id=HOSTILE[which] + extra.replace("\x00", "")))
     _assert_safe(open_page("task", task_id=HOSTILE[which] + extra.replace("\x00", "")))
+
+
+def test_comments_are_drawn_as_text_on_the_run_and_task_pages(hostile_app):
+    for which, text in enumerate(HOSTILE):
+        for at in (
+            open_page("runs", run_id=hostile_app["runs"][which]),
+            open_page("task", task_id=hostile_app["tasks"][which]),
+        ):
+            _assert_safe(at)
+            assert text in [element.value for element in at.text]
+            assert not [m for m in at.markdown if text in str(m.value)]
 
 
 def test_phishing_link_in_run_id_stays_text(hostile_app):

@@ -123,6 +123,38 @@ def test_versions_runs_from_a_template_and_a_rollup_per_version(db_url) -> None:
             tracker.template_from_run(run["id"], "  ")
 
 
+def test_the_rollup_compares_quality_scores_per_version(db_url) -> None:
+    """Each version's scores (of its runs and their tasks), against the same numbers
+    computed here from what was written."""
+    with ingest.Tracker(db_url, user_id="ada") as tracker:
+        tracker.upsert_user("ada", "Ada")
+        run = tracker.create_run("prompt", messages=MESSAGES, variable_values=VARIABLES)
+        tracker.template_from_run(run["id"], "haiku")
+        tracker.template_from_run(run["id"], "haiku")
+        given = {1: [(True, 4), (False, 2), (True, 5)], 2: [(False, 1)]}
+        for version, scores in given.items():
+            for thumbs, stars in scores:
+                made = tracker.create_run_from_template(
+                    "haiku", {"city": "Oslo", "season": "fall", "company": "X"}, version=version
+                )
+                task = tracker.create_task(made["id"], provider="openai", model="gpt-4o")
+                tracker.complete_task(task["task_id"], "ok", tokens_input=1, tokens_output=1)
+                tracker.score("thumbs", thumbs, task_id=task["task_id"])
+                tracker.score("stars", stars, run_id=made["id"])
+                tracker.score("tone", "calm", run_id=made["id"])
+        untouched = tracker.create_run("prompt")  # a run of no template: not counted
+        tracker.score("stars", 1, run_id=untouched["id"])
+        rollup = {row["version"]: row["scores"] for row in tracker.template_rollup("haiku")}
+    for version, scores in given.items():
+        thumbs = [1.0 if up else 0.0 for up, _ in scores]
+        stars = [float(n) for _, n in scores]
+        assert rollup[version] == {
+            "stars": {"count": len(stars), "mean": pytest.approx(sum(stars) / len(stars))},
+            "thumbs": {"count": len(thumbs), "mean": pytest.approx(sum(thumbs) / len(thumbs))},
+            "tone": {"count": len(scores), "mean": None},
+        }
+
+
 def test_templates_follow_row_level_security_like_runs(db_url) -> None:
     with ingest.Tracker(db_url) as owner:
         owner.upsert_user("alice", "Alice")

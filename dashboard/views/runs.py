@@ -1,6 +1,7 @@
 """Runs: the history list (search, tags, starred, status; keyset-paginated) and one run
 (`?run_id=…`): the conversation, settings, variables, attachments, its tasks as a timeline,
-management (rename, star, tags, archive, delete, restore, fork) and exports."""
+management (rename, star, tags, archive, delete, restore, fork), exports and its
+comments (shared notes, refreshed live)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, export, figures, state, transcript, ui
+from dashboard.comments_panel import comments_changed, comments_panel
 from dashboard.run_management import apply_change, manage_panel, share_panel
 from dashboard.safe import http_url, md, md_link
 from dashboard.scores_panel import score_panel
@@ -205,7 +207,8 @@ def show_attachments(attachments: list[dict]) -> None:
             st.json(item)
 
 
-# Over 60 lines: one Streamlit layout (header, totals, manage and share panels, tasks).
+# Over 60 lines: one Streamlit layout (header, totals, manage and share panels, tasks,
+# comments).
 def show_run(run_id: str) -> None:
     try:
         run = data.get_run(run_id)
@@ -292,7 +295,8 @@ def show_run(run_id: str) -> None:
         _template_panel(run)
     with st.expander("Scores", icon=":material/thumbs_up_down:"):
         score_panel(run_id=str(run["id"]))
-    _show_contents(run)
+    live = _show_contents(run)
+    comments_panel(run_id=str(run["id"]), polled_elsewhere=live)
 
 
 RESUME_SNIPPETS = {
@@ -357,6 +361,8 @@ def _live_replies(run_id: str) -> None:
         tasks = data.live_tasks(run_id)
         if not tasks:
             data.forget_run_reads()
+            st.rerun(scope="app")
+        if comments_changed(run_id=run_id):  # this poll stands in for the comments' own
             st.rerun(scope="app")
         for task in tasks:
             with st.chat_message("assistant"):
@@ -433,15 +439,17 @@ def _fork(run: dict) -> None:
 
 
 # Over 60 lines: one Streamlit layout, its four tabs (conversation, tasks, settings, files).
-def _show_contents(run: dict) -> None:
-    """The conversation, tasks, settings and attachments of a run."""
+def _show_contents(run: dict) -> bool:
+    """The conversation, tasks, settings and attachments of a run; True when the run is
+    live (its replies being generated are shown by a polling fragment)."""
 
     talk, tasks_tab, settings_tab, files_tab = st.tabs(
         ["Conversation", f"Tasks ({run['task_count']})", "Settings & variables", "Attachments"]
     )
     with talk:
         transcript.show_transcript(run.get("messages") or [], key="run_transcript")
-        if data.live_tasks(str(run["id"])):
+        live = bool(data.live_tasks(str(run["id"])))
+        if live:
             _live_replies(str(run["id"]))
     with tasks_tab:
         tasks = pd.DataFrame(run.get("tasks") or [])
@@ -492,6 +500,7 @@ def _show_contents(run: dict) -> None:
             column.json(run.get(field) or {}, expanded=True)
     with files_tab:
         show_attachments(run.get("attachments") or [])
+    return live
 
 
 if run_id:

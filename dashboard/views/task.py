@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, state, transcript, ui
+from dashboard.comments_panel import comments_changed, comments_panel
 from dashboard.safe import md
 from dashboard.scores_panel import score_panel
 from ingest.errors import NotFoundError, ValidationError
@@ -129,6 +130,8 @@ def conversation() -> None:
         if not now:
             data.forget_run_reads()
             st.rerun(scope="app")
+        if comments_changed(task_id=str(task["task_id"])):  # stands in for the comments' poll
+            st.rerun(scope="app")
         shown = {**task, **now[0]}
     transcript.show_transcript(transcript.task_messages(shown), key="task_transcript")
 
@@ -154,6 +157,7 @@ for i, (field, title) in enumerate(JSON_FIELDS):
             st.json(value, expanded=2 if field == "request_data" else 1)
 
 score_panel(task_id=str(task["task_id"]))
+comments_panel(task_id=str(task["task_id"]), polled_elsewhere=LIVE)
 
 st.markdown("#### Every field")
 fields = pd.DataFrame(

@@ -27,6 +27,7 @@ from ingest.server import (
     metrics,
     models,
     routes_batch,
+    routes_comments,
     routes_conversations,
     routes_otlp,
     routes_runs,
@@ -67,7 +68,7 @@ def create_app(
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)
     routes = (routes_runs, routes_tasks, routes_scores, routes_batch, routes_otlp)
-    for module in (*routes, routes_conversations):
+    for module in (*routes, routes_conversations, routes_comments):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

@@ -45,6 +45,8 @@ MIN_YEAR, MAX_YEAR = 1, 9999  # after conversion to UTC
 MAX_SHORT_TEXT = 1_000  # characters: names, ids, labels, each tag, provider, model, search
 MAX_LONG_TEXT = 16 * 1024 * 1024  # characters: description, response text, each JSON text
 MAX_TAGS = 100  # tags of one run
+MAX_COMMENT_TEXT = 4_000  # characters: a comment on a run or task (a note, not a document)
+MAX_MENTIONS = 50  # people one comment may @mention
 _MAX_PG_OFFSET = timedelta(hours=15, minutes=59)
 _MAX_JSON_INT = 10**4000  # int_max_str_digits: json cannot write a longer integer
 

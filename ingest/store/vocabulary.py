@@ -24,6 +24,10 @@ SCORE_COLUMNS = (
     "id", "run_id", "task_id", "name", "data_type", "value", "label", "source", "comment",
     "author", "evaluator", "evaluator_version", "created_at", "updated_at",
 )  # fmt: skip
+# An ai_comments row as every reader gets it (docs/tracking.md, "Shared notes").
+COMMENT_COLUMNS = (
+    "id", "run_id", "task_id", "author", "text", "mentions", "created_at", "edited_at",
+)  # fmt: skip
 
 # The columns a client writes and reads, in table order (sync_xid, the change-capture
 # stamp, and the derived run totals are left out).
@@ -80,6 +84,7 @@ TASK_COLUMN_DEFAULTS = {
 # Every task column a writer sets, in table order: a task row as the Tracker reads it back.
 TASK_ROW_COLUMNS = (*TASK_COLUMNS, *TASK_DERIVED_COLUMNS)
 SQL_COLUMN_LISTS = {
+    "comment_columns": ", ".join(COMMENT_COLUMNS),
     "score_columns": ", ".join(SCORE_COLUMNS),
     "task_columns": ", ".join(TASK_ROW_COLUMNS),
     "task_updates": ", ".join(

@@ -7,11 +7,12 @@
   (the Tracker, the background writer, the server's batch and OTLP path, the importer);
 - conversations: a run's messages in OpenAI, Anthropic or Gemini shape (resume_run);
 - templates: prompt templates from runs (placeholders, versions, per-version rollup);
+- comments: shared notes on runs and tasks (text limits, @mentions);
 - naming: run names from a first user message; keywords: bad arguments as ValidationError;
 - cli: `ai-runs user | share | redaction | audit | template`.
 """
 
-from ingest.tracking import cli, conversations, naming, task_row, templates
+from ingest.tracking import cli, comments, conversations, naming, task_row, templates
 from ingest.tracking.runs import RunPage
 from ingest.tracking.tasks import TaskUpdate
 from ingest.tracking.tracker import Tracker
@@ -21,6 +22,7 @@ __all__ = [
     "TaskUpdate",
     "Tracker",
     "cli",
+    "comments",
     "conversations",
     "naming",
     "task_row",

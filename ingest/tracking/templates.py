@@ -4,8 +4,8 @@ A run becomes a version of a named template: its messages with the run's variabl
 put back as `{{placeholders}}` (`to_template`, pure), and its settings. A run made from a
 template (`create_run_from_template`) has its placeholders filled (`fill`, pure: a
 placeholder without a value is a ValidationError naming the missing ones) and records the
-template and version, so `template_rollup` compares cost and latency per version.
-Templates are kept in Postgres (migration 0019) under row-level security like runs.
+template and version, so `template_rollup` compares cost, latency and quality scores per
+version. Templates are kept in Postgres (migration 0019) under row-level security like runs.
 TemplateMethods mixes these into Tracker. SQL: ingest/tracking/sql/templates.sql.
 """
 
@@ -209,8 +209,10 @@ class TemplateMethods:
 
     def template_rollup(self, template: uuid.UUID | str) -> list[dict[str, Any]]:
         """Per version of a template: runs, tasks, total_cost, total_tokens, cost_per_run,
-        mean_total_time, p95_total_time, mean_time_to_first_token (ms), failed_tasks, over
-        the runs made from it that this viewer may read."""
+        mean_total_time, p95_total_time, mean_time_to_first_token (ms), failed_tasks, and
+        scores ({name: {"count", "mean"}} of the scores of those runs and their tasks; a
+        boolean's mean is its share of true, a categorical's None), over the runs made
+        from it that this viewer may read."""
         with self._transaction(consistent=True) as conn:
             found = self._template(conn, template)
             return conn.execute(

@@ -25,7 +25,8 @@ calls written by the background writer: `background`, `run`, `new_run`), access_
 (sharing, audit, redaction rules), conversations.py (`resume_run`), templates.py
 (templates from runs), scores.py (scores of tasks and runs: docs/quality.md) and
 datasets.py and experiment_store.py (datasets of inputs and expected answers, and the
-experiments replaying them: docs/quality.md). This
+experiments replaying them: docs/quality.md) and comments.py (shared notes on runs and
+tasks). This
 module holds the connection plumbing they share.
 """
 
@@ -50,6 +51,7 @@ from ingest.store import database, sqlfiles
 from ingest.store.limits import check_text
 from ingest.tracking.access_methods import AccessMethods
 from ingest.tracking.background import BackgroundMethods
+from ingest.tracking.comments import CommentMethods
 from ingest.tracking.conversations import ResumeMethods
 from ingest.tracking.datasets import DatasetMethods
 from ingest.tracking.experiment_store import ExperimentMethods
@@ -73,6 +75,7 @@ class Tracker(
     ScoreMethods,
     DatasetMethods,
     ExperimentMethods,
+    CommentMethods,
 ):
     """Write and read runs and tasks in one Postgres database.
 

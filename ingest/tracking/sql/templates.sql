@@ -57,7 +57,18 @@ SELECT tr.template_id, t.name, tr.version
 
 -- name: template_rollup
 -- Per version of a template: its runs the viewer may read, their tasks, cost and tokens,
--- and the tasks' latency (mean and 95th percentile total time, mean time to first token).
+-- the tasks' latency (mean and 95th percentile total time, mean time to first token), and
+-- scores: {score name: {"count", "mean"}} over the scores of those runs and their tasks
+-- (ai_scores, migration 0020; a boolean's mean is its share of true, a categorical
+-- score's mean is null).
+WITH score_stats AS (
+    SELECT tr.version, s.name, count(*) AS n, avg(s.value)::float8 AS mean
+      FROM ai_template_runs tr
+      JOIN ai_runs r ON r.id = tr.run_id
+      JOIN ai_scores s ON s.run_id = r.id
+     WHERE tr.template_id = :template_id
+     GROUP BY tr.version, s.name
+)
 SELECT v.version,
        count(DISTINCT r.id) AS runs,
        count(t.id) AS tasks,
@@ -67,7 +78,11 @@ SELECT v.version,
        avg(t.total_time)::float8 AS mean_total_time,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY t.total_time) AS p95_total_time,
        avg(t.time_to_first_token)::float8 AS mean_time_to_first_token,
-       count(t.id) FILTER (WHERE t.status = 'failed') AS failed_tasks
+       count(t.id) FILTER (WHERE t.status = 'failed') AS failed_tasks,
+       (SELECT coalesce(jsonb_object_agg(ss.name, jsonb_build_object('count', ss.n,
+                                                                     'mean', ss.mean)
+                                         ORDER BY ss.name), '{}')
+          FROM score_stats ss WHERE ss.version = v.version) AS scores
   FROM ai_template_versions v
   LEFT JOIN ai_template_runs tr ON tr.template_id = v.template_id AND tr.version = v.version
   LEFT JOIN ai_runs r ON r.id = tr.run_id
