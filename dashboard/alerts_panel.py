@@ -54,8 +54,7 @@ def _check(mirror: Any) -> None:
 # What a member is told: they read the rules of their own user scope and change none
 # (migration 0018: only an admin, or the manager of a team, sets rules of a scope).
 WHO_SETS_RULES = (
-    "Alert rules are set by your team's manager or an admin: ask them to add, change or "
-    "mute one."
+    "Alert rules are set by your team's manager or an admin: ask them to add, change or mute one."
 )
 MEMBER_NOTE = "You see the alert rules that watch your own runs. " + WHO_SETS_RULES
 
