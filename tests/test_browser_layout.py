@@ -112,13 +112,13 @@ def _records(url: str) -> dict[str, str]:
 
 def _open_expanders(page) -> None:
     """Open every closed expander of the page: what they hold must fit too."""
-    for _ in range(3):  # an expander's content may hold another one
-        closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
+    closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
+    for _ in range(20):  # one at a time: an opened one leaves the selector's matches
         if closed.count() == 0:
-            return
-        for summary in closed.all():
-            summary.click()
-        _settle(page)
+            break
+        closed.first.click()
+        page.wait_for_timeout(200)
+    _settle(page)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

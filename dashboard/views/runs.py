@@ -139,7 +139,7 @@ def show_list() -> None:
         filename="runs",
         selectable=True,
         column_config={
-            "name": st.column_config.TextColumn("Name", width="large"),
+            "name": st.column_config.TextColumn("Name", width="medium"),
             "matched_in": st.column_config.TextColumn("Matched in"),
             "live": st.column_config.CheckboxColumn(
                 "Live", help="A task of this run is being generated now.", width="small"
