@@ -156,7 +156,6 @@ def show_list() -> None:
             "user",
             "task_count",
             "total_cost",
-            "last_message_at",
         ],
     )
     prev, _, nxt = st.columns([1, 4, 1])
