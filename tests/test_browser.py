@@ -132,10 +132,12 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit finished running the script (and so drew the page)."""
+def _settle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit finished running the script (and so drew the page). A first
+    load in a new browser context may take minutes when the machine is loaded: the
+    renderer can be busy for a minute after the script ends, so those pass a longer wait."""
     page.wait_for_selector(
-        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout
     )
 
 

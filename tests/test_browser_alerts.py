@@ -28,6 +28,7 @@ from dashboard import auth
 from ingest.store import database
 
 pytestmark = pytest.mark.browser
+FIRST_LOAD_MS = 240_000  # a new context's first page under load (test_browser._settle)
 PEOPLE = {  # person -> (team, role)
     "alice": ("red", "member"),
     "carol": ("red", "manager"),
@@ -93,9 +94,9 @@ def _open(browser, base: str, email: str, path: str, title: str):
         accept_downloads=True,
     )
     page = context.new_page()
-    page.set_default_timeout(45_000)
+    page.set_default_timeout(90_000)
     page.goto(f"{base}/{path}")
-    _settle(page)
+    _settle(page, FIRST_LOAD_MS)
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
     return context, page
 

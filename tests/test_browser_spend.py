@@ -25,6 +25,7 @@ from ingest.spend import budgets
 from ingest.store import database
 
 pytestmark = pytest.mark.browser
+FIRST_LOAD_MS = 240_000  # a new context's first page under load (test_browser._settle)
 PEOPLE = {  # person -> (team, role, cost of their task last month, this month)
     "alice": ("red", "member", "1.25", "0.50"),
     "carol": ("red", "manager", "2.00", "0.25"),
@@ -70,9 +71,9 @@ def _cost_page(browser, base: str, email: str, query: str = ""):
         viewport={"width": 1400, "height": 3000}, extra_http_headers={HEADER: email}
     )
     page = context.new_page()
-    page.set_default_timeout(45_000)
+    page.set_default_timeout(90_000)
     page.goto(f"{base}/cost{query}")
-    _settle(page)
+    _settle(page, FIRST_LOAD_MS)
     page.get_by_role("heading", name="Cost", exact=True).first.wait_for()
     page.get_by_text("Budget used").first.wait_for()
     return context, page
