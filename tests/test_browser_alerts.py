@@ -177,7 +177,7 @@ def _no_audit_for(browser, base: str, email: str) -> None:
     page.set_default_timeout(45_000)
     try:
         page.goto(f"{base}/access")
-        _settle(page)
+        _settle(page, FIRST_LOAD_MS)
         assert page.get_by_role("link", name="Access").count() == 0
         assert page.get_by_role("tab", name="Audit log").count() == 0
         assert page.get_by_text("alert_rule_added").count() == 0
