@@ -141,9 +141,9 @@ def _settle(page, timeout: float = 60_000) -> None:
     )
 
 
-def _open(page, base: str, path: str, title: str) -> None:
+def _open(page, base: str, path: str, title: str, timeout: float = 60_000) -> None:
     page.goto(f"{base}/{path}")
-    _settle(page)
+    _settle(page, timeout)
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
 
 

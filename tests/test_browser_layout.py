@@ -129,7 +129,7 @@ def test_no_page_is_cut_off(server, browser, width: int) -> None:
     problems = {}
     try:
         for path, title in {**PAGES, **ADMIN_PAGES, **_records(server.database_url)}.items():
-            _open(page, server.base, path, title)
+            _open(page, server.base, path, title, timeout=240_000)  # loaded machine
             _open_expanders(page)
             page.wait_for_timeout(500)  # charts and tables size themselves after the run
             found = page.evaluate(_OVERFLOWS)
