@@ -252,7 +252,7 @@ TASK_ORDER = [
 RUN_ORDER = ["name", "cost", "tasks", "tokens_total", "user_id", "source_type", "created_at"]
 # The columns of a task or run list that fit a 900 px screen (ui.table's `narrow`).
 TASK_NARROW = ["created_at", "model", "status", "total_time", "cost"]
-RUN_NARROW = ["name", "cost", "tasks", "user", "created_at"]
+RUN_NARROW = ["name", "cost", "tasks", "user"]
 TASK_COLUMNS = {"id": None}  # labels and formats: default_column
 
 

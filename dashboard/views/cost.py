@@ -112,7 +112,7 @@ def costliest_runs() -> None:
         selectable=True,
         column_config={
             **ui.TASK_COLUMNS,
-            "name": st.column_config.TextColumn("Run", width="large"),
+            "name": st.column_config.TextColumn("Run", width="medium"),
         },
         column_order=ui.RUN_ORDER,
         narrow=ui.RUN_NARROW,
