@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 60  # also re-check unchanged data this often (budgets may change)
 _checked: dict[str, tuple[int, float]] = {}  # mirror path -> (data version, monotonic time)
 _lock = threading.Lock()
+# The columns of the history and rules tables that fit a 900 px screen (ui.table).
+HISTORY_NARROW = ["created_at", "rule_name", "event", "value", "threshold", "delivery"]
+RULES_NARROW = ["name", "kind", "threshold", "scope", "muted", "firing"]
 
 
 def after_sync(mirror: Any) -> None:
@@ -48,16 +51,29 @@ def _check(mirror: Any) -> None:
         cursor.close()
 
 
+# What a member is told: they read the rules of their own user scope and change none
+# (migration 0018: only an admin, or the manager of a team, sets rules of a scope).
+WHO_SETS_RULES = (
+    "Alert rules are set by your team's manager or an admin: ask them to add, change or mute one."
+)
+MEMBER_NOTE = "You see the alert rules that watch your own runs. " + WHO_SETS_RULES
+
+
 def show(url: str) -> None:
     """Every firing alert, and the history of past ones, of the rules the viewer may read
     (those of scopes whose runs they read entirely: row-level security, migration 0018);
-    for managers and admins, the rules themselves: create, mute, change, test, remove."""
+    for managers and admins, the rules themselves: create, mute, change, test, remove;
+    for members, the rules of their own runs to read, and who sets them (MEMBER_NOTE)."""
     st.subheader("Alerts")
     who = auth.current().id or ""  # never None: None would read as the owner
     rules = alert_rules.list_rules(url, viewer=who)
     firing = [rule for rule in rules if rule["firing"]]
     if not rules:
-        st.caption("No alert rule yet" + (": add one below." if _manages() else "."))
+        st.caption(
+            "No alert rule yet: add one below."
+            if _manages()
+            else "No alert rule watches your own runs yet. " + WHO_SETS_RULES
+        )
     elif not firing:
         watched = f"{len(rules)} rule" + ("" if len(rules) == 1 else "s")
         st.success(f"No alert is firing ({watched} watched).", icon=":material/check:")
@@ -76,13 +92,22 @@ def show(url: str) -> None:
             if history.empty:
                 st.caption("Nothing has fired yet.")
             else:
-                ui.table(_readable(history), key="alert_history", filename="alert_history")
+                ui.table(
+                    _readable(history),
+                    key="alert_history",
+                    filename="alert_history",
+                    narrow=HISTORY_NARROW,
+                )
     if _manages():
         with st.expander("Alert rules", icon=":material/notifications:"):
             _rules_table(rules)
             _add_rule_form(url, who)
             if rules:
                 _change_rule(url, who, rules)
+    elif rules:
+        with st.expander("Alert rules", icon=":material/notifications:"):
+            _rules_table(rules)
+            st.caption(MEMBER_NOTE)
 
 
 def _manages() -> bool:
@@ -116,7 +141,7 @@ def _rules_table(rules: list[dict[str, Any]]) -> None:
         }
         for rule in rules
     ]
-    ui.table(pd.DataFrame(rows), key="alert_rules", filename="alert_rules")
+    ui.table(pd.DataFrame(rows), key="alert_rules", filename="alert_rules", narrow=RULES_NARROW)
 
 
 def _scope_label(rule: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, ui
+from dashboard import data, figures, state, ui
 from queries import usage
 from queries.filters import DIMENSIONS, GRAINS, Filters
 
@@ -42,16 +42,20 @@ def show(filters: Filters, key: str) -> None:
     value = c3.selectbox(
         "Value", list(VALUES), format_func=VALUES.get, key=f"{key}_value", bind="query-params"
     )
+    nothing = state.nothing_text(filters)  # what an empty chart says
     if b in GRAINS:
         rows = data.cached(usage.usage_over_time, filters, grain=b, by=a, counts=False)
         st.plotly_chart(
-            figures.spend_over_time(rows, a, b, ui.legend(a), value=value), key=f"{key}_chart"
+            figures.spend_over_time(rows, a, b, ui.legend(a), value=value, nothing=nothing),
+            key=f"{key}_chart",
         )
         table = ui.group_frame(rows, a)
     else:
         rows = data.cached(usage.usage_pairs, filters, a, b)
         st.plotly_chart(
-            figures.pairs_bars(rows, a, b, ui.legend(b), ui.legend(a), value=value),
+            figures.pairs_bars(
+                rows, a, b, ui.legend(b), ui.legend(a), value=value, nothing=nothing
+            ),
             key=f"{key}_chart",
         )
         table = pairs_table(rows, a, b)

@@ -145,22 +145,44 @@ def _spend_cards(cards: Any, result: dict[str, Any]) -> None:
     )
 
 
+# What a member is told (migration 0018: they read the budgets of their own user scope
+# and set none).
+MEMBER_BUDGETS_NOTE = (
+    "You see the budgets of your own runs; budgets are set by your team's manager or an admin."
+)
+
+
 # Over 60 lines: one Streamlit form (list, add, remove) whose widgets share one layout.
 def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
-    """The budgets table (spent and forecast per budget) and controls to set or remove one,
-    preset to the view's scope."""
+    """The budgets table (spent and forecast per budget) of the budgets the viewer reads;
+    for managers and admins, controls to set or remove one, preset to the view's scope; for
+    members, who sets them (MEMBER_BUDGETS_NOTE)."""
     url = data.database_url()
     today = datetime.now(UTC).date()
     budgets = _budget_rows()
+    manages = auth.current().role in ("manager", "admin")
     with st.expander("Budgets by scope", expanded=True, icon=":material/savings:"):
         overview = data.cached(budget_queries.budgets_overview, filters, budgets, today=today)
         if overview.empty:
-            st.caption("No budget yet: set one below (for everything, a team, a user, ...).")
+            st.caption(
+                "No budget yet: set one below (for everything, a team, a user, ...)."
+                if manages
+                else "No budget of your own runs yet. " + MEMBER_BUDGETS_NOTE
+            )
         else:
             ui.table(
                 overview,
                 key="budgets_table",
                 filename="budgets",
+                narrow=[
+                    "scope_kind",
+                    "scope_value",
+                    "period",
+                    "amount",
+                    "spent",
+                    "used",
+                    "this_view",
+                ],
                 column_config={
                     "amount": st.column_config.NumberColumn("Budget (USD)", format="$%.2f"),
                     "spent": st.column_config.NumberColumn("Spent (USD)", format="$%.2f"),
@@ -175,6 +197,9 @@ def budget_manager(filters: Filters, options: dict[str, list[str]]) -> None:
                     "this_view": st.column_config.CheckboxColumn("This view's budget"),
                 },
             )
+        if not manages:
+            st.caption(MEMBER_BUDGETS_NOTE)
+            return
         cols = st.columns([1, 2, 1, 1])
         kind, value = _scope_picker(filters, options, cols)
         period = cols[2].selectbox("Period", budget_store.PERIODS, key="budget_period")

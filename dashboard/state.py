@@ -20,6 +20,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.formatting import plural
 from ingest.store.vocabulary import SOURCE_TYPES, TASK_STATUSES
 from queries.filters import Filters
 
@@ -189,4 +190,36 @@ def period_text(filters: Filters) -> str:
     """The filtered period for captions: "2026-10-27 – 2026-11-25 (30 days, UTC)"."""
     last = (filters.end - timedelta(days=1)).date()
     days = (filters.end - filters.start).days
-    return f"{filters.start.date()} – {last} ({days} days, UTC)"
+    return f"{filters.start.date()} – {last} ({plural(days, 'day')}, UTC)"
+
+
+def chosen_filters(filters: Filters, applies: Sequence[str] | None = None) -> list[str]:
+    """The sidebar's list filters that are set, as "Team red, blue" (empty when none is);
+    only those among `applies` (Filters field names) when given."""
+    chosen = []
+    for _, (field_name, label) in LIST_FILTERS.items():
+        values = getattr(filters, field_name)
+        if values and (applies is None or field_name in applies):
+            chosen.append(f"{label} {', '.join(values)}")
+    return chosen
+
+
+def nothing_text(
+    filters: Filters,
+    what: str = "tasks",
+    extra: Sequence[str] = (),
+    applies: Sequence[str] | None = None,
+) -> str:
+    """An honest empty state: no `what` in the period, under the filters that are set
+    (the sidebar's, only those among `applies` when given, then the page's own `extra`),
+    and what to do about it. Filters that are not set are never named, so the text never
+    blames them: "No tasks in 2026-11-01 – 2026-11-30 (30 days, UTC) with Team red: clear
+    a filter or choose a longer period (sidebar)." """
+    chosen = [*chosen_filters(filters, applies), *extra]
+    where = f" with {'; '.join(chosen)}" if chosen else ""
+    todo = (
+        "clear a filter or choose a longer period (sidebar)"
+        if chosen
+        else "choose a longer period in the sidebar, or send data to this database"
+    )
+    return f"No {what} in {period_text(filters)}{where}: {todo}."

@@ -137,13 +137,19 @@ def table(
     column_order: list[str] | None = None,
     height: int | str = "auto",
     caption: str | None = None,
+    narrow: list[str] | None = None,
 ) -> list[int]:
     """Show `df` with a "Download CSV" button under it; return the selected row positions
     (always [] unless `selectable`). `column_order` only orders the view (columns it leaves
-    out come after); the CSV holds every column shown. Headers are human labels with units
+    out come after); the CSV holds every column of `df`. Headers are human labels with units
     (formatting.COLUMN_LABELS) unless `column_config` says otherwise; a `user_id` column
-    gets the user's display name beside it."""
+    gets the user's display name beside it. `narrow` names the few columns that fit a
+    900 px screen: the table shows only those until its "All columns" toggle is on, so a
+    wide table never hides what matters past its right edge (README, "Dashboard layout")."""
     df = with_names(df)
+    only = bool(narrow) and not _all_columns(key, df, narrow or [])
+    if only:
+        column_order = [c for c in narrow or [] if c in df.columns]
     config: dict[str, Any] = {c: default_column(str(c)) for c in df.columns}
     config.update(column_config or {})
     column_config = config
@@ -155,7 +161,7 @@ def table(
     order = None
     if column_order:
         first = [c for c in column_order if c in df.columns]
-        order = first + [c for c in df.columns if c not in first]
+        order = first if only else first + [c for c in df.columns if c not in first]
     kwargs: dict[str, Any] = {
         "hide_index": True,
         "width": "stretch",
@@ -179,6 +185,19 @@ def table(
         icon=":material/download:",
     )
     return selected_rows(event) if selectable else []
+
+
+def _all_columns(key: str, df: pd.DataFrame, narrow: list[str]) -> bool:
+    """The "All columns" toggle of table `key` (shown when `df` has more columns than
+    `narrow` keeps): True when on."""
+    hidden = [c for c in df.columns if c not in narrow]
+    if not hidden:
+        return True
+    return st.toggle(
+        "All columns",
+        key=f"{key}_all_columns",
+        help=f"Also show {plural(len(hidden), 'more column')}; the CSV always holds them all.",
+    )
 
 
 def selected_rows(event: Any) -> list[int]:
@@ -232,6 +251,9 @@ TASK_ORDER = [
     "run_id",
 ]
 RUN_ORDER = ["name", "cost", "tasks", "tokens_total", "user_id", "source_type", "created_at"]
+# The columns of a task or run list that fit a 900 px screen (ui.table's `narrow`).
+TASK_NARROW = ["created_at", "model", "status", "total_time", "cost"]
+RUN_NARROW = ["name", "cost", "tasks", "user"]
 TASK_COLUMNS = {"id": None}  # labels and formats: default_column
 
 
@@ -284,9 +306,11 @@ def url_selection(
     return (period or None, group or None)
 
 
-def top_of(shown: int, total: int) -> str:
-    """ "Top 200 of 547" when a list is cut, else "All 547"."""
-    return f"Top {shown:,} of {total:,}" if total > shown else f"All {total:,}"
+def top_of(shown: int, total: int, word: str = "", many: str | None = None) -> str:
+    """ "Top 200 of 547" when a list is cut, else "All 547"; with `word`, its right form
+    after the total: "All 1 task", "Top 200 of 547 tasks"."""
+    counted = plural(total, word, many) if word else f"{total:,}"
+    return f"Top {shown:,} of {counted}" if total > shown else f"All {counted}"
 
 
 def lazy_tabs(labels: list[str], key: str) -> list[Any]:

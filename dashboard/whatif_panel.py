@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, figures, ui
+from dashboard import data, figures, state, ui
 from dashboard.safe import md
 from queries import whatif
 from queries.filters import Filters
@@ -59,5 +59,8 @@ def show(filters: Filters, options: dict[str, list[str]]) -> None:
         f"{lead} **{ui.money(plan.what_if)}** instead of **{ui.money(plan.actual)}**: "
         f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{change}."
     )
-    st.plotly_chart(figures.what_if(plan.frame, f"{provider}/{model}"), key="cost_whatif")
+    st.plotly_chart(
+        figures.what_if(plan.frame, f"{provider}/{model}", nothing=state.nothing_text(filters)),
+        key="cost_whatif",
+    )
     ui.table(plan.frame, key="cost_whatif_table", filename="what_if")

@@ -132,16 +132,18 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit finished running the script (and so drew the page)."""
+def _settle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit finished running the script (and so drew the page). A first
+    load in a new browser context may take minutes when the machine is loaded: the
+    renderer can be busy for a minute after the script ends, so those pass a longer wait."""
     page.wait_for_selector(
-        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout
     )
 
 
-def _open(page, base: str, path: str, title: str) -> None:
+def _open(page, base: str, path: str, title: str, timeout: float = 60_000) -> None:
     page.goto(f"{base}/{path}")
-    _settle(page)
+    _settle(page, timeout)
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
 
 

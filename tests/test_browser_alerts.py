@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from dashboard import auth
 from ingest.store import database
 
 pytestmark = pytest.mark.browser
+FIRST_LOAD_MS = 240_000  # a new context's first page under load (test_browser._settle)
 PEOPLE = {  # person -> (team, role)
     "alice": ("red", "member"),
     "carol": ("red", "manager"),
@@ -39,6 +41,7 @@ SEEDED = {
     "blue failures": ("team", "blue"),
     "company failures": ("all", None),
 }
+MEMBER_RULE = "alice failures"  # seeded too, on alice's own user scope (she is a red member)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def alerts_db(pg_server: str, template_db: str) -> Iterator[str]:
             run = make_run(conn, user_id=uid)
             make_task(conn, run, user_id=uid, status="completed", cost=Decimal("0.50"),
                       created_at=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
-        for rule, (scope_kind, scope_value) in SEEDED.items():
+        for rule, (scope_kind, scope_value) in {**SEEDED, MEMBER_RULE: ("user", "alice")}.items():
             rule_id = conn.execute(
                 "INSERT INTO ai_alert_rules (name, kind, threshold, scope_kind, scope_value)"
                 " VALUES (%s, 'failure_rate', 0.25, %s, %s) RETURNING id",
@@ -91,9 +94,9 @@ def _open(browser, base: str, email: str, path: str, title: str):
         accept_downloads=True,
     )
     page = context.new_page()
-    page.set_default_timeout(45_000)
+    page.set_default_timeout(90_000)
     page.goto(f"{base}/{path}")
-    _settle(page)
+    _settle(page, FIRST_LOAD_MS)
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
     return context, page
 
@@ -174,7 +177,7 @@ def _no_audit_for(browser, base: str, email: str) -> None:
     page.set_default_timeout(45_000)
     try:
         page.goto(f"{base}/access")
-        _settle(page)
+        _settle(page, FIRST_LOAD_MS)
         assert page.get_by_role("link", name="Access").count() == 0
         assert page.get_by_role("tab", name="Audit log").count() == 0
         assert page.get_by_text("alert_rule_added").count() == 0
@@ -189,6 +192,25 @@ def _audit_actors(url: str, rule: str) -> list[str]:
             (rule,),
         ).fetchall()
     return [actor for (actor,) in rows]
+
+
+def _fail_a_task_of(url: str, person: str) -> None:
+    """A failed task of `person`, created now (inside every rule's window)."""
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        run = make_run(conn, user_id=person)
+        make_task(conn, run, user_id=person, status="failed", created_at=datetime.now(UTC))
+
+
+def _wait_for(receiver: Receiver, rule: str, event: str, seconds: float = 90) -> dict:
+    """The body of the first `event` of `rule` the webhook received; the dashboard checks
+    the rules in the background after a sync, so under load it may take a while."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for body in list(receiver.bodies):
+            if (body.get("rule"), body.get("event")) == (rule, event):
+                return body
+        time.sleep(0.5)
+    raise AssertionError(f"no {event} of {rule!r} reached the webhook: {receiver.bodies}")
 
 
 def _names(rows: list[dict[str, str]]) -> set[str]:
@@ -207,7 +229,7 @@ def test_a_rule_added_on_the_page_sends_its_test_to_a_local_webhook(
         _type(page, "alert_new_hook", receiver.url)
         page.get_by_role("button", name="Add rule").click()
         # the click's rerun may not have started yet: wait for the table to hold the new rule
-        rows = len(SEEDED) + 1
+        rows = len(SEEDED) + 2  # and the member's rule
         page.locator(".st-key-alert_rules_csv button", has_text=f"({rows} rows)").wait_for()
         _settle(page)
         assert "page-made latency" in _names(_csv_of(page, "alert_rules"))
@@ -232,9 +254,11 @@ def test_a_rule_added_on_the_page_sends_its_test_to_a_local_webhook(
     assert _audit_actors(alerts_db, "page-made latency") == ["root"]
 
 
-def test_a_manager_adds_a_rule_for_their_team_and_tests_its_webhook(
+def test_a_managers_rule_made_on_the_page_tests_and_fires_to_a_local_webhook(
     browser, dashboard, alerts_db, receiver
 ):
+    """The rule is made on the page; its test reaches the webhook, and once a failed task of
+    the team comes in and the dashboard syncs, the dashboard's own check fires it there."""
     context, page = _open(browser, dashboard, "carol@example.com", "", "Overview")
     try:
         _expand(page, "Alert rules")
@@ -249,7 +273,8 @@ def test_a_manager_adds_a_rule_for_their_team_and_tests_its_webhook(
         _pick(page, "Scope value", "red")
         _type(page, "alert_new_hook", receiver.url)
         page.get_by_role("button", name="Add rule").click()
-        page.locator(".st-key-alert_rules_csv button", has_text="(2 rows)").wait_for()
+        # red failures, alice's own rule and the new one
+        page.locator(".st-key-alert_rules_csv button", has_text="(3 rows)").wait_for()
         _settle(page)
         with psycopg.connect(alerts_db, row_factory=dict_row) as conn:
             rule = conn.execute(
@@ -263,6 +288,11 @@ def test_a_manager_adds_a_rule_for_their_team_and_tests_its_webhook(
         page.get_by_text("test delivered").wait_for()
         assert [b["rule"] for b in receiver.bodies] == ["red page-made failures"]
         assert receiver.bodies[0]["scope"] == "team=red"
+        _fail_a_task_of(alerts_db, "alice")
+        page.get_by_role("button", name="Sync now").click()  # the sync runs the rules
+        fired = _wait_for(receiver, "red page-made failures", "firing")
+        assert fired["kind"] == "failure_rate" and fired["scope"] == "team=red"
+        assert "30%" in fired["text"], fired["text"]
     finally:
         context.close()
     assert _audit_actors(alerts_db, "red page-made failures") == ["carol"]
@@ -303,12 +333,29 @@ def test_a_manager_sees_only_their_teams_rules_and_no_audit(browser, dashboard):
     _no_audit_for(browser, dashboard, "carol@example.com")
 
 
-def test_a_member_sees_no_alert_rule_and_no_audit(browser, dashboard):
+def test_a_member_reads_only_the_rules_of_their_own_runs_and_no_audit(browser, dashboard):
     context, page = _open(browser, dashboard, "alice@example.com", "", "Overview")
     try:
+        page.get_by_role("heading", name="Alerts", exact=True).wait_for()
+        _expand(page, "Alert rules")
+        assert _names(_csv_of(page, "alert_rules")) >= {MEMBER_RULE}
+        _expand(page, "Alert history")
+        assert MEMBER_RULE in _names(_csv_of(page, "alert_history"))
+        page.get_by_text("Alert rules are set by your team's manager or an admin").wait_for()
+        assert page.get_by_role("button", name="Add rule").count() == 0
         text = page.locator('[data-testid="stMain"]').inner_text()
-        assert not any(rule in text for rule in SEEDED)
-        assert page.get_by_role("heading", name="Alerts", exact=True).count() == 0
+        assert not any(rule in text for rule in SEEDED), text
     finally:
         context.close()
     _no_audit_for(browser, dashboard, "alice@example.com")
+
+
+def test_a_member_with_no_rule_is_told_who_sets_them(browser, dashboard):
+    context, page = _open(browser, dashboard, "dave@example.com", "", "Overview")
+    try:
+        page.get_by_text("No alert rule watches your own runs yet").wait_for()
+        text = page.locator('[data-testid="stMain"]').inner_text()
+        assert not any(rule in text for rule in [*SEEDED, MEMBER_RULE]), text
+        assert page.get_by_role("button", name="Add rule").count() == 0
+    finally:
+        context.close()

@@ -1,14 +1,19 @@
-"""Every page readable at 900 px and 1,400 px wide in a real headless Chromium (docs/
-dashboard.md, "Layout"): the document never scrolls sideways, no visible element reaches
-past the right edge of the window unless a scrolling box (a table) holds it, and no
-button or tab label is cut short. One demo server and one browser for the module.
+"""Every page readable at 900 px and 1,400 px wide in a real headless Chromium (README,
+"Dashboard layout"): the document never scrolls sideways, no visible element reaches
+past the right edge of the window unless a scrolling box (a table) holds it, no button,
+tab or label is cut short, a table beside something else shows all its columns, a table
+that chose its columns for a narrow screen ("All columns" off) shows them all, and no
+chart's legend covers its title. Every page of the navigation is checked (the admin's
+included), with every expander open, plus an open run and a task's detail. One demo
+server and one browser for the module.
 """
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 import test_browser
-from test_browser import PAGES, _open
+from test_browser import PAGES, _open, _settle
 
 server = test_browser.server  # the module's one demo server (the browser: tests/conftest.py)
 
@@ -63,6 +68,19 @@ _OVERFLOWS = """
       tables.push('table of ' + grid.scrollWidth + ' px in ' + grid.clientWidth + ' px');
     }
   }
+  // A table that chose its columns for a narrow screen (ui.table's `narrow`, its "All
+  // columns" toggle off) shows every one of them without scrolling sideways.
+  for (const toggle of main.querySelectorAll('[class*="_all_columns"]')) {
+    const key = [...toggle.classList].find((c) => c.endsWith('_all_columns'));
+    const input = toggle.querySelector('input');
+    if (!key || (input && input.checked)) continue;
+    const name = key.slice('st-key-'.length, -'_all_columns'.length);
+    const grid = main.querySelector('.st-key-' + name + ' .dvn-scroller');
+    if (grid && grid.scrollWidth > grid.clientWidth + 1) {
+      const sizes = grid.scrollWidth + ' px in ' + grid.clientWidth + ' px';
+      tables.push(name + ': narrow table of ' + sizes);
+    }
+  }
   // A chart's legend never covers its title.
   const covered = [];
   for (const plot of main.querySelectorAll('.js-plotly-plot')) {
@@ -82,6 +100,27 @@ _OVERFLOWS = """
 """
 
 
+def _records(url: str) -> dict[str, str]:
+    """A run with messages and tasks, and its most expensive task: pages that open one."""
+    with psycopg.connect(url) as conn:
+        run_id, task_id = conn.execute(
+            "SELECT r.id, t.task_id FROM ai_runs r JOIN ai_tasks t ON t.run_id = r.id"
+            " WHERE r.message_count >= 2 ORDER BY t.cost DESC NULLS LAST LIMIT 1"
+        ).fetchone()
+    return {f"runs?run_id={run_id}": "Runs", f"task?task_id={task_id}": "Task detail"}
+
+
+def _open_expanders(page) -> None:
+    """Open every closed expander of the page: what they hold must fit too."""
+    closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
+    for _ in range(20):  # one at a time: an opened one leaves the selector's matches
+        if closed.count() == 0:
+            break
+        closed.first.click()
+        page.wait_for_timeout(200)
+    _settle(page)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_page_is_cut_off(server, browser, width: int) -> None:
     context = browser.new_context(viewport={"width": width, "height": 1400})
@@ -89,8 +128,9 @@ def test_no_page_is_cut_off(server, browser, width: int) -> None:
     page.set_default_timeout(60_000)
     problems = {}
     try:
-        for path, title in {**PAGES, **ADMIN_PAGES}.items():
-            _open(page, server.base, path, title)
+        for path, title in {**PAGES, **ADMIN_PAGES, **_records(server.database_url)}.items():
+            _open(page, server.base, path, title, timeout=240_000)  # loaded machine
+            _open_expanders(page)
             page.wait_for_timeout(500)  # charts and tables size themselves after the run
             found = page.evaluate(_OVERFLOWS)
             assert page.locator('[data-testid="stException"]').count() == 0, path

@@ -17,6 +17,7 @@ from builders import make_run, make_task
 from psycopg.rows import dict_row
 from test_browser import _settle
 from test_browser_access import HEADER, _serve
+from test_browser_alerts import _csv_of
 
 import ingest
 from dashboard import auth
@@ -24,6 +25,7 @@ from ingest.spend import budgets
 from ingest.store import database
 
 pytestmark = pytest.mark.browser
+FIRST_LOAD_MS = 240_000  # a new context's first page under load (test_browser._settle)
 PEOPLE = {  # person -> (team, role, cost of their task last month, this month)
     "alice": ("red", "member", "1.25", "0.50"),
     "carol": ("red", "manager", "2.00", "0.25"),
@@ -53,6 +55,7 @@ def spend_db(pg_server: str, template_db: str) -> Iterator[str]:
     budgets.set_budget(url, amount=10, scope_kind="all")
     budgets.set_budget(url, amount=5, scope_kind="team", scope_value="red")
     budgets.set_budget(url, amount=3, scope_kind="team", scope_value="blue")
+    budgets.set_budget(url, amount=2, scope_kind="user", scope_value="alice")
     yield url
     drop_database(pg_server, name)
 
@@ -68,9 +71,9 @@ def _cost_page(browser, base: str, email: str, query: str = ""):
         viewport={"width": 1400, "height": 3000}, extra_http_headers={HEADER: email}
     )
     page = context.new_page()
-    page.set_default_timeout(45_000)
+    page.set_default_timeout(90_000)
     page.goto(f"{base}/cost{query}")
-    _settle(page)
+    _settle(page, FIRST_LOAD_MS)
     page.get_by_role("heading", name="Cost", exact=True).first.wait_for()
     page.get_by_text("Budget used").first.wait_for()
     return context, page
@@ -101,22 +104,62 @@ def _options_of(page, label: str) -> list[str]:
     raise AssertionError(f"the list of {label!r} never opened")
 
 
+def _budget_scopes(page) -> set[tuple[str, str]]:
+    """(scope kind, scope value) of each row of the "Budgets by scope" table, from its CSV."""
+    rows = _csv_of(page, "budgets_table")
+    kind, value = (
+        next(c for c in rows[0] if c.lower().startswith(p)) for p in ("scope k", "scope v")
+    )
+    return {(row[kind], row[value]) for row in rows}
+
+
+def test_an_admin_sees_every_budget(browser, dashboard):
+    context, page = _cost_page(browser, dashboard, "root@example.com")
+    try:
+        assert _budget_scopes(page) == {
+            ("all", ""),
+            ("team", "red"),
+            ("team", "blue"),
+            ("user", "alice"),
+        }
+        assert len(_options_of(page, "Remove a budget")) == 4
+    finally:
+        context.close()
+
+
 def test_a_manager_sees_and_may_remove_only_their_teams_budget(browser, dashboard):
     context, page = _cost_page(browser, dashboard, "carol@example.com")
     try:
         assert _metrics(page)["Budget"] == "not shown"
         page.get_by_text("budget for everything applies to this view but is not shown").wait_for()
+        # their team's and its people's (alice is in red), never the company's or blue's
+        assert _budget_scopes(page) == {("team", "red"), ("user", "alice")}
         options = _options_of(page, "Remove a budget")
-        assert len(options) == 1 and "team red per month" in options[0]
+        assert len(options) == 2, options
+        assert any("team red per month" in o for o in options)
+        assert not any("everything" in o or "blue" in o for o in options), options
     finally:
         context.close()
 
 
-def test_a_member_is_compared_with_no_budget_they_cannot_read(browser, dashboard):
+def test_a_member_sees_only_the_budget_of_their_own_runs(browser, dashboard):
     context, page = _cost_page(browser, dashboard, "alice@example.com")
     try:
+        assert _metrics(page)["Budget"] == "not shown"  # the view is compared with "all"
+        assert _budget_scopes(page) == {("user", "alice")}
+        page.get_by_text("budgets are set by your team's manager or an admin").first.wait_for()
+        assert page.get_by_label("Remove a budget").count() == 0
+        assert page.get_by_role("button", name="Save budget").count() == 0
+    finally:
+        context.close()
+
+
+def test_a_member_without_a_budget_is_told_who_sets_them(browser, dashboard):
+    context, page = _cost_page(browser, dashboard, "dave@example.com")
+    try:
         assert _metrics(page)["Budget"] == "not shown"
-        assert page.get_by_text("Budgets by scope").count() == 0
+        page.get_by_text("No budget of your own runs yet").wait_for()
+        assert page.locator(".st-key-budgets_table_csv").count() == 0
     finally:
         context.close()
 

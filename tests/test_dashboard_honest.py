@@ -168,3 +168,42 @@ def test_one_page_view_asks_each_rollup_once_and_hidden_tabs_nothing(
         assert not [n for n in names if n.endswith(("most_expensive_tasks", "histogram"))]
     if page == "performance":  # the Histogram tab is open
         assert not [n for n in names if n.endswith(("error_groups", "tokens_per_second"))]
+
+
+def test_an_empty_state_names_only_the_filters_that_are_set() -> None:
+    from dashboard import state
+    from queries.filters import Filters
+
+    plain = Filters.last_days(30)
+    text = state.nothing_text(plain)
+    assert text.startswith(f"No tasks in {state.period_text(plain)}:")
+    assert "filter" not in text and "choose a longer period" in text
+    for label in ("Team", "Model", "Provider", "User", "Tag", "Task status", "Source type"):
+        assert label not in text
+    red = Filters.last_days(30, teams=("red",), models=("gpt-4o",))
+    text = state.nothing_text(red, "runs created", ["Run status active"])
+    assert "with Model gpt-4o; Team red; Run status active:" in text  # sidebar order
+    assert "clear a filter" in text
+    # a filter that does not apply to the list is not named (runs: no team, no model)
+    text = state.nothing_text(red, "runs created", applies=("users", "tags"))
+    assert "Team" not in text and "filter" not in text
+
+
+def test_an_empty_runs_list_says_which_filters_are_set(demo_app: Path) -> None:
+    at = open_page("runs")
+    at.text_input(key="runs_search").set_value("no run is called this").run()
+    said = next(i.value for i in at.info if "No runs created" in i.value)
+    assert "Run status active" in said and "no run is called this" in said
+    assert "Team" not in said and "match these filters" not in said
+
+
+def test_counts_take_their_plural_form() -> None:
+    from dashboard import state, ui
+    from queries.filters import Filters
+
+    assert ui.top_of(1, 1, "task") == "All 1 task"
+    assert ui.top_of(200, 547, "completed task") == "Top 200 of 547 completed tasks"
+    assert ui.top_of(3, 3) == "All 3"
+    assert state.period_text(Filters.last_days(1)).endswith("(1 day, UTC)")
+    assert state.period_text(Filters.last_days(30)).endswith("(30 days, UTC)")
+    assert ui.plural(1, "row") == "1 row" and ui.plural(2, "row") == "2 rows"

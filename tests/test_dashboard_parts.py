@@ -118,7 +118,12 @@ def test_forecast_figure_shows_actuals_forecast_band_and_budget(mirror) -> None:
 
 def test_empty_frames_give_a_figure_that_says_so() -> None:
     fig = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]))
-    assert fig.layout.annotations[0].text == "No tasks match the filters."
+    assert fig.layout.annotations[0].text == "No tasks to show in this view."
+    said = "No tasks in the chosen period with Team red: clear a filter or widen it."
+    fig = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]), nothing=said)
+    assert fig.layout.annotations[0].text == (
+        "No tasks in the chosen period with Team red: clear a<br>filter or widen it."
+    )
     assert figures.label(None) == "(not set)"
 
 

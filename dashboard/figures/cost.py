@@ -29,13 +29,15 @@ def spend_over_time(
     grain: str = "day",
     legend: Legend = PLAIN,
     value: str = "cost",
+    *,
+    nothing: str | None = None,
 ) -> go.Figure:
     """Stacked bars of spend (or `value`, e.g. "tokens_total") per period, one stable colour
     per group (usage_over_time(by=...)); groups past the legend's colours fold into "other"."""
     what = "Spend" if value == "cost" else _VALUE_TITLES.get(value, value)
     title = f"{what} per {grain} by {by_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     unit = "Cost (USD)" if value == "cost" else what
     fig = new_figure(title, f"{grain.capitalize()} (UTC)", unit, barmode="stack")
     df = fold_tail(df, legend, value)
@@ -71,6 +73,8 @@ def pairs_bars(
     legend: Legend = PLAIN,
     a_names: Legend = PLAIN,
     value: str = "cost",
+    *,
+    nothing: str | None = None,
 ) -> go.Figure:
     """Stacked horizontal bars for a breakdown by A × B (usage_pairs): one bar per A value
     (largest on top), one stable colour per B value; B values past the colours fold into
@@ -78,7 +82,7 @@ def pairs_bars(
     what = "Spend" if value == "cost" else _VALUE_TITLES.get(value, value)
     title = f"{what} by {a_label} × {b_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     totals = df.groupby("a", dropna=False)[value].sum().sort_values(ascending=True)
     order = [a_names.name(a) for a in totals.index]
     frame = fold_tail(df.rename(columns={"b": "group"}), legend, value, keys=("a",))
@@ -108,11 +112,13 @@ def usage_bars(
     value_title: str = "Cost (USD)",
     top: int = 10,
     legend: Legend = PLAIN,
+    *,
+    nothing: str | None = None,
 ) -> go.Figure:
     """Horizontal bars of `value` per group (usage_by), largest on top, first `top` rows,
     each in its group's stable colour."""
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     rows = df.head(top).iloc[::-1]
     fig = new_figure(title, value_title, "", showlegend=False)
     fig.add_bar(
@@ -228,11 +234,11 @@ def cost_per_run(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def what_if(df: pd.DataFrame, target: str) -> go.Figure:
+def what_if(df: pd.DataFrame, target: str, *, nothing: str | None = None) -> go.Figure:
     """Actual spend vs the same tokens priced on `target`, per model used (what_if_cost)."""
     title = f"Actual spend vs the same tokens on {target}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     names = [f"{p}/{m}" for p, m in zip(df["provider"], df["model"], strict=True)]
     fig = new_figure(title, "Model used", "Cost (USD)", barmode="group")
     fig.add_bar(x=names, y=df["actual_cost"].astype(float), name="actual")

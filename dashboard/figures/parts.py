@@ -4,6 +4,8 @@ points, legends and the empty figure. No Streamlit here."""
 
 from __future__ import annotations
 
+import html
+import textwrap
 from typing import Any
 
 import pandas as pd
@@ -90,10 +92,20 @@ def legend_aside(fig: go.Figure, limit: int = 6) -> go.Figure:
     return fig
 
 
-def empty(title: str, message: str = "No tasks match the filters.") -> go.Figure:
-    """A blank figure that says why it is blank."""
+NO_TASKS = "No tasks to show in this view."
+
+
+def empty(title: str, message: str | None = None) -> go.Figure:
+    """A blank figure that says why it is blank: `message`, which the page words from the
+    filters that are set (dashboard.state.nothing_text), else NO_TASKS."""
+    # Wrapped: an annotation never wraps itself, and a long line would leave a narrow chart.
+    lines = textwrap.wrap(message or NO_TASKS, width=56)
     fig = new_figure(title, "", "")
-    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#666"})
+    fig.add_annotation(
+        text="<br>".join(html.escape(line) for line in lines),
+        showarrow=False,
+        font={"size": 14, "color": "#666"},
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig

@@ -32,6 +32,8 @@ def percentiles_over_time(
     log_y: bool = True,
     highlight: tuple = (),
     legend: Legend = PLAIN,
+    *,
+    nothing: str | None = None,
 ) -> go.Figure:
     """One line per group: a latency percentile (ms) per period (latency_percentiles with
     grain and by). Points carry [period, group] for drill-down. A log axis by default, so
@@ -39,7 +41,7 @@ def percentiles_over_time(
     Groups in `highlight` are drawn bold and the others faded."""
     title = f"{percentile} {LATENCY_LABELS.get(metric, metric).lower()} per {grain} by {by_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     fig = new_figure(
         title, f"{grain.capitalize()} (UTC)", f"{percentile} {LATENCY_LABELS[metric]} (ms)"
     )
@@ -71,12 +73,17 @@ def percentiles_over_time(
 
 
 def percentiles_by_group(
-    df: pd.DataFrame, metric: str = "ttft", by_label: str = "model", legend: Legend = PLAIN
+    df: pd.DataFrame,
+    metric: str = "ttft",
+    by_label: str = "model",
+    legend: Legend = PLAIN,
+    *,
+    nothing: str | None = None,
 ) -> go.Figure:
     """Grouped bars p50/p90/p95/p99 (ms) per group (latency_percentiles with by)."""
     title = f"{LATENCY_LABELS.get(metric, metric)} percentiles by {by_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     names = [legend.name(g) for g in df["group"]]
     fig = new_figure(
         title, by_label.capitalize(), f"{LATENCY_LABELS[metric]} (ms)", barmode="group"
@@ -92,11 +99,13 @@ def percentiles_by_group(
     return fig
 
 
-def latency_histogram(df: pd.DataFrame, metric: str = "ttft") -> go.Figure:
+def latency_histogram(
+    df: pd.DataFrame, metric: str = "ttft", *, nothing: str | None = None
+) -> go.Figure:
     """Task counts per log-spaced latency bucket (latency_histogram), one trace per group."""
     title = f"{LATENCY_LABELS.get(metric, metric)} distribution"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     fig = new_figure(title, f"{LATENCY_LABELS[metric]} (ms, log scale)", "Tasks")
     for group, rows in series_groups(df):
         fig.add_scatter(
@@ -115,12 +124,12 @@ def latency_histogram(df: pd.DataFrame, metric: str = "ttft") -> go.Figure:
 
 
 def tokens_per_second(
-    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN
+    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN, *, nothing: str | None = None
 ) -> go.Figure:
     """Output speed per group: p50 bars with p90 markers (tokens_per_second)."""
     title = f"Output speed by {by_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     names = [legend.name(g) for g in df["group"]]
     fig = new_figure(title, by_label.capitalize(), "Output speed (tokens/s)")
     fig.add_bar(x=names, y=df["p50"].astype(float), name="p50")
@@ -128,11 +137,13 @@ def tokens_per_second(
     return fig
 
 
-def failure_rates_over_time(df: pd.DataFrame, grain: str = "day") -> go.Figure:
+def failure_rates_over_time(
+    df: pd.DataFrame, grain: str = "day", *, nothing: str | None = None
+) -> go.Figure:
     """Failure and cancel rates (%) per period (failure_rates with grain)."""
     title = f"Failure and cancel rate per {grain}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     fig = new_figure(title, f"{grain.capitalize()} (UTC)", "Share of finished tasks (%)")
     for column, name in (("failure_rate", "failed"), ("cancel_rate", "cancelled")):
         fig.add_scatter(
@@ -149,12 +160,12 @@ def failure_rates_over_time(df: pd.DataFrame, grain: str = "day") -> go.Figure:
 
 
 def failure_rates_by(
-    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN
+    df: pd.DataFrame, by_label: str = "model", legend: Legend = PLAIN, *, nothing: str | None = None
 ) -> go.Figure:
     """Failure and cancel rate (%) per group (failure_rates with by)."""
     title = f"Failure and cancel rate by {by_label}"
     if df.empty:
-        return empty(title)
+        return empty(title, nothing)
     names = [legend.name(g) for g in df["group"]]
     custom = [["", "" if pd.isna(g) else str(g)] for g in df["group"]]
     fig = new_figure(title, by_label.capitalize(), "Share of finished tasks (%)", barmode="group")

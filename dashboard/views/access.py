@@ -47,7 +47,12 @@ with audit:
                 "appear here.")  # fmt: skip
     else:
         entries = formatting.audit_frame(entries)  # ids as text, details as fields
-        ui.table(entries, key="access_audit", filename="audit.csv")
+        ui.table(
+            entries,
+            key="access_audit",
+            filename="audit.csv",
+            narrow=["at", "actor", "action", "subject", "detail"],
+        )
 
 with rules:
     st.caption(

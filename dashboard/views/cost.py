@@ -33,7 +33,7 @@ by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind=
 spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
 legend = ui.legend(by)
 st.plotly_chart(
-    figures.spend_over_time(spend, by, grain, legend),
+    figures.spend_over_time(spend, by, grain, legend, nothing=state.nothing_text(filters)),
     key="cost_spend",
     on_select="rerun",
     selection_mode="points",
@@ -76,7 +76,8 @@ elif bar and bar[0]:
         selectable=True,
         column_config=ui.TASK_COLUMNS,
         column_order=["cost", *ui.TASK_ORDER],
-        caption=f"{ui.top_of(len(behind), total)} tasks, most expensive first. "
+        narrow=ui.TASK_NARROW,
+        caption=f"{ui.top_of(len(behind), total, 'task')}, most expensive first. "
         "Select a task to open its detail. The link of this page keeps the selection.",
     )
     if opened and opened[0] < len(behind):
@@ -95,8 +96,8 @@ breakdown.show(filters, "cost_pairs")
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()
 spend_control.forecast_vs_budget(filters)
-if auth.current().role in ("manager", "admin"):  # budgets are organisation settings
-    spend_control.budget_manager(filters, options)
+# Everyone: members read the budgets of their own runs; managers and admins set them.
+spend_control.budget_manager(filters, options)
 
 # --- Most expensive runs and tasks ----------------------------------------------------------
 st.subheader("Most expensive")
@@ -111,9 +112,10 @@ def costliest_runs() -> None:
         selectable=True,
         column_config={
             **ui.TASK_COLUMNS,
-            "name": st.column_config.TextColumn("Run", width="large"),
+            "name": st.column_config.TextColumn("Run", width="medium"),
         },
         column_order=ui.RUN_ORDER,
+        narrow=ui.RUN_NARROW,
         caption="Select a run to open it.",
     )
     if picked:
@@ -130,6 +132,7 @@ def costliest_tasks() -> None:
         selectable=True,
         column_config=ui.TASK_COLUMNS,
         column_order=ui.TASK_ORDER,
+        narrow=ui.TASK_NARROW,
         caption="Select a task to open its detail.",
     )
     if picked:

@@ -128,6 +128,7 @@ else:
 
 # --- Percentile over time: the chart an engineer clicks -----------------------------------
 groups = pd.DataFrame(columns=["group"])
+nothing = state.nothing_text(filters)  # what an empty chart says
 table_rows: list[int] = []
 if scope is not None:
     trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
@@ -140,6 +141,7 @@ if scope is not None:
             grain,
             highlight=tuple(slower["group"].head(3)),
             legend=legend,
+            nothing=nothing,
         ),
         key="perf_trend",
         on_select=lambda: _mark("perf_trend"),
@@ -154,7 +156,7 @@ if scope is not None:
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
     st.plotly_chart(
-        figures.percentiles_by_group(groups, metric, by, legend),
+        figures.percentiles_by_group(groups, metric, by, legend, nothing=nothing),
         key="perf_bars",
         on_select=lambda: _mark("perf_bars"),
         selection_mode="points",
@@ -232,7 +234,8 @@ chosen = ui.table(
     selectable=True,
     column_config=ui.TASK_COLUMNS,
     column_order=ui.TASK_ORDER,
-    caption=f"{ui.top_of(len(tasks), total)} completed tasks, slowest "
+    narrow=ui.TASK_NARROW,
+    caption=f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
     f"{METRICS[metric].lower()} first. Select a task to open its detail.",
 )
 if chosen and chosen[0] < len(tasks):
@@ -259,7 +262,9 @@ def histogram_tab() -> None:
         histogram = data.cached(
             latency.latency_histogram, filters, metric=metric, bins=50, by=by if split else None
         )
-        st.plotly_chart(figures.latency_histogram(histogram, metric), key="perf_hist")
+        st.plotly_chart(
+            figures.latency_histogram(histogram, metric, nothing=nothing), key="perf_hist"
+        )
         ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
 
 
@@ -268,7 +273,9 @@ def speed_tab() -> None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
         speed = data.cached(latency.tokens_per_second, filters, by=by)
-        st.plotly_chart(figures.tokens_per_second(speed, by, legend), key="perf_speed")
+        st.plotly_chart(
+            figures.tokens_per_second(speed, by, legend, nothing=nothing), key="perf_speed"
+        )
         ui.table(ui.group_frame(speed, by), key="perf_speed_table", filename="tps")
 
 
@@ -276,8 +283,12 @@ def failures_tab() -> None:
     over_time = data.cached(failures.failure_rates, filters, grain=grain)
     by_group = data.cached(failures.failure_rates, filters, by=by)
     left, right = st.columns(2)
-    left.plotly_chart(figures.failure_rates_over_time(over_time, grain), key="perf_fail_time")
-    right.plotly_chart(figures.failure_rates_by(by_group, by, legend), key="perf_fail_by")
+    left.plotly_chart(
+        figures.failure_rates_over_time(over_time, grain, nothing=nothing), key="perf_fail_time"
+    )
+    right.plotly_chart(
+        figures.failure_rates_by(by_group, by, legend, nothing=nothing), key="perf_fail_by"
+    )
     st.markdown("**Most frequent errors** — select one to list all its tasks")
     errors = data.cached(failures.error_groups, filters, limit=20)
     picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)
@@ -292,7 +303,8 @@ def failures_tab() -> None:
             selectable=True,
             column_config=ui.TASK_COLUMNS,
             column_order=ui.TASK_ORDER,
-            caption=f"{ui.top_of(len(members), int(group['tasks']))} tasks of this error group, "
+            narrow=ui.TASK_NARROW,
+            caption=f"{ui.top_of(len(members), int(group['tasks']), 'task')} of this error group, "
             "newest first. Select one to open it.",
             height=300,
         )
@@ -315,6 +327,7 @@ def stuck_tab() -> None:
         selectable=True,
         column_config=ui.TASK_COLUMNS,
         column_order=ui.TASK_ORDER,
+        narrow=ui.TASK_NARROW,
     )
     if picked_stuck and picked_stuck[0] < len(stuck):
         stuck_id = str(stuck.iloc[picked_stuck[0]]["task_id"])

@@ -106,10 +106,10 @@ def show_list() -> None:
     cursors: list[str | None] = st.session_state[_CURSORS]
     page = data.list_runs(**query, cursor=cursors[-1])
     exact = getattr(page, "total_exact", True)
-    counted = f"{page.total:,}" if exact else f"more than {page.total:,}"
+    counted = ui.plural(page.total, "run") if exact else f"more than {page.total:,} runs"
     pages = f" of {max(1, -(-page.total // PAGE_SIZE))}" if exact else ""
     st.caption(
-        f"{counted} runs created {state.period_text(filters)}"
+        f"{counted} created {state.period_text(filters)}"
         + (f" matching “{md(search)}”" if search else "")
         + f" · page {len(cursors)}{pages}"
         + (f" · note: {'; '.join(notes)}" if notes else "")
@@ -121,7 +121,7 @@ def show_list() -> None:
         )
     rows = pd.DataFrame(page.rows)
     if rows.empty:
-        st.info("No runs match these filters.")
+        st.info(md(no_runs_text(filters, statuses, search, starred)), icon=":material/inbox:")
         rows = pd.DataFrame(columns=LIST_COLUMNS)
     elif search:
         rows.insert(1, "matched_in", [matched_in(r, search) for r in page.rows])
@@ -141,7 +141,7 @@ def show_list() -> None:
         filename="runs",
         selectable=True,
         column_config={
-            "name": st.column_config.TextColumn("Name", width="large"),
+            "name": st.column_config.TextColumn("Name", width="medium"),
             "matched_in": st.column_config.TextColumn("Matched in"),
             "live": st.column_config.CheckboxColumn(
                 "Live", help="A task of this run is being generated now.", width="small"
@@ -151,6 +151,14 @@ def show_list() -> None:
         },
         caption="Select a run to open it.",
         height=38 + 35 * max(1, len(rows)),
+        narrow=[
+            "live",
+            "matched_in",
+            "name",
+            "user",
+            "task_count",
+            "total_cost",
+        ],
     )
     prev, _, nxt = st.columns([1, 4, 1])
     if prev.button("← Previous", disabled=len(cursors) == 1, key="runs_prev"):
@@ -161,6 +169,16 @@ def show_list() -> None:
         st.rerun()
     if picked and picked[0] < len(rows):
         _open_run(str(rows.iloc[picked[0]]["id"]))
+
+
+def no_runs_text(filters: Any, statuses: list[str], search: str, starred: bool) -> str:
+    """The empty list, honestly: the period and only the filters that are set and apply
+    to runs (the list's own, then the sidebar's source type, user and tag)."""
+    own = [f"Run status {', '.join(statuses)}"] if statuses else []
+    own += [f"matching “{search}”"] if search else []
+    own += ["starred only"] if starred else []
+    applies = ("source_types", "users", "tags")
+    return state.nothing_text(filters, "runs created", own, applies=applies)
 
 
 def matched_in(run: dict[str, Any], search: str) -> str:
@@ -483,6 +501,7 @@ def _show_contents(run: dict) -> bool:
                 selectable=True,
                 column_config=ui.TASK_COLUMNS,
                 column_order=ui.TASK_ORDER,
+                narrow=ui.TASK_NARROW,
                 caption="Select a task to open its detail.",
             )
             if picked and picked[0] < len(shown):

@@ -55,6 +55,7 @@ if not task_id:
         selectable=True,
         column_config=ui.TASK_COLUMNS,
         column_order=ui.TASK_ORDER,
+        narrow=ui.TASK_NARROW,
         caption=f"{state.period_text(filters)} · slowest total time first. Select one to open it.",
     )
     if picked and picked[0] < len(slowest):
