@@ -148,6 +148,7 @@ def sidebar(options: Mapping[str, Any]) -> Filters:
             extra: dict[str, Any] = {}
             if key == "user":
                 extra["format_func"] = lambda user_id: user_choice(user_id, names)
+                _users_from_link(choices, names)
             lists[key] = st.multiselect(
                 label,
                 choices,
@@ -161,6 +162,16 @@ def sidebar(options: Mapping[str, Any]) -> Filters:
     filters = to_filters(dates, lists)
     st.session_state[_ACTIVE] = filters
     return filters
+
+
+def _users_from_link(choices: Sequence[str], names: Mapping[str, str]) -> None:
+    """A link may name users by id (`?user=alice`), where the bound widget reads its
+    labels ("Alice · alice"): choose those users before the widget reads the URL."""
+    linked = st.query_params.get_all("user")
+    labels = {user_choice(user_id, names) for user_id in choices}
+    ids = [value for value in linked if value in choices and value not in labels]
+    if ids:
+        st.session_state["user"] = ids
 
 
 def user_choice(user_id: str, names: Mapping[str, str]) -> str:

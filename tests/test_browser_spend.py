@@ -154,6 +154,15 @@ def test_a_member_sees_only_the_budget_of_their_own_runs(browser, dashboard):
         context.close()
 
 
+def test_a_member_linked_to_their_own_runs_is_compared_with_their_budget(browser, dashboard):
+    context, page = _cost_page(browser, dashboard, "alice@example.com", "?user=alice")
+    try:
+        metrics = _metrics(page)
+        assert metrics["Budget"] == "$2" and metrics["Budget used"].endswith("%")
+    finally:
+        context.close()
+
+
 def test_a_member_without_a_budget_is_told_who_sets_them(browser, dashboard):
     context, page = _cost_page(browser, dashboard, "dave@example.com")
     try:

@@ -398,3 +398,18 @@ def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend
     finally:
         hook.close()
         budgets.remove_budget(spend_url, budget_id=budget["id"])
+
+
+def test_a_member_filtered_to_themselves_is_compared_with_their_own_budget(
+    spend_app, spend_url, sign_in
+):
+    member = _person(spend_url, "member")
+    made = budgets.set_budget(spend_url, amount=2, scope_kind="user", scope_value=member["id"])
+    try:
+        sign_in(member["email"])
+        at = open_page("cost", user=[member["id"]])  # a link names the user by id
+        assert not at.exception
+        assert at.multiselect(key="user").value == [member["id"]]
+        assert metric_values(at)["Budget"] == "$2"
+    finally:
+        budgets.remove_budget(spend_url, budget_id=made["id"])
