@@ -5,14 +5,13 @@ SQL: sql/compare.sql on the DuckDB mirror and its Postgres twin sql/postgres/com
 Postgres (the experiments' item links live there). An experiment's tasks carry its name as
 their variant, so comparing experiments is comparing variants.
 
-Intervals are 95% two-sided: for a boolean score (a share of true) the Wilson score
-interval, for a numeric score mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t; the
-normal 1.96 from n = 31 on, where the two differ by under 2%). n = 1 has no interval.
+Intervals are 95% two-sided, as every score rollup's (queries.quality.interval): for a
+boolean score (a share of true) the Wilson score interval, for a numeric score
+mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t). n = 1 has no interval.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -21,35 +20,9 @@ from ingest.access.viewer import connect_as
 from ingest.store import database
 from queries.engine import Connection, fetch, filter_params
 from queries.filters import Filters
+from queries.quality import interval
 
-Z95 = 1.959963984540054
-# t(0.975, df) for df = 1..30 (beyond: the normal Z95).
-T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-    2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-    2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 MAX_COMPARED = 20
-
-
-def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a share successes/n (0..1); (nan, nan) when n = 0."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    share = successes / n
-    denominator = 1 + z * z / n
-    centre = (share + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def mean_interval(mean: float, sd: float | None, n: int) -> tuple[float, float]:
-    """mean +- t(0.975, n-1) * sd / sqrt(n); (nan, nan) when n < 2."""
-    if n < 2 or sd is None or (isinstance(sd, float) and math.isnan(sd)):
-        return (math.nan, math.nan)
-    t = T95[n - 2] if n - 1 <= len(T95) else Z95
-    half = t * sd / math.sqrt(n)
-    return (mean - half, mean + half)
 
 
 def _compared(variants: Sequence[str]) -> list[str]:
@@ -97,7 +70,7 @@ def compare_scores(con: Connection, filters: Filters, variants: Sequence[str]) -
     frame["mean"] = frame["mean"].astype("float64")
     frame["kind"] = ["boolean" if bool(b) else "numeric" for b in frame["boolean"]]
     bounds = [
-        wilson_interval(mean * n, n) if kind == "boolean" else mean_interval(mean, sd, n)
+        interval(kind, mean, sd, n)
         for mean, sd, n, kind in zip(
             frame["mean"], frame["sd"], frame["n"], frame["kind"], strict=True
         )

@@ -35,7 +35,7 @@ from ingest.tracking.experiments import run_experiment, task_id_of
 from ingest.tracking.experiments_cli import parse_evaluator
 from ingest.tracking.rules import make_rule
 from ingest.tracking.tracker import Tracker
-from queries import Filters, compare
+from queries import Filters, compare, quality
 
 NOW = datetime.now(UTC)
 ALL = Filters(start=NOW - timedelta(days=3), end=NOW + timedelta(days=1))
@@ -381,9 +381,9 @@ def test_comparison_is_the_same_on_both_engines_and_equals_hand_computed_sql(
             hand = scores[(row.variant, row.name)]
             assert row.n == hand["n"] and math.isclose(row.mean, hand["mean"])
             if row.kind == "boolean":
-                low, high = compare.wilson_interval(hand["total"], hand["n"])
+                low, high = quality.wilson_interval(hand["total"] / hand["n"], hand["n"])
             else:
-                low, high = compare.mean_interval(hand["mean"], hand["sd"], hand["n"])
+                low, high = quality.t_interval(hand["mean"], hand["sd"], hand["n"])
             assert math.isclose(row.ci_low, low) and math.isclose(row.ci_high, high)
     kinds = dict(zip(duck_s["name"], duck_s["kind"], strict=False))
     assert kinds == {"contains": "boolean", "length": "boolean", "rating": "numeric",
@@ -391,11 +391,11 @@ def test_comparison_is_the_same_on_both_engines_and_equals_hand_computed_sql(
 
 
 def test_intervals_match_the_textbook():
-    low, high = compare.wilson_interval(8, 10)
+    low, high = quality.wilson_interval(8 / 10, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
-    low, high = compare.mean_interval(3.0, 1.0, 10)
-    assert round(high - 3.0, 4) == round(2.262 / math.sqrt(10), 4)
-    assert all(math.isnan(v) for v in compare.mean_interval(3.0, None, 1))
+    low, high = quality.t_interval(3.0, 1.0, 10)
+    assert round(high - 3.0, 4) == round(2.2622 / math.sqrt(10), 4)  # t(0.975, 9)
+    assert all(math.isnan(v) for v in quality.t_interval(3.0, math.nan, 1))
 
 
 def test_item_diffs_put_the_experiments_answers_side_by_side(two_experiments, db_url):
