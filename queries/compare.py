@@ -4,6 +4,8 @@ SQL: sql/compare.sql on the DuckDB mirror and its Postgres twin sql/postgres/com
 (`con` decides the engine, queries/engine.py); `item_diffs` is a fresh point read from
 Postgres (the experiments' item links live there). An experiment's tasks carry its name as
 their variant, so comparing experiments is comparing variants.
+`quality_change` (the what-if with quality, docs/quality.md) reads an experiment pair's
+scores from Postgres too and puts a 95% interval on the difference of their means.
 
 Intervals are 95% two-sided: for a boolean score (a share of true) the Wilson score
 interval, for a numeric score mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t; the
