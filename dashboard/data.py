@@ -291,6 +291,17 @@ def item_diffs(experiments: tuple[str, ...]) -> pd.DataFrame:
     return _item_diffs(database_url(), _viewer_id(), experiments)
 
 
+@st.cache_data(ttl=POINT_TTL_SECONDS, show_spinner=False)
+def _quality_change(url: str, viewer: str, source: str, target: str) -> Any:
+    return compare.quality_change(url, source, target, viewer=viewer)
+
+
+def quality_change(source: str, target: str) -> compare.QualityChange | None:
+    """The score change experiments measured from model `source` to `target`
+    (queries.compare.quality_change), read fresh from Postgres as the viewer."""
+    return _quality_change(database_url(), _viewer_id(), source, target)
+
+
 # --- Postgres point reads and changes, through ingest.Tracker -----------------------------
 
 

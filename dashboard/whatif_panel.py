@@ -4,14 +4,19 @@ offered; a pair that cannot be compared is explained, not raised."""
 
 from __future__ import annotations
 
+import re
+import shlex
+
+import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, state, ui
+from dashboard import auth, data, figures, state, ui
 from dashboard.safe import md
 from queries import whatif
 from queries.filters import Filters
 
 EVERY_MODEL = "every model"
+EXPERIMENT_PROVIDERS = ("openai", "anthropic")  # what `ai-runs eval run` can call
 
 
 def show(filters: Filters, options: dict[str, list[str]]) -> None:
@@ -59,8 +64,92 @@ def show(filters: Filters, options: dict[str, list[str]]) -> None:
         f"{lead} **{ui.money(plan.what_if)}** instead of **{ui.money(plan.actual)}**: "
         f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{change}."
     )
+    quality(filters, chosen, provider, model, plan)
     st.plotly_chart(
         figures.what_if(plan.frame, f"{provider}/{model}", nothing=state.nothing_text(filters)),
         key="cost_whatif",
     )
     ui.table(plan.frame, key="cost_whatif_table", filename="what_if")
+
+
+def quality(
+    filters: Filters, source: str | None, provider: str, model: str, plan: whatif.WhatIfPlan
+) -> None:
+    """Under the cost answer: the score change an experiment pair measured on the same
+    items, or that none exists and the commands that would make one."""
+    if source is None:
+        st.caption("Choose one model to route to see what experiments measured of quality.")
+        return
+    change = data.quality_change(source, model)
+    if change is not None and not change.scores.empty:
+        lines = "\n".join(f"- {_score_line(row)}" for row in change.scores.itertuples())
+        st.markdown(
+            f"**Quality on the same items** (experiments **{md(change.source_experiment)}** "
+            f"vs **{md(change.target_experiment)}** on dataset {md(change.dataset)}):\n{lines}"
+        )
+        return
+    why = (
+        f"experiments {md(change.source_experiment)} and {md(change.target_experiment)} "
+        "have no scores yet"
+        if change is not None
+        else f"no experiment compares {md(source)} with {md(model)} on the same items"
+    )
+    st.info(
+        f"Quality: {why}, so this what-if says nothing about quality. These commands "
+        "make one (then score the answers, e.g. thumbs on the Compare page):",
+        icon=":material/science:",
+    )
+    st.code(commands(filters, source, _provider_of(plan.frame), provider, model), "bash")
+
+
+def _score_line(row: object) -> str:
+    interval = (
+        f", 95% CI {row.diff_low:+.2f} to {row.diff_high:+.2f}"
+        if pd.notna(row.diff_low)
+        else ", no interval: too few scores"
+    )
+    each = (
+        f"n={row.source_n} each"
+        if row.source_n == row.target_n
+        else f"n={row.source_n} and {row.target_n}"
+    )
+    return (
+        f"{md(row.name)} {row.source_mean:.2f} → {row.target_mean:.2f} "
+        f"({row.difference:+.2f}{interval}, {each})"
+    )
+
+
+def _provider_of(frame: pd.DataFrame) -> str:
+    providers = [str(p) for p in frame.get("provider", []) if pd.notna(p)]
+    return providers[0] if providers else "openai"
+
+
+def _name(text: str) -> str:
+    """`text` as a dataset or experiment name (letters, digits and _.:@+-)."""
+    return re.sub(r"[^A-Za-z0-9_.:@+-]", "-", text).lstrip("_.:@+-")[:90] or "model"
+
+
+def commands(filters: Filters, source: str, source_provider: str, provider: str, model: str) -> str:
+    """The `ai-runs eval` commands that would measure routing `source` to `model`: a
+    dataset of the slice's `source` tasks, and one experiment per model over it."""
+    since = (filters.start or pd.Timestamp.now("UTC") - pd.Timedelta(days=30)).date()
+    user = shlex.quote(auth.current().id or "USER")
+    dataset = _name(f"whatif-{source}")
+    lines = [
+        f"ai-runs eval dataset create {dataset} --model {shlex.quote(source)} --since {since} "
+        f"--limit 100 --user {user}"
+    ]
+    for name, chosen, via in ((source, source, source_provider), (model, model, provider)):
+        lines.append(
+            f"ai-runs eval run --dataset {dataset} --model {shlex.quote(chosen)} "
+            f"--provider {shlex.quote(via)} "
+            f"--name {_name(f'{dataset}-on-{name}')} "
+            f"--evaluator length:max_chars=2000 --user {user}"
+        )
+    unsupported = sorted({source_provider, provider} - set(EXPERIMENT_PROVIDERS))
+    if unsupported:
+        lines.append(
+            f"# experiments call {' or '.join(EXPERIMENT_PROVIDERS)} only, not "
+            f"{', '.join(unsupported)}"
+        )
+    return "\n".join(lines)

@@ -43,3 +43,40 @@ SELECT e.item_id, x.name AS experiment, t.task_id, t.status, t.cost, t.total_tim
               GROUP BY task_id, name) s ON s.task_id = t.task_id
  WHERE x.name = ANY(:compared::text[])
  ORDER BY i.seq, x.name, s.name;
+
+-- name: experiment_pair
+-- The latest pair of experiments (of any owner the caller may read) over one dataset where
+-- the first ran model :source and the second model :target: their ids and names, the
+-- dataset's name, and created (the later of the two); no row when there is none.
+SELECT a.id AS source_id, a.name AS source_experiment, b.id AS target_id,
+       b.name AS target_experiment, d.name AS dataset,
+       greatest(a.created_at, b.created_at) AS created
+  FROM ai_experiments a
+  JOIN ai_experiments b ON b.dataset_id = a.dataset_id AND b.id <> a.id
+  JOIN ai_datasets d ON d.id = a.dataset_id
+ WHERE a.model = :source AND b.model = :target
+ ORDER BY created DESC, a.name, b.name
+ LIMIT 1;
+
+-- name: experiment_pair_scores
+-- Per score name and side ('source': experiment :source_id, 'target': :target_id), the
+-- numeric and boolean scores of the side's tasks for the dataset items BOTH answered: n,
+-- mean, sd (sample standard deviation; NULL for one score), boolean (every one of them is
+-- a boolean score).
+WITH shared AS (
+    SELECT a.task_id AS source_task, b.task_id AS target_task
+      FROM ai_experiment_items a
+      JOIN ai_experiment_items b ON b.item_id = a.item_id
+     WHERE a.experiment_id = :source_id::uuid AND b.experiment_id = :target_id::uuid
+), sides AS (
+    SELECT 'source' AS side, source_task AS task_id FROM shared
+    UNION ALL
+    SELECT 'target', target_task FROM shared
+)
+SELECT s.name, x.side, count(*) AS n, avg(s.value) AS mean, stddev_samp(s.value) AS sd,
+       bool_and(s.data_type = 'boolean') AS boolean
+  FROM sides x
+  JOIN ai_scores s ON s.task_id = x.task_id
+ WHERE s.data_type IN ('numeric', 'boolean')
+ GROUP BY s.name, x.side
+ ORDER BY s.name, x.side;
