@@ -14,6 +14,7 @@ mean +- t(0.975, n-1) * sd / sqrt(n) (Student's t). n = 1 has no interval.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,6 @@ from ingest.store import database
 from queries import quality
 from queries.engine import Connection, fetch, filter_params
 from queries.filters import Filters
-from queries.quality import interval
 
 MAX_COMPARED = 20
 
@@ -74,7 +74,7 @@ def compare_scores(con: Connection, filters: Filters, variants: Sequence[str]) -
     frame["mean"] = frame["mean"].astype("float64")
     frame["kind"] = ["boolean" if bool(b) else "numeric" for b in frame["boolean"]]
     bounds = [
-        interval(kind, mean, sd, n)
+        quality.interval(kind, mean, sd, n)
         for mean, sd, n, kind in zip(
             frame["mean"], frame["sd"], frame["n"], frame["kind"], strict=True
         )
