@@ -271,6 +271,7 @@ def test_filter_options_and_freshness(data):
         "teams": ["blue", "red"],
         "tags": ["x", "y"],
         "statuses": ["cancelled", "completed", "failed"],
+        "variants": [],  # no run or task of this data carries a variant
         "user_names": {},  # these users have no display name
     }
     assert q.mirror_freshness(data["con"])["tasks"] == 7
