@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,6 +69,35 @@ def _wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: floa
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"the dashboard did not come up:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def served_dashboard(
+    url: str, home: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`ai-runs dashboard` over database `url` with its home and mirror in `home`, on a
+    free port; yields its base URL once healthy and stops its process group after."""
+    port = _free_port()
+    log = home / "dashboard.log"
+    env = {**os.environ, "DATABASE_URL": url, "AI_RUNS_HOME": str(home),
+           "AI_RUNS_MIRROR": str(home / "analytics.duckdb"), **(extra_env or {})}  # fmt: skip
+    command = [sys.executable, "-m", "dashboard.command", "dashboard", "--port", str(port),
+               "--address", "127.0.0.1"]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base, process, log)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @dataclass

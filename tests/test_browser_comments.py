@@ -7,7 +7,6 @@ Needs Debian's /usr/bin/chromium (never `playwright install`)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import _free_port, _settle, _wait_healthy
+from test_browser import _settle, served_dashboard
 
 import ingest
 from dashboard import auth
@@ -49,32 +48,10 @@ def notes_dashboard(pg_server: str, template_db: str, tmp_path_factory) -> Itera
         owner.complete_task(task["task_id"], "ok", tokens_input=3, tokens_output=1)
         owner.share_run(run["id"], "bob", "view")
     home = tmp_path_factory.mktemp("browser_comments_home")
-    port = _free_port()
-    log = home / "dashboard.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "AI_RUNS_HOME": str(home),
-        "AI_RUNS_MIRROR": str(home / "analytics.duckdb"),
-        auth.TRUSTED_HEADER_ENV: HEADER,
-    }
-    command = [sys.executable, "-m", "dashboard.command", "dashboard"]
-    command += ["--port", str(port), "--address", "127.0.0.1"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, process, log)
-        yield {"base": base, "url": url, "run": str(run["id"])}
+        with served_dashboard(url, home, {auth.TRUSTED_HEADER_ENV: HEADER}) as base:
+            yield {"base": base, "url": url, "run": str(run["id"])}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
         drop_database(pg_server, name)
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_browser import _free_port, _settle, _wait_healthy
+from test_browser import _settle, served_dashboard
 
 import ingest
 from ingest.store import database
@@ -42,27 +39,10 @@ def compared(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[dic
                 owner.complete_task(task["task_id"], "ok", cost=Decimal(cost), total_time=900)
                 tasks.setdefault(variant, []).append(str(task["task_id"]))
     home = tmp_path_factory.mktemp("compare_home")
-    port = _free_port()
-    log = home / "dashboard.log"
-    env = {**os.environ, "DATABASE_URL": url, "AI_RUNS_HOME": str(home),
-           "AI_RUNS_MIRROR": str(home / "analytics.duckdb")}  # fmt: skip
-    command = [sys.executable, "-m", "dashboard.command", "dashboard", "--port", str(port),
-               "--address", "127.0.0.1"]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, process, log)
-        yield {"base": base, "url": url, "tasks": tasks}
+        with served_dashboard(url, home) as base:
+            yield {"base": base, "url": url, "tasks": tasks}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
         drop_database(pg_server, name)
 
 

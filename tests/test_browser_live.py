@@ -6,7 +6,6 @@ Debian's /usr/bin/chromium (never `playwright install`)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, _free_port, _settle, _wait_healthy
+from test_browser import CHROMIUM, CHROMIUM_FLAGS, _settle, served_dashboard
 
 import ingest
 
@@ -67,31 +66,10 @@ def live_dashboard(pg_server: str, template_db: str, tmp_path_factory) -> Iterat
         task = tracker.create_task(run["id"], provider="openai", model="gpt-4o")
         tracker.update_task(task["task_id"], "Row", tokens_output=1)
     home = tmp_path_factory.mktemp("browser_live_home")
-    port = _free_port()
-    log = home / "dashboard.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "AI_RUNS_HOME": str(home),
-        "AI_RUNS_MIRROR": str(home / "analytics.duckdb"),
-    }
-    command = [sys.executable, "-m", "dashboard.command", "dashboard"]
-    command += ["--port", str(port), "--address", "127.0.0.1"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, process, log)
-        yield {"base": base, "url": url, "run": str(run["id"]), "task": str(task["task_id"])}
+        with served_dashboard(url, home) as base:
+            yield {"base": base, "url": url, "run": str(run["id"]), "task": str(task["task_id"])}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
         drop_database(pg_server, name)
 
 
