@@ -96,10 +96,13 @@ def run(args: argparse.Namespace) -> int:
             f"{DEMO_DAYS} days)…",
             flush=True,
         )
-        summary = demo.generate(url, tasks=args.demo_tasks, days=DEMO_DAYS, progress=True)
+        summary = demo.generate(
+            url, tasks=args.demo_tasks, days=DEMO_DAYS, progress=True, quality=True
+        )
         print(
             f"Demo data: {summary.runs:,} runs, {summary.tasks:,} tasks, "
-            f"{summary.users:,} users in {summary.seconds:.1f} s.",
+            f"{summary.scores_added:,} scores, {summary.users:,} users in "
+            f"{summary.seconds:.1f} s.",
             flush=True,
         )
     print("Syncing the analytics mirror…", flush=True)

@@ -6,10 +6,11 @@
 - sample_tasks.py: one chunk's runs and tasks sampled with numpy;
 - copy_rows.py: the sampled values as COPY lines;
 - catalog.py: what the demo draws from (sources, teams, models, errors, texts);
+- quality.py: the A/B variants and the scores (`generate(..., quality=True)`);
 - cli.py: `ai-runs demo`.
 """
 
-from ingest.demo import catalog, cli, copy_rows
+from ingest.demo import catalog, cli, copy_rows, quality
 from ingest.demo.generate import (
     CHUNK_TASKS,
     RUN_COLUMNS,
@@ -31,4 +32,5 @@ __all__ = [
     "Plan",
     "generate",
     "make_chunk",
+    "quality",
 ]

@@ -21,6 +21,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--end", type=_moment, default=None, help="end of the period, ISO 8601 (default now)"
     )
+    p.add_argument(
+        "--no-quality",
+        dest="quality",
+        action="store_false",
+        help="leave out the A/B variants and the scores (docs/quality.md, 'Demo data')",
+    )
     p.set_defaults(handler=_demo)
 
 
@@ -37,12 +43,14 @@ def _demo(args: argparse.Namespace) -> int:
         days=args.days,
         end=args.end,
         progress=sys.stderr.isatty(),
+        quality=args.quality,
     )
     statuses = ", ".join(f"{k} {v:,}" for k, v in summary.tasks_by_status.items())
     print(
         f"demo: {summary.users:,} users, {summary.runs:,} runs, {summary.tasks:,} tasks "
         f"({statuses}); ${summary.cost_total:,.2f}, {summary.tokens_total:,} tokens; "
-        f"inserted {summary.inserted_runs:,} runs and {summary.inserted_tasks:,} tasks "
+        f"inserted {summary.inserted_runs:,} runs, {summary.inserted_tasks:,} tasks and "
+        f"{summary.scores_added:,} scores "
         f"in {summary.seconds:.1f}s"
     )
     return 0

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ingest.demo import catalog as cat
+from ingest.demo import quality
 from ingest.demo.plan import Plan, iso
 from ingest.store.vocabulary import RUN_STATUSES
 
@@ -268,6 +269,7 @@ def _run_lines(
     attachments, tags = _attachments(rng, n_runs), _tags(rng, n_runs)
     status_list, first, ntask = a.status.tolist(), a.first.tolist(), a.ntask.tolist()
     outputs = a.out.tolist()
+    variants = _variants(plan, run_ids, a.run_start)
     lines = []
     for r in range(n_runs):
         src = cat.SOURCES[a.stype[r]]
@@ -316,9 +318,20 @@ def _run_lines(
             f"{variables}\t{broker}\t{attachments[r]}\t"
             f'{{"client":"{client[r]}","app_version":"3.{item[r] % 7}.{item[r] % 3}"}}\t'
             f"{RUN_STATUSES[status[r]]}\t{'t' if starred[r] else 'f'}\t{parent}\t{fork_message}\t"
-            f"{run_start[r]}\t{updated_iso[r]}\t{last_iso[r]}\t{NULL}"  # variant: none
+            f"{run_start[r]}\t{updated_iso[r]}\t{last_iso[r]}\t{variants[r]}"
         )
     return lines
+
+
+def _variants(plan: Plan, run_ids: list[str], run_start: np.ndarray) -> list[str]:
+    """Each run's A/B variant as COPY text: NULL unless the plan asks for quality data."""
+    if not plan.quality:
+        return [NULL] * len(run_ids)
+    starts = run_start.tolist()
+    return [
+        quality.run_variant(run_id, started, plan.end_us) or NULL
+        for run_id, started in zip(run_ids, starts, strict=True)
+    ]
 
 
 def _forks(rng: np.random.Generator, a: SimpleNamespace, run_ids: list[str]) -> dict:

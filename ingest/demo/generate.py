@@ -35,6 +35,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from ingest.demo import quality as demo_quality
 from ingest.demo.plan import Plan
 from ingest.demo.sample_tasks import STATUSES, make_chunk
 from ingest.store import database
@@ -58,6 +59,7 @@ class DemoSummary:
     inserted_users: int = 0
     inserted_runs: int = 0
     inserted_tasks: int = 0
+    scores_added: int = 0  # with quality=True: scores written by this call
     start: datetime | None = None
     end: datetime | None = None
     seconds: float = 0.0
@@ -73,11 +75,13 @@ def generate(
     days: int = 90,
     end: datetime | None = None,
     progress: bool = False,
+    quality: bool = False,
 ) -> DemoSummary:
     """Write demo users, runs and `tasks` tasks into the database; return what was made.
 
     `end` (default now, UTC) is excluded; data spans [end - days, end). `progress` draws a
-    bar on stderr.
+    bar on stderr. `quality`: also an A/B test (variants on the last days' runs) and scores
+    with their evaluators (ingest.demo.quality), for the Compare page and score rollups.
     """
     if tasks < 0:
         raise ValueError(f"tasks must be >= 0, got {tasks}")
@@ -85,7 +89,7 @@ def generate(
         raise ValueError(f"days must be >= 1, got {days}")
     started = time.monotonic()
     end = (end or datetime.now(UTC)).astimezone(UTC)
-    plan = Plan(seed, tasks, days, end)
+    plan = Plan(seed, tasks, days, end, quality=quality)
     summary = DemoSummary(start=end - timedelta(days=days), end=end, users=len(plan.user_ids))
     counts = np.zeros(len(STATUSES), dtype=np.int64)
     cost_e10 = 0
@@ -144,6 +148,8 @@ def generate(
         raise failures[0]
     if bar:
         bar.close()
+    if quality:
+        summary.scores_added = demo_quality.add_scores(url, seed, summary.start, end)
     summary.tasks_by_status = {s: int(n) for s, n in zip(STATUSES, counts, strict=True) if n}
     summary.cost_total = Decimal(cost_e10).scaleb(-10) + extra_cost
     summary.seconds = time.monotonic() - started

@@ -37,8 +37,9 @@ def from_us(us: int) -> datetime:
 class Plan:
     """Everything shared by all chunks: users, calendar weights, model mix, unit prices."""
 
-    def __init__(self, seed: int, tasks: int, days: int, end: datetime):
+    def __init__(self, seed: int, tasks: int, days: int, end: datetime, quality: bool = False):
         self.seed, self.tasks, self.days = seed, tasks, days
+        self.quality = quality  # runs of the last days carry an A/B variant (demo.quality)
         self.end_us = to_us(end)
         self.start_us = self.end_us - days * DAY_US
         rng = np.random.default_rng([seed, 1])
