@@ -389,7 +389,8 @@ def _sync(
         horizon_xid, pruned, identity = cur.fetchone()
         meta = _read_meta(con)
         previous = (meta or {}).get("horizon", "0")
-        holders = _horizon_holders(cur, previous=previous, older_than=held_back_after)
+        with step("horizon holders"):
+            holders = _horizon_holders(cur, previous=previous, older_than=held_back_after)
         reason = _rebuild_reason(meta, identity, pruned) if not full else "full sync requested"
         if reason is None:
             # TRUNCATE logs no row ids: start again from the snapshot.
