@@ -121,10 +121,13 @@ def holders_from_rows(rows: list[tuple[Any, ...]]) -> list[HorizonHolder]:
 
 
 def find_holders(
-    conn: Any, *, previous: str = "0", older_than: float = HELD_BACK_AFTER_SECONDS
+    conn: Any, *, previous: str = "0", older_than: float | None = None
 ) -> list[HorizonHolder]:
     """The transactions holding the horizon back, read on a psycopg connection (tuple
-    rows or dict rows), oldest first; empty when none."""
+    rows or dict rows), oldest first; empty when none. older_than: seconds (default
+    HELD_BACK_AFTER_SECONDS); previous: the previous horizon, for hidden sessions."""
+    if older_than is None:
+        older_than = HELD_BACK_AFTER_SECONDS
     params = {"older_than": float(older_than), "previous": str(previous)}
     rows = conn.execute(holders_query().psycopg, params).fetchall()
     return holders_from_rows([tuple(r.values()) if isinstance(r, dict) else r for r in rows])
