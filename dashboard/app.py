@@ -21,6 +21,7 @@ import streamlit as st
 
 from dashboard import alerts_panel, auth, data, state, ui
 from dashboard.safe import md
+from ingest.store import horizon
 from queries.mirror import discard_mirror, is_damage, sync_mirror
 
 log = logging.getLogger("dashboard")
@@ -146,6 +147,17 @@ with st.sidebar:
             "figures may be stale. If it keeps failing, restart the dashboard: it rebuilds "
             "the mirror from Postgres.",
             icon=":material/sync_problem:",
+        )
+    held = facts.get("held_back_by") or []
+    if held and viewer.role == "admin":  # other sessions' users and queries: admins only
+        st.warning(
+            "\n".join(
+                [
+                    md(horizon.held_back_summary(held)) + ":",
+                    *(f"- {md(holder.describe())}" for holder in held),
+                ]
+            ),
+            icon=":material/hourglass_top:",
         )
     st.button("Sync now", on_click=_sync_now, icon=":material/sync:", width="stretch")
 

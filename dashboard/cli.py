@@ -73,6 +73,7 @@ def _sign_in_configured() -> bool:
 def run(args: argparse.Namespace) -> int:
     import queries
     from ingest.store import database
+    from queries.cli import horizon_lines
 
     if args.address not in ("localhost", "127.0.0.1", "::1") and not _sign_in_configured():
         print(
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         f"({'full rebuild' if result.full else 'incremental'}, {result.seconds:.1f} s).",
         flush=True,
     )
+    for line in horizon_lines(result.held_back_by):
+        print(line, flush=True)
     print(f"Dashboard: http://{args.address}:{args.port}  (Ctrl+C to stop)", flush=True)
     # The child uses this very database, not a second embedded start of its own.
     env = {**os.environ, "DATABASE_URL": url}

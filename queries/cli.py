@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ingest.spend import alert_rules, budgets, price_books
+from ingest.store import horizon
 from queries.alerts import format_value
 
 
@@ -22,7 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "A missing, outdated, corrupt or foreign mirror is rebuilt; every sync from the "
         "command line also checks the mirror (reads every block, compares counts and sums "
         "with Postgres) and rebuilds it when the check fails. Fails with a clear "
-        "message while another process (the dashboard) holds the mirror: it syncs itself.",
+        "message while another process (the dashboard) holds the mirror: it syncs itself. "
+        "Names any transaction left open on the server for over a minute (any database): "
+        "it holds the change-capture horizon back, so every sync re-reads more.",
     )
     sync.add_argument("--full", action="store_true", help="rebuild the mirror from scratch")
     sync.add_argument("--mirror", metavar="PATH", help="mirror file (default: $AI_RUNS_MIRROR)")
@@ -46,8 +49,20 @@ def _sync(args: argparse.Namespace) -> int:
     )
     rows = ", ".join(f"{table} {count}" for table, count in result.rows.items())
     print(f"sync: {kind} in {result.seconds:.2f}s; upserted/deleted: {changed}; rows: {rows}")
+    for line in horizon_lines(result.held_back_by):
+        print(line)
     print(_after_sync(args.mirror))  # alert rules are evaluated after every sync
     return 0
+
+
+def horizon_lines(holders: list[horizon.HorizonHolder]) -> list[str]:
+    """The lines `ai-runs sync` prints when open transactions held the change-capture
+    horizon back (ingest.store.horizon): the summary, then one line per holder."""
+    if not holders:
+        return []
+    return [f"horizon: {horizon.held_back_summary(holders)}."] + [
+        f"  held by {holder.describe()}" for holder in holders
+    ]
 
 
 def _register_alerts(commands: argparse._SubParsersAction) -> None:

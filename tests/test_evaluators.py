@@ -6,6 +6,7 @@ answers and outages, and the online worker on a sample of new tasks."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from test_sdk_streams import expected_cost
 import ingest
 from dashboard.command import main
 from ingest.errors import ValidationError
+from ingest.store import horizon
 from ingest.store.score_checks import ScoreScale
 from ingest.tracking import evaluation, judge, online_eval, rules
 from tests.server_support import serve
@@ -314,6 +316,32 @@ def test_the_worker_scores_a_sample_of_new_tasks_once_across_restarts(answered):
     assert sorted(r["task_id"] for r in scores(url, "json")) == sorted(wanted)
     assert restarted.run_once().tasks == 0
     assert not set(old) & {row["task_id"] for row in scores(url, "json")}
+
+
+def test_a_transaction_open_in_another_database_holds_the_worker_back_and_is_named(
+    answered, make_db, monkeypatch, caplog
+):
+    """The worker reads below the server-wide xmin: a transaction left open in another
+    database delays the tasks written after it began (never loses them), and the worker
+    names it (docs/design.md, "When the horizon is held back")."""
+    url, _old = answered
+    monkeypatch.setattr(horizon, "HELD_BACK_AFTER_SECONDS", 0.0)
+    worker = online_eval.OnlineEvaluator(rules.make_rule("json"), sample=1.0, url=url)
+    worker.run_once()
+    with psycopg.connect(make_db()) as other:  # not autocommit: one open transaction
+        other.execute("SELECT pg_current_xact_id()")
+        pid = other.info.backend_pid
+        new = add_tasks(url, 2)
+        with caplog.at_level(logging.WARNING, logger="ingest.online_eval"):
+            held = worker.run_once()
+        assert held.written == 0  # written after the open transaction began: they wait
+        assert pid in {holder.pid for holder in worker.held_back_by}
+        assert f"pid {pid} in database {other.info.dbname}" in caplog.text
+        assert f"pg_terminate_backend({pid})" in caplog.text
+        other.commit()
+    assert worker.run_once().written == 2  # nothing lost
+    assert {row["task_id"] for row in scores(url, "json")} == set(new)
+    assert pid not in {holder.pid for holder in worker.held_back_by}
 
 
 def test_a_task_rewritten_after_its_score_is_not_scored_twice(answered):

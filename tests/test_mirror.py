@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,7 +47,34 @@ def mirror(tmp_path: Path) -> Path:
     return tmp_path / "analytics.duckdb"
 
 
-def test_first_sync_builds_then_syncs_incrementally(conn, db_url, mirror, caplog):
+@pytest.fixture(params=["alone", "held elsewhere"])
+def elsewhere(request, make_db) -> Iterator[int | None]:
+    """Run the test twice: as it comes, and with a transaction (with an id) left open in
+    another database of the same server for the whole test, as another test or another
+    application on a shared server may do. Yields that transaction's id (None: alone)."""
+    if request.param == "alone":
+        yield None
+        return
+    with psycopg.connect(make_db()) as other:  # not autocommit: one open transaction
+        yield int(other.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+
+
+def read_again(conn: psycopg.Connection, horizon: int, held: int | None) -> dict[str, int]:
+    """Rows per mirror table stamped at or above `horizon` (a sync's result.horizon): what
+    the next sync reads, re-reading unchanged rows when a transaction anywhere on the server
+    held the horizon back (docs/design.md). With `held` (a transaction left open
+    elsewhere), check that it did hold the horizon back."""
+    if held is not None:
+        assert horizon <= held
+    return conn.execute(
+        "SELECT (SELECT count(*) FROM ai_tasks WHERE sync_xid >= %(h)s::text::xid8) AS tasks,"
+        " (SELECT count(*) FROM ai_runs WHERE sync_xid >= %(h)s::text::xid8) AS runs,"
+        " (SELECT count(*) FROM ai_users WHERE sync_xid >= %(h)s::text::xid8) AS users",
+        {"h": str(horizon)},
+    ).fetchone()
+
+
+def test_first_sync_builds_then_syncs_incrementally(conn, db_url, mirror, caplog, elsewhere):
     run = make_run(conn, user_id="ann")
     make_task(conn, run, user_id="ann", cost=Decimal("0.1234567891"))
     with caplog.at_level(logging.WARNING):
@@ -57,31 +85,41 @@ def test_first_sync_builds_then_syncs_incrementally(conn, db_url, mirror, caplog
     # NUMERIC arrives exact as DECIMAL(20,10).
     assert mirror_value(mirror, "SELECT cost FROM tasks") == [(Decimal("0.1234567891"),)]
 
+    # Reads what is stamped at or above the previous horizon: nothing, unless a transaction
+    # elsewhere on the server held it back (then it reads the same rows again).
+    expected = read_again(conn, first.horizon, elsewhere)
     again = sync_mirror(db_url, mirror)
     assert not again.full and again.reason is None
-    assert again.upserted == {"tasks": 0, "runs": 0, "users": 0}
+    assert again.upserted == expected
+    assert expected in ({"tasks": 0, "runs": 0, "users": 0}, {"tasks": 1, "runs": 1, "users": 0})
+    assert elsewhere is None or expected["tasks"] == 1
 
     make_task(conn, run, user_id="ann")
+    expected = read_again(conn, again.horizon, elsewhere)
     third = sync_mirror(db_url, mirror)
-    # Reads only what changed: the new task and its run (whose totals moved).
-    assert third.upserted == {"tasks": 1, "runs": 1, "users": 0}
+    # Reads the new task and its run (whose totals moved), and only those unless held.
+    assert third.upserted == expected
+    assert expected in ({"tasks": 1, "runs": 1, "users": 0}, {"tasks": 2, "runs": 1, "users": 0})
     assert mirror_tasks(mirror) == pg_tasks(conn)
 
 
-def test_incremental_sync_reads_only_changed_rows(conn, db_url, mirror):
+def test_incremental_sync_reads_only_changed_rows(conn, db_url, mirror, elsewhere):
     runs = [make_run(conn) for _ in range(5)]
     for run in runs:
         for _ in range(20):
             make_task(conn, run)
-    assert sync_mirror(db_url, mirror).upserted["tasks"] == 100
+    first = sync_mirror(db_url, mirror)
+    assert first.upserted["tasks"] == 100
     conn.execute(
         "UPDATE ai_tasks SET status = 'completed' WHERE id IN "
         "(SELECT id FROM ai_tasks ORDER BY id LIMIT 3)"
     )
+    expected = read_again(conn, first.horizon, elsewhere)
     result = sync_mirror(db_url, mirror)
     assert not result.full
-    assert result.upserted["tasks"] == 3
-    assert result.upserted["runs"] <= 3
+    # The 3 changed tasks; unchanged ones again only when the horizon was held back.
+    assert result.upserted == expected and 3 <= expected["tasks"] <= 100
+    assert elsewhere is None or expected["tasks"] == 100
     assert result.deleted == {"tasks": 0, "runs": 0, "users": 0}  # rewritten, not deleted
     assert mirror_tasks(mirror) == pg_tasks(conn)
 
@@ -175,16 +213,20 @@ def test_run_and_user_changes_reach_the_task_copies(conn, db_url, mirror):
     assert mirror_value(mirror, "SELECT team FROM tasks") == [(None,)]
 
 
-def test_a_changed_task_takes_its_runs_attributes_staged_or_mirrored(conn, db_url, mirror):
+def test_a_changed_task_takes_its_runs_attributes_staged_or_mirrored(
+    conn, db_url, mirror, elsewhere
+):
     """The extract leaves a task's run attributes out; the mirror fills them from the run
     staged in the same sync, else from its own copy of the run."""
     run = make_run(conn, tags=["a"], source_type="chat")
     task = make_task(conn, run, task_name="first")
-    sync_mirror(db_url, mirror)
+    first = sync_mirror(db_url, mirror)
     # Only the task changes (no total moves, so the run is not rewritten): the mirror's run.
+    # (Held back elsewhere, the sync reads the run again too: its own staged copy.)
     conn.execute("UPDATE ai_tasks SET task_name = 'renamed' WHERE task_id = %s", (task,))
+    expected = read_again(conn, first.horizon, elsewhere)
     result = sync_mirror(db_url, mirror)
-    assert result.upserted["tasks"] == 1 and result.upserted["runs"] == 0
+    assert result.upserted == expected and expected["tasks"] == 1
     assert mirror_value(mirror, "SELECT task_name, tags, source_type FROM tasks") == [
         ("renamed", ["a"], "chat")
     ]

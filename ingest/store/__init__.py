@@ -9,6 +9,7 @@
 - validation and limits: what a valid run or task is (ValidationError naming the field);
   score_checks: what a valid score is;
 - retention: hard deletes of old runs, the mirror registry, pruning the deletion log;
+- horizon: which open transactions hold back the change-capture horizon;
 - schema_dump: docs/schema.sql from the catalogs; cli: `ai-runs db ...`.
 """
 
@@ -17,6 +18,7 @@ from ingest.store import (
     config,
     database,
     embedded,
+    horizon,
     limits,
     retention,
     schema_dump,
@@ -31,6 +33,7 @@ __all__ = [
     "config",
     "database",
     "embedded",
+    "horizon",
     "limits",
     "retention",
     "schema_dump",

@@ -17,6 +17,11 @@ ingest.tracking.evaluation.
   pass, `retry_after` seconds on, until `max_attempts` calls in all.
 - A new worker (an evaluator version never run online) starts at the present: it evaluates
   the tasks finished from then on; the offline `ai-runs eval score` covers the past.
+- That xmin belongs to the whole server: a transaction left open in any database holds it,
+  and no task written after it began is evaluated until it ends. A pass names such
+  transactions (`held_back_by`, and a logged warning) at most once every
+  ingest.store.horizon.HELD_BACK_AFTER_SECONDS (docs/design.md, "When the horizon is held
+  back").
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +39,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingest.errors import ValidationError
-from ingest.store import database, sqlfiles
+from ingest.store import database, horizon, sqlfiles
 from ingest.tracking import evaluation
 from ingest.tracking.evaluation import EvalOutcome, Evaluator
 
@@ -83,6 +89,10 @@ class OnlineEvaluator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._open = False
+        # The open transactions found holding the horizon back at the last look, when.
+        self.held_back_by: list[horizon.HorizonHolder] = []
+        self._looked_at: float | None = None
+        self._horizon = "0"  # the horizon of the previous look
 
     def run_once(self) -> EvalOutcome:
         """One pass: every sampled new task and every task due for a retry, page by page."""
@@ -93,6 +103,7 @@ class OnlineEvaluator:
                 pass
             while not self._stop.is_set() and self._retries(conn, outcome):
                 pass
+            self._look_for_holders(conn)
         self.total.add(outcome)
         return outcome
 
@@ -156,6 +167,27 @@ class OnlineEvaluator:
         position = (rows[-1]["sync_xid"], rows[-1]["id"]) if full else (horizon, START)
         self._evaluate(conn, rows, outcome, position)
         return full
+
+    def _look_for_holders(self, conn: psycopg.Connection) -> None:
+        """Name the transactions holding the horizon back (held_back_by, a logged warning), at
+        most once every HELD_BACK_AFTER_SECONDS. Looking never fails a pass."""
+        now = time.monotonic()
+        if self._looked_at is not None and now - self._looked_at < horizon.HELD_BACK_AFTER_SECONDS:
+            return
+        self._looked_at = now
+        try:
+            self.held_back_by = horizon.find_holders(conn, previous=self._horizon)
+            queries = sqlfiles.beside(evaluation.__file__)
+            self._horizon = conn.execute(queries["eval_horizon"].psycopg).fetchone()["horizon"]
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.rollback()
+            log.warning("online evaluator %s: could not look for open transactions: %s",
+                        self.worker, exc)  # fmt: skip
+            return
+        if self.held_back_by:
+            message = horizon.held_back_message(self.held_back_by)
+            log.warning("online evaluator %s: %s", self.worker, message)
 
     def _retries(self, conn: psycopg.Connection, outcome: EvalOutcome) -> bool:
         """Try again the tasks due for a retry (one page); False when there were none."""

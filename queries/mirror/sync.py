@@ -10,6 +10,12 @@ running (so invisible) gets an id >= the horizon, so the next sync sees it once 
 Rows are applied by delete-by-id then insert, so reading a row twice never counts it twice;
 a logged deletion is applied only when the row is absent from the snapshot.
 
+The horizon is the oldest transaction id still running on the whole server, so a
+transaction left open in any database holds it back and every sync re-reads what was
+written since. Each sync names such transactions (ingest/store/horizon.py) in
+`held_back_by`, in the mirror's facts (`mirror_freshness`) and in a logged warning; the
+check never fails a sync.
+
 Rows move Postgres -> Arrow (ADBC) -> DuckDB, never row by row through Python. NUMERIC
 arrives as text and is cast to DECIMAL(20,10) (task cost) and DECIMAL(24,10) (run total).
 
@@ -34,6 +40,7 @@ tables.sql. Opening the file, and which process may: queries/mirror/files.py.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import threading
@@ -48,7 +55,7 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
-from ingest.store import config, database, retention, sqlfiles
+from ingest.store import config, database, horizon, retention, sqlfiles
 from queries.mirror.files import open_mirror, remove_mirror_files
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -72,6 +79,8 @@ class SyncResult:
     deleted: rows removed because they were deleted in Postgres, per mirror table (tasks of a
     deleted run are counted under tasks). horizon: the xid8 horizon the next sync starts
     from. rows: row counts of the mirror afterwards. seconds: wall time of the sync.
+    held_back_by: the transactions (any database of the server) that held this horizon
+    back, oldest first (ingest.store.horizon); empty when none, or when looking failed.
     """
 
     full: bool
@@ -85,6 +94,7 @@ class SyncResult:
     # Scores (docs/quality.md), apart from the three tables above: rows read from Postgres
     # and written ("upserted"), removed because Postgres deleted them ("deleted").
     scores: dict[str, int] = field(default_factory=lambda: {"upserted": 0, "deleted": 0})
+    held_back_by: list[horizon.HorizonHolder] = field(default_factory=list)
 
 
 def duck_sql() -> dict[str, sqlfiles.Query]:
@@ -315,6 +325,7 @@ def sync_mirror(
     con: duckdb.DuckDBPyConnection | None = None,
     full: bool = False,
     verify: bool | None = None,
+    held_back_after: float | None = None,
 ) -> SyncResult:
     """Bring the mirror up to date with Postgres and return what changed.
 
@@ -325,16 +336,21 @@ def sync_mirror(
     verify: True checks the mirror against Postgres after an incremental sync (module
     docstring), False never, None when the last check is VERIFY_EVERY_SECONDS old.
     `verified` in the result says whether it ran; a failed check rebuilds (`reason`).
+    held_back_after: seconds after which an open transaction counts as holding the horizon
+    back (`held_back_by`; default ingest.store.horizon.HELD_BACK_AFTER_SECONDS).
     """
     started = time.perf_counter()
     url = database.database_url(url)
+    if held_back_after is None:
+        held_back_after = horizon.HELD_BACK_AFTER_SECONDS
     own = con is None
     if own:
         con = open_mirror(path)
     try:
         with _SYNC_LOCK:
             try:
-                result = _sync(con, url, full=full, path=path, verify=verify)
+                result = _sync(con, url, full=full, path=path, verify=verify,
+                               held_back_after=held_back_after)  # fmt: skip
             except duckdb.Error as exc:
                 if not own:
                     raise
@@ -344,7 +360,8 @@ def sync_mirror(
                 target = Path(path) if path is not None else config.mirror_path()
                 remove_mirror_files(target)
                 con = open_mirror(target)
-                result = _sync(con, url, full=True, path=path, verify=False)
+                result = _sync(con, url, full=True, path=path, verify=False,
+                               held_back_after=held_back_after)  # fmt: skip
                 result.reason = f"mirror file was damaged ({exc})"
     finally:
         if own:
@@ -354,7 +371,13 @@ def sync_mirror(
 
 
 def _sync(
-    con: duckdb.DuckDBPyConnection, url: str, *, full: bool, path: Any, verify: bool | None
+    con: duckdb.DuckDBPyConnection,
+    url: str,
+    *,
+    full: bool,
+    path: Any,
+    verify: bool | None,
+    held_back_after: float,
 ) -> SyncResult:
     with step("connect"):
         pg = adbc.connect(url)
@@ -363,8 +386,11 @@ def _sync(
         # One snapshot for the horizon, the rows and the deletions.
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute(pg_sql()["source_identity"].sql)
-        horizon, pruned, identity = cur.fetchone()
+        horizon_xid, pruned, identity = cur.fetchone()
         meta = _read_meta(con)
+        previous = (meta or {}).get("horizon", "0")
+        with step("horizon holders"):
+            holders = _horizon_holders(cur, previous=previous, older_than=held_back_after)
         reason = _rebuild_reason(meta, identity, pruned) if not full else "full sync requested"
         if reason is None:
             # TRUNCATE logs no row ids: start again from the snapshot.
@@ -393,10 +419,11 @@ def _sync(
             result.reason = reason
         _write_meta(
             con,
-            horizon=horizon,
+            horizon=horizon_xid,
             identity=identity,
             full=result.full,
             verified=result.full or result.verified,
+            holders=holders,
         )
         with step("commit"):
             con.execute("COMMIT").fetchall()
@@ -406,11 +433,32 @@ def _sync(
         raise
     finally:
         pg.close()
-    result.horizon = int(horizon)
-    _register(con, url, horizon)
+    result.horizon = int(horizon_xid)
+    result.held_back_by = holders
+    if holders:
+        log.warning("%s", horizon.held_back_message(holders))
+    _register(con, url, horizon_xid)
     counts = con.execute(duck_sql()["counts"].sql).fetchall()[0]
     result.rows = dict(zip(TABLES, counts, strict=True))
     return result
+
+
+def _horizon_holders(cur: Any, *, previous: str, older_than: float) -> list[horizon.HorizonHolder]:
+    """The transactions holding this snapshot's horizon back (ingest.store.horizon), read in
+    the sync's own transaction under a savepoint: looking never fails a sync, so an error
+    only logs and returns []."""
+    query = horizon.holders_query()
+    params = {"older_than": float(older_than), "previous": str(previous)}
+    cur.execute("SAVEPOINT horizon_check")
+    try:
+        cur.execute(adbc_text(query), tuple(params[name] for name in query.params))
+        rows = cur.fetchall()
+    except Exception as exc:  # noqa: BLE001 - a warning we could not give never stops a sync
+        cur.execute("ROLLBACK TO SAVEPOINT horizon_check")
+        log.warning("could not look for transactions holding the horizon back: %s", exc)
+        return []
+    cur.execute("RELEASE SAVEPOINT horizon_check")
+    return horizon.holders_from_rows(rows)
 
 
 def mirror_file(con: duckdb.DuckDBPyConnection) -> str:
@@ -459,7 +507,13 @@ def _rebuild_reason(meta: dict[str, str] | None, identity: str, pruned: str) -> 
 
 
 def _write_meta(
-    con: duckdb.DuckDBPyConnection, *, horizon: str, identity: str, full: bool, verified: bool
+    con: duckdb.DuckDBPyConnection,
+    *,
+    horizon: str,
+    identity: str,
+    full: bool,
+    verified: bool,
+    holders: list[Any],
 ) -> None:
     now = datetime.now(UTC).isoformat()
     values = {
@@ -467,6 +521,7 @@ def _write_meta(
         "source_identity": identity,
         "horizon": horizon,
         "last_sync_at": now,
+        "held_back_by": json.dumps([holder.to_dict() for holder in holders]),
     }
     if full:
         values["last_full_sync_at"] = now
@@ -479,7 +534,9 @@ def _write_meta(
 
 def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Footer facts: last_sync_at and last_full_sync_at (UTC datetimes, None if never),
-    tasks, runs, users (rows in the mirror), schema_version (int), horizon (int)."""
+    tasks, runs, users (rows in the mirror), schema_version (int), horizon (int),
+    held_back_by (the last sync's ingest.store.horizon.HorizonHolder list; empty when
+    nothing held the horizon back)."""
     meta = _read_meta(con) or {}
     counts = (0, 0, 0)
     if meta:
@@ -494,4 +551,8 @@ def mirror_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         **dict(zip(TABLES, (int(n) for n in counts), strict=True)),
         "schema_version": int(meta["schema_version"]) if "schema_version" in meta else None,
         "horizon": int(meta["horizon"]) if "horizon" in meta else None,
+        "held_back_by": [
+            horizon.HorizonHolder.from_dict(values)
+            for values in json.loads(meta.get("held_back_by") or "[]")
+        ],
     }

@@ -112,6 +112,9 @@ CREATE TABLE scores (
 );
 
 -- name: create_meta
+-- The mirror's facts, written by every sync (sync.py, _write_meta): schema_version,
+-- source_identity, horizon, last_sync_at, last_full_sync_at, last_verified_at, and
+-- held_back_by (JSON: the transactions that held the last sync's horizon back).
 CREATE TABLE mirror_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 
 -- name: drop_all
