@@ -3,7 +3,9 @@
 Mixed into Tracker (ingest/tracking/tracker.py), whose connection plumbing they use. A *run
 summary* is every ai_runs column except `messages` and `sync_xid`. `list_runs` joins the
 named filter fragments `run_filter_*` of its SQL into `list_runs` / `count_runs`, newest
-first, with keyset pagination. SQL: ingest/tracking/sql/runs.sql.
+first, with keyset pagination; a member's searched or tagged list into
+`list_readable_runs`, which finds the member's runs by index first (docs/access.md, "The
+runs list under row-level security"). SQL: ingest/tracking/sql/runs.sql.
 """
 
 from __future__ import annotations
@@ -423,16 +425,13 @@ class RunMethods:
         if cursor is not None:
             created, last_id = _decode_cursor(cursor)
             add("run_filter_cursor", cursor_created_at=created, cursor_id=last_id)
+        page_filters = filters[len(count_filters) :]
         narrowed = "search_pattern" in params or "tags" in params
         with self._transaction(consistent=True) as conn:
-            if self._reads_readable_runs_first(conn, narrowed):
-                sql = _with_filters(self._queries["list_readable_runs"], count_filters, filters)
+            if narrowed and self._reads_readable_runs_first(conn):
                 bounds = {**readable, "count_limit": count_params["count_limit"]}
-                rows = conn.execute(sql, {**params, **bounds, "limit": limit + 1}).fetchall()
-                total = rows[0]["total"]
-                for row in rows:
-                    del row["total"]
-                rows = [row for row in rows if row["id"] is not None]
+                values = {**params, **bounds, "limit": limit + 1}
+                rows, total = self._readable_run_page(conn, count_filters, page_filters, values)
             else:
                 count_name = "count_runs" if count_limit is None else "count_runs_bounded"
                 count_sql = _with_filters(self._queries[count_name], count_filters)
@@ -447,17 +446,34 @@ class RunMethods:
             next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
         return RunPage(rows=rows, next_cursor=next_cursor, total=total, total_exact=exact)
 
-    def _reads_readable_runs_first(self, conn: psycopg.Connection, narrowed: bool) -> bool:
-        """Whether list_runs finds the viewer's readable runs by index before reading any
-        (docs/access.md, "The runs list under row-level security"): for a viewer who does
-        not see every run, when a search or tags narrow the list (row-level security
-        cannot use their indexes) and for a member, whose readable runs are few. A
-        manager's list without them reads the newest runs first and stops at the page, as
-        an admin's does: a team's runs are many."""
+    def _readable_run_page(
+        self,
+        conn: psycopg.Connection,
+        filters: list[str],
+        page_filters: list[str],
+        values: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], int]:
+        """list_runs' page rows and (bounded) total by list_readable_runs: the viewer's
+        readable runs of the search and tags first, every filter then (`page_filters`: the
+        cursor's, for the page only)."""
+        sql = _with_filters(self._queries["list_readable_runs"], filters, page_filters)
+        rows = conn.execute(sql, values).fetchall()
+        total = rows[0]["total"]  # on every row; one row of NULL run columns when none match
+        for row in rows:
+            del row["total"]
+        return [row for row in rows if row["id"] is not None], total
+
+    def _reads_readable_runs_first(self, conn: psycopg.Connection) -> bool:
+        """Whether a searched or tagged list_runs finds the viewer's readable runs by index
+        before reading any (docs/access.md, "The runs list under row-level security"): for
+        a member (or a person not in ai_users), since row-level security cannot use the
+        search's and the tags' indexes and a member reads few of the runs. An admin's list
+        uses those indexes directly; a manager's reads the newest runs first under the
+        policy and stops at the page, which is faster when a team's many runs match."""
         if self.viewer is None:
             return False
         facts = facts_of(conn)
-        return not facts["sees_all"] and (narrowed or facts["role"] != "manager")
+        return not facts["sees_all"] and facts["role"] != "manager"
 
 
 def _jsonb(value: Any) -> Jsonb | None:

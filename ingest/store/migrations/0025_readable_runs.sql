@@ -10,13 +10,15 @@
 --
 -- ai_viewer_readable_runs returns the ids of the runs the viewer may read, by the rule of
 -- the runs_read policy (migration 0010: every run for an admin; else their own, their
--- team's when a manager, and those shared with them), that lie in the time range and
--- match the search pattern and the tags. It runs as the owner, so the planner combines
--- those indexes (the viewer's people by ai_runs_user_created_idx, their shares by the
--- primary key, the range, the trigram and tag indexes) before reading a row. A NULL
--- argument does not filter. It returns only ids of runs the viewer may read, and the
--- caller (Tracker.list_runs) still reads the rows under row-level security and applies
--- every filter again, so it can narrow what a viewer reads, never widen it.
+-- team's when a manager, and those shared with them), that match the search pattern and
+-- the tags: every such run of the time range, and maybe some outside it (the range is a
+-- hint that narrows the people's runs, where it is part of their index; the caller
+-- applies it to every row). It runs as the owner, so the planner combines the indexes (the
+-- viewer's people by ai_runs_user_created_idx, their shares by the primary key, the
+-- trigram and tag indexes) before reading a row. A NULL argument does not filter. It
+-- returns only ids of runs the viewer may read, and the caller (Tracker.list_runs) still
+-- reads the rows under row-level security and applies every filter again, so it can
+-- narrow what a viewer reads, never widen it.
 
 CREATE FUNCTION ai_viewer_readable_runs(created_from timestamptz, created_to timestamptz,
                                         search_pattern text, tags text[], tags_all boolean)
@@ -29,17 +31,21 @@ DECLARE
     query text := 'SELECT r.id FROM public.ai_runs r WHERE ';
 BEGIN
     -- Fixed SQL text chosen by which arguments are given, values bound with USING: the
-    -- plan is made for these values (one user's runs, 73k shares, a rare word).
+    -- plan is made for these values (one user's runs, 73k shares, a rare word). The range
+    -- narrows the people's runs only, where it is part of their index: on the shares it
+    -- made the planner walk every run of the range in ai_runs_created_idx (the caller
+    -- applies the range to every row anyway).
     IF coalesce(public.ai_viewer_role() = 'admin', false) THEN
         query := query || 'true';
     ELSE
-        query := query || '(r.user_id = ANY ($1) OR r.id = ANY ($2))';
-    END IF;
-    IF created_from IS NOT NULL THEN
-        query := query || ' AND r.created_at >= $3';
-    END IF;
-    IF created_to IS NOT NULL THEN
-        query := query || ' AND r.created_at < $4';
+        query := query || '(r.user_id = ANY ($1)';
+        IF created_from IS NOT NULL THEN
+            query := query || ' AND r.created_at >= $3';
+        END IF;
+        IF created_to IS NOT NULL THEN
+            query := query || ' AND r.created_at < $4';
+        END IF;
+        query := query || ' OR r.id = ANY ($2))';
     END IF;
     IF search_pattern IS NOT NULL THEN
         query := query

@@ -135,31 +135,30 @@ SELECT {{runs.run_summary_columns}}
  LIMIT :limit;
 
 -- name: list_readable_runs
--- list_runs for a viewer who does not see every run (docs/access.md, "The runs list under
--- row-level security"): the runs they may read that lie in the time range and match the
--- search and tags are found by index first (ai_viewer_readable_runs, migration 0025), once
--- for the page and its total, then read here under row-level security with every filter.
+-- list_runs for a viewer who does not see every run, with a search or tags (docs/access.md,
+-- "The runs list under row-level security"): the runs they may read that match the
+-- search and tags are found by index first (ai_viewer_readable_runs, migration 0025), then
+-- read here under row-level security with every filter, once for the page and its total.
 -- Rows: the page (:limit run summaries, newest first), each with `total`, how many runs
 -- match (at most :count_limit; NULL for no bound); an empty page is one row whose run
--- columns are NULL. TRUE /*filters*/ takes the run_filter_* fragments of the total,
--- TRUE /*page_filters*/ those of the page (the same and the cursor).
-WITH readable AS MATERIALIZED (
-    SELECT ARRAY(SELECT ai_viewer_readable_runs(:readable_from::timestamptz,
-                                                :readable_to::timestamptz,
-                                                :readable_search::text,
-                                                :readable_tags::text[],
-                                                :readable_tags_all::boolean)) AS ids
-), page AS (
+-- columns are NULL. TRUE /*filters*/ takes the run_filter_* fragments, TRUE
+-- /*page_filters*/ the cursor's.
+WITH matching AS MATERIALIZED (
     SELECT {{runs.run_summary_columns}}
       FROM ai_runs r
-     WHERE r.id = ANY ((SELECT ids FROM readable)::uuid[]) AND TRUE /*page_filters*/
+     WHERE r.id = ANY (ARRAY(SELECT ai_viewer_readable_runs(:readable_from::timestamptz,
+                                                            :readable_to::timestamptz,
+                                                            :readable_search::text,
+                                                            :readable_tags::text[],
+                                                            :readable_tags_all::boolean)))
+       AND TRUE /*filters*/
+), page AS (
+    SELECT * FROM matching r
+     WHERE TRUE /*page_filters*/
      ORDER BY r.created_at DESC, r.id DESC
      LIMIT :limit
 ), total AS (
-    SELECT count(*) AS total
-      FROM (SELECT 1 FROM ai_runs r
-             WHERE r.id = ANY ((SELECT ids FROM readable)::uuid[]) AND TRUE /*filters*/
-             LIMIT :count_limit::bigint) AS bounded
+    SELECT count(*) AS total FROM (SELECT 1 FROM matching LIMIT :count_limit::bigint) AS bounded
 )
 SELECT total.total, page.*
   FROM total LEFT JOIN page ON true
