@@ -1254,6 +1254,7 @@ CREATE OR REPLACE FUNCTION public.ai_viewer_readable_runs(created_from timestamp
  LANGUAGE plpgsql
  STABLE SECURITY DEFINER
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+ SET work_mem TO '128MB'
 AS $function$
 DECLARE
     people text[] := ARRAY(SELECT public.ai_viewer_id()

@@ -23,7 +23,11 @@
 CREATE FUNCTION ai_viewer_readable_runs(created_from timestamptz, created_to timestamptz,
                                         search_pattern text, tags text[], tags_all boolean)
 RETURNS SETOF uuid LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, public, pg_temp AS $$
+    SET search_path = pg_catalog, public, pg_temp
+    -- The trigram index's bitmap of a common word covers most heap pages at 10M tasks; with
+    -- less memory it turns lossy and every shared run would be read to recheck the search
+    -- (at 2M tasks with 4MB: 1.0 s instead of 0.2 s).
+    SET work_mem = '128MB' AS $$
 DECLARE
     people text[] := ARRAY(SELECT public.ai_viewer_id()
                            UNION ALL SELECT public.ai_viewer_team_members());
