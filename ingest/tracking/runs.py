@@ -3,7 +3,9 @@
 Mixed into Tracker (ingest/tracking/tracker.py), whose connection plumbing they use. A *run
 summary* is every ai_runs column except `messages` and `sync_xid`. `list_runs` joins the
 named filter fragments `run_filter_*` of its SQL into `list_runs` / `count_runs`, newest
-first, with keyset pagination. SQL: ingest/tracking/sql/runs.sql.
+first, with keyset pagination; a member's searched or tagged list into
+`list_readable_runs`, which finds the member's runs by index first (docs/access.md, "The
+runs list under row-level security"). SQL: ingest/tracking/sql/runs.sql.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.access import redaction
+from ingest.access.viewer import facts_of
 from ingest.errors import NotFoundError, ValidationError
 from ingest.store import sqlfiles
 from ingest.store.limits import check_text
@@ -402,6 +405,13 @@ class RunMethods:
             add("run_filter_created_from", created_from=_bound("created_from", created_from, False))
         if created_to is not None:
             add("run_filter_created_to", created_to=_bound("created_to", created_to, True))
+        readable = {
+            "readable_from": params.get("created_from"),
+            "readable_to": params.get("created_to"),
+            "readable_search": params.get("search_pattern"),
+            "readable_tags": params.get("tags"),
+            "readable_tags_all": tags_match == "all",
+        }
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit", f"must be a whole number 1..1000, got {limit!r}")
 
@@ -410,18 +420,24 @@ class RunMethods:
         ):
             problem = f"must be a whole number >= 1, got {count_limit!r}"
             raise ValidationError("count_limit", problem)
-        count_name = "count_runs" if count_limit is None else "count_runs_bounded"
-        count_sql = _with_filters(self._queries[count_name], filters)
-        count_params = dict(params)
-        if count_limit is not None:
-            count_params["count_limit"] = count_limit + 1
+        count_filters = list(filters)
+        count_params = {**params, "count_limit": None if count_limit is None else count_limit + 1}
         if cursor is not None:
             created, last_id = _decode_cursor(cursor)
             add("run_filter_cursor", cursor_created_at=created, cursor_id=last_id)
-        page_sql = _with_filters(self._queries["list_runs"], filters)
+        page_filters = filters[len(count_filters) :]
+        narrowed = "search_pattern" in params or "tags" in params
         with self._transaction(consistent=True) as conn:
-            rows = conn.execute(page_sql, {**params, "limit": limit + 1}).fetchall()
-            total = conn.execute(count_sql, count_params).fetchone()["total"]
+            if narrowed and self._reads_readable_runs_first(conn):
+                bounds = {**readable, "count_limit": count_params["count_limit"]}
+                values = {**params, **bounds, "limit": limit + 1}
+                rows, total = self._readable_run_page(conn, count_filters, page_filters, values)
+            else:
+                count_name = "count_runs" if count_limit is None else "count_runs_bounded"
+                count_sql = _with_filters(self._queries[count_name], count_filters)
+                page_sql = _with_filters(self._queries["list_runs"], filters)
+                rows = conn.execute(page_sql, {**params, "limit": limit + 1}).fetchall()
+                total = conn.execute(count_sql, count_params).fetchone()["total"]
         exact = count_limit is None or total <= count_limit
         total = total if exact else count_limit
         next_cursor = None
@@ -429,6 +445,35 @@ class RunMethods:
             rows = rows[:limit]
             next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
         return RunPage(rows=rows, next_cursor=next_cursor, total=total, total_exact=exact)
+
+    def _readable_run_page(
+        self,
+        conn: psycopg.Connection,
+        filters: list[str],
+        page_filters: list[str],
+        values: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], int]:
+        """list_runs' page rows and (bounded) total by list_readable_runs: the viewer's
+        readable runs of the search and tags first, every filter then (`page_filters`: the
+        cursor's, for the page only)."""
+        sql = _with_filters(self._queries["list_readable_runs"], filters, page_filters)
+        rows = conn.execute(sql, values).fetchall()
+        total = rows[0]["total"]  # on every row; one row of NULL run columns when none match
+        for row in rows:
+            del row["total"]
+        return [row for row in rows if row["id"] is not None], total
+
+    def _reads_readable_runs_first(self, conn: psycopg.Connection) -> bool:
+        """Whether a searched or tagged list_runs finds the viewer's readable runs by index
+        before reading any (docs/access.md, "The runs list under row-level security"): for
+        a member (or a person not in ai_users), since row-level security cannot use the
+        search's and the tags' indexes and a member reads few of the runs. An admin's list
+        uses those indexes directly; a manager's reads the newest runs first under the
+        policy and stops at the page, which is faster when a team's many runs match."""
+        if self.viewer is None:
+            return False
+        facts = facts_of(conn)
+        return not facts["sees_all"] and facts["role"] != "manager"
 
 
 def _jsonb(value: Any) -> Jsonb | None:
@@ -443,10 +488,19 @@ def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
     return values or None
 
 
-def _with_filters(query: sqlfiles.Query, filters: list[str]) -> str:
-    where = " AND ".join(f"({fragment})" for fragment in filters) or "TRUE"
-    composed = sqlfiles.Query(query.name, query.doc, query.sql.replace("TRUE /*filters*/", where))
-    return composed.psycopg
+def _with_filters(
+    query: sqlfiles.Query, filters: list[str], page_filters: list[str] | None = None
+) -> str:
+    """`query` with its TRUE /*filters*/ (and TRUE /*page_filters*/) replaced by the
+    fragments joined with AND, as psycopg SQL."""
+
+    def joined(fragments: list[str]) -> str:
+        return " AND ".join(f"({fragment})" for fragment in fragments) or "TRUE"
+
+    sql = query.sql.replace("TRUE /*filters*/", joined(filters))
+    if page_filters is not None:
+        sql = sql.replace("TRUE /*page_filters*/", joined(page_filters))
+    return sqlfiles.Query(query.name, query.doc, sql).psycopg
 
 
 def _bound(field_name: str, value: datetime | date | str, end: bool) -> datetime:

@@ -117,17 +117,52 @@ ON CONFLICT (id) DO UPDATE
        role = coalesce(:role::text, ai_users.role)
 RETURNING id, display_name, email, team, role, created_at, updated_at;
 
--- name: list_runs
--- One page of run summaries, newest first (created_at desc, id desc), :limit rows.
--- TRUE /*filters*/ is replaced by fixed run_filter_* fragments joined with AND.
-SELECT id, user_id, source_type, source_id, name, description, tags, settings,
+-- name: run_summary_columns
+-- The columns of a run summary in the runs list (every ai_runs column but messages and
+-- sync_xid).
+id, user_id, source_type, source_id, name, description, tags, settings,
        variable_values, broker_values, attachments, metadata, status, is_starred,
        parent_run_id, forked_from_message, total_tokens, total_cost, message_count,
        task_count, created_at, updated_at, last_message_at, variant
+
+-- name: list_runs
+-- One page of run summaries, newest first (created_at desc, id desc), :limit rows.
+-- TRUE /*filters*/ is replaced by fixed run_filter_* fragments joined with AND.
+SELECT {{runs.run_summary_columns}}
   FROM ai_runs r
  WHERE TRUE /*filters*/
  ORDER BY r.created_at DESC, r.id DESC
  LIMIT :limit;
+
+-- name: list_readable_runs
+-- list_runs for a viewer who does not see every run, with a search or tags (docs/access.md,
+-- "The runs list under row-level security"): the runs they may read that match the
+-- search and tags are found by index first (ai_viewer_readable_runs, migration 0025), then
+-- read here under row-level security with every filter, once for the page and its total.
+-- Rows: the page (:limit run summaries, newest first), each with `total`, how many runs
+-- match (at most :count_limit; NULL for no bound); an empty page is one row whose run
+-- columns are NULL. TRUE /*filters*/ takes the run_filter_* fragments, TRUE
+-- /*page_filters*/ the cursor's.
+WITH matching AS MATERIALIZED (
+    SELECT {{runs.run_summary_columns}}
+      FROM ai_runs r
+     WHERE r.id = ANY (ARRAY(SELECT ai_viewer_readable_runs(:readable_from::timestamptz,
+                                                            :readable_to::timestamptz,
+                                                            :readable_search::text,
+                                                            :readable_tags::text[],
+                                                            :readable_tags_all::boolean)))
+       AND TRUE /*filters*/
+), page AS (
+    SELECT * FROM matching r
+     WHERE TRUE /*page_filters*/
+     ORDER BY r.created_at DESC, r.id DESC
+     LIMIT :limit
+), total AS (
+    SELECT count(*) AS total FROM (SELECT 1 FROM matching LIMIT :count_limit::bigint) AS bounded
+)
+SELECT total.total, page.*
+  FROM total LEFT JOIN page ON true
+ ORDER BY page.created_at DESC, page.id DESC;
 
 -- name: count_runs
 -- How many runs match the filters (same fragments as list_runs, without the cursor).
