@@ -4,6 +4,7 @@ and what the Compare page shows of them."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def quality_demo(pg_server: str, template_db: str) -> str:
     """A database with TASKS demo tasks and their quality data (seed 3)."""
     from dashboard_support import create_database, drop_database
 
-    name = "ai_runs_demo_quality"
+    name = f"ai_runs_demo_quality_{os.getpid()}"
     url = create_database(pg_server, template_db, name)
     summary = demo.generate(url, tasks=TASKS, seed=3, days=DAYS, end=END, quality=True)
     assert summary.scores_added > 0
