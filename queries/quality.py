@@ -56,7 +56,8 @@ def score_rollup(
         {**filter_params(filters), "names": [str(name) for name in names]},
         period=period_sql(grain),
         group=group_sql(con, None if by == EVALUATOR else by),
-        score_group="s.evaluator" if by == EVALUATOR else "t.grp",
+        score_group="evaluator" if by == EVALUATOR else "grp",
+        first_score="first_in_evaluator" if by == EVALUATOR else "first_in_name",
     )
     frame = finish(frame, grain=grain, by=by)
     for column in ("tasks", "scores", "scored_tasks"):

@@ -156,3 +156,14 @@ def test_the_compare_page_sets_the_two_variants_side_by_side(quality_demo, tmp_p
     assert sorted(set(shown_scores["name"])) == ["helpfulness", "thumbs", "valid_json"]
     assert list(shown_scores["n"]) == list(scores["n"])
     assert "Per-item answers appear for experiments" in texts(at)
+
+
+def test_scores_are_written_a_day_at_a_time_over_exact_windows():
+    start = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
+    end = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
+    windows = demo_quality.day_windows(start, end)
+    assert windows[0] == (start, datetime(2026, 3, 2, tzinfo=UTC))
+    assert windows[-1] == (datetime(2026, 3, 4, tzinfo=UTC), end)
+    assert len(windows) == 4
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert demo_quality.day_windows(end, end) == []

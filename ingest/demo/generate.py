@@ -149,7 +149,12 @@ def generate(
     if bar:
         bar.close()
     if quality:
-        summary.scores_added = demo_quality.add_scores(url, seed, summary.start, end)
+        days_bar = _ProgressBar(days, unit="days scored") if progress else None
+        summary.scores_added = demo_quality.add_scores(
+            url, seed, summary.start, end, on_day=days_bar.update if days_bar else None
+        )
+        if days_bar:
+            days_bar.close()
     summary.tasks_by_status = {s: int(n) for s, n in zip(STATUSES, counts, strict=True) if n}
     summary.cost_total = Decimal(cost_e10).scaleb(-10) + extra_cost
     summary.seconds = time.monotonic() - started
@@ -191,10 +196,13 @@ def _chunks_in_background(plan: Plan):
 
 
 class _ProgressBar:
-    def __init__(self, total: int):
+    def __init__(self, total: int, unit: str = "tasks"):
         self.total, self.started, self.shown = max(total, 1), time.monotonic(), 0.0
+        self.unit = unit
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
+        if total is not None:
+            self.total = max(total, 1)
         now = time.monotonic()
         if now - self.shown < 0.2 and done < self.total:
             return
@@ -202,7 +210,7 @@ class _ProgressBar:
         width = 30
         filled = int(width * done / self.total)
         sys.stderr.write(
-            f"\rdemo [{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} tasks "
+            f"\rdemo [{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} {self.unit} "
             f"{100 * done / self.total:5.1f}% {now - self.started:6.1f}s"
         )
         sys.stderr.flush()

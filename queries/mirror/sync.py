@@ -62,8 +62,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 # One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
 log = logging.getLogger("queries.mirror")
 
-# 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant
-MIRROR_SCHEMA_VERSION = 5
+# 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant;
+# 6: task_scores
+MIRROR_SCHEMA_VERSION = 6
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
@@ -159,7 +160,8 @@ _FULL_LOAD = {
     "scores": {"extract": "extract_all_scores", "insert": "insert_scores"},
 }
 _CREATE = (
-    "create_users", "create_runs", "create_tasks", "create_keys", "create_scores", "create_meta",
+    "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
+    "create_task_scores", "create_meta",
 )  # fmt: skip
 
 
@@ -188,6 +190,8 @@ def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
         con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
         con.execute(sql["all_rare_tasks"].sql).fetchall()
         con.execute(sql["all_dim_values"].sql).fetchall()
+    with step("task scores"):
+        con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
 
@@ -223,6 +227,7 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
     for name, table in staged.items():
         con.register(f"staged_{name}", table)
     try:
+        con.execute(sql["start_rescored_tasks"].sql).fetchall()
         # Copies of user/run attributes on tasks: find what changed before replacing.
         teams = run_attrs = None
         if staged["users"].num_rows or "ai_users" in logged:
@@ -253,6 +258,9 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
             con.register("changed_runs", run_attrs)
             con.execute(sql["propagate_run_attributes"].sql).fetchall()
             con.unregister("changed_runs")
+        if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
+            with step("task scores"):
+                con.execute(sqlfiles.render(sql, "rewrite_task_scores").sql).fetchall()
     finally:
         for name in staged:
             # In a transaction a failed statement aborted, this fails too: keep the first error.
@@ -260,6 +268,11 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
                 con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted, scores=scores)
+
+
+def rescoring_deletions(logged: list[str]) -> bool:
+    """True when the deletion log names tasks or scores: task_scores must be written again."""
+    return "ai_tasks" in logged or "ai_scores" in logged
 
 
 def _apply_scores(
@@ -312,6 +325,10 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
     for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
         if Decimal(str(ours)) != Decimal(str(theirs)):
             return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    query = sqlfiles.render(duck_sql(), "verify_task_scores").sql
+    stray = con.execute(query).fetchall()[0][0]
+    if stray:
+        return f"task_scores has {stray} rows out of step with the mirror's tasks and scores"
     return None
 
 

@@ -29,29 +29,51 @@ DELETE FROM runs WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_tasks
--- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too.
+-- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too; the task ids
+-- of the removed and staged tasks are kept in rescored_tasks (their task_scores rows are
+-- written again by rewrite_task_scores).
 DELETE FROM rare_tasks
  WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
               UNION ALL SELECT id FROM staged_tasks);
 CREATE OR REPLACE TEMP TABLE changed_rows AS
-SELECT rowid AS row_id,
+SELECT rowid AS row_id, task_id,
        id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks') AS deleted
   FROM tasks
  WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
               UNION ALL SELECT id FROM staged_tasks);
 DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
+INSERT INTO rescored_tasks
+SELECT task_id FROM changed_rows UNION ALL SELECT task_id FROM staged_tasks;
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_scores
--- Scores deleted in Postgres or about to be written again. Returns how many were deleted.
+-- Scores deleted in Postgres or about to be written again; the tasks they belonged to and
+-- belong to go to rescored_tasks. Returns how many were deleted.
 CREATE OR REPLACE TEMP TABLE changed_rows AS
-SELECT rowid AS row_id,
+SELECT rowid AS row_id, task_id,
        id IN (SELECT id::BIGINT FROM staged_deletions WHERE table_name = 'ai_scores') AS deleted
   FROM scores
  WHERE id IN (SELECT id::BIGINT FROM staged_deletions WHERE table_name = 'ai_scores'
               UNION ALL SELECT id FROM staged_scores);
 DELETE FROM scores WHERE rowid IN (SELECT row_id FROM changed_rows);
+INSERT INTO rescored_tasks
+SELECT task_id FROM changed_rows WHERE task_id IS NOT NULL
+UNION ALL SELECT task_id FROM staged_scores WHERE task_id IS NOT NULL;
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: start_rescored_tasks
+-- The task ids whose task_scores rows this apply writes again (tables.sql).
+CREATE OR REPLACE TEMP TABLE rescored_tasks (task_id UUID);
+
+-- name: rewrite_task_scores
+-- Every task_scores row of the tasks in rescored_tasks, written again from the mirror's
+-- tasks and scores as they now are (after propagate_teams and propagate_run_attributes).
+DELETE FROM task_scores WHERE task_id IN (SELECT task_id FROM rescored_tasks);
+INSERT INTO task_scores
+{{tables.task_score_rows}}
+   AND s.task_id IN (SELECT task_id FROM rescored_tasks)
+   AND t.task_id IN (SELECT task_id FROM rescored_tasks);
+DROP TABLE rescored_tasks;
 
 -- name: forget_changed_rows
 DROP TABLE IF EXISTS changed_rows;
@@ -100,12 +122,15 @@ DROP TABLE keyed_tasks;
 -- name: propagate_teams
 UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
 UPDATE tasks SET team = c.team FROM changed_teams c WHERE tasks.user_id = c.id;
+UPDATE task_scores SET team = c.team FROM changed_teams c WHERE task_scores.user_id = c.id;
 
 -- name: propagate_run_attributes
 UPDATE rare_tasks SET source_type = c.source_type, tags = c.tags
   FROM changed_runs c WHERE rare_tasks.run_id = c.id;
 UPDATE tasks SET source_type = c.source_type, tags = c.tags
   FROM changed_runs c WHERE tasks.run_id = c.id;
+UPDATE task_scores SET source_type = c.source_type, tags = c.tags
+  FROM changed_runs c WHERE task_scores.run_id = c.id;
 
 -- name: new_run_keys
 -- Keys for runs not seen before (in the staged runs, or named by a staged task), in order

@@ -13,7 +13,8 @@ SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM ru
        (SELECT max(hash(k)) FROM user_keys k) AS user_keys,
        (SELECT max(hash(d)) FROM run_key_days d) AS run_key_days,
        (SELECT max(hash(v)) FROM dim_values v) AS dim_values,
-       (SELECT max(hash(s)) FROM scores s) AS scores;
+       (SELECT max(hash(s)) FROM scores s) AS scores,
+       (SELECT max(hash(s)) FROM task_scores s) AS task_scores;
 
 -- name: verify_totals
 -- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
@@ -27,3 +28,12 @@ SELECT (SELECT count(*) FROM tasks)::VARCHAR AS tasks,
        (SELECT coalesce(sum(total_tokens), 0) FROM runs)::VARCHAR AS run_tokens,
        (SELECT count(*) FROM users)::VARCHAR AS users,
        (SELECT count(*) FROM scores)::VARCHAR AS scores;
+
+-- name: verify_task_scores
+-- How many rows of task_scores differ from the join of tasks and scores they stand for
+-- (tables.sql, task_score_rows): 0 when it is in step.
+SELECT count(*) FROM (
+    (SELECT * FROM task_scores EXCEPT ALL ({{tables.task_score_rows}}))
+    UNION ALL
+    (({{tables.task_score_rows}}) EXCEPT ALL SELECT * FROM task_scores)
+);

@@ -59,3 +59,7 @@ UNION ALL SELECT 'team', team FROM users GROUP BY 2
 UNION ALL SELECT 'source_type', source_type FROM runs GROUP BY 2
 UNION ALL SELECT 'tag', tag FROM (SELECT unnest(tags) AS tag FROM runs) GROUP BY 2
 UNION ALL SELECT 'variant', variant FROM tasks GROUP BY 2;
+
+-- name: all_task_scores
+-- Full load, once tasks (with their keys) and scores are stored.
+INSERT INTO task_scores {{tables.task_score_rows}};

@@ -111,6 +111,56 @@ CREATE TABLE scores (
     updated_at        TIMESTAMPTZ
 );
 
+-- name: create_task_scores
+-- One row per numeric or boolean score of a task, with the task's filter and group columns
+-- beside it (docs/quality.md, "Score rollups at scale"): the score rollups filter and
+-- group 2M scores here instead of joining them to 10M tasks on their UUIDs.
+-- first_in_name: the task's first score (lowest id) of this name and data type;
+-- first_in_evaluator: of this name, data type and evaluator. Counting them counts the
+-- scored tasks of a group without count(DISTINCT task_id): every score of a task carries
+-- the task's columns, so a filter keeps all of a task's scores or none. Kept in step by the
+-- full load (load.sql) and the apply (apply.sql), which writes again every row of each task
+-- whose row or scores changed; check.sql compares it with the join it stands for.
+CREATE TABLE task_scores (
+    id                 UUID NOT NULL,
+    task_id            UUID NOT NULL,
+    run_id             UUID,
+    user_id            VARCHAR,
+    team               VARCHAR,
+    source_type        VARCHAR,
+    tags               VARCHAR[],
+    variant            VARCHAR,
+    service            VARCHAR,
+    task_name          VARCHAR,
+    provider           VARCHAR,
+    endpoint           VARCHAR,
+    model              VARCHAR,
+    status             VARCHAR,
+    created_at         TIMESTAMPTZ,
+    day                INTEGER,
+    month_day          INTEGER,
+    run_key            INTEGER,
+    score_id           BIGINT NOT NULL,
+    name               VARCHAR,
+    data_type          VARCHAR,
+    value              DOUBLE,
+    evaluator          VARCHAR,
+    first_in_name      BOOLEAN,
+    first_in_evaluator BOOLEAN
+);
+
+-- name: task_score_rows
+-- The rows of task_scores: each numeric or boolean score s of a task t. A caller may add
+-- "AND s.task_id IN (...)": restricting whole tasks keeps the first_in_* flags right.
+SELECT t.id, t.task_id, t.run_id, t.user_id, t.team, t.source_type, t.tags, t.variant,
+       t.service, t.task_name, t.provider, t.endpoint, t.model, t.status, t.created_at, t.day,
+       t.month_day, t.run_key, s.id, s.name, s.data_type, s.value, s.evaluator,
+       row_number() OVER (PARTITION BY s.task_id, s.name, s.data_type ORDER BY s.id) = 1,
+       row_number() OVER (PARTITION BY s.task_id, s.name, s.data_type, s.evaluator
+                          ORDER BY s.id) = 1
+  FROM scores s JOIN tasks t ON t.task_id = s.task_id
+ WHERE s.data_type IN ('numeric', 'boolean')
+
 -- name: create_meta
 -- The mirror's facts, written by every sync (sync.py, _write_meta): schema_version,
 -- source_identity, horizon, last_sync_at, last_full_sync_at, last_verified_at, and
@@ -128,6 +178,7 @@ DROP TABLE IF EXISTS run_key_days;
 DROP TABLE IF EXISTS dim_values;
 DROP TABLE IF EXISTS rare_tasks;
 DROP TABLE IF EXISTS scores;
+DROP TABLE IF EXISTS task_scores;
 
 -- name: mirror_file
 -- The file behind this connection's database (NULL in memory).

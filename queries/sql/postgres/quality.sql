@@ -3,6 +3,7 @@
 -- The same names, columns and results as the mirror's (see postgres/engine.sql).
 
 -- name: score_rollup
+-- {{score_group}}: grp or evaluator, as on the mirror (first_score is the mirror's alone).
 WITH t AS (
     SELECT {{period}} AS period_key, {{group}} AS grp, task_id, cost
       FROM {{engine.tasks_source}}
