@@ -194,6 +194,7 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -207,7 +208,8 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
 
 
 def kill_9(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGKILL)
+    """SIGKILL to the server and its spool writer process at once (a crash)."""
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
 

@@ -59,7 +59,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.spool is not None:
-            app.state.spool.start()
+            with state.connection() as conn:
+                app.state.spool.start_if_waiting(conn)
         yield
         if app.state.spool is not None:
             app.state.spool.close()
@@ -75,7 +76,7 @@ def create_app(
     )
     app.state.server = state
     server_metrics = metrics.install(app)
-    app.state.spool = None if otlp_direct else SpoolWorker(state, server_metrics)
+    app.state.spool = None if otlp_direct else SpoolWorker(state.url, server_metrics)
     _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)

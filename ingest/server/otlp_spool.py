@@ -3,7 +3,8 @@ hand-off").
 
 POST /v1/traces checks an export (key, size, encoding, every field it parses) and keeps it
 in `ai_otlp_spool` (migration 0026) in one INSERT before it answers: mapping, pricing and
-writing its spans happen here, off the request path, in a `SpoolWorker` thread.
+writing its spans happen here, off the request path, in a process of the server's own
+(`SpoolWorker` starts it, `SpoolWriter` is its loop).
 
 The worker writes the oldest exports first, those of one user together, through
 ingest/server/otlp_write.py, and deletes their spool rows in the transaction that writes
@@ -22,9 +23,14 @@ database is waited out: nothing is lost, the worker tries again.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
+import multiprocessing.process
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -79,50 +85,134 @@ def waiting_exports(conn: psycopg.Connection) -> int:
 
 
 class SpoolWorker:
-    """The thread that writes spooled exports (see the module docstring). `wake()` after a
-    spool INSERT makes it look at once; it also looks every IDLE_SECONDS."""
+    """The server's handle on its spool writer: a process of its own (so that mapping and
+    pricing never hold the request path's GIL), started with the first export to write,
+    or at start-up when exports wait. Its /metrics counts and log records come back
+    through a queue and are counted and logged here, as if written in this process."""
 
-    def __init__(self, state: ServerState, metrics: ServerMetrics) -> None:
-        self.state = state
+    def __init__(self, url: str, metrics: ServerMetrics) -> None:
+        self.url = url
         self.metrics = metrics
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._lock_conn: psycopg.Connection | None = None
-        self._thread = threading.Thread(target=self._run, name="otlp-spool", daemon=True)
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._relaying: threading.Thread | None = None
+        self._starting = threading.Lock()
 
-    def start(self) -> None:
-        """Start writing (the server does at start-up; exports spooled before wait)."""
-        self._thread.start()
+    def start_if_waiting(self, conn: psycopg.Connection) -> None:
+        """Start the writer now if exports wait in the spool (a restart after a crash)."""
+        if waiting_exports(conn):
+            self.wake()
 
     def wake(self) -> None:
+        """An export was spooled: the writer looks at once (started if need be)."""
+        if self._process is None:
+            with self._starting:
+                if self._process is None:
+                    self._start()
         self._wake.set()
+
+    def _start(self) -> None:
+        self._wake = self._context.Event()
+        self._stop = self._context.Event()
+        self._relay = self._context.Queue()
+        self._relaying = threading.Thread(target=self._relay_loop, name="otlp-relay", daemon=True)
+        self._relaying.start()
+        self._process = self._context.Process(
+            target=run_writer,
+            args=(self.url, self._wake, self._stop, self._relay, os.getpid()),
+            name="ai-runs otlp spool",
+            daemon=True,
+        )
+        self._process.start()
 
     def close(self) -> None:
-        """Stop after the transaction under way (what is left stays spooled)."""
+        """Stop the writer after the transaction under way (what is left stays spooled)."""
+        if self._process is None:
+            return
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        self._release()
+        self._process.join(timeout=60)
+        if self._process.is_alive():
+            self._process.kill()
+        self._relay.put(None)
+        if self._relaying is not None:
+            self._relaying.join(timeout=5)
+        self._relay.close()
+        self._relay.join_thread()
 
-    # ------------------------------------------------------------ the loop
+    def _relay_loop(self) -> None:
+        while (item := self._relay.get()) is not None:
+            if isinstance(item, logging.LogRecord):
+                logging.getLogger(item.name).handle(item)
+            else:
+                method, args = item
+                getattr(self.metrics, method)(*args)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self._is_worker() and self.drain_once()
-            except psycopg.OperationalError as error:
-                log.warning("OTLP spool: database unreachable (%s); trying again", error)
-                self._release()
-                self._stop.wait(RETRY_SECONDS)
-                continue
-            except Exception:  # a bug must not stop the worker: log it, look again later
-                log.exception("OTLP spool worker failed; trying again")
-                self._stop.wait(RETRY_SECONDS)
-                continue
-            if not busy:
-                self._wake.wait(IDLE_SECONDS)
-                self._wake.clear()
+
+class RelayedMetrics:
+    """The writer process's /metrics counts, sent to the server process (SpoolWorker)."""
+
+    def __init__(self, relay: Any) -> None:
+        self._relay = relay
+
+    def count_spans(self, outcome: str, reason: str, n: int = 1) -> None:
+        if n:
+            self._relay.put(("count_spans", (outcome, reason, n)))
+
+    def count_log_events(self, outcome: str, n: int = 1) -> None:
+        if n:
+            self._relay.put(("count_log_events", (outcome, n)))
+
+
+def run_writer(url: str, wake: Any, stop: Any, relay: Any, server_pid: int) -> None:
+    """The writer process: write spooled exports until `stop` is set or the server process
+    is gone (killed: what is left stays spooled for the next server)."""
+    root = logging.getLogger()
+    root.handlers = [logging.handlers.QueueHandler(relay)]
+    root.setLevel(logging.INFO)
+    state = ServerState(url)
+    try:
+        SpoolWriter(state, RelayedMetrics(relay), wake, stop, server_pid).run()
+    finally:
+        state.close()
+
+
+class SpoolWriter:
+    """The loop that writes spooled exports (see the module docstring), in the writer
+    process. `wake` makes it look at once; it also looks every IDLE_SECONDS."""
+
+    def __init__(
+        self, state: ServerState, metrics: Any, wake: Any, stop: Any, server_pid: int
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self._wake = wake
+        self._stop = stop
+        self._server_pid = server_pid
+        self._lock_conn: psycopg.Connection | None = None
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set() and os.getppid() == self._server_pid:
+                self._step()
+        finally:
+            self._release()
+
+    def _step(self) -> None:
+        self._wake.clear()  # before looking: an export spooled from now on wakes the wait
+        try:
+            busy = self._is_worker() and self.drain_once()
+        except psycopg.OperationalError as error:
+            log.warning("OTLP spool: database unreachable (%s); trying again", error)
+            self._release()
+            self._stop.wait(RETRY_SECONDS)
+            return
+        except Exception:  # a bug must not stop the writer: log it, look again later
+            log.exception("OTLP spool writer failed; trying again")
+            self._stop.wait(RETRY_SECONDS)
+            return
+        if not busy:
+            self._wake.wait(IDLE_SECONDS)
 
     def _is_worker(self) -> bool:
         """Whether this process holds the spool's worker lock (taken when free)."""
