@@ -1,5 +1,5 @@
--- spool.sql: the OTLP receiver's durable hand-off (ingest/server/otlp_spool.py,
--- migration 0026).
+-- spool.sql: the OTLP receiver's durable hand-off, the table of migration 0026
+-- (ingest/server/otlp_spool.py).
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- Run as the owner; the application role has no access to ai_otlp_spool.
 
