@@ -1,8 +1,11 @@
-"""Benchmark: the ingest server's batch endpoint vs the bulk path it calls, and OTLP
-acknowledgement latency at a fixed span rate (issue 10).
+"""Benchmark: the ingest server's batch endpoint vs the bulk path it calls, OTLP
+acknowledgement latency at a fixed span rate and OTLP throughput, each with the spool
+hand-off against the direct path (`serve --otlp-direct`) as the baseline in the same run,
+and the REST Tracker flow with concurrent clients (issues 10 and 26).
 
     python bench/server.py [--tasks 20000] [--per-request 1000] [--clients 2]
-                           [--spans-per-second 1000] [--seconds 10] [--dir PATH]
+                           [--spans-per-second 1000] [--seconds 10] [--otlp-spans 20000]
+                           [--rest-clients 8] [--rest-seconds 10] [--only SECTION] [--dir PATH]
 
 Uses DATABASE_URL when set, else a fresh embedded Postgres in PATH (default a new temporary
 folder); each measurement gets a fresh migrated database. The server runs as its own
@@ -12,14 +15,23 @@ process (`ai-runs serve`, uvicorn), so client and server do not share a GIL.
   --per-request rows per transaction: the baseline, in this process.
 - batch endpoint: POST /v1/batch with --per-request tasks each, from --clients concurrent
   HTTP clients; tasks/s end to end (JSON encoding, HTTP, validation, pricing, COPY).
-- OTLP: protobuf exports of 100 LLM spans sent every 100 ms (--spans-per-second in all) for
-  --seconds; p50/p99/max time from send to the server's acknowledgement.
-Prints the figures and the ratio batch / direct. Run on demand, never in the tests.
+- OTLP ack: protobuf exports of 100 LLM spans sent every 100 ms (--spans-per-second in
+  all) for --seconds; p50/p99/max time from send to the server's acknowledgement, with the
+  direct path and with the hand-off.
+- OTLP throughput: --otlp-spans OpenInference LLM spans (sessions of 10 calls, messages,
+  invocation parameters, input/output values) in exports of --per-request from --clients
+  clients; spans/s acknowledged and spans/s stored (until the last task is in ai_tasks),
+  direct path and hand-off.
+- REST: --rest-clients clients each repeating the Tracker flow (create run, create task,
+  stream update, complete) for --rest-seconds; requests/s and p50/p99 per request.
+Every figure is printed with the load average at its end (the machine is shared). Run on
+demand, never in the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -101,10 +113,14 @@ def direct_bulk(url: str, runs: list[dict], rows: list[dict], size: int) -> floa
     return time.perf_counter() - started
 
 
-def start_server(url: str, port: int) -> subprocess.Popen:
+def load() -> str:
+    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
+
+
+def start_server(url: str, port: int, *options: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port), *options],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -175,6 +191,181 @@ def otlp_latency(base: str, key: str, rate: int, seconds: float) -> list[float]:
     return latencies
 
 
+def openinference_export(count: int, first: int) -> bytes:
+    """An export of `count` OpenInference LLM spans as openinference-instrumentation-openai
+    makes them (sessions of 10 calls; messages, parameters, input and output values)."""
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans = request.resource_spans.add()
+    spans.resource.attributes.append(
+        common_pb2.KeyValue(key="service.name", value=common_pb2.AnyValue(string_value="chat"))
+    )
+    scope = spans.scope_spans.add()
+    scope.scope.name = "openinference.instrumentation.openai"
+    now = time.time_ns()
+    for n in range(first, first + count):
+        span = scope.spans.add(trace_id=uuid.uuid4().bytes, span_id=uuid.uuid4().bytes[:8],
+                               name="ChatCompletion", start_time_unix_nano=now - 2_000_000_000,
+                               end_time_unix_nano=now)  # fmt: skip
+        question = f"Question {n} about row level security"
+        for key, value in (
+            ("openinference.span.kind", "LLM"), ("session.id", f"session-{n // 10}"),
+            ("llm.model_name", "gpt-4o-mini"), ("llm.provider", "openai"),
+            ("llm.token_count.prompt", 900 + n % 50), ("llm.token_count.completion", 250),
+            ("llm.token_count.total", 1150 + n % 50),
+            ("llm.input_messages.0.message.role", "user"),
+            ("llm.input_messages.0.message.content", question),
+            ("llm.output_messages.0.message.role", "assistant"),
+            ("llm.output_messages.0.message.content", "Answer " * 40),
+            ("llm.invocation_parameters", '{"model": "gpt-4o-mini", "temperature": 0.2}'),
+            ("input.value", json.dumps({"messages": [{"role": "user", "content": question}]})),
+            ("output.value", json.dumps({"id": f"chatcmpl-{uuid.uuid4().hex}"})),
+        ):  # fmt: skip
+            kind = {"int_value": value} if isinstance(value, int) else {"string_value": value}
+            span.attributes.append(common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(**kind)))
+    return request.SerializeToString()
+
+
+def task_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0]
+
+
+def otlp_throughput(base: str, key: str, url: str, spans: int, size: int, clients: int):
+    """(seconds until every export was acknowledged, seconds until every task was stored)."""
+    bodies = [openinference_export(size, first) for first in range(0, spans, size)]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+    before = task_count(url)
+
+    def send(body: bytes) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+            client.post("/v1/traces", content=body).raise_for_status()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, bodies))
+    acked = time.perf_counter() - started
+    while task_count(url) < before + spans:
+        time.sleep(0.05)
+    return acked, time.perf_counter() - started
+
+
+def rest_flow(base: str, key: str, clients: int, seconds: float) -> list[float]:
+    """Per-request latencies of `clients` clients repeating the Tracker flow (create run,
+    create task, one streaming update, complete) for `seconds`."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client_loop() -> None:
+        mine: list[float] = []
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            while time.perf_counter() < stop:
+                task_id = str(uuid.uuid4())
+                steps = (
+                    ("/v1/runs", {"source_type": "chat", "name": "bench"}),
+                    ("/v1/tasks", {"task_id": task_id, "provider": "openai",
+                                   "model": "gpt-4o-mini", "status": "streaming"}),
+                    (f"/v1/tasks/{task_id}/updates", {"response_text": "Hello, wor"}),
+                    (f"/v1/tasks/{task_id}/complete", {"response_text": "Hello, world",
+                     "usage": {"prompt_tokens": 900, "completion_tokens": 250}}),
+                )  # fmt: skip
+                run_id = None
+                for path, body in steps:
+                    if run_id is not None and path == "/v1/tasks":
+                        body = {**body, "run_id": run_id}
+                    started = time.perf_counter()
+                    answer = client.post(path, json=body)
+                    mine.append(time.perf_counter() - started)
+                    answer.raise_for_status()
+                    if path == "/v1/runs":
+                        run_id = answer.json()["id"]
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(latencies)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def serving(server: str, name: str, port: int, *options: str):
+    """A fresh database `name` with a key, and `ai-runs serve` over it: (url, key, process)."""
+    url = fresh_database(server, name)
+    key, _ = create_key("bench", url=url)
+    return url, key, start_server(url, port, *options)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def bench_batch(server: str, args: argparse.Namespace) -> None:
+    runs, rows = make_rows(args.tasks)
+    direct = direct_bulk(fresh_database(server, "bench_server_direct"), runs, rows,
+                         args.per_request)  # fmt: skip
+    print(f"tasks: {args.tasks:,} in requests of {args.per_request:,}, {args.clients} client(s)")
+    print(f"direct bulk (baseline)  {direct:7.2f} s  {args.tasks / direct:9,.0f} tasks/s  {load()}")
+    url, key, process = serving(server, "bench_server_http", args.port)
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        http = batch_endpoint(base, key, runs, rows, args.per_request, args.clients)
+    finally:
+        stop_server(process)
+    print(f"POST /v1/batch          {http:7.2f} s  {args.tasks / http:9,.0f} tasks/s"
+          f"  ({direct / http:.2f}x the direct bulk path)  {load()}")  # fmt: skip
+
+
+def bench_otlp(server: str, args: argparse.Namespace) -> None:
+    per_export = max(1, args.spans_per_second // 10)
+    acks: dict[str, list[float]] = {}
+    rates: dict[str, tuple[float, float]] = {}
+    for mode, options in (("direct", ("--otlp-direct",)), ("hand-off", ())):
+        url, key, process = serving(server, "bench_server_otlp", args.port, *options)
+        base = f"http://127.0.0.1:{args.port}"
+        try:
+            acks[mode] = sorted(otlp_latency(base, key, args.spans_per_second, args.seconds))
+            print(f"OTLP ack, {mode:8}: {args.spans_per_second:,} spans/s for {args.seconds:g} s"
+                  f" ({len(acks[mode])} exports of {per_export}): p50"
+                  f" {statistics.median(acks[mode]) * 1000:.1f} ms, p99"
+                  f" {percentile(acks[mode], 0.99) * 1000:.1f} ms, max"
+                  f" {acks[mode][-1] * 1000:.1f} ms  {load()}")  # fmt: skip
+            while task_count(url) < len(acks[mode]) * per_export:
+                time.sleep(0.05)
+            rates[mode] = otlp_throughput(base, key, url, args.otlp_spans, args.per_request,
+                                          args.clients)  # fmt: skip
+            acked, done = rates[mode]
+            print(f"OTLP throughput, {mode:8}: {args.otlp_spans:,} OpenInference spans in exports"
+                  f" of {args.per_request:,} from {args.clients} client(s): acknowledged"
+                  f" {args.otlp_spans / acked:,.0f} spans/s, stored {args.otlp_spans / done:,.0f}"
+                  f" spans/s  {load()}")  # fmt: skip
+        finally:
+            stop_server(process)
+    ratio = percentile(acks["direct"], 0.99) / percentile(acks["hand-off"], 0.99)
+    stored = rates["direct"][1] / rates["hand-off"][1]
+    print(f"hand-off vs direct: ack p99 {ratio:.1f}x lower, spans stored/s {stored:.2f}x")
+
+
+def bench_rest(server: str, args: argparse.Namespace) -> None:
+    url, key, process = serving(server, "bench_server_rest", args.port)
+    try:
+        latencies = rest_flow(f"http://127.0.0.1:{args.port}", key, args.rest_clients,
+                              args.rest_seconds)  # fmt: skip
+    finally:
+        stop_server(process)
+    print(f"REST Tracker flow, {args.rest_clients} clients, {args.rest_seconds:g} s:"
+          f" {len(latencies) / args.rest_seconds:,.0f} requests/s, p50"
+          f" {statistics.median(latencies) * 1000:.1f} ms, p99"
+          f" {percentile(latencies, 0.99) * 1000:.1f} ms  {load()}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
@@ -182,6 +373,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--spans-per-second", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--otlp-spans", type=int, default=20_000)
+    parser.add_argument("--rest-clients", type=int, default=8)
+    parser.add_argument("--rest-seconds", type=float, default=10.0)
+    parser.add_argument("--only", choices=("batch", "otlp", "rest"), default=None)
     parser.add_argument("--port", type=int, default=8499)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
@@ -189,35 +384,13 @@ def main() -> int:
     if not server:
         folder = args.dir or Path(tempfile.mkdtemp(prefix="ai-runs-bench-server-"))
         server = embedded.start(folder / "pgdata")
-    runs, rows = make_rows(args.tasks)
-
-    direct = direct_bulk(fresh_database(server, "bench_server_direct"), runs, rows,
-                         args.per_request)  # fmt: skip
-    url = fresh_database(server, "bench_server_http")
-    key, _ = create_key("bench", url=url)
-    process = start_server(url, args.port)
-    try:
-        base = f"http://127.0.0.1:{args.port}"
-        http = batch_endpoint(base, key, runs, rows, args.per_request, args.clients)
-        latencies = sorted(otlp_latency(base, key, args.spans_per_second, args.seconds))
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    with psycopg.connect(url) as conn:
-        stored = conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0]
+    sections = {"batch": bench_batch, "otlp": bench_otlp, "rest": bench_rest}
+    for name, section in sections.items():
+        if args.only in (None, name):
+            section(server, args)
     with psycopg.connect(server, autocommit=True) as conn:
-        for name in ("bench_server_direct", "bench_server_http"):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    print(f"tasks: {args.tasks:,} in requests of {args.per_request:,}, {args.clients} client(s)")
-    print(f"direct bulk (baseline)  {direct:7.2f} s  {args.tasks / direct:9,.0f} tasks/s")
-    print(f"POST /v1/batch          {http:7.2f} s  {args.tasks / http:9,.0f} tasks/s"
-          f"  ({direct / http:.2f}x the direct bulk path)")  # fmt: skip
-    print(f"OTLP at {args.spans_per_second:,} spans/s for {args.seconds:g} s "
-          f"({len(latencies)} exports of {max(1, args.spans_per_second // 10)} spans): "
-          f"ack p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-          f"max {latencies[-1] * 1000:.1f} ms")  # fmt: skip
-    print(f"rows stored by the server: {stored:,} tasks (batch + OTLP)")
+        for name in ("direct", "http", "otlp", "rest"):
+            conn.execute(f'DROP DATABASE IF EXISTS "bench_server_{name}" WITH (FORCE)')
     return 0
 
 

@@ -259,6 +259,16 @@ CREATE TABLE ai_otlp_spans (
     CONSTRAINT ai_otlp_spans_pkey PRIMARY KEY (user_id, trace_id, span_id)
 );
 
+CREATE TABLE ai_otlp_spool (
+    id bigint NOT NULL,
+    user_id text NOT NULL,
+    is_json boolean NOT NULL,
+    body bytea NOT NULL,
+    received_at timestamp with time zone NOT NULL DEFAULT now(),
+    problem text,
+    CONSTRAINT ai_otlp_spool_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE ai_price_overrides (
     id bigint NOT NULL DEFAULT nextval('ai_price_overrides_id_seq'::regclass),
     provider text NOT NULL,
@@ -566,6 +576,7 @@ CREATE UNIQUE INDEX ai_dataset_items_source_idx ON public.ai_dataset_items USING
 CREATE INDEX ai_eval_errors_run_idx ON public.ai_eval_errors USING btree (run_id);
 CREATE INDEX ai_experiment_items_task_idx ON public.ai_experiment_items USING btree (task_id);
 CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
+CREATE INDEX ai_otlp_spool_waiting ON public.ai_otlp_spool USING btree (id) WHERE (problem IS NULL);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);

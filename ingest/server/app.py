@@ -36,22 +36,34 @@ from ingest.server import (
 )
 from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
+from ingest.server.otlp_spool import SpoolWorker
 from ingest.server.state import ServerState
 from ingest.store import config
 
 
 def create_app(
-    url: str | None = None, *, debounce_seconds: float = 0.5, max_body: int | None = None
+    url: str | None = None,
+    *,
+    debounce_seconds: float = 0.5,
+    max_body: int | None = None,
+    otlp_direct: bool = False,
 ) -> FastAPI:
     """The server application; its database connections open now and close at shutdown.
     max_body: the largest request body in bytes (None: AI_RUNS_MAX_BODY, docs/limits.md);
-    a larger one is answered 413 before it is read whole."""
+    a larger one is answered 413 before it is read whole. otlp_direct: write each OTLP
+    trace export before answering it, instead of acknowledging it once it is spooled (the
+    worker thread writes it then; ingest/server/otlp_spool.py)."""
     limit = config.max_body_bytes() if max_body is None else max_body
     state = ServerState(url, debounce_seconds=debounce_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.spool is not None:
+            with state.connection() as conn:
+                app.state.spool.start_if_waiting(conn)
         yield
+        if app.state.spool is not None:
+            app.state.spool.close()
         state.close()
 
     app = FastAPI(
@@ -63,7 +75,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = state
-    metrics.install(app)
+    server_metrics = metrics.install(app)
+    app.state.spool = None if otlp_direct else SpoolWorker(state.url, server_metrics)
     _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)

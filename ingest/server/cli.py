@@ -12,6 +12,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("serve", help="the HTTP ingest server (REST API + OTLP receiver)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8400, help="port (default 8400)")
+    p.add_argument(
+        "--otlp-direct",
+        action="store_true",
+        help="write each OTLP trace export before answering it (default: answer once it is "
+        "spooled, write it in the background; docs/server.md)",
+    )
     p.set_defaults(handler=_serve)
 
     k = commands.add_parser("keys", help="API keys of the ingest server: create, list, revoke")
@@ -37,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ingest.server.app import create_app
 
-    app = create_app()
+    app = create_app(otlp_direct=args.otlp_direct)
     print(f"ai-runs ingest server on http://{args.host}:{args.port} (OpenAPI: /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -210,16 +210,16 @@ def _lock(conn: psycopg.Connection, queries: Any, user: str, spans: list[CallSpa
     # Always in sorted order (response ids before traces): no two writers wait in a cycle.
     keys = {f"trace:{span.trace_id}" for span in spans}
     keys |= {f"response:{span.response_id}" for span in spans if span.response_id}
-    for key in sorted(keys):
-        conn.execute(queries["otlp_lock_trace"].psycopg, {"key": f"otlp:{user}:{key}"})
+    locked = [f"otlp:{user}:{key}" for key in sorted(keys)]
+    conn.execute(queries["otlp_lock_keys"].psycopg, {"keys": locked})
 
 
 def lock_traces(conn: psycopg.Connection, user: str, traces: Iterable[str]) -> None:
     """Hold the locks of these traces of `user` for the transaction (as the span writer
     does): content log events and spans of one trace are joined one at a time."""
     queries = sqlfiles.beside(__file__)
-    for trace in sorted(set(traces)):
-        conn.execute(queries["otlp_lock_trace"].psycopg, {"key": f"otlp:{user}:trace:{trace}"})
+    locked = [f"otlp:{user}:trace:{trace}" for trace in sorted(set(traces))]
+    conn.execute(queries["otlp_lock_keys"].psycopg, {"keys": locked})
 
 
 def kept_task_of(conn: psycopg.Connection, user: str, trace: str, span: str) -> uuid.UUID | None:

@@ -3,10 +3,14 @@
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- Run as the owner inside the bulk write's transaction (docs/server.md, "One call, one task").
 
--- name: otlp_lock_trace
+-- name: otlp_lock_keys
 -- Serializes the exports of one (user, trace or response id): their calls are decided one
--- at a time.
-SELECT pg_advisory_xact_lock(hashtextextended(:key, 0));
+-- at a time. Takes the lock of every key of :keys (text[]), in the order given (the
+-- caller sorts them, so no two writers wait in a cycle), in one round trip; returns how
+-- many.
+SELECT count(*) AS locked
+  FROM (SELECT pg_advisory_xact_lock(hashtextextended(u.key, 0))
+          FROM unnest(:keys::text[]) AS u (key)) AS taken;
 
 -- name: otlp_stored_spans
 -- Every LLM span already recorded of this user's traces that are among :trace_ids or hold a
