@@ -27,6 +27,7 @@ from dashboard.figures.parts import (
     NOT_SET,
     OTHER,
     PERCENTILES,
+    PLOTLY_CONFIG,
     empty,
     label,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "NOT_SET",
     "OTHER",
     "PERCENTILES",
+    "PLOTLY_CONFIG",
     "colours",
     "cost_per_run",
     "cost_versus_quality",
