@@ -4,8 +4,14 @@ script's folder is on sys.path, so `from bench_support import bench_queries` wor
 from __future__ import annotations
 
 import importlib.util
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from types import ModuleType
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,3 +23,50 @@ def bench_queries() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# --- A dashboard in headless Chromium (bench/pages.py, bench/charts.py) -------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; playwright drives it (never `playwright install`)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(base: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until the Streamlit server at `base` answers its health check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the dashboard exited before it answered")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("the dashboard did not come up")
+
+
+def serve(app: Path, env: dict, log: IO) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app` on a free port in its own session; the process and its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(app)]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return process, f"http://127.0.0.1:{port}"

@@ -1,20 +1,29 @@
-"""Benchmark: every dashboard page in headless Chromium over a database of N tasks (issue 16).
+"""Benchmark: every dashboard page, and a widget change on the pages with charts, in headless
+Chromium over a database of N tasks (issues 16 and 26).
 
-    python bench/pages.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--json F]
+    python bench/pages.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--rounds 3]
+                          [--json F]
 
 1. Prepares an embedded Postgres with N demo tasks (bench/queries.py's `prepare`: fresh
    unless --reuse) and builds the analytics mirror in a child process, so the dashboard
    starts on a synced mirror as a long-running server would.
-2. Serves the dashboard (`python -m streamlit run dashboard/app.py`) on a free port.
-3. Opens each page in a fresh Chromium tab: "cold" is the first visit after the server
-   started (no cached rollups), "warm" the median of two more visits. A page counts as
-   settled when Streamlit's script has finished, the page title is drawn, every plotly
-   chart has drawn its SVG and no skeleton or spinner is left.
-   The baseline, measured first in the same run: bench/baseline_page.py (a Streamlit page
-   with nothing to compute) served and opened the same way.
-4. Prints a table (cold and warm seconds per page, warm against the baseline) and the peak
-   RSS (VmHWM) of the dashboard process tree. The Chromium and Postgres processes are not
-   counted.
+2. Serves the dashboard (`python -m streamlit run dashboard/app.py`) on a free port, and the
+   baseline, bench/baseline_page.py (a Streamlit page with a title, a line of text and one
+   select box: nothing to compute), the same way.
+3. Opens each page in a fresh Chromium tab, in rounds: each round visits the baseline and
+   then every page, so a burst of load on the shared machine hits both alike. "cold" is
+   the first round (no cached rollups), "warm" the median of the `--rounds` after it. A page
+   counts as settled when Streamlit's script has finished, the page title is drawn, every
+   chart has drawn its marks (Plotly's SVG traces, Vega's canvas) and no skeleton or
+   spinner is left.
+4. A widget change, in every warm round: on the settled page, one widget is changed (the
+   baseline's select box; Overview's Users tab; Cost's group-by; Performance's percentile)
+   and two times are taken from the change: "script", until Streamlit's script run that
+   the change started has finished (the server's part, as the browser sees it), and
+   "settled", until the page is settled again with the changed chart drawn.
+5. Prints a table (cold and warm seconds per page, warm against the baseline, the widget
+   change against the baseline's) with the load average, and the peak RSS (VmHWM) of the
+   dashboard process tree. The Chromium and Postgres processes are not counted.
 
 Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test extra).
 """
@@ -25,28 +34,16 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from bench_support import bench_queries
+from bench_support import CHROMIUM, CHROMIUM_FLAGS, bench_queries, serve, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BASELINE = "Baseline"  # bench/baseline_page.py: a Streamlit page with nothing to compute
 PAGES = {
     "": "Overview",
@@ -56,7 +53,25 @@ PAGES = {
     "task": "Task detail",
     "export": "Usage export",
 }
-SETTLED_JS = """(title) => {
+# Per page: (widget kind, its label, the value to choose, a text the page then shows).
+CHANGES = {
+    BASELINE: ("select", "Choice", "second", "Chosen: second"),
+    "Overview": ("tab", "Users", "Users", "Spend by user (top 10)"),
+    "Cost": ("select", "Group by", "team", "Spend per day by team"),
+    "Performance": ("select", "Percentile", "p99", "p99 time to first token per"),
+}
+# Kept from the start of the page: when Streamlit's script started and finished running.
+OBSERVE_JS = """
+window.__scriptStates = [];
+new MutationObserver(() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const state = app && app.getAttribute('data-test-script-state');
+  const last = window.__scriptStates[window.__scriptStates.length - 1];
+  if (state && (!last || last[1] !== state)) window.__scriptStates.push([performance.now(), state]);
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state'],
+                      childList: true});
+"""
+SETTLED_JS = """([title, text]) => {
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   const heading = Array.from(document.querySelectorAll('h1')).some(
@@ -64,30 +79,25 @@ SETTLED_JS = """(title) => {
   if (!heading) return false;
   if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]'))
     return false;
-  for (const plot of document.querySelectorAll('.js-plotly-plot'))
+  for (const plot of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
     if (!plot.querySelector('.main-svg')) return false;
-  return true;
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
+    if (!chart.querySelector('canvas, svg.marks')) return false;
+  const charts = document.querySelectorAll(
+      '[data-testid="stPlotlyChart"], [data-testid="stVegaLiteChart"]');
+  if (text && !Array.from(charts).some(c => c.textContent.includes(text)
+                                       || (c.getAttribute('aria-label') || '').includes(text)))
+    if (!document.querySelector('[data-testid="stMain"]').textContent.includes(text)
+        || charts.length) return false;
+  return performance.now();
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("the dashboard exited before it answered")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("the dashboard did not come up")
+SCRIPT_DONE_JS = """(since) => {
+  const states = window.__scriptStates.filter(s => s[0] >= since);
+  const started = states.findIndex(s => s[1] === 'running');
+  if (started < 0) return false;
+  const done = states.slice(started).find(s => s[1] === 'notRunning');
+  return done ? done[0] : false;
+}"""
 
 
 def _tree(pid: int) -> list[int]:
@@ -121,29 +131,52 @@ def _peak_rss_mb(pid: int) -> float:
     return peak / 1024
 
 
-def _serve(app: Path, env: dict, log) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app` on a free port; the process and its base URL."""
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(app)]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    return process, f"http://127.0.0.1:{port}"
+def _change(page, kind: str, label: str, value: str) -> None:
+    """Change one widget the way a person does: a click on a tab, or pick in a select box."""
+    if kind == "tab":
+        page.get_by_role("tab", name=label).click()
+        return
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=value, exact=True).click()
 
 
-def _visit(browser, base: str, path: str, title: str) -> float:
-    """Seconds from navigation to a settled page, in a fresh tab."""
+def _visit(browser, base: str, path: str, title: str, change: bool) -> dict[str, float]:
+    """Seconds from navigation to a settled page, in a fresh tab; with `change`, also from a
+    widget change (CHANGES) to the end of the script run it started and to a settled page."""
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    context.add_init_script(OBSERVE_JS)
     page = context.new_page()
     try:
-        started = time.perf_counter()
         page.goto(f"{base}/{path}", timeout=600_000)
-        page.wait_for_function(SETTLED_JS, arg=title, timeout=600_000, polling=50)
-        return time.perf_counter() - started
+        settled = page.wait_for_function(
+            SETTLED_JS, arg=[title, None], timeout=600_000, polling="raf"
+        ).json_value()
+        times = {"page_s": settled / 1000}
+        if change and title in CHANGES:
+            kind, label, value, text = CHANGES[title]
+            time.sleep(0.5)  # let the page go idle, as a person would look first
+            since = page.evaluate("performance.now()")
+            _change(page, kind, label, value)
+            done = page.wait_for_function(SCRIPT_DONE_JS, arg=since, timeout=600_000)
+            again = page.wait_for_function(
+                SETTLED_JS, arg=[title, text], timeout=600_000, polling="raf"
+            ).json_value()
+            times["script_s"] = (done.json_value() - since) / 1000
+            times["change_s"] = (again - since) / 1000
+        return times
     finally:
         context.close()
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Cold (the first visit) and warm medians of one page's visits, in seconds."""
+    summary = {"cold_s": round(runs[0]["page_s"], 2)}
+    warm = runs[1:]
+    summary["warm_s"] = round(statistics.median(r["page_s"] for r in warm), 2)
+    for key in ("script_s", "change_s"):
+        if all(key in r for r in warm):
+            summary[key] = round(statistics.median(r[key] for r in warm), 2)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--dir", type=Path, default=None, help="data folder")
     parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+    parser.add_argument("--rounds", type=int, default=3, help="warm visits per page")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -173,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mirror synced in {time.perf_counter() - started:.1f}s", flush=True)
 
     log = (home / "dashboard.log").open("w")
-    server, base = _serve(ROOT / "dashboard" / "app.py", env, log)
+    server, base = serve(ROOT / "dashboard" / "app.py", env, log)
     baseline_log = (home / "baseline.log").open("w")
-    baseline_server, baseline_base = _serve(ROOT / "bench" / "baseline_page.py", env, baseline_log)
-    results: dict[str, dict[str, float]] = {}
+    baseline_server, baseline_base = serve(ROOT / "bench" / "baseline_page.py", env, baseline_log)
+    visits: dict[str, list[dict[str, float]]] = {}
+    load = [os.getloadavg()[0]]
     try:
-        _wait_healthy(base, server)
-        _wait_healthy(baseline_base, baseline_server)
+        wait_healthy(base, server)
+        wait_healthy(baseline_base, baseline_server)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:
@@ -187,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
             )
             targets = [(baseline_base, "", BASELINE)] + [(base, p, t) for p, t in PAGES.items()]
-            for where, path, title in targets:
-                cold = _visit(browser, where, path, title)
-                warm = statistics.median(_visit(browser, where, path, title) for _ in range(2))
-                results[title] = {"cold_s": round(cold, 2), "warm_s": round(warm, 2)}
-                print(f"{title:<14} cold {cold:6.2f} s   warm {warm:6.2f} s", flush=True)
+            for round_no in range(args.rounds + 1):  # round 0: cold
+                for where, path, title in targets:
+                    times = _visit(browser, where, path, title, change=round_no > 0)
+                    visits.setdefault(title, []).append(times)
+                load.append(os.getloadavg()[0])
+                print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
             browser.close()
         peak = _peak_rss_mb(server.pid)
     finally:
@@ -199,15 +235,24 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
             output.close()
-    floor = results[BASELINE]["warm_s"]
+    results = {title: _summary(runs) for title, runs in visits.items()}
+    floor = results[BASELINE]
     print(f"\n{args.tasks:,} tasks; dashboard peak RSS {peak:,.0f} MB; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print("| page | cold (s) | warm (s) | warm / baseline |\n|---|---|---|---|")
+          f"{min(load):.1f}-{max(load):.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print("| page | cold (s) | warm (s) | warm / baseline | widget change: script (s) | "
+          "settled (s) | settled / baseline |\n|---|---|---|---|---|---|---|")  # fmt: skip
     for title, row in results.items():
+        change = ""
+        if "change_s" in row:
+            change = (f" {row['script_s']:.2f} | {row['change_s']:.2f} | "
+                      f"{row['change_s'] / floor['change_s']:.1f}x |")  # fmt: skip
+        else:
+            change = " — | — | — |"
         print(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.2f} | "
-              f"{row['warm_s'] / floor:.1f}x |")  # fmt: skip
+              f"{row['warm_s'] / floor['warm_s']:.1f}x |{change}")  # fmt: skip
     if args.json:
-        payload = {"tasks": args.tasks, "pages": results, "peak_rss_mb": round(peak)}
+        payload = {"tasks": args.tasks, "pages": results, "visits": visits, "load": load,
+                   "peak_rss_mb": round(peak)}  # fmt: skip
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
 

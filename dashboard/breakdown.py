@@ -27,6 +27,9 @@ def pairs_table(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return rows.rename(columns={"a": a_col, "b": b_col})
 
 
+# A fragment: a change of A, B or the value reruns this breakdown only (docs/design.md,
+# "Pages").
+@st.fragment
 def show(filters: Filters, key: str) -> None:
     """Pickers for A, B and the value, then the chart and the table (with its CSV)."""
     c1, c2, c3 = st.columns(3)
@@ -48,6 +51,7 @@ def show(filters: Filters, key: str) -> None:
         st.plotly_chart(
             figures.spend_over_time(rows, a, b, ui.legend(a), value=value, nothing=nothing),
             key=f"{key}_chart",
+            config=figures.PLOTLY_CONFIG,
         )
         table = ui.group_frame(rows, a)
     else:
@@ -57,6 +61,7 @@ def show(filters: Filters, key: str) -> None:
                 rows, a, b, ui.legend(b), ui.legend(a), value=value, nothing=nothing
             ),
             key=f"{key}_chart",
+            config=figures.PLOTLY_CONFIG,
         )
         table = pairs_table(rows, a, b)
     ui.table(

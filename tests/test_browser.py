@@ -47,6 +47,8 @@ PAGES = {
     "export": "Usage export",
 }
 CHART_PAGES = {"", "cost", "performance"}
+# A chart has drawn: Plotly's SVG, or Vega-Lite's (the Overview: docs/design.md, "Pages").
+CHART_DRAWN = '.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] svg.marks'
 
 pytestmark = pytest.mark.browser
 
@@ -191,9 +193,12 @@ def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None
             page.get_by_text("budget $20").first.wait_for()
             _settle(page)
         if path in CHART_PAGES:
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-            # Overview: spend over time and the open "top" tab (hidden tabs draw nothing).
-            assert page.locator(".js-plotly-plot").count() >= (2 if path == "" else 3), path
+            page.wait_for_selector(CHART_DRAWN, timeout=60_000)
+            if path == "":  # Vega-Lite only: spend over time and the open "top" tab's bars
+                assert page.locator('[data-testid="stVegaLiteChart"] svg.marks').count() == 2
+                assert page.locator(".js-plotly-plot").count() == 0
+            else:
+                assert page.locator(".js-plotly-plot").count() >= 3, path
         if path == "":  # a hidden tab runs when opened, and the URL keeps it
             page.get_by_role("tab", name="Teams").click()
             page.wait_for_url(re.compile(r"top=Teams"), timeout=60_000)
@@ -311,7 +316,7 @@ def test_no_metric_value_is_cut_off(server: Server, browser, shots: Path, width:
         for path, title in paths.items():
             _open(page, server.base, path, title)
             if path in CHART_PAGES:
-                page.wait_for_selector(".js-plotly-plot .main-svg")
+                page.wait_for_selector(CHART_DRAWN)
             cut = page.evaluate(OVERFLOW_JS)
             assert cut == [], f"{path or 'overview'} at {width} px: {cut}"
             if path in ("", "cost"):

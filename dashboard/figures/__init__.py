@@ -5,6 +5,7 @@ Units go in the axis titles: $ for USD, ms for times, tokens, %. Every figure th
 drill-down carries `customdata` = [period ISO date or "", group or ""] on each point, so a
 selection event names the slice it stands for without guessing from trace order.
 
+- vega.py: the Vega-Lite twins of the charts measured markedly faster in it (the Overview);
 - cost.py: spend over time, usage bars, A x B pairs, cost per run, forecast, what-if;
 - performance.py: latency percentiles and histogram, tokens per second, failure rates;
 - runs.py: a run's timeline, and reading a chart selection;
@@ -13,7 +14,7 @@ selection event names the slice it stands for without guessing from trace order.
   value, display names in legends.
 """
 
-from dashboard.figures import colours
+from dashboard.figures import colours, vega
 from dashboard.figures.cost import (
     cost_per_run,
     forecast,
@@ -27,6 +28,7 @@ from dashboard.figures.parts import (
     NOT_SET,
     OTHER,
     PERCENTILES,
+    PLOTLY_CONFIG,
     empty,
     label,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "NOT_SET",
     "OTHER",
     "PERCENTILES",
+    "PLOTLY_CONFIG",
     "colours",
     "cost_per_run",
     "cost_versus_quality",
@@ -63,5 +66,6 @@ __all__ = [
     "spend_over_time",
     "tokens_per_second",
     "usage_bars",
+    "vega",
     "what_if",
 ]

@@ -113,3 +113,22 @@ def fold_tail(
     )
     folded["group"] = OTHER
     return pd.concat([df[~tail], folded], ignore_index=True)
+
+
+def top_groups(
+    df: pd.DataFrame, legend: Legend, size: str, keep: Iterable[Any] = ()
+) -> pd.DataFrame:
+    """The rows of `df` (with a `group` column) of the MAX_SERIES groups with the largest
+    `size` total that have their own colour, plus the groups in `keep`: what a chart of
+    values that cannot be summed (percentiles) draws. The browser is sent only those; the
+    page's table keeps every group."""
+    if df.empty or "group" not in df.columns:
+        return df
+    totals = df.groupby("group", dropna=False)[size].sum().astype("float64")
+    order = totals.sort_values(ascending=False, kind="stable").index
+    kept = [g for g in order if legend.keeps(g)][:MAX_SERIES]
+    wanted = {str(g) for g in kept if not pd.isna(g)} | {str(g) for g in keep if g is not None}
+    shown = df["group"].astype(str).isin(wanted)
+    if any(pd.isna(g) for g in kept):
+        shown |= df["group"].isna()
+    return df[shown]

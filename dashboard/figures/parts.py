@@ -109,3 +109,7 @@ def empty(title: str, message: str | None = None) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+# What st.plotly_chart is given as `config` on every page: no Plotly logo link.
+PLOTLY_CONFIG = {"displaylogo": False}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.colours import Legend
+from dashboard.figures.colours import Legend, top_groups
 from dashboard.figures.parts import (
     LATENCY_LABELS,
     PERCENTILES,
@@ -38,10 +38,12 @@ def percentiles_over_time(
     """One line per group: a latency percentile (ms) per period (latency_percentiles with
     grain and by). Points carry [period, group] for drill-down. A log axis by default, so
     a model that became 2x slower shows the same jump whether it answers in 300 ms or 30 s.
-    Groups in `highlight` are drawn bold and the others faded."""
+    Groups in `highlight` are drawn bold and the others faded. Only the groups with the
+    most tasks that have a colour are drawn (colours.top_groups), and the highlighted ones."""
     title = f"{percentile} {LATENCY_LABELS.get(metric, metric).lower()} per {grain} by {by_label}"
     if df.empty:
         return empty(title, nothing)
+    df = top_groups(df, legend, "tasks", keep=highlight) if "tasks" in df else df
     fig = new_figure(
         title, f"{grain.capitalize()} (UTC)", f"{percentile} {LATENCY_LABELS[metric]} (ms)"
     )
@@ -80,10 +82,12 @@ def percentiles_by_group(
     *,
     nothing: str | None = None,
 ) -> go.Figure:
-    """Grouped bars p50/p90/p95/p99 (ms) per group (latency_percentiles with by)."""
+    """Grouped bars p50/p90/p95/p99 (ms) per group (latency_percentiles with by), for the
+    groups with the most tasks that have a colour (colours.top_groups)."""
     title = f"{LATENCY_LABELS.get(metric, metric)} percentiles by {by_label}"
     if df.empty:
         return empty(title, nothing)
+    df = top_groups(df, legend, "tasks") if "tasks" in df else df
     names = [legend.name(g) for g in df["group"]]
     fig = new_figure(
         title, by_label.capitalize(), f"{LATENCY_LABELS[metric]} (ms)", barmode="group"

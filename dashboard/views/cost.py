@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import auth, breakdown, data, figures, spend_control, state, ui, whatif_panel
@@ -21,47 +22,75 @@ if data.is_empty():
     ui.empty_state()
     st.stop()
 
+
 # --- Spend over time ----------------------------------------------------------------------
-left, right = st.columns(2)
-default_grain = ui.grain_for((filters.end - filters.start).days)
-grain = left.segmented_control(
-    "Grain", GRAINS, default=default_grain, key="cost_grain", bind="query-params"
-)
-grain = grain or default_grain
-by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind="query-params")
-# counts=False: the chart and its table show spend, tokens and tasks, not distinct runs.
-spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
-legend = ui.legend(by)
-st.plotly_chart(
-    figures.spend_over_time(spend, by, grain, legend, nothing=state.nothing_text(filters)),
-    key="cost_spend",
-    on_select="rerun",
-    selection_mode="points",
-)
-unpriced = int(spend["unpriced"].sum()) if "unpriced" in spend else 0
-with ui.kpi_cards("cost_period"):  # the chosen period's total, flagged when some is unpriced
-    st.metric(
-        "Cost (USD) in this period",
-        ui.money(spend["cost"].sum() if len(spend) else 0),
-        border=True,
-        help=state.period_text(filters),
+# A fragment: a change of grain or group, or a click on a bar, reruns this section only,
+# not the page's other charts and tables nor the app's sidebar (docs/design.md, "Pages").
+@st.fragment
+def spend_over_time() -> None:
+    """Grain and group pickers, the stacked spend chart, the period's cost, and the most
+    expensive tasks behind a clicked bar."""
+    left, right = st.columns(2)
+    default_grain = ui.grain_for((filters.end - filters.start).days)
+    grain = left.segmented_control(
+        "Grain", GRAINS, default=default_grain, key="cost_grain", bind="query-params"
     )
-    st.metric(
-        "Unpriced tasks",
-        f"{unpriced:,}",
-        border=True,
-        help="Tasks with no known price or no usage reported: not in the cost total.",
+    grain = grain or default_grain
+    by = right.selectbox("Group by", list(DIMENSIONS), index=1, key="cost_by", bind="query-params")
+    # counts=False: the chart and its table show spend, tokens and tasks, not distinct runs.
+    spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
+    legend = ui.legend(by)
+    st.plotly_chart(
+        figures.spend_over_time(spend, by, grain, legend, nothing=state.nothing_text(filters)),
+        key="cost_spend",
+        on_select="rerun",
+        selection_mode="points",
+        config=figures.PLOTLY_CONFIG,
     )
-if unpriced:
-    st.warning(
-        f"{spend_control.unpriced_text(unpriced)} (no known price, or no usage reported): "
-        "not included in the cost.",
-        icon=":material/money_off:",
-    )
-bar = ui.url_selection("cost_pick", figures.selected_slice(st.session_state.get("cost_spend")))
-if bar and bar[0] and bar[1] == figures.OTHER:
-    st.info("“other” stands for several groups: filter one of them to list its tasks.")
-elif bar and bar[0]:
+    period_total(spend)
+    tasks_behind_bar(grain, by, legend)
+    # Lazy: the table and its CSV are built only while the expander is open.
+    table = st.expander(f"Spend per {grain} by {by} — table", key="cost_spend_table_open",
+                        on_change="rerun")  # fmt: skip
+    if table.open:
+        with table:
+            ui.table(ui.group_frame(spend, by), key="cost_spend_table", filename="spend")
+
+
+def period_total(spend: pd.DataFrame) -> None:
+    """The chosen period's total, flagged when some tasks are unpriced."""
+    unpriced = int(spend["unpriced"].sum()) if "unpriced" in spend else 0
+    with ui.kpi_cards("cost_period"):
+        st.metric(
+            "Cost (USD) in this period",
+            ui.money(spend["cost"].sum() if len(spend) else 0),
+            border=True,
+            help=state.period_text(filters),
+        )
+        st.metric(
+            "Unpriced tasks",
+            f"{unpriced:,}",
+            border=True,
+            help="Tasks with no known price or no usage reported: not in the cost total.",
+        )
+    if unpriced:
+        st.warning(
+            f"{spend_control.unpriced_text(unpriced)} (no known price, or no usage reported): "
+            "not included in the cost.",
+            icon=":material/money_off:",
+        )
+
+
+def tasks_behind_bar(grain: str, by: str, legend: figures.colours.Legend) -> None:
+    """The most expensive tasks behind the bar clicked (kept in the URL); a task picked
+    opens its detail."""
+    bar = ui.url_selection("cost_pick", figures.selected_slice(st.session_state.get("cost_spend")))
+    if bar and bar[0] and bar[1] == figures.OTHER:
+        st.info("“other” stands for several groups: filter one of them to list its tasks.")
+        return
+    if not (bar and bar[0]):
+        st.caption("Click a bar to list the most expensive tasks behind it.")
+        return
     period, group = bar
     st.markdown(
         f"**Most expensive tasks behind {by} = {md(legend.name(group))}, {grain} of {md(period)}**"
@@ -84,10 +113,9 @@ elif bar and bar[0]:
         st.switch_page(
             "views/task.py", query_params={"task_id": str(behind.iloc[opened[0]]["task_id"])}
         )
-else:
-    st.caption("Click a bar to list the most expensive tasks behind it.")
-with st.expander(f"Spend per {grain} by {by} — table"):
-    ui.table(ui.group_frame(spend, by), key="cost_spend_table", filename="spend")
+
+
+spend_over_time()
 
 # --- Two dimensions at once ----------------------------------------------------------------
 st.subheader("Breakdown by two dimensions")

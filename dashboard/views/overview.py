@@ -45,40 +45,61 @@ with ui.kpi_cards("overview"):
 grain = ui.grain_for((filters.end - filters.start).days)
 # counts=False: the chart shows spend only, so the distinct runs/users are not computed.
 spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model", counts=False)
-st.plotly_chart(
-    figures.spend_over_time(spend, "model", grain, ui.legend("model"), nothing=nothing),
+# Vega-Lite, not Plotly: with no selection to keep, it draws these charts markedly faster
+# (bench/charts.py; docs/design.md, "Pages"), and the page then loads no Plotly at all.
+st.altair_chart(
+    figures.vega.spend_over_time(spend, "model", grain, ui.legend("model"), nothing=nothing),
     key="overview_spend",
 )
 
-st.subheader("Top models, users and teams")
-tabs = ui.lazy_tabs(["Models", "Users", "Teams"], key="top")
-for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
-    if not tab.open:
-        continue  # a hidden tab computes nothing
-    with tab:
-        rows = data.cached(usage.usage_by, filters, by=by)
-        # One above the other: beside the chart the table hid most of its columns
-        # (README, "Dashboard layout").
-        st.plotly_chart(
-            figures.usage_bars(
-                rows, f"Spend by {by} (top 10)", legend=ui.legend(by), nothing=nothing
-            ),
-            key=f"overview_top_{by}",
-        )
-        ui.table(
-            ui.group_frame(rows, by),
-            key=f"overview_table_{by}",
-            filename=f"usage_by_{by}",
-            height=380,
-        )
 
-with st.expander("KPI table"):
-    ui.table(
-        kpis.assign(metric=[KPI_FORMAT.get(m, (m,))[0] for m in kpis["metric"]]),
-        key="overview_kpis",
-        filename="kpis",
-        caption="Spend in USD, p95 time to first token in ms, failure rate as a fraction.",
-    )
+# A fragment: opening another tab reruns these lists only (docs/design.md, "Pages").
+@st.fragment
+def top_lists() -> None:
+    """Spend by model, user or team: the open tab's chart and table; a hidden tab computes
+    nothing."""
+    st.subheader("Top models, users and teams")
+    tabs = ui.lazy_tabs(["Models", "Users", "Teams"], key="top")
+    for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
+        if not tab.open:
+            continue
+        with tab:
+            rows = data.cached(usage.usage_by, filters, by=by)
+            # One above the other: beside the chart the table hid most of its columns
+            # (README, "Dashboard layout").
+            st.altair_chart(
+                figures.vega.usage_bars(
+                    rows, f"Spend by {by} (top 10)", legend=ui.legend(by), nothing=nothing
+                ),
+                key=f"overview_top_{by}",
+            )
+            ui.table(
+                ui.group_frame(rows, by),
+                key=f"overview_table_{by}",
+                filename=f"usage_by_{by}",
+                height=380,
+            )
+
+
+top_lists()
+
+
+@st.fragment
+def kpi_table() -> None:
+    """The KPIs as a table with its CSV, built only while the expander is open (opening it
+    reruns this fragment only)."""
+    shown = st.expander("KPI table", key="overview_kpis_open", on_change="rerun")
+    if shown.open:
+        with shown:
+            ui.table(
+                kpis.assign(metric=[KPI_FORMAT.get(m, (m,))[0] for m in kpis["metric"]]),
+                key="overview_kpis",
+                filename="kpis",
+                caption="Spend in USD, p95 time to first token in ms, failure rate as a fraction.",
+            )
+
+
+kpi_table()
 
 # --- Alerts (dashboard/alerts_panel.py) -----------------------------------------------------
 # Everyone: a member reads the rules of their own runs; managers and admins change them.

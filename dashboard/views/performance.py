@@ -5,7 +5,7 @@ select a task to open it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import pandas as pd
@@ -34,6 +34,9 @@ if data.is_empty():
 # Latency exists for completed tasks only. With a status filter that leaves none, the page
 # says so instead of an empty chart and a green "nothing got slower".
 scope = drilldown.completed_scope(filters)
+WEEK = timedelta(days=7)
+last_week = replace(filters, start=filters.end - WEEK)  # "what changed" compares weeks
+nothing = state.nothing_text(filters)  # what an empty chart says
 
 
 def _mark(source: str) -> None:
@@ -46,67 +49,68 @@ def _focus(by: str, value: str | None) -> None:
     _mark("perf_focus")
 
 
-# The controls wrap onto a second line on a narrow screen instead of being cut off.
-controls = st.container(horizontal=True, wrap=True, gap="small", key="perf_controls")
-metric = controls.segmented_control(
-    "Latency",
-    list(METRICS),
-    format_func=METRICS.get,
-    default="ttft",
-    key="perf_metric",
-    bind="query-params",
-)
-metric = metric or "ttft"
-percentile = controls.selectbox(
-    "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params", width=140
-)
-by = controls.selectbox(
-    "By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params", width=180
-)
-default_grain = ui.grain_for((filters.end - filters.start).days)
-grain = controls.selectbox(
-    "Grain",
-    GRAINS,
-    index=GRAINS.index(default_grain),
-    key="perf_grain",
-    bind="query-params",
-    width=140,
-)
+@dataclass(frozen=True)
+class View:
+    """What the controls chose: latency metric, percentile, dimension, grain, its legend."""
 
-legend = ui.legend(by)
-if scope is None:
-    st.warning(
-        f"The status filter ({', '.join(filters.statuses)}) leaves out completed tasks, and "
-        "only completed tasks have a latency: no latency chart, percentile or slowdown can be "
-        "shown. Failures and stuck tasks are below.",
-        icon=":material/filter_alt_off:",
+    metric: str
+    percentile: str
+    by: str
+    grain: str
+    legend: figures.colours.Legend
+
+
+def controls() -> View:
+    """The latency, percentile, dimension and grain pickers (kept in the URL)."""
+    # They wrap onto a second line on a narrow screen instead of being cut off.
+    row = st.container(horizontal=True, wrap=True, gap="small", key="perf_controls")
+    metric = row.segmented_control(
+        "Latency",
+        list(METRICS),
+        format_func=METRICS.get,
+        default="ttft",
+        key="perf_metric",
+        bind="query-params",
     )
+    percentile = row.selectbox(
+        "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params", width=140
+    )
+    by = row.selectbox(
+        "By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params", width=180
+    )
+    default_grain = ui.grain_for((filters.end - filters.start).days)
+    grain = row.selectbox(
+        "Grain",
+        GRAINS,
+        index=GRAINS.index(default_grain),
+        key="perf_grain",
+        bind="query-params",
+        width=140,
+    )
+    return View(metric or "ttft", percentile, by, grain, ui.legend(by))
 
-# --- What changed: the last 7 days of the period against the 7 before -------------------
-week = timedelta(days=7)
-last_week = replace(filters, start=filters.end - week)
-if scope is not None:
+
+def what_changed(view: View) -> pd.DataFrame:
+    """The last 7 days of the period against the 7 before: the groups that got slower
+    (insights.slowdowns), said in a banner with a button per group to list its tasks."""
+    metric, by, percentile = view.metric, view.by, view.percentile
     recent = data.cached(latency.latency_percentiles, last_week, metric=metric, by=by)
     previous = data.cached(
         latency.latency_percentiles,
-        replace(filters, start=filters.end - 2 * week, end=filters.end - week),
+        replace(filters, start=filters.end - 2 * WEEK, end=filters.end - WEEK),
         metric=metric,
         by=by,
     )
     slower = insights.slowdowns(recent, previous, percentile)
-else:
-    slower = pd.DataFrame(columns=["group"])
-if scope is None:
-    pass
-elif slower.empty:
-    st.success(
-        f"No {by} got markedly slower ({percentile} {METRICS[metric].lower()}) in the last "
-        "7 days of the period than in the 7 days before.",
-        icon=":material/check_circle:",
-    )
-else:
+    if slower.empty:
+        st.success(
+            f"No {by} got markedly slower ({percentile} {METRICS[metric].lower()}) in the last "
+            "7 days of the period than in the 7 days before.",
+            icon=":material/check_circle:",
+        )
+        return slower
     lines = [
-        f"**{md(legend.name(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
+        f"**{md(view.legend.name(row.group))}**: {percentile} {ui.millis(row.previous_ms)} → "
         f"**{ui.millis(row.recent_ms)}** ({row.ratio:.1f}×, {ui.plural(row.tasks, 'task')})"
         for row in slower.head(3).itertuples()
     ]
@@ -119,60 +123,67 @@ else:
     for column, row in zip(st.columns(len(top)), top.itertuples(), strict=True):
         value = None if row.group is None or row.group != row.group else str(row.group)
         column.button(
-            f"Slowest tasks of {md(legend.name(value))}, last 7 days",
+            f"Slowest tasks of {md(view.legend.name(value))}, last 7 days",
             key=f"perf_focus_{figures.label(value)}",
             on_click=_focus,
             args=(by, value),
             icon=":material/manage_search:",
         )
+    return slower
 
-# --- Percentile over time: the chart an engineer clicks -----------------------------------
-groups = pd.DataFrame(columns=["group"])
-nothing = state.nothing_text(filters)  # what an empty chart says
-table_rows: list[int] = []
-if scope is not None:
-    trend = data.cached(latency.latency_percentiles, filters, metric=metric, by=by, grain=grain)
+
+def trend_and_groups(view: View, slower: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """The percentile over time (the chart an engineer clicks), the percentiles by group and
+    their table; returns the groups and the table's selected rows."""
+    metric, by = view.metric, view.by
+    trend = data.cached(
+        latency.latency_percentiles, filters, metric=metric, by=by, grain=view.grain
+    )
     st.plotly_chart(
         figures.percentiles_over_time(
             trend,
             metric,
-            percentile,
+            view.percentile,
             by,
-            grain,
+            view.grain,
             highlight=tuple(slower["group"].head(3)),
-            legend=legend,
+            legend=view.legend,
             nothing=nothing,
         ),
         key="perf_trend",
         on_select=lambda: _mark("perf_trend"),
         selection_mode="points",
+        config=figures.PLOTLY_CONFIG,
     )
     st.caption(
         "Completed tasks. Click a point (or box-select) to list the tasks behind it, slowest first."
     )
-
-    # --- Percentiles by group --------------------------------------------------------------
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
     st.plotly_chart(
-        figures.percentiles_by_group(groups, metric, by, legend, nothing=nothing),
+        figures.percentiles_by_group(groups, metric, by, view.legend, nothing=nothing),
         key="perf_bars",
         on_select=lambda: _mark("perf_bars"),
         selection_mode="points",
+        config=figures.PLOTLY_CONFIG,
     )
     st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
-    table_rows = ui.table(
+    rows = ui.table(
         ui.group_frame(groups, by),
         key="perf_groups",
         filename=f"{metric}_percentiles_by_{by}",
         selectable=True,
         caption="Select a row to list its tasks.",
     )
+    return groups, rows
 
 
-def _selection() -> tuple[str, dict, object] | None:
+def _selection(
+    view: View, groups: pd.DataFrame, table_rows: list[int]
+) -> tuple[str, dict, object] | None:
     """The slice the user picked last: (description, tasks_behind arguments, filters)."""
+    by, grain, legend = view.by, view.grain, view.legend
     picks: dict[str, tuple[str, dict, object] | None] = {}
     trend_pick = figures.selected_slice(st.session_state.get("perf_trend"))
     point = ui.url_selection("perf_pick", trend_pick)
@@ -213,81 +224,92 @@ def _selection() -> tuple[str, dict, object] | None:
     return None
 
 
-# --- Drill-down: the tasks behind the selection ----------------------------------------------
-picked = _selection() if scope is not None else None
-if picked:
-    description, where, within = picked
-    st.subheader(f"Tasks behind {md(description)}")
-else:
-    description, where, within = "the whole period", {}, filters
-    st.subheader("Slowest completed tasks in the period")
-    st.caption("Select a point, a bar or a row above to narrow this list.")
-# The same tasks as the percentile clicked: completed ones only.
-tasks = data.cached(
-    drilldown.tasks_behind, within, metric=metric, limit=200, completed_only=True, **where
-)
-total = data.cached(drilldown.count_behind, within, completed_only=True, **where)
-chosen = ui.table(
-    tasks,
-    key="perf_tasks",
-    filename="tasks_behind_selection",
-    selectable=True,
-    column_config=ui.TASK_COLUMNS,
-    column_order=ui.TASK_ORDER,
-    narrow=ui.TASK_NARROW,
-    caption=f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
-    f"{METRICS[metric].lower()} first. Select a task to open its detail.",
-)
-if chosen and chosen[0] < len(tasks):
-    st.switch_page("views/task.py", query_params={"task_id": str(tasks.iloc[chosen[0]]["task_id"])})
-if not tasks.empty:
-    links = st.columns(3)
-    for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
-        value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
-        column.page_link(
-            "views/task.py",
-            label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
-            query_params={"task_id": str(row.task_id)},
-            icon=":material/open_in_new:",
-        )
+def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
+    """The tasks behind the selection (completed ones, slowest first), or the period's
+    slowest; a task picked opens its detail."""
+    metric = view.metric
+    if picked:
+        description, where, within = picked
+        st.subheader(f"Tasks behind {md(description)}")
+    else:
+        description, where, within = "the whole period", {}, filters
+        st.subheader("Slowest completed tasks in the period")
+        st.caption("Select a point, a bar or a row above to narrow this list.")
+    # The same tasks as the percentile clicked: completed ones only.
+    tasks = data.cached(
+        drilldown.tasks_behind, within, metric=metric, limit=200, completed_only=True, **where
+    )
+    total = data.cached(drilldown.count_behind, within, completed_only=True, **where)
+    chosen = ui.table(
+        tasks,
+        key="perf_tasks",
+        filename="tasks_behind_selection",
+        selectable=True,
+        column_config=ui.TASK_COLUMNS,
+        column_order=ui.TASK_ORDER,
+        narrow=ui.TASK_NARROW,
+        caption=f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
+        f"{METRICS[metric].lower()} first. Select a task to open its detail.",
+    )
+    if chosen and chosen[0] < len(tasks):
+        task_id = str(tasks.iloc[chosen[0]]["task_id"])
+        st.switch_page("views/task.py", query_params={"task_id": task_id})
+    if not tasks.empty:
+        links = st.columns(3)
+        for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
+            value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
+            column.page_link(
+                "views/task.py",
+                label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
+                query_params={"task_id": str(row.task_id)},
+                icon=":material/open_in_new:",
+            )
+
 
 # --- Distributions, speed, failures, stuck ---------------------------------------------------
 
 
-def histogram_tab() -> None:
+def histogram_tab(view: View) -> None:
     if scope is None:
         st.caption("No completed tasks under this status filter: no latency to show.")
     else:
-        split = st.toggle(f"One curve per {by}", key="perf_hist_split")
+        split = st.toggle(f"One curve per {view.by}", key="perf_hist_split")
         histogram = data.cached(
-            latency.latency_histogram, filters, metric=metric, bins=50, by=by if split else None
+            latency.latency_histogram,
+            filters,
+            metric=view.metric,
+            bins=50,
+            by=view.by if split else None,
         )
         st.plotly_chart(
-            figures.latency_histogram(histogram, metric, nothing=nothing), key="perf_hist"
+            figures.latency_histogram(histogram, view.metric, nothing=nothing), key="perf_hist"
         )
-        ui.table(histogram, key="perf_hist_table", filename=f"{metric}_histogram", height=250)
+        ui.table(histogram, key="perf_hist_table", filename=f"{view.metric}_histogram", height=250)
 
 
-def speed_tab() -> None:
+def speed_tab(view: View) -> None:
     if scope is None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
-        speed = data.cached(latency.tokens_per_second, filters, by=by)
+        speed = data.cached(latency.tokens_per_second, filters, by=view.by)
         st.plotly_chart(
-            figures.tokens_per_second(speed, by, legend, nothing=nothing), key="perf_speed"
+            figures.tokens_per_second(speed, view.by, view.legend, nothing=nothing),
+            key="perf_speed",
         )
-        ui.table(ui.group_frame(speed, by), key="perf_speed_table", filename="tps")
+        ui.table(ui.group_frame(speed, view.by), key="perf_speed_table", filename="tps")
 
 
-def failures_tab() -> None:
-    over_time = data.cached(failures.failure_rates, filters, grain=grain)
-    by_group = data.cached(failures.failure_rates, filters, by=by)
+def failures_tab(view: View) -> None:
+    over_time = data.cached(failures.failure_rates, filters, grain=view.grain)
+    by_group = data.cached(failures.failure_rates, filters, by=view.by)
     left, right = st.columns(2)
     left.plotly_chart(
-        figures.failure_rates_over_time(over_time, grain, nothing=nothing), key="perf_fail_time"
+        figures.failure_rates_over_time(over_time, view.grain, nothing=nothing),
+        key="perf_fail_time",
     )
     right.plotly_chart(
-        figures.failure_rates_by(by_group, by, legend, nothing=nothing), key="perf_fail_by"
+        figures.failure_rates_by(by_group, view.by, view.legend, nothing=nothing),
+        key="perf_fail_by",
     )
     st.markdown("**Most frequent errors** — select one to list all its tasks")
     errors = data.cached(failures.error_groups, filters, limit=20)
@@ -313,7 +335,7 @@ def failures_tab() -> None:
             st.switch_page("views/task.py", query_params={"task_id": task})
 
 
-def stuck_tab() -> None:
+def stuck_tab(view: View) -> None:
     minutes = st.number_input(
         "Pending or streaming for more than (minutes)", 1, 10_000, 15, key="perf_stuck_min"
     )
@@ -334,16 +356,46 @@ def stuck_tab() -> None:
         st.switch_page("views/task.py", query_params={"task_id": stuck_id})
 
 
-def scores_tab() -> None:
-    quality_tab(filters, by, grain)
+def scores_tab(view: View) -> None:
+    quality_tab(filters, view.by, view.grain)
 
 
-tabs = ui.lazy_tabs(
-    ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"],
-    key="perf_tab",
-)
-shows = (histogram_tab, speed_tab, failures_tab, stuck_tab, scores_tab)
-for tab, show in zip(tabs, shows, strict=True):
-    if tab.open:  # a hidden tab computes nothing
-        with tab:
-            show()
+# A fragment: opening another tab, or a widget inside one, reruns these tabs only; a hidden
+# tab computes nothing.
+@st.fragment
+def details(view: View) -> None:
+    """Histogram, output speed, failures and errors, stuck tasks, scores: the open tab."""
+    tabs = ui.lazy_tabs(
+        ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"],
+        key="perf_tab",
+    )
+    shows = (histogram_tab, speed_tab, failures_tab, stuck_tab, scores_tab)
+    for tab, show in zip(tabs, shows, strict=True):
+        if tab.open:
+            with tab:
+                show(view)
+
+
+# A fragment: a control, a click on a chart or a row reruns the page's body only, not the
+# app's sidebar and checks (docs/design.md, "Pages"); the tabs below rerun on their own.
+@st.fragment
+def latency_section() -> None:
+    """The controls, what got slower, the percentile charts, the tasks behind a selection
+    and the detail tabs."""
+    view = controls()
+    if scope is None:
+        st.warning(
+            f"The status filter ({', '.join(filters.statuses)}) leaves out completed tasks, "
+            "and only completed tasks have a latency: no latency chart, percentile or "
+            "slowdown can be shown. Failures and stuck tasks are below.",
+            icon=":material/filter_alt_off:",
+        )
+        tasks_behind(view, None)
+    else:
+        slower = what_changed(view)
+        groups, table_rows = trend_and_groups(view, slower)
+        tasks_behind(view, _selection(view, groups, table_rows))
+    details(view)
+
+
+latency_section()
