@@ -2,6 +2,10 @@
 
 A template database is migrated once per session; each test gets its own clone of it
 (CREATE DATABASE ... TEMPLATE, a few ms), dropped afterwards.
+
+Under pytest-xdist (`-n`, as `.ci/run` runs it) every worker is a session of its own: its
+own embedded server in its own temporary folder, its own template and databases (named
+with its process id), and its own AI_RUNS_HOME below the caller's. See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -12,10 +16,25 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from ingest.store import database, embedded
+from ingest.store import config, database, embedded
 
 _counter = itertools.count()
+
+# The embedded test server's data is thrown away after the session: it need not survive an
+# operating-system crash, so it never waits for the disk (a process that is killed loses
+# nothing: its writes are in the kernel's cache). Creating and dropping the per-test
+# databases is most of what it writes.
+_THROWAWAY_SERVER = {"fsync": "off", "full_page_writes": "off"}
+
+
+def pytest_configure() -> None:
+    """An xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) gets its own AI_RUNS_HOME below
+    the caller's, so no two workers share a mirror, a lake folder or settings."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        os.environ["AI_RUNS_HOME"] = str(config.home() / worker)
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +46,14 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     pgdata = tmp_path_factory.mktemp("embedded") / "pgdata"
     url = embedded.start(pgdata)
+    with _admin(url) as conn:
+        for setting, value in _THROWAWAY_SERVER.items():
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(setting), sql.Literal(value)
+                )
+            )
+        conn.execute("SELECT pg_reload_conf()")
     try:
         yield url
     finally:
@@ -143,7 +170,9 @@ def s3_endpoint(monkeypatch):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium, one per test module of the real-browser tests."""
+    """Debian's headless Chromium, one per test module of the real-browser tests. Not one
+    per session: Playwright's sync API keeps an asyncio loop running in this thread while a
+    browser is open, so a later module's `asyncio.run` (LiteLLM's async calls) would fail."""
     from playwright.sync_api import sync_playwright
     from test_browser import CHROMIUM, CHROMIUM_FLAGS
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, _settle, served_dashboard
+from test_browser import _settle, served_dashboard
 
 import ingest
 
@@ -92,58 +92,51 @@ CUT_JS = """() => {
 
 
 def test_two_viewers_see_a_streaming_reply_grow_without_a_reload(
-    live_dashboard: dict, tmp_path: Path
+    live_dashboard: dict, browser, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
+    contexts = []
+    pages = []
+    try:
+        for _ in range(2):
+            contexts.append(browser.new_context(viewport={"width": 900, "height": 1400}))
+            context = contexts[-1]
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{live_dashboard['base']}/runs?run_id={live_dashboard['run']}")
+            _settle(page)
+            page.get_by_text("Being generated now", exact=False).first.wait_for()
+            page.evaluate("() => { window.__same_page = true; }")
+            pages.append(page)
+        cut = pages[0].evaluate(CUT_JS)
+        assert cut == [], f"cut off at 900 px: {cut}"
+        pages[0].screenshot(path=str(tmp_path / "live_900.png"), full_page=True)
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        go_on = tmp_path / "both_viewers_saw_it"
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                STREAM,
+                live_dashboard["url"],
+                live_dashboard["task"],
+                str(go_on),
+            ],
+            env={**os.environ, "AI_RUNS_HOME": str(tmp_path)},
         )
-        pages = []
         try:
-            for _ in range(2):
-                context = chromium.new_context(viewport={"width": 900, "height": 1400})
-                page = context.new_page()
-                page.set_default_timeout(60_000)
-                page.goto(f"{live_dashboard['base']}/runs?run_id={live_dashboard['run']}")
-                _settle(page)
-                page.get_by_text("Being generated now", exact=False).first.wait_for()
-                page.evaluate("() => { window.__same_page = true; }")
-                pages.append(page)
-            cut = pages[0].evaluate(CUT_JS)
-            assert cut == [], f"cut off at 900 px: {cut}"
-            pages[0].screenshot(path=str(tmp_path / "live_900.png"), full_page=True)
-
-            go_on = tmp_path / "both_viewers_saw_it"
-            writer = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    STREAM,
-                    live_dashboard["url"],
-                    live_dashboard["task"],
-                    str(go_on),
-                ],
-                env={**os.environ, "AI_RUNS_HOME": str(tmp_path)},
-            )
-            try:
-                for page in pages:
-                    page.get_by_text("Row level security", exact=False).first.wait_for(
-                        timeout=30_000
-                    )
-                for page in pages:
-                    page.get_by_text("enforced by Postgres.", exact=False).first.wait_for(
-                        timeout=30_000
-                    )
-                    assert page.evaluate("() => window.__same_page === true"), "page reloaded"
-            finally:
-                go_on.touch()
-                assert writer.wait(timeout=60) == 0
-            for page in pages:  # finished: the live part goes, the page shows the run
-                page.get_by_text("Being generated now").wait_for(state="detached", timeout=30_000)
-                assert page.locator('[data-testid="stException"]').count() == 0
+            for page in pages:
+                page.get_by_text("Row level security", exact=False).first.wait_for(timeout=30_000)
+            for page in pages:
+                page.get_by_text("enforced by Postgres.", exact=False).first.wait_for(
+                    timeout=30_000
+                )
+                assert page.evaluate("() => window.__same_page === true"), "page reloaded"
         finally:
-            chromium.close()
+            go_on.touch()
+            assert writer.wait(timeout=60) == 0
+        for page in pages:  # finished: the live part goes, the page shows the run
+            page.get_by_text("Being generated now").wait_for(state="detached", timeout=30_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        for context in contexts:
+            context.close()

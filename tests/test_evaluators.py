@@ -296,6 +296,7 @@ def test_the_sample_is_the_same_in_python_and_sql(conn):
     assert 60 < len(in_sql) < 180
 
 
+@pytest.mark.horizon
 def test_the_worker_scores_a_sample_of_new_tasks_once_across_restarts(answered):
     url, old = answered
     rule = rules.make_rule("json")
@@ -318,6 +319,7 @@ def test_the_worker_scores_a_sample_of_new_tasks_once_across_restarts(answered):
     assert not set(old) & {row["task_id"] for row in scores(url, "json")}
 
 
+@pytest.mark.horizon
 def test_a_transaction_open_in_another_database_holds_the_worker_back_and_is_named(
     answered, make_db, monkeypatch, caplog
 ):
@@ -344,6 +346,7 @@ def test_a_transaction_open_in_another_database_holds_the_worker_back_and_is_nam
     assert pid not in {holder.pid for holder in worker.held_back_by}
 
 
+@pytest.mark.horizon
 def test_a_task_rewritten_after_its_score_is_not_scored_twice(answered):
     url, _old = answered
     worker = online_eval.OnlineEvaluator(rules.make_rule("json"), sample=1.0, url=url)
@@ -356,6 +359,7 @@ def test_a_task_rewritten_after_its_score_is_not_scored_twice(answered):
     assert (again.tasks, again.written, again.skipped) == (1, 0, 1)
 
 
+@pytest.mark.horizon
 def test_the_online_judge_never_judges_its_own_calls(answered, server, capsys):
     url, _old = answered
     args = ["eval", "worker", "--evaluator", "judge", "--judge-model", JUDGE_MODEL,
@@ -370,6 +374,7 @@ def test_the_online_judge_never_judges_its_own_calls(answered, server, capsys):
     assert len(judge_tasks(url)) == 3
 
 
+@pytest.mark.horizon
 def test_the_background_worker_retries_an_outage_then_scores(answered, server):
     url, _old = answered
     the_judge = make_judge(server, "flaky", attempts=1)
