@@ -135,6 +135,25 @@ def test_a_second_score_then_deleting_the_first_moves_the_flag(mirrored):
     assert rows == [(True, 0.0)]
 
 
+def test_a_score_alone_on_an_unchanged_task_reads_the_task_from_the_mirror(mirrored):
+    task = mirrored["tasks"][7]  # never scored, and its row is not written again below
+    with mirrored["pg"].cursor() as cur:
+        run = cur.execute("SELECT run_id FROM ai_tasks WHERE task_id = %s", (task,)).fetchone()[0]
+        cur.execute(
+            "INSERT INTO ai_scores (run_id, task_id, name, data_type, value, source)"
+            " VALUES (%s, %s, 'latency_ok', 'boolean', 1, 'rule')",
+            (run, task),
+        )
+    result = sync_and_check(mirrored)
+    assert result.upserted["tasks"] == 0 and result.scores["upserted"] >= 1
+    with q.open_mirror(mirrored["path"]) as duck:
+        rows = duck.execute(
+            "SELECT name, first_in_name, model IS NOT NULL FROM task_scores WHERE task_id = ?",
+            [task],
+        ).fetchall()
+    assert rows == [("latency_ok", True, True)]
+
+
 def test_a_task_changed_or_deleted_takes_its_scores_along(mirrored):
     scored_task, other = mirrored["tasks"][0], mirrored["tasks"][6]
     with mirrored["pg"].cursor() as cur:

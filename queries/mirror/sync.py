@@ -250,6 +250,10 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
                     con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
         scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
         con.execute(sql["forget_changed_rows"].sql).fetchall()
+        if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
+            with step("task scores"):
+                con.execute(sqlfiles.render(sql, "rewrite_task_scores").sql).fetchall()
+        con.execute(sql["forget_rescoring"].sql).fetchall()
         if teams is not None and teams.num_rows:
             con.register("changed_teams", teams)
             con.execute(sql["propagate_teams"].sql).fetchall()
@@ -258,9 +262,6 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
             con.register("changed_runs", run_attrs)
             con.execute(sql["propagate_run_attributes"].sql).fetchall()
             con.unregister("changed_runs")
-        if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
-            with step("task scores"):
-                con.execute(sqlfiles.render(sql, "rewrite_task_scores").sql).fetchall()
     finally:
         for name in staged:
             # In a transaction a failed statement aborted, this fails too: keep the first error.

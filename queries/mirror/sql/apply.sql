@@ -62,18 +62,35 @@ UNION ALL SELECT task_id FROM staged_scores WHERE task_id IS NOT NULL;
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: start_rescored_tasks
--- The task ids whose task_scores rows this apply writes again (tables.sql).
+-- The task ids whose task_scores rows this apply writes again (tables.sql), and an empty
+-- keyed_tasks for an apply that stages no task (insert_tasks replaces it).
 CREATE OR REPLACE TEMP TABLE rescored_tasks (task_id UUID);
+CREATE OR REPLACE TEMP TABLE keyed_tasks AS SELECT * FROM tasks LIMIT 0;
 
 -- name: rewrite_task_scores
 -- Every task_scores row of the tasks in rescored_tasks, written again from the mirror's
--- tasks and scores as they now are (after propagate_teams and propagate_run_attributes).
+-- scores and tasks as they now are, before propagate_teams and propagate_run_attributes
+-- (which update task_scores as they update tasks). The tasks' rows come from keyed_tasks
+-- (the staged tasks just inserted) and, for the others, from tasks: only those with
+-- scores are read, so a sync that changed no score of an unstaged task reads no column of
+-- tasks (the scan of 10M rows' columns for a few thousand tasks cost about 150 ms).
 DELETE FROM task_scores WHERE task_id IN (SELECT task_id FROM rescored_tasks);
+CREATE OR REPLACE TEMP TABLE rescored_sources AS
+SELECT * FROM keyed_tasks WHERE task_id IN (SELECT task_id FROM scores);
+INSERT INTO rescored_sources
+SELECT * FROM tasks
+ WHERE task_id IN (SELECT task_id FROM rescored_tasks
+                    WHERE task_id IN (SELECT task_id FROM scores)
+                      AND task_id NOT IN (SELECT task_id FROM keyed_tasks));
 INSERT INTO task_scores
-{{tables.task_score_rows}}
-   AND s.task_id IN (SELECT task_id FROM rescored_tasks)
-   AND t.task_id IN (SELECT task_id FROM rescored_tasks);
-DROP TABLE rescored_tasks;
+SELECT {{tables.task_score_columns}}
+  FROM scores s JOIN rescored_sources t ON t.task_id = s.task_id
+ WHERE s.data_type IN ('numeric', 'boolean');
+DROP TABLE rescored_sources;
+
+-- name: forget_rescoring
+DROP TABLE IF EXISTS rescored_tasks;
+DROP TABLE IF EXISTS keyed_tasks;
 
 -- name: forget_changed_rows
 DROP TABLE IF EXISTS changed_rows;
@@ -112,12 +129,12 @@ SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
 
 -- name: insert_tasks
 -- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
+-- keyed_tasks stays until rewrite_task_scores has read it.
 CREATE OR REPLACE TEMP TABLE keyed_tasks AS {{apply.keyed_staged_tasks}};
 INSERT INTO rare_tasks
 SELECT k.* FROM keyed_tasks k LEFT JOIN run_key_days d ON d.day = k.day
  WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
 INSERT INTO tasks SELECT * FROM keyed_tasks;
-DROP TABLE keyed_tasks;
 
 -- name: propagate_teams
 UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;

@@ -152,14 +152,19 @@ CREATE TABLE task_scores (
 -- name: task_score_rows
 -- The rows of task_scores: each numeric or boolean score s of a task t. A caller may add
 -- "AND s.task_id IN (...)": restricting whole tasks keeps the first_in_* flags right.
-SELECT t.id, t.task_id, t.run_id, t.user_id, t.team, t.source_type, t.tags, t.variant,
+SELECT {{tables.task_score_columns}}
+  FROM scores s JOIN tasks t ON t.task_id = s.task_id
+ WHERE s.data_type IN ('numeric', 'boolean')
+
+-- name: task_score_columns
+-- task_scores' columns from a score s and its task t (flags over all of the task's scores
+-- the query reads: it must read all of them or none).
+t.id, t.task_id, t.run_id, t.user_id, t.team, t.source_type, t.tags, t.variant,
        t.service, t.task_name, t.provider, t.endpoint, t.model, t.status, t.created_at, t.day,
        t.month_day, t.run_key, s.id, s.name, s.data_type, s.value, s.evaluator,
        row_number() OVER (PARTITION BY s.task_id, s.name, s.data_type ORDER BY s.id) = 1,
        row_number() OVER (PARTITION BY s.task_id, s.name, s.data_type, s.evaluator
                           ORDER BY s.id) = 1
-  FROM scores s JOIN tasks t ON t.task_id = s.task_id
- WHERE s.data_type IN ('numeric', 'boolean')
 
 -- name: create_meta
 -- The mirror's facts, written by every sync (sync.py, _write_meta): schema_version,
