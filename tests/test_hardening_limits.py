@@ -9,6 +9,7 @@ import json
 import socket
 import uuid
 
+import httpx
 import psycopg
 import pytest
 
@@ -130,7 +131,8 @@ def test_a_long_run_name_is_refused_naming_the_field_and_the_limit_on_every_path
     assert counts(served.url) == (1, 0)
 
 
-def test_a_long_model_name_over_otlp_rejects_that_span_only(served):
+@pytest.mark.parametrize("direct", [False, True], ids=["handed-off", "direct"])
+def test_a_long_model_name_over_otlp_rejects_that_span_only(db_url, caplog, direct):
     from tests.test_server_otlp import node_body
 
     too_long = "m" * (limits.MAX_SHORT_TEXT + 1)
@@ -141,13 +143,21 @@ def test_a_long_model_name_over_otlp_rejects_that_span_only(served):
             "gen_ai.usage.output_tokens": 4}}
         for i, model in enumerate(("gpt-4o", too_long), 1)
     ]  # fmt: skip
-    with served.client() as c:
+    with serve(db_url, max_body=LIMIT, otlp_direct=direct) as served, served.client() as c:
         answer = c.post("/v1/traces", json=node_body("ab" * 16, spans))
+        scraped = httpx.get(f"{served.base}/metrics").text
     assert answer.status_code == 200
-    partial = answer.json()["partialSuccess"]
-    assert partial["rejectedSpans"] == "1"
-    assert f"{limits.MAX_SHORT_TEXT:,} characters" in partial["errorMessage"]
-    assert counts(served.url)[1] == 1
+    limit_text = f"{limits.MAX_SHORT_TEXT:,} characters"
+    if direct:  # written before the answer: the refusal is in it
+        partial = answer.json()["partialSuccess"]
+        assert partial["rejectedSpans"] == "1"
+        assert limit_text in partial["errorMessage"]
+    else:  # answered once spooled: the writer's log and /metrics tell the refusal
+        assert answer.json() == {}
+    assert 'ai_runs_otlp_spans_total{outcome="refused"' in scraped
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert any(limit_text in message for message in refusals), refusals
+    assert counts(db_url)[1] == 1
 
 
 def test_long_text_and_json_are_held_to_the_long_limit():
