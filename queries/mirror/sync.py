@@ -327,9 +327,12 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
         if Decimal(str(ours)) != Decimal(str(theirs)):
             return f"{name} is {ours} in the mirror but {theirs} in Postgres"
     query = sqlfiles.render(duck_sql(), "verify_task_scores").sql
-    stray = con.execute(query).fetchall()[0][0]
-    if stray:
-        return f"task_scores has {stray} rows out of step with the mirror's tasks and scores"
+    have, want, same = con.execute(query).fetchall()[0]
+    if have != want or not same:
+        return (
+            f"task_scores is out of step with the mirror's tasks and scores ({have} rows "
+            f"for {want}{'' if same else ', contents differ'})"
+        )
     return None
 
 

@@ -30,10 +30,11 @@ SELECT (SELECT count(*) FROM tasks)::VARCHAR AS tasks,
        (SELECT count(*) FROM scores)::VARCHAR AS scores;
 
 -- name: verify_task_scores
--- How many rows of task_scores differ from the join of tasks and scores they stand for
--- (tables.sql, task_score_rows): 0 when it is in step.
-SELECT count(*) FROM (
-    (SELECT * FROM task_scores EXCEPT ALL ({{tables.task_score_rows}}))
-    UNION ALL
-    (({{tables.task_score_rows}}) EXCEPT ALL SELECT * FROM task_scores)
-);
+-- task_scores against the join of tasks and scores it stands for (tables.sql,
+-- task_score_rows): have (its rows), want (the join's), same (the sums of the rows' hashes
+-- agree; a changed value or flag changes them). At 10M tasks and 2.2M scores about 3.5 s,
+-- against 12-13 s for comparing row by row with EXCEPT ALL.
+SELECT (SELECT count(*) FROM task_scores) AS have, count(*) AS want,
+       coalesce((SELECT sum(hash(x)) FROM task_scores x) = sum(hash(w)),
+                (SELECT count(*) FROM task_scores) = 0) AS same
+  FROM ({{tables.task_score_rows}}) w;
