@@ -150,8 +150,8 @@ CREATE TABLE task_scores (
 );
 
 -- name: task_score_rows
--- The rows of task_scores: each numeric or boolean score s of a task t. A caller may add
--- "AND s.task_id IN (...)": restricting whole tasks keeps the first_in_* flags right.
+-- The rows of task_scores: each numeric or boolean score s of a task t, every task's (the
+-- full load and the self-check; the apply writes some tasks' rows, rewrite_task_scores).
 SELECT {{tables.task_score_columns}}
   FROM scores s JOIN tasks t ON t.task_id = s.task_id
  WHERE s.data_type IN ('numeric', 'boolean')
