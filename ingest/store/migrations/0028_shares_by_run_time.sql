@@ -13,8 +13,10 @@
 --    ai_run_shares_user_run_created_idx gives the runs shared with a person within a time
 --    range, newest first, without reading a run.
 -- 2. ai_viewer_readable_runs takes the viewer's shares of the range from that index.
---    Same arguments and contract as before; the time range still narrows only (the
---    caller applies every filter again under row-level security).
+--    Same arguments and contract as before: the range is still a hint, and the caller
+--    (list_readable_runs) reads the runs under row-level security with every filter of
+--    the list; of the search, only the field-by-field test, since this function has
+--    tested the run's joined text in the same snapshot.
 -- 3. The audit trigger of shares records changes of who reads what (run, person,
 --    permission), not of run_created_at, which the run's own created_at moves.
 
