@@ -1,6 +1,7 @@
 """Benchmark: the Runs page's list (Tracker.list_runs) on a large database (issue 16).
 
     python bench/runs_list.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--json F]
+                              [--make-member]
 
 Prepares the demo database like bench/queries.py (same folder layout, so --reuse shares a
 10M-task database with the other benchmarks). For each list the Runs page can ask for (one
@@ -8,8 +9,8 @@ page of 25 active runs over the last 30 days: plain, one tag, a text search that
 many runs, one that matches none) it times the page with the bounded total the page asks
 for (count_limit 1,000: "more than 1,000"; median of 3 after a warm-up) against the same
 page with an exact total, the baseline (one run after a warm-up), as the owner (no
-row-level security) and as a member who reads 1/50 of the runs (bench/access.py's member,
-when present).
+row-level security) and as a member who reads 1/50 of the runs through shares
+(bench/access.py's member: when present, or made with --make-member).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from access import MEMBER, make_member  # noqa: E402
 from bench_support import bench_queries  # noqa: E402
 
 from ingest import Tracker  # noqa: E402
@@ -53,18 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--make-member", action="store_true", help="make bench/access.py's member first"
+    )
     args = parser.parse_args(argv)
     bench = bench_queries()
     folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
     url = bench.prepare(folder, args.tasks, args.days, args.reuse)
+    if args.make_member:
+        make_member(url)
     with psycopg.connect(url) as conn:
         end, runs = conn.execute("SELECT max(created_at), count(*) FROM ai_runs").fetchone()
         tag = conn.execute(
             "SELECT t FROM ai_runs, unnest(tags) t GROUP BY t ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()[0]
-        member = conn.execute(
-            "SELECT id FROM ai_users WHERE id = 'bench-member'"
-        ).fetchone()  # made by bench/access.py
+        member = conn.execute("SELECT id FROM ai_users WHERE id = %s", (MEMBER,)).fetchone()
     end = end.astimezone(UTC) + timedelta(microseconds=1)
     viewers = [("owner", None)] + ([("member, 1/50 of runs", member[0])] if member else [])
     load = os.getloadavg()

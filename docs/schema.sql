@@ -334,6 +334,7 @@ CREATE TABLE ai_run_shares (
     permission text NOT NULL,
     created_by text,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
+    run_created_at timestamp with time zone NOT NULL,
     CONSTRAINT ai_run_shares_permission_check CHECK ((permission = ANY (ARRAY['view'::text, 'edit'::text]))),
     CONSTRAINT ai_run_shares_run_id_fkey FOREIGN KEY (run_id) REFERENCES ai_runs(id) ON DELETE CASCADE,
     CONSTRAINT ai_run_shares_user_id_fkey FOREIGN KEY (user_id) REFERENCES ai_users(id) ON DELETE CASCADE,
@@ -579,6 +580,7 @@ CREATE INDEX ai_otlp_spans_task ON public.ai_otlp_spans USING btree (task_id);
 CREATE INDEX ai_otlp_spool_waiting ON public.ai_otlp_spool USING btree (id) WHERE (problem IS NULL);
 CREATE INDEX ai_price_overrides_lookup_idx ON public.ai_price_overrides USING btree (provider, valid_from) WHERE (removed_at IS NULL);
 CREATE INDEX ai_run_shares_user_idx ON public.ai_run_shares USING btree (user_id, run_id);
+CREATE INDEX ai_run_shares_user_run_created_idx ON public.ai_run_shares USING btree (user_id, run_created_at DESC, run_id);
 CREATE INDEX ai_runs_created_idx ON public.ai_runs USING btree (created_at DESC, id DESC);
 CREATE INDEX ai_runs_parent_idx ON public.ai_runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX ai_runs_search_trgm ON public.ai_runs USING gin (ai_run_search_text(name, description, messages) gin_trgm_ops);
@@ -927,6 +929,28 @@ AS $function$
                           FROM jsonb_array_elements(messages) AS m), '')
 $function$;
 
+CREATE OR REPLACE FUNCTION public.ai_run_share_run_created_at()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    NEW.run_created_at := (SELECT r.created_at FROM public.ai_runs r WHERE r.id = NEW.run_id);
+    RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_run_shares_follow_run()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    UPDATE public.ai_run_shares s SET run_created_at = NEW.created_at WHERE s.run_id = NEW.id;
+    RETURN NULL;
+END $function$;
+
 CREATE OR REPLACE FUNCTION public.ai_runs_apply_deltas(deltas jsonb)
  RETURNS void
  LANGUAGE plpgsql
@@ -1270,25 +1294,31 @@ AS $function$
 DECLARE
     people text[] := ARRAY(SELECT public.ai_viewer_id()
                            UNION ALL SELECT public.ai_viewer_team_members());
-    shared uuid[] := ARRAY(SELECT public.ai_viewer_shared_runs(false));
+    shared uuid[];
+    runs_in_range text := '';
+    shares_in_range text := '';
     query text := 'SELECT r.id FROM public.ai_runs r WHERE ';
 BEGIN
-    -- Fixed SQL text chosen by which arguments are given, values bound with USING: the
-    -- plan is made for these values (one user's runs, 73k shares, a rare word). The range
-    -- narrows the people's runs only, where it is part of their index: on the shares it
-    -- made the planner walk every run of the range in ai_runs_created_idx (the caller
-    -- applies the range to every row anyway).
+    -- Fixed SQL text chosen by which arguments are given, values bound with USING: each
+    -- plan is made for these values (one user's runs, 24k shares of a month, a rare word).
+    IF created_from IS NOT NULL THEN
+        runs_in_range := runs_in_range || ' AND r.created_at >= $3';
+        shares_in_range := shares_in_range || ' AND s.run_created_at >= $3';
+    END IF;
+    IF created_to IS NOT NULL THEN
+        runs_in_range := runs_in_range || ' AND r.created_at < $4';
+        shares_in_range := shares_in_range || ' AND s.run_created_at < $4';
+    END IF;
+    -- $2 is not used here: the range is $3 and $4 in both statements.
+    EXECUTE 'SELECT ARRAY(SELECT s.run_id FROM public.ai_run_shares s WHERE s.user_id = $1'
+            || shares_in_range || ')'
+       INTO shared
+      USING nullif(pg_catalog.current_setting('ai_runs.viewer', true), ''), NULL::uuid[],
+            created_from, created_to;
     IF coalesce(public.ai_viewer_role() = 'admin', false) THEN
         query := query || 'true';
     ELSE
-        query := query || '(r.user_id = ANY ($1)';
-        IF created_from IS NOT NULL THEN
-            query := query || ' AND r.created_at >= $3';
-        END IF;
-        IF created_to IS NOT NULL THEN
-            query := query || ' AND r.created_at < $4';
-        END IF;
-        query := query || ' OR r.id = ANY ($2))';
+        query := query || '(r.user_id = ANY ($1)' || runs_in_range || ' OR r.id = ANY ($2))';
     END IF;
     IF search_pattern IS NOT NULL THEN
         query := query
@@ -1370,13 +1400,15 @@ CREATE TRIGGER ai_price_overrides_audit AFTER INSERT OR UPDATE ON public.ai_pric
 CREATE TRIGGER ai_price_overrides_no_overlap BEFORE INSERT OR UPDATE ON public.ai_price_overrides FOR EACH ROW EXECUTE FUNCTION ai_price_overrides_no_overlap();
 CREATE TRIGGER ai_redaction_rules_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_redaction_rules FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
 CREATE TRIGGER ai_reprice_audit_audit AFTER INSERT ON public.ai_reprice_audit FOR EACH ROW EXECUTE FUNCTION ai_audit_setting();
-CREATE TRIGGER ai_run_shares_audit AFTER INSERT OR DELETE OR UPDATE ON public.ai_run_shares FOR EACH ROW EXECUTE FUNCTION ai_audit_share();
+CREATE TRIGGER ai_run_shares_audit AFTER INSERT OR DELETE OR UPDATE OF run_id, user_id, permission ON public.ai_run_shares FOR EACH ROW EXECUTE FUNCTION ai_audit_share();
+CREATE TRIGGER ai_run_shares_run_created_at BEFORE INSERT OR UPDATE OF run_id ON public.ai_run_shares FOR EACH ROW EXECUTE FUNCTION ai_run_share_run_created_at();
 CREATE TRIGGER ai_runs_audit_purge AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_audit_run_purge();
 CREATE TRIGGER ai_runs_audit_status AFTER UPDATE OF status ON public.ai_runs FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION ai_audit_run_status();
 CREATE TRIGGER ai_runs_before_insert BEFORE INSERT ON public.ai_runs FOR EACH ROW WHEN (((new.task_count <> 0) OR (new.total_tokens <> 0) OR (new.total_cost <> (0)::numeric) OR ((new.last_message_at IS NULL) AND (new.messages <> '[]'::jsonb)))) EXECUTE FUNCTION ai_runs_before_insert();
 CREATE TRIGGER ai_runs_before_update BEFORE UPDATE ON public.ai_runs FOR EACH ROW EXECUTE FUNCTION ai_runs_before_update();
 CREATE TRIGGER ai_runs_log_deletions AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_runs_log_truncation AFTER TRUNCATE ON public.ai_runs FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
+CREATE TRIGGER ai_runs_shares_follow_created_at AFTER UPDATE OF created_at ON public.ai_runs FOR EACH ROW WHEN ((old.created_at IS DISTINCT FROM new.created_at)) EXECUTE FUNCTION ai_run_shares_follow_run();
 CREATE TRIGGER ai_scores_check_range BEFORE INSERT OR UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_range();
 CREATE TRIGGER ai_scores_log_deletions AFTER DELETE ON public.ai_scores REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
 CREATE TRIGGER ai_scores_log_truncation AFTER TRUNCATE ON public.ai_scores FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();

@@ -78,6 +78,27 @@ def world(pg_server, template_db):
                         (run_id, reader, rng.choice(["view", "edit"])),
                     )
                     shares[reader].append(run_id)
+        # A search whose text spans two fields in the run's joined text matches no field
+        # (run_filter_search): the readable runs' function finds both runs, the list keeps one.
+        for who in ("alice", "bob", "dave"):
+            for name, description in (("quarterly", "report"), ("quarterly\nreport", "")):
+                run_id = make_run(
+                    conn, user_id=who, name=name, description=description, created_at=NOW
+                )
+                owner_of[run_id] = who
+                for reader in ("alice", "dave"):
+                    if reader != who:
+                        share(conn, run_id, reader)
+                        shares[reader].append(run_id)
+        # Runs moved in time after they were shared: their shares follow (migration 0028),
+        # so a list of a time range finds them where they are now.
+        moved = [run_id for run_id in shares["erin"] if run_id in shares["alice"]][:6]
+        for n, run_id in enumerate(moved):
+            days = 50 if n % 2 else 1  # out of the last 30 days, or into them
+            conn.execute(
+                "UPDATE ai_runs SET created_at = %s WHERE id = %s",
+                (NOW - timedelta(days=days, minutes=n), run_id),
+            )
         conn.execute("ANALYZE")
     team = {uid: t for uid, t, _ in PEOPLE}
     reads = {}
@@ -96,6 +117,13 @@ def world(pg_server, template_db):
         embedded.drop_database(admin, name)
 
 
+def share(conn: psycopg.Connection, run_id: uuid.UUID, reader: str) -> None:
+    conn.execute(
+        "INSERT INTO ai_run_shares (run_id, user_id, permission) VALUES (%s, %s, 'view')",
+        (run_id, reader),
+    )
+
+
 FILTERS = {
     "no filter": {},
     "every status": {"status": None},
@@ -105,6 +133,8 @@ FILTERS = {
     "search": {"search": "GDPR"},
     "search matching nothing": {"search": "zzqx-no-such-text"},
     "search of names": {"search": "run 1"},
+    "search spanning two fields": {"search": "quarterly\nreport"},
+    "search in a time range": {"search": "run", "created_from": NOW - timedelta(days=30)},
     "time range": {"created_from": NOW - timedelta(days=30), "created_to": NOW},
     "a day": {"created_from": (NOW - timedelta(days=3)).date(), "created_to": NOW.date()},
     "search, tag and range": {
@@ -181,3 +211,46 @@ def test_the_readable_runs_function_returns_only_what_the_viewer_reads(world):
         assert in_range & reads[who] <= ids <= ever & reads[who], who
         assert len(got) == len(ids), who  # no run twice
         assert {row["id"] for row in everything} == reads[who], who
+
+
+def test_a_share_keeps_its_runs_created_at_whoever_moves_the_run(make_db):
+    """run_created_at (migration 0028), what a viewer's time range narrows their shares by,
+    is the run's created_at: set when the share is written, moved with the run, even by a
+    person who may not see the run's other shares; moving it writes no audit row."""
+    url = make_db()
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        for uid, team, role in PEOPLE:
+            conn.execute(
+                "INSERT INTO ai_users (id, display_name, team, role) VALUES (%s, %s, %s, %s)",
+                (uid, uid.title(), team, role),
+            )
+        run_id = make_run(conn, user_id="alice", created_at=NOW)
+    with ingest.Tracker(url, viewer="alice") as alice:
+        alice.share_run(run_id, "bob", "view")
+        alice.share_run(run_id, "dave", "view")
+        alice.share_run(run_id, "dave", "edit")  # a new permission: the same run_created_at
+
+    def shares() -> dict[str, datetime]:
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            rows = conn.execute(
+                "SELECT user_id, run_created_at FROM ai_run_shares WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        return {row["user_id"]: row["run_created_at"] for row in rows}
+
+    def audit_rows() -> int:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT count(*) FROM ai_audit").fetchone()[0]
+
+    assert shares() == {"bob": NOW, "dave": NOW}
+    audited = audit_rows()
+    earlier = NOW - timedelta(days=40)
+    with connect_as(url, "alice") as conn:  # alice's policies show her bob's and dave's shares
+        conn.execute("UPDATE ai_runs SET created_at = %s WHERE id = %s", (earlier, run_id))
+    assert shares() == {"bob": earlier, "dave": earlier}
+    with connect_as(url, "dave") as conn:  # may edit the run by his share, sees only his
+        conn.execute("UPDATE ai_runs SET created_at = %s WHERE id = %s", (NOW, run_id))
+    assert shares() == {"bob": NOW, "dave": NOW}
+    assert audit_rows() == audited
+    with ingest.Tracker(url, viewer="bob") as bob:
+        month = {"created_from": NOW - timedelta(days=30), "search": "test run"}
+        assert [row["id"] for row in bob.list_runs(**month).rows] == [run_id]

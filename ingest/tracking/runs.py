@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -456,7 +456,16 @@ class RunMethods:
         """list_runs' page rows and (bounded) total by list_readable_runs: the viewer's
         readable runs of the search and tags first, every filter then (`page_filters`: the
         cursor's, for the page only)."""
-        sql = _with_filters(self._queries["list_readable_runs"], filters, page_filters)
+        # ai_viewer_readable_runs returns only runs whose joined text matches the search, in
+        # this transaction's snapshot: of the search, only its field-by-field test is left,
+        # made on as few runs as the page and the bounded total need.
+        search = self._queries["run_filter_search"].sql
+        searched = search in filters
+        query = self._queries["list_readable_runs"]
+        fields = self._queries["run_filter_search_fields"].sql if searched else "TRUE"
+        query = replace(query, sql=query.sql.replace("TRUE /*search_filters*/", f"({fields})"))
+        filters = [fragment for fragment in filters if fragment != search]
+        sql = _with_filters(query, filters, page_filters)
         rows = conn.execute(sql, values).fetchall()
         total = rows[0]["total"]  # on every row; one row of NULL run columns when none match
         for row in rows:

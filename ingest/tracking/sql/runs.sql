@@ -137,14 +137,16 @@ SELECT {{runs.run_summary_columns}}
 -- name: list_readable_runs
 -- list_runs for a viewer who does not see every run, with a search or tags (docs/access.md,
 -- "The runs list under row-level security"): the runs they may read that match the
--- search and tags are found by index first (ai_viewer_readable_runs, migration 0025), then
--- read here under row-level security with every filter, once for the page and its total.
--- Rows: the page (:limit run summaries, newest first), each with `total`, how many runs
--- match (at most :count_limit; NULL for no bound); an empty page is one row whose run
--- columns are NULL. TRUE /*filters*/ takes the run_filter_* fragments, TRUE
--- /*page_filters*/ the cursor's.
+-- search and tags are found by index first (ai_viewer_readable_runs, migrations 0025 and
+-- 0028), then read here under row-level security with every filter, once for the page and
+-- its total. Rows: the page (:limit run summaries, newest first), each with `total`, how
+-- many runs match (at most :count_limit; NULL for no bound); an empty page is one row
+-- whose run columns are NULL. TRUE /*filters*/ takes the run_filter_* fragments but the
+-- search, TRUE /*page_filters*/ the cursor's, TRUE /*search_filters*/ the search's field
+-- by field test (run_filter_search_fields): tested newest first, and only until the page
+-- and the bounded total have their runs (each test reads the run's messages).
 WITH matching AS MATERIALIZED (
-    SELECT {{runs.run_summary_columns}}
+    SELECT {{runs.run_summary_columns}}, r.messages
       FROM ai_runs r
      WHERE r.id = ANY (ARRAY(SELECT ai_viewer_readable_runs(:readable_from::timestamptz,
                                                             :readable_to::timestamptz,
@@ -153,12 +155,20 @@ WITH matching AS MATERIALIZED (
                                                             :readable_tags_all::boolean)))
        AND TRUE /*filters*/
 ), page AS (
-    SELECT * FROM matching r
-     WHERE TRUE /*page_filters*/
-     ORDER BY r.created_at DESC, r.id DESC
+    -- OFFSET 0 keeps the search's test out of the sorted subquery: it is tested on the
+    -- sorted rows, as the LIMIT asks for them.
+    SELECT {{runs.run_summary_columns}}
+      FROM (SELECT * FROM matching r
+             WHERE TRUE /*page_filters*/
+             ORDER BY r.created_at DESC, r.id DESC OFFSET 0) AS r
+     WHERE TRUE /*search_filters*/
      LIMIT :limit
 ), total AS (
-    SELECT count(*) AS total FROM (SELECT 1 FROM matching LIMIT :count_limit::bigint) AS bounded
+    SELECT count(*) AS total
+      FROM (SELECT 1
+              FROM (SELECT * FROM matching r ORDER BY r.created_at DESC, r.id DESC OFFSET 0) AS r
+             WHERE TRUE /*search_filters*/
+             LIMIT :count_limit::bigint) AS bounded
 )
 SELECT total.total, page.*
   FROM total LEFT JOIN page ON true
@@ -211,8 +221,17 @@ SELECT count(*) AS total
 -- Case-insensitive substring of the name, description or any message content. The first
 -- test is served by the trigram index of migration 0011 (when pg_trgm exists); the second
 -- keeps the exact meaning (a match may not span two fields).
+{{runs.run_filter_search_text}}
+AND {{runs.run_filter_search_fields}}
+
+-- name: run_filter_search_text
+-- The search in the run's text joined in one (served by the trigram index): every run of
+-- the search, and a few more whose match spans two fields.
 ai_run_search_text(r.name, r.description, r.messages) ILIKE :search_pattern
-AND (r.name ILIKE :search_pattern
+
+-- name: run_filter_search_fields
+-- The search in the name, the description or one message's content, field by field.
+(r.name ILIKE :search_pattern
  OR r.description ILIKE :search_pattern
  OR EXISTS (SELECT 1 FROM jsonb_array_elements(r.messages) AS m
              WHERE m ->> 'content' ILIKE :search_pattern))
