@@ -141,50 +141,56 @@ def extract(cur: Any, name: str, since: str) -> Any:
     return cur.fetch_arrow_table()
 
 
-def extract_all(cur: Any, name: str) -> Any:
-    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
-    COPY and hands over ~16 MB batches instead of materialising the whole result."""
-    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
-    cur.execute(sqlfiles.render(pg_sql(), name).sql)
-    return cur.fetch_record_batch()
-
-
 # ------------------------------------------------------------ the full load
 
-# Per table, in load order: the Postgres query that streams every row, the DuckDB insert.
-# Users and runs first, so keys exist before the tasks' keys are set.
-_FULL_LOAD = {
-    "users": {"extract": "extract_all_users", "insert": "insert_users"},
-    "runs": {"extract": "extract_all_runs", "insert": "insert_runs"},
-    "tasks": {"extract": "extract_all_tasks", "insert": "insert_all_tasks"},
-    "scores": {"extract": "extract_all_scores", "insert": "insert_scores"},
-}
+# The full load reads each big heap (ai_tasks, ai_runs) in this many block ranges, each
+# over its own connection, all in the sync's one snapshot (docs/design.md, "The full
+# build"). Two: this machine's two cores; more connections only take turns.
+FULL_LOAD_READERS = 2
+# A snapshot id as pg_export_snapshot() writes it (SET TRANSACTION SNAPSHOT takes no
+# bound parameter, so it is checked before it is written into the statement).
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+# Past the last block a heap can have (0xFFFFFFFF is no block): the last range's end.
+_PAST_LAST_BLOCK = (1 << 32) - 1
 _CREATE = (
     "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
     "create_task_scores", "create_meta",
 )  # fmt: skip
 
 
-def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
+def full_load(
+    con: duckdb.DuckDBPyConnection, cur: Any, url: str, readers: int | None = None
+) -> SyncResult:
     """Rebuild the mirror from the Postgres snapshot of `cur` (an ADBC cursor) inside a
-    DuckDB transaction the caller commits. Returns upserted = rows loaded per table."""
+    DuckDB transaction the caller commits. Returns upserted = rows loaded per table.
+
+    `url` opens `readers` (default FULL_LOAD_READERS) more connections that import the
+    snapshot of `cur` and read the ai_runs and ai_tasks heaps in block ranges side by side;
+    1 reads everything over `cur`."""
+    readers = readers or FULL_LOAD_READERS
     sql = duck_sql()
     con.execute("BEGIN").fetchall()
     con.execute(sql["drop_all"].sql).fetchall()
     for name in _CREATE:
         con.execute(sql[name].sql).fetchall()
     upserted = {}
-    # Streamed batch by batch: no table ever sits in memory whole.
-    for table, queries in _FULL_LOAD.items():
-        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
-            with step("keys"):
-                con.execute(sql["all_user_keys"].sql).fetchall()
-                con.execute(sql["all_run_keys"].sql).fetchall()
-        con.register(f"staged_{table}", extract_all(cur, queries["extract"]))
-        with step(f"load {table}"):
-            insert = sqlfiles.render(duck_sql(), queries["insert"]).sql
-            upserted[table] = con.execute(insert).fetchall()[0][0]
-        con.unregister(f"staged_{table}")
+    with contextlib.ExitStack() as stack:
+        parts = stack.enter_context(snapshot_readers(cur, url, readers)) if readers > 1 else [cur]
+        cur.execute(pg_sql()["heap_blocks"].sql)
+        blocks = dict(zip(("tasks", "runs"), cur.fetchone(), strict=True))
+        with step("load users"):
+            upserted["users"] = _load(con, "users", [_stream(cur, "extract_all_users")])
+        with step("load runs"):
+            streams = _block_range_streams(parts, "extract_all_runs", blocks["runs"])
+            upserted["runs"] = _load(con, "runs", streams, insert="insert_all_runs")
+        with step("keys"):
+            con.execute(sql["all_user_keys"].sql).fetchall()
+            con.execute(sql["all_run_keys"].sql).fetchall()
+        with step("load tasks"):
+            streams = _block_range_streams(parts, "extract_all_tasks", blocks["tasks"])
+            upserted["tasks"] = _load(con, "tasks", streams, insert="insert_all_tasks")
+        with step("load scores"):
+            upserted["scores"] = _load(con, "scores", [_stream(cur, "extract_all_scores")])
     with step("task keys and dimension values"):
         con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
         con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
@@ -194,6 +200,67 @@ def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
+
+
+@contextlib.contextmanager
+def snapshot_readers(cur: Any, url: str, count: int) -> Iterator[list[Any]]:
+    """`count` ADBC connections (as cursors) that see exactly the snapshot of `cur`, a
+    REPEATABLE READ transaction: it exports its snapshot and each imports it, so every row
+    they read is one `cur` would read, below the horizon it recorded. Closed on exit."""
+    cur.execute(pg_sql()["export_snapshot"].sql)
+    snapshot = cur.fetchone()[0]
+    if not _SNAPSHOT_ID.match(snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    with contextlib.ExitStack() as stack:
+        readers = []
+        for _ in range(count):
+            reader = stack.enter_context(contextlib.closing(adbc.connect(url))).cursor()
+            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            readers.append(reader)
+        yield readers
+
+
+def _block_range_streams(readers: list[Any], name: str, blocks: int) -> list[Any]:
+    """Query `name` over each reader, each reading its share of a heap of `blocks` blocks
+    (the last share open-ended), as Arrow streams."""
+    share = blocks // len(readers) + 1
+    bounds = [share * i for i in range(len(readers))] + [_PAST_LAST_BLOCK]
+    streams = []
+    for reader, first, end in zip(readers, bounds, bounds[1:], strict=False):
+        query = pg_sql()["read_block_range"]
+        reader.execute(adbc_text(query), (str(first), str(end)))
+        reader.fetchall()
+        streams.append(_stream(reader, name))
+    return streams
+
+
+def _stream(cur: Any, name: str) -> Any:
+    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
+    COPY and hands over ~16 MB batches instead of materialising the whole result."""
+    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
+    cur.execute(sqlfiles.render(pg_sql(), name).sql)
+    return cur.fetch_record_batch()
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: str, streams: list[Any], insert: str = "") -> int:
+    """Insert the rows of `streams` into mirror table `table` with DuckDB query `insert`
+    (default insert_<table>), reading them as one relation staged_<table>; rows inserted."""
+    names = [f"staged_{table}_{i}" for i in range(len(streams))]
+    for name, stream in zip(names, streams, strict=True):
+        con.register(name, stream)
+    # The parts as one relation: DuckDB reads each stream on its own thread.
+    union = " UNION ALL ".join(f"SELECT * FROM {name}" for name in names)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{table} AS {union}").fetchall()
+    try:
+        query = sqlfiles.render(duck_sql(), insert or f"insert_{table}").sql
+        return con.execute(query).fetchall()[0][0]
+    finally:
+        # In a transaction a failed statement aborted, these fail too: keep the first error.
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"DROP VIEW staged_{table}").fetchall()
+            for name in names:
+                con.unregister(name)
 
 
 # ------------------------------------------------------------ the incremental apply
@@ -436,7 +503,7 @@ def _sync(
                 log.info("rebuilding %s from scratch: %s", where, reason)
             else:
                 log.warning("rebuilding %s from scratch: %s", where, reason)
-            result = full_load(con, cur)
+            result = full_load(con, cur, url)
             result.reason = reason
         _write_meta(
             con,

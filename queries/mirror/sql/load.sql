@@ -9,12 +9,29 @@ INSERT INTO rare_tasks
 SELECT t.* FROM tasks t LEFT JOIN run_key_days d ON d.day = t.day
  WHERE d.lo IS NULL OR t.run_key IS NULL OR t.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
 
+-- name: insert_all_runs
+-- Full load: the runs of every block range (staged_runs, the union of the parts), sorted
+-- by creation as Postgres used to send them.
+INSERT INTO runs
+SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
+       total_tokens, total_cost::DECIMAL(24, 10), message_count, task_count,
+       created_at, updated_at, last_message_at, variant
+  FROM staged_runs
+ ORDER BY created_at;
+
 -- name: insert_all_tasks
--- Full load, streamed in created_at order: keys are set afterwards by keys_of_stored_tasks
--- (a join here would make DuckDB hold the stream; an UPDATE keeps the order and is cheap).
+-- Full load, once runs and keys are stored: every task (staged_tasks, the union of the
+-- parts read over several connections) with its run's source_type, tags and variant (a
+-- task without its own variant has its run's) and its keys, sorted by created_at (the
+-- zone maps of windowed rollups rely on it). One statement: the sort holds the rows
+-- anyway, and keys set by a later UPDATE cost a second pass over every task.
 INSERT INTO tasks
-SELECT {{tables.task_columns}}, NULL::INTEGER AS run_key, NULL::INTEGER AS user_key
-  FROM staged_tasks s;
+SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
+  FROM (SELECT t.*, r.source_type, r.tags, coalesce(t.task_variant, r.variant) AS variant
+          FROM staged_tasks t LEFT JOIN runs r ON r.id = t.run_id) s
+  LEFT JOIN run_keys rk ON rk.id = s.run_id
+  LEFT JOIN user_keys uk ON uk.id = s.user_id
+ ORDER BY s.created_at;
 
 -- name: all_run_keys
 -- Full load: every run gets a key, in order of creation.
@@ -29,7 +46,8 @@ SELECT id, (row_number() OVER (ORDER BY id))::INTEGER FROM (SELECT DISTINCT id F
 
 -- name: keys_of_stored_tasks
 -- Full load: give keys to the runs and users of tasks without them (users absent from
--- ai_users), then set every missing key on the tasks.
+-- ai_users; a task's run is always in the same snapshot), then set those keys on the
+-- tasks (an UPDATE of the few rows without one).
 INSERT INTO user_keys
 SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (ORDER BY id))::INTEGER
   FROM (SELECT DISTINCT user_id AS id FROM tasks
