@@ -1,14 +1,14 @@
 """Benchmark: the mirror's full build, the previous way against the current way, in the same
 run on the same database (issue 26).
 
-    python bench/build.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 2] [--readers 2]
+    python bench/build.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 2]
 
 - previous: one connection; runs, then tasks joined with their runs, each one stream sorted
   by Postgres; keys set on the tasks by an UPDATE afterwards (bench/sql/build.sql);
-- current: `queries.mirror.sync.full_load`: the runs and tasks heaps read in block ranges
-  over --readers connections that share the sync's exported snapshot, tasks joined with
-  their runs and keys and sorted in DuckDB in one statement (docs/design.md, "The full
-  build"); and the same over one connection, to tell what the readers add.
+- current: `queries.mirror.sync.full_load`: the tasks read without their runs over a second
+  connection that imports the sync's exported snapshot and starts while the runs stream in,
+  joined with their runs and keys in DuckDB as they stream (docs/design.md, "The full
+  build"); and the same over one connection, to tell what the second one adds.
 
 The database comes from bench/queries.py's `prepare` (the demo generator; --reuse keeps an
 existing --dir). Each round builds both ways into their own files, alternating which goes
@@ -57,7 +57,7 @@ def previous_full_load(con, cur, url: str) -> None:
     duck = {**sql, **BENCH_SQL}
     con.execute("BEGIN").fetchall()
     con.execute(sql["drop_all"].sql).fetchall()
-    for name in mirror_sync._CREATE:
+    for name in mirror_sync.CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     loads = [
         ("users", "extract_all_users", "insert_users"),
@@ -85,8 +85,8 @@ def previous_full_load(con, cur, url: str) -> None:
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
 
 
-def current_full_load(readers: int) -> Callable:
-    return lambda con, cur, url: mirror_sync.full_load(con, cur, url, readers=readers)
+def current_full_load(connections: int) -> Callable:
+    return lambda con, cur, url: mirror_sync.full_load(con, cur, url, connections=connections)
 
 
 def server_cpu_seconds(pgdata: Path) -> float:
@@ -145,6 +145,13 @@ def build(load: Callable, url: str, path: Path) -> tuple[float, str]:
     return seconds, "; ".join(lines)
 
 
+def row_group_hours(path: Path) -> float:
+    """Mean span of created_at over the tasks' row groups (122,880 rows), in hours: how
+    tightly the zone maps of windowed rollups bound each group."""
+    with open_mirror(path, read_only=True) as con:
+        return con.execute(BENCH_SQL["row_group_hours"].sql).fetchall()[0][0]
+
+
 def table_digests(path: Path) -> dict[str, tuple]:
     """Per mirror table (mirror_meta aside): row count and the sum of its rows' hashes."""
     with open_mirror(path, read_only=True) as con:
@@ -168,14 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="data folder")
     parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
     parser.add_argument("--rounds", type=int, default=2, help="builds of each way")
-    parser.add_argument("--readers", type=int, default=mirror_sync.FULL_LOAD_READERS)
     args = parser.parse_args(argv)
     folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
     url = bench_queries().prepare(folder, args.tasks, args.days, args.reuse)
     ways = {
         "previous": previous_full_load,
-        "current, 1 reader": current_full_load(1),
-        f"current, {args.readers} readers": current_full_load(args.readers),
+        "current, 1 connection": current_full_load(1),
+        "current, 2 connections": current_full_load(2),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
     cpu: dict[str, list[float]] = {name: [] for name in ways}
@@ -212,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             differ = sorted(t for t in first if first[t] != digest.get(t))
             raise SystemExit(f"{name} differs from the previous build in {differ}")
     print(f"all builds hold the same rows in all {len(first)} mirror tables")
+    spans = ", ".join(f"{name} {row_group_hours(mirror_file(folder, name)):.1f} h" for name in ways)
+    print(f"mean created_at span of a row group of tasks: {spans}")
     embedded.stop(folder / "pgdata")
     return 0
 

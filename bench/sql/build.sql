@@ -31,3 +31,8 @@ SELECT {{tables.task_columns}}, NULL::INTEGER AS run_key, NULL::INTEGER AS user_
 SELECT table_name FROM duckdb_tables()
  WHERE database_name = current_database() AND table_name <> 'mirror_meta'
  ORDER BY table_name;
+
+-- name: row_group_hours
+-- The mean span of created_at, in hours, over the row groups of tasks (122,880 rows each).
+SELECT avg(epoch(hi) - epoch(lo)) / 3600
+  FROM (SELECT max(created_at) AS hi, min(created_at) AS lo FROM tasks GROUP BY rowid // 122880);

@@ -46,6 +46,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -143,54 +144,71 @@ def extract(cur: Any, name: str, since: str) -> Any:
 
 # ------------------------------------------------------------ the full load
 
-# The full load reads each big heap (ai_tasks, ai_runs) in this many block ranges, each
-# over its own connection, all in the sync's one snapshot (docs/design.md, "The full
-# build"). Two: this machine's two cores; more connections only take turns.
-FULL_LOAD_READERS = 2
+# Connections of a full load (docs/design.md, "The full build"): with 2, the tasks are read
+# over a second connection that imports the sync's snapshot, so Postgres scans and sorts
+# them while the runs stream in over the first; 1 reads everything over the sync's own.
+FULL_LOAD_CONNECTIONS = 2
+# The mirror's memory limit while the tasks stream in: the hash tables of the runs and their
+# keys stay in memory (3.66M runs at 10M tasks). At 1M tasks (366k runs) the load ran out of
+# memory at 80 MB and not at 120 MB; the connection's own limit (DEFAULT_MEMORY_LIMIT,
+# 768MB) comes back afterwards.
+FULL_LOAD_MEMORY_LIMIT = "2GB"
 # A snapshot id as pg_export_snapshot() writes it (SET TRANSACTION SNAPSHOT takes no
 # bound parameter, so it is checked before it is written into the statement).
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
-# Past the last block a heap can have (0xFFFFFFFF is no block): the last range's end.
-_PAST_LAST_BLOCK = (1 << 32) - 1
-_CREATE = (
+# The DuckDB queries that create the mirror's tables, in order (tables.sql).
+CREATE_QUERIES = (
     "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
     "create_task_scores", "create_meta",
 )  # fmt: skip
 
 
 def full_load(
-    con: duckdb.DuckDBPyConnection, cur: Any, url: str, readers: int | None = None
+    con: duckdb.DuckDBPyConnection, cur: Any, url: str, connections: int | None = None
 ) -> SyncResult:
     """Rebuild the mirror from the Postgres snapshot of `cur` (an ADBC cursor) inside a
     DuckDB transaction the caller commits. Returns upserted = rows loaded per table.
 
-    `url` opens `readers` (default FULL_LOAD_READERS) more connections that import the
-    snapshot of `cur` and read the ai_runs and ai_tasks heaps in block ranges side by side;
-    1 reads everything over `cur`."""
-    readers = readers or FULL_LOAD_READERS
+    `connections` (default FULL_LOAD_CONNECTIONS): 2 reads the tasks over a connection to
+    `url` that imports the snapshot of `cur`, started before the runs are read; 1 reads
+    everything over `cur`."""
+    connections = connections or FULL_LOAD_CONNECTIONS
     sql = duck_sql()
     con.execute("BEGIN").fetchall()
     con.execute(sql["drop_all"].sql).fetchall()
-    for name in _CREATE:
+    for name in CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     upserted = {}
     with contextlib.ExitStack() as stack:
-        parts = stack.enter_context(snapshot_readers(cur, url, readers)) if readers > 1 else [cur]
-        cur.execute(pg_sql()["heap_blocks"].sql)
-        blocks = dict(zip(("tasks", "runs"), cur.fetchone(), strict=True))
+        tasks_cur = cur
+        if connections > 1:
+            tasks_cur = stack.enter_context(snapshot_reader(cur, url))
+        # Closed before the reader (on an error, wait for its query to return first).
+        pool = stack.enter_context(ThreadPoolExecutor(1))
+        if connections > 1:
+            # Postgres starts scanning and sorting the tasks now, while the runs stream in.
+            tasks = pool.submit(_stream, tasks_cur, "extract_all_tasks")
         with step("load users"):
-            upserted["users"] = _load(con, "users", [_stream(cur, "extract_all_users")])
+            upserted["users"] = _load(con, "users", _stream(cur, "extract_all_users"))
         with step("load runs"):
-            streams = _block_range_streams(parts, "extract_all_runs", blocks["runs"])
-            upserted["runs"] = _load(con, "runs", streams, insert="insert_all_runs")
+            upserted["runs"] = _load(con, "runs", _stream(cur, "extract_all_runs"))
         with step("keys"):
             con.execute(sql["all_user_keys"].sql).fetchall()
             con.execute(sql["all_run_keys"].sql).fetchall()
         with step("load tasks"):
-            streams = _block_range_streams(parts, "extract_all_tasks", blocks["tasks"])
-            upserted["tasks"] = _load(con, "tasks", streams, insert="insert_all_tasks")
+            if connections == 1:
+                tasks = pool.submit(_stream, cur, "extract_all_tasks")  # only now: one cursor
+            limit, threads = con.execute(sql["load_settings"].sql).fetchall()[0]
+            con.execute(sql["set_memory_limit"].duckdb, {"limit": FULL_LOAD_MEMORY_LIMIT})
+            con.execute(sql["probe_the_stream"].sql).fetchall()
+            try:
+                upserted["tasks"] = _load(con, "tasks", tasks.result(), insert="insert_all_tasks")
+            finally:
+                con.execute(sql["optimize_as_usual"].sql).fetchall()
+                con.execute(sql["set_memory_limit"].duckdb, {"limit": limit}).fetchall()
+                con.execute(sql["set_threads"].duckdb, {"threads": int(threads)}).fetchall()
         with step("load scores"):
-            upserted["scores"] = _load(con, "scores", [_stream(cur, "extract_all_scores")])
+            upserted["scores"] = _load(con, "scores", _stream(cur, "extract_all_scores"))
     with step("task keys and dimension values"):
         con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
         con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
@@ -203,64 +221,42 @@ def full_load(
 
 
 @contextlib.contextmanager
-def snapshot_readers(cur: Any, url: str, count: int) -> Iterator[list[Any]]:
-    """`count` ADBC connections (as cursors) that see exactly the snapshot of `cur`, a
-    REPEATABLE READ transaction: it exports its snapshot and each imports it, so every row
-    they read is one `cur` would read, below the horizon it recorded. Closed on exit."""
+def snapshot_reader(cur: Any, url: str) -> Iterator[Any]:
+    """A cursor of another ADBC connection to `url` that sees exactly the snapshot of `cur`,
+    a REPEATABLE READ transaction: it exports its snapshot and the new one imports it before
+    reading anything, so every row it reads is one `cur` would read, below the horizon `cur`
+    recorded, whatever commits meanwhile. Closed on exit."""
     cur.execute(pg_sql()["export_snapshot"].sql)
     snapshot = cur.fetchone()[0]
     if not _SNAPSHOT_ID.match(snapshot):
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
-    with contextlib.ExitStack() as stack:
-        readers = []
-        for _ in range(count):
-            reader = stack.enter_context(contextlib.closing(adbc.connect(url))).cursor()
-            reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            readers.append(reader)
-        yield readers
-
-
-def _block_range_streams(readers: list[Any], name: str, blocks: int) -> list[Any]:
-    """Query `name` over each reader, each reading its share of a heap of `blocks` blocks
-    (the last share open-ended), as Arrow streams."""
-    share = blocks // len(readers) + 1
-    bounds = [share * i for i in range(len(readers))] + [_PAST_LAST_BLOCK]
-    streams = []
-    for reader, first, end in zip(readers, bounds, bounds[1:], strict=False):
-        query = pg_sql()["read_block_range"]
-        reader.execute(adbc_text(query), (str(first), str(end)))
-        reader.fetchall()
-        streams.append(_stream(reader, name))
-    return streams
+    with contextlib.closing(adbc.connect(url)) as connection:
+        reader = connection.cursor()
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        yield reader
 
 
 def _stream(cur: Any, name: str) -> Any:
     """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
-    COPY and hands over ~16 MB batches instead of materialising the whole result."""
+    COPY and hands over ~16 MB batches instead of materialising the whole result. Returns
+    once Postgres sends the first row (after its sort, for a sorted query)."""
     cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
     cur.execute(sqlfiles.render(pg_sql(), name).sql)
     return cur.fetch_record_batch()
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: str, streams: list[Any], insert: str = "") -> int:
-    """Insert the rows of `streams` into mirror table `table` with DuckDB query `insert`
-    (default insert_<table>), reading them as one relation staged_<table>; rows inserted."""
-    names = [f"staged_{table}_{i}" for i in range(len(streams))]
-    for name, stream in zip(names, streams, strict=True):
-        con.register(name, stream)
-    # The parts as one relation: DuckDB reads each stream on its own thread.
-    union = " UNION ALL ".join(f"SELECT * FROM {name}" for name in names)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{table} AS {union}").fetchall()
+def _load(con: duckdb.DuckDBPyConnection, table: str, stream: Any, insert: str = "") -> int:
+    """Insert the rows of `stream` (registered as staged_<table>) into mirror table `table`
+    with DuckDB query `insert` (default insert_<table>); rows inserted."""
+    con.register(f"staged_{table}", stream)
     try:
         query = sqlfiles.render(duck_sql(), insert or f"insert_{table}").sql
         return con.execute(query).fetchall()[0][0]
     finally:
-        # In a transaction a failed statement aborted, these fail too: keep the first error.
+        # In a transaction a failed statement aborted, this fails too: keep the first error.
         with contextlib.suppress(duckdb.Error):
-            con.execute(f"DROP VIEW staged_{table}").fetchall()
-            for name in names:
-                con.unregister(name)
+            con.unregister(f"staged_{table}")
 
 
 # ------------------------------------------------------------ the incremental apply

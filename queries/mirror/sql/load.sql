@@ -9,29 +9,45 @@ INSERT INTO rare_tasks
 SELECT t.* FROM tasks t LEFT JOIN run_key_days d ON d.day = t.day
  WHERE d.lo IS NULL OR t.run_key IS NULL OR t.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
 
--- name: insert_all_runs
--- Full load: the runs of every block range (staged_runs, the union of the parts), sorted
--- by creation as Postgres used to send them.
-INSERT INTO runs
-SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
-       total_tokens, total_cost::DECIMAL(24, 10), message_count, task_count,
-       created_at, updated_at, last_message_at, variant
-  FROM staged_runs
- ORDER BY created_at;
-
 -- name: insert_all_tasks
--- Full load, once runs and keys are stored: every task (staged_tasks, the union of the
--- parts read over several connections) with its run's source_type, tags and variant (a
--- task without its own variant has its run's) and its keys, sorted by created_at (the
--- zone maps of windowed rollups rely on it). One statement: the sort holds the rows
--- anyway, and keys set by a later UPDATE cost a second pass over every task.
+-- Full load, once runs and keys are stored: every task, streamed in created_at order, with
+-- its run's source_type, tags and variant (a task without its own variant has its run's)
+-- and its keys. Run after probe_the_stream: the joins then keep the stream's order (the
+-- zone maps of windowed rollups rely on it) and hold only the runs and keys in memory.
+-- Keys set by a later UPDATE cost a second pass over every task, which the commit paid
+-- for again.
 INSERT INTO tasks
 SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
   FROM (SELECT t.*, r.source_type, r.tags, coalesce(t.task_variant, r.variant) AS variant
           FROM staged_tasks t LEFT JOIN runs r ON r.id = t.run_id) s
   LEFT JOIN run_keys rk ON rk.id = s.run_id
-  LEFT JOIN user_keys uk ON uk.id = s.user_id
- ORDER BY s.created_at;
+  LEFT JOIN user_keys uk ON uk.id = s.user_id;
+
+-- name: probe_the_stream
+-- Before insert_all_tasks. DuckDB cannot count a stream, so its optimizer would build the
+-- hash tables on the streamed tasks (all of them in memory, their order lost) and probe
+-- with the runs: without reordering, the runs and keys are built and the stream probes.
+-- One thread: two would each fill row groups of their own with every other batch, and a
+-- row group would span about 2.5 times the days (573 h against 240 h at 1M tasks over 90
+-- days), which loosens the zone maps; one thread was not slower at 1M.
+SET disabled_optimizers = 'build_side_probe_side,join_order';
+SET threads = 1;
+
+-- name: load_settings
+-- The connection's settings the full load changes for a while: memory_limit (text, as
+-- DuckDB writes it: '732.4 MiB'), threads.
+SELECT current_setting('memory_limit') AS memory_limit, current_setting('threads') AS threads;
+
+-- name: optimize_as_usual
+RESET disabled_optimizers;
+
+-- name: set_memory_limit
+-- The full load raises it while the tasks stream in (sync.py, FULL_LOAD_MEMORY_LIMIT) and
+-- puts the connection's :limit back afterwards.
+SET memory_limit = :limit;
+
+-- name: set_threads
+SET threads = :threads;
 
 -- name: all_run_keys
 -- Full load: every run gets a key, in order of creation.

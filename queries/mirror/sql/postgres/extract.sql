@@ -8,19 +8,6 @@
 -- SNAPSHOT) and so sees exactly the rows of this transaction, below the same horizon.
 SELECT pg_export_snapshot();
 
--- name: read_block_range
--- Full load: the block range [:first_block, :end_block) of a heap this transaction reads
--- (extract_all_runs, extract_all_tasks), as transaction-local settings, so the extract itself has no bound
--- parameter and ADBC streams it with COPY. The last range ends past any block there can be.
-SELECT set_config('ai_runs.mirror_from_tid', '(' || :first_block || ',0)', true),
-       set_config('ai_runs.mirror_to_tid', '(' || :end_block || ',0)', true);
-
--- name: heap_blocks
--- Blocks of the heaps the full load splits between its connections: tasks, runs. Rows of
--- this snapshot added later sit in blocks the last range reaches (it is open-ended).
-SELECT pg_relation_size('ai_tasks') / current_setting('block_size')::bigint AS tasks,
-       pg_relation_size('ai_runs') / current_setting('block_size')::bigint AS runs;
-
 -- name: source_identity
 -- The snapshot horizon of this sync and who we are reading from. Columns: horizon (text,
 -- pg_snapshot_xmin of the transaction snapshot: every transaction below it has finished),
@@ -75,14 +62,11 @@ t.id, t.task_id, t.run_id, t.user_id, u.team,
        END AS error
 
 -- name: extract_all_runs
--- Full load: the runs of one block range of the heap (read_block_range; a TID range scan reads only
--- those blocks), in heap order (the mirror sorts them). Without a bound parameter, so ADBC streams it with COPY.
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::text AS total_cost, message_count, task_count,
        created_at, updated_at, last_message_at, variant
   FROM ai_runs
- WHERE ctid >= current_setting('ai_runs.mirror_from_tid')::tid
-   AND ctid < current_setting('ai_runs.mirror_to_tid')::tid;
+ ORDER BY created_at;
 
 -- name: extract_tasks
 -- Tasks written since :since, ordered by created_at (the mirror's zone maps rely on it).
@@ -96,16 +80,15 @@ SELECT {{extract.task_fields}}
  ORDER BY t.created_at;
 
 -- name: extract_all_tasks
--- Full load: the tasks of one block range of the heap (read_block_range), in heap order,
--- without their run's columns: like extract_tasks, the mirror joins its runs and sorts
--- (queries/mirror/sql/load.sql, insert_all_tasks). Joining ai_runs here read the runs heap
--- a second time and sorting here was one process' external sort (docs/design.md, "The
--- full build"). No bound parameter, so ADBC streams it with COPY in batches.
+-- Every task, ordered by created_at, without its run's columns: like extract_tasks, the
+-- mirror joins its runs (queries/mirror/sql/load.sql, insert_all_tasks). Joining ai_runs
+-- here read the runs heap a second time and cost Postgres more than half of this extract
+-- (docs/design.md, "The full build"). No bound parameter, so ADBC streams it with COPY in
+-- batches instead of holding the whole result in memory.
 SELECT {{extract.task_fields}}
   FROM ai_tasks t
   LEFT JOIN ai_users u ON u.id = t.user_id
- WHERE t.ctid >= current_setting('ai_runs.mirror_from_tid')::tid
-   AND t.ctid < current_setting('ai_runs.mirror_to_tid')::tid;
+ ORDER BY t.created_at;
 
 -- name: score_fields
 -- The ai_scores columns the mirror keeps (tables.sql, create_scores).
