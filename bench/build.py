@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all builds hold the same rows in all {len(first)} mirror tables")
     spans = ", ".join(f"{name} {row_group_hours(mirror_file(folder, name)):.1f} h" for name in ways)
     print(f"mean created_at span of a row group of tasks: {spans}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process over all builds: {peak_mb:,.0f} MB")
     embedded.stop(folder / "pgdata")
     return 0
 
