@@ -46,6 +46,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -141,50 +142,73 @@ def extract(cur: Any, name: str, since: str) -> Any:
     return cur.fetch_arrow_table()
 
 
-def extract_all(cur: Any, name: str) -> Any:
-    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
-    COPY and hands over ~16 MB batches instead of materialising the whole result."""
-    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
-    cur.execute(sqlfiles.render(pg_sql(), name).sql)
-    return cur.fetch_record_batch()
-
-
 # ------------------------------------------------------------ the full load
 
-# Per table, in load order: the Postgres query that streams every row, the DuckDB insert.
-# Users and runs first, so keys exist before the tasks' keys are set.
-_FULL_LOAD = {
-    "users": {"extract": "extract_all_users", "insert": "insert_users"},
-    "runs": {"extract": "extract_all_runs", "insert": "insert_runs"},
-    "tasks": {"extract": "extract_all_tasks", "insert": "insert_all_tasks"},
-    "scores": {"extract": "extract_all_scores", "insert": "insert_scores"},
-}
-_CREATE = (
+# Connections of a full load (docs/design.md, "The full build"): with 2, the tasks are read
+# over a second connection that imports the sync's snapshot, so Postgres scans and sorts
+# them while the runs stream in over the first; 1 reads everything over the sync's own.
+FULL_LOAD_CONNECTIONS = 2
+# The mirror's memory limit while the tasks stream in: the hash tables of the runs and their
+# keys stay in memory (3.66M runs at 10M tasks). At 1M tasks (366k runs) the load ran out of
+# memory at 80 MB and not at 120 MB; the connection's own limit (DEFAULT_MEMORY_LIMIT,
+# 768MB) comes back afterwards.
+FULL_LOAD_MEMORY_LIMIT = "2GB"
+# A snapshot id as pg_export_snapshot() writes it (SET TRANSACTION SNAPSHOT takes no
+# bound parameter, so it is checked before it is written into the statement).
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+# The DuckDB queries that create the mirror's tables, in order (tables.sql).
+CREATE_QUERIES = (
     "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
     "create_task_scores", "create_meta",
 )  # fmt: skip
 
 
-def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
+def full_load(
+    con: duckdb.DuckDBPyConnection, cur: Any, url: str, connections: int | None = None
+) -> SyncResult:
     """Rebuild the mirror from the Postgres snapshot of `cur` (an ADBC cursor) inside a
-    DuckDB transaction the caller commits. Returns upserted = rows loaded per table."""
+    DuckDB transaction the caller commits. Returns upserted = rows loaded per table.
+
+    `connections` (default FULL_LOAD_CONNECTIONS): 2 reads the tasks over a connection to
+    `url` that imports the snapshot of `cur`, started before the runs are read; 1 reads
+    everything over `cur`."""
+    connections = connections or FULL_LOAD_CONNECTIONS
     sql = duck_sql()
     con.execute("BEGIN").fetchall()
     con.execute(sql["drop_all"].sql).fetchall()
-    for name in _CREATE:
+    for name in CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     upserted = {}
-    # Streamed batch by batch: no table ever sits in memory whole.
-    for table, queries in _FULL_LOAD.items():
-        if table == "tasks":  # keys first, so each task gets its run_key/user_key on insert
-            with step("keys"):
-                con.execute(sql["all_user_keys"].sql).fetchall()
-                con.execute(sql["all_run_keys"].sql).fetchall()
-        con.register(f"staged_{table}", extract_all(cur, queries["extract"]))
-        with step(f"load {table}"):
-            insert = sqlfiles.render(duck_sql(), queries["insert"]).sql
-            upserted[table] = con.execute(insert).fetchall()[0][0]
-        con.unregister(f"staged_{table}")
+    with contextlib.ExitStack() as stack:
+        tasks_cur = cur
+        if connections > 1:
+            tasks_cur = stack.enter_context(snapshot_reader(cur, url))
+        # Closed before the reader (on an error, wait for its query to return first).
+        pool = stack.enter_context(ThreadPoolExecutor(1))
+        if connections > 1:
+            # Postgres starts scanning and sorting the tasks now, while the runs stream in.
+            tasks = pool.submit(_stream, tasks_cur, "extract_all_tasks")
+        with step("load users"):
+            upserted["users"] = _load(con, "users", _stream(cur, "extract_all_users"))
+        with step("load runs"):
+            upserted["runs"] = _load(con, "runs", _stream(cur, "extract_all_runs"))
+        with step("keys"):
+            con.execute(sql["all_user_keys"].sql).fetchall()
+            con.execute(sql["all_run_keys"].sql).fetchall()
+        with step("load tasks"):
+            if connections == 1:
+                tasks = pool.submit(_stream, cur, "extract_all_tasks")  # only now: one cursor
+            limit, threads = con.execute(sql["load_settings"].sql).fetchall()[0]
+            con.execute(sql["set_memory_limit"].duckdb, {"limit": FULL_LOAD_MEMORY_LIMIT})
+            con.execute(sql["probe_the_stream"].sql).fetchall()
+            try:
+                upserted["tasks"] = _load(con, "tasks", tasks.result(), insert="insert_all_tasks")
+            finally:
+                con.execute(sql["optimize_as_usual"].sql).fetchall()
+                con.execute(sql["set_memory_limit"].duckdb, {"limit": limit}).fetchall()
+                con.execute(sql["set_threads"].duckdb, {"threads": int(threads)}).fetchall()
+        with step("load scores"):
+            upserted["scores"] = _load(con, "scores", _stream(cur, "extract_all_scores"))
     with step("task keys and dimension values"):
         con.execute(sql["keys_of_stored_tasks"].sql).fetchall()
         con.execute(sql["refresh_run_key_days"].duckdb, {"since_key": 0}).fetchall()
@@ -194,6 +218,45 @@ def full_load(con: duckdb.DuckDBPyConnection, cur: Any) -> SyncResult:
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
+
+
+@contextlib.contextmanager
+def snapshot_reader(cur: Any, url: str) -> Iterator[Any]:
+    """A cursor of another ADBC connection to `url` that sees exactly the snapshot of `cur`,
+    a REPEATABLE READ transaction: it exports its snapshot and the new one imports it before
+    reading anything, so every row it reads is one `cur` would read, below the horizon `cur`
+    recorded, whatever commits meanwhile. Closed on exit."""
+    cur.execute(pg_sql()["export_snapshot"].sql)
+    snapshot = cur.fetchone()[0]
+    if not _SNAPSHOT_ID.match(snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    with contextlib.closing(adbc.connect(url)) as connection:
+        reader = connection.cursor()
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        yield reader
+
+
+def _stream(cur: Any, name: str) -> Any:
+    """Every row of query `name`, as a stream of Arrow batches: without parameters ADBC uses
+    COPY and hands over ~16 MB batches instead of materialising the whole result. Returns
+    once Postgres sends the first row (after its sort, for a sorted query)."""
+    cur.adbc_statement.set_options(**{BATCH_SIZE_HINT: str(16 << 20)})
+    cur.execute(sqlfiles.render(pg_sql(), name).sql)
+    return cur.fetch_record_batch()
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: str, stream: Any, insert: str = "") -> int:
+    """Insert the rows of `stream` (registered as staged_<table>) into mirror table `table`
+    with DuckDB query `insert` (default insert_<table>); rows inserted."""
+    con.register(f"staged_{table}", stream)
+    try:
+        query = sqlfiles.render(duck_sql(), insert or f"insert_{table}").sql
+        return con.execute(query).fetchall()[0][0]
+    finally:
+        # In a transaction a failed statement aborted, this fails too: keep the first error.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(f"staged_{table}")
 
 
 # ------------------------------------------------------------ the incremental apply
@@ -436,7 +499,7 @@ def _sync(
                 log.info("rebuilding %s from scratch: %s", where, reason)
             else:
                 log.warning("rebuilding %s from scratch: %s", where, reason)
-            result = full_load(con, cur)
+            result = full_load(con, cur, url)
             result.reason = reason
         _write_meta(
             con,

@@ -3,6 +3,11 @@
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- :since is the previous sync's horizon as text (an xid8); '0' reads everything.
 
+-- name: export_snapshot
+-- The full load's snapshot, for its other connections: each imports it (SET TRANSACTION
+-- SNAPSHOT) and so sees exactly the rows of this transaction, below the same horizon.
+SELECT pg_export_snapshot();
+
 -- name: source_identity
 -- The snapshot horizon of this sync and who we are reading from. Columns: horizon (text,
 -- pg_snapshot_xmin of the transaction snapshot: every transaction below it has finished),
@@ -56,15 +61,6 @@ t.id, t.task_id, t.run_id, t.user_id, u.team,
                      t.response_errors #>> '{}'), 200)
        END AS error
 
--- name: task_rows
--- Tasks with their run's source_type and tags (denormalised too), their variant (their own,
--- else their run's) and their user's team.
-SELECT {{extract.task_fields}}, r.source_type, r.tags,
-       coalesce(t.variant, r.variant) AS variant
-  FROM ai_tasks t
-  JOIN ai_runs r ON r.id = t.run_id
-  LEFT JOIN ai_users u ON u.id = t.user_id
-
 -- name: extract_all_runs
 SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, parent_run_id,
        total_tokens, total_cost::text AS total_cost, message_count, task_count,
@@ -84,9 +80,14 @@ SELECT {{extract.task_fields}}
  ORDER BY t.created_at;
 
 -- name: extract_all_tasks
--- Every task, ordered by created_at. No bound parameter, so ADBC can stream it with COPY
--- in batches instead of holding the whole result in memory.
-{{extract.task_rows}}
+-- Every task, ordered by created_at, without its run's columns: like extract_tasks, the
+-- mirror joins its runs (queries/mirror/sql/load.sql, insert_all_tasks). Joining ai_runs
+-- here read the runs heap a second time and cost Postgres more than half of this extract
+-- (docs/design.md, "The full build"). No bound parameter, so ADBC streams it with COPY in
+-- batches instead of holding the whole result in memory.
+SELECT {{extract.task_fields}}
+  FROM ai_tasks t
+  LEFT JOIN ai_users u ON u.id = t.user_id
  ORDER BY t.created_at;
 
 -- name: score_fields
