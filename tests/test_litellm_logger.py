@@ -9,12 +9,10 @@ import time
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no internet: its own snapshot
 
-import litellm  # noqa: E402
 import pytest
 from provider_server import TEXT, ProviderServer, usage_for  # noqa: E402
 from test_sdk_streams import MESSAGES, expected_cost  # noqa: E402
 
-from ingest.sdk.litellm_logger import AiRunsLogger
 from ingest.tracking.tracker import Tracker
 
 
@@ -25,21 +23,35 @@ def server():
     srv.shutdown()
 
 
-# One logger for the module: LiteLLM registers a callback object the first time it sees it
-# and keeps calling that one, so each test hands it its own tracker.
-LOGGER = AiRunsLogger(None)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def litellm():
+    """LiteLLM, imported when the module's first test runs, not when the file is collected:
+    its import costs seconds of CPU, and every xdist worker collects every file
+    (docs/testing.md, "Why it is fast enough")."""
+    import litellm
+
+    return litellm
+
+
+@pytest.fixture(scope="module")
+def logger(litellm):
+    """One logger for the module: LiteLLM registers a callback object the first time it
+    sees it and keeps calling that one, so each test hands it its own tracker."""
+    from ingest.sdk.litellm_logger import AiRunsLogger
+
+    return AiRunsLogger(None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def tracker(db_url, tmp_path, monkeypatch):
+def tracker(db_url, tmp_path, monkeypatch, litellm, logger):
     monkeypatch.setenv("AI_RUNS_HOME", str(tmp_path / "home"))
     with Tracker(db_url) as t:
-        monkeypatch.setattr(LOGGER, "tracker", t)
-        monkeypatch.setattr(litellm, "callbacks", [LOGGER])
+        monkeypatch.setattr(logger, "tracker", t)
+        monkeypatch.setattr(litellm, "callbacks", [logger])
         yield t
 
 
-def test_litellm_success_sync_async_and_failure(server, tracker, conn):
+def test_litellm_success_sync_async_and_failure(server, tracker, conn, litellm):
     base = f"{server.url}/cached/v1"
     common = {"model": "openai/gpt-4o", "messages": MESSAGES, "api_key": "x", "api_base": base}
     with tracker.run("chat") as run_id:
@@ -93,6 +105,8 @@ def _rows_when(tracker, conn, run_id, count):
 
 def _stream(server, scenario, run_id=None, **options):
     """A LiteLLM stream; with `run_id`, its run named in the call's metadata."""
+    import litellm  # imported by the `litellm` fixture, which `tracker` needs
+
     base = f"{server.url}/{scenario}/v1"
     if run_id is not None:
         options["metadata"] = {"ai_run_id": str(run_id)}
