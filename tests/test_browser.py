@@ -275,16 +275,24 @@ def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path)
     page.screenshot(path=str(shots / "task_detail.png"), full_page=True)
 
 
-def _largest_mark(page, chart_key: str, mark: str):
-    """(aria-label, centre x, centre y) of the largest mark of kind `mark` ("rect" for bars,
-    "symbol" for points) in the Vega-Lite chart with key `chart_key`."""
+def _click_a_mark(page, chart_key: str, mark: str, param: str) -> tuple[str, str]:
+    """Click the largest mark of kind `mark` ("rect" for bars, "symbol" for points) in the
+    Vega-Lite chart with key `chart_key`, as a person does, and wait for the page to keep
+    the selection in the URL (`param`); returns the (period, group) kept there, after
+    checking that they are the ones the clicked mark names (its aria-label)."""
     # role-mark: the data's marks, not the legend's symbols.
     marks = page.locator(f".st-key-{chart_key} {VEGA_DRAWN} g.mark-{mark}.role-mark path")
     marks.first.wait_for()
     boxes = [(marks.nth(i).bounding_box(), i) for i in range(min(marks.count(), 400))]
     box, index = max((b for b in boxes if b[0]), key=lambda b: b[0]["width"] * b[0]["height"])
     label = marks.nth(index).get_attribute("aria-label") or ""
-    return label, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(re.compile(param + "="), timeout=60_000)
+    _settle(page)
+    pick = urlsplit(page.url).query.split(param + "=")[1].split("&")[0]
+    period, group = urllib.parse.unquote_plus(pick).split("|")
+    assert period in label and group in label, (label, pick)  # the mark clicked
+    return period, group
 
 
 def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: Path) -> None:
@@ -292,15 +300,8 @@ def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: P
     the day and model it names, kept in the URL."""
     _open(page, server.base, "cost", "Cost")
     page.get_by_text("Click a bar to list the most expensive tasks behind it.").wait_for()
-    label, x, y = _largest_mark(page, "cost_spend", "rect")
-    page.mouse.click(x, y)
-    page.wait_for_url(re.compile(r"cost_pick="), timeout=60_000)
-    _settle(page)
-    pick = urlsplit(page.url).query.split("cost_pick=")[1].split("&")[0]
-    period, model = urllib.parse.unquote_plus(pick).split("|")
-    assert period in label and model in label, (label, pick)  # the bar clicked
-    heading = f"Most expensive tasks behind model = {model}, day of {period}"
-    page.get_by_text(heading).wait_for()
+    period, model = _click_a_mark(page, "cost_spend", "rect", "cost_pick")
+    page.get_by_text(f"Most expensive tasks behind model = {model}, day of {period}").wait_for()
     page.get_by_text(re.compile(r"most expensive first\. Select a task")).wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(shots / "cost_drilldown.png"), full_page=True)
@@ -312,13 +313,7 @@ def test_drilldown_from_a_performance_point_in_the_browser(
     """A click on a point of Performance's percentile trend (Vega-Lite) lists the tasks
     behind it: that day and model, slowest first."""
     _open(page, server.base, "performance", "Performance")
-    label, x, y = _largest_mark(page, "perf_trend", "symbol")
-    page.mouse.click(x, y)
-    page.wait_for_url(re.compile(r"perf_pick="), timeout=60_000)
-    _settle(page)
-    pick = urlsplit(page.url).query.split("perf_pick=")[1].split("&")[0]
-    period, model = urllib.parse.unquote_plus(pick).split("|")
-    assert period in label and model in label, (label, pick)  # the point clicked
+    period, model = _click_a_mark(page, "perf_trend", "symbol", "perf_pick")
     page.get_by_role("heading", name=f"Tasks behind model = {model}, day of {period}").wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(shots / "performance_point_drilldown.png"), full_page=True)

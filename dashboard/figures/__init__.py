@@ -32,7 +32,6 @@ from dashboard.figures.parts import (
     NOT_SET,
     OTHER,
     PERCENTILES,
-    PLOTLY_CONFIG,
     empty,
     label,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "NOT_SET",
     "OTHER",
     "PERCENTILES",
-    "PLOTLY_CONFIG",
     "colours",
     "cost_per_run",
     "cost_versus_quality",

@@ -216,6 +216,14 @@ def _series(rows: pd.DataFrame, series: str) -> pd.DataFrame:
     )
 
 
+def _said(series: str) -> list[alt.Tooltip]:
+    """The tooltip of a forecast line: the day and its cumulative spend."""
+    return [
+        alt.Tooltip("when:N", title="day"),
+        alt.Tooltip("cumulative:Q", title=series, format=MONEY),
+    ]
+
+
 def forecast(result: Mapping[str, Any]) -> alt.LayerChart | alt.Chart:
     """Cumulative spend over the period: actual days, forecast days with their band, the
     budget line with its amount (from queries.spend_forecast)."""
@@ -263,33 +271,11 @@ def forecast(result: Mapping[str, Any]) -> alt.LayerChart | alt.Chart:
                 ],
             )
         )
-        layers.append(
-            alt.Chart(_series(bridge, "forecast"))
-            .mark_line(strokeDash=[6, 4])
-            .encode(
-                x=x,
-                y=y,
-                color=colour,
-                tooltip=[
-                    alt.Tooltip("when:N", title="day"),
-                    alt.Tooltip("cumulative:Q", title="forecast", format=MONEY),
-                ],
-            )
-        )
+        forecast_line = alt.Chart(_series(bridge, "forecast")).mark_line(strokeDash=[6, 4])
+        layers.append(forecast_line.encode(x=x, y=y, color=colour, tooltip=_said("forecast")))
     if not actual.empty:
-        layers.append(
-            alt.Chart(_series(actual, "actual"))
-            .mark_line(point=True, strokeWidth=3)
-            .encode(
-                x=x,
-                y=y,
-                color=colour,
-                tooltip=[
-                    alt.Tooltip("when:N", title="day"),
-                    alt.Tooltip("cumulative:Q", title="actual", format=MONEY),
-                ],
-            )
-        )
+        actual_line = alt.Chart(_series(actual, "actual")).mark_line(point=True, strokeWidth=3)
+        layers.append(actual_line.encode(x=x, y=y, color=colour, tooltip=_said("actual")))
     budget = result.get("budget")
     if budget:
         line = pd.DataFrame({"budget": [float(budget)], "text": [f"budget ${float(budget):,.0f}"]})

@@ -14,6 +14,7 @@ from dashboard.figures.vega import (
     colours,
     empty,
     group_text,
+    groups_x,
     periods,
     pick,
     time_x,
@@ -137,12 +138,7 @@ def percentiles_by_group(
         alt.Chart(frame, title=title, height=HEIGHT)
         .mark_bar()
         .encode(
-            x=alt.X(
-                "name:N",
-                title=by_label.capitalize(),
-                sort=list(dict.fromkeys(names)),
-                axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False),
-            ),
+            x=groups_x(names, by_label.capitalize()),
             xOffset=alt.XOffset("series:N", sort=list(PERCENTILES)),
             y=alt.Y("ms:Q", title=y_title, axis=alt.Axis(format=",.0f")),
             color=_series_colour(list(PERCENTILES), "percentile"),
@@ -219,12 +215,7 @@ def tokens_per_second(
             "p90": df["p90"].astype(float).to_numpy(),
         }
     )
-    x = alt.X(
-        "name:N",
-        title=by_label.capitalize(),
-        sort=names,
-        axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False),
-    )
+    x = groups_x(names, by_label.capitalize())
     tooltip = [
         alt.Tooltip("name:N", title=by_label),
         alt.Tooltip("p50:Q", title="p50 (tokens/s)", format=",.1f"),
@@ -306,12 +297,7 @@ def failure_rates_by(
         alt.Chart(frame, title=title, height=HEIGHT)
         .mark_bar()
         .encode(
-            x=alt.X(
-                "name:N",
-                title=by_label.capitalize(),
-                sort=list(dict.fromkeys(names)),
-                axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False),
-            ),
+            x=groups_x(names, by_label.capitalize()),
             xOffset=alt.XOffset("series:N", sort=series),
             y=alt.Y("rate:Q", title="Share of finished tasks (%)", axis=alt.Axis(format="~%")),
             color=_series_colour(series),

@@ -80,6 +80,17 @@ def time_x(grain: str) -> alt.X:
     )
 
 
+def groups_x(names: list[str], title: str) -> alt.X:
+    """The x encoding of one bar (or bar group) per group, in the order given, labels
+    slanted so that long model names stay readable side by side."""
+    return alt.X(
+        "name:N",
+        title=title,
+        sort=list(dict.fromkeys(names)),
+        axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False),
+    )
+
+
 def colours(names: list[str], colour_of: list[str], title: str) -> alt.Color:
     """One colour per name (in first-seen order), the legend beside the plot: a row of
     entries above it wraps on a narrow screen and covers the title (README, "Dashboard
