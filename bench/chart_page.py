@@ -8,17 +8,19 @@ Charts (the shapes the dashboard's pages draw, with the columns its rollups retu
 - pct_groups: grouped bars, p50/p90/p95/p99 per group (Performance);
 - page: spend_stack, pct_groups and top_bars on one page (a chart page).
 
-Libraries: plotly (the dashboard's own figure functions, as the pages call st.plotly_chart),
-plotly_lean (the same figures without the mode bar), vegalite (st.altair_chart), native
-(st.bar_chart / st.line_chart) and echarts (st.echarts_chart), with hover tooltips where
-the library has them. `?chart=none` draws nothing (the baseline).
+Libraries: vegalite (the dashboard's own figure functions, as the pages call
+st.altair_chart, drill-down selections included), plotly (the same traces as the Plotly
+figures the pages drew before they moved to Vega-Lite, through st.plotly_chart),
+plotly_lean (the same without the mode bar), native (st.bar_chart / st.line_chart) and
+echarts (st.echarts_chart), with hover tooltips where the library has them.
+`?chart=none` draws nothing (the baseline).
 """
 
 from __future__ import annotations
 
-import altair as alt
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 
 from dashboard import figures
@@ -65,30 +67,35 @@ def frames(days: int, group_count: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.
 spend, latency, by_group = frames(days, group_count)
 legend = Legend(colours=colour_map(by_group["group"]))
 top = spend.groupby("group", as_index=False)["cost"].sum().sort_values("cost", ascending=False)
-colour_scale = alt.Scale(domain=list(legend.colours), range=list(legend.colours.values()))
+# The Plotly figures' layout: legend beside the plot, white template, hover per point.
+PLOTLY_LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+    "legend": {"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
+}
 
 
 def plotly(figure, key: str, lean: bool) -> None:
-    config = {"displayModeBar": False} if lean else None
-    st.plotly_chart(figure, key=key, config=config)
+    config = {"displayModeBar": False} if lean else {"displaylogo": False}
+    figure.update_layout(**PLOTLY_LAYOUT)
+    st.plotly_chart(figure, key=key, config=config, on_select="rerun", selection_mode="points")
 
 
 def draw_spend_stack() -> None:
     if lib.startswith("plotly"):
-        figure = figures.spend_over_time(spend, "model", "day", legend)
+        figure = px.bar(
+            spend,
+            x="period",
+            y="cost",
+            color="group",
+            title="Spend per day by model",
+            color_discrete_map=legend.colours,
+            custom_data=["period", "group"],
+        )
         plotly(figure, "spend_stack", lib == "plotly_lean")
     elif lib == "vegalite":
-        st.altair_chart(
-            alt.Chart(spend, title="Spend per day by model")
-            .mark_bar()
-            .encode(
-                x=alt.X("period:T", title="Day (UTC)"),
-                y=alt.Y("sum(cost):Q", title="Cost (USD)", stack="zero"),
-                color=alt.Color("group:N", scale=colour_scale, title="model"),
-                tooltip=["period:T", "group:N", alt.Tooltip("cost:Q", format="$,.2f")],
-            ),
-            key="spend_stack",
-        )
+        chart = figures.spend_over_time(spend, "model", "day", legend, selectable=True)
+        st.altair_chart(chart, key="spend_stack", on_select="rerun", selection_mode="pick")
     elif lib == "native":
         st.bar_chart(spend, x="period", y="cost", color="group")
     elif lib == "echarts":
@@ -104,22 +111,23 @@ def draw_spend_stack() -> None:
 
 def draw_latency_lines() -> None:
     if lib.startswith("plotly"):
-        figure = figures.percentiles_over_time(
-            latency, "ttft", "p95", "model", "day", legend=legend
+        figure = px.line(
+            latency,
+            x="period",
+            y="p95",
+            color="group",
+            markers=True,
+            log_y=True,
+            title="p95 time to first token per day by model",
+            color_discrete_map=legend.colours,
+            custom_data=["period", "group"],
         )
         plotly(figure, "latency_lines", lib == "plotly_lean")
     elif lib == "vegalite":
-        st.altair_chart(
-            alt.Chart(latency, title="p95 time to first token per day by model")
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("period:T", title="Day (UTC)"),
-                y=alt.Y("p95:Q", title="p95 (ms, log)", scale=alt.Scale(type="log")),
-                color=alt.Color("group:N", scale=colour_scale, title="model"),
-                tooltip=["period:T", "group:N", alt.Tooltip("p95:Q", format=",.0f")],
-            ),
-            key="latency_lines",
+        chart = figures.percentiles_over_time(
+            latency, "ttft", "p95", "model", "day", legend=legend, selectable=True
         )
+        st.altair_chart(chart, key="latency_lines", on_select="rerun", selection_mode="pick")
     elif lib == "native":
         st.line_chart(latency, x="period", y="p95", color="group")
     elif lib == "echarts":
@@ -134,20 +142,19 @@ def draw_latency_lines() -> None:
 
 def draw_top_bars() -> None:
     if lib.startswith("plotly"):
-        figure = figures.usage_bars(top, "Spend by model (top 10)", legend=legend)
-        plotly(figure, "top_bars", lib == "plotly_lean")
-    elif lib == "vegalite":
-        st.altair_chart(
-            alt.Chart(top.head(10), title="Spend by model (top 10)")
-            .mark_bar()
-            .encode(
-                y=alt.Y("group:N", sort="-x", title=None),
-                x=alt.X("cost:Q", title="Cost (USD)"),
-                color=alt.Color("group:N", scale=colour_scale, legend=None),
-                tooltip=["group:N", alt.Tooltip("cost:Q", format="$,.2f")],
-            ),
-            key="top_bars",
+        figure = px.bar(
+            top.head(10).iloc[::-1],
+            x="cost",
+            y="group",
+            color="group",
+            orientation="h",
+            title="Spend by model (top 10)",
+            color_discrete_map=legend.colours,
         )
+        plotly(figure.update_layout(showlegend=False), "top_bars", lib == "plotly_lean")
+    elif lib == "vegalite":
+        chart = figures.usage_bars(top, "Spend by model (top 10)", legend=legend)
+        st.altair_chart(chart, key="top_bars")
     elif lib == "native":
         st.bar_chart(top.head(10), x="group", y="cost", horizontal=True)
     elif lib == "echarts":
@@ -165,24 +172,21 @@ def draw_top_bars() -> None:
 
 
 def draw_pct_groups() -> None:
-    if lib.startswith("plotly"):
-        figure = figures.percentiles_by_group(by_group, "ttft", "model", legend)
-        plotly(figure, "pct_groups", lib == "plotly_lean")
-        return
     long = by_group.melt(id_vars="group", var_name="percentile", value_name="ms")
-    if lib == "vegalite":
-        st.altair_chart(
-            alt.Chart(long, title="Time to first token percentiles by model")
-            .mark_bar()
-            .encode(
-                x=alt.X("group:N", title="Model"),
-                xOffset="percentile:N",
-                y=alt.Y("ms:Q", title="Time to first token (ms)"),
-                color="percentile:N",
-                tooltip=["group:N", "percentile:N", alt.Tooltip("ms:Q", format=",.0f")],
-            ),
-            key="pct_groups",
+    if lib.startswith("plotly"):
+        figure = px.bar(
+            long,
+            x="group",
+            y="ms",
+            color="percentile",
+            barmode="group",
+            title="Time to first token percentiles by model",
+            custom_data=["group"],
         )
+        plotly(figure, "pct_groups", lib == "plotly_lean")
+    elif lib == "vegalite":
+        chart = figures.percentiles_by_group(by_group, "ttft", "model", legend, selectable=True)
+        st.altair_chart(chart, key="pct_groups", on_select="rerun", selection_mode="pick")
     elif lib == "native":
         st.bar_chart(long, x="group", y="ms", color="percentile", stack=False)
     elif lib == "echarts":

@@ -4,6 +4,7 @@ helpers, and reading back what a download button serves."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
 import streamlit as st
 from streamlit.runtime import memory_media_file_storage
 from streamlit.testing.v1 import AppTest
@@ -137,3 +139,40 @@ def download(at: AppTest, spy: MediaSpy, label_start: str, index: int = 0) -> by
 
 def csv_frame(data: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(data))
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Vega-Lite charts the last run drew (st.altair_chart), as their specs."""
+    return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+def chart_title(spec: dict) -> str:
+    """A Vega-Lite spec's title text."""
+    title = spec.get("title") or ""
+    return title.get("text", "") if isinstance(title, dict) else title
+
+
+def chart_frames(at: AppTest, index: int) -> list[pd.DataFrame]:
+    """Every data set chart `index` of the last run was given (one per layer with its own)."""
+    chart = at.get("vega_lite_chart")[index].proto
+    arrows = [named.data.data for named in chart.datasets] or [chart.data.data]
+    return [pa.ipc.open_stream(arrow).read_pandas() for arrow in arrows]
+
+
+def chart_rows(at: AppTest, index: int) -> pd.DataFrame:
+    """The rows chart `index` of the last run was given (its first data set)."""
+    return chart_frames(at, index)[0]
+
+
+def a_slice(at: AppTest, index: int, last: bool = False) -> tuple[str, str]:
+    """(period, group) of a mark of drill-down chart `index`, as a click selects it: the
+    first one (the last one with `last`) that names one group, not "other"."""
+    rows = chart_rows(at, index)
+    rows = rows[(rows["pick_group"] != "") & (rows["pick_group"] != "other")]
+    row = rows.iloc[-1 if last else 0]
+    return row["pick_period"], row["pick_group"]
+
+
+def picked(period: str, group: str) -> dict:
+    """What st.altair_chart keeps in session state when a mark is clicked (figures.vega)."""
+    return {"selection": {"pick": [{"pick_period": period, "pick_group": group}]}}

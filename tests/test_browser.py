@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -47,8 +48,10 @@ PAGES = {
     "export": "Usage export",
 }
 CHART_PAGES = {"", "cost", "performance"}
-# A chart has drawn: Plotly's SVG, or Vega-Lite's (the Overview: docs/design.md, "Pages").
+# A chart has drawn: Plotly's SVG, or Vega-Lite's (the Overview, Cost and Performance:
+# docs/design.md, "Pages").
 CHART_DRAWN = '.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] svg.marks'
+VEGA_DRAWN = '[data-testid="stVegaLiteChart"] svg.marks'
 
 pytestmark = pytest.mark.browser
 
@@ -194,11 +197,10 @@ def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None
             _settle(page)
         if path in CHART_PAGES:
             page.wait_for_selector(CHART_DRAWN, timeout=60_000)
-            if path == "":  # Vega-Lite only: spend over time and the open "top" tab's bars
-                assert page.locator('[data-testid="stVegaLiteChart"] svg.marks').count() == 2
-                assert page.locator(".js-plotly-plot").count() == 0
-            else:
-                assert page.locator(".js-plotly-plot").count() >= 3, path
+            # Vega-Lite only, no Plotly loaded (Overview: spend over time and the open "top"
+            # tab's bars; Cost and Performance: every chart, drill-downs included).
+            assert page.locator(VEGA_DRAWN).count() >= (2 if path == "" else 3), path
+            assert page.locator(".js-plotly-plot").count() == 0, path
         if path == "":  # a hidden tab runs when opened, and the URL keeps it
             page.get_by_role("tab", name="Teams").click()
             page.wait_for_url(re.compile(r"top=Teams"), timeout=60_000)
@@ -250,7 +252,7 @@ def test_download_a_csv(server: Server, page, shots: Path) -> None:
 
 def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path) -> None:
     _open(page, server.base, "performance", "Performance")
-    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.wait_for_selector(VEGA_DRAWN)
     # The headline names the model that got slower; its button lists that model's slow tasks.
     focus = page.get_by_role("button", name=re.compile(r"^Slowest tasks of .*, last 7 days"))
     if focus.count():
@@ -271,6 +273,50 @@ def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path)
     page.get_by_text(task_prefix).first.wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(shots / "task_detail.png"), full_page=True)
+
+
+def _click_a_mark(page, chart_key: str, mark: str, param: str) -> tuple[str, str]:
+    """Click the largest mark of kind `mark` ("rect" for bars, "symbol" for points) in the
+    Vega-Lite chart with key `chart_key`, as a person does, and wait for the page to keep
+    the selection in the URL (`param`); returns the (period, group) kept there, after
+    checking that they are the ones the clicked mark names (its aria-label)."""
+    # role-mark: the data's marks, not the legend's symbols.
+    marks = page.locator(f".st-key-{chart_key} {VEGA_DRAWN} g.mark-{mark}.role-mark path")
+    marks.first.wait_for()
+    boxes = [(marks.nth(i).bounding_box(), i) for i in range(min(marks.count(), 400))]
+    box, index = max((b for b in boxes if b[0]), key=lambda b: b[0]["width"] * b[0]["height"])
+    label = marks.nth(index).get_attribute("aria-label") or ""
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(re.compile(param + "="), timeout=60_000)
+    _settle(page)
+    pick = urlsplit(page.url).query.split(param + "=")[1].split("&")[0]
+    period, group = urllib.parse.unquote_plus(pick).split("|")
+    assert period in label and group in label, (label, pick)  # the mark clicked
+    return period, group
+
+
+def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: Path) -> None:
+    """A click on a Vega-Lite bar of Cost's spend chart lists the tasks behind that bar:
+    the day and model it names, kept in the URL."""
+    _open(page, server.base, "cost", "Cost")
+    page.get_by_text("Click a bar to list the most expensive tasks behind it.").wait_for()
+    period, model = _click_a_mark(page, "cost_spend", "rect", "cost_pick")
+    page.get_by_text(f"Most expensive tasks behind model = {model}, day of {period}").wait_for()
+    page.get_by_text(re.compile(r"most expensive first\. Select a task")).wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(shots / "cost_drilldown.png"), full_page=True)
+
+
+def test_drilldown_from_a_performance_point_in_the_browser(
+    server: Server, page, shots: Path
+) -> None:
+    """A click on a point of Performance's percentile trend (Vega-Lite) lists the tasks
+    behind it: that day and model, slowest first."""
+    _open(page, server.base, "performance", "Performance")
+    period, model = _click_a_mark(page, "perf_trend", "symbol", "perf_pick")
+    page.get_by_role("heading", name=f"Tasks behind model = {model}, day of {period}").wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(shots / "performance_point_drilldown.png"), full_page=True)
 
 
 def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path) -> None:

@@ -102,7 +102,7 @@ def test_cost_group_by_reruns_only_the_spend_section(
         at.run()
     assert not at.exception, at.exception
     assert asked == ["usage_over_time by team"]  # the breakdown, forecast and lists are not rerun
-    chart = at.get("plotly_chart")[0]
+    chart = at.get("vega_lite_chart")[0]
     assert "Spend per day by team" in chart.proto.spec or "by team" in chart.proto.spec
     # The A x B breakdown is a fragment of its own: its pickers rerun it alone. (AppTest
     # shows what the last run drew: a full run first, to reach the breakdown's pickers.)

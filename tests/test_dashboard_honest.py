@@ -4,12 +4,20 @@ selection in the URL, and the runs list's star, numbering and search wording."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import test_dashboard as shared
-from dashboard_support import MediaSpy, csv_frame, download, open_page, texts
+from dashboard_support import (
+    MediaSpy,
+    a_slice,
+    chart_title,
+    charts,
+    csv_frame,
+    download,
+    open_page,
+    texts,
+)
 
 from dashboard import data
 from ingest import Tracker
@@ -62,8 +70,7 @@ def test_latency_says_completed_tasks_and_a_failed_filter_is_named(demo_app: Pat
     warning = " ".join(w.value for w in failed.warning)
     assert "leaves out completed tasks" in warning
     assert not [s for s in failed.success if "got markedly slower" in s.value]
-    charts = failed.get("plotly_chart")
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
+    titles = [chart_title(spec) for spec in charts(failed)]
     assert titles and all("failure" in t.lower() for t in titles)  # no empty latency chart
 
 
@@ -97,13 +104,9 @@ def test_cost_breakdown_by_two_dimensions(demo_app: Path) -> None:
     assert not at.exception
     table = _table_with(at, "team")
     assert list(table.columns[:2]) == ["team", "model"]
-    chart = next(
-        json.loads(c.proto.spec)
-        for c in at.get("plotly_chart")
-        if "×" in json.loads(c.proto.spec)["layout"]["title"]["text"]
-    )
-    assert chart["layout"]["title"]["text"] == "Spend by team × model"
-    assert chart["layout"]["barmode"] == "stack"
+    chart = next(spec for spec in charts(at) if "×" in chart_title(spec))
+    assert chart_title(chart) == "Spend by team × model"
+    assert chart["encoding"]["x"]["stack"] == "zero"  # stacked bars, one per team
     weekly = open_page("export", export_pairs_a="user", export_pairs_b="week")
     assert not weekly.exception
     pairs = [d.value for d in weekly.dataframe if "period" in d.value.columns]
@@ -112,9 +115,7 @@ def test_cost_breakdown_by_two_dimensions(demo_app: Path) -> None:
 
 def test_a_drilldown_selection_opens_from_the_url(demo_app: Path) -> None:
     at = open_page("cost")
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    trace = max(spec["data"], key=lambda t: len(t.get("customdata") or []))
-    period, model = trace["customdata"][0]
+    period, model = a_slice(at, 0)
     shared = open_page("cost", cost_pick=f"{period}|{model}")
     assert not shared.exception
     assert any("Most expensive tasks behind model" in m.value for m in shared.markdown)

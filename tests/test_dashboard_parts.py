@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import pytest
 from dashboard_support import create_database, drop_database
 
@@ -40,90 +39,112 @@ def _last_days(days: int = 30, **kwargs) -> Filters:
     return Filters.last_days(days, **kwargs)
 
 
-def _axis_title(fig: go.Figure, axis: str) -> str:
-    return getattr(fig.layout, axis).title.text or ""
+def _spec(chart) -> dict:
+    """An Altair chart's Vega-Lite spec."""
+    return chart.to_dict()
+
+
+def _rows(chart, layer: int | None = None) -> pd.DataFrame:
+    """The rows a chart (or one layer of it) draws."""
+    target = chart.layer[layer] if layer is not None else chart
+    return target.data
+
+
+def _encoding(chart, layer: int | None = None) -> dict:
+    spec = _spec(chart)
+    return spec["layer"][layer]["encoding"] if layer is not None else spec["encoding"]
 
 
 # ------------------------------------------------------------------ figures
 
 
-def test_spend_figure_stacks_one_trace_per_model(mirror) -> None:
+def test_spend_figure_stacks_one_colour_per_model(mirror) -> None:
     _, con = mirror
     usage = queries.usage_over_time(con, _last_days(), "day", "model")
-    fig = figures.spend_over_time(usage, "model", "day")
-    assert fig.layout.barmode == "stack"
-    assert _axis_title(fig, "yaxis") == "Cost (USD)"
-    assert {t.name for t in fig.data} == {figures.label(g) for g in usage["group"].unique()}
-    total = sum(sum(t.y) for t in fig.data)
-    assert total == pytest.approx(float(usage["cost"].astype(float).sum()))
-    # Each bar names its slice for drill-down.
-    first = fig.data[0]
-    assert first.customdata[0][1] == first.name
+    chart = figures.spend_over_time(usage, "model", "day", selectable=True)
+    encoding = _encoding(chart)
+    assert encoding["y2"]["field"] == "bottom" and encoding["y"]["title"] == "Cost (USD)"
+    assert set(encoding["color"]["scale"]["domain"]) == {
+        figures.label(g) for g in usage["group"].unique()
+    }
+    rows = _rows(chart)
+    assert rows["value"].sum() == pytest.approx(float(usage["cost"].astype(float).sum()))
+    # Each bar names its slice for drill-down, and a click selects exactly those fields.
+    first = rows.iloc[0]
+    assert first["pick_group"] == first["name"]
+    assert date.fromisoformat(first["pick_period"])
+    assert _spec(chart)["params"][0]["select"]["fields"] == ["pick_period", "pick_group"]
 
 
 def test_latency_figures_have_ms_axes_and_drilldown_data(mirror) -> None:
     _, con = mirror
     filters = _last_days()
     trend = queries.latency_percentiles(con, filters, "ttft", "model", "day")
-    fig = figures.percentiles_over_time(trend, "ttft", "p95", "model", "day")
-    assert "(ms" in _axis_title(fig, "yaxis")
-    point = fig.data[0]
-    period, group = point.customdata[0]
-    assert date.fromisoformat(period) and group == point.name
-    selected = figures.selected_slice({"selection": {"points": [{"customdata": [period, group]}]}})
-    assert selected == (period, group)
-    assert figures.selected_slice({"selection": {"points": []}}) is None
+    chart = figures.percentiles_over_time(trend, "ttft", "p95", "model", "day", selectable=True)
+    assert "(ms" in _encoding(chart, 0)["y"]["title"]
+    point = _rows(chart).iloc[0]
+    period, group = point["pick_period"], point["pick_group"]
+    assert date.fromisoformat(period) and group == point["name"]
+    event = {"selection": {"pick": [{"pick_period": period, "pick_group": group}]}}
+    assert figures.selected_slice(event) == (period, group)
+    assert figures.selected_slice({"selection": {"pick": {}}}) is None  # nothing clicked
+    assert figures.selected_slice(None) is None
 
     by_model = queries.latency_percentiles(con, filters, "total_time", "model")
     bars = figures.percentiles_by_group(by_model, "total_time", "model")
-    assert [t.name for t in bars.data] == list(figures.PERCENTILES)
-    assert _axis_title(bars, "yaxis") == "Total time (ms)"
+    assert _encoding(bars)["color"]["scale"]["domain"] == list(figures.PERCENTILES)
+    assert _encoding(bars)["y"]["title"] == "Total time (ms)"
 
     hist = queries.latency_histogram(con, filters, "ttft", 30)
-    fig = figures.latency_histogram(hist, "ttft")
-    assert _axis_title(fig, "xaxis") == "Time to first token (ms, log scale)"
-    assert sum(fig.data[0].y) == int(hist["tasks"].sum())
+    chart = figures.latency_histogram(hist, "ttft")
+    assert _encoding(chart)["x"]["title"] == "Time to first token (ms, log scale)"
+    assert _rows(chart)["tasks"].sum() == int(hist["tasks"].sum())
 
     speed = figures.tokens_per_second(queries.tokens_per_second(con, filters, "model"))
-    assert _axis_title(speed, "yaxis") == "Output speed (tokens/s)"
+    assert _encoding(speed, 0)["y"]["title"] == "Output speed (tokens/s)"
 
 
 def test_failure_and_cost_figures(mirror) -> None:
     _, con = mirror
     filters = _last_days()
     over_time = figures.failure_rates_over_time(queries.failure_rates(con, filters, grain="week"))
-    assert _axis_title(over_time, "yaxis") == "Share of finished tasks (%)"
-    assert [t.name for t in over_time.data] == ["failed", "cancelled"]
+    assert _encoding(over_time)["y"]["title"] == "Share of finished tasks (%)"
+    assert _encoding(over_time)["color"]["scale"]["domain"] == ["failed", "cancelled"]
     histogram = drilldown.cost_per_run_histogram(con, filters)
     per_run = figures.cost_per_run(histogram)
-    assert _axis_title(per_run, "xaxis") == "Cost per run (USD, log scale)"
+    assert _encoding(per_run)["x"]["title"] == "Cost per run (USD, log scale)"
     costs = queries.cost_per_run(con, filters)["cost"]
     assert histogram["runs"].sum() == (costs > 0).sum()
     what_if = queries.what_if_cost(con, filters, "openai", "gpt-4o-mini")
-    fig = figures.what_if(what_if, "openai/gpt-4o-mini")
-    assert [t.name for t in fig.data] == ["actual", "on openai/gpt-4o-mini"]
+    chart = figures.what_if(what_if, "openai/gpt-4o-mini")
+    assert _encoding(chart)["color"]["scale"]["domain"] == ["actual", "on openai/gpt-4o-mini"]
 
 
 def test_forecast_figure_shows_actuals_forecast_band_and_budget(mirror) -> None:
     _, con = mirror
     result = queries.spend_forecast(con, _last_days(), budget=50.0)
-    fig = figures.forecast(result)
-    names = [t.name for t in fig.data]
+    chart = figures.forecast(result)
+    spec = _spec(chart)
+    names = spec["layer"][0]["encoding"]["color"]["scale"]["domain"]
     assert "actual" in names
     if (result["daily"]["kind"] == "forecast").any():
         assert "forecast" in names and "forecast band (≈90%)" in names
-    assert any("budget $50" in (a.text or "") for a in fig.layout.annotations)
-    assert _axis_title(fig, "yaxis") == "Cumulative cost (USD)"
+    assert "budget $50" in _rows(chart, -1)["text"].tolist()
+    assert spec["layer"][-2]["encoding"]["y"]["field"] == "budget"
+    assert any(
+        layer["encoding"]["y"].get("title") == "Cumulative cost (USD)" for layer in spec["layer"]
+    )
 
 
 def test_empty_frames_give_a_figure_that_says_so() -> None:
-    fig = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]))
-    assert fig.layout.annotations[0].text == "No tasks to show in this view."
+    chart = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]))
+    assert _rows(chart)["line"].tolist() == ["No tasks to show in this view."]
     said = "No tasks in the chosen period with Team red: clear a filter or widen it."
-    fig = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]), nothing=said)
-    assert fig.layout.annotations[0].text == (
-        "No tasks in the chosen period with Team red: clear a<br>filter or widen it."
-    )
+    chart = figures.spend_over_time(pd.DataFrame(columns=["period", "group", "cost"]), nothing=said)
+    assert _rows(chart)["line"].tolist() == [
+        "No tasks in the chosen period with Team red: clear a",
+        "filter or widen it.",
+    ]
     assert figures.label(None) == "(not set)"
 
 

@@ -1,17 +1,21 @@
-"""Plotly figures of the dashboard: pure functions, DataFrame (as `queries` returns it) in,
-plotly Figure out. No Streamlit here, so each can be tested on its own.
+"""Figures of the dashboard: pure functions, DataFrame (as `queries` returns it) in, an
+Altair (Vega-Lite) chart or a Plotly figure out. No Streamlit here, so each can be tested
+on its own.
 
-Units go in the axis titles: $ for USD, ms for times, tokens, %. Every figure that supports
-drill-down carries `customdata` = [period ISO date or "", group or ""] on each point, so a
-selection event names the slice it stands for without guessing from trace order.
+Units go in the axis titles: $ for USD, ms for times, tokens, %. Every drill-down chart
+carries [period ISO date or "", group or ""] on each mark (vega.PICK_FIELDS), so a
+selection names the slice it stands for without guessing from names or positions.
 
-- vega.py: the Vega-Lite twins of the charts measured markedly faster in it (the Overview);
-- cost.py: spend over time, usage bars, A x B pairs, cost per run, forecast, what-if;
-- performance.py: latency percentiles and histogram, tokens per second, failure rates;
-- runs.py: a run's timeline, and reading a chart selection;
-- quality.py: cost versus quality, one point per variant (the Compare page);
-- parts.py: the shared layout, axes and empty states; colours.py: one stable colour per
-  value, display names in legends.
+- vega.py: what the Vega-Lite charts share: empty chart, UTC time axis, legend, the point
+  selection of a drill-down and its reading;
+- cost.py (Vega-Lite): spend over time, usage bars, A x B pairs, cost per run, forecast,
+  what-if;
+- performance.py (Vega-Lite): latency percentiles and histogram, tokens per second,
+  failure rates;
+- runs.py (Plotly): a run's timeline;
+- quality.py (Plotly): cost versus quality, one point per variant (the Compare page);
+- parts.py: the Plotly layout and empty figure, labels and formats both families use;
+  colours.py: one stable colour per value, display names in legends.
 """
 
 from dashboard.figures import colours, vega
@@ -28,7 +32,6 @@ from dashboard.figures.parts import (
     NOT_SET,
     OTHER,
     PERCENTILES,
-    PLOTLY_CONFIG,
     empty,
     label,
 )
@@ -41,13 +44,13 @@ from dashboard.figures.performance import (
     tokens_per_second,
 )
 from dashboard.figures.quality import cost_versus_quality
-from dashboard.figures.runs import run_timeline, selected_slice
+from dashboard.figures.runs import run_timeline
+from dashboard.figures.vega import selected_slice
 
 __all__ = [
     "NOT_SET",
     "OTHER",
     "PERCENTILES",
-    "PLOTLY_CONFIG",
     "colours",
     "cost_per_run",
     "cost_versus_quality",

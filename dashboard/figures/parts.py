@@ -1,6 +1,6 @@
-"""What every dashboard figure shares (dashboard/figures/ and its two families): the
-layout, time axes that fit the grain, series per group, the customdata of drill-down
-points, legends and the empty figure. No Streamlit here."""
+"""What the dashboard's figures share: labels, percentiles and tick formats (both
+families), and for the Plotly figures (a run's timeline, Compare) the layout and the empty
+figure. The Vega-Lite parts are in vega.py. No Streamlit here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import html
 import textwrap
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.colours import NOT_SET as NOT_SET
@@ -40,56 +39,13 @@ def new_figure(title: str, x_title: str, y_title: str, **layout: Any) -> go.Figu
 
 
 PLAIN = Legend()
-# Axis tick and hover formats that fit a time grain ("Oct 2026" for months).
+# Axis tick formats that fit a time grain ("Oct 2026" for months).
 TICK_FORMATS = {"day": "%d %b", "week": "%d %b %Y", "month": "%b %Y"}
-HOVER_FORMATS = {"day": "%Y-%m-%d", "week": "week of %Y-%m-%d", "month": "%b %Y"}
 
 
 def label(value: Any) -> str:
     """How a group value is shown: None/NaN is "(not set)"."""
     return PLAIN.name(value)
-
-
-def time_axis(fig: go.Figure, grain: str) -> None:
-    """Ticks that fit the grain: one per month at month grain, no midnight times."""
-    fig.update_xaxes(tickformat=TICK_FORMATS.get(grain, "%d %b"))
-    if grain == "month":
-        fig.update_xaxes(dtick="M1")
-
-
-def hover_x(grain: str) -> str:
-    """The hover template of an x value at `grain`."""
-    return "%{x|" + HOVER_FORMATS.get(grain, "%Y-%m-%d") + "}"
-
-
-def series_groups(df: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
-    """(group value, rows) in first-seen order; one unnamed group when there is no column."""
-    if "group" not in df.columns:
-        return [(None, df)]
-    keys = df["group"].astype(object).where(df["group"].notna(), None)
-    order = list(dict.fromkeys(keys))
-    return [(value, df[keys.map(lambda k, v=value: k == v)]) for value in order]
-
-
-def period_text(series: pd.Series) -> list[str]:
-    """Periods as ISO dates ("" for none)."""
-    return [pd.Timestamp(v).date().isoformat() if pd.notna(v) else "" for v in series]
-
-
-def point_data(rows: pd.DataFrame, group: Any) -> list[list[str]]:
-    """The customdata of each point: [period ISO date or "", group or ""]."""
-    periods = period_text(rows["period"]) if "period" in rows else [""] * len(rows)
-    name = "" if group is None else str(group)
-    return [[p, name] for p in periods]
-
-
-def legend_aside(fig: go.Figure, limit: int = 6) -> go.Figure:
-    """Many series: a vertical legend on the right instead of a crowded row over the title."""
-    if len(fig.data) > limit:
-        fig.update_layout(
-            legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02}
-        )
-    return fig
 
 
 NO_TASKS = "No tasks to show in this view."
@@ -109,7 +65,3 @@ def empty(title: str, message: str | None = None) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
-
-
-# What st.plotly_chart is given as `config` on every page: no Plotly logo link.
-PLOTLY_CONFIG = {"displaylogo": False}

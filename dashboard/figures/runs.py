@@ -1,10 +1,6 @@
-"""Figures of one run (its tasks on a time axis) and the reading of a chart selection: the
-[period, group] every drill-down figure carries in `customdata`."""
+"""Figures of one run: its tasks on a time axis (Plotly; the run view)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -51,20 +47,3 @@ def run_timeline(tasks: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(type="date")
     fig.update_layout(height=max(240, 60 + 26 * len(rows)))
     return fig
-
-
-def selected_slice(event: Any) -> tuple[str | None, str | None] | None:
-    """(period ISO date or None, group or None) of the first selected point of a chart
-    drawn here, or None when nothing is selected. `event` is st.plotly_chart's return or
-    its session-state value."""
-    if not event:
-        return None
-    selection = event.get("selection") if isinstance(event, Mapping) else event.selection
-    points = (selection or {}).get("points") or []
-    for point in points:
-        custom = point.get("customdata")
-        if custom and len(custom) >= 2:
-            return (custom[0] or None, custom[1] or None)
-        if "x" in point:
-            return (str(point["x"])[:10], point.get("legendgroup") or None)
-    return None

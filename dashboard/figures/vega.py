@@ -1,25 +1,39 @@
-"""Vega-Lite charts (st.altair_chart) of the dashboard, for the charts that draw markedly
-faster in Vega-Lite than in Plotly in bench/charts.py and need no Plotly selection: the
-Overview's spend over time and its top lists, so that page loads no Plotly at all (README,
-Performance, "Chart libraries"). DataFrame in, Altair chart out; the same data, colours,
-names and units as their Plotly twins in cost.py.
+"""What every Vega-Lite chart of the dashboard shares (st.altair_chart): the empty chart,
+time axes in UTC that fit the grain, legends beside the plot, and the point selection of a
+drill-down chart with the reading of what was clicked. No Streamlit here.
+
+Vega-Lite, not Plotly, on the Overview, Cost and Performance pages: it draws the same
+charts markedly faster in bench/charts.py, so those pages load no Plotly at all
+(docs/design.md, "Pages"). A drill-down chart carries two plain columns on each mark,
+`pick_period` (ISO date or "") and `pick_group` (the group's value or ""), and a point
+selection named PICK over them: Streamlit hands back exactly those two fields of the
+clicked mark, so the page reads the slice without guessing from names or positions.
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
+from typing import Any
 
 import altair as alt
 import pandas as pd
 
-from dashboard.figures.colours import Legend, fold_tail
-from dashboard.figures.parts import NO_TASKS, PLAIN, TICK_FORMATS
+from dashboard.figures.parts import NO_TASKS, TICK_FORMATS
 
 HEIGHT = 400
+PICK = "pick"  # the point selection of every drill-down chart (st.altair_chart selection_mode)
+PICK_FIELDS = ["pick_period", "pick_group"]
+# How a period is named in a tooltip, per grain ("week of 2026-11-02").
+WHEN_FORMATS = {"day": "%Y-%m-%d", "week": "week of %Y-%m-%d", "month": "%b %Y"}
+# How far a bar of one period reaches: most of its period, so neighbours stay apart.
+_STEPS = {"day": pd.Timedelta(days=1), "week": pd.Timedelta(days=7), "month": pd.Timedelta(days=30)}
+BAR_SHARE = 0.85
 
 
 def empty(title: str, message: str | None = None) -> alt.Chart:
-    """A blank chart that says why it is blank (as parts.empty)."""
+    """A blank chart that says why it is blank: `message`, which the page words from the
+    filters that are set (dashboard.state.nothing_text), else NO_TASKS."""
     lines = textwrap.wrap(message or NO_TASKS, width=56)
     frame = pd.DataFrame({"line": lines, "row": range(len(lines))})
     return (
@@ -30,79 +44,78 @@ def empty(title: str, message: str | None = None) -> alt.Chart:
     )
 
 
-def spend_over_time(
-    df: pd.DataFrame,
-    by_label: str = "model",
-    grain: str = "day",
-    legend: Legend = PLAIN,
-    *,
-    nothing: str | None = None,
-) -> alt.Chart:
-    """Stacked bars of spend per period, one stable colour per group (usage_over_time with
-    by); groups past the legend's colours fold into "other", as cost.spend_over_time."""
-    title = f"Spend per {grain} by {by_label}"
-    if df.empty:
-        return empty(title, nothing)
-    rows = fold_tail(df, legend, "cost")
-    names = [legend.name(g) for g in rows["group"]]
-    frame = pd.DataFrame(
-        {"period": rows["period"], "name": names, "cost": rows["cost"].astype(float)}
-    )
-    order = list(dict.fromkeys(names))
-    colours = [legend.colour(g) for g in dict.fromkeys(rows["group"])]
-    unit = {"month": "yearmonth", "week": "yearmonthdate", "day": "yearmonthdate"}[grain]
-    return (
-        alt.Chart(frame, title=title, height=HEIGHT)
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                f"{unit}(period):T",
-                title=f"{grain.capitalize()} (UTC)",
-                axis=alt.Axis(format=TICK_FORMATS.get(grain, "%d %b")),
-            ),
-            y=alt.Y("sum(cost):Q", title="Cost (USD)", axis=alt.Axis(format="$,.2f")),
-            color=alt.Color(
-                "name:N",
-                title=by_label,
-                scale=alt.Scale(domain=order, range=colours),
-                legend=alt.Legend(orient="right"),
-            ),
-            order=alt.Order("name:N"),
-            tooltip=[
-                alt.Tooltip(f"{unit}(period):T", title=grain),
-                alt.Tooltip("name:N", title=by_label),
-                alt.Tooltip("sum(cost):Q", title="Cost (USD)", format="$,.2f"),
-            ],
-        )
+def pick(nearest: bool = False) -> alt.Parameter:
+    """The click selection of a drill-down chart, over PICK_FIELDS. `nearest`: a click
+    near a point picks it (line charts, whose points are small)."""
+    return alt.selection_point(name=PICK, fields=PICK_FIELDS, on="click", nearest=nearest)
+
+
+def group_text(groups: pd.Series | list) -> list[str]:
+    """Group values as the plain text a selection hands back ("" for not set)."""
+    return ["" if g is None or (isinstance(g, float) and pd.isna(g)) else str(g) for g in groups]
+
+
+def periods(series: pd.Series, grain: str) -> pd.DataFrame:
+    """A period column as the time axis wants it: `period` (start, UTC), `period_end` (where
+    its bar ends), `when` (its tooltip text) and `pick_period` (ISO date)."""
+    start = pd.to_datetime(series, utc=True).reset_index(drop=True)
+    step = _STEPS.get(grain, _STEPS["day"])
+    return pd.DataFrame(
+        {
+            "period": start,
+            "period_end": start + step * BAR_SHARE,
+            "when": start.dt.strftime(WHEN_FORMATS.get(grain, "%Y-%m-%d")),
+            "pick_period": start.dt.strftime("%Y-%m-%d"),
+        }
     )
 
 
-def usage_bars(
-    df: pd.DataFrame,
-    title: str,
-    legend: Legend = PLAIN,
-    top: int = 10,
-    *,
-    nothing: str | None = None,
-) -> alt.Chart:
-    """Horizontal bars of spend per group (usage_by), largest on top, the first `top` rows,
-    each in its group's stable colour, as cost.usage_bars."""
-    if df.empty:
-        return empty(title, nothing)
-    rows = df.head(top)
-    names = [legend.name(g) for g in rows["group"]]
-    frame = pd.DataFrame({"name": names, "cost": rows["cost"].astype(float)})
-    colours = [legend.colour(g) for g in rows["group"]]
-    return (
-        alt.Chart(frame, title=title, height=max(160, 28 * len(frame)))
-        .mark_bar()
-        .encode(
-            y=alt.Y("name:N", sort=names, title=None),
-            x=alt.X("cost:Q", title="Cost (USD)", axis=alt.Axis(format="$,.2f")),
-            color=alt.Color("name:N", scale=alt.Scale(domain=names, range=colours), legend=None),
-            tooltip=[
-                alt.Tooltip("name:N", title="group"),
-                alt.Tooltip("cost:Q", title="Cost (USD)", format="$,.2f"),
-            ],
-        )
+def time_x(grain: str) -> alt.X:
+    """The x encoding of a time axis in UTC, ticks that fit the grain."""
+    return alt.X(
+        "period:T",
+        title=f"{grain.capitalize()} (UTC)",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format=TICK_FORMATS.get(grain, "%d %b"), labelOverlap=True),
     )
+
+
+def groups_x(names: list[str], title: str) -> alt.X:
+    """The x encoding of one bar (or bar group) per group, in the order given, labels
+    slanted so that long model names stay readable side by side."""
+    return alt.X(
+        "name:N",
+        title=title,
+        sort=list(dict.fromkeys(names)),
+        axis=alt.Axis(labelAngle=-40, labelLimit=160, labelOverlap=False),
+    )
+
+
+def colours(names: list[str], colour_of: list[str], title: str) -> alt.Color:
+    """One colour per name (in first-seen order), the legend beside the plot: a row of
+    entries above it wraps on a narrow screen and covers the title (README, "Dashboard
+    layout")."""
+    scale = dict(zip(names, colour_of, strict=True))
+    return alt.Color(
+        "name:N",
+        title=title,
+        scale=alt.Scale(domain=list(scale), range=list(scale.values())),
+        legend=alt.Legend(orient="right", labelLimit=220),
+        sort=list(scale),
+    )
+
+
+def selected_slice(event: Any) -> tuple[str | None, str | None] | None:
+    """(period ISO date or None, group or None) of the first mark clicked in a drill-down
+    chart, or None when nothing is selected. `event` is st.altair_chart's return or its
+    session-state value: {"selection": {PICK: [{"pick_period": ..., "pick_group": ...}]}}."""
+    if not event:
+        return None
+    selection = event.get("selection") if isinstance(event, Mapping) else event.selection
+    points = (selection or {}).get(PICK) or []
+    if isinstance(points, Mapping):  # nothing picked: Streamlit sends {} for a parameter
+        return None
+    for point in points:
+        if isinstance(point, Mapping) and any(point.get(f) for f in PICK_FIELDS):
+            return (point.get("pick_period") or None, point.get("pick_group") or None)
+    return None

@@ -40,12 +40,14 @@ def spend_over_time() -> None:
     # counts=False: the chart and its table show spend, tokens and tasks, not distinct runs.
     spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
     legend = ui.legend(by)
-    st.plotly_chart(
-        figures.spend_over_time(spend, by, grain, legend, nothing=state.nothing_text(filters)),
+    # Vega-Lite: a click on a bar selects its [period, group] (figures.vega.PICK).
+    st.altair_chart(
+        figures.spend_over_time(
+            spend, by, grain, legend, nothing=state.nothing_text(filters), selectable=True
+        ),
         key="cost_spend",
         on_select="rerun",
-        selection_mode="points",
-        config=figures.PLOTLY_CONFIG,
+        selection_mode=figures.vega.PICK,
     )
     period_total(spend)
     tasks_behind_bar(grain, by, legend)
@@ -84,7 +86,8 @@ def period_total(spend: pd.DataFrame) -> None:
 def tasks_behind_bar(grain: str, by: str, legend: figures.colours.Legend) -> None:
     """The most expensive tasks behind the bar clicked (kept in the URL); a task picked
     opens its detail."""
-    bar = ui.url_selection("cost_pick", figures.selected_slice(st.session_state.get("cost_spend")))
+    clicked = figures.selected_slice(st.session_state.get("cost_spend"))
+    bar = ui.url_selection("cost_pick", clicked)
     if bar and bar[0] and bar[1] == figures.OTHER:
         st.info("“other” stands for several groups: filter one of them to list its tasks.")
         return
@@ -170,7 +173,7 @@ def costliest_tasks() -> None:
 
 def cost_per_run() -> None:
     per_run = data.cached(drilldown.cost_per_run_histogram, filters)
-    st.plotly_chart(figures.cost_per_run(per_run), key="cost_per_run")
+    st.altair_chart(figures.cost_per_run(per_run), key="cost_per_run")
 
 
 tabs = ui.lazy_tabs(["Runs", "Tasks", "Cost per run"], key="costliest")

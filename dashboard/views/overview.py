@@ -48,7 +48,7 @@ spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model", cou
 # Vega-Lite, not Plotly: with no selection to keep, it draws these charts markedly faster
 # (bench/charts.py; docs/design.md, "Pages"), and the page then loads no Plotly at all.
 st.altair_chart(
-    figures.vega.spend_over_time(spend, "model", grain, ui.legend("model"), nothing=nothing),
+    figures.spend_over_time(spend, "model", grain, ui.legend("model"), nothing=nothing),
     key="overview_spend",
 )
 
@@ -68,7 +68,7 @@ def top_lists() -> None:
             # One above the other: beside the chart the table hid most of its columns
             # (README, "Dashboard layout").
             st.altair_chart(
-                figures.vega.usage_bars(
+                figures.usage_bars(
                     rows, f"Spend by {by} (top 10)", legend=ui.legend(by), nothing=nothing
                 ),
                 key=f"overview_top_{by}",

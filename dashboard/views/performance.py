@@ -139,7 +139,8 @@ def trend_and_groups(view: View, slower: pd.DataFrame) -> tuple[pd.DataFrame, li
     trend = data.cached(
         latency.latency_percentiles, filters, metric=metric, by=by, grain=view.grain
     )
-    st.plotly_chart(
+    # Vega-Lite: a click on (or near) a point selects its [period, group] (figures.vega.PICK).
+    st.altair_chart(
         figures.percentiles_over_time(
             trend,
             metric,
@@ -149,24 +150,26 @@ def trend_and_groups(view: View, slower: pd.DataFrame) -> tuple[pd.DataFrame, li
             highlight=tuple(slower["group"].head(3)),
             legend=view.legend,
             nothing=nothing,
+            selectable=True,
         ),
         key="perf_trend",
         on_select=lambda: _mark("perf_trend"),
-        selection_mode="points",
-        config=figures.PLOTLY_CONFIG,
+        selection_mode=figures.vega.PICK,
     )
     st.caption(
-        "Completed tasks. Click a point (or box-select) to list the tasks behind it, slowest first."
+        "Completed tasks. Click a point to list the tasks behind it, slowest first "
+        "(double-click to clear)."
     )
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
-    st.plotly_chart(
-        figures.percentiles_by_group(groups, metric, by, view.legend, nothing=nothing),
+    st.altair_chart(
+        figures.percentiles_by_group(
+            groups, metric, by, view.legend, nothing=nothing, selectable=True
+        ),
         key="perf_bars",
         on_select=lambda: _mark("perf_bars"),
-        selection_mode="points",
-        config=figures.PLOTLY_CONFIG,
+        selection_mode=figures.vega.PICK,
     )
     st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
     rows = ui.table(
@@ -281,7 +284,7 @@ def histogram_tab(view: View) -> None:
             bins=50,
             by=view.by if split else None,
         )
-        st.plotly_chart(
+        st.altair_chart(
             figures.latency_histogram(histogram, view.metric, nothing=nothing), key="perf_hist"
         )
         ui.table(histogram, key="perf_hist_table", filename=f"{view.metric}_histogram", height=250)
@@ -292,7 +295,7 @@ def speed_tab(view: View) -> None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
         speed = data.cached(latency.tokens_per_second, filters, by=view.by)
-        st.plotly_chart(
+        st.altair_chart(
             figures.tokens_per_second(speed, view.by, view.legend, nothing=nothing),
             key="perf_speed",
         )
@@ -303,11 +306,11 @@ def failures_tab(view: View) -> None:
     over_time = data.cached(failures.failure_rates, filters, grain=view.grain)
     by_group = data.cached(failures.failure_rates, filters, by=view.by)
     left, right = st.columns(2)
-    left.plotly_chart(
+    left.altair_chart(
         figures.failure_rates_over_time(over_time, view.grain, nothing=nothing),
         key="perf_fail_time",
     )
-    right.plotly_chart(
+    right.altair_chart(
         figures.failure_rates_by(by_group, view.by, view.legend, nothing=nothing),
         key="perf_fail_by",
     )
