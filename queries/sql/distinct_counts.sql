@@ -21,8 +21,8 @@ SELECT (SELECT coalesce(max(hi - lo), 0)
 -- rare_tasks, and those few are counted by hashing. Every day of the window has its row,
 -- days on which no run was created too: whether a run is counted by the bitmap or by
 -- hashing then depends on its key and the period only, never on the day of one of its
--- tasks, so the two sets of runs are disjoint (a run with tasks on two days of a period,
--- one without new runs, was counted by both).
+-- tasks, so the two sets of runs are disjoint (with rows for the days of new runs only, a
+-- run with tasks on such a day and on another day of its period would be in both).
 SELECT day, min(lo) OVER (PARTITION BY {{period}}) AS run_lo
   FROM (SELECT d.day, k.lo,
                date_diff('day', DATE '1970-01-01',
