@@ -18,9 +18,17 @@ SELECT (SELECT coalesce(max(hi - lo), 0)
 -- Run keys are given in order of creation, so the runs created in a period have keys in
 -- [run_lo, run_lo + :run_bits) (:run_bits from distinct_plan) and are counted with a
 -- bitmap; a task outside it (its run was created in another period, or keyed late) is in
--- rare_tasks, and those few are counted by hashing. The two sets of runs are disjoint.
+-- rare_tasks, and those few are counted by hashing. Every day of the window has its row,
+-- days on which no run was created too: whether a run is counted by the bitmap or by
+-- hashing then depends on its key and the period only, never on the day of one of its
+-- tasks, so the two sets of runs are disjoint (with rows for the days of new runs only, a
+-- run with tasks on such a day and on another day of its period would be in both).
 SELECT day, min(lo) OVER (PARTITION BY {{period}}) AS run_lo
-  FROM run_key_days WHERE day BETWEEN :first_day AND :last_day
+  FROM (SELECT d.day, k.lo,
+               date_diff('day', DATE '1970-01-01',
+                         date_trunc('month', DATE '1970-01-01' + d.day))::INTEGER AS month_day
+          FROM (SELECT range::INTEGER AS day FROM range(:first_day, :last_day + 1)) d
+          LEFT JOIN run_key_days k ON k.day = d.day) w
 
 -- name: runs_in_range
 coalesce(bit_count(bitstring_agg(run_key - run_lo, 0, :run_bits - 1)
