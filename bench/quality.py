@@ -42,19 +42,20 @@ from queries import Filters, compare, quality  # noqa: E402
 
 _BQ = bench_queries()
 prepare, timed = _BQ.prepare, _BQ.timed
-_SQL = sqlfiles.beside(__file__)
+# Not sqlfiles.beside: bench/sql also holds queries only their own benchmark can fill.
+_SQL = sqlfiles.load(ROOT / "bench" / "sql")
 
 
 def add_quality(url: str, seed: int = 0) -> dict[str, float]:
     """The demo's variants and scores on a database generated without them (see the
     module's doc); seconds of each step, and the scores added."""
     with psycopg.connect(url) as conn:
-        start, end = conn.execute(_SQL["demo_window"].psycopg).fetchone()
+        start, end = conn.execute(sqlfiles.render(_SQL, "demo_window").psycopg).fetchone()
     started = time.perf_counter()
     with psycopg.connect(url) as conn:
         conn.execute("SET LOCAL session_replication_role = replica")
         conn.execute(
-            _SQL["assign_variants"].psycopg,
+            sqlfiles.render(_SQL, "assign_variants").psycopg,
             {
                 "since": end - timedelta(days=demo_quality.AB_DAYS),
                 "variants": list(demo_quality.VARIANTS),

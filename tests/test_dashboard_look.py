@@ -105,15 +105,21 @@ def test_each_value_keeps_one_distinct_colour_whatever_the_chart_shows() -> None
             "cost": [3.0, 1.0, 5.0, 0.5],
         }
     )
-    fig = figures.spend_over_time(frame, "model", "day", legend)
-    by_name = {t.name: t.marker.color for t in fig.data}
+    chart = figures.spend_over_time(frame, "model", "day", legend)
+    by_name = _colour_of(chart)
     assert by_name["model-03"] == mapping["model-03"]
     assert by_name["model-01"] == mapping["model-01"]
     # model-29 is past the palette: it is drawn in "other", grey.
     assert "model-29" not in by_name and by_name[colours.OTHER] == colours.OTHER_COLOUR
     assert by_name[colours.NOT_SET] == colours.NOT_SET_COLOUR
-    other = next(t for t in fig.data if t.name == colours.OTHER)
-    assert list(other.y) == [5.0]
+    drawn = chart.data
+    assert list(drawn.loc[drawn["name"] == colours.OTHER, "value"]) == [5.0]
+
+
+def _colour_of(chart) -> dict[str, str]:
+    """Legend entry -> colour of an Altair chart (its colour scale's domain and range)."""
+    scale = chart.to_dict()["encoding"]["color"]["scale"]
+    return dict(zip(scale["domain"], scale["range"], strict=True))
 
 
 def test_a_legend_shows_display_names_but_points_carry_the_id() -> None:
@@ -121,16 +127,22 @@ def test_a_legend_shows_display_names_but_points_carry_the_id() -> None:
     frame = pd.DataFrame(
         {"period": pd.to_datetime(["2026-10-01"]), "group": ["user-0041"], "cost": [2.0]}
     )
-    fig = figures.spend_over_time(frame, "user", "day", legend)
-    assert fig.data[0].name == "Ada Lovelace"
-    assert list(fig.data[0].customdata[0]) == ["2026-10-01", "user-0041"]
+    chart = figures.spend_over_time(frame, "user", "day", legend, selectable=True)
+    assert _colour_of(chart) == {"Ada Lovelace": "#123456"}
+    # What a click selects (the drill-down's period and group) is the id, not the name.
+    drawn = chart.data.iloc[0]
+    assert drawn["name"] == "Ada Lovelace"
+    assert [drawn["pick_period"], drawn["pick_group"]] == ["2026-10-01", "user-0041"]
 
 
 def test_month_grain_axis_labels_read_like_oct_2026() -> None:
     frame = pd.DataFrame({"period": pd.to_datetime(["2026-10-01", "2026-11-01"]), "cost": [1, 2]})
-    fig = figures.spend_over_time(frame, "model", "month")
-    assert fig.layout.xaxis.tickformat == "%b %Y" and fig.layout.xaxis.dtick == "M1"
-    assert "%b %Y" in fig.data[0].hovertemplate
+    chart = figures.spend_over_time(frame, "model", "month")
+    encoding = chart.to_dict()["encoding"]
+    assert encoding["x"]["axis"]["format"] == "%b %Y"
+    # The tooltip names each bar's month the same way.
+    assert {"field": "when", "type": "nominal", "title": "month"} in encoding["tooltip"]
+    assert list(chart.data["when"]) == ["Oct 2026", "Nov 2026"]
 
 
 # --- dates ---------------------------------------------------------------------------------
@@ -242,8 +254,9 @@ def test_usage_pairs_add_up_to_usage_by(mirror) -> None:
     assert pairs["tasks"].sum() == by_team["tasks"].sum()
     with pytest.raises(ValueError, match="two different dimensions"):
         usage.usage_pairs(con, filters, "model", "model")
-    fig = figures.pairs_bars(pairs, "team", "model")
-    assert fig.layout.barmode == "stack" and len(fig.data) >= 2
+    chart = figures.pairs_bars(pairs, "team", "model")
+    encoding = chart.to_dict()["encoding"]
+    assert encoding["x"]["stack"] == "zero" and chart.data["name"].nunique() >= 2
 
 
 def test_options_carry_display_names(mirror) -> None:

@@ -51,7 +51,7 @@ def spend_over_time(
     what = _what(value)
     title = f"{what} per {grain} by {by_label}"
     if df.empty:
-        return empty(title, nothing)
+        return empty(title, nothing, selectable=selectable)
     rows = fold_tail(df, legend, value).reset_index(drop=True)
     grouped = "group" in rows
     groups = rows["group"] if grouped else pd.Series([None] * len(rows))

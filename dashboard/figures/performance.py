@@ -57,7 +57,7 @@ def percentiles_over_time(
     are drawn (colours.top_groups), and the highlighted ones."""
     title = f"{percentile} {LATENCY_LABELS.get(metric, metric).lower()} per {grain} by {by_label}"
     if df.empty:
-        return empty(title, nothing)
+        return empty(title, nothing, selectable=selectable)
     df = (top_groups(df, legend, "tasks", keep=highlight) if "tasks" in df else df).reset_index(
         drop=True
     )
@@ -114,7 +114,7 @@ def percentiles_by_group(
     click on a bar selects its group (vega.PICK)."""
     title = f"{LATENCY_LABELS.get(metric, metric)} percentiles by {by_label}"
     if df.empty:
-        return empty(title, nothing)
+        return empty(title, nothing, selectable=selectable)
     df = (top_groups(df, legend, "tasks") if "tasks" in df else df).reset_index(drop=True)
     names = [legend.name(g) for g in df["group"]]
     picks = group_text(df["group"])

@@ -31,17 +31,21 @@ _STEPS = {"day": pd.Timedelta(days=1), "week": pd.Timedelta(days=7), "month": pd
 BAR_SHARE = 0.85
 
 
-def empty(title: str, message: str | None = None) -> alt.Chart:
+def empty(title: str, message: str | None = None, *, selectable: bool = False) -> alt.Chart:
     """A blank chart that says why it is blank: `message`, which the page words from the
-    filters that are set (dashboard.state.nothing_text), else NO_TASKS."""
+    filters that are set (dashboard.state.nothing_text), else NO_TASKS. `selectable`: it
+    stands in for a drill-down chart, so it carries the PICK selection too (Streamlit
+    refuses on_select for a chart without one); a click on its text selects nothing
+    (selected_slice)."""
     lines = textwrap.wrap(message or NO_TASKS, width=56)
     frame = pd.DataFrame({"line": lines, "row": range(len(lines))})
-    return (
+    chart = (
         alt.Chart(frame, title=title, height=200)
         .mark_text(fontSize=14, color="#666")
         .encode(text="line:N", y=alt.Y("row:O", axis=None))
         .configure_view(stroke=None)
     )
+    return chart.add_params(pick()) if selectable else chart
 
 
 def pick(nearest: bool = False) -> alt.Parameter:
