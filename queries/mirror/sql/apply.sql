@@ -152,6 +152,9 @@ UPDATE task_scores SET source_type = c.source_type, tags = c.tags
 -- name: new_run_keys
 -- Keys for runs not seen before (in the staged runs, or named by a staged task), in order
 -- of creation, after the largest key given so far. Returns the number of new keys.
+-- The runs already keyed are found by probing run_keys with the few staged ids (a hash
+-- table of those), not by a hash table of every key: `id NOT IN (SELECT id FROM run_keys)`
+-- built one of 3.66M keys at 10M tasks on every sync (174 against 27 ms, docs/scale.md).
 INSERT INTO run_keys
 SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys)
             + row_number() OVER (ORDER BY day, id))::INTEGER, day
@@ -161,8 +164,10 @@ SELECT id, ((SELECT coalesce(max(key), 0) FROM run_keys)
                 UNION ALL
                 SELECT run_id, (epoch_us(created_at) // 86400000000)::INTEGER
                   FROM staged_tasks) c
-         WHERE id NOT IN (SELECT id FROM run_keys)
-         GROUP BY id) n;
+         GROUP BY id) n
+ WHERE id NOT IN (SELECT k.id FROM run_keys k
+                   WHERE k.id IN (SELECT id FROM staged_runs
+                                  UNION ALL SELECT run_id FROM staged_tasks));
 
 -- name: new_user_keys
 INSERT INTO user_keys
