@@ -18,8 +18,8 @@ from dashboard.figures.vega import (
     empty,
     group_text,
     periods,
-    pick,
     time_x,
+    with_pick,
 )
 
 _VALUE_TITLES = {
@@ -86,10 +86,7 @@ def spend_over_time(
         )
     )
     if selectable:
-        selection = pick()
-        chart = chart.add_params(selection).encode(
-            opacity=alt.condition(selection, alt.value(1.0), alt.value(0.4))
-        )
+        chart = with_pick(chart)
     return chart
 
 

@@ -18,6 +18,7 @@ from dashboard.figures.vega import (
     periods,
     pick,
     time_x,
+    with_pick,
 )
 
 # Two series drawn side by side or as lines (percentiles, failed / cancelled), as Plotly's
@@ -150,10 +151,7 @@ def percentiles_by_group(
         )
     )
     if selectable:
-        selection = pick()
-        chart = chart.add_params(selection).encode(
-            opacity=alt.condition(selection, alt.value(1.0), alt.value(0.4))
-        )
+        chart = with_pick(chart)
     return chart
 
 

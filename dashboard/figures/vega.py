@@ -54,6 +54,14 @@ def pick(nearest: bool = False) -> alt.Parameter:
     return alt.selection_point(name=PICK, fields=PICK_FIELDS, on="click", nearest=nearest)
 
 
+def with_pick(chart: alt.Chart) -> alt.Chart:
+    """A bar chart whose bars a click selects (PICK); the bars not selected fade."""
+    selection = pick()
+    return chart.add_params(selection).encode(
+        opacity=alt.condition(selection, alt.value(1.0), alt.value(0.4))
+    )
+
+
 def group_text(groups: pd.Series | list) -> list[str]:
     """Group values as the plain text a selection hands back ("" for not set)."""
     return ["" if g is None or (isinstance(g, float) and pd.isna(g)) else str(g) for g in groups]

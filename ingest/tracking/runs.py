@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -460,12 +460,9 @@ class RunMethods:
         # this transaction's snapshot: of the search, only its field-by-field test is left,
         # made on as few runs as the page and the bounded total need.
         search = self._queries["run_filter_search"].sql
-        searched = search in filters
-        query = self._queries["list_readable_runs"]
-        fields = self._queries["run_filter_search_fields"].sql if searched else "TRUE"
-        query = replace(query, sql=query.sql.replace("TRUE /*search_filters*/", f"({fields})"))
+        fields = [self._queries["run_filter_search_fields"].sql] if search in filters else []
         filters = [fragment for fragment in filters if fragment != search]
-        sql = _with_filters(query, filters, page_filters)
+        sql = _with_filters(self._queries["list_readable_runs"], filters, page_filters, fields)
         rows = conn.execute(sql, values).fetchall()
         total = rows[0]["total"]  # on every row; one row of NULL run columns when none match
         for row in rows:
@@ -498,10 +495,13 @@ def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
 
 
 def _with_filters(
-    query: sqlfiles.Query, filters: list[str], page_filters: list[str] | None = None
+    query: sqlfiles.Query,
+    filters: list[str],
+    page_filters: list[str] | None = None,
+    search_filters: list[str] | None = None,
 ) -> str:
-    """`query` with its TRUE /*filters*/ (and TRUE /*page_filters*/) replaced by the
-    fragments joined with AND, as psycopg SQL."""
+    """`query` with its TRUE /*filters*/ (and TRUE /*page_filters*/, TRUE
+    /*search_filters*/) replaced by the fragments joined with AND, as psycopg SQL."""
 
     def joined(fragments: list[str]) -> str:
         return " AND ".join(f"({fragment})" for fragment in fragments) or "TRUE"
@@ -509,6 +509,8 @@ def _with_filters(
     sql = query.sql.replace("TRUE /*filters*/", joined(filters))
     if page_filters is not None:
         sql = sql.replace("TRUE /*page_filters*/", joined(page_filters))
+    if search_filters is not None:
+        sql = sql.replace("TRUE /*search_filters*/", joined(search_filters))
     return sqlfiles.Query(query.name, query.doc, sql).psycopg
 
 
