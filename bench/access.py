@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import bench_queries  # noqa: E402
+from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 import queries as q  # noqa: E402
 from ingest.access import viewer  # noqa: E402
@@ -82,13 +81,10 @@ def make_member(url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--reuse", action="store_true")
+    demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
     url = prepare(folder, args.tasks, args.days, args.reuse)
     make_member(url)
     with psycopg.connect(url) as conn:

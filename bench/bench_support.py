@@ -3,10 +3,12 @@ script's folder is on sys.path, so `from bench_support import bench_queries` wor
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +25,21 @@ def bench_queries() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def demo_database_arguments(parser: argparse.ArgumentParser, tasks: int = 1_000_000) -> None:
+    """--tasks, --days, --dir, --reuse: the demo database that bench/queries.py's `prepare`
+    fills in a folder, shared by the benchmarks that read one (demo_folder)."""
+    parser.add_argument("--tasks", type=int, default=tasks)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--dir", type=Path, default=None, help="data folder (default: demo_folder)")
+    parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+
+
+def demo_folder(args: argparse.Namespace) -> Path:
+    """The folder of the demo database: --dir, else $TMPDIR/ai-runs-bench-<tasks>, so that
+    every benchmark run with the same --tasks and --reuse reads the same database."""
+    return args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
 
 
 # --- A dashboard in headless Chromium (bench/pages.py, bench/charts.py) -------------------

@@ -30,7 +30,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ import adbc_driver_postgresql.dbapi as adbc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import bench_queries  # noqa: E402
+from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 from ingest.store import embedded, sqlfiles  # noqa: E402
 from queries.mirror import open_mirror  # noqa: E402
@@ -170,13 +169,10 @@ def mirror_file(folder: Path, way: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder")
-    parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+    demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--rounds", type=int, default=2, help="builds of each way")
     args = parser.parse_args(argv)
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
     url = bench_queries().prepare(folder, args.tasks, args.days, args.reuse)
     ways = {
         "previous": previous_full_load,

@@ -37,11 +37,18 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_support import CHROMIUM, CHROMIUM_FLAGS, bench_queries, serve, wait_healthy
+from bench_support import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    bench_queries,
+    demo_database_arguments,
+    demo_folder,
+    serve,
+    wait_healthy,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "Baseline"  # bench/baseline_page.py: a Streamlit page with nothing to compute
@@ -181,16 +188,13 @@ def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder")
-    parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+    demo_database_arguments(parser, tasks=10_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="warm visits per page")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
     bench = bench_queries()
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
     url = bench.prepare(folder, args.tasks, args.days, args.reuse)
     home = folder / "dashboard-home"
     home.mkdir(exist_ok=True)

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_support import bench_queries  # noqa: E402
+from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 import queries as q  # noqa: E402
 from ingest.demo import quality as demo_quality  # noqa: E402
@@ -105,14 +104,11 @@ def same(duck: pd.DataFrame, pg: pd.DataFrame) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder")
-    parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+    demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--pg-runs", type=int, default=1, help="timed Postgres runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
     url = prepare(folder, args.tasks, args.days, args.reuse)
     with psycopg.connect(url) as conn:
         have = conn.execute("SELECT count(*) FROM ai_scores").fetchone()[0]

@@ -26,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_support import demo_database_arguments, demo_folder  # noqa: E402
 
 import queries as q  # noqa: E402
 from ingest.store import database, embedded  # noqa: E402
@@ -190,10 +191,7 @@ def check_mirror(con, url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder")
-    parser.add_argument("--reuse", action="store_true", help="keep existing data in --dir")
+    demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--pg-runs", type=int, default=3, help="timed Postgres runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         logging.basicConfig(format="    %(message)s")
         logging.getLogger("queries.mirror").setLevel(logging.DEBUG)
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
 
     url = prepare(folder, args.tasks, args.days, args.reuse)
     mirror = folder / "analytics.duckdb"

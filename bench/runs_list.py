@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from access import MEMBER, make_member  # noqa: E402
-from bench_support import bench_queries  # noqa: E402
+from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 from ingest import Tracker  # noqa: E402
 
@@ -50,17 +49,14 @@ def lists(tag: str, end: datetime) -> list[tuple[str, dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--reuse", action="store_true")
+    demo_database_arguments(parser, tasks=10_000_000)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--make-member", action="store_true", help="make bench/access.py's member first"
     )
     args = parser.parse_args(argv)
     bench = bench_queries()
-    folder = args.dir or Path(tempfile.gettempdir()) / f"ai-runs-bench-{args.tasks}"
+    folder = demo_folder(args)
     url = bench.prepare(folder, args.tasks, args.days, args.reuse)
     if args.make_member:
         make_member(url)
