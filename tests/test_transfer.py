@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -264,3 +266,31 @@ def test_a_csv_field_over_the_limit_is_refused_naming_line_and_column(target_url
     with psycopg.connect(target_url) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM ai_runs")}
     assert names == {"fine", "after"}
+
+
+class _Finalized:
+    """An object whose finalizer notes the process it ran in."""
+
+    def __init__(self, marks: Path) -> None:
+        self.marks = marks
+        self.itself = self  # a cycle: only the garbage collector frees it
+
+    def __del__(self) -> None:
+        with self.marks.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+
+
+def test_parser_workers_never_finalize_what_they_inherited(tmp_path: Path) -> None:
+    """A forked parser must not run the finalizers of objects it inherited (in the tests a
+    DuckDB or Arrow handle's finalizer crashed a forked worker: BrokenProcessPool)."""
+    marks = tmp_path / "finalized"
+    gc.disable()
+    try:
+        _Finalized(marks)  # garbage at once, left for the collector
+        pool = transfer._forked_pool(1)
+        assert pool.submit(gc.collect).result() >= 0  # a collection in the worker
+        pool.shutdown()
+    finally:
+        gc.enable()
+    gc.collect()
+    assert marks.read_text().split() == [str(os.getpid())]

@@ -21,6 +21,7 @@ SQL: ingest/transfer/sql/export.sql (the export queries).
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -478,14 +479,8 @@ def import_files(
     if workers is None:
         size = sum(Path(p).stat().st_size for p in paths)
         workers = 2 if size > PARALLEL_BYTES and (os.cpu_count() or 1) > 1 else 0
-    # Forked (so a script without a __main__ guard works) before this import connects; the
-    # workers only parse text and never touch a connection they may have inherited.
     can_fork = "fork" in multiprocessing.get_all_start_methods()
-    pool = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        if workers > 0 and can_fork
-        else None
-    )
+    pool = _forked_pool(workers) if workers > 0 and can_fork else None
     own_writer = writer is None
     writer = writer or bulk.BulkWriter(database.database_url(url), retry_seconds=retry_seconds)
     rules = writer.redaction_rules()
@@ -524,6 +519,29 @@ def import_files(
     summary.retries = writer.retries
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _forked_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` parser processes, forked now (so a script without a __main__ guard works)
+    and before this import connects; they only parse text and never touch a connection
+    they may have inherited.
+
+    The heap is frozen for the garbage collector while they fork: a child then never
+    collects an object it inherited (a database or Arrow handle whose finalizer would run
+    against threads and locks that do not exist in the child, and crash it). The parent
+    unfreezes at once; the children collect only what they allocate themselves.
+    """
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()
+    try:
+        pool.submit(int).result()  # a fork-context pool starts all its workers at once
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+    return pool
 
 
 class _SeenKeys:
