@@ -2,7 +2,10 @@
 Chromium over a database of N tasks (issues 16 and 26).
 
     python bench/pages.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--rounds 3]
-                          [--json F]
+                          [--json F] [--visit-timeout 180]
+
+A page or widget change that does not settle within --visit-timeout seconds is given up
+and counted in the table's last column; the other visits are kept.
 
 1. Prepares an embedded Postgres with N demo tasks (bench/queries.py's `prepare`: fresh
    unless --reuse) and builds the analytics mirror in a child process, so the dashboard
@@ -22,8 +25,9 @@ Chromium over a database of N tasks (issues 16 and 26).
    the change started has finished (the server's part, as the browser sees it), and
    "settled", until the page is settled again with the changed chart drawn.
 5. Prints a table (cold and warm seconds per page, warm against the baseline, the widget
-   change against the baseline's) with the load average, and the peak RSS (VmHWM) of the
-   dashboard process tree. The Chromium and Postgres processes are not counted.
+   change against the baseline's, how many visits timed out) with the load average, and
+   the peak RSS (VmHWM) of the dashboard process tree. The Chromium and Postgres
+   processes are not counted.
 
 Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test extra).
 """
@@ -147,43 +151,66 @@ def _change(page, kind: str, label: str, value: str) -> None:
     page.get_by_role("option", name=value, exact=True).click()
 
 
-def _visit(browser, base: str, path: str, title: str, change: bool) -> dict[str, float]:
+def _visit(browser, base: str, path: str, title: str, change: bool, limit_s: float) -> dict:
     """Seconds from navigation to a settled page, in a fresh tab; with `change`, also from a
-    widget change (CHANGES) to the end of the script run it started and to a settled page."""
+    widget change (CHANGES) to the end of the script run it started and to a settled page.
+    A step that does not finish within `limit_s` ends the visit: it is kept as
+    `{"timed_out": step}` with the times taken before it, and the benchmark goes on."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    limit_ms = limit_s * 1000
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
     context.add_init_script(OBSERVE_JS)
     page = context.new_page()
+    times: dict = {}
+    step = "page"
     try:
-        page.goto(f"{base}/{path}", timeout=600_000)
+        page.goto(f"{base}/{path}", timeout=limit_ms)
         settled = page.wait_for_function(
-            SETTLED_JS, arg=[title, None], timeout=600_000, polling="raf"
+            SETTLED_JS, arg=[title, None], timeout=limit_ms, polling="raf"
         ).json_value()
-        times = {"page_s": settled / 1000}
+        times["page_s"] = settled / 1000
         if change and title in CHANGES:
+            step = "change"
             kind, label, value, text = CHANGES[title]
             time.sleep(0.5)  # let the page go idle, as a person would look first
             since = page.evaluate("performance.now()")
             _change(page, kind, label, value)
-            done = page.wait_for_function(SCRIPT_DONE_JS, arg=since, timeout=600_000)
+            done = page.wait_for_function(SCRIPT_DONE_JS, arg=since, timeout=limit_ms)
             again = page.wait_for_function(
-                SETTLED_JS, arg=[title, text], timeout=600_000, polling="raf"
+                SETTLED_JS, arg=[title, text], timeout=limit_ms, polling="raf"
             ).json_value()
             times["script_s"] = (done.json_value() - since) / 1000
             times["change_s"] = (again - since) / 1000
-        return times
+    except PlaywrightTimeout:
+        times["timed_out"] = step
+        print(f"  {title}: the {step} did not settle within {limit_s:.0f}s", flush=True)
     finally:
         context.close()
+    return times
 
 
-def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Cold (the first visit) and warm medians of one page's visits, in seconds."""
-    summary = {"cold_s": round(runs[0]["page_s"], 2)}
+def _summary(runs: list[dict]) -> dict:
+    """Cold (the first visit) and warm medians of one page's visits, in seconds; a figure
+    is None when every visit it needs timed out, and `timeouts` counts the visits that did."""
     warm = runs[1:]
-    summary["warm_s"] = round(statistics.median(r["page_s"] for r in warm), 2)
-    for key in ("script_s", "change_s"):
-        if all(key in r for r in warm):
-            summary[key] = round(statistics.median(r[key] for r in warm), 2)
+    summary = {
+        "cold_s": round(runs[0]["page_s"], 2) if "page_s" in runs[0] else None,
+        "timeouts": sum("timed_out" in r for r in runs),
+    }
+    for key in ("page_s", "script_s", "change_s"):
+        values = [r[key] for r in warm if key in r]
+        name = "warm_s" if key == "page_s" else key
+        summary[name] = round(statistics.median(values), 2) if values else None
     return summary
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None, baseline: float | None) -> str:
+    return "—" if value is None or not baseline else f"{value / baseline:.1f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     demo_database_arguments(parser, tasks=10_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="warm visits per page")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--visit-timeout", type=float, default=180.0,
+        help="seconds a page or a widget change may take before that visit is given up",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     bench = bench_queries()
@@ -228,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             targets = [(baseline_base, "", BASELINE)] + [(base, p, t) for p, t in PAGES.items()]
             for round_no in range(args.rounds + 1):  # round 0: cold
                 for where, path, title in targets:
-                    times = _visit(browser, where, path, title, change=round_no > 0)
+                    times = _visit(browser, where, path, title, round_no > 0, args.visit_timeout)
                     visits.setdefault(title, []).append(times)
                 load.append(os.getloadavg()[0])
                 print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
@@ -244,16 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.tasks:,} tasks; dashboard peak RSS {peak:,.0f} MB; load average "
           f"{min(load):.1f}-{max(load):.1f} on {os.cpu_count()} cores")  # fmt: skip
     print("| page | cold (s) | warm (s) | warm / baseline | widget change: script (s) | "
-          "settled (s) | settled / baseline |\n|---|---|---|---|---|---|---|")  # fmt: skip
+          "settled (s) | settled / baseline | visits timed out |\n"
+          "|---|---|---|---|---|---|---|---|")  # fmt: skip
     for title, row in results.items():
-        change = ""
-        if "change_s" in row:
-            change = (f" {row['script_s']:.2f} | {row['change_s']:.2f} | "
-                      f"{row['change_s'] / floor['change_s']:.1f}x |")  # fmt: skip
-        else:
-            change = " — | — | — |"
-        print(f"| {title} | {row['cold_s']:.2f} | {row['warm_s']:.2f} | "
-              f"{row['warm_s'] / floor['warm_s']:.1f}x |{change}")  # fmt: skip
+        change = " — | — | — |"
+        if title in CHANGES:
+            change = (f" {_seconds(row['script_s'])} | {_seconds(row['change_s'])} | "
+                      f"{_ratio(row['change_s'], floor['change_s'])} |")  # fmt: skip
+        warm = f"{_seconds(row['warm_s'])} | {_ratio(row['warm_s'], floor['warm_s'])}"
+        print(f"| {title} | {_seconds(row['cold_s'])} | {warm} |{change} {row['timeouts']} |")
     if args.json:
         payload = {"tasks": args.tasks, "pages": results, "visits": visits, "load": load,
                    "peak_rss_mb": round(peak)}  # fmt: skip

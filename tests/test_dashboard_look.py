@@ -135,6 +135,28 @@ def test_a_legend_shows_display_names_but_points_carry_the_id() -> None:
     assert [drawn["pick_period"], drawn["pick_group"]] == ["2026-10-01", "user-0041"]
 
 
+def test_a_long_legend_makes_its_chart_tall_enough_to_show_every_entry() -> None:
+    """Streamlit fits a Vega-Lite chart to its height: a legend of 16 models beside three
+    bars was cut off after its eighth entry (seen in a browser at 900 px)."""
+    pairs = pd.DataFrame(
+        [
+            {"a": f"team-{a}", "b": f"model-{b:02d}", "cost": 1.0}
+            for a in range(3)
+            for b in range(16)
+        ]
+    )
+    few = pd.DataFrame([{"a": "team-0", "b": "model-00", "cost": 1.0}])
+    frame = pd.DataFrame(
+        {"period": pd.to_datetime(["2026-10-01"] * 25), "group": [f"m{i}" for i in range(25)],
+         "cost": [1.0] * 25}
+    )  # fmt: skip
+    row = figures.vega.LEGEND_ROW
+    assert figures.pairs_bars(pairs, "team", "model").to_dict()["height"] >= 16 * row + 100
+    assert figures.pairs_bars(few, "team", "model").to_dict()["height"] == 220  # as before
+    spend = figures.spend_over_time(frame, "model", "day", colours.Legend())
+    assert spend.to_dict()["height"] >= 25 * row + 100 > figures.vega.HEIGHT
+
+
 def test_month_grain_axis_labels_read_like_oct_2026() -> None:
     frame = pd.DataFrame({"period": pd.to_datetime(["2026-10-01", "2026-11-01"]), "cost": [1, 2]})
     chart = figures.spend_over_time(frame, "model", "month")

@@ -16,6 +16,7 @@ from dashboard.figures.vega import (
     HEIGHT,
     colours,
     empty,
+    fitting_legend,
     group_text,
     periods,
     time_x,
@@ -70,7 +71,7 @@ def spend_over_time(
     number = MONEY if value == "cost" else ",.0f"
     unit = "Cost (USD)" if value == "cost" else what
     chart = (
-        alt.Chart(frame, title=title, height=HEIGHT)
+        alt.Chart(frame, title=title, height=fitting_legend(HEIGHT, names))
         .mark_bar()
         .encode(
             x=time_x(grain),
@@ -121,7 +122,7 @@ def pairs_bars(
     number = MONEY if value == "cost" else ",.2f"
     axis_title = "Cost (USD)" if value == "cost" else what
     return (
-        alt.Chart(frame, title=title, height=max(220, 26 * len(order)))
+        alt.Chart(frame, title=title, height=fitting_legend(max(220, 26 * len(order)), names))
         .mark_bar()
         .encode(
             y=alt.Y("a_name:N", sort=order, title=a_label.capitalize()),

@@ -13,6 +13,7 @@ from dashboard.figures.vega import (
     HEIGHT,
     colours,
     empty,
+    fitting_legend,
     group_text,
     groups_x,
     periods,
@@ -98,7 +99,7 @@ def percentiles_over_time(
     points = base.mark_point(filled=True, size=45)
     if selectable:
         points = points.add_params(pick(nearest=True))
-    return alt.layer(lines, points, title=title).properties(height=HEIGHT)
+    return alt.layer(lines, points, title=title).properties(height=fitting_legend(HEIGHT, names))
 
 
 def percentiles_by_group(

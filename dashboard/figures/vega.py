@@ -22,6 +22,9 @@ import pandas as pd
 from dashboard.figures.parts import NO_TASKS, TICK_FORMATS
 
 HEIGHT = 400
+# A legend beside the plot: pixels per entry and for its title, the axis and the chart title.
+LEGEND_ROW = 18
+LEGEND_FRAME = 110
 PICK = "pick"  # the point selection of every drill-down chart (st.altair_chart selection_mode)
 PICK_FIELDS = ["pick_period", "pick_group"]
 # How a period is named in a tooltip, per grain ("week of 2026-11-02").
@@ -115,6 +118,13 @@ def colours(names: list[str], colour_of: list[str], title: str) -> alt.Color:
         legend=alt.Legend(orient="right", labelLimit=220),
         sort=list(scale),
     )
+
+
+def fitting_legend(height: int, names: list[str]) -> int:
+    """`height`, or more when the legend of `names` (one row per distinct name, beside the
+    plot) is taller: Streamlit fits a Vega-Lite chart to its height, so a longer legend
+    would be cut off below its last visible entry instead of growing the chart."""
+    return max(height, LEGEND_ROW * len(set(names)) + LEGEND_FRAME)
 
 
 def selected_slice(event: Any) -> tuple[str | None, str | None] | None:
