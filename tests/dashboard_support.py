@@ -3,6 +3,7 @@ helpers, and reading back what a download button serves."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import streamlit as st
+from streamlit.components.v2 import manifest_scanner
 from streamlit.runtime import memory_media_file_storage
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
@@ -31,6 +33,12 @@ PAGES = {
     "task": "views/task.py",
     "export": "views/export.py",
 }
+# Each AppTest scans the metadata of every installed distribution for custom components
+# (0.3-1.6 s per AppTest here, by load; the suite makes hundreds). The installed packages do
+# not change while the tests run, so one scan per process gives every AppTest the same list.
+manifest_scanner.scan_component_manifests = functools.cache(
+    manifest_scanner.scan_component_manifests
+)
 DEMO_TASKS = 3000
 DEMO_DAYS = 60
 TIMEOUT = 60
