@@ -15,9 +15,11 @@ a scratch schema `payload_heap` (dropped at the end; public is only read):
    the only rows Postgres ever toasts on insert.
 3. An explicit side table: copies of both heaps without their payloads (named ai_tasks and
    ai_runs in the scratch schema) and the payloads in ai_task_payloads / ai_run_messages.
-   The mirror's full build (`queries.mirror.sync.full_load`, one connection) from the
-   tables as they are and from the narrow copies (search_path payload_heap, public), in
-   the same run, alternating which goes first; both mirrors must hold the same rows.
+   Where Postgres spends the two big extracts of the full build (EXPLAIN ANALYZE of the
+   mirror's own queries: scan, sort, buffers), wide and narrow. The mirror's full build
+   (`queries.mirror.sync.full_load`, one connection) from the tables as they are and from
+   the narrow copies (search_path payload_heap, public), in the same run, alternating
+   which goes first; both mirrors must hold the same rows.
 4. The run page's two reads (the run with its messages, its tasks with their payloads) of
    --runs sampled runs, from the wide tables and joined from the side tables.
 5. Writing the same --sample tasks into an empty wide table and into an empty narrow table
@@ -53,6 +55,7 @@ from build import (  # noqa: E402
 )
 
 from ingest.store import embedded, sqlfiles  # noqa: E402
+from queries.mirror import sync as mirror_sync  # noqa: E402
 
 SQL = sqlfiles.load(ROOT / "bench" / "sql")
 MB = 1 << 20
@@ -158,6 +161,34 @@ def compare_builds(folder: Path, url: str, rounds: int) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def plan_nodes(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, top first."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in plan_nodes(child))]
+
+
+def explain_extracts(url: str) -> None:
+    """Where Postgres spends an extract of the full build, wide and narrow: EXPLAIN ANALYZE
+    of the mirror's own query (the rows are produced, not sent), its scan and its sort."""
+    print("\n| extract | heaps | Postgres ms | scan | scan ms | join + sort ms | sort "
+          "| shared hit/read |")  # fmt: skip
+    print("|---|---|---:|---|---:|---:|---|---|")
+    for name in ("extract_all_runs", "extract_all_tasks"):
+        query = sqlfiles.render(mirror_sync.pg_sql(), name).sql
+        for heaps, target in (("wide", url), ("narrow", narrow_url(url))):
+            with psycopg.connect(target) as conn:
+                explain = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
+                result = conn.execute(explain).fetchone()[0][0]
+            nodes = plan_nodes(result["Plan"])
+            scan = next(n for n in nodes if n["Node Type"].endswith("Scan") and
+                        n.get("Relation Name") in ("ai_tasks", "ai_runs"))  # fmt: skip
+            sort = next((n for n in nodes if n["Node Type"] == "Sort"), None)
+            sort_ms = sort["Actual Total Time"] - scan["Actual Total Time"] if sort else 0.0
+            sort_how = f"{sort['Sort Method']} {sort['Sort Space Used']:,} kB" if sort else "-"
+            print(f"| {name} | {heaps} | {result['Execution Time']:,.0f} | {scan['Node Type']} "
+                  f"| {scan['Actual Total Time']:,.0f} | {sort_ms:,.0f} | {sort_how} "
+                  f"| {scan['Shared Hit Blocks']:,}/{scan['Shared Read Blocks']:,} |")  # fmt: skip
+
+
 def read_run(conn: psycopg.Connection, run_query: str, tasks_query: str, run_id: object) -> float:
     """Milliseconds to fetch one run's row and its tasks' rows, payloads included."""
     started = time.perf_counter()
@@ -215,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             report_widths(conn)
             report_toast(conn, args.sample)
             make_narrow_copies(conn)
+            explain_extracts(url)
             compare_builds(folder, url, args.rounds)
             compare_run_page(conn, args.runs)
             compare_writes(conn, args.sample, args.rounds)
