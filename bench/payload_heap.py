@@ -2,7 +2,7 @@
 and ai_runs cost the mirror's full build, and what moving them out would buy (issue 26).
 
     python bench/payload_heap.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 1]
-                                 [--sample 100000] [--runs 300]
+                                 [--sample 100000] [--runs 300] [--no-side-tables]
 
 On the demo database of bench/queries.py's `prepare` (--reuse keeps an existing --dir), in
 a scratch schema `payload_heap` (dropped at the end; public is only read):
@@ -25,6 +25,9 @@ a scratch schema `payload_heap` (dropped at the end; public is only read):
    --runs sampled runs, from the wide tables and joined from the side tables.
 5. Writing the same --sample tasks into an empty wide table and into an empty narrow table
    plus its side table (primary keys and the same indexes).
+
+--no-side-tables leaves out the side tables and 4-5: the builds need only the narrow
+copies, and the side tables take about as much disk as the two heaps (15 GB at 10M).
 
 The build rows print as bench/build.py's do (seconds, CPU of this process + Postgres,
 steps, load average around each).
@@ -133,10 +136,13 @@ def report_toast(conn: psycopg.Connection, sample: int) -> None:
         print(f"| {table} | {rows:,} | {heap / MB:,.1f} | {toast / MB:,.1f} | {over_text} |")
 
 
-def make_narrow_copies(conn: psycopg.Connection) -> None:
+def make_narrow_copies(conn: psycopg.Connection, side_tables: bool) -> None:
     started = time.perf_counter()
     conn.execute(SQL["narrow_copies"].sql)
-    vacuum(conn, "ai_tasks", "ai_task_payloads", "ai_runs", "ai_run_messages")
+    vacuum(conn, "ai_tasks", "ai_runs")
+    if side_tables:
+        conn.execute(SQL["side_tables"].sql)
+        vacuum(conn, "ai_task_payloads", "ai_run_messages")
     print(f"\nnarrow copies and side tables made in {time.perf_counter() - started:.0f} s:\n")
     print("| table | heap MB | TOAST MB |")
     print("|---|---:|---:|")
@@ -255,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="builds of each way")
     parser.add_argument("--sample", type=int, default=100_000, help="rows for TOAST and writes")
     parser.add_argument("--runs", type=int, default=300, help="runs the run page reads")
+    parser.add_argument(
+        "--no-side-tables",
+        action="store_true",
+        help="only the narrow copies and the builds (the side tables hold the payloads again:"
+        " about as much disk as the two heaps)",
+    )
     args = parser.parse_args(argv)
     folder = demo_folder(args)
     url = bench_queries().prepare(folder, args.tasks, args.days, args.reuse)
@@ -264,11 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report_widths(conn)
             report_toast(conn, args.sample)
-            make_narrow_copies(conn)
+            make_narrow_copies(conn, side_tables=not args.no_side_tables)
             explain_extracts(url)
             compare_builds(folder, url, args.rounds)
-            compare_run_page(conn, args.runs)
-            compare_writes(conn, args.sample, args.rounds)
+            if not args.no_side_tables:
+                compare_run_page(conn, args.runs)
+                compare_writes(conn, args.sample, args.rounds)
         finally:
             conn.execute(SQL["drop_scratch"].sql)
     embedded.stop(folder / "pgdata")

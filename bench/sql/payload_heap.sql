@@ -80,9 +80,9 @@ SELECT c.relname AS "table", c.reltuples::bigint AS rows,
 -- name: narrow_copies
 -- ai_tasks and ai_runs without their payloads, in heap order, named as in public so that a
 -- connection with search_path payload_heap, public builds the mirror from them with the
--- mirror's own queries; the payloads in side tables keyed by the row's id. response_errors
--- stays with the task (the mirror reads it), description with the run (short; searched).
--- The indexes the extracts and the run page may use come along.
+-- mirror's own queries (the payloads go to side_tables). response_errors stays with the
+-- task (the mirror reads it), description with the run (short; searched). The indexes the
+-- extracts and the run page may use come along.
 CREATE TABLE payload_heap.ai_tasks AS
 SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, model, model_id,
        response_errors, response_complete, tokens_input, tokens_output, tokens_cached_input,
@@ -90,25 +90,28 @@ SELECT id, run_id, user_id, task_id, service, task_name, provider, endpoint, mod
        created_at, updated_at, completed_at, sync_xid, tokens_cache_write, cost_source,
        price_ref, variant
   FROM public.ai_tasks;
-CREATE TABLE payload_heap.ai_task_payloads AS
-SELECT id, request_data, response_text, response_data, response_info, tool_updates,
-       response_metadata
-  FROM public.ai_tasks;
 CREATE TABLE payload_heap.ai_runs WITH (fillfactor = 80) AS
 SELECT id, user_id, source_type, source_id, name, description, tags, status, is_starred,
        parent_run_id, forked_from_message, total_tokens, total_cost, task_count, created_at,
        updated_at, last_message_at, sync_xid, message_count, variant
   FROM public.ai_runs;
-CREATE TABLE payload_heap.ai_run_messages AS
-SELECT id AS run_id, messages, settings, variable_values, broker_values, attachments, metadata
-  FROM public.ai_runs;
 ALTER TABLE payload_heap.ai_tasks ADD PRIMARY KEY (id);
-ALTER TABLE payload_heap.ai_task_payloads ADD PRIMARY KEY (id);
 ALTER TABLE payload_heap.ai_runs ADD PRIMARY KEY (id);
-ALTER TABLE payload_heap.ai_run_messages ADD PRIMARY KEY (run_id);
 CREATE INDEX ON payload_heap.ai_tasks (created_at);
 CREATE INDEX ON payload_heap.ai_tasks (run_id, created_at);
 CREATE INDEX ON payload_heap.ai_runs (created_at DESC, id DESC);
+
+-- name: side_tables
+-- The payloads the narrow copies leave out, keyed by their row's id.
+CREATE TABLE payload_heap.ai_task_payloads AS
+SELECT id, request_data, response_text, response_data, response_info, tool_updates,
+       response_metadata
+  FROM public.ai_tasks;
+CREATE TABLE payload_heap.ai_run_messages AS
+SELECT id AS run_id, messages, settings, variable_values, broker_values, attachments, metadata
+  FROM public.ai_runs;
+ALTER TABLE payload_heap.ai_task_payloads ADD PRIMARY KEY (id);
+ALTER TABLE payload_heap.ai_run_messages ADD PRIMARY KEY (run_id);
 
 -- name: narrow_sizes
 -- The narrow copies and their side tables: table, heap_bytes, toast_bytes.
