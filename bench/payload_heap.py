@@ -27,7 +27,7 @@ a scratch schema `payload_heap` (dropped at the end; public is only read):
    plus its side table (primary keys and the same indexes).
 
 --no-side-tables leaves out the side tables and 4-5: the builds need only the narrow
-copies, and the side tables take about as much disk as the two heaps (15 GB at 10M).
+copies, and the side tables hold the payloads again (about 12 GB at 10M).
 
 The build rows print as bench/build.py's do (seconds, CPU of this process + Postgres,
 steps, load average around each).
@@ -52,10 +52,10 @@ sys.path.insert(0, str(ROOT))
 from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 from build import (  # noqa: E402
     build,
+    check_same_rows,
     client_cpu_seconds,
     current_full_load,
     server_cpu_seconds,
-    table_digests,
 )
 
 from ingest.store import embedded, sqlfiles  # noqa: E402
@@ -174,13 +174,8 @@ def compare_builds(folder: Path, url: str, rounds: int) -> None:
     print(f"\nmedians of {rounds}: " + ", ".join(
         f"{name} {seconds:.1f} s ({wide / seconds:.2f}x)" for name, seconds in medians.items()
     ))  # fmt: skip
-    digests = {name: table_digests(path) for name, path in files.items()}
-    first = digests["wide (as stored)"]
-    for name, digest in digests.items():
-        if digest != first:
-            differ = sorted(t for t in first if first[t] != digest.get(t))
-            raise SystemExit(f"the mirror from {name} differs in {differ}")
-    print(f"all mirrors hold the same rows in all {len(first)} tables")
+    tables = check_same_rows(files, "wide (as stored)")
+    print(f"all mirrors hold the same rows in all {tables} tables")
     for path in files.values():
         for leftover in (path, path.with_name(path.name + ".wal")):
             leftover.unlink(missing_ok=True)
@@ -261,12 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="builds of each way")
     parser.add_argument("--sample", type=int, default=100_000, help="rows for TOAST and writes")
     parser.add_argument("--runs", type=int, default=300, help="runs the run page reads")
-    parser.add_argument(
-        "--no-side-tables",
-        action="store_true",
-        help="only the narrow copies and the builds (the side tables hold the payloads again:"
-        " about as much disk as the two heaps)",
-    )
+    side_tables_help = "leave out the side tables (about 12 GB at 10M), the run page and writes"
+    parser.add_argument("--no-side-tables", action="store_true", help=side_tables_help)
     args = parser.parse_args(argv)
     folder = demo_folder(args)
     url = bench_queries().prepare(folder, args.tasks, args.days, args.reuse)
