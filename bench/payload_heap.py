@@ -8,7 +8,7 @@ On the demo database of bench/queries.py's `prepare` (--reuse keeps an existing 
 a scratch schema `payload_heap` (dropped at the end; public is only read):
 
 1. Widths: each heap's and its TOAST table's size, and the mean stored size of every column
-   (pg_column_size) of ai_tasks and ai_runs.
+   (pg_column_size) of ai_tasks and ai_runs (over pages holding about --sample rows).
 2. TOAST as the side table: the first --sample tasks and runs copied as they are stored and
    again with toast_tuple_target 128 and every payload column STORAGE EXTERNAL; heap and
    TOAST sizes of both, and how many rows are over TOAST_TUPLE_THRESHOLD (2,032 bytes),
@@ -87,30 +87,34 @@ def source_urls(url: str) -> dict[str, str]:
     }
 
 
-def column_widths(conn: psycopg.Connection, table: str) -> list[tuple[str, float]]:
+def column_widths(conn: psycopg.Connection, table: str, rows: int, sample: int) -> list:
     """Mean stored bytes (pg_column_size, compressed or a TOAST pointer when so stored) of
-    each column of public.`table`, widest first."""
+    each column of public.`table` (about `rows` rows), widest first: over every row, or
+    over a fixed sample of pages holding about `sample` rows when the table is larger."""
     names = [row[0] for row in conn.execute(SQL["table_columns"].psycopg, {"table": table})]
+    percent = min(100.0, 100.0 * sample / max(rows, 1))
     # Identifiers from the catalog, quoted by psycopg: no outside text reaches the SQL.
-    query = pgsql.SQL("SELECT {} FROM {}").format(
+    query = pgsql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM (%(percent)s) REPEATABLE (0)").format(
         pgsql.SQL(", ").join(
             pgsql.SQL("avg(coalesce(pg_column_size({}), 0))").format(pgsql.Identifier(name))
             for name in names
         ),
         pgsql.Identifier("public", table),
     )
-    means = conn.execute(query).fetchone()
+    means = conn.execute(query, {"percent": percent}).fetchone()
     return sorted(zip(names, (float(m) for m in means), strict=True), key=lambda c: -c[1])
 
 
-def report_widths(conn: psycopg.Connection) -> None:
+def report_widths(conn: psycopg.Connection, sample: int) -> None:
     print("| table | rows | heap MB | TOAST MB | indexes MB | heap bytes/row |")
     print("|---|---:|---:|---:|---:|---:|")
-    for table, rows, heap, toast, index in conn.execute(SQL["heap_sizes"].sql):
+    counts = {}
+    for table, rows, heap, toast, index in conn.execute(SQL["heap_sizes"].sql).fetchall():
+        counts[table] = rows
         print(f"| {table} | {rows:,} | {heap / MB:,.0f} | {toast / MB:,.0f} | {index / MB:,.0f} "
               f"| {heap / max(rows, 1):,.0f} |")  # fmt: skip
     for table in ("ai_tasks", "ai_runs"):
-        widths = column_widths(conn, table)
+        widths = column_widths(conn, table, counts[table], sample)
         total = sum(width for _, width in widths)
         listed = ", ".join(f"{name} {width:,.0f}" for name, width in widths if width >= 8)
         print(f"\n{table}: columns sum to {total:,.0f} bytes/row on average; {listed}")
@@ -254,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--rounds", type=int, default=1, help="builds of each way")
-    parser.add_argument("--sample", type=int, default=100_000, help="rows for TOAST and writes")
+    parser.add_argument("--sample", type=int, default=100_000, help="rows sampled or copied")
     parser.add_argument("--runs", type=int, default=300, help="runs the run page reads")
     side_tables_help = "leave out the side tables (about 12 GB at 10M), the run page and writes"
     parser.add_argument("--no-side-tables", action="store_true", help=side_tables_help)
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SQL["create_scratch"].sql)
         try:
-            report_widths(conn)
+            report_widths(conn, args.sample)
             report_toast(conn, args.sample)
             make_narrow_copies(conn, side_tables=not args.no_side_tables)
             explain_extracts(url)
