@@ -162,6 +162,18 @@ def table_digests(path: Path) -> dict[str, tuple]:
         }
 
 
+def check_same_rows(files: dict[str, Path], baseline: str) -> int:
+    """The number of mirror tables, once every mirror in `files` (by name) holds the same
+    rows as `files[baseline]` in each of them; SystemExit naming the tables otherwise."""
+    digests = {name: table_digests(path) for name, path in files.items()}
+    first = digests[baseline]
+    for name, digest in digests.items():
+        if digest != first:
+            differ = sorted(t for t in first if first[t] != digest.get(t))
+            raise SystemExit(f"{name} differs from {baseline} in {differ}")
+    return len(first)
+
+
 def mirror_file(folder: Path, way: str) -> Path:
     """The mirror file a way builds into (its name with the spaces and commas dropped)."""
     return folder / f"build-{way.replace(',', '').replace(' ', '-')}.duckdb"
@@ -207,13 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {wall[name]:.1f} | {wall['previous'] / wall[name]:.2f}x "
               f"| {work[name]:.1f} | {work['previous'] / work[name]:.2f}x |")  # fmt: skip
     print(f"\n{os.cpu_count()} cores")
-    digests = {name: table_digests(mirror_file(folder, name)) for name in ways}
-    first = digests["previous"]
-    for name, digest in digests.items():
-        if digest != first:
-            differ = sorted(t for t in first if first[t] != digest.get(t))
-            raise SystemExit(f"{name} differs from the previous build in {differ}")
-    print(f"all builds hold the same rows in all {len(first)} mirror tables")
+    tables = check_same_rows({name: mirror_file(folder, name) for name in ways}, "previous")
+    print(f"all builds hold the same rows in all {tables} mirror tables")
     spans = ", ".join(f"{name} {row_group_hours(mirror_file(folder, name)):.1f} h" for name in ways)
     print(f"mean created_at span of a row group of tasks: {spans}")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
