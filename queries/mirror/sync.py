@@ -268,24 +268,42 @@ _EXTRACT = {
     "tasks": "extract_tasks",
     "scores": "extract_scores",
     "deletions": "extract_deletions",
+    "logged_times": "extract_logged_times",
 }
-# Per mirror table: the deletion log's table name and the DuckDB queries that apply it
-# (remove the copies of deleted and rewritten rows in one scan, then insert the new ones).
+# Per mirror table: the deletion log's table name, the DuckDB queries that apply it (remove
+# the copies of deleted and rewritten rows in one scan, then insert the new ones) and the
+# filter by time of that scan, if any (apply.sql, task_copies_by_time).
 _APPLY = {
-    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks"},
-    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs"},
+    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks",
+              "by_time": "apply.task_copies_by_time"},
+    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs",
+             "by_time": "apply.run_copies_by_time"},
     "users": {"logged_as": "ai_users", "remove": "remove_changed_users", "insert": "insert_users"},
-}
+}  # fmt: skip
+# The mirror fact saying that every sync since the mirror's previous one could trust the
+# times of the deletion log (migration 0030): written by every sync of this code, which
+# runs only after the migration committed. A mirror without it was last synced before the
+# migration, when a task could move to another created_at unlogged, so its next sync
+# compares ids over the whole table (apply_changes).
+LOGGED_TIMES = "logged_times"
 
 
-def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
+def apply_changes(
+    con: duckdb.DuckDBPyConnection, cur: Any, since: str, *, times_logged: bool = False
+) -> SyncResult:
     """Apply what changed in the Postgres snapshot of `cur` (an ADBC cursor) since the
     horizon `since`, inside a DuckDB transaction the caller commits. Returns upserted = rows
-    read per table and deleted = rows removed because Postgres deleted them."""
+    read per table and deleted = rows removed because Postgres deleted them.
+
+    times_logged: the deletion log gave the time of every row moved or deleted since
+    `since` (the mirror's LOGGED_TIMES fact); then the mirror's copies of tasks and runs
+    are found by time first, unless a logged row has no time (logged before migration
+    0030). Otherwise by id over the whole table."""
     sql = duck_sql()
     with step("extract"):
         staged = {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
     logged = staged["deletions"].column("table_name").to_pylist()
+    by_time = times_logged and staged["logged_times"].column("created_at").null_count == 0
     con.execute("BEGIN").fetchall()
     for name, table in staged.items():
         con.register(f"staged_{name}", table)
@@ -306,8 +324,10 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
         deleted = dict.fromkeys(TABLES, 0)
         for table, queries in _APPLY.items():
             if queries["logged_as"] in logged or staged[table].num_rows:
-                with step(f"remove {table}"):
-                    deleted[table] = con.execute(sql[queries["remove"]].sql).fetchall()[0][0]
+                timed = " by time" if by_time and "by_time" in queries else ""
+                with step(f"remove {table}{timed}"):
+                    remove = _removal(sql, queries, by_time)
+                    deleted[table] = con.execute(remove).fetchall()[0][0]
             if staged[table].num_rows:
                 with step(f"insert {table}"):
                     con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
@@ -332,6 +352,15 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
                 con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted, scores=scores)
+
+
+def _removal(sql: dict[str, sqlfiles.Query], queries: dict[str, str], by_time: bool) -> str:
+    """The DuckDB query removing one table's copies of changed rows (`queries`, of _APPLY):
+    with its filter by time when `by_time`, else with TRUE in its place, so that every
+    row's id is compared."""
+    if by_time or "by_time" not in queries:
+        return sqlfiles.render(sql, queries["remove"]).sql
+    return sqlfiles.render(sql, queries["remove"], **{queries["by_time"]: "TRUE"}).sql
 
 
 def rescoring_deletions(logged: list[str]) -> bool:
@@ -483,7 +512,9 @@ def _sync(
                 reason = f"{', '.join(sorted(truncated))} truncated in Postgres"
         if reason is None:
             try:
-                result = apply_changes(con, cur, since=meta["horizon"])
+                result = apply_changes(
+                    con, cur, since=meta["horizon"], times_logged=LOGGED_TIMES in meta
+                )
                 if verify or (verify is None and verify_due(meta)):
                     problem = check_against_postgres(con, cur)
                     result.verified = True
@@ -606,6 +637,7 @@ def _write_meta(
         "horizon": horizon,
         "last_sync_at": now,
         "held_back_by": json.dumps([holder.to_dict() for holder in holders]),
+        LOGGED_TIMES: "0030",
     }
     if full:
         values["last_full_sync_at"] = now

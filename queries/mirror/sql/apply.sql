@@ -19,16 +19,19 @@ DELETE FROM users WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_runs
+-- Like remove_changed_users, with the copies found by time first (run_copies_by_time).
 CREATE OR REPLACE TEMP TABLE changed_rows AS
 SELECT rowid AS row_id,
        id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs') AS deleted
   FROM runs
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs'
+ WHERE {{apply.run_copies_by_time}}
+   AND id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs'
               UNION ALL SELECT id FROM staged_runs);
 DELETE FROM runs WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_tasks
+-- Like remove_changed_users, with the copies found by time first (task_copies_by_time).
 -- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too; the task ids
 -- of the removed and staged tasks are kept in rescored_tasks (their task_scores rows are
 -- written again by rewrite_task_scores).
@@ -39,12 +42,31 @@ CREATE OR REPLACE TEMP TABLE changed_rows AS
 SELECT rowid AS row_id, task_id,
        id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks') AS deleted
   FROM tasks
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
+ WHERE {{apply.task_copies_by_time}}
+   AND id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
               UNION ALL SELECT id FROM staged_tasks);
 DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
 INSERT INTO rescored_tasks
 SELECT task_id FROM changed_rows UNION ALL SELECT task_id FROM staged_tasks;
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: task_copies_by_time
+-- A filter of remove_changed_tasks: the mirror's copy of a task to replace has the
+-- created_at of its staged row, or one the deletion log gives for it (a deleted task's, or
+-- a moved task's old one: migration 0030, staged_logged_times). The created_at column is
+-- sorted and compresses well, so matching it before the id (16 random bytes a row) makes
+-- the scan of the mirror's tasks cheaper (docs/scale.md, "The incremental sync of
+-- scattered changes"). queries/mirror/sync.py fills it with TRUE when a time may be
+-- missing (a row logged before migration 0030, the first sync after it).
+created_at IN (SELECT created_at FROM staged_tasks
+               UNION ALL
+               SELECT created_at FROM staged_logged_times WHERE table_name = 'ai_tasks')
+
+-- name: run_copies_by_time
+-- The same filter for remove_changed_runs.
+created_at IN (SELECT created_at FROM staged_runs
+               UNION ALL
+               SELECT created_at FROM staged_logged_times WHERE table_name = 'ai_runs')
 
 -- name: remove_changed_scores
 -- Scores deleted in Postgres or about to be written again; the tasks they belonged to and

@@ -118,6 +118,18 @@ SELECT d.table_name, d.id
            ELSE EXISTS (SELECT 1 FROM ai_users u WHERE u.id = d.id)
        END;
 
+-- name: extract_logged_times
+-- The created_at of every task and run logged since :since: deleted, deleted and written
+-- again, or moved to another created_at (migration 0030). With the staged rows' own
+-- created_at, these are the times the mirror's copies of the rows to replace can have
+-- (queries/mirror/sql/apply.sql, copies_by_time). NULL for a row logged before migration
+-- 0030. Columns: table_name, created_at.
+SELECT d.table_name, d.created_at
+  FROM ai_sync_deletions d
+ WHERE d.sync_xid >= :since::text::xid8
+   AND d.id <> '*'
+   AND d.table_name IN ('ai_tasks', 'ai_runs');
+
 -- name: truncations
 -- Tables truncated since :since (logged with id '*' by migration 0004): table_name.
 SELECT DISTINCT table_name
