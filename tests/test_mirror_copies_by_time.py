@@ -68,8 +68,7 @@ def test_a_task_moved_to_another_day_leaves_no_copy_behind(conn, db_url, mirror,
     ).fetchone()["id"]
     # Later and earlier, and its cost: the new row is staged with its new time only.
     conn.execute(
-        "UPDATE ai_tasks SET created_at = created_at + interval '20 days', cost = 9 "
-        "WHERE id = %s",
+        "UPDATE ai_tasks SET created_at = created_at + interval '20 days', cost = 9 WHERE id = %s",
         (moved,),
     )
     conn.execute(
