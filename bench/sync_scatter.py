@@ -8,9 +8,10 @@
 2. Changes 10,000 tasks like bench/queries.py (40% updated and 20% deleted at random over
    the days, 40% inserted now).
 3. Each round syncs a fresh copy of the mirror twice, in alternating order: "before" with
-   ADBC reading Postgres' whole type catalog on connect and the copies of changed rows
-   found by id over the whole table (the mirror's `logged_times` fact removed), "after" as
-   the sync runs now (docs/scale.md, "The incremental sync of scattered changes").
+   (--old, default all three) ADBC reading Postgres' whole type catalog on connect, every
+   change read over one connection, and the copies of changed rows found by id over the
+   whole table (the mirror's `logged_times` fact removed); "after" as the sync runs now
+   (docs/scale.md, "The incremental sync of scattered changes").
 4. Prints each sync's time and step times (ms), the medians, and checks that the two
    copies end equal, table by table.
 """
@@ -55,18 +56,25 @@ class StepTimes(logging.Handler):
             self.steps[name] = self.steps.get(name, 0.0) + float(ms.split()[0])
 
 
-def sync_copy(url: str, base: Path, copy: Path, *, before: bool) -> tuple[float, dict]:
-    """Sync a fresh copy of `base` at `copy`, the old way when `before`; seconds and steps."""
-    for old in copy.parent.glob(copy.name + "*"):
-        old.unlink()
+OLD_WAYS = ("connect", "extract", "removal")
+
+
+def sync_copy(url: str, base: Path, copy: Path, *, old: set[str]) -> tuple[float, dict]:
+    """Sync a fresh copy of `base` at `copy`, with the OLD_WAYS named in `old` as they were
+    (connect: the whole type catalog; extract: one connection; removal: by id everywhere);
+    seconds and steps."""
+    for stale in copy.parent.glob(copy.name + "*"):
+        stale.unlink()
     shutil.copy(base, copy)
-    options = mirror_sync._CONNECT_OPTIONS
-    if before:
+    options, connections = mirror_sync._CONNECT_OPTIONS, mirror_sync.EXTRACT_CONNECTIONS
+    if "removal" in old:
         with duckdb.connect(str(copy)) as con:
-            con.execute(
-                "DELETE FROM mirror_meta WHERE key = $key", {"key": mirror_sync.LOGGED_TIMES}
-            )
+            forget = "DELETE FROM mirror_meta WHERE key = $key"
+            con.execute(forget, {"key": mirror_sync.LOGGED_TIMES})
+    if "connect" in old:
         mirror_sync._CONNECT_OPTIONS = {}
+    if "extract" in old:
+        mirror_sync.EXTRACT_CONNECTIONS = 1
     handler = StepTimes()
     mirror_sync.log.addHandler(handler)
     try:
@@ -74,6 +82,7 @@ def sync_copy(url: str, base: Path, copy: Path, *, before: bool) -> tuple[float,
     finally:
         mirror_sync.log.removeHandler(handler)
         mirror_sync._CONNECT_OPTIONS = options
+        mirror_sync.EXTRACT_CONNECTIONS = connections
     assert not result.full, result.reason
     return result.seconds, handler.steps
 
@@ -95,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--rounds", type=int, default=4, help="before/after pairs")
+    parser.add_argument(
+        "--old", nargs="+", choices=OLD_WAYS, default=list(OLD_WAYS),
+        help="what the 'before' sync does the old way (default: all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     mirror_sync.log.setLevel(logging.DEBUG)
     bench = bench_queries()
@@ -107,12 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         total = conn.execute("SELECT count(*) FROM ai_tasks").fetchone()[0]
     changes = bench.change_tasks(url, total)
     load = os.getloadavg()
-    print(f"{total:,} tasks; changed {changes}; load average {load[0]:.1f}/{load[1]:.1f}")
+    print(f"{total:,} tasks; changed {changes}; load average {load[0]:.1f}/{load[1]:.1f}; "
+          f"before: old {', '.join(args.old)}")  # fmt: skip
     times: dict[str, list[tuple[float, dict]]] = {"before": [], "after": []}
     for n in range(args.rounds):
         for name in ("before", "after") if n % 2 == 0 else ("after", "before"):
-            seconds, steps = sync_copy(url, base, folder / f"sync-{name}.duckdb",
-                                       before=name == "before")  # fmt: skip
+            old = set(args.old) if name == "before" else set()
+            seconds, steps = sync_copy(url, base, folder / f"sync-{name}.duckdb", old=old)
             times[name].append((seconds, steps))
             shown = ", ".join(f"{step} {ms:.0f}" for step, ms in steps.items())
             print(f"round {n} {name}: {seconds:.2f}s (load {os.getloadavg()[0]:.1f}; {shown})")

@@ -302,7 +302,12 @@ LOGGED_TIMES = "logged_times"
 
 
 def apply_changes(
-    con: duckdb.DuckDBPyConnection, cur: Any, since: str, *, times_logged: bool = False
+    con: duckdb.DuckDBPyConnection,
+    cur: Any,
+    since: str,
+    *,
+    times_logged: bool = False,
+    url: str | None = None,
 ) -> SyncResult:
     """Apply what changed in the Postgres snapshot of `cur` (an ADBC cursor) since the
     horizon `since`, inside a DuckDB transaction the caller commits. Returns upserted = rows
@@ -311,10 +316,11 @@ def apply_changes(
     times_logged: the deletion log gave the time of every row moved or deleted since
     `since` (the mirror's LOGGED_TIMES fact); then the mirror's copies of tasks and runs
     are found by time first, unless a logged row has no time (logged before migration
-    0030). Otherwise by id over the whole table."""
+    0030). Otherwise by id over the whole table. url: Postgres again, for a second
+    connection that reads the changed runs in the snapshot of `cur` (extract_changes)."""
     sql = duck_sql()
     with step("extract"):
-        staged = {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+        staged = extract_changes(cur, since, url)
     logged = staged["deletions"].column("table_name").to_pylist()
     by_time = times_logged and staged["logged_times"].column("created_at").null_count == 0
     con.execute("BEGIN").fetchall()
@@ -374,6 +380,28 @@ def _removal(sql: dict[str, sqlfiles.Query], queries: dict[str, str], by_time: b
     if by_time or "by_time" not in queries:
         return sqlfiles.render(sql, queries["remove"]).sql
     return sqlfiles.render(sql, queries["remove"], **{queries["by_time"]: "TRUE"}).sql
+
+
+# Connections of an incremental extract: with 2 (and a URL), the changed runs are read over a
+# second connection that imports the sync's snapshot while the tasks and the rest are read
+# over the sync's own. Each read is mostly random heap pages (docs/scale.md, "The
+# incremental sync of scattered changes"), so Postgres reads the two heaps at once.
+EXTRACT_CONNECTIONS = 2
+
+
+def extract_changes(cur: Any, since: str, url: str | None = None) -> dict[str, Any]:
+    """The rows of every _EXTRACT query changed since `since` in the snapshot of `cur`, as
+    Arrow tables by name; the runs over a snapshot_reader of `url` when given and
+    EXTRACT_CONNECTIONS is 2."""
+    if url is None or EXTRACT_CONNECTIONS < 2:
+        return {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+    with snapshot_reader(cur, url) as reader, ThreadPoolExecutor(1) as pool:
+        runs = pool.submit(extract, reader, _EXTRACT["runs"], since)
+        staged = {
+            name: extract(cur, query, since) for name, query in _EXTRACT.items() if name != "runs"
+        }
+        staged["runs"] = runs.result()
+    return {name: staged[name] for name in _EXTRACT}
 
 
 def rescoring_deletions(logged: list[str]) -> bool:
@@ -526,7 +554,7 @@ def _sync(
         if reason is None:
             try:
                 result = apply_changes(
-                    con, cur, since=meta["horizon"], times_logged=LOGGED_TIMES in meta
+                    con, cur, since=meta["horizon"], times_logged=LOGGED_TIMES in meta, url=url
                 )
                 if verify or (verify is None and verify_due(meta)):
                     problem = check_against_postgres(con, cur)
