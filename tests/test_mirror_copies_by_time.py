@@ -149,3 +149,31 @@ def test_first_sync_after_the_migration_compares_ids_everywhere(conn, db_url, mi
     conn.execute("UPDATE ai_tasks SET created_at = created_at + interval '1 day'")
     assert synced(db_url, mirror, caplog)[1]
     same_as_postgres(conn, mirror)
+
+
+def test_a_staged_task_takes_its_users_team_staged_or_mirrored(conn, db_url, mirror):
+    """The task extract leaves the team out: the mirror takes the staged user's, else the
+    mirrored user's; a user deleted in the same sync leaves its tasks without a team."""
+    for user, team in (("ann", "red"), ("bob", "blue"), ("cy", "green")):
+        conn.execute("INSERT INTO ai_users (id, team) VALUES (%s, %s)", (user, team))
+    run = make_run(conn)
+    for user in ("ann", "bob", "cy", "nobody"):
+        make_task(conn, run, user_id=user)
+    sync_mirror(db_url, mirror)
+    conn.execute("UPDATE ai_users SET team = 'violet' WHERE id = 'ann'")
+    conn.execute("DELETE FROM ai_users WHERE id = 'cy'")
+    conn.execute("INSERT INTO ai_users (id, team) VALUES ('dee', 'teal')")
+    for user in ("ann", "bob", "cy", "dee", "nobody"):
+        make_task(conn, run, user_id=user)
+    sync_mirror(db_url, mirror)
+    expected = conn.execute(
+        "SELECT t.id, u.team FROM ai_tasks t LEFT JOIN ai_users u ON u.id = t.user_id ORDER BY 1"
+    ).fetchall()
+    want = {row["id"]: row["team"] for row in expected}
+    with open_mirror(mirror, read_only=True) as con:
+        assert dict(con.execute("SELECT id, team FROM tasks").fetchall()) == want
+        rare = dict(con.execute("SELECT id, team FROM rare_tasks").fetchall())
+        assert rare == {task: want[task] for task in rare}
+        teams = {value for (value,) in con.execute(
+            "SELECT value FROM dim_values WHERE dimension = 'team'").fetchall()}  # fmt: skip
+    assert {"violet", "blue", "teal"} <= teams

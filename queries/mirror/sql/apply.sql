@@ -131,19 +131,22 @@ SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
  WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
 
 -- name: keyed_staged_tasks
--- The staged tasks with their keys and their run's source_type, tags and variant (a task
--- without its own variant has its run's; a run's variant is set when it is created), which
--- the extract
--- leaves out (postgres/extract.sql): from the staged run when the run changed
--- too, else from the mirror's copy of the run (tasks are applied before runs).
+-- The staged tasks with their keys, their user's team and their run's source_type, tags and
+-- variant (a task without its own variant has its run's; a run's variant is set when it
+-- is created), which the extract leaves out (postgres/extract.sql): from the staged user
+-- or run when it changed too, else from the mirror's copy (tasks are applied before users
+-- and runs; the tasks of a user deleted now lose their team in propagate_teams).
 SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
   FROM (SELECT t.*,
+               CASE WHEN su.id IS NULL THEN mu.team ELSE su.team END AS team,
                CASE WHEN sr.id IS NULL THEN mr.source_type ELSE sr.source_type END
                    AS source_type,
                CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags,
                coalesce(t.task_variant,
                         CASE WHEN sr.id IS NULL THEN mr.variant ELSE sr.variant END) AS variant
           FROM staged_tasks t
+          LEFT JOIN staged_users su ON su.id = t.user_id
+          LEFT JOIN users mu ON mu.id = t.user_id
           LEFT JOIN staged_runs sr ON sr.id = t.run_id
           LEFT JOIN runs mr ON mr.id = t.run_id) s
   LEFT JOIN run_keys rk ON rk.id = s.run_id
@@ -198,7 +201,8 @@ SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (O
          WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM user_keys)) n;
 
 -- name: new_dim_values
--- Incremental: values the staged rows bring that were never seen.
+-- Incremental: values the staged rows bring that were never seen. A task's team is its
+-- user's, added when the user was staged or loaded.
 INSERT INTO dim_values
 SELECT DISTINCT d, v FROM (
     SELECT 'provider' AS d, provider AS v FROM staged_tasks
@@ -208,7 +212,6 @@ SELECT DISTINCT d, v FROM (
     UNION ALL SELECT 'task_name', task_name FROM staged_tasks
     UNION ALL SELECT 'status', status FROM staged_tasks
     UNION ALL SELECT 'user_id', user_id FROM staged_tasks
-    UNION ALL SELECT 'team', team FROM staged_tasks
     UNION ALL SELECT 'team', team FROM staged_users
     UNION ALL SELECT 'source_type', source_type FROM staged_runs
     UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs
