@@ -14,7 +14,9 @@ import psycopg
 import pytest
 from builders import make_run, make_task
 
+from ingest.store import embedded
 from queries import open_mirror, sync_mirror
+from queries.mirror import sync as mirror_sync
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 TASK_COLUMNS = "id, run_id, created_at, cost, total_time"
@@ -177,3 +179,28 @@ def test_a_staged_task_takes_its_users_team_staged_or_mirrored(conn, db_url, mir
         teams = {value for (value,) in con.execute(
             "SELECT value FROM dim_values WHERE dimension = 'team'").fetchall()}  # fmt: skip
     assert {"violet", "blue", "teal"} <= teams
+
+
+def test_changes_are_read_over_one_connection_when_a_second_is_refused(
+    conn, db_url, mirror, monkeypatch, caplog
+):
+    """The changed runs are read over a second connection in the sync's snapshot; when it
+    cannot be opened, the sync reads everything over its own and says so."""
+    runs = spread(conn, days=3)
+    sync_mirror(db_url, mirror)
+    conn.execute("UPDATE ai_tasks SET cost = 2 WHERE run_id = %s", (runs[1],))
+    connect = mirror_sync.connect_source
+    calls = []
+
+    def second_refused(url):
+        calls.append(url)
+        if len(calls) > 1:  # a database that is not there: the connection fails
+            return connect(embedded.with_database(url, "no_such_database"))
+        return connect(url)
+
+    monkeypatch.setattr(mirror_sync, "connect_source", second_refused)
+    with caplog.at_level(logging.WARNING, logger="queries.mirror"):
+        result = sync_mirror(db_url, mirror)
+    assert not result.full and result.upserted["runs"] >= 1 and len(calls) == 2
+    assert "over one connection" in caplog.text
+    same_as_postgres(conn, mirror)

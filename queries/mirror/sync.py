@@ -392,14 +392,21 @@ EXTRACT_CONNECTIONS = 2
 def extract_changes(cur: Any, since: str, url: str | None = None) -> dict[str, Any]:
     """The rows of every _EXTRACT query changed since `since` in the snapshot of `cur`, as
     Arrow tables by name; the runs over a snapshot_reader of `url` when given and
-    EXTRACT_CONNECTIONS is 2."""
-    if url is None or EXTRACT_CONNECTIONS < 2:
-        return {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
-    with snapshot_reader(cur, url) as reader, ThreadPoolExecutor(1) as pool:
+    EXTRACT_CONNECTIONS is 2. A second connection that cannot be had (too many clients,
+    say) only logs a warning: everything is then read over `cur`."""
+    every = {name: query for name, query in _EXTRACT.items() if name != "runs"}
+    with contextlib.ExitStack() as stack:
+        reader = None
+        if url is not None and EXTRACT_CONNECTIONS > 1:
+            try:
+                reader = stack.enter_context(snapshot_reader(cur, url))
+            except adbc.Error as exc:
+                log.warning("reading the changes over one connection: %s", exc)
+        if reader is None:
+            return {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+        pool = stack.enter_context(ThreadPoolExecutor(1))  # closed before the reader
         runs = pool.submit(extract, reader, _EXTRACT["runs"], since)
-        staged = {
-            name: extract(cur, query, since) for name, query in _EXTRACT.items() if name != "runs"
-        }
+        staged = {name: extract(cur, query, since) for name, query in every.items()}
         staged["runs"] = runs.result()
     return {name: staged[name] for name in _EXTRACT}
 
