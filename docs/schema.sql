@@ -438,6 +438,7 @@ CREATE TABLE ai_sync_deletions (
     id text NOT NULL,
     sync_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     deleted_at timestamp with time zone NOT NULL DEFAULT now(),
+    created_at timestamp with time zone,
     CONSTRAINT ai_sync_deletions_table_name_check CHECK ((table_name = ANY (ARRAY['ai_users'::text, 'ai_runs'::text, 'ai_tasks'::text, 'ai_scores'::text])))
 );
 
@@ -859,8 +860,20 @@ CREATE OR REPLACE FUNCTION public.ai_log_deletions()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-    INSERT INTO public.ai_sync_deletions (table_name, id)
-    SELECT TG_TABLE_NAME, old_rows.id::text FROM old_rows;
+    INSERT INTO public.ai_sync_deletions (table_name, id, created_at)
+    SELECT TG_TABLE_NAME, old_rows.id::text, old_rows.created_at FROM old_rows;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.ai_log_moves()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+    INSERT INTO public.ai_sync_deletions (table_name, id, created_at)
+    VALUES (TG_TABLE_NAME, OLD.id::text, OLD.created_at);
     RETURN NULL;
 END $function$;
 
@@ -1407,6 +1420,7 @@ CREATE TRIGGER ai_runs_audit_status AFTER UPDATE OF status ON public.ai_runs FOR
 CREATE TRIGGER ai_runs_before_insert BEFORE INSERT ON public.ai_runs FOR EACH ROW WHEN (((new.task_count <> 0) OR (new.total_tokens <> 0) OR (new.total_cost <> (0)::numeric) OR ((new.last_message_at IS NULL) AND (new.messages <> '[]'::jsonb)))) EXECUTE FUNCTION ai_runs_before_insert();
 CREATE TRIGGER ai_runs_before_update BEFORE UPDATE ON public.ai_runs FOR EACH ROW EXECUTE FUNCTION ai_runs_before_update();
 CREATE TRIGGER ai_runs_log_deletions AFTER DELETE ON public.ai_runs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
+CREATE TRIGGER ai_runs_log_moves AFTER UPDATE OF created_at ON public.ai_runs FOR EACH ROW WHEN ((old.created_at IS DISTINCT FROM new.created_at)) EXECUTE FUNCTION ai_log_moves();
 CREATE TRIGGER ai_runs_log_truncation AFTER TRUNCATE ON public.ai_runs FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
 CREATE TRIGGER ai_runs_shares_follow_created_at AFTER UPDATE OF created_at ON public.ai_runs FOR EACH ROW WHEN ((old.created_at IS DISTINCT FROM new.created_at)) EXECUTE FUNCTION ai_run_shares_follow_run();
 CREATE TRIGGER ai_scores_check_range BEFORE INSERT OR UPDATE ON public.ai_scores FOR EACH ROW EXECUTE FUNCTION ai_scores_check_range();
@@ -1426,6 +1440,7 @@ CREATE TRIGGER ai_tasks_forget_redactions AFTER DELETE ON public.ai_tasks REFERE
 CREATE TRIGGER ai_tasks_forget_scores AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_scores_forget_tasks();
 CREATE TRIGGER ai_tasks_forget_truncated_redactions AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_tasks_forget_redactions();
 CREATE TRIGGER ai_tasks_log_deletions AFTER DELETE ON public.ai_tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ai_log_deletions();
+CREATE TRIGGER ai_tasks_log_moves AFTER UPDATE OF created_at ON public.ai_tasks FOR EACH ROW WHEN ((old.created_at IS DISTINCT FROM new.created_at)) EXECUTE FUNCTION ai_log_moves();
 CREATE TRIGGER ai_tasks_log_truncation AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_log_truncation();
 CREATE TRIGGER ai_tasks_truncate_comments AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_comments_forget_all_tasks();
 CREATE TRIGGER ai_tasks_truncate_eval_errors AFTER TRUNCATE ON public.ai_tasks FOR EACH STATEMENT EXECUTE FUNCTION ai_eval_errors_forget_all_tasks();

@@ -82,7 +82,7 @@ def test_writes_during_a_full_build_are_read_by_the_next_sync(seeded, conn, tmp_
     connect = mirror_sync.adbc.connect
     written: list[int] = []  # one entry per write
 
-    def connect_after_a_write(url):
+    def connect_after_a_write(url, **options):
         if connect_after_a_write.calls:  # the sync's own connection comes first
             run = make_run(conn, user_id="late-writer", tags=["during"])
             make_task(conn, run, user_id="late-writer", model="during-the-build")
@@ -97,7 +97,7 @@ def test_writes_during_a_full_build_are_read_by_the_next_sync(seeded, conn, tmp_
             )
             written.append(1)
         connect_after_a_write.calls += 1
-        return connect(url)
+        return connect(url, **options)
 
     connect_after_a_write.calls = 0
     monkeypatch.setattr(mirror_sync, "FULL_LOAD_CONNECTIONS", 2)

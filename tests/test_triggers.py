@@ -215,6 +215,36 @@ def test_deletions_are_logged_for_the_mirror(conn):
     ]
 
 
+def test_deletions_and_moves_log_the_created_at_the_mirror_has(conn):
+    """Migration 0030: a deleted row is logged with its created_at, a task or run whose
+    created_at moves with its old one (the mirror's copy has it); other updates log
+    nothing."""
+    run = make_run(conn, created_at="2026-03-01T00:00:00Z")
+    moved = make_task(conn, run, created_at="2026-03-02T00:00:00Z")
+    doomed = make_task(conn, run, created_at="2026-03-03T00:00:00Z")
+    ids = {
+        task: conn.execute("SELECT id FROM ai_tasks WHERE task_id = %s", (task,)).fetchone()["id"]
+        for task in (moved, doomed)
+    }
+    conn.execute("UPDATE ai_tasks SET cost = 1, created_at = created_at")  # not moved
+    conn.execute("UPDATE ai_runs SET name = 'renamed'")
+    assert conn.execute("SELECT count(*) AS n FROM ai_sync_deletions").fetchone()["n"] == 0
+    conn.execute(
+        "UPDATE ai_tasks SET created_at = '2026-04-02T00:00:00Z' WHERE task_id = %s", (moved,)
+    )
+    conn.execute("UPDATE ai_runs SET created_at = '2026-02-01T00:00:00Z' WHERE id = %s", (run,))
+    conn.execute("DELETE FROM ai_tasks WHERE task_id = %s", (doomed,))
+    logged = conn.execute(
+        "SELECT table_name, id, created_at::text AS created_at FROM ai_sync_deletions "
+        "ORDER BY created_at"
+    ).fetchall()
+    assert logged == [
+        {"table_name": "ai_runs", "id": str(run), "created_at": "2026-03-01 00:00:00+00"},
+        {"table_name": "ai_tasks", "id": str(ids[moved]), "created_at": "2026-03-02 00:00:00+00"},
+        {"table_name": "ai_tasks", "id": str(ids[doomed]), "created_at": "2026-03-03 00:00:00+00"},
+    ]
+
+
 def test_truncate_of_tasks_zeroes_run_totals_and_is_logged(conn, db_url):
     run = make_run(conn)
     make_task(conn, run, tokens_total=9)

@@ -129,6 +129,19 @@ BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _DOLLAR_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 
+# ADBC's default reads Postgres' whole type catalog (pg_type, pg_attribute) whenever it opens
+# a database: 110-160 ms of each sync's connect at 1M tasks under load, against 25-45 ms
+# with the built-in types only (docs/scale.md, "The incremental sync of scattered
+# changes"). Every column the mirror reads is of a built-in type (uuid, text, text[],
+# integers, boolean, timestamptz; NUMERIC is cast to text).
+_CONNECT_OPTIONS = {"adbc.postgresql.type_resolver_mode": "builtin"}
+
+
+def connect_source(url: str) -> Any:
+    """An ADBC connection to `url` that knows Postgres' built-in types only."""
+    return adbc.connect(url, db_kwargs=dict(_CONNECT_OPTIONS))
+
+
 def adbc_text(query: sqlfiles.Query) -> str:
     """The query with ADBC's positional placeholders ($1, $2, ...) in params order."""
     names = query.params
@@ -230,7 +243,7 @@ def snapshot_reader(cur: Any, url: str) -> Iterator[Any]:
     snapshot = cur.fetchone()[0]
     if not _SNAPSHOT_ID.match(snapshot):
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
-    with contextlib.closing(adbc.connect(url)) as connection:
+    with contextlib.closing(connect_source(url)) as connection:
         reader = connection.cursor()
         reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
@@ -268,24 +281,48 @@ _EXTRACT = {
     "tasks": "extract_tasks",
     "scores": "extract_scores",
     "deletions": "extract_deletions",
+    "logged_times": "extract_logged_times",
 }
-# Per mirror table: the deletion log's table name and the DuckDB queries that apply it
-# (remove the copies of deleted and rewritten rows in one scan, then insert the new ones).
+# Per mirror table: the deletion log's table name, the DuckDB queries that apply it (remove
+# the copies of deleted and rewritten rows in one scan, then insert the new ones) and the
+# filter by time of that scan, if any (apply.sql, task_copies_by_time).
 _APPLY = {
-    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks"},
-    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs"},
+    "tasks": {"logged_as": "ai_tasks", "remove": "remove_changed_tasks", "insert": "insert_tasks",
+              "by_time": "apply.task_copies_by_time"},
+    "runs": {"logged_as": "ai_runs", "remove": "remove_changed_runs", "insert": "insert_runs",
+             "by_time": "apply.run_copies_by_time"},
     "users": {"logged_as": "ai_users", "remove": "remove_changed_users", "insert": "insert_users"},
-}
+}  # fmt: skip
+# The mirror fact saying that every sync since the mirror's previous one could trust the
+# times of the deletion log (migration 0030): written by every sync of this code, which
+# runs only after the migration committed. A mirror without it was last synced before the
+# migration, when a task could move to another created_at unlogged, so its next sync
+# compares ids over the whole table (apply_changes).
+LOGGED_TIMES = "logged_times"
 
 
-def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncResult:
+def apply_changes(
+    con: duckdb.DuckDBPyConnection,
+    cur: Any,
+    since: str,
+    *,
+    times_logged: bool = False,
+    url: str | None = None,
+) -> SyncResult:
     """Apply what changed in the Postgres snapshot of `cur` (an ADBC cursor) since the
     horizon `since`, inside a DuckDB transaction the caller commits. Returns upserted = rows
-    read per table and deleted = rows removed because Postgres deleted them."""
+    read per table and deleted = rows removed because Postgres deleted them.
+
+    times_logged: the deletion log gave the time of every row moved or deleted since
+    `since` (the mirror's LOGGED_TIMES fact); then the mirror's copies of tasks and runs
+    are found by time first, unless a logged row has no time (logged before migration
+    0030). Otherwise by id over the whole table. url: Postgres again, for a second
+    connection that reads the changed runs in the snapshot of `cur` (extract_changes)."""
     sql = duck_sql()
     with step("extract"):
-        staged = {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+        staged = extract_changes(cur, since, url)
     logged = staged["deletions"].column("table_name").to_pylist()
+    by_time = times_logged and staged["logged_times"].column("created_at").null_count == 0
     con.execute("BEGIN").fetchall()
     for name, table in staged.items():
         con.register(f"staged_{name}", table)
@@ -306,8 +343,10 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
         deleted = dict.fromkeys(TABLES, 0)
         for table, queries in _APPLY.items():
             if queries["logged_as"] in logged or staged[table].num_rows:
-                with step(f"remove {table}"):
-                    deleted[table] = con.execute(sql[queries["remove"]].sql).fetchall()[0][0]
+                timed = " by time" if by_time and "by_time" in queries else ""
+                with step(f"remove {table}{timed}"):
+                    remove = _removal(sql, queries, by_time)
+                    deleted[table] = con.execute(remove).fetchall()[0][0]
             if staged[table].num_rows:
                 with step(f"insert {table}"):
                     con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
@@ -332,6 +371,44 @@ def apply_changes(con: duckdb.DuckDBPyConnection, cur: Any, since: str) -> SyncR
                 con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted, scores=scores)
+
+
+def _removal(sql: dict[str, sqlfiles.Query], queries: dict[str, str], by_time: bool) -> str:
+    """The DuckDB query removing one table's copies of changed rows (`queries`, of _APPLY):
+    with its filter by time when `by_time`, else with TRUE in its place, so that every
+    row's id is compared."""
+    if by_time or "by_time" not in queries:
+        return sqlfiles.render(sql, queries["remove"]).sql
+    return sqlfiles.render(sql, queries["remove"], **{queries["by_time"]: "TRUE"}).sql
+
+
+# Connections of an incremental extract: with 2 (and a URL), the changed runs are read over a
+# second connection that imports the sync's snapshot while the tasks and the rest are read
+# over the sync's own. Each read is mostly random heap pages (docs/scale.md, "The
+# incremental sync of scattered changes"), so Postgres reads the two heaps at once.
+EXTRACT_CONNECTIONS = 2
+
+
+def extract_changes(cur: Any, since: str, url: str | None = None) -> dict[str, Any]:
+    """The rows of every _EXTRACT query changed since `since` in the snapshot of `cur`, as
+    Arrow tables by name; the runs over a snapshot_reader of `url` when given and
+    EXTRACT_CONNECTIONS is 2. A second connection that cannot be had (too many clients,
+    say) only logs a warning: everything is then read over `cur`."""
+    every = {name: query for name, query in _EXTRACT.items() if name != "runs"}
+    with contextlib.ExitStack() as stack:
+        reader = None
+        if url is not None and EXTRACT_CONNECTIONS > 1:
+            try:
+                reader = stack.enter_context(snapshot_reader(cur, url))
+            except adbc.Error as exc:
+                log.warning("reading the changes over one connection: %s", exc)
+        if reader is None:
+            return {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+        pool = stack.enter_context(ThreadPoolExecutor(1))  # closed before the reader
+        runs = pool.submit(extract, reader, _EXTRACT["runs"], since)
+        staged = {name: extract(cur, query, since) for name, query in every.items()}
+        staged["runs"] = runs.result()
+    return {name: staged[name] for name in _EXTRACT}
 
 
 def rescoring_deletions(logged: list[str]) -> bool:
@@ -464,7 +541,7 @@ def _sync(
     held_back_after: float,
 ) -> SyncResult:
     with step("connect"):
-        pg = adbc.connect(url)
+        pg = connect_source(url)
     try:
         cur = pg.cursor()
         # One snapshot for the horizon, the rows and the deletions.
@@ -483,7 +560,9 @@ def _sync(
                 reason = f"{', '.join(sorted(truncated))} truncated in Postgres"
         if reason is None:
             try:
-                result = apply_changes(con, cur, since=meta["horizon"])
+                result = apply_changes(
+                    con, cur, since=meta["horizon"], times_logged=LOGGED_TIMES in meta, url=url
+                )
                 if verify or (verify is None and verify_due(meta)):
                     problem = check_against_postgres(con, cur)
                     result.verified = True
@@ -606,6 +685,7 @@ def _write_meta(
         "horizon": horizon,
         "last_sync_at": now,
         "held_back_by": json.dumps([holder.to_dict() for holder in holders]),
+        LOGGED_TIMES: "0030",
     }
     if full:
         values["last_full_sync_at"] = now

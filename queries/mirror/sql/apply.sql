@@ -19,16 +19,19 @@ DELETE FROM users WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_runs
+-- Like remove_changed_users, with the copies found by time first (run_copies_by_time).
 CREATE OR REPLACE TEMP TABLE changed_rows AS
 SELECT rowid AS row_id,
        id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs') AS deleted
   FROM runs
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs'
+ WHERE {{apply.run_copies_by_time}}
+   AND id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_runs'
               UNION ALL SELECT id FROM staged_runs);
 DELETE FROM runs WHERE rowid IN (SELECT row_id FROM changed_rows);
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_tasks
+-- Like remove_changed_users, with the copies found by time first (task_copies_by_time).
 -- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too; the task ids
 -- of the removed and staged tasks are kept in rescored_tasks (their task_scores rows are
 -- written again by rewrite_task_scores).
@@ -39,12 +42,31 @@ CREATE OR REPLACE TEMP TABLE changed_rows AS
 SELECT rowid AS row_id, task_id,
        id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks') AS deleted
   FROM tasks
- WHERE id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
+ WHERE {{apply.task_copies_by_time}}
+   AND id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
               UNION ALL SELECT id FROM staged_tasks);
 DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
 INSERT INTO rescored_tasks
 SELECT task_id FROM changed_rows UNION ALL SELECT task_id FROM staged_tasks;
 SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
+
+-- name: task_copies_by_time
+-- A filter of remove_changed_tasks: the mirror's copy of a task to replace has the
+-- created_at of its staged row, or one the deletion log gives for it (a deleted task's, or
+-- a moved task's old one: migration 0030, staged_logged_times). The created_at column is
+-- sorted and compresses well, so matching it before the id (16 random bytes a row) makes
+-- the scan of the mirror's tasks cheaper (docs/scale.md, "The incremental sync of
+-- scattered changes"). queries/mirror/sync.py fills it with TRUE when a time may be
+-- missing (a row logged before migration 0030, the first sync after it).
+created_at IN (SELECT created_at FROM staged_tasks
+               UNION ALL
+               SELECT created_at FROM staged_logged_times WHERE table_name = 'ai_tasks')
+
+-- name: run_copies_by_time
+-- The same filter for remove_changed_runs.
+created_at IN (SELECT created_at FROM staged_runs
+               UNION ALL
+               SELECT created_at FROM staged_logged_times WHERE table_name = 'ai_runs')
 
 -- name: remove_changed_scores
 -- Scores deleted in Postgres or about to be written again; the tasks they belonged to and
@@ -109,19 +131,22 @@ SELECT s.id, s.source_type, s.tags FROM staged_runs s JOIN runs m ON m.id = s.id
  WHERE m.source_type IS DISTINCT FROM s.source_type OR m.tags IS DISTINCT FROM s.tags;
 
 -- name: keyed_staged_tasks
--- The staged tasks with their keys and their run's source_type, tags and variant (a task
--- without its own variant has its run's; a run's variant is set when it is created), which
--- the extract
--- leaves out (postgres/extract.sql): from the staged run when the run changed
--- too, else from the mirror's copy of the run (tasks are applied before runs).
+-- The staged tasks with their keys, their user's team and their run's source_type, tags and
+-- variant (a task without its own variant has its run's; a run's variant is set when it
+-- is created), which the extract leaves out (postgres/extract.sql): from the staged user
+-- or run when it changed too, else from the mirror's copy (tasks are applied before users
+-- and runs; the tasks of a user deleted now lose their team in propagate_teams).
 SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
   FROM (SELECT t.*,
+               CASE WHEN su.id IS NULL THEN mu.team ELSE su.team END AS team,
                CASE WHEN sr.id IS NULL THEN mr.source_type ELSE sr.source_type END
                    AS source_type,
                CASE WHEN sr.id IS NULL THEN mr.tags ELSE sr.tags END AS tags,
                coalesce(t.task_variant,
                         CASE WHEN sr.id IS NULL THEN mr.variant ELSE sr.variant END) AS variant
           FROM staged_tasks t
+          LEFT JOIN staged_users su ON su.id = t.user_id
+          LEFT JOIN users mu ON mu.id = t.user_id
           LEFT JOIN staged_runs sr ON sr.id = t.run_id
           LEFT JOIN runs mr ON mr.id = t.run_id) s
   LEFT JOIN run_keys rk ON rk.id = s.run_id
@@ -176,7 +201,8 @@ SELECT id, ((SELECT coalesce(max(key), 0) FROM user_keys) + row_number() OVER (O
          WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM user_keys)) n;
 
 -- name: new_dim_values
--- Incremental: values the staged rows bring that were never seen.
+-- Incremental: values the staged rows bring that were never seen. A task's team is its
+-- user's, added when the user was staged or loaded.
 INSERT INTO dim_values
 SELECT DISTINCT d, v FROM (
     SELECT 'provider' AS d, provider AS v FROM staged_tasks
@@ -186,7 +212,6 @@ SELECT DISTINCT d, v FROM (
     UNION ALL SELECT 'task_name', task_name FROM staged_tasks
     UNION ALL SELECT 'status', status FROM staged_tasks
     UNION ALL SELECT 'user_id', user_id FROM staged_tasks
-    UNION ALL SELECT 'team', team FROM staged_tasks
     UNION ALL SELECT 'team', team FROM staged_users
     UNION ALL SELECT 'source_type', source_type FROM staged_runs
     UNION ALL SELECT 'tag', unnest(tags) FROM staged_runs

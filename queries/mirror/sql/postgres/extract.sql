@@ -40,10 +40,9 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
  ORDER BY created_at;
 
 -- name: task_fields
--- A task's own columns (task_variant: its own variant) and its user's team (denormalised so rollups need no join), from
--- ai_tasks t LEFT JOIN ai_users u. error: a short message taken from response_errors, for
--- grouping.
-t.id, t.task_id, t.run_id, t.user_id, u.team,
+-- A task's own columns (task_variant: its own variant), from ai_tasks t. error: a short
+-- message taken from response_errors, for grouping.
+t.id, t.task_id, t.run_id, t.user_id,
        t.service, t.task_name, t.provider, t.endpoint, t.model, t.model_id, t.status,
        t.tokens_input, t.tokens_output, t.tokens_cached_input, t.tokens_reasoning,
        t.tokens_total, t.tokens_cache_write, t.cost::text AS cost, t.cost_source,
@@ -73,9 +72,11 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
 -- Without their run's source_type and tags: the mirror takes those from the staged or the
 -- mirrored run (queries/mirror/sql/apply.sql), because a join here reads one random
 -- ai_runs page per changed task (at 10M tasks, 1.4 s of a 1.7 s extract of 8k tasks).
+-- Without their user's team, which the mirror takes from the staged or mirrored user: the
+-- planner, expecting one changed row, joined ai_users by 8k index probes (at 1M tasks
+-- 144-197 ms against 109-146 ms without, docs/scale.md).
 SELECT {{extract.task_fields}}
   FROM ai_tasks t
-  LEFT JOIN ai_users u ON u.id = t.user_id
  WHERE t.sync_xid >= :since::text::xid8
  ORDER BY t.created_at;
 
@@ -85,7 +86,7 @@ SELECT {{extract.task_fields}}
 -- here read the runs heap a second time and cost Postgres more than half of this extract
 -- (docs/design.md, "The full build"). No bound parameter, so ADBC streams it with COPY in
 -- batches instead of holding the whole result in memory.
-SELECT {{extract.task_fields}}
+SELECT {{extract.task_fields}}, u.team
   FROM ai_tasks t
   LEFT JOIN ai_users u ON u.id = t.user_id
  ORDER BY t.created_at;
@@ -117,6 +118,18 @@ SELECT d.table_name, d.id
            WHEN 'ai_scores' THEN EXISTS (SELECT 1 FROM ai_scores s WHERE s.id = d.id::bigint)
            ELSE EXISTS (SELECT 1 FROM ai_users u WHERE u.id = d.id)
        END;
+
+-- name: extract_logged_times
+-- The created_at of every task and run logged since :since: deleted, deleted and written
+-- again, or moved to another created_at (migration 0030). With the staged rows' own
+-- created_at, these are the times the mirror's copies of the rows to replace can have
+-- (queries/mirror/sql/apply.sql, copies_by_time). NULL for a row logged before migration
+-- 0030. Columns: table_name, created_at.
+SELECT d.table_name, d.created_at
+  FROM ai_sync_deletions d
+ WHERE d.sync_xid >= :since::text::xid8
+   AND d.id <> '*'
+   AND d.table_name IN ('ai_tasks', 'ai_runs');
 
 -- name: truncations
 -- Tables truncated since :since (logged with id '*' by migration 0004): table_name.
