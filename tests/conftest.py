@@ -29,12 +29,47 @@ _counter = itertools.count()
 _THROWAWAY_SERVER = {"fsync": "off", "full_page_writes": "off"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="keep only the tests that use the database server (pg_server among their "
+        "fixtures); the others cannot reach it, so a second engine's run repeats them "
+        'unchanged (docs/testing.md, "Which tests run on both engines")',
+    )
+
+
 def pytest_configure() -> None:
     """An xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) gets its own AI_RUNS_HOME below
     the caller's, so no two workers share a mirror, a lake folder or settings."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         os.environ["AI_RUNS_HOME"] = str(config.home() / worker)
+
+
+def _uses_the_server(item: pytest.Item) -> bool:
+    """Whether the test reaches the session's server: every database fixture (db_url,
+    make_db, conn, empty_db_url, template_db and each module's own database) needs
+    pg_server."""
+    return "pg_server" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept = [item for item in items if _uses_the_server(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if not _uses_the_server(i)])
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _no_server_without_its_fixture(request: pytest.FixtureRequest, monkeypatch) -> None:
+    """A test without pg_server never sees DATABASE_URL (nor do the processes it starts):
+    it cannot reach the server behind it, so its result is the same on every engine and
+    `--database-tests-only` may leave it out of a second engine's run."""
+    if not _uses_the_server(request.node):
+        monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -168,22 +203,65 @@ def s3_endpoint(monkeypatch):
         server.wait(timeout=30)
 
 
+class _Chromium:
+    """Debian's headless Chromium, launched once for a run of real-browser tests and closed
+    before the first test without the browser mark: while Playwright's sync API has a
+    browser open it keeps an asyncio loop running in this thread, so a later test's
+    `asyncio.run` (LiteLLM's async calls) would fail (`pytest` with no marks runs both
+    kinds in one process)."""
+
+    def __init__(self) -> None:
+        self._playwright = None
+        self._browser = None
+
+    def get(self):
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+            from test_browser import CHROMIUM, CHROMIUM_FLAGS
+
+            if not CHROMIUM.exists():
+                pytest.fail(
+                    f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
+                    "(the browser tests never download a browser)"
+                )
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+            )
+        return self._browser
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None
+
+
+_CHROMIUM = _Chromium()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser") is None:
+        _CHROMIUM.close()
+
+
+def pytest_sessionfinish() -> None:
+    _CHROMIUM.close()
+
+
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium, one per test module of the real-browser tests. Not one
-    per session: Playwright's sync API keeps an asyncio loop running in this thread while a
-    browser is open, so a later module's `asyncio.run` (LiteLLM's async calls) would fail."""
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS
+    """Debian's headless Chromium (one for all the real-browser tests in a row, see
+    _Chromium); each module opens its own contexts in it and closes them."""
+    return _CHROMIUM.get()
 
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
-            "(the browser tests never download a browser)"
-        )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
+
+@pytest.fixture(scope="session")
+def demo_dashboard(pg_server: str, template_db: str, tmp_path_factory):
+    """`ai-runs dashboard --demo` on a fresh database and a free port, one for the session:
+    the modules that test its pages share it (tests/test_browser.py)."""
+    from test_browser import serve_the_demo
+
+    yield from serve_the_demo(pg_server, template_db, tmp_path_factory)

@@ -4,7 +4,7 @@ Playwright opens every page, waits for the charts, takes screenshots, downloads 
 follows a drill-down from Performance to a task, and opens a shared link with filters.
 
 Needs Debian's /usr/bin/chromium (`apt-get install -y chromium`); never `playwright install`.
-Screenshots go to $DASHBOARD_SCREENSHOTS when set, else to the test's tmp folder.
+Screenshots go to $DASHBOARD_SCREENSHOTS when set; without it none is taken (.ci/run).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,9 +111,9 @@ class Server:
     database_url: str
 
 
-@pytest.fixture(scope="module")
-def server(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Server]:
-    """`ai-runs dashboard --demo` on a fresh database and a free port."""
+def serve_the_demo(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Server]:
+    """`ai-runs dashboard --demo` on a fresh database and a free port (the session's
+    `demo_dashboard`, tests/conftest.py)."""
     from dashboard_support import create_database, drop_database
 
     name = f"ai_runs_browser_{os.getpid()}"
@@ -150,6 +150,13 @@ def server(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[Serve
 
 
 @pytest.fixture(scope="module")
+def server(demo_dashboard: Server) -> Server:
+    """The session's one demo dashboard: this module's and test_browser_layout's tests
+    only read it, or add rows of their own that no other test counts."""
+    return demo_dashboard
+
+
+@pytest.fixture(scope="module")
 def page(browser):
     """One tab for the whole module: Streamlit's scripts load once, as for a real user."""
     context = browser.new_context(viewport={"width": 1280, "height": 2000}, accept_downloads=True)
@@ -160,11 +167,22 @@ def page(browser):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
+def shots() -> Path | None:
+    """The screenshots' folder, $DASHBOARD_SCREENSHOTS; None when unset."""
     folder = os.environ.get("DASHBOARD_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    if not folder:
+        return None
+    path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _screenshot(page, shots: Path | None, name: str) -> None:
+    """A full-page screenshot `name`.png in `shots`, when a folder is set. No test reads
+    one; a person does. Without a folder none is taken: each renders the whole page again
+    in software, about 1 s, many of them on a loaded machine (docs/testing.md)."""
+    if shots is not None:
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 def _settle(page, timeout: float = 60_000) -> None:
@@ -182,7 +200,7 @@ def _open(page, base: str, path: str, title: str, timeout: float = 60_000) -> No
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
 
 
-def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None:
+def test_every_page_in_a_real_browser(server: Server, page, shots: Path | None) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     for path, title in PAGES.items():
@@ -208,11 +226,11 @@ def test_every_page_in_a_real_browser(server: Server, page, shots: Path) -> None
             page.get_by_text("Spend by team (top 10)").first.wait_for(timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0, path
         assert page.get_by_text("No runs or tasks in the database yet").count() == 0
-        page.screenshot(path=str(shots / f"{path or 'overview'}.png"), full_page=True)
+        _screenshot(page, shots, path or "overview")
     assert not errors, errors
 
 
-def test_run_view(server: Server, page, shots: Path) -> None:
+def test_run_view(server: Server, page, shots: Path | None) -> None:
     from ingest import Tracker
 
     with Tracker(url=server.database_url) as tracker:
@@ -225,10 +243,10 @@ def test_run_view(server: Server, page, shots: Path) -> None:
     page.wait_for_selector(".js-plotly-plot .main-svg")
     page.get_by_role("tab", name="Conversation").click()
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(shots / "run_view.png"), full_page=True)
+    _screenshot(page, shots, "run_view")
 
 
-def test_download_a_csv(server: Server, page, shots: Path) -> None:
+def test_download_a_csv(server: Server, page, shots: Path | None) -> None:
     _open(page, server.base, "export", "Usage export")
     button = page.get_by_role("button", name=re.compile(r"Download CSV \(\d+ rows\)"))
     rows_shown = int(re.search(r"\((\d+) rows\)", button.first.inner_text()).group(1))
@@ -250,7 +268,7 @@ def test_download_a_csv(server: Server, page, shots: Path) -> None:
     assert not any("e-" in row["Cost (USD)"].lower() for row in rows)
 
 
-def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path) -> None:
+def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path | None) -> None:
     _open(page, server.base, "performance", "Performance")
     page.wait_for_selector(VEGA_DRAWN)
     # The headline names the model that got slower; its button lists that model's slow tasks.
@@ -261,7 +279,7 @@ def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path)
         _settle(page)
         heading = f"Tasks behind model = {model}, last 7 days"
         page.get_by_role("heading", name=heading).wait_for()
-        page.screenshot(path=str(shots / "performance_drilldown.png"), full_page=True)
+        _screenshot(page, shots, "performance_drilldown")
     link = page.locator('[data-testid="stPageLink"] a', has_text="Open task").first
     label = link.inner_text()
     task_prefix = re.search(r"Open task ([0-9a-f]{8})", label).group(1)
@@ -272,7 +290,7 @@ def test_drilldown_from_performance_to_a_task(server: Server, page, shots: Path)
     page.get_by_text("Request payload").first.wait_for()
     page.get_by_text(task_prefix).first.wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(shots / "task_detail.png"), full_page=True)
+    _screenshot(page, shots, "task_detail")
 
 
 def _click_a_mark(page, chart_key: str, mark: str, param: str) -> tuple[str, str]:
@@ -295,7 +313,7 @@ def _click_a_mark(page, chart_key: str, mark: str, param: str) -> tuple[str, str
     return period, group
 
 
-def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: Path) -> None:
+def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: Path | None) -> None:
     """A click on a Vega-Lite bar of Cost's spend chart lists the tasks behind that bar:
     the day and model it names, kept in the URL."""
     _open(page, server.base, "cost", "Cost")
@@ -304,11 +322,11 @@ def test_drilldown_from_a_cost_bar_in_the_browser(server: Server, page, shots: P
     page.get_by_text(f"Most expensive tasks behind model = {model}, day of {period}").wait_for()
     page.get_by_text(re.compile(r"most expensive first\. Select a task")).wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(shots / "cost_drilldown.png"), full_page=True)
+    _screenshot(page, shots, "cost_drilldown")
 
 
 def test_drilldown_from_a_performance_point_in_the_browser(
-    server: Server, page, shots: Path
+    server: Server, page, shots: Path | None
 ) -> None:
     """A click on a point of Performance's percentile trend (Vega-Lite) lists the tasks
     behind it: that day and model, slowest first."""
@@ -316,10 +334,10 @@ def test_drilldown_from_a_performance_point_in_the_browser(
     period, model = _click_a_mark(page, "perf_trend", "symbol", "perf_pick")
     page.get_by_role("heading", name=f"Tasks behind model = {model}, day of {period}").wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(shots / "performance_point_drilldown.png"), full_page=True)
+    _screenshot(page, shots, "performance_point_drilldown")
 
 
-def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path) -> None:
+def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path | None) -> None:
     _open(page, server.base, "export?provider=openai&status=completed", "Usage export")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("openai", exact=True).first.wait_for()
@@ -330,7 +348,7 @@ def test_a_shared_link_opens_with_its_filters(server: Server, page, shots: Path)
     _settle(page)
     assert "status=completed" in page.url
     sidebar.get_by_text("openai", exact=True).first.wait_for()
-    page.screenshot(path=str(shots / "runs_filtered.png"), full_page=True)
+    _screenshot(page, shots, "runs_filtered")
 
 
 # Every metric card: its value must fit its box (no "$…" cut), at a laptop's 900 px and a
@@ -352,7 +370,9 @@ OVERFLOW_JS = """() => {
 
 
 @pytest.mark.parametrize("width", [900, 1400])
-def test_no_metric_value_is_cut_off(server: Server, browser, shots: Path, width: int) -> None:
+def test_no_metric_value_is_cut_off(
+    server: Server, browser, shots: Path | None, width: int
+) -> None:
     context = browser.new_context(viewport={"width": width, "height": 1600})
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -368,18 +388,36 @@ def test_no_metric_value_is_cut_off(server: Server, browser, shots: Path, width:
             if path in ("", "cost"):
                 assert page.locator('[data-testid="stMetric"]').count() >= 3
             name = (path or "overview").split("?")[0]
-            page.screenshot(path=str(shots / f"{name}_{width}.png"), full_page=True)
+            _screenshot(page, shots, f"{name}_{width}")
         # The sidebar collapses, and the page then uses the whole width.
         sidebar = page.locator('[data-testid="stSidebar"]')
         before = sidebar.bounding_box()
         sidebar.hover()
         page.locator('[data-testid="stSidebarCollapseButton"] button').click()
-        page.wait_for_timeout(1000)
+        _wait_until(page, SIDEBAR_AWAY_JS)
         after = sidebar.bounding_box()
         assert before and before["width"] > 100
         assert after is None or after["x"] + after["width"] <= 20 or after["width"] < 20, after
     finally:
         context.close()
+
+
+# The sidebar is gone, narrower than 20 px or ends within the left 20 px: what the test
+# then asserts of its bounding box, once its slide has ended.
+SIDEBAR_AWAY_JS = """() => {
+  const bar = document.querySelector('[data-testid="stSidebar"]');
+  const box = bar && bar.getBoundingClientRect();
+  return !box || box.width < 20 || box.height === 0 || box.right <= 20;
+}"""
+
+
+def _wait_until(page, predicate_js: str, timeout: float = 10_000) -> None:
+    """Wait until `predicate_js` holds in the page, at most `timeout` ms; the caller then
+    asserts what it waited for, so a wait that runs out only lets that assertion fail."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with suppress(PlaywrightTimeout):
+        page.wait_for_function(predicate_js, timeout=timeout)
 
 
 def _a_run_id(server: Server) -> str:
@@ -389,7 +427,9 @@ def _a_run_id(server: Server) -> str:
         return str(tracker.list_runs(limit=1).rows[0]["id"])
 
 
-def test_urls_in_data_and_in_the_url_are_plain_text(server: Server, page, shots: Path) -> None:
+def test_urls_in_data_and_in_the_url_are_plain_text(
+    server: Server, page, shots: Path | None
+) -> None:
     """Issue 21: Streamlit's markdown (GFM) turned bare URLs, www. names and e-mail
     addresses in data into links, past the backslash escapes of dashboard.safe.md: in a
     run name, tags, provider and model, and in a run id echoed into the error box."""
@@ -420,4 +460,4 @@ def test_urls_in_data_and_in_the_url_are_plain_text(server: Server, page, shots:
     _open(page, server.base, f"runs?run_id=https://{evil}/x", "Runs")
     page.get_by_text(f"https://{evil}/x", exact=False).first.wait_for()
     assert links() == []
-    page.screenshot(path=str(shots / "urls_as_text.png"), full_page=True)
+    _screenshot(page, shots, "urls_as_text")

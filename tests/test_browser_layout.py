@@ -4,8 +4,8 @@ past the right edge of the window unless a scrolling box (a table) holds it, no 
 tab or label is cut short, a table beside something else shows all its columns, a table
 that chose its columns for a narrow screen ("All columns" off) shows them all, and no
 chart's legend covers its title. Every page of the navigation is checked (the admin's
-included), with every expander open, plus an open run and a task's detail. One demo
-server and one browser for the module.
+included), with every expander open, plus an open run and a task's detail. The session's
+demo dashboard (the one test_browser.py reads) and the run's one browser.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import test_browser
 from test_browser import PAGES, _open, _settle
 
-server = test_browser.server  # the module's one demo server (the browser: tests/conftest.py)
+server = test_browser.server  # the session's demo dashboard (and browser: tests/conftest.py)
 
 pytestmark = pytest.mark.browser
 WIDTHS = (900, 1400)
