@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="processes that write spooled OTLP exports (default min(2, cores); docs/server.md)",
+        help="processes that write spooled OTLP exports (default 1; docs/server.md)",
     )
     p.set_defaults(handler=_serve)
 

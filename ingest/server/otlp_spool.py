@@ -57,9 +57,10 @@ IDLE_SECONDS = 1.0  # how often an idle writer looks for exports another process
 RETRY_SECONDS = 1.0  # wait after the database could not be reached
 
 
-# Writer processes of a server: two keep both cores of a small machine busy while the
-# request path answers (docs/server.md, "Several writers"); `serve --otlp-writers N`.
-DEFAULT_WRITERS = min(2, os.cpu_count() or 1)
+# Writer processes of a server (`serve --otlp-writers N`): one by default. A second
+# stored 1.3x the spans/s on 2 shared cores, but both start with the first export and
+# each start-up costs about a second of CPU (README, "Ingest server").
+DEFAULT_WRITERS = 1
 
 
 class SpoolLost(Exception):
