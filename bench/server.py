@@ -5,7 +5,8 @@ and the REST Tracker flow with concurrent clients (issues 10 and 26).
 
     python bench/server.py [--tasks 20000] [--per-request 1000] [--clients 2]
                            [--spans-per-second 1000] [--seconds 10] [--otlp-spans 20000]
-                           [--rest-clients 8] [--rest-seconds 10] [--only SECTION] [--dir PATH]
+                           [--otlp-writers 1,2] [--rest-clients 8] [--rest-seconds 10]
+                           [--only SECTION] [--dir PATH]
 
 Uses DATABASE_URL when set, else a fresh embedded Postgres in PATH (default a new temporary
 folder); each measurement gets a fresh migrated database. The server runs as its own
@@ -17,11 +18,15 @@ process (`ai-runs serve`, uvicorn), so client and server do not share a GIL.
   HTTP clients; tasks/s end to end (JSON encoding, HTTP, validation, pricing, COPY).
 - OTLP ack: protobuf exports of 100 LLM spans sent every 100 ms (--spans-per-second in
   all) for --seconds; p50/p99/max time from send to the server's acknowledgement, with the
-  direct path and with the hand-off.
+  direct path and with the hand-off to each number of spool writers of --otlp-writers.
 - OTLP throughput: --otlp-spans OpenInference LLM spans (sessions of 10 calls, messages,
   invocation parameters, input/output values) in exports of --per-request from --clients
   clients; spans/s acknowledged and spans/s stored (until the last task is in ai_tasks),
-  direct path and hand-off.
+  direct path and hand-off, and the CPU the server's processes (request path and writers)
+  spent per stored span: what bounds the rate on a machine whose cores are free.
+- OTLP spool writers: the same OpenInference exports spooled first, then written by each
+  number of writer processes of --otlp-writers (no HTTP: the writers alone); spans/s
+  stored and the writers' CPU per span.
 - REST: --rest-clients clients each repeating the Tracker flow (create run, create task,
   stream update, complete) for --rest-seconds; requests/s and p50/p99 per request.
 Every figure is printed with the load average at its end (the machine is shared). Run on
@@ -48,6 +53,7 @@ import httpx
 import psycopg
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
+from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -111,6 +117,23 @@ def direct_bulk(url: str, runs: list[dict], rows: list[dict], size: int) -> floa
                 ))  # fmt: skip
             writer.write(*batches)
     return time.perf_counter() - started
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its live children (the server and its
+    spool writers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def load() -> str:
@@ -283,12 +306,17 @@ def rest_flow(base: str, key: str, clients: int, seconds: float) -> list[float]:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    in_threads(client_loop, clients)
+    return sorted(latencies)
+
+
+def in_threads(loop, clients: int) -> None:
+    """Run `loop` in `clients` threads at once, until every one has returned."""
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sorted(latencies)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -327,43 +355,137 @@ def bench_otlp(server: str, args: argparse.Namespace) -> None:
     per_export = max(1, args.spans_per_second // 10)
     acks: dict[str, list[float]] = {}
     rates: dict[str, tuple[float, float]] = {}
-    for mode, options in (("direct", ("--otlp-direct",)), ("hand-off", ())):
+    modes = [("direct", ("--otlp-direct",))] + [
+        (f"{n} writer{'s' if n > 1 else ''}", ("--otlp-writers", str(n))) for n in args.otlp_writers
+    ]
+    for mode, options in modes:
         url, key, process = serving(server, "bench_server_otlp", args.port, *options)
         base = f"http://127.0.0.1:{args.port}"
         try:
             acks[mode] = sorted(otlp_latency(base, key, args.spans_per_second, args.seconds))
-            print(f"OTLP ack, {mode:8}: {args.spans_per_second:,} spans/s for {args.seconds:g} s"
+            print(f"OTLP ack, {mode:9}: {args.spans_per_second:,} spans/s for {args.seconds:g} s"
                   f" ({len(acks[mode])} exports of {per_export}): p50"
                   f" {statistics.median(acks[mode]) * 1000:.1f} ms, p99"
                   f" {percentile(acks[mode], 0.99) * 1000:.1f} ms, max"
-                  f" {acks[mode][-1] * 1000:.1f} ms  {load()}")  # fmt: skip
+                  f" {acks[mode][-1] * 1000:.1f} ms  {load()}", flush=True)  # fmt: skip
             while task_count(url) < len(acks[mode]) * per_export:
                 time.sleep(0.05)
+            cpu = tree_cpu(process.pid)
             rates[mode] = otlp_throughput(base, key, url, args.otlp_spans, args.per_request,
                                           args.clients)  # fmt: skip
+            cpu = tree_cpu(process.pid) - cpu
             acked, done = rates[mode]
-            print(f"OTLP throughput, {mode:8}: {args.otlp_spans:,} OpenInference spans in exports"
-                  f" of {args.per_request:,} from {args.clients} client(s): acknowledged"
+            print(f"OTLP throughput, {mode:9}: {args.otlp_spans:,} OpenInference spans in"
+                  f" exports of {args.per_request:,} from {args.clients} client(s): acknowledged"
                   f" {args.otlp_spans / acked:,.0f} spans/s, stored {args.otlp_spans / done:,.0f}"
-                  f" spans/s  {load()}")  # fmt: skip
+                  f" spans/s; server CPU {cpu / args.otlp_spans * 1000:.2f} ms per span"
+                  f"  {load()}", flush=True)  # fmt: skip
         finally:
             stop_server(process)
-    ratio = percentile(acks["direct"], 0.99) / percentile(acks["hand-off"], 0.99)
-    stored = rates["direct"][1] / rates["hand-off"][1]
-    print(f"hand-off vs direct: ack p99 {ratio:.1f}x lower, spans stored/s {stored:.2f}x")
+    for mode, _ in modes[1:]:
+        ratio = percentile(acks["direct"], 0.99) / percentile(acks[mode], 0.99)
+        stored = rates[mode][1] and rates["direct"][1] / rates[mode][1]
+        print(f"{mode} vs direct: ack p99 {ratio:.1f}x lower, spans stored/s {stored:.2f}x")
+
+
+def bench_spool(server: str, args: argparse.Namespace) -> None:
+    from ingest.server.metrics import ServerMetrics
+    from ingest.server.otlp_spool import SpoolWorker, spool_export, waiting_exports
+    from ingest.server.state import ServerState
+
+    bodies = [openinference_export(args.per_request, first)
+              for first in range(0, args.otlp_spans, args.per_request)]  # fmt: skip
+    for writers in args.otlp_writers:
+        url = fresh_database(server, "bench_server_spool")
+        create_key("bench", url=url)
+        state = ServerState(url)
+        for body in bodies:
+            spool_export(state, "bench", body, False)
+        spool = SpoolWorker(url, ServerMetrics(), writers)
+        started = time.perf_counter()
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            spool.start_if_waiting(conn)  # as a server restarting over a backlog
+            while waiting_exports(conn):
+                time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        cpu = sum(tree_cpu(pid) for pid in spool.pids())
+        spool.close()
+        state.close()
+        print(f"OTLP spool, {writers} writer(s): {args.otlp_spans:,} OpenInference spans in"
+              f" exports of {args.per_request:,} written in {seconds:.2f} s:"
+              f" {args.otlp_spans / seconds:,.0f} spans/s stored; writers' CPU"
+              f" {cpu / args.otlp_spans * 1000:.2f} ms per span  {load()}", flush=True)  # fmt: skip
+
+
+def trivial_requests(base: str, clients: int, seconds: float) -> list[float]:
+    """Latencies of `clients` clients repeating GET /health (no key, no database): what the
+    HTTP stack itself answers on this machine."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client_loop() -> None:
+        mine = []
+        with httpx.Client(base_url=base, timeout=60) as client:
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                client.get("/health").raise_for_status()
+                mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    in_threads(client_loop, clients)
+    return sorted(latencies)
+
+
+def tracker_flow(url: str, user: str, clients: int, seconds: float) -> int:
+    """Tracker calls made by `clients` threads of this process, each with its own
+    Tracker(viewer=user), repeating the REST flow's four steps for `seconds`: the database
+    work of the flow without HTTP."""
+    from ingest.tracking import Tracker
+
+    done: list[int] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client_loop() -> None:
+        calls = 0
+        with Tracker(url, viewer=user) as tracker:
+            while time.perf_counter() < stop:
+                run = tracker.create_run("chat", name="bench")
+                task = tracker.create_task(run["id"], provider="openai", model="gpt-4o-mini",
+                                           status="streaming")  # fmt: skip
+                tracker.update_task(task["task_id"], "Hello, wor")
+                usage = {"prompt_tokens": 900, "completion_tokens": 250}
+                tracker.complete_task(task["task_id"], "Hello, world", usage=usage)
+                calls += 4
+        with lock:
+            done.append(calls)
+
+    in_threads(client_loop, clients)
+    return sum(done)
 
 
 def bench_rest(server: str, args: argparse.Namespace) -> None:
+    n, secs = args.rest_clients, args.rest_seconds
     url, key, process = serving(server, "bench_server_rest", args.port)
+    base = f"http://127.0.0.1:{args.port}"
     try:
-        latencies = rest_flow(f"http://127.0.0.1:{args.port}", key, args.rest_clients,
-                              args.rest_seconds)  # fmt: skip
+        trivial = trivial_requests(base, n, secs)
+        print(f"ceiling: GET /health (no key, no database), {n} clients, {secs:g} s:"
+              f" {len(trivial) / secs:,.0f} requests/s, p50"
+              f" {statistics.median(trivial) * 1000:.1f} ms, p99"
+              f" {percentile(trivial, 0.99) * 1000:.1f} ms  {load()}", flush=True)  # fmt: skip
+        latencies = rest_flow(base, key, n, secs)
     finally:
         stop_server(process)
-    print(f"REST Tracker flow, {args.rest_clients} clients, {args.rest_seconds:g} s:"
-          f" {len(latencies) / args.rest_seconds:,.0f} requests/s, p50"
+    print(f"REST Tracker flow, {n} clients, {secs:g} s:"
+          f" {len(latencies) / secs:,.0f} requests/s, p50"
           f" {statistics.median(latencies) * 1000:.1f} ms, p99"
-          f" {percentile(latencies, 0.99) * 1000:.1f} ms  {load()}")  # fmt: skip
+          f" {percentile(latencies, 0.99) * 1000:.1f} ms  {load()}", flush=True)  # fmt: skip
+    calls = tracker_flow(url, "bench", n, secs)
+    print(f"ceiling: the same flow through ingest.Tracker in one process (no HTTP), {n}"
+          f" threads, {secs:g} s: {calls / secs:,.0f} calls/s  {load()}", flush=True)  # fmt: skip
 
 
 def main() -> int:
@@ -374,9 +496,15 @@ def main() -> int:
     parser.add_argument("--spans-per-second", type=int, default=1_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--otlp-spans", type=int, default=20_000)
+    parser.add_argument(
+        "--otlp-writers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="numbers of spool writers to measure the hand-off with, e.g. 1,2",
+    )
     parser.add_argument("--rest-clients", type=int, default=8)
     parser.add_argument("--rest-seconds", type=float, default=10.0)
-    parser.add_argument("--only", choices=("batch", "otlp", "rest"), default=None)
+    parser.add_argument("--only", choices=("batch", "otlp", "spool", "rest"), default=None)
     parser.add_argument("--port", type=int, default=8499)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
@@ -384,12 +512,12 @@ def main() -> int:
     if not server:
         folder = args.dir or Path(tempfile.mkdtemp(prefix="ai-runs-bench-server-"))
         server = embedded.start(folder / "pgdata")
-    sections = {"batch": bench_batch, "otlp": bench_otlp, "rest": bench_rest}
+    sections = {"batch": bench_batch, "otlp": bench_otlp, "spool": bench_spool, "rest": bench_rest}
     for name, section in sections.items():
         if args.only in (None, name):
             section(server, args)
     with psycopg.connect(server, autocommit=True) as conn:
-        for name in ("direct", "http", "otlp", "rest"):
+        for name in ("direct", "http", "otlp", "spool", "rest"):
             conn.execute(f'DROP DATABASE IF EXISTS "bench_server_{name}" WITH (FORCE)')
     return 0
 

@@ -188,11 +188,11 @@ def test_bad_input_is_refused_before_the_ack_and_nothing_is_spooled(db_url):
 # ---------------------------------------------------------------- kill -9
 
 
-def start_server(db_url: str, port: int) -> subprocess.Popen:
+def start_server(db_url: str, port: int, *options: str) -> subprocess.Popen:
     """`ai-runs serve` over db_url in a process of its own, once it answers."""
     env = {**os.environ, "DATABASE_URL": db_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dashboard.command", "serve", "--port", str(port), *options],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
@@ -207,6 +207,18 @@ def start_server(db_url: str, port: int) -> subprocess.Popen:
     raise RuntimeError("the server did not start")
 
 
+def direct_and_held(make_db, spans: list) -> tuple:
+    """(a database where the direct path stored `spans`, an empty one, a key of it, a free
+    port, a session holding the writers' lock exclusively so that they wait)."""
+    direct_db, db_url = make_db(), make_db()
+    with serve(direct_db, otlp_direct=True) as direct:
+        send(direct.base, direct.key, spans)
+    key, _ = create_key("ada", "tests", url=db_url)
+    holder = psycopg.connect(db_url, autocommit=True)
+    holder.execute(WORKER_LOCK)
+    return direct_db, db_url, key, free_port(), holder
+
+
 def kill_9(process: subprocess.Popen) -> None:
     """SIGKILL to the server and its spool writer process at once (a crash)."""
     os.killpg(process.pid, signal.SIGKILL)
@@ -219,14 +231,8 @@ def test_kill_9_after_the_ack_loses_nothing_and_a_restart_writes_each_export_onc
     again `delay` s after a restart, in the middle of writing them: a third server writes
     what is left, and the database holds every span once, as the direct path stores it."""
     spans = recorded_spans(60, seed=1)
-    direct_db, db_url = make_db(), make_db()
-    with serve(direct_db, otlp_direct=True) as direct:
-        send(direct.base, direct.key, spans)
-    key, _ = create_key("ada", "tests", url=db_url)
-    port = free_port()
+    direct_db, db_url, key, port, holder = direct_and_held(make_db, spans)
     base = f"http://127.0.0.1:{port}"
-    holder = psycopg.connect(db_url, autocommit=True)
-    holder.execute(WORKER_LOCK)
     server = start_server(db_url, port)
     try:
         send(base, key, spans)  # 14 exports, every one acknowledged
@@ -252,3 +258,75 @@ def test_kill_9_after_the_ack_loses_nothing_and_a_restart_writes_each_export_onc
     assert costs == sum((t["cost"] or Decimal(0)) for t in stored(direct_db)["tasks"].values()), (
         json.dumps(str(costs))
     )
+
+
+def spool_writers(server: subprocess.Popen) -> list[int]:
+    """The pids of the server's spool writer processes (its children started by
+    multiprocessing's spawn, not its resource tracker)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server.pid and b"spawn_main" in command:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def ended(pid: int) -> bool:
+    """Whether the process has ended (gone, or a zombie: its files are closed)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("after_exports", [0, 3])
+def test_kill_9_of_one_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
+    make_db, after_exports
+):
+    """Two writers drain 14 acknowledged exports; one of them is killed with SIGKILL once
+    `after_exports` exports are written (0: as they start). The other writes what the killed
+    one held (its claims end with its session) and the export that comes next, and the
+    database holds every span once, as the direct path stores it."""
+    spans = recorded_spans(60, seed=2)
+    direct_db, db_url = make_db(), make_db()
+    with serve(direct_db, otlp_direct=True) as direct:
+        send(direct.base, direct.key, spans)
+    key, _ = create_key("ada", "tests", url=db_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    holder = psycopg.connect(db_url, autocommit=True)
+    holder.execute(WORKER_LOCK)  # the writers wait until every export is spooled
+    server = start_server(db_url, port, "--otlp-writers", "2")
+    try:
+        send(base, key, spans[:-6])  # 13 exports (the last 6 spans come after the kill)
+        wait_until(lambda: len(spool_writers(server)) == 2)
+        victim = spool_writers(server)[0]
+        holder.close()
+        wait_until(lambda: spool_rows(db_url) <= 13 - after_exports, timeout=120)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: ended(victim))
+        send(base, key, spans[-6:])  # one more export, after the kill
+        wait_for_spool(db_url, timeout=120)
+        assert victim not in spool_writers(server)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert comparable(stored(db_url)) == comparable(stored(direct_db))
+    assert database.run_totals_mismatches(db_url) == []
+    with psycopg.connect(db_url) as conn:
+        (spans_recorded,) = conn.execute("SELECT count(*) FROM ai_otlp_spans").fetchone()
+    assert spans_recorded == 80  # 60 OpenInference + 20 SDK spans, each recorded once

@@ -36,7 +36,7 @@ from ingest.server import (
 )
 from ingest.server.body_limit import BodyLimit, BodyTooLarge, too_large_response
 from ingest.server.encoding import error_body, json_response
-from ingest.server.otlp_spool import SpoolWorker
+from ingest.server.otlp_spool import DEFAULT_WRITERS, SpoolWorker
 from ingest.server.state import ServerState
 from ingest.store import config
 
@@ -47,12 +47,14 @@ def create_app(
     debounce_seconds: float = 0.5,
     max_body: int | None = None,
     otlp_direct: bool = False,
+    otlp_writers: int = DEFAULT_WRITERS,
 ) -> FastAPI:
     """The server application; its database connections open now and close at shutdown.
     max_body: the largest request body in bytes (None: AI_RUNS_MAX_BODY, docs/limits.md);
     a larger one is answered 413 before it is read whole. otlp_direct: write each OTLP
     trace export before answering it, instead of acknowledging it once it is spooled (the
-    worker thread writes it then; ingest/server/otlp_spool.py)."""
+    spool's writer processes write it then, `otlp_writers` of them;
+    ingest/server/otlp_spool.py)."""
     limit = config.max_body_bytes() if max_body is None else max_body
     state = ServerState(url, debounce_seconds=debounce_seconds)
 
@@ -76,7 +78,7 @@ def create_app(
     )
     app.state.server = state
     server_metrics = metrics.install(app)
-    app.state.spool = None if otlp_direct else SpoolWorker(state.url, server_metrics)
+    app.state.spool = None if otlp_direct else SpoolWorker(state.url, server_metrics, otlp_writers)
     _declare_json_value(app)
     app.state.max_body = limit
     app.add_middleware(BodyLimit, limit=limit)

@@ -18,6 +18,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="write each OTLP trace export before answering it (default: answer once it is "
         "spooled, write it in the background; docs/server.md)",
     )
+    p.add_argument(
+        "--otlp-writers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that write spooled OTLP exports (default 1; docs/server.md)",
+    )
     p.set_defaults(handler=_serve)
 
     k = commands.add_parser("keys", help="API keys of the ingest server: create, list, revoke")
@@ -42,8 +49,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ingest.server.app import create_app
+    from ingest.server.otlp_spool import DEFAULT_WRITERS
 
-    app = create_app(otlp_direct=args.otlp_direct)
+    if args.otlp_writers is not None and args.otlp_writers < 1:
+        raise SystemExit("ai-runs serve: --otlp-writers must be at least 1")
+    writers = DEFAULT_WRITERS if args.otlp_writers is None else args.otlp_writers
+    app = create_app(otlp_direct=args.otlp_direct, otlp_writers=writers)
     print(f"ai-runs ingest server on http://{args.host}:{args.port} (OpenAPI: /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

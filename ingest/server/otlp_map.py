@@ -14,6 +14,7 @@ span id); run id = HMAC(secret, user, session id) when the span has `session.id`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -292,6 +293,10 @@ def derived_id(secret: str, text: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, digest)
 
 
+# A run's id is derived again for each of its spans (sessions of many calls): remembered.
+_run_uuid = functools.lru_cache(maxsize=4096)(derived_id)
+
+
 def run_key_of(span: Span) -> tuple[str, str]:
     """("session" or "trace", the session or trace id) of the run a span belongs to."""
     session = _first(span.attributes, SESSION_ATTRIBUTES) or _first(
@@ -307,7 +312,7 @@ def run_id_of(span: Span, user: str, secret: str, attempt: int = 0) -> tuple[uui
     gives the next id to try when another user holds the first."""
     kind, key = run_key_of(span)
     suffix = f":{attempt}" if attempt else ""
-    return derived_id(secret, f"run:{user}:{kind}:{key}{suffix}"), kind, key
+    return _run_uuid(secret, f"run:{user}:{kind}:{key}{suffix}"), kind, key
 
 
 def task_of(span: Span, user: str, run_id: uuid.UUID, secret: str) -> dict[str, Any]:
@@ -417,10 +422,15 @@ def variant_of(attrs: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and LABEL_PATTERN.fullmatch(value) else None
 
 
-def run_of(span: Span, user: str, run_id: uuid.UUID, kind: str, key: str) -> dict[str, Any]:
-    """The ai_runs row a span's task belongs to (written once; later spans find it)."""
+def run_of(
+    span: Span, user: str, run_id: uuid.UUID, kind: str, key: str, inputs: Any = None
+) -> dict[str, Any]:
+    """The ai_runs row a span's task belongs to (written once; later spans find it).
+    inputs: the span's input messages when the caller has them (its task's
+    request_data["messages"]); None reads them from the span."""
     attrs = span.attributes
-    inputs, _ = _messages(attrs)
+    if inputs is None:
+        inputs, _ = _messages(attrs)
     name = run_name(inputs)
     source_type = attrs.get("ai_runs.source_type")
     return validation.validate_run(

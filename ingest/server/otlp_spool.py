@@ -3,21 +3,23 @@ hand-off").
 
 POST /v1/traces checks an export (key, size, encoding, every field it parses) and keeps it
 in `ai_otlp_spool` (migration 0026) in one INSERT before it answers: mapping, pricing and
-writing its spans happen here, off the request path, in a process of the server's own
-(`SpoolWorker` starts it, `SpoolWriter` is its loop).
+writing its spans happen here, off the request path, in writer processes of the server's
+own (`SpoolWorker` starts them, `SpoolWriter` is the loop of each).
 
-The worker writes the oldest exports first, those of one user together, through
-ingest/server/otlp_write.py, and deletes their spool rows in the transaction that writes
-their rows. A kill -9 at any moment therefore leaves each export either written and gone
-from the spool, or unwritten and still there: the next worker writes it, once. One worker
-drains a database at a time (a session advisory lock, released when its connection ends),
-so several server processes over one database do not write the same export twice; the
-delete also checks that the rows were still there (`SpoolLost` rolls back otherwise).
+Each writer claims the oldest exports no other writer holds (a session advisory lock per
+export, SKIP LOCKED fashion: spool.sql, spool_claim_exports), writes them, those of one
+user together, through ingest/server/otlp_write.py, deletes their spool rows in the
+transaction that writes their rows, and only then gives up its claims. A kill -9 of any
+writer at any moment therefore leaves each export either written and gone from the spool,
+or unwritten and still there, its claim gone with the killed session: another writer (or
+the next server's) writes it, once. Several writers, of one server or of several, share
+a database this way; the delete also checks that the rows were still there (`SpoolLost`
+rolls back otherwise), so no export is ever written twice.
 
 An export whose write is refused as a whole (a run id taken by another user in between,
 or a fault found only when writing) is set aside with the reason (`problem`), logged at
 WARNING and counted in /metrics; it stays in the table for inspection. An unreachable
-database is waited out: nothing is lost, the worker tries again.
+database is waited out: nothing is lost, the writers try again.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.process
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import psycopg
@@ -49,12 +53,18 @@ QUERIES = sqlfiles.beside(__file__)
 # is written in large transactions (fewer commits), a trickle export by export.
 BATCH_EXPORTS = 50
 BATCH_BYTES = 4_000_000
-IDLE_SECONDS = 1.0  # how often an idle worker looks for exports another process spooled
+IDLE_SECONDS = 1.0  # how often an idle writer looks for exports another process spooled
 RETRY_SECONDS = 1.0  # wait after the database could not be reached
 
 
+# Writer processes of a server (`serve --otlp-writers N`): one by default. A second
+# stored 1.3x the spans/s on 2 shared cores, but both start with the first export and
+# each start-up costs about a second of CPU (README, "Ingest server").
+DEFAULT_WRITERS = 1
+
+
 class SpoolLost(Exception):
-    """Another worker wrote one of these exports first: this transaction rolls back."""
+    """Another writer wrote one of these exports first: this transaction rolls back."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class SpooledExport:
 
 
 def spool_export(state: ServerState, user: str, body: bytes, is_json: bool) -> int:
-    """Keep an accepted export (its decompressed body) for the worker; its spool id. The
+    """Keep an accepted export (its decompressed body) for the writers; its spool id. The
     INSERT commits before this returns: the export survives a crash from here on."""
     with state.connection() as conn:
         row = conn.execute(
@@ -84,69 +94,150 @@ def waiting_exports(conn: psycopg.Connection) -> int:
         return cur.execute(QUERIES["spool_waiting"].psycopg).fetchone()["waiting"]
 
 
-class SpoolWorker:
-    """The server's handle on its spool writer: a process of its own (so that mapping and
-    pricing never hold the request path's GIL), started with the first export to write,
-    or at start-up when exports wait. Its /metrics counts and log records come back
-    through a queue and are counted and logged here, as if written in this process."""
+@dataclass
+class _Writer:
+    """A writer process as the server holds it: the sending end of its wake-ups (closed:
+    stop) and the receiving end of its relay (metrics counts and log records)."""
 
-    def __init__(self, url: str, metrics: ServerMetrics) -> None:
+    process: multiprocessing.process.BaseProcess
+    wake: Connection
+    relay: Connection
+
+
+class SpoolWorker:
+    """The server's handle on its spool writers: `writers` processes of their own (so that
+    mapping and pricing never hold the request path's GIL, and use every core), started
+    with the first export to write, or at start-up when exports wait. Their /metrics counts
+    and log records come back through a pipe each and are counted and logged here, as if
+    written in this process. Nothing is shared between the processes but one pipe each way
+    per writer, so a writer killed at any moment holds no lock that the server or the other
+    writers wait for; the server replaces it at the next export."""
+
+    def __init__(self, url: str, metrics: ServerMetrics, writers: int = DEFAULT_WRITERS) -> None:
+        if writers < 1:
+            raise ValueError(f"at least one OTLP spool writer, got {writers}")
         self.url = url
         self.metrics = metrics
+        self.writers = writers
         self._context = multiprocessing.get_context("spawn")
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._running: list[_Writer] = []
         self._relaying: threading.Thread | None = None
-        self._starting = threading.Lock()
+        self._lock = threading.Lock()
+        self._closing = False
 
     def start_if_waiting(self, conn: psycopg.Connection) -> None:
-        """Start the writer now if exports wait in the spool (a restart after a crash)."""
+        """Start the writers now if exports wait in the spool (a restart after a crash)."""
         if waiting_exports(conn):
             self.wake()
 
     def wake(self) -> None:
-        """An export was spooled: the writer looks at once (started if need be)."""
-        if self._process is None:
-            with self._starting:
-                if self._process is None:
-                    self._start()
-        self._wake.set()
+        """An export was spooled: the writers look at once (started if need be, and a
+        writer that died, killed say, replaced: its claims died with it)."""
+        with self._lock:
+            if self._closing:
+                return
+            if not self._running:
+                self._running = [self._start_writer(n) for n in range(self.writers)]
+                self._relaying = threading.Thread(
+                    target=self._relay_loop, name="otlp-relay", daemon=True
+                )
+                self._relaying.start()
+            for n, writer in enumerate(self._running):
+                if not writer.process.is_alive() or not _nudge(writer.wake):
+                    self._running[n] = self._replace(n, writer)
 
-    def _start(self) -> None:
-        self._wake = self._context.Event()
-        self._stop = self._context.Event()
-        self._relay = self._context.Queue()
-        self._relaying = threading.Thread(target=self._relay_loop, name="otlp-relay", daemon=True)
-        self._relaying.start()
-        self._process = self._context.Process(
+    def pids(self) -> list[int]:
+        """The process ids of the running writers (none before the first export)."""
+        with self._lock:
+            return [w.process.pid for w in self._running if w.process.pid is not None]
+
+    def _start_writer(self, n: int) -> _Writer:
+        wake_recv, wake_send = self._context.Pipe(duplex=False)
+        relay_recv, relay_send = self._context.Pipe(duplex=False)
+        process = self._context.Process(
             target=run_writer,
-            args=(self.url, self._wake, self._stop, self._relay, os.getpid()),
-            name="ai-runs otlp spool",
+            args=(self.url, wake_recv, relay_send, os.getpid()),
+            name=f"ai-runs otlp spool {n + 1}",
             daemon=True,
         )
-        self._process.start()
+        process.start()
+        wake_recv.close()  # the writer's ends: EOF on the relay when it ends
+        relay_send.close()
+        os.set_blocking(wake_send.fileno(), False)  # a full pipe already holds a wake-up
+        _nudge(wake_send)
+        return _Writer(process, wake_send, relay_recv)
+
+    def _replace(self, n: int, writer: _Writer) -> _Writer:
+        log.warning(
+            "OTLP spool writer %s ended (exit code %s); starting another",
+            writer.process.pid,
+            writer.process.exitcode,
+        )
+        writer.process.kill()  # no-op if gone; ends one that stopped reading its pipe
+        writer.wake.close()
+        return self._start_writer(n)
 
     def close(self) -> None:
-        """Stop the writer after the transaction under way (what is left stays spooled)."""
-        if self._process is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        self._process.join(timeout=60)
-        if self._process.is_alive():
-            self._process.kill()
-        self._relay.put(None)
+        """Stop the writers after the transactions under way (what is left stays spooled)."""
+        with self._lock:
+            self._closing = True
+            running, self._running = self._running, []
+        for writer in running:
+            writer.wake.close()  # EOF: the writer stops after its step
+        for writer in running:
+            writer.process.join(timeout=60)
+            if writer.process.is_alive():
+                writer.process.kill()
+                writer.process.join(timeout=5)
         if self._relaying is not None:
-            self._relaying.join(timeout=5)
-        self._relay.close()
-        self._relay.join_thread()
+            self._relaying.join(timeout=10)
 
     def _relay_loop(self) -> None:
-        while (item := self._relay.get()) is not None:
-            if isinstance(item, logging.LogRecord):
-                logging.getLogger(item.name).handle(item)
-            else:
-                method, args = item
-                getattr(self.metrics, method)(*args)
+        """Count and log what the writers send, until every writer's pipe has ended and
+        the server is closing (a replaced writer's pipe ends; its successor's is read)."""
+        open_ends: list[Connection] = []
+        seen: set[int] = set()  # every end ever read: an ended one is not read again
+        while True:
+            with self._lock:
+                fresh = [w.relay for w in self._running if id(w.relay) not in seen]
+                closing = self._closing
+            seen.update(id(end) for end in fresh)
+            open_ends += fresh
+            if closing and not open_ends:
+                return
+            for end in multiprocessing.connection.wait(open_ends, timeout=0.2):
+                assert isinstance(end, Connection)
+                try:
+                    item = end.recv()
+                except (EOFError, OSError):
+                    open_ends.remove(end)
+                    end.close()
+                    continue
+                try:
+                    _relayed(self.metrics, item)
+                except Exception:  # the relay must go on: the writers block when it stops
+                    log.exception("OTLP spool: could not relay %r", item)
+
+
+def _nudge(wake: Connection) -> bool:
+    """Send a writer a wake-up (never blocks: a full pipe already holds one); False when
+    its pipe is broken (the writer is gone)."""
+    try:
+        wake.send_bytes(b"")
+    except BlockingIOError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def _relayed(metrics: ServerMetrics, item: Any) -> None:
+    """Handle what a writer sent: a log record, or a metrics call (method, args)."""
+    if isinstance(item, logging.LogRecord):
+        logging.getLogger(item.name).handle(item)
+    else:
+        method, args = item
+        getattr(metrics, method)(*args)
 
 
 class RelayedMetrics:
@@ -164,21 +255,66 @@ class RelayedMetrics:
             self._relay.put(("count_log_events", (outcome, n)))
 
 
-def run_writer(url: str, wake: Any, stop: Any, relay: Any, server_pid: int) -> None:
-    """The writer process: write spooled exports until `stop` is set or the server process
+class PipeRelay:
+    """The writer's end of its relay pipe, as a queue for logging.handlers.QueueHandler and
+    RelayedMetrics (one sender per pipe: the lock is only for this process's threads)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            self._conn.send(item)
+
+    put_nowait = put
+
+
+class WakePipe:
+    """The writer's end of its wake-up pipe: `wait` returns when the server sends a
+    wake-up or closes the pipe (stop: `is_set`), or after `timeout` seconds."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._closed = False
+
+    def clear(self) -> None:
+        self._drain(0)
+
+    def wait(self, timeout: float) -> bool:
+        self._drain(timeout)
+        return self._closed
+
+    def is_set(self) -> bool:
+        self._drain(0)
+        return self._closed
+
+    def _drain(self, timeout: float) -> None:
+        try:
+            while not self._closed and self._conn.poll(timeout):
+                self._conn.recv_bytes()
+                timeout = 0
+        except (EOFError, OSError):
+            self._closed = True
+
+
+def run_writer(url: str, wake: Connection, relay: Connection, server_pid: int) -> None:
+    """A writer process: write spooled exports until the server closes its wake-up pipe or
     is gone (killed: what is left stays spooled for the next server)."""
+    signals = WakePipe(wake)
+    sender = PipeRelay(relay)
     root = logging.getLogger()
-    root.handlers = [logging.handlers.QueueHandler(relay)]
+    root.handlers = [logging.handlers.QueueHandler(sender)]  # type: ignore[arg-type]
     root.setLevel(logging.INFO)
     state = ServerState(url)
     try:
-        SpoolWriter(state, RelayedMetrics(relay), wake, stop, server_pid).run()
+        SpoolWriter(state, RelayedMetrics(sender), signals, signals, server_pid).run()
     finally:
         state.close()
 
 
 class SpoolWriter:
-    """The loop that writes spooled exports (see the module docstring), in the writer
+    """The loop that writes spooled exports (see the module docstring), in a writer
     process. `wake` makes it look at once; it also looks every IDLE_SECONDS."""
 
     def __init__(
@@ -189,7 +325,7 @@ class SpoolWriter:
         self._wake = wake
         self._stop = stop
         self._server_pid = server_pid
-        self._lock_conn: psycopg.Connection | None = None
+        self._claims: psycopg.Connection | None = None
 
     def run(self) -> None:
         try:
@@ -201,7 +337,7 @@ class SpoolWriter:
     def _step(self) -> None:
         self._wake.clear()  # before looking: an export spooled from now on wakes the wait
         try:
-            busy = self._is_worker() and self.drain_once()
+            busy = self._may_write() and self.drain_once()
         except psycopg.OperationalError as error:
             log.warning("OTLP spool: database unreachable (%s); trying again", error)
             self._release()
@@ -209,42 +345,70 @@ class SpoolWriter:
             return
         except Exception:  # a bug must not stop the writer: log it, look again later
             log.exception("OTLP spool writer failed; trying again")
+            self._release()  # its claims go with the session: another writer may try
             self._stop.wait(RETRY_SECONDS)
             return
         if not busy:
             self._wake.wait(IDLE_SECONDS)
 
-    def _is_worker(self) -> bool:
-        """Whether this process holds the spool's worker lock (taken when free)."""
-        if self._lock_conn is not None and not self._lock_conn.closed:
+    def _may_write(self) -> bool:
+        """Whether this writer holds its session on the spool (the shared writers' lock,
+        taken when nobody holds it exclusively); its claims live in that session."""
+        if self._claims is not None and not self._claims.closed:
             return True
         conn = psycopg.connect(self.state.url, autocommit=True)
         if conn.execute(QUERIES["spool_take_worker_lock"].psycopg).fetchone()[0]:
-            self._lock_conn = conn
+            self._claims = conn
             return True
         conn.close()
         return False
 
     def _release(self) -> None:
-        if self._lock_conn is not None:
-            self._lock_conn.close()  # ends the session: the lock goes with it
-            self._lock_conn = None
+        if self._claims is not None:
+            self._claims.close()  # ends the session: its locks and claims go with it
+            self._claims = None
 
     def drain_once(self) -> bool:
-        """Write the oldest spooled exports (one transaction per user among them); whether
-        there were any."""
-        with self.state.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                QUERIES["spool_next_exports"].psycopg,
-                {"limit": BATCH_EXPORTS, "max_bytes": BATCH_BYTES},
-            ).fetchall()
-        exports = [SpooledExport(**row) for row in rows]
-        by_user: dict[str, list[SpooledExport]] = {}
-        for export in exports:
-            by_user.setdefault(export.user_id, []).append(export)
-        for user, group in by_user.items():
-            self._write(user, group)
+        """Claim the oldest exports no other writer holds, write them (one transaction per
+        user among them) and give the claims up; whether there were any."""
+        exports = self._claim()
+        try:
+            by_user: dict[str, list[SpooledExport]] = {}
+            for export in exports:
+                by_user.setdefault(export.user_id, []).append(export)
+            for user, group in by_user.items():
+                self._write(user, group)
+        finally:
+            if exports and self._claims is not None and not self._claims.closed:
+                self._give_up([export.id for export in exports])
         return bool(exports)
+
+    def _claim(self) -> list[SpooledExport]:
+        """The exports this writer now holds, oldest first (read after claiming them: an
+        export written meanwhile by another writer is left out, and its claim given up)."""
+        if not self._may_write():
+            return []
+        assert self._claims is not None
+        with self._claims.cursor(row_factory=dict_row) as cur:
+            ids = [
+                row["id"]
+                for row in cur.execute(
+                    QUERIES["spool_claim_exports"].psycopg,
+                    {"limit": BATCH_EXPORTS, "max_bytes": BATCH_BYTES},
+                ).fetchall()
+            ]
+            if not ids:
+                return []
+            rows = cur.execute(QUERIES["spool_claimed_exports"].psycopg, {"ids": ids}).fetchall()
+        exports = [SpooledExport(**row) for row in rows]
+        gone = sorted(set(ids) - {export.id for export in exports})
+        if gone:
+            self._give_up(gone)
+        return exports
+
+    def _give_up(self, ids: list[int]) -> None:
+        assert self._claims is not None
+        self._claims.execute(QUERIES["spool_release_exports"].psycopg, {"ids": ids})
 
     def _write(self, user: str, exports: list[SpooledExport]) -> None:
         """Write these exports of `user` in one transaction; when that is refused, each
@@ -258,7 +422,7 @@ class SpoolWriter:
                 return
             self._set_aside(exports[0], f"{type(error).__name__}: {error}")
         except SpoolLost:
-            log.info("OTLP spool: exports %s were written by another worker", exports)
+            log.info("OTLP spool: exports %s were written by another writer", exports)
 
     def _write_together(self, user: str, exports: list[SpooledExport]) -> None:
         spans: dict[tuple[str, str], Span] = {}
@@ -279,7 +443,7 @@ class SpoolWriter:
 
 def _delete(ids: list[int]) -> Callable[[psycopg.Connection], None]:
     """The last step of the write's transaction: the exports leave the spool, or the
-    transaction rolls back if another worker wrote one of them first."""
+    transaction rolls back if another writer wrote one of them first."""
 
     def delete(conn: psycopg.Connection) -> None:
         deleted = conn.execute(QUERIES["spool_done"].psycopg, {"ids": ids}).fetchall()

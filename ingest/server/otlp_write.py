@@ -129,12 +129,14 @@ def _map_spans(
     llm_spans = [span for span in spans if skip_reason(span) is None]
     # Every first-choice run id of the export in one query (_run_id asks again only for
     # an id another user holds).
-    owners = _owners(state, sorted({run_id_of(span, user, secret)[0] for span in llm_spans}))
-    for span in llm_spans:
+    first_ids = [run_id_of(span, user, secret) for span in llm_spans]
+    owners = _owners(state, sorted({run_id for run_id, _, _ in first_ids}))
+    for span, first_id in zip(llm_spans, first_ids, strict=True):
         try:
-            run_id, kind, key = _run_id(state, span, user, secret, owners)
+            run_id, kind, key = _run_id(state, span, user, secret, owners, first_id)
             task = task_of(span, user, run_id, secret)
-            run = run_of(span, user, run_id, kind, key)
+            inputs = (task.get("request_data") or {}).get("messages")
+            run = run_of(span, user, run_id, kind, key, inputs)
         except ValidationError as error:
             outcome.refused.append(f"span {span.span_id}: {error}")
             metrics.count_spans("refused", error.field)
@@ -157,11 +159,14 @@ def _secret(state: ServerState) -> str:
     return secret
 
 
-def _run_id(state: ServerState, span: Span, user: str, secret: str, owners: dict) -> tuple:
-    """The span's run id, kind and key; an id another user holds is passed over for the
-    next one (a claim by someone else never blocks the owner's export)."""
+def _run_id(
+    state: ServerState, span: Span, user: str, secret: str, owners: dict, first_id: tuple
+) -> tuple:
+    """The span's run id, kind and key (first_id: its first choice, run_id_of's); an id
+    another user holds is passed over for the next one (a claim by someone else never
+    blocks the owner's export)."""
     for attempt in range(8):
-        run_id, kind, key = run_id_of(span, user, secret, attempt)
+        run_id, kind, key = first_id if attempt == 0 else run_id_of(span, user, secret, attempt)
         if run_id not in owners:
             owners.update(_owners(state, [run_id]))
         if owners[run_id] in (None, user):

@@ -58,7 +58,9 @@ def create_run(body: models.RunCreate, request: Request, user: User) -> Response
     run_id = fields.get("run_id")
     # A retry answers with the stored run, but only for a body that is valid in itself.
     validate_run({k: v for k, v in fields.items() if k != "run_id"})
-    with _state(request).tracker(user, run_id) as tracker:
+    # A new run without an id leases any of the user's Trackers (a fresh key picks the
+    # shard), so that concurrent creates do not queue on one connection.
+    with _state(request).tracker(user, run_id or uuid.uuid4()) as tracker:
         if run_id is not None:
             stored = _stored_run(tracker, run_id)
             if stored is not None:
