@@ -7,6 +7,7 @@ Postgres (RLS decides), real mirror, real Streamlit server."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -80,11 +81,19 @@ def _cost_page(browser, base: str, email: str, query: str = ""):
 
 
 def _metrics(page) -> dict[str, str]:
-    found = {}
-    for metric in page.locator('[data-testid="stMetric"]').all():
-        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
-        found[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
-    return found
+    """Label -> value of every metric card, read once both budget cards are drawn: the page
+    reruns once right after its first load, and a rerun replaces the cards one by one (CI
+    once read the cards with "Budget used" drawn and "Budget" not yet)."""
+    deadline = time.monotonic() + 60
+    while True:
+        _settle(page)
+        found = {}
+        for metric in page.locator('[data-testid="stMetric"]').all():
+            label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+            found[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+        if {"Budget", "Budget used"} <= found.keys() or time.monotonic() > deadline:
+            return found
+        page.wait_for_timeout(250)
 
 
 def _options_of(page, label: str) -> list[str]:
