@@ -13,7 +13,7 @@ SELECT id, user_id, source_type, source_id, name, tags, status, is_starred, pare
 -- name: previous_extract_all_tasks
 -- Every task in one stream, with its run's source_type, tags and variant joined and sorted
 -- by Postgres.
-SELECT {{extract.task_fields}}, r.source_type, r.tags,
+SELECT {{extract.task_fields}}, u.team, r.source_type, r.tags,
        coalesce(t.variant, r.variant) AS variant
   FROM ai_tasks t
   JOIN ai_runs r ON r.id = t.run_id
