@@ -16,6 +16,10 @@ from queries import open_mirror, sync_mirror, whatif
 from queries.filters import Filters
 
 NOW = datetime.now(UTC)
+# The tasks' time: a few minutes ago, but never before today's UTC midnight, so that they
+# are in today's slice and in the current week's budget period whenever the tests run (at
+# 00:03 on a Monday, five minutes earlier was last week's Sunday).
+AT = max(NOW - timedelta(minutes=5), NOW.replace(hour=0, minute=0, second=0, microsecond=0))
 ANN = Filters.last_days(7, users=("ann",))
 
 
@@ -25,7 +29,7 @@ def mirror_con(conn, db_url, tmp_path):
     for model, cost in (("gpt-4o", "1.0"), ("gpt-4o", "1.0"), ("gpt-4o-mini", "0.1")):
         make_task(
             conn, run, model=model, status="completed", cost=Decimal(cost), user_id="ann",
-            created_at=NOW - timedelta(minutes=5), tokens_input=1000, tokens_output=100,
+            created_at=AT, tokens_input=1000, tokens_output=100,
         )  # fmt: skip
     with open_mirror(tmp_path / "m.duckdb") as con:
         sync_mirror(db_url, con=con)
