@@ -59,9 +59,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _spend_now(conn, dollars: str, **fields) -> None:
-    """A completed task of `dollars` created a minute ago (in this month and week)."""
+    """A completed task of `dollars` created a minute ago, but never before today's UTC
+    midnight (so in this month and week, also in the first minute of either)."""
     run = make_run(conn, user_id=fields.get("user_id"))
-    row = {"status": "completed", "created_at": datetime.now(UTC) - timedelta(minutes=1)}
+    now = datetime.now(UTC)
+    at = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
+    row = {"status": "completed", "created_at": at}
     make_task(conn, run, **{**row, "cost": Decimal(dollars), **fields})
 
 
