@@ -130,6 +130,10 @@ def test_logged_rows_without_a_time_compare_ids_everywhere(conn, db_url, mirror,
     result, by_time = synced(db_url, mirror, caplog)
     assert not by_time and result.deleted["tasks"] == 10
     same_as_postgres(conn, mirror)
+    # On a shared server another database's open transaction can hold the horizon back, and
+    # the next sync then reads those log rows again: give them a time, which finds nothing
+    # (their copies are gone), so that only the rows logged from now on are at stake.
+    conn.execute("UPDATE ai_sync_deletions SET created_at = %s WHERE created_at IS NULL", (START,))
     conn.execute("DELETE FROM ai_tasks WHERE total_time = 2")
     assert synced(db_url, mirror, caplog)[1]  # logged with times again
     same_as_postgres(conn, mirror)
