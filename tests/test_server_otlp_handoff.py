@@ -130,6 +130,16 @@ def spool_rows(url: str) -> int:
         return conn.execute("SELECT count(*) FROM ai_otlp_spool").fetchone()[0]
 
 
+def assert_stored_once_as_direct(db_url: str, direct_db: str) -> None:
+    """What the spool wrote equals what the direct path wrote, run totals hold, and each of
+    the 80 spans (60 OpenInference + 20 SDK) was recorded once."""
+    assert comparable(stored(db_url)) == comparable(stored(direct_db))
+    assert database.run_totals_mismatches(db_url) == []
+    with psycopg.connect(db_url) as conn:
+        (spans_recorded,) = conn.execute("SELECT count(*) FROM ai_otlp_spans").fetchone()
+    assert spans_recorded == 80
+
+
 def test_handed_off_exports_store_exactly_what_the_direct_path_stores(make_db):
     spans = recorded_spans(24)
     direct_db, handed_db = make_db(), make_db()
@@ -249,12 +259,9 @@ def test_kill_9_after_the_ack_loses_nothing_and_a_restart_writes_each_export_onc
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert comparable(stored(db_url)) == comparable(stored(direct_db))
-    assert database.run_totals_mismatches(db_url) == []
+    assert_stored_once_as_direct(db_url, direct_db)
     with psycopg.connect(db_url) as conn:
-        (spans_recorded,) = conn.execute("SELECT count(*) FROM ai_otlp_spans").fetchone()
         (costs,) = conn.execute("SELECT sum(cost) FROM ai_tasks").fetchone()
-    assert spans_recorded == 80  # 60 OpenInference + 20 SDK spans, each recorded once
     assert costs == sum((t["cost"] or Decimal(0)) for t in stored(direct_db)["tasks"].values()), (
         json.dumps(str(costs))
     )
@@ -325,8 +332,4 @@ def test_kill_9_of_one_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
     finally:
         server.terminate()
         server.wait(timeout=60)
-    assert comparable(stored(db_url)) == comparable(stored(direct_db))
-    assert database.run_totals_mismatches(db_url) == []
-    with psycopg.connect(db_url) as conn:
-        (spans_recorded,) = conn.execute("SELECT count(*) FROM ai_otlp_spans").fetchone()
-    assert spans_recorded == 80  # 60 OpenInference + 20 SDK spans, each recorded once
+    assert_stored_once_as_direct(db_url, direct_db)
