@@ -104,3 +104,39 @@ def test_unreachable_database_is_a_clear_error_not_a_traceback(home):
     assert result.returncode == 1
     assert "cannot reach DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _server_user_uid(name: str, ready, results) -> None:
+    ready.wait()
+    results.put(embedded.ensure_server_user(name))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root creates the server's system user")
+def test_processes_starting_at_once_create_the_server_user_once():
+    """On a fresh machine pytest's workers start their servers at the same moment; each
+    `useradd` side by side got its own uid and one was kept, so a data folder owned by a
+    lost uid never started. With the lock they all get the uid that stays."""
+    import multiprocessing
+    import pwd
+
+    name = f"ai_runs_t{os.getpid()}"
+    context = multiprocessing.get_context("fork")
+    ready, results = context.Barrier(4), context.Queue()
+    workers = [
+        context.Process(target=_server_user_uid, args=(name, ready, results)) for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        uids = [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert uids == [pwd.getpwnam(name).pw_uid] * 4
+        assert (
+            sum(
+                line.startswith(f"{name}:") for line in Path("/etc/passwd").read_text().splitlines()
+            )
+            == 1
+        )
+    finally:
+        subprocess.run(["userdel", "-r", name], capture_output=True)

