@@ -77,13 +77,14 @@ def wait_healthy(base: str, process: subprocess.Popen, timeout: float = 300) -> 
     raise SystemExit("the dashboard did not come up")
 
 
-def serve(app: Path, env: dict, log: IO) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app` on a free port in its own session; the process and its base URL."""
+def serve(app: Path, env: dict, log: IO, cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app` on a free port in its own session, from folder `cwd`; the
+    process and its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(app)]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     process = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     return process, f"http://127.0.0.1:{port}"

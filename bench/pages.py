@@ -2,7 +2,7 @@
 Chromium over a database of N tasks (issues 16 and 26).
 
     python bench/pages.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--rounds 3]
-                          [--json F] [--visit-timeout 180]
+                          [--json F] [--visit-timeout 180] [--compare-root DIR]
 
 A page or widget change that does not settle within --visit-timeout seconds is given up
 and counted in the table's last column; the other visits are kept.
@@ -29,6 +29,10 @@ and counted in the table's last column; the other visits are kept.
    change against the baseline's, how many visits timed out) with the load average, and
    the peak RSS (VmHWM) of the dashboard process tree. The Chromium and Postgres
    processes are not counted.
+6. With --compare-root DIR (another checkout of this repository, e.g. main), that
+   checkout's dashboard is served too, over the same database with its own copy of the
+   mirror, and each round visits every page on both right after each other: a before and
+   after in one run, under the same load. Its rows are marked "(DIR's name)".
 
 Needs Debian's /usr/bin/chromium and the `playwright` Python package (the test extra).
 """
@@ -38,12 +42,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from bench_support import (
     CHROMIUM,
@@ -143,6 +149,22 @@ def _peak_rss_mb(pid: int) -> float:
     return peak / 1024
 
 
+def _serve_other(root: Path, env: dict, home: Path) -> tuple[subprocess.Popen, str, IO]:
+    """The dashboard of checkout `root` (its own code first on the path), over the same
+    database with its own copy of the mirror (one DuckDB file per process), synced by that
+    checkout's code before it serves."""
+    home.mkdir(exist_ok=True)
+    mirror = home / "analytics.duckdb"
+    shutil.copyfile(env["AI_RUNS_MIRROR"], mirror)
+    other = {**env, "AI_RUNS_HOME": str(home), "AI_RUNS_MIRROR": str(mirror),
+             "PYTHONPATH": str(root)}  # fmt: skip
+    command = [sys.executable, "-m", "dashboard.command", "sync"]
+    subprocess.run(command, env=other, cwd=root, check=True)
+    log = (home / "dashboard.log").open("w")
+    process, base = serve(root / "dashboard" / "app.py", other, log, cwd=root)
+    return process, base, log
+
+
 def _change(page, kind: str, label: str, value: str) -> None:
     """Change one widget the way a person does: a click on a tab, or pick in a select box."""
     if kind == "tab":
@@ -217,14 +239,68 @@ def _ratio(value: float | None, baseline: float | None) -> str:
     return "—" if value is None or not baseline else f"{value / baseline:.1f}x"
 
 
+def _targets(servers: dict[str, str], base_of_baseline: str) -> list[tuple[str, str, str, str]]:
+    """(row name, base URL, path, page title) of one round: the baseline, then each page on
+    every dashboard served (this checkout's first), so both sides of a comparison are
+    opened right after each other."""
+    targets = [(BASELINE, base_of_baseline, "", BASELINE)]
+    for path, title in PAGES.items():
+        for label, base in servers.items():
+            targets.append((f"{title} ({label})" if label else title, base, path, title))
+    return targets
+
+
+def _print_table(results: dict[str, dict], titles: dict[str, str]) -> None:
+    floor = results[BASELINE]
+    print("| page | cold (s) | warm (s) | warm / baseline | warm: script (s) | "
+          "widget change: script (s) | "
+          "settled (s) | settled / baseline | visits timed out |\n"
+          "|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    for name, row in results.items():
+        change = " — | — | — |"
+        if titles[name] in CHANGES:
+            change = (f" {_seconds(row['script_s'])} | {_seconds(row['change_s'])} | "
+                      f"{_ratio(row['change_s'], floor['change_s'])} |")  # fmt: skip
+        warm = (f"{_seconds(row['warm_s'])} | {_ratio(row['warm_s'], floor['warm_s'])} | "
+                f"{_seconds(row['warm_script_s'])}")  # fmt: skip
+        print(f"| {name} | {_seconds(row['cold_s'])} | {warm} |{change} {row['timeouts']} |")
+
+
+def _rounds(targets: list, rounds: int, limit_s: float) -> tuple[dict[str, list], list[float]]:
+    """Every target visited once per round (round 0 cold); the visits per row name and the
+    load average after each round."""
+    from playwright.sync_api import sync_playwright
+
+    visits: dict[str, list[dict[str, float]]] = {}
+    load = [os.getloadavg()[0]]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        for round_no in range(rounds + 1):
+            for name, where, path, title in targets:
+                times = _visit(browser, where, path, title, round_no > 0, limit_s)
+                visits.setdefault(name, []).append(times)
+            load.append(os.getloadavg()[0])
+            print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
+        browser.close()
+    return visits, load
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     demo_database_arguments(parser, tasks=10_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="warm visits per page")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
-        "--visit-timeout", type=float, default=180.0,
+        "--visit-timeout",
+        type=float,
+        default=180.0,
         help="seconds a page or a widget change may take before that visit is given up",
+    )
+    parser.add_argument(
+        "--compare-root", type=Path,
+        help="another checkout of this repository (e.g. main) whose dashboard is timed too",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -249,47 +325,28 @@ def main(argv: list[str] | None = None) -> int:
     server, base = serve(ROOT / "dashboard" / "app.py", env, log)
     baseline_log = (home / "baseline.log").open("w")
     baseline_server, baseline_base = serve(ROOT / "bench" / "baseline_page.py", env, baseline_log)
-    visits: dict[str, list[dict[str, float]]] = {}
-    load = [os.getloadavg()[0]]
+    running = [(server, base, log), (baseline_server, baseline_base, baseline_log)]
+    servers = {"": base}
+    if args.compare_root:
+        root = args.compare_root.resolve()
+        other = _serve_other(root, env, folder / f"home-{root.name}")
+        running.append(other)
+        servers[root.name] = other[1]
     try:
-        wait_healthy(base, server)
-        wait_healthy(baseline_base, baseline_server)
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-            )
-            targets = [(baseline_base, "", BASELINE)] + [(base, p, t) for p, t in PAGES.items()]
-            for round_no in range(args.rounds + 1):  # round 0: cold
-                for where, path, title in targets:
-                    times = _visit(browser, where, path, title, round_no > 0, args.visit_timeout)
-                    visits.setdefault(title, []).append(times)
-                load.append(os.getloadavg()[0])
-                print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
-            browser.close()
+        for process, where, _ in running:
+            wait_healthy(where, process)
+        targets = _targets(servers, baseline_base)
+        visits, load = _rounds(targets, args.rounds, args.visit_timeout)
         peak = _peak_rss_mb(server.pid)
     finally:
-        for process, output in ((server, log), (baseline_server, baseline_log)):
+        for process, _, output in running:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
             output.close()
-    results = {title: _summary(runs) for title, runs in visits.items()}
-    floor = results[BASELINE]
+    results = {name: _summary(runs) for name, runs in visits.items()}
     print(f"\n{args.tasks:,} tasks; dashboard peak RSS {peak:,.0f} MB; load average "
           f"{min(load):.1f}-{max(load):.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print("| page | cold (s) | warm (s) | warm / baseline | warm: script (s) | "
-          "widget change: script (s) | "
-          "settled (s) | settled / baseline | visits timed out |\n"
-          "|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-    for title, row in results.items():
-        change = " — | — | — |"
-        if title in CHANGES:
-            change = (f" {_seconds(row['script_s'])} | {_seconds(row['change_s'])} | "
-                      f"{_ratio(row['change_s'], floor['change_s'])} |")  # fmt: skip
-        warm = (f"{_seconds(row['warm_s'])} | {_ratio(row['warm_s'], floor['warm_s'])} | "
-                f"{_seconds(row['warm_script_s'])}")  # fmt: skip
-        print(f"| {title} | {_seconds(row['cold_s'])} | {warm} |{change} {row['timeouts']} |")
+    _print_table(results, {name: title for name, _, _, title in targets})
     if args.json:
         payload = {"tasks": args.tasks, "pages": results, "visits": visits, "load": load,
                    "peak_rss_mb": round(peak)}  # fmt: skip

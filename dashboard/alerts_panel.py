@@ -86,28 +86,41 @@ def show(url: str) -> None:
             f"{alerts.format_value(rule['kind'], rule['threshold'])}{value}",
             icon=":material/notifications_active:",
         )
+    if rules or _manages():
+        _history_and_rules(url, who, rules)
+
+
+# A fragment of lazy expanders: the history and the rules (with their forms) are read and
+# drawn only while open, and opening one reruns this part only (docs/design.md, "Pages").
+@st.fragment
+def _history_and_rules(url: str, who: str, rules: list[dict[str, Any]]) -> None:
     if rules:
-        with st.expander("Alert history"):
-            history = pd.DataFrame(alert_rules.alert_history(url, viewer=who))
-            if history.empty:
-                st.caption("Nothing has fired yet.")
-            else:
-                ui.table(
-                    _readable(history),
-                    key="alert_history",
-                    filename="alert_history",
-                    narrow=HISTORY_NARROW,
-                )
-    if _manages():
-        with st.expander("Alert rules", icon=":material/notifications:"):
-            _rules_table(rules)
-            _add_rule_form(url, who)
-            if rules:
-                _change_rule(url, who, rules)
-    elif rules:
-        with st.expander("Alert rules", icon=":material/notifications:"):
-            _rules_table(rules)
+        history = st.expander("Alert history", key="alert_history_open", on_change="rerun")
+        if history.open:
+            with history:
+                _history_table(url, who)
+    shown = st.expander(
+        "Alert rules", icon=":material/notifications:", key="alert_rules_open", on_change="rerun"
+    )
+    if not shown.open:
+        return
+    with shown:
+        _rules_table(rules)
+        if not _manages():
             st.caption(MEMBER_NOTE)
+            return
+        _add_rule_form(url, who)
+        if rules:
+            _change_rule(url, who, rules)
+
+
+def _history_table(url: str, who: str) -> None:
+    history = pd.DataFrame(alert_rules.alert_history(url, viewer=who))
+    if history.empty:
+        st.caption("Nothing has fired yet.")
+        return
+    ui.table(_readable(history), key="alert_history", filename="alert_history",
+             narrow=HISTORY_NARROW)  # fmt: skip
 
 
 def _manages() -> bool:

@@ -300,12 +300,10 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
             filename="price_overrides",
             column_order=OVERRIDE_ORDER,
         )
-    with st.expander("Add a price override", icon=":material/add:"):
-        _override_form(url, options)
+    _price_forms(url, options, "override")
     if not overrides.empty:
         _retire_override(url, overrides)
-    with st.expander("Re-price past tasks", icon=":material/currency_exchange:"):
-        _reprice_form(url, options)
+    _price_forms(url, options, "reprice")
     st.markdown("**Re-pricing audit**")
     audit = pd.DataFrame(repricing.reprice_audit(url, viewer=_viewer_id()))
     if audit.empty:
@@ -313,6 +311,24 @@ def price_books_manager(options: dict[str, list[str]]) -> None:
     else:
         audit = formatting.audit_frame(audit, ("rule", "price_books"))
         ui.table(audit, key="reprice_audit", filename="reprice_audit")
+
+
+PRICE_FORMS = {
+    "override": ("Add a price override", ":material/add:"),
+    "reprice": ("Re-price past tasks", ":material/currency_exchange:"),
+}
+
+
+# A fragment of a lazy expander: the form is drawn only while open, and opening it reruns
+# this part only (docs/design.md, "Pages").
+@st.fragment
+def _price_forms(url: str, options: dict[str, list[str]], form: str) -> None:
+    """The expander of PRICE_FORMS[form] and, while open, its form."""
+    label, icon = PRICE_FORMS[form]
+    shown = st.expander(label, icon=icon, key=f"{form}_form_open", on_change="rerun")
+    if shown.open:
+        with shown:
+            (_override_form if form == "override" else _reprice_form)(url, options)
 
 
 def _override_form(url: str, options: dict[str, list[str]]) -> None:

@@ -240,6 +240,10 @@ def test_cli_dashboard_command() -> None:
     assert command[:4] == [command[0], "-m", "streamlit", "run"]
     assert Path(command[4]).is_absolute() and command[4].endswith("dashboard/app.py")
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
+    # No file watcher and no full garbage collection after each script run: both held back
+    # every page load and widget change (README, Performance, "Dashboard pages").
+    assert command[command.index("--server.fileWatcherType") + 1] == "none"
+    assert command[command.index("--runner.postScriptGC") + 1] == "false"
     assert cli._redacted("postgresql://me:secret@db:5432/x") == "postgresql://me@db:5432/x"
 
 

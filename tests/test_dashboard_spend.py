@@ -59,6 +59,14 @@ def _table_with(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
+def _opened(at, *expanders: str):
+    """`at` run again with the lazy expanders of these session keys open, as a click on
+    each does (their content is drawn only while open: docs/design.md, "Pages")."""
+    for key in expanders:
+        at.session_state[key] = True
+    return at.run()
+
+
 def _a_team(url: str) -> str:
     with psycopg.connect(url) as conn:
         return conn.execute(
@@ -116,7 +124,8 @@ def test_overview_shows_firing_alerts_and_history(spend_app, spend_url):
     at = open_page("overview")
     assert not at.exception
     assert any("**tiny budget** is firing" in shown(e) for e in at.error)
-    history = _table_with(at, "delivery")
+    assert not [d for d in at.dataframe if "delivery" in d.value.columns]  # hidden: not read
+    history = _table_with(_opened(at, "alert_history_open"), "delivery")
     assert list(history["event"]) == ["firing"]
     alert_rules.remove_rule(spend_url, rule_id=alert_rules.list_rules(spend_url)[0]["id"])
     budgets.remove_budget(spend_url, budget_id=budget["id"])
@@ -208,7 +217,7 @@ def test_a_manager_is_offered_only_their_scopes_for_an_alert_rule(
 ):
     manager, _ = three_budgets
     sign_in(manager["email"])
-    at = open_page("overview")
+    at = _opened(open_page("overview"), "alert_rules_open")
     at.selectbox(key="alert_new_kind").set_value("failure_rate").run()
     assert not at.exception
     assert at.selectbox(key="alert_new_scope_kind").options == ["team", "user"]
@@ -277,6 +286,8 @@ def _audit_rows(url: str, action: str) -> list[dict]:
 
 def test_the_override_form_defaults_nothing_checks_the_model_and_refreshes(spend_app, spend_url):
     at = open_page("cost")
+    assert not [w for w in at.selectbox if w.key == "override_provider"]  # hidden: not drawn
+    at = _opened(at, "override_form_open")
     assert [s.label for s in at.selectbox].count("Provider") <= 1  # one widget named so
     assert at.selectbox(key="override_provider").value is None  # no silent default
     at.text_input(key="override_model").set_value("gpt-4o-mini")
@@ -303,7 +314,7 @@ def test_the_override_form_defaults_nothing_checks_the_model_and_refreshes(spend
 
 
 def test_reprice_from_the_page_dry_run_first_then_apply_audited(spend_app, spend_url):
-    at = open_page("cost")
+    at = _opened(open_page("cost"), "reprice_form_open")
     today = datetime.now(UTC).date()
     at.date_input(key="reprice_since").set_value(today - timedelta(days=3))
     at.selectbox(key="reprice_model").set_value("gpt-4o-mini").run()
@@ -380,6 +391,8 @@ def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend
                   created_at=datetime.now(UTC))  # fmt: skip
     try:
         at = open_page("overview")
+        assert not [w for w in at.text_input if w.key == "alert_new_name"]  # hidden: not drawn
+        at = _opened(at, "alert_rules_open")
         at.text_input(key="alert_new_name").set_value("page rule")
         at.selectbox(key="alert_new_kind").set_value("budget_spend").run()
         at.number_input(key="alert_new_threshold").set_value(100.0)
@@ -400,7 +413,7 @@ def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend
         fired = hook.bodies[-1]
         assert (fired["rule"], fired["event"]) == ("page rule", "firing")
         assert "(threshold 100%)" in fired["text"] and "E+" not in fired["text"]
-        at = open_page("overview")
+        at = _opened(open_page("overview"), "alert_history_open", "alert_rules_open")
         firing = next(shown(e) for e in at.error if "page rule" in shown(e))
         assert "budget_spend >= 100%" in firing and "(now " in firing
         history = _table_with(at, "delivery")
