@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from ingest.store import config, database, embedded
+from ingest.store import config as settings
+from ingest.store import database, embedded
 
 _counter = itertools.count()
 
@@ -37,14 +40,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fixtures); the others cannot reach it, so a second engine's run repeats them "
         'unchanged (docs/testing.md, "Which tests run on both engines")',
     )
+    parser.addoption(
+        "--trace-named-queries",
+        metavar="DIR",
+        help="record in DIR which named queries each test file sends to Postgres, in every "
+        "process of the run (tests/query_trace/trace_named_queries.py)",
+    )
 
 
-def pytest_configure() -> None:
+def pytest_configure(config: pytest.Config) -> None:
     """An xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) gets its own AI_RUNS_HOME below
     the caller's, so no two workers share a mirror, a lake folder or settings."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
-        os.environ["AI_RUNS_HOME"] = str(config.home() / worker)
+        os.environ["AI_RUNS_HOME"] = str(settings.home() / worker)
+    _trace_named_queries(config.getoption("--trace-named-queries"))
+
+
+def _trace_named_queries(folder: str | None) -> None:
+    """With --trace-named-queries, this process and every Python process it starts record
+    the named queries they send (the workers inherit the environment)."""
+    if not folder or os.environ.get("AI_RUNS_TRACE_QUERIES"):
+        return
+    traced = Path(folder).resolve()
+    traced.mkdir(parents=True, exist_ok=True)
+    site = Path(__file__).parent / "query_trace"
+    os.environ["AI_RUNS_TRACE_QUERIES"] = str(traced)
+    paths = [str(site), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    sys.path.insert(0, str(site))
+    import trace_named_queries
+
+    trace_named_queries.install(str(traced))
 
 
 def _uses_the_server(item: pytest.Item) -> bool:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import ingest
 from dashboard.command import main
+
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
 
 
 def test_the_operator_makes_people_shares_and_rules(db_url, monkeypatch, capsys):

@@ -24,6 +24,9 @@ from ingest.sdk.background_writer import BackgroundWriter
 from ingest.store import database, embedded
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 FULL_TEXT = "".join(TEXT)
 
 

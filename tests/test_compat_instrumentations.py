@@ -35,7 +35,8 @@ from ingest.store import database, embedded
 from tests.provider_server import TEXT, ProviderServer, usage_for
 from tests.server_support import serve
 
-pytestmark = pytest.mark.compat
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = [pytest.mark.compat, pytest.mark.through_the_layers]
 
 QUANTUM = Decimal("1e-10")
 ANSWER = "".join(TEXT)

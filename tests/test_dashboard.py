@@ -36,6 +36,9 @@ import queries
 from ingest import Tracker, demo
 from queries.filters import Filters
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 PAGE_NAMES = ("overview", "cost", "performance", "compare", "runs", "task", "export")
 
 

@@ -24,6 +24,9 @@ from streamlit.testing.v1 import app_test, local_script_runner
 
 from dashboard import data
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 # The demo database and app environment of test_dashboard (module-scoped fixtures).
 demo_url = shared.demo_url
 demo_app = shared.demo_app

@@ -22,6 +22,9 @@ from dashboard_support import (
 from dashboard import data
 from ingest import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 # The demo database and app environment of test_dashboard (module-scoped fixtures).
 demo_url = shared.demo_url
 demo_app = shared.demo_app

@@ -21,6 +21,9 @@ from ingest import demo
 from queries import drilldown, failures, usage
 from queries.filters import Filters
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 # --- formatting ---------------------------------------------------------------------------
 
 

@@ -20,6 +20,9 @@ from ingest import Tracker, demo
 from queries import drilldown
 from queries.filters import Filters
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture(scope="module")
 def mirror(pg_server: str, template_db: str, tmp_path_factory) -> Iterator[tuple[str, object]]:

@@ -16,6 +16,9 @@ import ingest
 from dashboard import auth
 from ingest.store import database
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 HEADER = "X-Forwarded-Email"
 
 

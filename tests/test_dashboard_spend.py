@@ -38,6 +38,9 @@ from queries import budgets as budget_queries
 from queries import open_mirror, sync_mirror
 from queries.alerts import check_alerts
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture(scope="module")
 def spend_url(pg_server: str, template_db: str) -> Iterator[str]:

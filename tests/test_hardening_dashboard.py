@@ -20,6 +20,9 @@ from dashboard.safe import http_url, md, md_link
 from ingest import Tracker
 from ingest.store import limits
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 EVIL = "evil.example"
 HOSTILE = [
     f"![p](http://{EVIL}/x.png) hi",

@@ -18,6 +18,9 @@ from ingest.store import database, limits
 from ingest.tracking.tracker import Tracker
 from ingest.transfer import import_export as transfer
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 texts = st.text(max_size=12)  # NUL and lone surrogates included

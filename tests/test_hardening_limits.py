@@ -19,6 +19,9 @@ from ingest.store import limits
 from ingest.transfer import import_export as transfer
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 LIMIT = 64 * 1024
 
 

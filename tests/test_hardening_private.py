@@ -22,6 +22,9 @@ from queries import open_mirror, sync_mirror
 from queries.lake.store import open_store
 from tests.server_support import free_port
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture
 def open_umask():

@@ -12,6 +12,9 @@ from ingest.errors import ValidationError
 from ingest.store import limits
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture
 def tracker(db_url):

@@ -14,6 +14,9 @@ from ingest import Tracker
 from ingest.errors import ValidationError
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture
 def served(db_url):

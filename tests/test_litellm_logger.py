@@ -15,6 +15,9 @@ from test_sdk_streams import MESSAGES, expected_cost  # noqa: E402
 
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 @pytest.fixture(scope="module")
 def server():

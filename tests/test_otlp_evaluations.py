@@ -18,6 +18,9 @@ from psycopg.rows import dict_row
 
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 EVENT = "gen_ai.evaluation.result"
 LLM_CALL = {
     "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",

@@ -26,6 +26,9 @@ from ingest.tracking.tracker import Tracker
 from tests import test_server_otlp as otlp
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 PER_REQUEST = Decimal("0.001")
 
 

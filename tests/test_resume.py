@@ -20,6 +20,9 @@ from ingest.store import database
 from ingest.tracking.conversations import SHAPES, in_shape
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 STORED = [
     {"role": "system", "content": "Be brief."},
     {

@@ -23,6 +23,9 @@ import ingest
 from ingest.store import database
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 FULL_TEXT = "".join(TEXT)
 QUANTUM = Decimal("1e-10")
 

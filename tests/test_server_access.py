@@ -17,6 +17,9 @@ from ingest.server.viewer_trackers import ViewerTrackers
 from ingest.store import database
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 PEOPLE = [
     ("alice", "red", "member"),
     ("bob", "red", "member"),

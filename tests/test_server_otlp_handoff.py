@@ -31,6 +31,9 @@ from ingest.spend.pricing import cost_of_task
 from ingest.store import database
 from tests.server_support import free_port, serve, wait_for_spool
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_LOCK = "SELECT pg_advisory_lock(hashtextextended('ai_otlp_spool worker', 0))"
 

@@ -22,6 +22,9 @@ from schemathesis.checks import (
 from ingest.store import embedded
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

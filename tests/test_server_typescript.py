@@ -15,6 +15,9 @@ import pytest
 from ingest import Tracker
 from tests.server_support import serve
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "seed-flow.ts"
 RUN_COLUMNS = ("user_id", "source_type", "name", "settings", "status", "message_count",
                "task_count", "total_tokens", "total_cost")  # fmt: skip

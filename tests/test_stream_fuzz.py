@@ -14,6 +14,9 @@ from ingest.sdk.stream_tracking import refused_text_reason
 from ingest.store import database
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 usage = st.fixed_dictionaries(
     {"prompt_tokens": st.integers(0, 10**6), "completion_tokens": st.integers(0, 10**6)}
 )

@@ -18,6 +18,9 @@ from ingest.spend import pricing
 from ingest.store import database
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -18,6 +18,9 @@ from ingest.store import database
 from ingest.store.validation import ATTACHMENT_KINDS, MESSAGE_ROLES, RUN_STATUSES, SOURCE_TYPES
 from ingest.tracking.tracker import Tracker
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 
 class FakeClock:
     """Monotonic seconds that move only when told to."""

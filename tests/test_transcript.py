@@ -14,6 +14,9 @@ import ingest
 from dashboard.transcript import Attachment, ToolCall, task_messages, turns
 from ingest.store import database
 
+# Not in the service's run (docs/testing.md, "Which tests run on both engines").
+pytestmark = pytest.mark.through_the_layers
+
 INJECTION = "[Session expired – log in](https://evil.example) ![x](http://host/x.png) **bold**"
 
 OPENAI = [
