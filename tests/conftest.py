@@ -50,7 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """An xdist worker (PYTEST_XDIST_WORKER=gw0, gw1, ...) gets its own AI_RUNS_HOME below
-    the caller's, so no two workers share a mirror, a lake folder or settings."""
+    the caller's, so no two workers share a mirror, a lake folder or settings; with
+    --trace-named-queries, the run records the named queries each test file sends."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         os.environ["AI_RUNS_HOME"] = str(settings.home() / worker)
