@@ -104,9 +104,12 @@ def tracing(request, served):
     (removed afterwards, and the SDKs restored as they were)."""
     methods = _sdk_methods()
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "compat"}))
+    # 30 s, not the exporter's 10: on a busy 2-core machine the server's first answer once
+    # took longer, the exporter gave the batch up, and the span reached the next test.
     exporter = OTLPSpanExporter(
         endpoint=f"{served.base}/v1/traces",
         headers={"Authorization": f"Bearer {served.key}"},
+        timeout=30,
     )
     tracer_provider.add_span_processor(
         BatchSpanProcessor(exporter, max_export_batch_size=4, schedule_delay_millis=50)
