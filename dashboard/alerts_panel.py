@@ -95,23 +95,23 @@ def show(url: str) -> None:
 @st.fragment
 def _history_and_rules(url: str, who: str, rules: list[dict[str, Any]]) -> None:
     if rules:
-        history = st.expander("Alert history", key="alert_history_open", on_change="rerun")
-        if history.open:
-            with history:
-                _history_table(url, who)
-    shown = st.expander(
-        "Alert rules", icon=":material/notifications:", key="alert_rules_open", on_change="rerun"
+        ui.lazy_expander("Alert history", "alert_history_open", lambda: _history_table(url, who))
+    ui.lazy_expander(
+        "Alert rules",
+        "alert_rules_open",
+        lambda: _rules_and_forms(url, who, rules),
+        icon=":material/notifications:",
     )
-    if not shown.open:
+
+
+def _rules_and_forms(url: str, who: str, rules: list[dict[str, Any]]) -> None:
+    _rules_table(rules)
+    if not _manages():
+        st.caption(MEMBER_NOTE)
         return
-    with shown:
-        _rules_table(rules)
-        if not _manages():
-            st.caption(MEMBER_NOTE)
-            return
-        _add_rule_form(url, who)
-        if rules:
-            _change_rule(url, who, rules)
+    _add_rule_form(url, who)
+    if rules:
+        _change_rule(url, who, rules)
 
 
 def _history_table(url: str, who: str) -> None:

@@ -325,10 +325,8 @@ PRICE_FORMS = {
 def _price_forms(url: str, options: dict[str, list[str]], form: str) -> None:
     """The expander of PRICE_FORMS[form] and, while open, its form."""
     label, icon = PRICE_FORMS[form]
-    shown = st.expander(label, icon=icon, key=f"{form}_form_open", on_change="rerun")
-    if shown.open:
-        with shown:
-            (_override_form if form == "override" else _reprice_form)(url, options)
+    draw = _override_form if form == "override" else _reprice_form
+    ui.lazy_expander(label, f"{form}_form_open", lambda: draw(url, options), icon=icon)
 
 
 def _override_form(url: str, options: dict[str, list[str]]) -> None:

@@ -3,7 +3,7 @@ number formats, and the drill-down selection helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -317,3 +317,12 @@ def lazy_tabs(labels: list[str], key: str) -> list[Any]:
     """Tabs of which only the open one runs its code (`if tab.open:`): a hidden tab
     computes nothing. The open tab is kept in the URL under `key`, so a link opens it."""
     return list(st.tabs(labels, key=key, bind="query-params"))
+
+
+def lazy_expander(label: str, key: str, draw: Callable[[], None], icon: str | None = None) -> None:
+    """An expander whose content is read and drawn only while it is open; opening or closing
+    it reruns the fragment that holds it (docs/design.md, "Pages")."""
+    shown = st.expander(label, icon=icon, key=key, on_change="rerun")
+    if shown.open:
+        with shown:
+            draw()
