@@ -271,9 +271,19 @@ def test_kill_9_after_the_ack_loses_nothing_and_a_restart_writes_each_export_onc
 
 
 def spool_writers(server: subprocess.Popen) -> list[int]:
-    """The pids of the server's spool writer processes (its children started by
-    multiprocessing's spawn, not its resource tracker)."""
-    pids = []
+    """The pids of the server's spool writer processes: the children of its fork server
+    (its child started by multiprocessing's forkserver, not its resource tracker)."""
+    children = child_processes()
+    fork_servers = [
+        pid for pid, (ppid, command) in children.items()
+        if ppid == server.pid and b"forkserver" in command
+    ]  # fmt: skip
+    return sorted(pid for pid, (ppid, _) in children.items() if ppid in fork_servers)
+
+
+def child_processes() -> dict[int, tuple[int, bytes]]:
+    """Every process's parent pid and command line, by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -282,9 +292,8 @@ def spool_writers(server: subprocess.Popen) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == server.pid and b"spawn_main" in command:
-            pids.append(int(entry.name))
-    return sorted(pids)
+        found[int(entry.name)] = (ppid, command)
+    return found
 
 
 def ended(pid: int) -> bool:
@@ -336,3 +345,22 @@ def test_kill_9_of_one_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
         server.terminate()
         server.wait(timeout=60)
     assert_stored_once_as_direct(db_url, direct_db)
+
+
+def test_writers_and_their_fork_server_end_when_the_server_is_killed_alone(make_db):
+    """The writers are forked from the server's fork server (docs/server.md, "Writer
+    processes"): SIGKILL to the server process alone, not its group, ends the fork server,
+    and the writers stop with it; what they had not written stays spooled."""
+    db_url = make_db()
+    key, _ = create_key("ada", "tests", url=db_url)
+    port = free_port()
+    server = start_server(db_url, port, "--otlp-writers", "2")
+    try:
+        send(f"http://127.0.0.1:{port}", key, recorded_spans(8, seed=3))
+        wait_until(lambda: len(spool_writers(server)) == 2)
+        writers = spool_writers(server)
+        fork_server = child_processes()[writers[0]][0]
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    wait_until(lambda: all(ended(pid) for pid in [fork_server, *writers]), timeout=120)

@@ -58,9 +58,16 @@ RETRY_SECONDS = 1.0  # wait after the database could not be reached
 
 
 # Writer processes of a server (`serve --otlp-writers N`): one by default. A second
-# stored 1.3x the spans/s on 2 shared cores, but both start with the first export and
-# each start-up costs about a second of CPU (README, "Ingest server").
+# stored 1.3x the spans/s on 2 shared cores, but both start with the first export
+# (README, "Ingest server").
 DEFAULT_WRITERS = 1
+
+# Writers are forked from a fork server of the process (started once, with this module
+# imported), not spawned: a spawned writer imported the whole ingest package again, 1.5 s
+# of CPU for each writer, and the first export of a server waited for it (docs/server.md,
+# "Writer processes").
+_FORK_CONTEXT = multiprocessing.get_context("forkserver")
+_FORK_CONTEXT.set_forkserver_preload([__name__])
 
 
 class SpoolLost(Exception):
@@ -119,7 +126,7 @@ class SpoolWorker:
         self.url = url
         self.metrics = metrics
         self.writers = writers
-        self._context = multiprocessing.get_context("spawn")
+        self._context = _FORK_CONTEXT
         self._running: list[_Writer] = []
         self._relaying: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -156,7 +163,7 @@ class SpoolWorker:
         relay_recv, relay_send = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=run_writer,
-            args=(self.url, wake_recv, relay_send, os.getpid()),
+            args=(self.url, wake_recv, relay_send, dict(os.environ)),
             name=f"ai-runs otlp spool {n + 1}",
             daemon=True,
         )
@@ -298,9 +305,13 @@ class WakePipe:
             self._closed = True
 
 
-def run_writer(url: str, wake: Connection, relay: Connection, server_pid: int) -> None:
+def run_writer(url: str, wake: Connection, relay: Connection, environ: dict[str, str]) -> None:
     """A writer process: write spooled exports until the server closes its wake-up pipe or
-    is gone (killed: what is left stays spooled for the next server)."""
+    is gone (killed: what is left stays spooled for the next server). `environ` is the
+    server's environment when it started the writer, as a spawned process would have it
+    (the fork server's own is that of its start)."""
+    os.environ.clear()
+    os.environ.update(environ)
     signals = WakePipe(wake)
     sender = PipeRelay(relay)
     root = logging.getLogger()
@@ -308,7 +319,7 @@ def run_writer(url: str, wake: Connection, relay: Connection, server_pid: int) -
     root.setLevel(logging.INFO)
     state = ServerState(url)
     try:
-        SpoolWriter(state, RelayedMetrics(sender), signals, signals, server_pid).run()
+        SpoolWriter(state, RelayedMetrics(sender), signals, signals, os.getppid()).run()
     finally:
         state.close()
 
@@ -318,18 +329,18 @@ class SpoolWriter:
     process. `wake` makes it look at once; it also looks every IDLE_SECONDS."""
 
     def __init__(
-        self, state: ServerState, metrics: Any, wake: Any, stop: Any, server_pid: int
+        self, state: ServerState, metrics: Any, wake: Any, stop: Any, parent_pid: int
     ) -> None:
         self.state = state
         self.metrics = metrics
         self._wake = wake
         self._stop = stop
-        self._server_pid = server_pid
+        self._parent_pid = parent_pid  # the fork server that forked this writer
         self._claims: psycopg.Connection | None = None
 
     def run(self) -> None:
         try:
-            while not self._stop.is_set() and os.getppid() == self._server_pid:
+            while not self._stop.is_set() and os.getppid() == self._parent_pid:
                 self._step()
         finally:
             self._release()
