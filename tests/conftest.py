@@ -277,6 +277,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_sessionfinish() -> None:
     _CHROMIUM.close()
+    _stop_the_workers_own_server()
+
+
+def _stop_the_workers_own_server() -> None:
+    """Stop the embedded server that code under test started in an xdist worker's own
+    AI_RUNS_HOME (commands run without DATABASE_URL start it and leave it up, as they do
+    for a user); it would outlive the run. Never the caller's: a run without workers
+    leaves the caller's home, and any server in it, alone."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and embedded.is_running(settings.pgdata()):
+        embedded.stop(settings.pgdata())
 
 
 @pytest.fixture(scope="module")
