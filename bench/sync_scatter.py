@@ -48,10 +48,13 @@ TABLES = ("tasks", "runs", "users", "scores", "task_scores", "rare_tasks", "run_
 
 OLD_WAYS = ("connect", "extract", "removal")
 
-# The child process of one sync (sync_copy): argv is root, url, copy, old ways; it prints
-# one JSON line: seconds, the steps (ms) and the CPU seconds of this process over the sync.
+# The child process of one sync (sync_copy): argv is root, url, copy, old ways. It opens the
+# mirror and syncs through the open connection, as the dashboard does, then checkpoints
+# (which DuckDB does anyway once its log is large enough, on a later sync or query). It
+# prints one JSON line: seconds of the sync, its steps (ms, and "<step> cpu" when the code
+# logs them), the CPU seconds of this process over the sync, and the checkpoint's seconds.
 _CHILD = """
-import json, logging, resource, sys
+import json, logging, resource, sys, time
 root, url, copy, old = sys.argv[1], sys.argv[2], sys.argv[3], set(sys.argv[4:])
 sys.path[:0] = [root, root + '/bench']
 import duckdb
@@ -68,6 +71,9 @@ class StepTimes(logging.Handler):
             name, ms = message[len('sync step '):].rsplit(': ', 1)
             name = name.removesuffix(' by time')
             self.steps[name] = self.steps.get(name, 0.0) + float(ms.split()[0])
+            if '(cpu ' in ms:
+                cpu = float(ms.split('(cpu ')[1].split()[0])
+                self.steps[name + ' cpu'] = self.steps.get(name + ' cpu', 0.0) + cpu
 if 'removal' in old:
     with duckdb.connect(copy) as con:
         con.execute('DELETE FROM mirror_meta WHERE key = $key', {'key': mirror_sync.LOGGED_TIMES})
@@ -78,26 +84,69 @@ if 'extract' in old:
 mirror_sync.log.setLevel(logging.DEBUG)
 handler = StepTimes()
 mirror_sync.log.addHandler(handler)
+con = q.open_mirror(copy)
 usage = resource.getrusage(resource.RUSAGE_SELF)
-result = q.sync_mirror(url, copy, verify=False)
+result = q.sync_mirror(url, con=con, verify=False)
 after = resource.getrusage(resource.RUSAGE_SELF)
 cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
 assert not result.full, result.reason
-print(json.dumps({'seconds': result.seconds, 'steps': handler.steps, 'cpu': cpu}))
+started = time.perf_counter()
+con.execute('CHECKPOINT')
+checkpoint = time.perf_counter() - started
+con.close()
+print(json.dumps({'seconds': result.seconds, 'steps': handler.steps, 'cpu': cpu,
+                  'checkpoint': checkpoint}))
 """
 
 
-def sync_copy(url: str, base: Path, copy: Path, *, old: set[str], root: Path = ROOT) -> dict:
+def sync_copy(
+    url: str, base: Path, copy: Path, *, old: set[str], root: Path = ROOT, pgdata: Path
+) -> dict:
     """Sync a fresh copy of `base` at `copy` in a process of its own, with the code of the
     checkout `root` and the OLD_WAYS named in `old` as they were (connect: the whole type
     catalog; extract: one connection; removal: by id everywhere). Returns seconds, steps
-    (ms) and cpu (seconds of the syncing process, Postgres' not included)."""
+    (ms), cpu (seconds of the syncing process), postgres_cpu (seconds of the Postgres
+    server of `pgdata` over the whole child process) and checkpoint (seconds)."""
     for stale in copy.parent.glob(copy.name + "*"):
         stale.unlink()
     shutil.copy(base, copy)
     command = [sys.executable, "-c", _CHILD, str(root), url, str(copy), *sorted(old)]
+    postgres = postgres_cpu(pgdata)
     done = subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["postgres_cpu"] = postgres_cpu(pgdata) - postgres
+    return result
+
+
+def postgres_cpu(pgdata: Path) -> float:
+    """CPU seconds used so far by the Postgres server of `pgdata`: its postmaster, the
+    backends that ended (counted in the postmaster's children times) and those running."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if pid == postmaster or parent == postmaster:
+            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def summary(done: dict) -> str:
+    """A sync's seconds, client and Postgres CPU seconds, and the checkpoint after it."""
+    return (f"{done['seconds']:.2f}s, cpu {done['cpu']:.2f}s + postgres "
+            f"{done['postgres_cpu']:.2f}s, checkpoint {done['checkpoint']:.2f}s")  # fmt: skip
+
+
+def steps_shown(steps: dict[str, float]) -> str:
+    """ "step wall/cpu" in ms, in the order the sync took them."""
+    return ", ".join(
+        f"{step} {ms:.0f}" + (f"/{steps[step + ' cpu']:.0f}" if step + " cpu" in steps else "")
+        for step, ms in steps.items()
+        if not step.endswith(" cpu")
+    )
 
 
 def differences(left: Path, right: Path) -> dict[str, int]:
@@ -146,19 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     for n in range(args.rounds):
         for name in ("before", "after") if n % 2 == 0 else ("after", "before"):
-            done = sync_copy(url, base, folder / f"sync-{name}.duckdb", **ways[name])
+            copy = folder / f"sync-{name}.duckdb"
+            done = sync_copy(url, base, copy, **ways[name], pgdata=folder / "pgdata")
             runs[name].append(done)
-            shown = ", ".join(f"{step} {ms:.0f}" for step, ms in done["steps"].items())
-            print(f"round {n} {name}: {done['seconds']:.2f}s, cpu {done['cpu']:.2f}s "
-                  f"(load {os.getloadavg()[0]:.1f}; {shown})", flush=True)  # fmt: skip
+            print(f"round {n} {name}: {summary(done)} (load {os.getloadavg()[0]:.1f}; "
+                  f"{steps_shown(done['steps'])})", flush=True)  # fmt: skip
     for name, done in runs.items():
-        steps = {step for one in done for step in one["steps"]}
+        steps = dict.fromkeys(step for one in done for step in one["steps"])
         medians = {step: statistics.median(one["steps"].get(step, 0.0) for one in done)
                    for step in steps}  # fmt: skip
-        shown = ", ".join(f"{step} {ms:.0f}" for step, ms in sorted(medians.items()))
-        seconds = statistics.median(one["seconds"] for one in done)
-        cpu = statistics.median(one["cpu"] for one in done)
-        print(f"median {name}: {seconds:.2f}s, cpu {cpu:.2f}s ({shown})")
+        middle = {key: statistics.median(one[key] for one in done) for key in done[0]
+                  if key != "steps"}  # fmt: skip
+        print(f"median {name}: {summary(middle)} ({steps_shown(medians)})")
     diff = differences(folder / "sync-before.duckdb", folder / "sync-after.duckdb")
     print(f"rows that differ between the two copies: {diff}")
     return 1 if any(diff.values()) else 0
