@@ -2,7 +2,7 @@
 (issue 26, item 3), as it is and as it was, on copies of the same mirror in one run.
 
     python bench/sync_scatter.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 4]
-                                 [--old WAY ...] [--compare-root DIR]
+                                 [--old WAY ...] [--compare-root DIR] [--cold]
 
 1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds or
    brings up to date its mirror, PATH/analytics.duckdb.
@@ -14,8 +14,11 @@
    whole table (the mirror's `logged_times` fact removed); "after" as the sync runs now
    (docs/scale.md, "The incremental sync of scattered changes"). With --compare-root DIR
    (another checkout of this repository, e.g. main), "before" runs DIR's code as it is.
-   Each sync runs in a process of its own.
-4. Prints each sync's time, the CPU time of its process (Postgres' not included) and its
+   Each sync runs in a process of its own. The first sync reads the changed rows
+   from pages just written (it also sets their hint bits); later ones find them in
+   Postgres' shared buffers, unless --cold restarts Postgres before each sync (its shared
+   buffers empty, the system's file cache as it was).
+4. Prints each sync's time, the CPU time of its process and of Postgres, and its
    step times (ms), the medians, and checks that the two copies end equal, table by table.
 """
 
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 import queries as q  # noqa: E402
+from ingest.store import embedded  # noqa: E402
 from queries.mirror import sync as mirror_sync  # noqa: E402
 
 TABLES = ("tasks", "runs", "users", "scores", "task_scores", "rare_tasks", "run_keys",
@@ -171,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         help="what the 'before' sync does the old way (default: all)",
     )  # fmt: skip
     parser.add_argument(
+        "--cold", action="store_true",
+        help="restart Postgres before each sync: its shared buffers start empty",
+    )  # fmt: skip
+    parser.add_argument(
         "--compare-root", type=Path,
         help="another checkout of this repository (e.g. main): 'before' runs its code as it is",
     )  # fmt: skip
@@ -196,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in range(args.rounds):
         for name in ("before", "after") if n % 2 == 0 else ("after", "before"):
             copy = folder / f"sync-{name}.duckdb"
+            if args.cold:
+                embedded.stop(folder / "pgdata")
+                embedded.start(folder / "pgdata")
             done = sync_copy(url, base, copy, **ways[name], pgdata=folder / "pgdata")
             runs[name].append(done)
             print(f"round {n} {name}: {summary(done)} (load {os.getloadavg()[0]:.1f}; "
