@@ -320,7 +320,9 @@ def apply_changes(
     `since` (the mirror's LOGGED_TIMES fact); then the mirror's copies of tasks and runs
     are found by time first, unless a logged row has no time (logged before migration
     0030). Otherwise by id over the whole table. url: Postgres again, for a second
-    connection that reads the changed runs in the snapshot of `cur` (extract_changes)."""
+    connection that reads the changed runs in the snapshot of `cur` (extract_changes),
+    while the changed tasks' old copies are removed (nothing else of the apply needs the
+    runs' rows first, docs/scale.md, "The incremental sync of scattered changes")."""
     sql = duck_sql()
     with contextlib.ExitStack() as reading:
         with step("extract"):
