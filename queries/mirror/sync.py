@@ -45,7 +45,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -111,10 +111,13 @@ def pg_sql() -> dict[str, sqlfiles.Query]:
 
 @contextlib.contextmanager
 def step(name: str) -> Iterator[None]:
-    """Log the wall time of one sync step at DEBUG."""
-    started = time.perf_counter()
+    """Log the wall time of one sync step at DEBUG, and the CPU time of this process over it
+    (DuckDB's threads included, Postgres' not): on a loaded machine the wall time is mostly
+    waiting for a core."""
+    started, cpu = time.perf_counter(), time.process_time()
     yield
-    log.debug("sync step %s: %.0f ms", name, (time.perf_counter() - started) * 1000)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    log.debug("sync step %s: %.0f ms (cpu %.0f ms)", name, wall * 1000, cpu * 1000)
 
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -317,60 +320,99 @@ def apply_changes(
     `since` (the mirror's LOGGED_TIMES fact); then the mirror's copies of tasks and runs
     are found by time first, unless a logged row has no time (logged before migration
     0030). Otherwise by id over the whole table. url: Postgres again, for a second
-    connection that reads the changed runs in the snapshot of `cur` (extract_changes)."""
+    connection that reads the changed runs in the snapshot of `cur` (extract_changes),
+    while the changed tasks' old copies are removed (nothing else of the apply needs the
+    runs' rows first, docs/scale.md, "The incremental sync of scattered changes")."""
     sql = duck_sql()
-    with step("extract"):
-        staged = extract_changes(cur, since, url)
-    logged = staged["deletions"].column("table_name").to_pylist()
-    by_time = times_logged and staged["logged_times"].column("created_at").null_count == 0
-    con.execute("BEGIN").fetchall()
-    for name, table in staged.items():
-        con.register(f"staged_{name}", table)
-    try:
-        con.execute(sql["start_rescored_tasks"].sql).fetchall()
-        # Copies of user/run attributes on tasks: find what changed before replacing.
-        teams = run_attrs = None
-        if staged["users"].num_rows or "ai_users" in logged:
-            teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
-        if staged["runs"].num_rows:
-            with step("changed run attributes"):
-                run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
-        if staged["tasks"].num_rows or staged["runs"].num_rows:
-            with step("keys"):
-                _new_keys(con, sql)
-        if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
-            con.execute(sql["new_dim_values"].sql).fetchall()
-        deleted = dict.fromkeys(TABLES, 0)
-        for table, queries in _APPLY.items():
-            if queries["logged_as"] in logged or staged[table].num_rows:
-                timed = " by time" if by_time and "by_time" in queries else ""
-                with step(f"remove {table}{timed}"):
-                    remove = _removal(sql, queries, by_time)
-                    deleted[table] = con.execute(remove).fetchall()[0][0]
-            if staged[table].num_rows:
-                with step(f"insert {table}"):
-                    con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
-        scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
-        con.execute(sql["forget_changed_rows"].sql).fetchall()
-        if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
-            with step("task scores"):
-                con.execute(sqlfiles.render(sql, "rewrite_task_scores").sql).fetchall()
-        con.execute(sql["forget_rescoring"].sql).fetchall()
-        if teams is not None and teams.num_rows:
-            con.register("changed_teams", teams)
-            con.execute(sql["propagate_teams"].sql).fetchall()
-            con.unregister("changed_teams")
-        if run_attrs is not None and run_attrs.num_rows:
-            con.register("changed_runs", run_attrs)
-            con.execute(sql["propagate_run_attributes"].sql).fetchall()
-            con.unregister("changed_runs")
-    finally:
-        for name in staged:
-            # In a transaction a failed statement aborted, this fails too: keep the first error.
-            with contextlib.suppress(duckdb.Error):
-                con.unregister(f"staged_{name}")
+    with contextlib.ExitStack() as reading:
+        with step("extract"):
+            staged, runs = reading.enter_context(extract_changes(cur, since, url))
+        logged = staged["deletions"].column("table_name").to_pylist()
+        by_time = times_logged and staged["logged_times"].column("created_at").null_count == 0
+        con.execute("BEGIN").fetchall()
+        try:
+            deleted = dict.fromkeys(TABLES, 0)
+            for name, table in staged.items():
+                con.register(f"staged_{name}", table)
+            con.execute(sql["start_rescored_tasks"].sql).fetchall()
+            # While the changed runs still stream in over the second connection.
+            deleted["tasks"] = _remove(con, sql, "tasks", staged, logged, by_time)
+            with step("extract runs"):
+                staged["runs"] = runs()
+            con.register("staged_runs", staged["runs"])
+            reading.close()  # the second connection is done with
+            scores = _apply_rest(con, sql, staged, logged, by_time, deleted)
+        finally:
+            for name in staged:
+                # In a transaction a failed statement aborted, this fails too: keep the
+                # first error.
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(f"staged_{name}")
     upserted = {table: staged[table].num_rows for table in TABLES}
     return SyncResult(full=False, upserted=upserted, deleted=deleted, scores=scores)
+
+
+def _apply_rest(
+    con: duckdb.DuckDBPyConnection,
+    sql: dict[str, sqlfiles.Query],
+    staged: dict[str, Any],
+    logged: list[str],
+    by_time: bool,
+    deleted: dict[str, int],
+) -> dict[str, int]:
+    """Everything of apply_changes after the tasks' old copies are removed (`deleted` gets
+    the runs' and users'); returns what _apply_scores did."""
+    # Copies of user/run attributes on tasks: find what changed before replacing.
+    teams = run_attrs = None
+    if staged["users"].num_rows or "ai_users" in logged:
+        teams = con.sql(sql["changed_teams"].sql).to_arrow_table()
+    if staged["runs"].num_rows:
+        with step("changed run attributes"):
+            run_attrs = con.sql(sql["changed_run_attributes"].sql).to_arrow_table()
+    if staged["tasks"].num_rows or staged["runs"].num_rows:
+        with step("keys"):
+            _new_keys(con, sql)
+    if staged["tasks"].num_rows or staged["runs"].num_rows or staged["users"].num_rows:
+        con.execute(sql["new_dim_values"].sql).fetchall()
+    for table, queries in _APPLY.items():
+        if table != "tasks":
+            deleted[table] = _remove(con, sql, table, staged, logged, by_time)
+        if staged[table].num_rows:
+            with step(f"insert {table}"):
+                con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+    scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
+    con.execute(sql["forget_changed_rows"].sql).fetchall()
+    if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
+        with step("task scores"):
+            con.execute(sqlfiles.render(sql, "rewrite_task_scores").sql).fetchall()
+    con.execute(sql["forget_rescoring"].sql).fetchall()
+    if teams is not None and teams.num_rows:
+        con.register("changed_teams", teams)
+        con.execute(sql["propagate_teams"].sql).fetchall()
+        con.unregister("changed_teams")
+    if run_attrs is not None and run_attrs.num_rows:
+        con.register("changed_runs", run_attrs)
+        con.execute(sql["propagate_run_attributes"].sql).fetchall()
+        con.unregister("changed_runs")
+    return scores
+
+
+def _remove(
+    con: duckdb.DuckDBPyConnection,
+    sql: dict[str, sqlfiles.Query],
+    table: str,
+    staged: dict[str, Any],
+    logged: list[str],
+    by_time: bool,
+) -> int:
+    """Remove the mirror's copies of `table`'s rows that Postgres deleted or that are staged
+    again (_APPLY); how many of them Postgres deleted. Inserts nothing."""
+    queries = _APPLY[table]
+    if queries["logged_as"] not in logged and not staged[table].num_rows:
+        return 0
+    timed = " by time" if by_time and "by_time" in queries else ""
+    with step(f"remove {table}{timed}"):
+        return con.execute(_removal(sql, queries, by_time)).fetchall()[0][0]
 
 
 def _removal(sql: dict[str, sqlfiles.Query], queries: dict[str, str], by_time: bool) -> str:
@@ -384,17 +426,23 @@ def _removal(sql: dict[str, sqlfiles.Query], queries: dict[str, str], by_time: b
 
 # Connections of an incremental extract: with 2 (and a URL), the changed runs are read over a
 # second connection that imports the sync's snapshot while the tasks and the rest are read
-# over the sync's own. Each read is mostly random heap pages (docs/scale.md, "The
-# incremental sync of scattered changes"), so Postgres reads the two heaps at once.
+# over the sync's own, and while DuckDB removes the changed tasks' old copies. Each read is
+# mostly random heap pages (docs/scale.md, "The incremental sync of scattered changes").
 EXTRACT_CONNECTIONS = 2
 
 
-def extract_changes(cur: Any, since: str, url: str | None = None) -> dict[str, Any]:
+@contextlib.contextmanager
+def extract_changes(
+    cur: Any, since: str, url: str | None = None
+) -> Iterator[tuple[dict[str, Any], Callable[[], Any]]]:
     """The rows of every _EXTRACT query changed since `since` in the snapshot of `cur`, as
-    Arrow tables by name; the runs over a snapshot_reader of `url` when given and
-    EXTRACT_CONNECTIONS is 2. A second connection that cannot be had (too many clients,
-    say) only logs a warning: everything is then read over `cur`."""
-    every = {name: query for name, query in _EXTRACT.items() if name != "runs"}
+    Arrow tables by name, all but the runs; and a function that returns the runs once they
+    are read. The runs are read over a snapshot_reader of `url` when given and
+    EXTRACT_CONNECTIONS is 2, started before the rest, so they keep streaming in until the
+    function is called; else over `cur`, when it is called. A second connection that
+    cannot be had (too many clients, say) only logs a warning. The second connection
+    stays open until the context ends (after its query returned)."""
+    others = {name: query for name, query in _EXTRACT.items() if name != "runs"}
     with contextlib.ExitStack() as stack:
         reader = None
         if url is not None and EXTRACT_CONNECTIONS > 1:
@@ -403,12 +451,13 @@ def extract_changes(cur: Any, since: str, url: str | None = None) -> dict[str, A
             except adbc.Error as exc:
                 log.warning("reading the changes over one connection: %s", exc)
         if reader is None:
-            return {name: extract(cur, query, since) for name, query in _EXTRACT.items()}
+            staged = {name: extract(cur, query, since) for name, query in others.items()}
+            yield staged, lambda: extract(cur, _EXTRACT["runs"], since)
+            return
         pool = stack.enter_context(ThreadPoolExecutor(1))  # closed before the reader
         runs = pool.submit(extract, reader, _EXTRACT["runs"], since)
-        staged = {name: extract(cur, query, since) for name, query in every.items()}
-        staged["runs"] = runs.result()
-    return {name: staged[name] for name in _EXTRACT}
+        staged = {name: extract(cur, query, since) for name, query in others.items()}
+        yield staged, runs.result
 
 
 def rescoring_deletions(logged: list[str]) -> bool:
