@@ -88,6 +88,13 @@ def open_page(page: str | None = None, **params: str | list[str]) -> AppTest:
     return at
 
 
+def open_filters(at: AppTest) -> AppTest:
+    """`at` run again with the sidebar's list filters open, as a click on their panel does
+    (they are drawn only while it is open: dashboard/list_filters.py)."""
+    at.session_state["list_filters_open"] = True
+    return at.run()
+
+
 def texts(at: AppTest) -> str:
     """Every markdown, caption, info, title, header and subheader text of the page, as
     shown (markdown escapes of dashboard.safe.md taken away)."""
