@@ -88,11 +88,17 @@ def open_page(page: str | None = None, **params: str | list[str]) -> AppTest:
     return at
 
 
-def open_filters(at: AppTest) -> AppTest:
-    """`at` run again with the sidebar's list filters open, as a click on their panel does
-    (they are drawn only while it is open: dashboard/list_filters.py)."""
-    at.session_state["list_filters_open"] = True
+def opened(at: AppTest, *expanders: str) -> AppTest:
+    """`at` run again with the lazy expanders of these session keys open, as a click on
+    each does (their content is drawn only while open: docs/design.md, "Pages")."""
+    for key in expanders:
+        at.session_state[key] = True
     return at.run()
+
+
+def open_filters(at: AppTest) -> AppTest:
+    """`at` run again with the sidebar's list filters open (dashboard/list_filters.py)."""
+    return opened(at, "list_filters_open")
 
 
 def texts(at: AppTest) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import test_dashboard as shared
-from dashboard_support import open_page
+from dashboard_support import open_page, opened
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
 from streamlit.testing.v1 import app_test, local_script_runner
@@ -108,8 +108,9 @@ def test_cost_group_by_reruns_only_the_spend_section(
     chart = at.get("vega_lite_chart")[0]
     assert "Spend per day by team" in chart.proto.spec or "by team" in chart.proto.spec
     # The A x B breakdown is a fragment of its own: its pickers rerun it alone. (AppTest
-    # shows what the last run drew: a full run first, to reach the breakdown's pickers.)
-    at.run()
+    # shows what the last run drew: a full run first, to reach the breakdown's pickers,
+    # drawn once its expander is open.)
+    opened(at, "cost_pairs_open")
     at.selectbox(key="cost_pairs_b").set_value("provider")
     with fragment_rerun(at, "show"), counting_asks(monkeypatch) as asked:
         at.run()
@@ -137,7 +138,7 @@ def test_overview_tab_change_reruns_only_the_top_lists(
 def test_performance_controls_rerun_the_body_and_a_tab_only_itself(
     demo_app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at = open_page("performance")
+    at = opened(open_page("performance"), "perf_details_open")
     whole_page = _full_run_asks(at, monkeypatch)
     assert {"sync", "latency_histogram"} <= {a.split(" by ")[0] for a in whole_page}
     at.selectbox(key="perf_pct").set_value("p99")

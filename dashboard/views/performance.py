@@ -363,15 +363,26 @@ def scores_tab(view: View) -> None:
     quality_tab(filters, view.by, view.grain)
 
 
-# A fragment: opening another tab, or a widget inside one, reruns these tabs only; a hidden
-# tab computes nothing.
+DETAILS = ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"]
+
+
+# A fragment: opening the panel or another tab, or a widget inside one, reruns these tabs
+# only. Closed, the panel draws nothing (docs/design.md, "Pages"); a link that names a tab
+# opens it, and so does a status filter that leaves no latency to show.
 @st.fragment
 def details(view: View) -> None:
     """Histogram, output speed, failures and errors, stuck tasks, scores: the open tab."""
-    tabs = ui.lazy_tabs(
-        ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"],
-        key="perf_tab",
+    ui.lazy_expander(
+        "Histogram, tokens per second, failures and errors, stuck tasks, scores",
+        "perf_details_open",
+        lambda: detail_tabs(view),
+        icon=":material/query_stats:",
+        expanded=scope is None or "perf_tab" in st.query_params,
     )
+
+
+def detail_tabs(view: View) -> None:
+    tabs = ui.lazy_tabs(DETAILS, key="perf_tab")
     shows = (histogram_tab, speed_tab, failures_tab, stuck_tab, scores_tab)
     for tab, show in zip(tabs, shows, strict=True):
         if tab.open:
