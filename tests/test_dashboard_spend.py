@@ -262,9 +262,8 @@ def test_unpriced_tasks_are_counted_beside_the_cost_and_in_the_breakdown_csv(spe
     assert metric_values(at)["Unpriced tasks"] == f"{expected:,}"
     assert any(f"{expected:,} unpriced tasks" in shown(w) for w in at.warning)
     with_unpriced = [d.value for d in at.dataframe if "unpriced" in d.value.columns]
-    assert len(with_unpriced) == 1  # the spend table is built only when its expander opens
-    at.session_state["cost_spend_table_open"] = True  # open it
-    at.run()
+    assert not with_unpriced  # the spend table and the breakdown are built when opened
+    opened(at, "cost_spend_table_open", "cost_pairs_open")
     with_unpriced = [d.value for d in at.dataframe if "unpriced" in d.value.columns]
     assert len(with_unpriced) >= 2  # the spend table and the two-dimension breakdown
     assert all(int(t["unpriced"].sum()) == expected for t in with_unpriced)
