@@ -27,9 +27,11 @@ and counted in the table's last column; the other visits are kept.
    "settled", until the page is settled again with the changed chart drawn.
 5. Prints a table (cold and warm seconds per page, warm against the baseline, the server's
    CPU seconds (user + system of the served process tree) per warm page load and per widget
-   change, the widget change against the baseline's, how many visits timed out) with the
-   load average, and the peak RSS (VmHWM) of the dashboard process tree. The Chromium and
-   Postgres processes are not counted.
+   change, Chromium's CPU seconds per warm page load (all its processes: the wall clock
+   swings with the load, CPU seconds much less), the widget change against the
+   baseline's, how many visits timed out) with the load average, and the peak RSS (VmHWM)
+   of the dashboard process tree. The Chromium and Postgres processes are not counted in
+   the RSS.
 6. With --compare-root DIR (another checkout of this repository, e.g. main), that
    checkout's dashboard is served too, over the same database with its own copy of the
    mirror, and each round visits every page on both right after each other: a before and
@@ -150,6 +152,20 @@ def _cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _browser_cpu_s() -> float:
+    """CPU seconds used so far by the Chromium processes this benchmark started."""
+    ticks = 0
+    for member in _tree(os.getpid()):
+        try:
+            if not Path(f"/proc/{member}/comm").read_text().startswith("chrom"):
+                continue
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     """The largest VmHWM (peak resident set) among `pid` and its descendants, in MB."""
     peak = 0
@@ -205,13 +221,14 @@ def _visit(
     times: dict = {}
     step = "page"
     try:
-        used = cpu()
+        used, drawn = cpu(), _browser_cpu_s()
         page.goto(f"{base}/{path}", timeout=limit_ms)
         settled = page.wait_for_function(
             SETTLED_JS, arg=[title, None], timeout=limit_ms, polling="raf"
         ).json_value()
         times["page_s"] = settled / 1000
         times["page_cpu_s"] = cpu() - used
+        times["page_browser_cpu_s"] = _browser_cpu_s() - drawn
         first_run = page.evaluate(SCRIPT_DONE_JS, 0)  # the page's first script run, server side
         if first_run:
             times["page_script_s"] = first_run / 1000
@@ -245,10 +262,12 @@ def _summary(runs: list[dict]) -> dict:
         "cold_s": round(runs[0]["page_s"], 2) if "page_s" in runs[0] else None,
         "timeouts": sum("timed_out" in r for r in runs),
     }
-    for key in ("page_s", "page_script_s", "script_s", "change_s", "page_cpu_s", "change_cpu_s"):
+    for key in ("page_s", "page_script_s", "script_s", "change_s", "page_cpu_s", "change_cpu_s",
+                "page_browser_cpu_s"):  # fmt: skip
         values = [r[key] for r in warm if key in r]
         name = {"page_s": "warm_s", "page_script_s": "warm_script_s",
-                "page_cpu_s": "warm_cpu_s"}.get(key, key)  # fmt: skip
+                "page_cpu_s": "warm_cpu_s", "page_browser_cpu_s": "warm_browser_cpu_s"
+                }.get(key, key)  # fmt: skip
         summary[name] = round(statistics.median(values), 2) if values else None
     return summary
 
@@ -275,9 +294,9 @@ def _targets(servers: dict[str, str], base_of_baseline: str) -> list[tuple[str, 
 def _print_table(results: dict[str, dict], titles: dict[str, str]) -> None:
     floor = results[BASELINE]
     print("| page | cold (s) | warm (s) | warm / baseline | warm: script (s) | "
-          "warm: server CPU (s) | widget change: script (s) | "
+          "warm: server CPU (s) | warm: browser CPU (s) | widget change: script (s) | "
           "settled (s) | settled / baseline | change: server CPU (s) | visits timed out |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for name, row in results.items():
         change = " — | — | — | — |"
         if titles[name] in CHANGES:
@@ -285,7 +304,8 @@ def _print_table(results: dict[str, dict], titles: dict[str, str]) -> None:
                       f"{_ratio(row['change_s'], floor['change_s'])} | "
                       f"{_seconds(row['change_cpu_s'])} |")  # fmt: skip
         warm = (f"{_seconds(row['warm_s'])} | {_ratio(row['warm_s'], floor['warm_s'])} | "
-                f"{_seconds(row['warm_script_s'])} | {_seconds(row['warm_cpu_s'])}")  # fmt: skip
+                f"{_seconds(row['warm_script_s'])} | {_seconds(row['warm_cpu_s'])} | "
+                f"{_seconds(row['warm_browser_cpu_s'])}")  # fmt: skip
         print(f"| {name} | {_seconds(row['cold_s'])} | {warm} |{change} {row['timeouts']} |")
 
 
