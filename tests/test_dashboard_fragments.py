@@ -141,14 +141,24 @@ def test_performance_controls_rerun_the_body_and_a_tab_only_itself(
     at = opened(open_page("performance"), "perf_details_open")
     whole_page = _full_run_asks(at, monkeypatch)
     assert {"sync", "latency_histogram"} <= {a.split(" by ")[0] for a in whole_page}
-    at.selectbox(key="perf_pct").set_value("p99")
+    at.selectbox(key="perf_by").set_value("provider")
     with fragment_rerun(at, "latency_section"), counting_asks(monkeypatch) as asked:
         at.run()
     assert not at.exception, at.exception
-    # The body's rollups again (cached), but not the app's part: no sync, no sidebar.
-    assert "latency_percentiles by model" in asked and "sync" not in asked
+    # The body's rollups again, but not the app's part: no sync, no sidebar.
+    assert "latency_percentiles by provider" in asked and "sync" not in asked
+    assert "tasks_behind" in asked
+    # The percentile reruns its banner and trend only: not the groups' table, the tasks
+    # behind a selection nor the tabs.
+    at.selectbox(key="perf_pct").set_value("p99")
+    with fragment_rerun(at, "percentile_trend"), counting_asks(monkeypatch) as asked:
+        at.run()
+    assert not at.exception, at.exception
+    assert asked == ["latency_percentiles by provider"] * 3  # last week, the week before, trend
+    assert "p99" in at.get("vega_lite_chart")[0].proto.spec
+    at.run()  # a full run, to reach the tabs' toggle (AppTest shows what the last run drew)
     at.toggle(key="perf_hist_split").set_value(True)
     with fragment_rerun(at, "details"), counting_asks(monkeypatch) as asked:
         at.run()
     assert not at.exception, at.exception
-    assert asked == ["latency_histogram by model"]  # the split histogram, not the charts above
+    assert asked == ["latency_histogram by provider"]  # the split histogram, not the charts above
