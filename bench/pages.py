@@ -152,9 +152,9 @@ def _cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _browser_cpu_s() -> float:
-    """CPU seconds used so far by the Chromium processes this benchmark started."""
-    ticks = 0
+def _browser_cpu_s() -> dict[int, float]:
+    """CPU seconds used so far by each Chromium process this benchmark started, by pid."""
+    used = {}
     for member in _tree(os.getpid()):
         try:
             if not Path(f"/proc/{member}/comm").read_text().startswith("chrom"):
@@ -162,8 +162,14 @@ def _browser_cpu_s() -> float:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        used[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def _browser_cpu_since(before: dict[int, float]) -> float:
+    """Chromium's CPU seconds since `before` (_browser_cpu_s), over the processes alive now:
+    a closed tab's process that exits meanwhile takes its seconds with it."""
+    return sum(now - before.get(pid, 0.0) for pid, now in _browser_cpu_s().items())
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -228,7 +234,7 @@ def _visit(
         ).json_value()
         times["page_s"] = settled / 1000
         times["page_cpu_s"] = cpu() - used
-        times["page_browser_cpu_s"] = _browser_cpu_s() - drawn
+        times["page_browser_cpu_s"] = _browser_cpu_since(drawn)
         first_run = page.evaluate(SCRIPT_DONE_JS, 0)  # the page's first script run, server side
         if first_run:
             times["page_script_s"] = first_run / 1000
