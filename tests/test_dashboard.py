@@ -29,6 +29,7 @@ from dashboard_support import (
     open_filters,
     open_page,
     opened,
+    pages_kept,
     picked,
     shown,
     texts,
@@ -319,7 +320,8 @@ def test_the_slower_model_headline_drills_into_its_last_week(demo_app: Path) -> 
     assert any(model in shown(w) for w in at.warning)
     trend = charts(at)[0]
     assert f"{model} ▲ slower" in trend["layer"][0]["encoding"]["color"]["scale"]["domain"]
-    focus[0].click().run()
+    with pages_kept(at):  # the button reruns the page's body alone (a keyed st.rerun)
+        focus[0].click().run()
     assert not at.exception
     assert f"Tasks behind model = {model}, last 7 days" in [shown(s) for s in at.subheader]
     tasks = at.dataframe(key="perf_tasks").value

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import test_dashboard as shared
-from dashboard_support import open_page, opened
-from streamlit.runtime.pages_manager import PagesManager
+from dashboard_support import open_page, opened, pages_kept
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-from streamlit.testing.v1 import app_test, local_script_runner
+from streamlit.testing.v1 import local_script_runner
 
 from dashboard import data
 
@@ -51,16 +50,8 @@ def fragment_rerun(at, name: str) -> Iterator[None]:
     the last full run (a fragment run does not register them again), as a served session
     does."""
     only = functools.partial(RerunData, fragment_id=_fragment_id(at, name))
-    registered = at._registered_pages
-
-    class KnownPages(PagesManager):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self._set_pages(registered)
-
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, pages_kept(at):
         patch.setattr(local_script_runner, "RerunData", only)
-        patch.setattr(app_test, "PagesManager", KnownPages)
         yield
 
 
