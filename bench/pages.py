@@ -25,10 +25,13 @@ and counted in the table's last column; the other visits are kept.
    and two times are taken from the change: "script", until Streamlit's script run that
    the change started has finished (the server's part, as the browser sees it), and
    "settled", until the page is settled again with the changed chart drawn.
-5. Prints a table (cold and warm seconds per page, warm against the baseline, the widget
-   change against the baseline's, how many visits timed out) with the load average, and
-   the peak RSS (VmHWM) of the dashboard process tree. The Chromium and Postgres
-   processes are not counted.
+5. Prints a table (cold and warm seconds per page, warm against the baseline, the server's
+   CPU seconds (user + system of the served process tree) per warm page load and per widget
+   change, Chromium's CPU seconds per warm page load (all its processes: the wall clock
+   swings with the load, CPU seconds much less), the widget change against the
+   baseline's, how many visits timed out) with the load average, and the peak RSS (VmHWM)
+   of the dashboard process tree. The Chromium and Postgres processes are not counted in
+   the RSS.
 6. With --compare-root DIR (another checkout of this repository, e.g. main), that
    checkout's dashboard is served too, over the same database with its own copy of the
    mirror, and each round visits every page on both right after each other: a before and
@@ -48,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -136,6 +140,38 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds used so far by `pid` and its descendants."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _browser_cpu_s() -> dict[int, float]:
+    """CPU seconds used so far by each Chromium process this benchmark started, by pid."""
+    used = {}
+    for member in _tree(os.getpid()):
+        try:
+            if not Path(f"/proc/{member}/comm").read_text().startswith("chrom"):
+                continue
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def _browser_cpu_since(before: dict[int, float]) -> float:
+    """Chromium's CPU seconds since `before` (_browser_cpu_s), over the processes alive now:
+    a closed tab's process that exits meanwhile takes its seconds with it."""
+    return sum(now - before.get(pid, 0.0) for pid, now in _browser_cpu_s().items())
+
+
 def _peak_rss_mb(pid: int) -> float:
     """The largest VmHWM (peak resident set) among `pid` and its descendants, in MB."""
     peak = 0
@@ -174,9 +210,12 @@ def _change(page, kind: str, label: str, value: str) -> None:
     page.get_by_role("option", name=value, exact=True).click()
 
 
-def _visit(browser, base: str, path: str, title: str, change: bool, limit_s: float) -> dict:
+def _visit(
+    browser, base: str, path: str, title: str, change: bool, limit_s: float, cpu: Callable
+) -> dict:
     """Seconds from navigation to a settled page, in a fresh tab; with `change`, also from a
     widget change (CHANGES) to the end of the script run it started and to a settled page.
+    `cpu()` is the server's CPU seconds so far: what the page and the change used is kept.
     A step that does not finish within `limit_s` ends the visit: it is kept as
     `{"timed_out": step}` with the times taken before it, and the benchmark goes on."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -188,11 +227,14 @@ def _visit(browser, base: str, path: str, title: str, change: bool, limit_s: flo
     times: dict = {}
     step = "page"
     try:
+        used, drawn = cpu(), _browser_cpu_s()
         page.goto(f"{base}/{path}", timeout=limit_ms)
         settled = page.wait_for_function(
             SETTLED_JS, arg=[title, None], timeout=limit_ms, polling="raf"
         ).json_value()
         times["page_s"] = settled / 1000
+        times["page_cpu_s"] = cpu() - used
+        times["page_browser_cpu_s"] = _browser_cpu_since(drawn)
         first_run = page.evaluate(SCRIPT_DONE_JS, 0)  # the page's first script run, server side
         if first_run:
             times["page_script_s"] = first_run / 1000
@@ -200,6 +242,7 @@ def _visit(browser, base: str, path: str, title: str, change: bool, limit_s: flo
             step = "change"
             kind, label, value, text = CHANGES[title]
             time.sleep(0.5)  # let the page go idle, as a person would look first
+            used = cpu()
             since = page.evaluate("performance.now()")
             _change(page, kind, label, value)
             done = page.wait_for_function(SCRIPT_DONE_JS, arg=since, timeout=limit_ms)
@@ -208,6 +251,7 @@ def _visit(browser, base: str, path: str, title: str, change: bool, limit_s: flo
             ).json_value()
             times["script_s"] = (done.json_value() - since) / 1000
             times["change_s"] = (again - since) / 1000
+            times["change_cpu_s"] = cpu() - used
     except PlaywrightTimeout:
         times["timed_out"] = step
         print(f"  {title}: the {step} did not settle within {limit_s:.0f}s", flush=True)
@@ -224,9 +268,12 @@ def _summary(runs: list[dict]) -> dict:
         "cold_s": round(runs[0]["page_s"], 2) if "page_s" in runs[0] else None,
         "timeouts": sum("timed_out" in r for r in runs),
     }
-    for key in ("page_s", "page_script_s", "script_s", "change_s"):
+    for key in ("page_s", "page_script_s", "script_s", "change_s", "page_cpu_s", "change_cpu_s",
+                "page_browser_cpu_s"):  # fmt: skip
         values = [r[key] for r in warm if key in r]
-        name = {"page_s": "warm_s", "page_script_s": "warm_script_s"}.get(key, key)
+        name = {"page_s": "warm_s", "page_script_s": "warm_script_s",
+                "page_cpu_s": "warm_cpu_s", "page_browser_cpu_s": "warm_browser_cpu_s"
+                }.get(key, key)  # fmt: skip
         summary[name] = round(statistics.median(values), 2) if values else None
     return summary
 
@@ -253,22 +300,26 @@ def _targets(servers: dict[str, str], base_of_baseline: str) -> list[tuple[str, 
 def _print_table(results: dict[str, dict], titles: dict[str, str]) -> None:
     floor = results[BASELINE]
     print("| page | cold (s) | warm (s) | warm / baseline | warm: script (s) | "
-          "widget change: script (s) | "
-          "settled (s) | settled / baseline | visits timed out |\n"
-          "|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "warm: server CPU (s) | warm: browser CPU (s) | widget change: script (s) | "
+          "settled (s) | settled / baseline | change: server CPU (s) | visits timed out |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for name, row in results.items():
-        change = " — | — | — |"
+        change = " — | — | — | — |"
         if titles[name] in CHANGES:
             change = (f" {_seconds(row['script_s'])} | {_seconds(row['change_s'])} | "
-                      f"{_ratio(row['change_s'], floor['change_s'])} |")  # fmt: skip
+                      f"{_ratio(row['change_s'], floor['change_s'])} | "
+                      f"{_seconds(row['change_cpu_s'])} |")  # fmt: skip
         warm = (f"{_seconds(row['warm_s'])} | {_ratio(row['warm_s'], floor['warm_s'])} | "
-                f"{_seconds(row['warm_script_s'])}")  # fmt: skip
+                f"{_seconds(row['warm_script_s'])} | {_seconds(row['warm_cpu_s'])} | "
+                f"{_seconds(row['warm_browser_cpu_s'])}")  # fmt: skip
         print(f"| {name} | {_seconds(row['cold_s'])} | {warm} |{change} {row['timeouts']} |")
 
 
-def _rounds(targets: list, rounds: int, limit_s: float) -> tuple[dict[str, list], list[float]]:
+def _rounds(
+    targets: list, rounds: int, limit_s: float, pids: dict[str, int]
+) -> tuple[dict[str, list], list[float]]:
     """Every target visited once per round (round 0 cold); the visits per row name and the
-    load average after each round."""
+    load average after each round. `pids`: the server process of each base URL."""
     from playwright.sync_api import sync_playwright
 
     visits: dict[str, list[dict[str, float]]] = {}
@@ -279,7 +330,8 @@ def _rounds(targets: list, rounds: int, limit_s: float) -> tuple[dict[str, list]
         )
         for round_no in range(rounds + 1):
             for name, where, path, title in targets:
-                times = _visit(browser, where, path, title, round_no > 0, limit_s)
+                times = _visit(browser, where, path, title, round_no > 0, limit_s,
+                               lambda pid=pids[where]: _cpu_s(pid))  # fmt: skip
                 visits.setdefault(name, []).append(times)
             load.append(os.getloadavg()[0])
             print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
@@ -327,16 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     baseline_server, baseline_base = serve(ROOT / "bench" / "baseline_page.py", env, baseline_log)
     running = [(server, base, log), (baseline_server, baseline_base, baseline_log)]
     servers = {"": base}
+    pids = {base: server.pid, baseline_base: baseline_server.pid}
     if args.compare_root:
         root = args.compare_root.resolve()
         other = _serve_other(root, env, folder / f"home-{root.name}")
         running.append(other)
         servers[root.name] = other[1]
+        pids[other[1]] = other[0].pid
     try:
         for process, where, _ in running:
             wait_healthy(where, process)
         targets = _targets(servers, baseline_base)
-        visits, load = _rounds(targets, args.rounds, args.visit_timeout)
+        visits, load = _rounds(targets, args.rounds, args.visit_timeout, pids)
         peak = _peak_rss_mb(server.pid)
     finally:
         for process, _, output in running:

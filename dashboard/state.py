@@ -1,10 +1,12 @@
-"""The global filters: sidebar widgets bound to the URL query string.
+"""The global filters: sidebar widgets kept in the URL query string.
 
-A view is a shareable link. Each filter widget is bound to a query parameter of the same
-name (`bind="query-params"`), so the URL carries the filters, survives page switches, and
-a link opens with them, e.g. `?dates=2026-10-01&dates=2026-10-31&provider=openai&status=failed`.
-A widget at its default is left out of the URL: without `range` and `dates` the period is
-the last DEFAULT_DAYS days up to today, so a link without dates stays "recent".
+A view is a shareable link. The period's widgets are bound to a query parameter of the same
+name (`bind="query-params"`), and the list filters (dashboard.list_filters, drawn only while
+their panel is open) keep theirs the same way, so the URL carries the filters, survives page
+switches, and a link opens with them, e.g.
+`?dates=2026-10-01&dates=2026-10-31&provider=openai&status=failed`. A widget at its default
+is left out of the URL: without `range` and `dates` the period is the last DEFAULT_DAYS days
+up to today, so a link without dates stays "recent".
 
 The period is a preset (`range`: today, the last 7/30/90 days, this month, last month, month
 to date, quarter to date; all exact whole UTC days, see `preset_dates`) or a custom range
@@ -20,8 +22,9 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import list_filters
 from dashboard.formatting import plural
-from ingest.store.vocabulary import SOURCE_TYPES, TASK_STATUSES
+from dashboard.list_filters import LIST_FILTERS
 from queries.filters import Filters
 
 DEFAULT_DAYS = 30
@@ -41,18 +44,6 @@ PRESETS = (
 )
 DEFAULT_PRESET = "Last 30 days"
 _LAST_DATES = "_last_complete_dates"
-# URL key -> (Filters field, sidebar label), for the multi-valued filters, in sidebar order.
-LIST_FILTERS = {
-    "source_type": ("source_types", "Source type"),
-    "provider": ("providers", "Provider"),
-    "model": ("models", "Model"),
-    "team": ("teams", "Team"),
-    "user": ("users", "User"),
-    "tag": ("tags", "Tag"),
-    "status": ("statuses", "Task status"),
-    "variant": ("variants", "Variant"),
-}
-FIXED_CHOICES = {"source_type": SOURCE_TYPES, "status": TASK_STATUSES}
 _ACTIVE = "_filters_active"
 
 
@@ -142,21 +133,9 @@ def sidebar(options: Mapping[str, Any]) -> Filters:
         else:
             dates = preset_dates(preset)
         st.session_state[_LAST_DATES] = dates
-        lists: dict[str, list[str]] = {}
-        for key, (_, label) in LIST_FILTERS.items():
-            choices = list(FIXED_CHOICES.get(key) or options.get(key) or ())
-            extra: dict[str, Any] = {}
-            if key == "user":
-                extra["format_func"] = lambda user_id: user_choice(user_id, names)
-                _users_from_link(choices, names)
-            lists[key] = st.multiselect(
-                label,
-                choices,
-                key=key,
-                bind="query-params",
-                placeholder="All (type a name to search)" if key in ("user", "team") else "All",
-                **extra,
-            )
+        lists = list_filters.chosen(options)
+        list_filters.panel()
+        st.caption(list_filters.summary(lists, names))
         if any(lists.values()) or preset != DEFAULT_PRESET:
             st.button("Clear filters", on_click=clear, width="stretch", icon=":material/clear:")
     filters = to_filters(dates, lists)
@@ -164,31 +143,13 @@ def sidebar(options: Mapping[str, Any]) -> Filters:
     return filters
 
 
-def _users_from_link(choices: Sequence[str], names: Mapping[str, str]) -> None:
-    """A link may name users by id (`?user=alice`), where the bound widget reads its
-    labels ("Alice · alice"): choose those users before the widget reads the URL."""
-    linked = st.query_params.get_all("user")
-    labels = {user_choice(user_id, names) for user_id in choices}
-    ids = [value for value in linked if value in choices and value not in labels]
-    if ids:
-        st.session_state["user"] = ids
-
-
-def user_choice(user_id: str, names: Mapping[str, str]) -> str:
-    """How the user filter lists a user: "Display Name · user-0041" (the id alone when the
-    user has no display name), so typing a name or an id finds them."""
-    name = names.get(str(user_id))
-    return f"{name} · {user_id}" if name else str(user_id)
-
-
 def clear() -> None:
-    """Back to the default filters (the bound widgets drop out of the URL)."""
+    """Back to the default filters (they drop out of the URL)."""
     st.session_state[RANGE_KEY] = DEFAULT_PRESET
     st.session_state.pop(_LAST_DATES, None)
     if DATES_KEY in st.session_state:
         st.session_state[DATES_KEY] = default_dates()
-    for key in LIST_FILTERS:
-        st.session_state[key] = []
+    list_filters.clear()
 
 
 def active() -> Filters:

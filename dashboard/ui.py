@@ -319,10 +319,17 @@ def lazy_tabs(labels: list[str], key: str) -> list[Any]:
     return list(st.tabs(labels, key=key, bind="query-params"))
 
 
-def lazy_expander(label: str, key: str, draw: Callable[[], None], icon: str | None = None) -> None:
-    """An expander whose content is read and drawn only while it is open; opening or closing
-    it reruns the fragment that holds it (docs/design.md, "Pages")."""
-    shown = st.expander(label, icon=icon, key=key, on_change="rerun")
+def lazy_expander(
+    label: str,
+    key: str,
+    draw: Callable[[], None],
+    icon: str | None = None,
+    expanded: bool = False,
+) -> None:
+    """An expander whose content is read and drawn only while it is open (`expanded`: open
+    at first); opening or closing it reruns the fragment that holds it (docs/design.md,
+    "Pages")."""
+    shown = st.expander(label, expanded, icon=icon, key=key, on_change="rerun")
     if shown.open:
         with shown:
             draw()

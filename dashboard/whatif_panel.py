@@ -17,11 +17,11 @@ from queries.filters import Filters
 
 EVERY_MODEL = "every model"
 EXPERIMENT_PROVIDERS = ("openai", "anthropic")  # what `ai-runs eval run` can call
+TITLE = "What if we had used another model?"  # the label of the expander that holds it
 
 
 def show(filters: Filters, options: dict[str, list[str]]) -> None:
     """Pickers (provider, its models, the traffic to route and the share) and the answer."""
-    st.subheader("What if we had used another model?")
     providers = whatif.priced_providers()
     left, middle, right, far = st.columns([1, 1, 1, 1])
     provider = left.selectbox(

@@ -18,6 +18,7 @@ import pyarrow as pa
 import streamlit as st
 from streamlit.components.v2 import manifest_scanner
 from streamlit.runtime import memory_media_file_storage
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
@@ -86,6 +87,39 @@ def open_page(page: str | None = None, **params: str | list[str]) -> AppTest:
     if page is not None and page != "overview":
         at.switch_page(PAGES[page]).run()
     return at
+
+
+@contextmanager
+def pages_kept(at: AppTest) -> Iterator[None]:
+    """Within: a run of a fragment alone (as the browser asks, or a keyed `st.rerun` from a
+    callback) still knows the pages st.navigation registered in the last full run, as a
+    served session does."""
+    registered = at._registered_pages
+
+    class KnownPages(PagesManager):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._set_pages(registered)
+
+    saved = app_test_module.PagesManager
+    app_test_module.PagesManager = KnownPages
+    try:
+        yield
+    finally:
+        app_test_module.PagesManager = saved
+
+
+def opened(at: AppTest, *expanders: str) -> AppTest:
+    """`at` run again with the lazy expanders of these session keys open, as a click on
+    each does (their content is drawn only while open: docs/design.md, "Pages")."""
+    for key in expanders:
+        at.session_state[key] = True
+    return at.run()
+
+
+def open_filters(at: AppTest) -> AppTest:
+    """`at` run again with the sidebar's list filters open (dashboard/list_filters.py)."""
+    return opened(at, "list_filters_open")
 
 
 def texts(at: AppTest) -> str:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import test_dashboard as shared
-from dashboard_support import open_page
-from streamlit.runtime.pages_manager import PagesManager
+from dashboard_support import open_page, opened, pages_kept
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-from streamlit.testing.v1 import app_test, local_script_runner
+from streamlit.testing.v1 import local_script_runner
 
 from dashboard import data
 
@@ -51,16 +50,8 @@ def fragment_rerun(at, name: str) -> Iterator[None]:
     the last full run (a fragment run does not register them again), as a served session
     does."""
     only = functools.partial(RerunData, fragment_id=_fragment_id(at, name))
-    registered = at._registered_pages
-
-    class KnownPages(PagesManager):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self._set_pages(registered)
-
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, pages_kept(at):
         patch.setattr(local_script_runner, "RerunData", only)
-        patch.setattr(app_test, "PagesManager", KnownPages)
         yield
 
 
@@ -108,8 +99,9 @@ def test_cost_group_by_reruns_only_the_spend_section(
     chart = at.get("vega_lite_chart")[0]
     assert "Spend per day by team" in chart.proto.spec or "by team" in chart.proto.spec
     # The A x B breakdown is a fragment of its own: its pickers rerun it alone. (AppTest
-    # shows what the last run drew: a full run first, to reach the breakdown's pickers.)
-    at.run()
+    # shows what the last run drew: a full run first, to reach the breakdown's pickers,
+    # drawn once its expander is open.)
+    opened(at, "cost_pairs_open")
     at.selectbox(key="cost_pairs_b").set_value("provider")
     with fragment_rerun(at, "show"), counting_asks(monkeypatch) as asked:
         at.run()
@@ -137,17 +129,27 @@ def test_overview_tab_change_reruns_only_the_top_lists(
 def test_performance_controls_rerun_the_body_and_a_tab_only_itself(
     demo_app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at = open_page("performance")
+    at = opened(open_page("performance"), "perf_details_open")
     whole_page = _full_run_asks(at, monkeypatch)
     assert {"sync", "latency_histogram"} <= {a.split(" by ")[0] for a in whole_page}
-    at.selectbox(key="perf_pct").set_value("p99")
+    at.selectbox(key="perf_by").set_value("provider")
     with fragment_rerun(at, "latency_section"), counting_asks(monkeypatch) as asked:
         at.run()
     assert not at.exception, at.exception
-    # The body's rollups again (cached), but not the app's part: no sync, no sidebar.
-    assert "latency_percentiles by model" in asked and "sync" not in asked
+    # The body's rollups again, but not the app's part: no sync, no sidebar.
+    assert "latency_percentiles by provider" in asked and "sync" not in asked
+    assert "tasks_behind" in asked
+    # The percentile reruns its banner and trend only: not the groups' table, the tasks
+    # behind a selection nor the tabs.
+    at.selectbox(key="perf_pct").set_value("p99")
+    with fragment_rerun(at, "percentile_trend"), counting_asks(monkeypatch) as asked:
+        at.run()
+    assert not at.exception, at.exception
+    assert asked == ["latency_percentiles by provider"] * 3  # last week, the week before, trend
+    assert "p99" in at.get("vega_lite_chart")[0].proto.spec
+    at.run()  # a full run, to reach the tabs' toggle (AppTest shows what the last run drew)
     at.toggle(key="perf_hist_split").set_value(True)
     with fragment_rerun(at, "details"), counting_asks(monkeypatch) as asked:
         at.run()
     assert not at.exception, at.exception
-    assert asked == ["latency_histogram by model"]  # the split histogram, not the charts above
+    assert asked == ["latency_histogram by provider"]  # the split histogram, not the charts above

@@ -15,6 +15,7 @@ from dashboard_support import (
     charts,
     csv_frame,
     download,
+    open_filters,
     open_page,
     texts,
 )
@@ -50,7 +51,7 @@ def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url:
         assert row.user == names.get(row.user_id, row.user_id)
     assert any(row.user != row.user_id for row in users.itertuples())
     # The user filter lists (and so searches) people by name, the id beside it.
-    user_filter = at.sidebar.multiselect(key="user")
+    user_filter = open_filters(at).sidebar.multiselect(key="user")
     some_id = next(iter(names))
     assert f"{names[some_id]} · {some_id}" in user_filter.options
 
@@ -170,7 +171,7 @@ def test_one_page_view_asks_each_rollup_once_and_hidden_tabs_nothing(
         assert tops == ["model"]
     if page == "cost":  # the Runs tab is open
         assert not [n for n in names if n.endswith(("most_expensive_tasks", "histogram"))]
-    if page == "performance":  # the Histogram tab is open
+    if page == "performance":  # the detail tabs are closed
         assert not [n for n in names if n.endswith(("error_groups", "tokens_per_second"))]
 
 

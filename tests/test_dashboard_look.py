@@ -15,7 +15,7 @@ import pytest
 from dashboard_support import create_database, drop_database
 
 import queries
-from dashboard import figures, formatting, state
+from dashboard import figures, formatting, list_filters, state
 from dashboard.figures import colours
 from ingest import demo
 from queries import drilldown, failures, usage
@@ -291,8 +291,8 @@ def test_options_carry_display_names(mirror) -> None:
     names = choices["user_names"]
     assert names and set(names) <= set(choices["users"]) | set(names)
     assert all(isinstance(v, str) and v for v in names.values())
-    assert state.user_choice(next(iter(names)), names).startswith(next(iter(names.values())))
-    assert state.user_choice("nobody", names) == "nobody"
+    assert list_filters.user_choice(next(iter(names)), names).startswith(next(iter(names.values())))
+    assert list_filters.user_choice("nobody", names) == "nobody"
 
 
 def test_kpi_dates_stay_utc() -> None:

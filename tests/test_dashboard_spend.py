@@ -23,7 +23,9 @@ from dashboard_support import (
     create_database,
     drop_database,
     metric_values,
+    open_filters,
     open_page,
+    opened,
     shown,
     texts,
 )
@@ -60,14 +62,6 @@ def spend_app(spend_url: str, tmp_path: Path) -> Iterator[Path]:
 def _table_with(at, column: str):
     """The first dataframe shown that has `column`."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
-
-
-def _opened(at, *expanders: str):
-    """`at` run again with the lazy expanders of these session keys open, as a click on
-    each does (their content is drawn only while open: docs/design.md, "Pages")."""
-    for key in expanders:
-        at.session_state[key] = True
-    return at.run()
 
 
 def _a_team(url: str) -> str:
@@ -128,14 +122,14 @@ def test_overview_shows_firing_alerts_and_history(spend_app, spend_url):
     assert not at.exception
     assert any("**tiny budget** is firing" in shown(e) for e in at.error)
     assert not [d for d in at.dataframe if "delivery" in d.value.columns]  # hidden: not read
-    history = _table_with(_opened(at, "alert_history_open"), "delivery")
+    history = _table_with(opened(at, "alert_history_open"), "delivery")
     assert list(history["event"]) == ["firing"]
     alert_rules.remove_rule(spend_url, rule_id=alert_rules.list_rules(spend_url)[0]["id"])
     budgets.remove_budget(spend_url, budget_id=budget["id"])
 
 
 def test_what_if_routes_a_share_of_one_model(spend_app):
-    at = open_page("cost")
+    at = opened(open_page("cost"), "whatif_open")
     at.selectbox(key="whatif_provider").set_value("openai").run()
     assert "claude-sonnet-4-5" not in at.selectbox(key="whatif_model").options
     at.selectbox(key="whatif_model").set_value("gpt-4o-mini")
@@ -220,7 +214,7 @@ def test_a_manager_is_offered_only_their_scopes_for_an_alert_rule(
 ):
     manager, _ = three_budgets
     sign_in(manager["email"])
-    at = _opened(open_page("overview"), "alert_rules_open")
+    at = opened(open_page("overview"), "alert_rules_open")
     at.selectbox(key="alert_new_kind").set_value("failure_rate").run()
     assert not at.exception
     assert at.selectbox(key="alert_new_scope_kind").options == ["team", "user"]
@@ -268,9 +262,8 @@ def test_unpriced_tasks_are_counted_beside_the_cost_and_in_the_breakdown_csv(spe
     assert metric_values(at)["Unpriced tasks"] == f"{expected:,}"
     assert any(f"{expected:,} unpriced tasks" in shown(w) for w in at.warning)
     with_unpriced = [d.value for d in at.dataframe if "unpriced" in d.value.columns]
-    assert len(with_unpriced) == 1  # the spend table is built only when its expander opens
-    at.session_state["cost_spend_table_open"] = True  # open it
-    at.run()
+    assert not with_unpriced  # the spend table and the breakdown are built when opened
+    opened(at, "cost_spend_table_open", "cost_pairs_open")
     with_unpriced = [d.value for d in at.dataframe if "unpriced" in d.value.columns]
     assert len(with_unpriced) >= 2  # the spend table and the two-dimension breakdown
     assert all(int(t["unpriced"].sum()) == expected for t in with_unpriced)
@@ -290,7 +283,7 @@ def _audit_rows(url: str, action: str) -> list[dict]:
 def test_the_override_form_defaults_nothing_checks_the_model_and_refreshes(spend_app, spend_url):
     at = open_page("cost")
     assert not [w for w in at.selectbox if w.key == "override_provider"]  # hidden: not drawn
-    at = _opened(at, "override_form_open")
+    at = opened(at, "override_form_open")
     assert [s.label for s in at.selectbox].count("Provider") <= 1  # one widget named so
     assert at.selectbox(key="override_provider").value is None  # no silent default
     at.text_input(key="override_model").set_value("gpt-4o-mini")
@@ -317,7 +310,7 @@ def test_the_override_form_defaults_nothing_checks_the_model_and_refreshes(spend
 
 
 def test_reprice_from_the_page_dry_run_first_then_apply_audited(spend_app, spend_url):
-    at = _opened(open_page("cost"), "reprice_form_open")
+    at = opened(open_page("cost"), "reprice_form_open")
     today = datetime.now(UTC).date()
     at.date_input(key="reprice_since").set_value(today - timedelta(days=3))
     at.selectbox(key="reprice_model").set_value("gpt-4o-mini").run()
@@ -395,7 +388,7 @@ def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend
     try:
         at = open_page("overview")
         assert not [w for w in at.text_input if w.key == "alert_new_name"]  # hidden: not drawn
-        at = _opened(at, "alert_rules_open")
+        at = opened(at, "alert_rules_open")
         at.text_input(key="alert_new_name").set_value("page rule")
         at.selectbox(key="alert_new_kind").set_value("budget_spend").run()
         at.number_input(key="alert_new_threshold").set_value(100.0)
@@ -416,7 +409,7 @@ def test_an_alert_rule_made_on_the_page_tests_fires_to_a_webhook_and_mutes(spend
         fired = hook.bodies[-1]
         assert (fired["rule"], fired["event"]) == ("page rule", "firing")
         assert "(threshold 100%)" in fired["text"] and "E+" not in fired["text"]
-        at = _opened(open_page("overview"), "alert_history_open", "alert_rules_open")
+        at = opened(open_page("overview"), "alert_history_open", "alert_rules_open")
         firing = next(shown(e) for e in at.error if "page rule" in shown(e))
         assert "budget_spend >= 100%" in firing and "(now " in firing
         history = _table_with(at, "delivery")
@@ -442,7 +435,7 @@ def test_a_member_filtered_to_themselves_is_compared_with_their_own_budget(
         sign_in(member["email"])
         at = open_page("cost", user=[member["id"]])  # a link names the user by id
         assert not at.exception
-        assert at.multiselect(key="user").value == [member["id"]]
         assert metric_values(at)["Budget"] == "$2"
+        assert open_filters(at).multiselect(key="user").value == [member["id"]]
     finally:
         budgets.remove_budget(spend_url, budget_id=made["id"])

@@ -11,7 +11,7 @@ import math
 import openai
 import psycopg
 import pytest
-from dashboard_support import app_environment, open_page, shown
+from dashboard_support import app_environment, open_page, opened, shown
 from provider_server import ProviderServer
 from psycopg.rows import dict_row
 
@@ -107,7 +107,7 @@ def test_difference_intervals_match_the_textbook():
 
 def test_the_cost_pages_what_if_shows_the_quality_or_the_commands(experiments, db_url):
     with app_environment(db_url, experiments):
-        at = open_page("cost")
+        at = opened(open_page("cost"), "whatif_open")
         at.selectbox(key="whatif_provider").set_value("openai").run()
         at.selectbox(key="whatif_model").set_value("gpt-4o-mini")
         at.selectbox(key="whatif_source").set_value("gpt-4o").run()

@@ -120,9 +120,22 @@ def tasks_behind_bar(grain: str, by: str, legend: figures.colours.Legend) -> Non
 
 spend_over_time()
 
+
 # --- Two dimensions at once ----------------------------------------------------------------
-st.subheader("Breakdown by two dimensions")
-breakdown.show(filters, "cost_pairs")
+# Fragments around the lazy expanders: opening one reruns it alone, and a closed one draws
+# nothing (docs/design.md, "Pages"). A link that names the breakdown's pickers opens it.
+@st.fragment
+def two_dimensions() -> None:
+    ui.lazy_expander(
+        "Breakdown by two dimensions",
+        "cost_pairs_open",
+        lambda: breakdown.show(filters, "cost_pairs"),
+        icon=":material/stacked_bar_chart:",
+        expanded=any(key.startswith("cost_pairs_") for key in st.query_params),
+    )
+
+
+two_dimensions()
 
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()
@@ -182,8 +195,19 @@ for tab, show in zip(tabs, (costliest_runs, costliest_tasks, cost_per_run), stri
         with tab:
             show()
 
+
 # --- What if (dashboard/whatif_panel.py) -----------------------------------------------------
-whatif_panel.show(filters, options)
+@st.fragment
+def what_if() -> None:
+    ui.lazy_expander(
+        whatif_panel.TITLE,
+        "whatif_open",
+        lambda: whatif_panel.show(filters, options),
+        icon=":material/swap_horiz:",
+    )
+
+
+what_if()
 
 # --- Price books and re-pricing audit (dashboard/spend_control.py) ---------------------------
 if auth.current().role == "admin":  # prices and re-pricing change everyone's costs

@@ -20,6 +20,7 @@ from queries.filters import DIMENSIONS, GRAINS
 METRICS = {"ttft": "Time to first token", "total_time": "Total time"}
 SOURCES = ("perf_trend", "perf_bars", "perf_groups", "perf_focus")
 _LAST = "perf_last_selection"
+BODY = "perf_body"  # the key of the fragment latency_section
 
 st.title("Performance")
 filters = state.active()
@@ -43,25 +44,33 @@ def _mark(source: str) -> None:
     st.session_state[_LAST] = source
 
 
+def _picked_in_trend() -> None:
+    """A click on the trend, in the percentile's own fragment: the tasks behind it are in
+    the body around it, so the body reruns."""
+    _mark("perf_trend")
+    st.rerun(scope=BODY)
+
+
 def _focus(by: str, value: str | None) -> None:
-    """A slowed-down group's button: drill into its last 7 days."""
+    """A slowed-down group's button: drill into its last 7 days (the body reruns)."""
     st.session_state["perf_focus"] = {"by": by, "value": value}
     _mark("perf_focus")
+    st.rerun(scope=BODY)
 
 
 @dataclass(frozen=True)
 class View:
-    """What the controls chose: latency metric, percentile, dimension, grain, its legend."""
+    """What the controls chose: latency metric, dimension, grain, its legend (the percentile
+    is picked beside the trend: percentile_trend)."""
 
     metric: str
-    percentile: str
     by: str
     grain: str
     legend: figures.colours.Legend
 
 
 def controls() -> View:
-    """The latency, percentile, dimension and grain pickers (kept in the URL)."""
+    """The latency, dimension and grain pickers (kept in the URL)."""
     # They wrap onto a second line on a narrow screen instead of being cut off.
     row = st.container(horizontal=True, wrap=True, gap="small", key="perf_controls")
     metric = row.segmented_control(
@@ -71,9 +80,6 @@ def controls() -> View:
         default="ttft",
         key="perf_metric",
         bind="query-params",
-    )
-    percentile = row.selectbox(
-        "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params", width=140
     )
     by = row.selectbox(
         "By", list(DIMENSIONS), index=1, key="perf_by", bind="query-params", width=180
@@ -87,13 +93,13 @@ def controls() -> View:
         bind="query-params",
         width=140,
     )
-    return View(metric or "ttft", percentile, by, grain, ui.legend(by))
+    return View(metric or "ttft", by, grain, ui.legend(by))
 
 
-def what_changed(view: View) -> pd.DataFrame:
+def what_changed(view: View, percentile: str) -> pd.DataFrame:
     """The last 7 days of the period against the 7 before: the groups that got slower
     (insights.slowdowns), said in a banner with a button per group to list its tasks."""
-    metric, by, percentile = view.metric, view.by, view.percentile
+    metric, by = view.metric, view.by
     recent = data.cached(latency.latency_percentiles, last_week, metric=metric, by=by)
     previous = data.cached(
         latency.latency_percentiles,
@@ -132,19 +138,29 @@ def what_changed(view: View) -> pd.DataFrame:
     return slower
 
 
-def trend_and_groups(view: View, slower: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """The percentile over time (the chart an engineer clicks), the percentiles by group and
-    their table; returns the groups and the table's selected rows."""
+# A fragment inside the body: a change of percentile reruns the banner and the trend only,
+# not the charts, tables and tabs below that do not depend on it (docs/design.md, "Pages").
+@st.fragment
+def percentile_trend(view: View) -> None:
+    """The percentile picker, what got slower at that percentile, and its trend."""
+    percentile = st.selectbox(
+        "Percentile", figures.PERCENTILES, index=2, key="perf_pct", bind="query-params", width=140
+    )
+    trend(view, percentile, what_changed(view, percentile))
+
+
+def trend(view: View, percentile: str, slower: pd.DataFrame) -> None:
+    """The percentile over time: the chart an engineer clicks."""
     metric, by = view.metric, view.by
-    trend = data.cached(
+    over_time = data.cached(
         latency.latency_percentiles, filters, metric=metric, by=by, grain=view.grain
     )
     # Vega-Lite: a click on (or near) a point selects its [period, group] (figures.vega.PICK).
     st.altair_chart(
         figures.percentiles_over_time(
-            trend,
+            over_time,
             metric,
-            view.percentile,
+            percentile,
             by,
             view.grain,
             highlight=tuple(slower["group"].head(3)),
@@ -153,13 +169,19 @@ def trend_and_groups(view: View, slower: pd.DataFrame) -> tuple[pd.DataFrame, li
             selectable=True,
         ),
         key="perf_trend",
-        on_select=lambda: _mark("perf_trend"),
+        on_select=_picked_in_trend,
         selection_mode=figures.vega.PICK,
     )
     st.caption(
         "Completed tasks. Click a point to list the tasks behind it, slowest first "
         "(double-click to clear)."
     )
+
+
+def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
+    """The percentiles by group and their table; returns the groups and the table's
+    selected rows."""
+    metric, by = view.metric, view.by
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
@@ -363,15 +385,26 @@ def scores_tab(view: View) -> None:
     quality_tab(filters, view.by, view.grain)
 
 
-# A fragment: opening another tab, or a widget inside one, reruns these tabs only; a hidden
-# tab computes nothing.
+DETAILS = ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"]
+
+
+# A fragment: opening the panel or another tab, or a widget inside one, reruns these tabs
+# only. Closed, the panel draws nothing (docs/design.md, "Pages"); a link that names a tab
+# opens it, and so does a status filter that leaves no latency to show.
 @st.fragment
 def details(view: View) -> None:
     """Histogram, output speed, failures and errors, stuck tasks, scores: the open tab."""
-    tabs = ui.lazy_tabs(
-        ["Histogram", "Tokens per second", "Failures and errors", "Stuck tasks", "Scores"],
-        key="perf_tab",
+    ui.lazy_expander(
+        "Histogram, tokens per second, failures and errors, stuck tasks, scores",
+        "perf_details_open",
+        lambda: detail_tabs(view),
+        icon=":material/query_stats:",
+        expanded=scope is None or "perf_tab" in st.query_params,
     )
+
+
+def detail_tabs(view: View) -> None:
+    tabs = ui.lazy_tabs(DETAILS, key="perf_tab")
     shows = (histogram_tab, speed_tab, failures_tab, stuck_tab, scores_tab)
     for tab, show in zip(tabs, shows, strict=True):
         if tab.open:
@@ -380,8 +413,9 @@ def details(view: View) -> None:
 
 
 # A fragment: a control, a click on a chart or a row reruns the page's body only, not the
-# app's sidebar and checks (docs/design.md, "Pages"); the tabs below rerun on their own.
-@st.fragment
+# app's sidebar and checks (docs/design.md, "Pages"); the percentile's trend and the tabs
+# below rerun on their own.
+@st.fragment(key=BODY)
 def latency_section() -> None:
     """The controls, what got slower, the percentile charts, the tasks behind a selection
     and the detail tabs."""
@@ -395,8 +429,8 @@ def latency_section() -> None:
         )
         tasks_behind(view, None)
     else:
-        slower = what_changed(view)
-        groups, table_rows = trend_and_groups(view, slower)
+        percentile_trend(view)
+        groups, table_rows = by_group(view)
         tasks_behind(view, _selection(view, groups, table_rows))
     details(view)
 
