@@ -64,8 +64,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 log = logging.getLogger("queries.mirror")
 
 # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant;
-# 6: task_scores
-MIRROR_SCHEMA_VERSION = 6
+# 6: task_scores; 7: day totals
+MIRROR_SCHEMA_VERSION = 7
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
@@ -175,7 +175,7 @@ _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 # The DuckDB queries that create the mirror's tables, in order (tables.sql).
 CREATE_QUERIES = (
     "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
-    "create_task_scores", "create_meta",
+    "create_task_scores", "create_day_totals", "create_meta",
 )  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def full_load(
     connections = connections or FULL_LOAD_CONNECTIONS
     sql = duck_sql()
     con.execute("BEGIN").fetchall()
-    con.execute(sql["drop_all"].sql).fetchall()
+    con.execute(sqlfiles.render(sql, "drop_all").sql).fetchall()
     for name in CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     upserted = {}
@@ -232,6 +232,8 @@ def full_load(
         con.execute(sql["all_dim_values"].sql).fetchall()
     with step("task scores"):
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
+    with step("day totals"):
+        con.execute(sql["all_day_totals"].sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
 
@@ -334,7 +336,7 @@ def apply_changes(
             deleted = dict.fromkeys(TABLES, 0)
             for name, table in staged.items():
                 con.register(f"staged_{name}", table)
-            con.execute(sql["start_rescored_tasks"].sql).fetchall()
+            con.execute(sqlfiles.render(sql, "start_rescored_tasks").sql).fetchall()
             # While the changed runs still stream in over the second connection.
             deleted["tasks"] = _remove(con, sql, "tasks", staged, logged, by_time)
             with step("extract runs"):
@@ -380,6 +382,10 @@ def _apply_rest(
         if staged[table].num_rows:
             with step(f"insert {table}"):
                 con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+    if staged["tasks"].num_rows or "ai_tasks" in logged:
+        with step("day totals"):
+            con.execute(sql["merge_day_totals"].sql).fetchall()
+    con.execute(sql["forget_day_total_changes"].sql).fetchall()
     scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
     con.execute(sql["forget_changed_rows"].sql).fetchall()
     if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
@@ -388,11 +394,11 @@ def _apply_rest(
     con.execute(sql["forget_rescoring"].sql).fetchall()
     if teams is not None and teams.num_rows:
         con.register("changed_teams", teams)
-        con.execute(sql["propagate_teams"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "propagate_teams").sql).fetchall()
         con.unregister("changed_teams")
     if run_attrs is not None and run_attrs.num_rows:
         con.register("changed_runs", run_attrs)
-        con.execute(sql["propagate_run_attributes"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "propagate_run_attributes").sql).fetchall()
         con.unregister("changed_runs")
     return scores
 

@@ -1,0 +1,164 @@
+-- day_totals.sql: the mirror's day totals, written by the full load and kept exact by every
+-- incremental apply (queries/mirror/sync.py); read by queries/day_totals.py.
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- An apply keeps them by difference, in its own transaction: the old copies of the tasks
+-- it removes count -1, the copies it inserts +1 (day_total_changes), and the sums of each
+-- changed row are added to the row of the same key (merge_day_totals). No day is ever
+-- written again whole (docs/scale.md, "Day totals").
+
+-- name: create_day_totals
+-- day_totals: one row per day, run, user, provider and model of the tasks (team and tags
+-- are the user's and the run's, the same for every task of the row): how many tasks, the
+-- sums of their cost and tokens (0 for NULL), how many have no cost (unpriced), failed
+-- and finished (completed, failed or cancelled). Sorted by day at the full load.
+-- day_ttft: per day, how many completed tasks have each time to first token (exact
+-- percentiles from these counts).
+CREATE TABLE day_totals (
+    day                 INTEGER,
+    month_day           INTEGER,
+    run_key             INTEGER,
+    user_key            INTEGER,
+    provider            VARCHAR,
+    model               VARCHAR,
+    team                VARCHAR,
+    tags                VARCHAR[],
+    tasks               BIGINT,
+    cost                DECIMAL(38, 10),
+    tokens_input        BIGINT,
+    tokens_output       BIGINT,
+    tokens_total        BIGINT,
+    tokens_cached_input BIGINT,
+    tokens_cache_write  BIGINT,
+    unpriced            BIGINT,
+    failed              BIGINT,
+    finished            BIGINT
+);
+CREATE TABLE day_ttft (day INTEGER, ttft INTEGER, n BIGINT);
+
+-- name: drop_day_totals
+DROP TABLE IF EXISTS day_totals;
+DROP TABLE IF EXISTS day_ttft;
+
+-- name: all_day_totals
+-- Full load, once the tasks have their keys.
+INSERT INTO day_totals
+SELECT day, any_value(month_day), run_key, user_key, provider, model, any_value(team),
+       any_value(tags), count(*), coalesce(sum(cost), 0), coalesce(sum(tokens_input), 0),
+       coalesce(sum(tokens_output), 0), coalesce(sum(tokens_total), 0),
+       coalesce(sum(tokens_cached_input), 0), coalesce(sum(tokens_cache_write), 0),
+       count(*) FILTER (WHERE cost IS NULL), count(*) FILTER (WHERE status = 'failed'),
+       count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled'))
+  FROM tasks
+ GROUP BY day, run_key, user_key, provider, model
+ ORDER BY day, run_key;
+INSERT INTO day_ttft
+SELECT day, time_to_first_token, count(*)
+  FROM tasks
+ WHERE status = 'completed' AND time_to_first_token IS NOT NULL
+ GROUP BY day, time_to_first_token
+ ORDER BY day, time_to_first_token;
+
+-- name: start_day_total_changes
+-- The copies of tasks an apply removes (sign -1) and inserts (+1).
+CREATE OR REPLACE TEMP TABLE day_total_changes AS
+SELECT 0 AS sign, day, month_day, run_key, user_key, provider, model, team, tags, cost,
+       tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write,
+       status, time_to_first_token
+  FROM tasks LIMIT 0;
+
+-- name: change_columns
+-- day_total_changes' columns after the sign, from a task row.
+day, month_day, run_key, user_key, provider, model, team, tags, cost, tokens_input,
+       tokens_output, tokens_total, tokens_cached_input, tokens_cache_write, status,
+       time_to_first_token
+
+-- name: old_day_total_copies
+-- Before remove_changed_tasks deletes them: the old copies of the tasks in changed_rows.
+INSERT INTO day_total_changes
+SELECT -1, {{day_totals.change_columns}} FROM tasks
+ WHERE rowid IN (SELECT row_id FROM changed_rows);
+
+-- name: new_day_total_copies
+-- The copies insert_tasks has just written (keyed_tasks).
+INSERT INTO day_total_changes SELECT 1, {{day_totals.change_columns}} FROM keyed_tasks;
+
+-- name: merge_day_totals
+-- Adds the changes to day_totals and day_ttft: a row of the same key gets the sums added
+-- (removed when no task is left), a new key gets a row. A new row takes the team and tags
+-- of its inserted copies (they are the current ones; propagate_teams and
+-- propagate_run_attributes, after this, set them on every row of a changed user or run).
+CREATE OR REPLACE TEMP TABLE day_total_delta AS
+SELECT day, run_key, user_key, provider, model, any_value(month_day) AS month_day,
+       arg_max(team, sign) AS team, arg_max(tags, sign) AS tags, sum(sign) AS tasks,
+       sum(sign * coalesce(cost, 0)) AS cost,
+       sum(sign * coalesce(tokens_input, 0)) AS tokens_input,
+       sum(sign * coalesce(tokens_output, 0)) AS tokens_output,
+       sum(sign * coalesce(tokens_total, 0)) AS tokens_total,
+       sum(sign * coalesce(tokens_cached_input, 0)) AS tokens_cached_input,
+       sum(sign * coalesce(tokens_cache_write, 0)) AS tokens_cache_write,
+       sum(CASE WHEN cost IS NULL THEN sign ELSE 0 END) AS unpriced,
+       sum(CASE WHEN status = 'failed' THEN sign ELSE 0 END) AS failed,
+       sum(CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN sign ELSE 0 END)
+           AS finished
+  FROM day_total_changes
+ GROUP BY day, run_key, user_key, provider, model;
+CREATE OR REPLACE TEMP TABLE day_total_matches AS
+SELECT t.row_id, t.tasks + d.tasks AS left_over, d.*
+  FROM day_total_delta d
+  LEFT JOIN (SELECT rowid AS row_id, day, run_key, user_key, provider, model, tasks
+               FROM day_totals
+              WHERE run_key IN (SELECT run_key FROM day_total_delta)) t
+    ON t.day = d.day AND t.run_key = d.run_key
+   AND t.user_key IS NOT DISTINCT FROM d.user_key
+   AND t.provider IS NOT DISTINCT FROM d.provider AND t.model IS NOT DISTINCT FROM d.model;
+DELETE FROM day_totals
+ WHERE rowid IN (SELECT row_id FROM day_total_matches WHERE left_over = 0);
+UPDATE day_totals
+   SET tasks = day_totals.tasks + m.tasks, cost = day_totals.cost + m.cost,
+       tokens_input = day_totals.tokens_input + m.tokens_input,
+       tokens_output = day_totals.tokens_output + m.tokens_output,
+       tokens_total = day_totals.tokens_total + m.tokens_total,
+       tokens_cached_input = day_totals.tokens_cached_input + m.tokens_cached_input,
+       tokens_cache_write = day_totals.tokens_cache_write + m.tokens_cache_write,
+       unpriced = day_totals.unpriced + m.unpriced, failed = day_totals.failed + m.failed,
+       finished = day_totals.finished + m.finished
+  FROM day_total_matches m
+ WHERE day_totals.rowid = m.row_id AND m.left_over <> 0;
+INSERT INTO day_totals
+SELECT day, month_day, run_key, user_key, provider, model, team, tags, tasks, cost,
+       tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write,
+       unpriced, failed, finished
+  FROM day_total_matches
+ WHERE row_id IS NULL AND tasks <> 0;
+CREATE OR REPLACE TEMP TABLE day_ttft_delta AS
+SELECT d.day, d.ttft, d.n, t.row_id, t.n + d.n AS left_over
+  FROM (SELECT day, time_to_first_token AS ttft, sum(sign) AS n
+          FROM day_total_changes
+         WHERE status = 'completed' AND time_to_first_token IS NOT NULL
+         GROUP BY day, time_to_first_token) d
+  LEFT JOIN (SELECT rowid AS row_id, day, ttft, n FROM day_ttft) t
+    ON t.day = d.day AND t.ttft = d.ttft
+ WHERE d.n <> 0;
+DELETE FROM day_ttft WHERE rowid IN (SELECT row_id FROM day_ttft_delta WHERE left_over = 0);
+UPDATE day_ttft SET n = day_ttft.n + d.n
+  FROM day_ttft_delta d
+ WHERE day_ttft.rowid = d.row_id AND d.left_over <> 0;
+INSERT INTO day_ttft SELECT day, ttft, n FROM day_ttft_delta WHERE row_id IS NULL;
+
+-- name: forget_day_total_changes
+DROP TABLE IF EXISTS day_total_changes;
+DROP TABLE IF EXISTS day_total_delta;
+DROP TABLE IF EXISTS day_total_matches;
+DROP TABLE IF EXISTS day_ttft_delta;
+
+-- name: day_totals_of_teams
+-- With propagate_teams: the rows of users whose team changed (changed_teams) take it.
+UPDATE day_totals SET team = c.team
+  FROM (SELECT k.key, c.team FROM changed_teams c JOIN user_keys k ON k.id = c.id) c
+ WHERE day_totals.user_key = c.key;
+
+-- name: day_totals_of_runs
+-- With propagate_run_attributes: the rows of runs whose tags changed take them.
+UPDATE day_totals SET tags = c.tags
+  FROM (SELECT k.key, c.tags FROM changed_runs c JOIN run_keys k ON k.id = c.id) c
+ WHERE day_totals.run_key = c.key;

@@ -1,0 +1,84 @@
+-- day_totals.sql: usage and the KPI row from the mirror's day totals (queries/day_totals.py;
+-- the tables: queries/mirror/sql/day_totals.sql). Mirror only: Postgres reads its tasks.
+-- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
+-- A window's whole days [:whole_from, :whole_to) are read from day_totals; the tasks of
+-- its part days at either end from tasks, as rows of one task each.
+
+-- name: day_rows
+-- The window's rows: day totals of its whole days, then its other tasks one by one.
+SELECT day, month_day, run_key, user_key, provider, model, team, tags, tasks, cost,
+       tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write,
+       unpriced, failed, finished
+  FROM day_totals WHERE day >= :whole_from AND day < :whole_to
+UNION ALL
+SELECT day, month_day, run_key, user_key, provider, model, team, tags, 1, coalesce(cost, 0),
+       coalesce(tokens_input, 0), coalesce(tokens_output, 0), coalesce(tokens_total, 0),
+       coalesce(tokens_cached_input, 0), coalesce(tokens_cache_write, 0),
+       (cost IS NULL)::BIGINT, (status = 'failed')::BIGINT,
+       (status IN ('completed', 'failed', 'cancelled'))::BIGINT
+  FROM tasks
+ WHERE created_at >= :start AND created_at < :end AND (day < :whole_from OR day >= :whole_to)
+
+-- name: runs_in_rows
+-- Exact distinct runs of day rows: the runs created in the period (see
+-- distinct_counts.run_lo) from a bitmap, the others by hashing (a run is in one set or
+-- the other whatever the day of its row).
+{{distinct_counts.runs_in_range}}
+       + count(DISTINCT run_key)
+             FILTER (WHERE run_lo IS NULL OR run_key - run_lo NOT BETWEEN 0 AND :run_bits - 1)
+
+-- name: usage_days
+-- usage (usage.sql) from day rows: the same columns and order.
+WITH r AS ({{distinct_counts.run_lo}}),
+f AS (
+    SELECT {{period}} AS period_key, {{group}} AS grp, w.* FROM ({{day_totals.day_rows}}) w
+)
+SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
+       coalesce(sum(cost), 0) AS cost,
+       coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
+       coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
+       sum(tasks)::BIGINT AS tasks, {{runs}} AS runs, {{active_users}} AS active_users,
+       coalesce(sum(tokens_cached_input), 0)::BIGINT AS tokens_cached_input,
+       coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
+       sum(unpriced)::BIGINT AS unpriced
+  FROM f LEFT JOIN r USING (day)
+ GROUP BY period_key, grp
+ ORDER BY period_key NULLS FIRST, grp NULLS LAST;
+
+-- name: ttft_counts
+-- How many completed tasks of the window have each time to first token.
+SELECT ttft, sum(n) AS n
+  FROM (SELECT ttft, n FROM day_ttft WHERE day >= :whole_from AND day < :whole_to
+        UNION ALL
+        SELECT time_to_first_token, 1 FROM tasks
+         WHERE created_at >= :start AND created_at < :end
+           AND (day < :whole_from OR day >= :whole_to)
+           AND status = 'completed' AND time_to_first_token IS NOT NULL)
+ GROUP BY ttft
+
+-- name: kpi_days
+-- kpi_totals (usage.sql) from day rows, but for p95_ttft_ms: ttft_rank (0-based, ascending)
+-- (n - 1) * 0.95 of the n values that ttft_counts counts, ttft_lo and ttft_hi the values at
+-- ranks floor and ceil of it (queries/day_totals.py interpolates as quantile_cont does).
+WITH r AS ({{distinct_counts.run_lo}}),
+g AS (
+    SELECT coalesce(sum(cost), 0) AS spend, coalesce(sum(tasks), 0)::BIGINT AS tasks,
+           {{runs}} AS runs, {{active_users}} AS active_users,
+           coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
+           coalesce(sum(failed), 0)::BIGINT AS failed,
+           coalesce(sum(finished), 0)::BIGINT AS finished
+      FROM ({{day_totals.day_rows}}) w LEFT JOIN r USING (day)
+),
+c AS (
+    SELECT ttft, sum(n) OVER (ORDER BY ttft) - n AS before, sum(n) OVER () AS total
+      FROM ({{day_totals.ttft_counts}})
+),
+p AS (
+    SELECT max(ttft) FILTER (WHERE before <= floor(rank)) AS ttft_lo,
+           max(ttft) FILTER (WHERE before <= ceil(rank)) AS ttft_hi,
+           any_value(rank) AS ttft_rank
+      FROM (SELECT ttft, before, (total - 1)::DOUBLE * 0.95 AS rank FROM c)
+)
+SELECT spend, tasks, runs, active_users, tokens, ttft_lo, ttft_hi, ttft_rank, failed, finished
+  FROM g, p;

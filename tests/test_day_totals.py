@@ -1,0 +1,165 @@
+"""The mirror's day totals give exactly the rollups over tasks (docs/scale.md, "Day totals"):
+usage over time and by dimension and the KPI row, for every grain and covered dimension,
+windows of whole and part days, after a full build and after incremental syncs that insert,
+update, move tasks between days, runs and models, delete them, and change teams and tags.
+The totals themselves equal their recomputation from tasks after each sync."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import psycopg
+import pytest
+from builders import make_run, make_task
+
+import queries as q
+from ingest import demo
+from queries import Filters, day_totals, distinct_counts
+from queries.mirror import sync
+
+END = datetime(2026, 6, 1, tzinfo=UTC)
+DAYS = 30
+GRAINS = ("day", "week", "month")
+
+
+def windows() -> list[Filters]:
+    return [
+        Filters(start=END - timedelta(days=DAYS), end=END),
+        Filters.last_days(14, now=END - timedelta(days=3)),
+        Filters(start=END - timedelta(days=20, hours=5), end=END - timedelta(days=2, hours=7)),
+        Filters(start=END - timedelta(days=5, hours=9), end=END - timedelta(days=5, hours=2)),
+        Filters(start=END - timedelta(days=400), end=END + timedelta(days=1)),
+    ]
+
+
+def rollups(con) -> list:
+    """Every rollup the day totals answer, over every window."""
+    frames = []
+    for filters in windows():
+        for exact in (True, False):
+            frames.append(q.kpis(con, filters, exact=exact))
+        for by in day_totals.DIMENSIONS:
+            if by is not None:
+                frames.append(q.usage_by(con, filters, by, exact=True))
+                frames.append(q.usage_by(con, filters, by, counts=False))
+            for grain in GRAINS:
+                frames.append(q.usage_over_time(con, filters, grain, by, exact=True))
+    return frames
+
+
+def assert_like_tasks(con, monkeypatch) -> None:
+    """The rollups with the day totals equal those over tasks, with bitmaps and without."""
+    for budget in (distinct_counts.BITMAP_BUDGET_BYTES, 0):
+        monkeypatch.setattr(distinct_counts, "BITMAP_BUDGET_BYTES", budget)
+        monkeypatch.setattr(day_totals, "ENABLED", True)
+        fast = rollups(con)
+        monkeypatch.setattr(day_totals, "ENABLED", False)
+        slow = rollups(con)
+        assert len(fast) == len(slow)
+        for mine, theirs in zip(fast, slow, strict=True):
+            pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
+    monkeypatch.undo()
+    assert_totals_recomputed(con)
+
+
+def assert_totals_recomputed(con) -> None:
+    """day_totals and day_ttft hold what a full build would write."""
+    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM day_totals")
+    con.execute("CREATE OR REPLACE TEMP TABLE kept_ttft AS SELECT * FROM day_ttft")
+    con.execute("DELETE FROM day_totals")
+    con.execute("DELETE FROM day_ttft")
+    sql = sync.duck_sql()["all_day_totals"].sql
+    try:
+        con.execute(sql)
+        for table, kept in (("day_totals", "kept"), ("day_ttft", "kept_ttft")):
+            for a, b in ((table, kept), (kept, table)):
+                extra = con.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
+                assert extra == [], (a, b, extra[:5])
+    finally:
+        con.execute("DELETE FROM day_totals")
+        con.execute("DELETE FROM day_ttft")
+        con.execute("INSERT INTO day_totals SELECT * FROM kept")
+        con.execute("INSERT INTO day_ttft SELECT * FROM kept_ttft")
+
+
+@pytest.fixture
+def demo_mirror(db_url, tmp_path):
+    demo.generate(db_url, tasks=2500, seed=3, days=DAYS, end=END)
+    path = tmp_path / "mirror.duckdb"
+    assert q.sync_mirror(db_url, path).full
+    return db_url, path
+
+
+def change_everything(conn: psycopg.Connection) -> None:
+    """Inserts, updates, moves between days, runs and models, deletions, a team and tags."""
+    ids = [r["id"] for r in conn.execute("SELECT id FROM ai_tasks ORDER BY id LIMIT 60")]
+    conn.execute(
+        "UPDATE ai_tasks SET cost = cost * 2 + 0.0000000001, tokens_total = tokens_total + 7 "
+        "WHERE id = ANY(%s)",
+        (ids[0:10],),
+    )
+    conn.execute(
+        "UPDATE ai_tasks SET created_at = created_at - interval '2 days 3 hours' WHERE id = ANY(%s)",
+        (ids[10:20],),
+    )
+    conn.execute(
+        "UPDATE ai_tasks SET model = 'gpt-4o-mini', provider = 'openai', status = 'failed' "
+        "WHERE id = ANY(%s)",
+        (ids[20:30],),
+    )
+    conn.execute("UPDATE ai_tasks SET time_to_first_token = NULL WHERE id = ANY(%s)", (ids[30:33],))
+    conn.execute("UPDATE ai_tasks SET cost = NULL WHERE id = ANY(%s)", (ids[33:36],))
+    other = conn.execute("SELECT id FROM ai_runs ORDER BY id DESC LIMIT 1").fetchone()["id"]
+    conn.execute("UPDATE ai_tasks SET run_id = %s WHERE id = ANY(%s)", (other, ids[36:40]))
+    conn.execute("DELETE FROM ai_tasks WHERE id = ANY(%s)", (ids[40:50],))
+    user = conn.execute("SELECT user_id FROM ai_tasks WHERE user_id IS NOT NULL LIMIT 1").fetchone()
+    conn.execute("UPDATE ai_users SET team = 'moved-team' WHERE id = %s", (user["user_id"],))
+    runs = [r["id"] for r in conn.execute("SELECT id FROM ai_runs ORDER BY id LIMIT 3")]
+    conn.execute("UPDATE ai_runs SET tags = '{fresh,x}' WHERE id = %s", (runs[0],))
+    conn.execute("UPDATE ai_runs SET tags = '{}' WHERE id = %s", (runs[1],))
+    conn.execute("INSERT INTO ai_users (id, team) VALUES ('newcomer', 'blue')")
+    run = make_run(conn, user_id="newcomer", tags=["x"], created_at=END - timedelta(days=4))
+    for k in range(6):
+        make_task(
+            conn, run, user_id="newcomer", created_at=END - timedelta(days=4 - k, hours=k),
+            model=("gpt-4o", "brand-new-model")[k % 2], time_to_first_token=100 + k,
+            status="completed", cost=None if k == 3 else Decimal("0.0123456789"),
+        )  # fmt: skip
+    old_run = runs[2]
+    make_task(conn, old_run, user_id="newcomer", created_at=END - timedelta(days=1, hours=1))
+
+
+def test_day_totals_equal_the_rollups_over_tasks(demo_mirror, monkeypatch):
+    db_url, path = demo_mirror
+    with q.open_mirror(path) as con:
+        assert con.execute("SELECT count(*) FROM day_totals").fetchone()[0] > 0
+        assert_like_tasks(con, monkeypatch)
+
+
+def test_day_totals_stay_exact_through_incremental_syncs(demo_mirror, monkeypatch):
+    db_url, path = demo_mirror
+    with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        change_everything(conn)
+        with q.open_mirror(path) as con:
+            assert not q.sync_mirror(db_url, con=con).full
+            assert_like_tasks(con, monkeypatch)
+        # Undo part of it, delete a user and a run, move tasks back: a second sync.
+        conn.execute("UPDATE ai_users SET team = NULL WHERE id = 'newcomer'")
+        conn.execute(
+            "UPDATE ai_tasks SET created_at = created_at + interval '2 days 3 hours' "
+            "WHERE id IN (SELECT id FROM ai_tasks ORDER BY id LIMIT 5 OFFSET 10)"
+        )
+        conn.execute(
+            "DELETE FROM ai_runs WHERE id = (SELECT run_id FROM ai_tasks "
+            "WHERE created_at > %s ORDER BY id LIMIT 1)",
+            (END - timedelta(days=3),),
+        )
+        conn.execute("DELETE FROM ai_tasks WHERE user_id = 'newcomer' AND model = 'gpt-4o'")
+        some = conn.execute("SELECT run_id, created_at FROM ai_tasks ORDER BY id LIMIT 1").fetchone()
+        make_task(conn, some["run_id"], created_at=some["created_at"] + timedelta(minutes=1))
+        with q.open_mirror(path) as con:
+            assert not q.sync_mirror(db_url, con=con).full
+            assert_like_tasks(con, monkeypatch)
