@@ -6,7 +6,6 @@ The totals themselves equal their recomputation from tasks after each sync."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -102,7 +101,8 @@ def change_everything(conn: psycopg.Connection) -> None:
         (ids[0:10],),
     )
     conn.execute(
-        "UPDATE ai_tasks SET created_at = created_at - interval '2 days 3 hours' WHERE id = ANY(%s)",
+        "UPDATE ai_tasks SET created_at = created_at - interval '2 days 3 hours' "
+        "WHERE id = ANY(%s)",
         (ids[10:20],),
     )
     conn.execute(
@@ -158,7 +158,8 @@ def test_day_totals_stay_exact_through_incremental_syncs(demo_mirror, monkeypatc
             (END - timedelta(days=3),),
         )
         conn.execute("DELETE FROM ai_tasks WHERE user_id = 'newcomer' AND model = 'gpt-4o'")
-        some = conn.execute("SELECT run_id, created_at FROM ai_tasks ORDER BY id LIMIT 1").fetchone()
+        first = "SELECT run_id, created_at FROM ai_tasks ORDER BY id LIMIT 1"
+        some = conn.execute(first).fetchone()
         make_task(conn, some["run_id"], created_at=some["created_at"] + timedelta(minutes=1))
         with q.open_mirror(path) as con:
             assert not q.sync_mirror(db_url, con=con).full
