@@ -16,7 +16,6 @@ from fractions import Fraction
 
 import pandas as pd
 
-from queries import sqltext
 from queries.distinct_counts import DistinctCounts
 from queries.engine import Connection, engine_of, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters
@@ -56,13 +55,6 @@ def whole_days(filters: Filters) -> dict[str, int]:
     return days | {"whole_from": whole_from, "whole_to": whole_to}
 
 
-def _runs(how: DistinctCounts) -> str:
-    """The distinct runs of day rows: bitmaps and hashing, or the rollup's own expression."""
-    if how.bitmaps:
-        return sqltext.render("duckdb", "runs_in_rows").sql
-    return how.expressions["runs"]
-
-
 def usage(
     con: Connection, filters: Filters, grain: str | None, by: str | None, how: DistinctCounts,
     *, exact: bool,
@@ -70,13 +62,12 @@ def usage(
     """usage.sql's `usage` from the day totals (check `covers` first)."""
     return fetch(
         con,
-        "usage_days",
+        "usage_days_bitmaps" if how.bitmaps else "usage_days",
         filter_params(filters) | whole_days(filters) | how.values,
         exact=exact,
         period=period_sql(grain),
         group=group_sql(con, by),
-        runs=_runs(how),
-        active_users=how.expressions["active_users"],
+        **how.expressions,
     )
 
 
@@ -84,13 +75,12 @@ def kpi_row(con: Connection, filters: Filters, how: DistinctCounts, *, exact: bo
     """usage.sql's `kpi_totals` row from the day totals (check `covers` first)."""
     row = fetch(
         con,
-        "kpi_days",
+        "kpi_days_bitmaps" if how.bitmaps else "kpi_days",
         filter_params(filters) | whole_days(filters) | how.values,
         exact=exact,
         period=period_sql(None),
         group="NULL::VARCHAR",
-        runs=_runs(how),
-        active_users=how.expressions["active_users"],
+        **how.expressions,
     ).iloc[0]
     p95 = _between(row.pop("ttft_lo"), row.pop("ttft_hi"), row.pop("ttft_rank"))
     return pd.concat([row, pd.Series({"p95_ttft_ms": p95})])

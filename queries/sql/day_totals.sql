@@ -19,32 +19,62 @@ SELECT day, month_day, run_key, user_key, provider, model, team, tags, 1, coales
   FROM tasks
  WHERE created_at >= :start AND created_at < :end AND (day < :whole_from OR day >= :whole_to)
 
--- name: runs_in_rows
--- Exact distinct runs of day rows: the runs created in the period (see
--- distinct_counts.run_lo) from a bitmap, the others by hashing (a run is in one set or
--- the other whatever the day of its row).
-{{distinct_counts.runs_in_range}}
-       + count(DISTINCT run_key)
-             FILTER (WHERE run_lo IS NULL OR run_key - run_lo NOT BETWEEN 0 AND :run_bits - 1)
+-- name: ranged_rows
+-- The day rows with their period, group and run_lo (r: distinct_counts.run_lo).
+SELECT {{period}} AS period_key, {{group}} AS grp, w.*, r.run_lo
+  FROM ({{day_totals.day_rows}}) w LEFT JOIN r USING (day)
 
--- name: usage_days
--- usage (usage.sql) from day rows: the same columns and order.
-WITH r AS ({{distinct_counts.run_lo}}),
-f AS (
-    SELECT {{period}} AS period_key, {{group}} AS grp, w.* FROM ({{day_totals.day_rows}}) w
-)
-SELECT DATE '1970-01-01' + period_key AS period, grp AS "group",
-       coalesce(sum(cost), 0) AS cost,
+-- name: outside_the_bitmaps
+-- Day rows whose run is counted by hashing, not by the period's bitmap (see
+-- distinct_counts.run_lo: a run is in one set or the other whatever the day of its row).
+run_lo IS NULL OR run_key - run_lo NOT BETWEEN 0 AND :run_bits - 1
+
+-- name: usage_sums
+-- usage's sums over day rows.
+coalesce(sum(cost), 0) AS cost,
        coalesce(sum(tokens_input), 0)::BIGINT AS tokens_input,
        coalesce(sum(tokens_output), 0)::BIGINT AS tokens_output,
        coalesce(sum(tokens_total), 0)::BIGINT AS tokens_total,
-       sum(tasks)::BIGINT AS tasks, {{runs}} AS runs, {{active_users}} AS active_users,
+       sum(tasks)::BIGINT AS tasks,
        coalesce(sum(tokens_cached_input), 0)::BIGINT AS tokens_cached_input,
        coalesce(sum(tokens_cache_write), 0)::BIGINT AS tokens_cache_write,
        sum(unpriced)::BIGINT AS unpriced
-  FROM f LEFT JOIN r USING (day)
- GROUP BY period_key, grp
+
+-- name: usage_days
+-- usage (usage.sql) from day rows: the same columns and order ({{runs}} and
+-- {{active_users}} as there).
+WITH r AS ({{distinct_counts.run_lo}})
+SELECT DATE '1970-01-01' + period_key AS period, grp AS "group", cost, tokens_input,
+       tokens_output, tokens_total, tasks, runs, active_users, tokens_cached_input,
+       tokens_cache_write, unpriced
+  FROM (SELECT period_key, grp, {{day_totals.usage_sums}}, {{runs}} AS runs,
+               {{active_users}} AS active_users
+          FROM ({{day_totals.ranged_rows}})
+         GROUP BY period_key, grp)
  ORDER BY period_key NULLS FIRST, grp NULLS LAST;
+
+-- name: usage_days_bitmaps
+-- usage_days with the distinct runs from bitmaps and, for the few rows outside them, by
+-- hashing (x).
+WITH r AS ({{distinct_counts.run_lo}}),
+g AS (
+    SELECT period_key, grp, {{day_totals.usage_sums}},
+           {{distinct_counts.runs_in_range}} AS runs, {{active_users}} AS active_users
+      FROM ({{day_totals.ranged_rows}})
+     GROUP BY period_key, grp
+),
+x AS (
+    SELECT period_key, grp, count(DISTINCT run_key) AS runs
+      FROM ({{day_totals.ranged_rows}})
+     WHERE {{day_totals.outside_the_bitmaps}}
+     GROUP BY period_key, grp
+)
+SELECT DATE '1970-01-01' + g.period_key AS period, g.grp AS "group", cost, tokens_input,
+       tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users,
+       tokens_cached_input, tokens_cache_write, unpriced
+  FROM g LEFT JOIN x
+    ON x.period_key IS NOT DISTINCT FROM g.period_key AND x.grp IS NOT DISTINCT FROM g.grp
+ ORDER BY g.period_key NULLS FIRST, g.grp NULLS LAST;
 
 -- name: ttft_counts
 -- How many completed tasks of the window have each time to first token.
@@ -57,28 +87,46 @@ SELECT ttft, sum(n) AS n
            AND status = 'completed' AND time_to_first_token IS NOT NULL)
  GROUP BY ttft
 
+-- name: ttft_ranks
+-- ttft_rank (0-based, ascending) (n - 1) * 0.95 of the n values that ttft_counts counts,
+-- ttft_lo and ttft_hi the values at ranks floor and ceil of it (queries/day_totals.py
+-- interpolates between them as quantile_cont does).
+SELECT max(ttft) FILTER (WHERE before <= floor(rank)) AS ttft_lo,
+       max(ttft) FILTER (WHERE before <= ceil(rank)) AS ttft_hi,
+       any_value(rank) AS ttft_rank
+  FROM (SELECT ttft, sum(n) OVER (ORDER BY ttft) - n AS before,
+               (sum(n) OVER () - 1)::DOUBLE * 0.95 AS rank
+          FROM ({{day_totals.ttft_counts}}))
+
+-- name: kpi_sums
+-- kpi_totals' sums over day rows.
+coalesce(sum(cost), 0) AS spend, coalesce(sum(tasks), 0)::BIGINT AS tasks,
+       coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
+       coalesce(sum(failed), 0)::BIGINT AS failed,
+       coalesce(sum(finished), 0)::BIGINT AS finished
+
 -- name: kpi_days
--- kpi_totals (usage.sql) from day rows, but for p95_ttft_ms: ttft_rank (0-based, ascending)
--- (n - 1) * 0.95 of the n values that ttft_counts counts, ttft_lo and ttft_hi the values at
--- ranks floor and ceil of it (queries/day_totals.py interpolates as quantile_cont does).
+-- kpi_totals (usage.sql) from day rows, p95_ttft_ms left as ttft_ranks gives it.
 WITH r AS ({{distinct_counts.run_lo}}),
 g AS (
-    SELECT coalesce(sum(cost), 0) AS spend, coalesce(sum(tasks), 0)::BIGINT AS tasks,
-           {{runs}} AS runs, {{active_users}} AS active_users,
-           coalesce(sum(tokens_total), 0)::BIGINT AS tokens,
-           coalesce(sum(failed), 0)::BIGINT AS failed,
-           coalesce(sum(finished), 0)::BIGINT AS finished
-      FROM ({{day_totals.day_rows}}) w LEFT JOIN r USING (day)
-),
-c AS (
-    SELECT ttft, sum(n) OVER (ORDER BY ttft) - n AS before, sum(n) OVER () AS total
-      FROM ({{day_totals.ttft_counts}})
-),
-p AS (
-    SELECT max(ttft) FILTER (WHERE before <= floor(rank)) AS ttft_lo,
-           max(ttft) FILTER (WHERE before <= ceil(rank)) AS ttft_hi,
-           any_value(rank) AS ttft_rank
-      FROM (SELECT ttft, before, (total - 1)::DOUBLE * 0.95 AS rank FROM c)
+    SELECT {{day_totals.kpi_sums}}, {{runs}} AS runs, {{active_users}} AS active_users
+      FROM ({{day_totals.ranged_rows}})
 )
-SELECT spend, tasks, runs, active_users, tokens, ttft_lo, ttft_hi, ttft_rank, failed, finished
-  FROM g, p;
+SELECT spend, tasks, runs, active_users, tokens, p.*, failed, finished
+  FROM g, ({{day_totals.ttft_ranks}}) p;
+
+-- name: kpi_days_bitmaps
+-- kpi_days with the distinct runs as in usage_days_bitmaps.
+WITH r AS ({{distinct_counts.run_lo}}),
+g AS (
+    SELECT {{day_totals.kpi_sums}}, {{distinct_counts.runs_in_range}} AS runs,
+           {{active_users}} AS active_users
+      FROM ({{day_totals.ranged_rows}})
+),
+x AS (
+    SELECT count(DISTINCT run_key) AS runs
+      FROM ({{day_totals.ranged_rows}})
+     WHERE {{day_totals.outside_the_bitmaps}}
+)
+SELECT spend, tasks, g.runs + x.runs AS runs, active_users, tokens, p.*, failed, finished
+  FROM g, x, ({{day_totals.ttft_ranks}}) p;

@@ -1,0 +1,116 @@
+"""Benchmark: the KPI row and usage rollups from the mirror's day totals against the same
+rollups over tasks, in one run (issue 26, item 0; docs/scale.md, "Day totals").
+
+    python bench/day_totals.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 5]
+
+1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds or
+   brings up to date its mirror, PATH/analytics.duckdb; a build prints the time of its
+   day totals step against the whole build.
+2. For each rollup, --rounds pairs in alternating order: over tasks (day totals turned off,
+   the rollup as it was) and from the day totals. Prints the medians of wall and CPU time
+   (this process, every DuckDB thread) and their ratios, and checks the two give the same
+   frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
+from sync_scatter import StepTimes  # noqa: E402
+
+import queries as q  # noqa: E402
+from queries import Filters, day_totals  # noqa: E402
+from queries.mirror import sync as mirror_sync  # noqa: E402
+
+
+def rollups(end: datetime, days: int) -> list[tuple[str, Callable]]:
+    every = Filters(start=end - timedelta(days=days + 1), end=end)
+    month = Filters.last_days(30, now=end)
+    return [
+        ("KPI row, 30 days vs previous 30", lambda con: q.kpis(con, month)),
+        (f"usage by day x model, {days} d",
+         lambda con: q.usage_over_time(con, every, "day", "model")),
+        (f"usage by team, {days} d", lambda con: q.usage_by(con, every, "team")),
+        (f"usage by week x tag, {days} d",
+         lambda con: q.usage_over_time(con, every, "week", "tag")),
+        (
+            f"usage by week x tag without distinct counts, {days} d",
+            lambda con: q.usage_over_time(con, every, "week", "tag", counts=False),
+        ),
+    ]  # fmt: skip
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Wall and CPU ms of one call, and its result."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, result
+
+
+def compare(con, fn: Callable, rounds: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) ms over tasks ("tasks") and from the day totals ("days")."""
+    runs: dict[str, list[tuple[float, float]]] = {"tasks": [], "days": []}
+    frames = {}
+    for n in range(rounds + 1):
+        for way in ("tasks", "days") if n % 2 == 0 else ("days", "tasks"):
+            day_totals.ENABLED = way == "days"
+            wall, cpu, frames[way] = timed(lambda: fn(con))
+            if n:  # the first pair warms up
+                runs[way].append((wall, cpu))
+    day_totals.ENABLED = True
+    pd.testing.assert_frame_equal(frames["days"], frames["tasks"], check_exact=True)
+    return {
+        way: (statistics.median(w for w, _ in times), statistics.median(c for _, c in times))
+        for way, times in runs.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    demo_database_arguments(parser, tasks=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5, help="timed pairs per rollup")
+    args = parser.parse_args(argv)
+    bench = bench_queries()
+    folder = demo_folder(args)
+    url = bench.prepare(folder, args.tasks, args.days, args.reuse)
+    mirror_sync.log.setLevel(logging.DEBUG)
+    steps = StepTimes()
+    mirror_sync.log.addHandler(steps)
+    synced = q.sync_mirror(url, folder / "analytics.duckdb", verify=False)
+    mirror_sync.log.removeHandler(steps)
+    what = "built" if synced.full else "brought up to date"
+    print(f"mirror {what} in {synced.seconds:.1f}s; its day totals step "
+          f"{steps.steps.get('day totals', 0.0) / 1000:.2f}s")  # fmt: skip
+    with psycopg.connect(url) as conn:
+        end = conn.execute("SELECT max(created_at) FROM ai_tasks").fetchone()[0]
+    end = end.astimezone(UTC) + timedelta(seconds=1)
+    with q.open_mirror(folder / "analytics.duckdb", read_only=True) as con:
+        rows = con.execute("SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM day_totals)")
+        tasks, totals = rows.fetchall()[0]
+        print(f"{tasks:,} tasks, {totals:,} day total rows; load {os.getloadavg()[0]:.1f}")
+        print(f"{'rollup':55} {'tasks ms':>14} {'days ms':>14} {'wall':>6} {'CPU':>6}")
+        for name, fn in rollups(end, args.days):
+            got = compare(con, fn, args.rounds)
+            (tw, tc), (dw, dc) = got["tasks"], got["days"]
+            print(f"{name:55} {tw:6.0f} ({tc:5.0f}) {dw:6.0f} ({dc:5.0f}) "
+                  f"{dw / tw:5.2f}x {dc / tc:5.2f}x  load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
