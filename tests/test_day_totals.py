@@ -64,24 +64,39 @@ def assert_like_tasks(con, monkeypatch) -> None:
     assert_totals_recomputed(con)
 
 
+KEY = "day, run_key, user_key, provider, model"
+SUMS = {
+    "day_totals": f"""SELECT {KEY}, any_value(month_day), list_distinct(list(team)),
+        list_distinct(list(tags)), sum(tasks), sum(cost), sum(tokens_input),
+        sum(tokens_output), sum(tokens_total), sum(tokens_cached_input),
+        sum(tokens_cache_write), sum(unpriced), sum(failed), sum(finished)
+        FROM {{table}} GROUP BY {KEY}""",
+    "day_ttft": "SELECT day, ttft, sum(n) FROM {table} GROUP BY day, ttft HAVING sum(n) <> 0",
+}
+
+
 def assert_totals_recomputed(con) -> None:
-    """day_totals and day_ttft hold what a full build would write."""
-    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM day_totals")
-    con.execute("CREATE OR REPLACE TEMP TABLE kept_ttft AS SELECT * FROM day_ttft")
-    con.execute("DELETE FROM day_totals")
-    con.execute("DELETE FROM day_ttft")
+    """day_totals and day_ttft sum, per key, to what a full build writes; every key of
+    day_totals has a task."""
+    assert con.execute(f"SELECT count(*) FROM (SELECT {KEY} FROM day_totals GROUP BY {KEY} "
+                       "HAVING sum(tasks) <= 0)").fetchone()[0] == 0  # fmt: skip
+    for table in SUMS:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE kept_{table} AS SELECT * FROM {table}")
     sql = sync.duck_sql()["all_day_totals"].sql
     try:
+        con.execute("DELETE FROM day_totals")
+        con.execute("DELETE FROM day_ttft")
         con.execute(sql)
-        for table, kept in (("day_totals", "kept"), ("day_ttft", "kept_ttft")):
-            for a, b in ((table, kept), (kept, table)):
-                extra = con.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
-                assert extra == [], (a, b, extra[:5])
+        for table, query in SUMS.items():
+            built, kept = query.format(table=table), query.format(table=f"kept_{table}")
+            for a, b in ((built, kept), (kept, built)):
+                extra = con.execute(f"{a} EXCEPT ALL {b}").fetchall()
+                assert extra == [], (table, extra[:5])
     finally:
         con.execute("DELETE FROM day_totals")
         con.execute("DELETE FROM day_ttft")
-        con.execute("INSERT INTO day_totals SELECT * FROM kept")
-        con.execute("INSERT INTO day_ttft SELECT * FROM kept_ttft")
+        con.execute("INSERT INTO day_totals SELECT * FROM kept_day_totals")
+        con.execute("INSERT INTO day_ttft SELECT * FROM kept_day_ttft")
 
 
 @pytest.fixture

@@ -86,6 +86,7 @@ SELECT ttft, sum(n) AS n
            AND (day < :whole_from OR day >= :whole_to)
            AND status = 'completed' AND time_to_first_token IS NOT NULL)
  GROUP BY ttft
+HAVING sum(n) > 0
 
 -- name: ttft_ranks
 -- ttft_rank (0-based, ascending) (n - 1) * 0.95 of the n values that ttft_counts counts,

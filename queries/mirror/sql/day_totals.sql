@@ -2,17 +2,19 @@
 -- incremental apply (queries/mirror/sync.py); read by queries/day_totals.py.
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- An apply keeps them by difference, in its own transaction: the old copies of the tasks
--- it removes count -1, the copies it inserts +1 (day_total_changes), and the sums of each
--- changed row are added to the row of the same key (merge_day_totals). No day is ever
--- written again whole (docs/scale.md, "Day totals").
+-- it removes count -1, the copies it inserts +1 (day_total_changes), and their sums per
+-- key are appended (merge_day_totals). No day is ever written again whole, no row
+-- updated but for a team or tag change (docs/scale.md, "Day totals").
 
 -- name: create_day_totals
--- day_totals: one row per day, run, user, provider and model of the tasks (team and tags
+-- day_totals: per day, run, user, provider and model of the tasks (one row after a full
+-- build; an apply may append more, see merge_day_totals; team and tags
 -- are the user's and the run's, the same for every task of the row): how many tasks, the
 -- sums of their cost and tokens (0 for NULL), how many have no cost (unpriced), failed
 -- and finished (completed, failed or cancelled). Sorted by day at the full load.
 -- day_ttft: per day, how many completed tasks have each time to first token (exact
--- percentiles from these counts).
+-- percentiles from these counts; after incremental syncs a (day, ttft) may have several
+-- rows, signed, that sum to its count).
 CREATE TABLE day_totals (
     day                 INTEGER,
     month_day           INTEGER,
@@ -83,10 +85,15 @@ SELECT -1, {{day_totals.change_columns}} FROM tasks
 INSERT INTO day_total_changes SELECT 1, {{day_totals.change_columns}} FROM keyed_tasks;
 
 -- name: merge_day_totals
--- Adds the changes to day_totals and day_ttft: a row of the same key gets the sums added
--- (removed when no task is left), a new key gets a row. A new row takes the team and tags
--- of its inserted copies (they are the current ones; propagate_teams and
--- propagate_run_attributes, after this, set them on every row of a changed user or run).
+-- Adds the changes to day_totals and day_ttft by appending them: a key (day, run, user,
+-- provider, model) may have several rows, the sums of which are its totals. A key whose
+-- tasks all went (its rows' tasks and the change's sum to 0) loses its rows instead, so
+-- every key left has a task, which the distinct runs and users rely on; only the keys
+-- that lose tasks are looked up. An appended row takes the team and tags of its inserted
+-- copies (the current ones; propagate_teams and propagate_run_attributes, after this, set
+-- them on every row of a changed user or run). No row is updated: an UPDATE of scattered
+-- rows made the commit write their columns again (1.5 s at 2M tasks). A full build
+-- writes one row per key again.
 CREATE OR REPLACE TEMP TABLE day_total_delta AS
 SELECT day, run_key, user_key, provider, model, any_value(month_day) AS month_day,
        arg_max(team, sign) AS team, arg_max(tags, sign) AS tags, sum(sign) AS tasks,
@@ -102,54 +109,41 @@ SELECT day, run_key, user_key, provider, model, any_value(month_day) AS month_da
            AS finished
   FROM day_total_changes
  GROUP BY day, run_key, user_key, provider, model;
-CREATE OR REPLACE TEMP TABLE day_total_matches AS
-SELECT t.row_id, t.tasks + d.tasks AS left_over, d.*
-  FROM day_total_delta d
-  LEFT JOIN (SELECT rowid AS row_id, day, run_key, user_key, provider, model, tasks
-               FROM day_totals
-              WHERE run_key IN (SELECT run_key FROM day_total_delta)) t
-    ON t.day = d.day AND t.run_key = d.run_key
-   AND t.user_key IS NOT DISTINCT FROM d.user_key
-   AND t.provider IS NOT DISTINCT FROM d.provider AND t.model IS NOT DISTINCT FROM d.model;
-DELETE FROM day_totals
- WHERE rowid IN (SELECT row_id FROM day_total_matches WHERE left_over = 0);
-UPDATE day_totals
-   SET tasks = day_totals.tasks + m.tasks, cost = day_totals.cost + m.cost,
-       tokens_input = day_totals.tokens_input + m.tokens_input,
-       tokens_output = day_totals.tokens_output + m.tokens_output,
-       tokens_total = day_totals.tokens_total + m.tokens_total,
-       tokens_cached_input = day_totals.tokens_cached_input + m.tokens_cached_input,
-       tokens_cache_write = day_totals.tokens_cache_write + m.tokens_cache_write,
-       unpriced = day_totals.unpriced + m.unpriced, failed = day_totals.failed + m.failed,
-       finished = day_totals.finished + m.finished
-  FROM day_total_matches m
- WHERE day_totals.rowid = m.row_id AND m.left_over <> 0;
+CREATE OR REPLACE TEMP TABLE day_total_gone AS
+SELECT t.row_id, t.day, t.run_key, t.user_key, t.provider, t.model
+  FROM (SELECT rowid AS row_id, day, run_key, user_key, provider, model,
+               sum(tasks) OVER (PARTITION BY day, run_key, user_key, provider, model) AS had
+          FROM day_totals
+         WHERE run_key IN (SELECT run_key FROM day_total_delta WHERE tasks < 0)) t
+  JOIN day_total_delta d
+    ON t.day = d.day AND t.run_key = d.run_key AND t.user_key IS NOT DISTINCT FROM d.user_key
+   AND t.provider IS NOT DISTINCT FROM d.provider AND t.model IS NOT DISTINCT FROM d.model
+ WHERE d.tasks < 0 AND t.had + d.tasks = 0;
+DELETE FROM day_totals WHERE rowid IN (SELECT row_id FROM day_total_gone);
 INSERT INTO day_totals
 SELECT day, month_day, run_key, user_key, provider, model, team, tags, tasks, cost,
        tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write,
        unpriced, failed, finished
-  FROM day_total_matches
- WHERE row_id IS NULL AND tasks <> 0;
-CREATE OR REPLACE TEMP TABLE day_ttft_delta AS
-SELECT d.day, d.ttft, d.n, t.row_id, t.n + d.n AS left_over
-  FROM (SELECT day, time_to_first_token AS ttft, sum(sign) AS n
-          FROM day_total_changes
-         WHERE status = 'completed' AND time_to_first_token IS NOT NULL
-         GROUP BY day, time_to_first_token) d
-  LEFT JOIN (SELECT rowid AS row_id, day, ttft, n FROM day_ttft) t
-    ON t.day = d.day AND t.ttft = d.ttft
- WHERE d.n <> 0;
-DELETE FROM day_ttft WHERE rowid IN (SELECT row_id FROM day_ttft_delta WHERE left_over = 0);
-UPDATE day_ttft SET n = day_ttft.n + d.n
-  FROM day_ttft_delta d
- WHERE day_ttft.rowid = d.row_id AND d.left_over <> 0;
-INSERT INTO day_ttft SELECT day, ttft, n FROM day_ttft_delta WHERE row_id IS NULL;
+  FROM day_total_delta d
+ WHERE NOT (tasks = 0 AND cost = 0 AND tokens_input = 0 AND tokens_output = 0
+            AND tokens_total = 0 AND tokens_cached_input = 0 AND tokens_cache_write = 0
+            AND unpriced = 0 AND failed = 0 AND finished = 0)
+   AND NOT EXISTS (SELECT 1 FROM day_total_gone g
+                    WHERE g.day = d.day AND g.run_key = d.run_key
+                      AND g.user_key IS NOT DISTINCT FROM d.user_key
+                      AND g.provider IS NOT DISTINCT FROM d.provider
+                      AND g.model IS NOT DISTINCT FROM d.model);
+INSERT INTO day_ttft
+SELECT day, time_to_first_token, sum(sign)
+  FROM day_total_changes
+ WHERE status = 'completed' AND time_to_first_token IS NOT NULL
+ GROUP BY day, time_to_first_token
+HAVING sum(sign) <> 0;
 
 -- name: forget_day_total_changes
 DROP TABLE IF EXISTS day_total_changes;
 DROP TABLE IF EXISTS day_total_delta;
-DROP TABLE IF EXISTS day_total_matches;
-DROP TABLE IF EXISTS day_ttft_delta;
+DROP TABLE IF EXISTS day_total_gone;
 
 -- name: day_totals_of_teams
 -- With propagate_teams: the rows of users whose team changed (changed_teams) take it.
