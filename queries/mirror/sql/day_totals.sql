@@ -68,21 +68,24 @@ SELECT 0 AS sign, day, month_day, run_key, user_key, provider, model, team, tags
        status, time_to_first_token
   FROM tasks LIMIT 0;
 
--- name: change_columns
--- day_total_changes' columns after the sign, from a task row.
-day, month_day, run_key, user_key, provider, model, team, tags, cost, tokens_input,
+-- name: old_day_total_copies
+-- Before remove_changed_tasks deletes them: the old copies of the tasks in changed_rows,
+-- without month_day, team and tags (merge_day_totals does not read them from old copies:
+-- the list of tags was the dearest column to read).
+INSERT INTO day_total_changes
+SELECT -1, day, NULL, run_key, user_key, provider, model, NULL, NULL, cost, tokens_input,
        tokens_output, tokens_total, tokens_cached_input, tokens_cache_write, status,
        time_to_first_token
-
--- name: old_day_total_copies
--- Before remove_changed_tasks deletes them: the old copies of the tasks in changed_rows.
-INSERT INTO day_total_changes
-SELECT -1, {{day_totals.change_columns}} FROM tasks
+  FROM tasks
  WHERE rowid IN (SELECT row_id FROM changed_rows);
 
 -- name: new_day_total_copies
 -- The copies insert_tasks has just written (keyed_tasks).
-INSERT INTO day_total_changes SELECT 1, {{day_totals.change_columns}} FROM keyed_tasks;
+INSERT INTO day_total_changes
+SELECT 1, day, month_day, run_key, user_key, provider, model, team, tags, cost, tokens_input,
+       tokens_output, tokens_total, tokens_cached_input, tokens_cache_write, status,
+       time_to_first_token
+  FROM keyed_tasks;
 
 -- name: merge_day_totals
 -- Adds the changes to day_totals and day_ttft by appending them: a key (day, run, user,
@@ -91,13 +94,16 @@ INSERT INTO day_total_changes SELECT 1, {{day_totals.change_columns}} FROM keyed
 -- every key left has a task, which the distinct runs and users rely on; only the keys
 -- that lose tasks are looked up. An appended row takes the team and tags of its inserted
 -- copies (the current ones; propagate_teams and propagate_run_attributes, after this, set
--- them on every row of a changed user or run). No row is updated: an UPDATE of scattered
+-- them on every row of a changed user or run), else those of its key's rows (a key that
+-- only loses tasks). No row is updated: an UPDATE of scattered
 -- rows made the commit write their columns again (1.5 s at 2M tasks). A full build
 -- writes one row per key again.
 CREATE OR REPLACE TEMP TABLE day_total_delta AS
-SELECT day, run_key, user_key, provider, model, any_value(month_day) AS month_day,
-       arg_max(team, sign) AS team, arg_max(tags, sign) AS tags, sum(sign) AS tasks,
-       sum(sign * coalesce(cost, 0)) AS cost,
+SELECT day, run_key, user_key, provider, model,
+       date_diff('day', DATE '1970-01-01', date_trunc('month', DATE '1970-01-01' + day))::INTEGER
+           AS month_day,
+       max(sign) > 0 AS inserted, arg_max(team, sign) AS team, arg_max(tags, sign) AS tags,
+       sum(sign) AS tasks, sum(sign * coalesce(cost, 0)) AS cost,
        sum(sign * coalesce(tokens_input, 0)) AS tokens_input,
        sum(sign * coalesce(tokens_output, 0)) AS tokens_output,
        sum(sign * coalesce(tokens_total, 0)) AS tokens_total,
@@ -109,30 +115,32 @@ SELECT day, run_key, user_key, provider, model, any_value(month_day) AS month_da
            AS finished
   FROM day_total_changes
  GROUP BY day, run_key, user_key, provider, model;
-CREATE OR REPLACE TEMP TABLE day_total_gone AS
-SELECT t.row_id, t.day, t.run_key, t.user_key, t.provider, t.model
-  FROM (SELECT rowid AS row_id, day, run_key, user_key, provider, model,
-               sum(tasks) OVER (PARTITION BY day, run_key, user_key, provider, model) AS had
-          FROM day_totals
-         WHERE run_key IN (SELECT run_key FROM day_total_delta WHERE tasks < 0)) t
-  JOIN day_total_delta d
-    ON t.day = d.day AND t.run_key = d.run_key AND t.user_key IS NOT DISTINCT FROM d.user_key
-   AND t.provider IS NOT DISTINCT FROM d.provider AND t.model IS NOT DISTINCT FROM d.model
- WHERE d.tasks < 0 AND t.had + d.tasks = 0;
-DELETE FROM day_totals WHERE rowid IN (SELECT row_id FROM day_total_gone);
-INSERT INTO day_totals
-SELECT day, month_day, run_key, user_key, provider, model, team, tags, tasks, cost,
-       tokens_input, tokens_output, tokens_total, tokens_cached_input, tokens_cache_write,
-       unpriced, failed, finished
+CREATE OR REPLACE TEMP TABLE day_total_had AS
+SELECT day, run_key, user_key, provider, model, sum(tasks) AS had, list(rowid) AS row_ids,
+       any_value(team) AS team, any_value(tags) AS tags
+  FROM day_totals
+ WHERE run_key IN (SELECT run_key FROM day_total_delta WHERE tasks < 0)
+ GROUP BY day, run_key, user_key, provider, model;
+CREATE OR REPLACE TEMP TABLE day_total_rows AS
+SELECT d.*, h.had, h.row_ids, h.team AS had_team, h.tags AS had_tags
   FROM day_total_delta d
- WHERE NOT (tasks = 0 AND cost = 0 AND tokens_input = 0 AND tokens_output = 0
+  LEFT JOIN day_total_had h
+    ON h.day = d.day AND h.run_key = d.run_key AND h.user_key IS NOT DISTINCT FROM d.user_key
+   AND h.provider IS NOT DISTINCT FROM d.provider AND h.model IS NOT DISTINCT FROM d.model
+   AND d.tasks < 0;
+DELETE FROM day_totals
+ WHERE rowid IN (SELECT unnest(row_ids) FROM day_total_rows WHERE had + tasks = 0);
+INSERT INTO day_totals
+SELECT day, month_day, run_key, user_key, provider, model,
+       CASE WHEN inserted THEN team ELSE had_team END,
+       CASE WHEN inserted THEN tags ELSE had_tags END, tasks, cost, tokens_input,
+       tokens_output, tokens_total, tokens_cached_input, tokens_cache_write, unpriced, failed,
+       finished
+  FROM day_total_rows
+ WHERE (had IS NULL OR had + tasks <> 0)
+   AND NOT (tasks = 0 AND cost = 0 AND tokens_input = 0 AND tokens_output = 0
             AND tokens_total = 0 AND tokens_cached_input = 0 AND tokens_cache_write = 0
-            AND unpriced = 0 AND failed = 0 AND finished = 0)
-   AND NOT EXISTS (SELECT 1 FROM day_total_gone g
-                    WHERE g.day = d.day AND g.run_key = d.run_key
-                      AND g.user_key IS NOT DISTINCT FROM d.user_key
-                      AND g.provider IS NOT DISTINCT FROM d.provider
-                      AND g.model IS NOT DISTINCT FROM d.model);
+            AND unpriced = 0 AND failed = 0 AND finished = 0);
 INSERT INTO day_ttft
 SELECT day, time_to_first_token, sum(sign)
   FROM day_total_changes
@@ -143,7 +151,8 @@ HAVING sum(sign) <> 0;
 -- name: forget_day_total_changes
 DROP TABLE IF EXISTS day_total_changes;
 DROP TABLE IF EXISTS day_total_delta;
-DROP TABLE IF EXISTS day_total_gone;
+DROP TABLE IF EXISTS day_total_had;
+DROP TABLE IF EXISTS day_total_rows;
 
 -- name: day_totals_of_teams
 -- With propagate_teams: the rows of users whose team changed (changed_teams) take it.
