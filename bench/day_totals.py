@@ -3,9 +3,10 @@ rollups over tasks, in one run (issue 26, item 0; docs/scale.md, "Day totals").
 
     python bench/day_totals.py [--tasks 1000000] [--dir PATH] [--reuse] [--rounds 5]
 
-1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds or
-   brings up to date its mirror, PATH/analytics.duckdb; a build prints the time of its
-   day totals step against the whole build.
+1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds
+   (--build: again) or brings up to date its mirror, PATH/analytics.duckdb; a build prints
+   the time of its day totals step against the whole build. Then times that step alone
+   (wall and CPU), rolled back.
 2. For each rollup, --rounds pairs in alternating order: over tasks (day totals turned off,
    the rollup as it was) and from the day totals. Prints the medians of wall and CPU time
    (this process, every DuckDB thread) and their ratios, and checks the two give the same
@@ -80,10 +81,21 @@ def compare(con, fn: Callable, rounds: int) -> dict[str, tuple[float, float]]:
     }
 
 
+def write_day_totals_again(con) -> None:
+    """What the full build's day totals step does, in a transaction rolled back."""
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM day_totals; DELETE FROM day_ttft")
+        con.execute(mirror_sync.duck_sql()["all_day_totals"].sql)
+    finally:
+        con.execute("ROLLBACK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     demo_database_arguments(parser, tasks=1_000_000)
     parser.add_argument("--rounds", type=int, default=5, help="timed pairs per rollup")
+    parser.add_argument("--build", action="store_true", help="build the mirror again first")
     args = parser.parse_args(argv)
     bench = bench_queries()
     folder = demo_folder(args)
@@ -91,11 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     mirror_sync.log.setLevel(logging.DEBUG)
     steps = StepTimes()
     mirror_sync.log.addHandler(steps)
-    synced = q.sync_mirror(url, folder / "analytics.duckdb", verify=False)
+    cpu = time.process_time()
+    synced = q.sync_mirror(url, folder / "analytics.duckdb", full=args.build, verify=False)
+    cpu = time.process_time() - cpu
     mirror_sync.log.removeHandler(steps)
     what = "built" if synced.full else "brought up to date"
-    print(f"mirror {what} in {synced.seconds:.1f}s; its day totals step "
-          f"{steps.steps.get('day totals', 0.0) / 1000:.2f}s")  # fmt: skip
+    print(f"mirror {what} in {synced.seconds:.1f}s ({cpu:.1f}s CPU in this process); its day "
+          f"totals step {steps.steps.get('day totals', 0.0) / 1000:.2f}s; "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    with q.open_mirror(folder / "analytics.duckdb") as con:
+        wall, cpu, _ = timed(lambda: write_day_totals_again(con))
+        print(f"the day totals written again: {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with psycopg.connect(url) as conn:
         end = conn.execute("SELECT max(created_at) FROM ai_tasks").fetchone()[0]
     end = end.astimezone(UTC) + timedelta(seconds=1)

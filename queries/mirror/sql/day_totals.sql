@@ -98,36 +98,38 @@ SELECT 1, day, month_day, run_key, user_key, provider, model, team, tags, cost, 
 -- only loses tasks). No row is updated: an UPDATE of scattered
 -- rows made the commit write their columns again (1.5 s at 2M tasks). A full build
 -- writes one row per key again.
-CREATE OR REPLACE TEMP TABLE day_total_delta AS
-SELECT day, run_key, user_key, provider, model,
-       date_diff('day', DATE '1970-01-01', date_trunc('month', DATE '1970-01-01' + day))::INTEGER
-           AS month_day,
-       max(sign) > 0 AS inserted, arg_max(team, sign) AS team, arg_max(tags, sign) AS tags,
-       sum(sign) AS tasks, sum(sign * coalesce(cost, 0)) AS cost,
-       sum(sign * coalesce(tokens_input, 0)) AS tokens_input,
-       sum(sign * coalesce(tokens_output, 0)) AS tokens_output,
-       sum(sign * coalesce(tokens_total, 0)) AS tokens_total,
-       sum(sign * coalesce(tokens_cached_input, 0)) AS tokens_cached_input,
-       sum(sign * coalesce(tokens_cache_write, 0)) AS tokens_cache_write,
-       sum(CASE WHEN cost IS NULL THEN sign ELSE 0 END) AS unpriced,
-       sum(CASE WHEN status = 'failed' THEN sign ELSE 0 END) AS failed,
-       sum(CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN sign ELSE 0 END)
-           AS finished
-  FROM day_total_changes
- GROUP BY day, run_key, user_key, provider, model;
-CREATE OR REPLACE TEMP TABLE day_total_had AS
-SELECT day, run_key, user_key, provider, model, sum(tasks) AS had, list(rowid) AS row_ids,
-       any_value(team) AS team, any_value(tags) AS tags
-  FROM day_totals
- WHERE run_key IN (SELECT run_key FROM day_total_delta WHERE tasks < 0)
- GROUP BY day, run_key, user_key, provider, model;
 CREATE OR REPLACE TEMP TABLE day_total_rows AS
-SELECT d.*, h.had, h.row_ids, h.team AS had_team, h.tags AS had_tags
-  FROM day_total_delta d
-  LEFT JOIN day_total_had h
+WITH d AS (
+    SELECT day, run_key, user_key, provider, model,
+           date_diff('day', DATE '1970-01-01', date_trunc('month', DATE '1970-01-01' + day))
+               ::INTEGER AS month_day,
+           bool_or(sign > 0) AS inserted, any_value(team) FILTER (WHERE sign > 0) AS team,
+           any_value(tags) FILTER (WHERE sign > 0) AS tags,
+           sum(sign) AS tasks, sum(sign * coalesce(cost, 0)) AS cost,
+           sum(sign * coalesce(tokens_input, 0)) AS tokens_input,
+           sum(sign * coalesce(tokens_output, 0)) AS tokens_output,
+           sum(sign * coalesce(tokens_total, 0)) AS tokens_total,
+           sum(sign * coalesce(tokens_cached_input, 0)) AS tokens_cached_input,
+           sum(sign * coalesce(tokens_cache_write, 0)) AS tokens_cache_write,
+           sum(CASE WHEN cost IS NULL THEN sign ELSE 0 END) AS unpriced,
+           sum(CASE WHEN status = 'failed' THEN sign ELSE 0 END) AS failed,
+           sum(CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN sign ELSE 0 END)
+               AS finished
+      FROM day_total_changes
+     GROUP BY day, run_key, user_key, provider, model
+),
+h AS (
+    SELECT day, run_key, user_key, provider, model, sum(tasks) AS had,
+           list(rowid) AS row_ids, any_value(team) AS had_team, any_value(tags) AS had_tags
+      FROM day_totals
+     WHERE run_key IN (SELECT run_key FROM d WHERE tasks < 0)
+     GROUP BY day, run_key, user_key, provider, model
+)
+SELECT d.*, h.had, h.row_ids, h.had_team, h.had_tags
+  FROM d
+  LEFT JOIN h
     ON h.day = d.day AND h.run_key = d.run_key AND h.user_key IS NOT DISTINCT FROM d.user_key
-   AND h.provider IS NOT DISTINCT FROM d.provider AND h.model IS NOT DISTINCT FROM d.model
-   AND d.tasks < 0;
+   AND h.provider IS NOT DISTINCT FROM d.provider AND h.model IS NOT DISTINCT FROM d.model;
 DELETE FROM day_totals
  WHERE rowid IN (SELECT unnest(row_ids) FROM day_total_rows WHERE had + tasks = 0);
 INSERT INTO day_totals
@@ -150,8 +152,6 @@ HAVING sum(sign) <> 0;
 
 -- name: forget_day_total_changes
 DROP TABLE IF EXISTS day_total_changes;
-DROP TABLE IF EXISTS day_total_delta;
-DROP TABLE IF EXISTS day_total_had;
 DROP TABLE IF EXISTS day_total_rows;
 
 -- name: day_totals_of_teams
