@@ -38,22 +38,19 @@ import queries as q  # noqa: E402
 from queries import Filters, day_totals  # noqa: E402
 from queries.mirror import sync as mirror_sync  # noqa: E402
 
+# The names (before the comma) of bench/queries.py's overview rollups the day totals answer.
+COVERED = ("KPI row", "spend/tokens/tasks by day x model", "usage by team", "usage by week x tag")
+
 
 def rollups(end: datetime, days: int) -> list[tuple[str, Callable]]:
+    """The rollups the day totals answer, as bench/queries.py times them."""
+    bench = bench_queries()
+    covered = [
+        entry for entry in bench.overview_rollups(end, days) if entry[0].split(",")[0] in COVERED
+    ]
     every = Filters(start=end - timedelta(days=days + 1), end=end)
-    month = Filters.last_days(30, now=end)
-    return [
-        ("KPI row, 30 days vs previous 30", lambda con: q.kpis(con, month)),
-        (f"usage by day x model, {days} d",
-         lambda con: q.usage_over_time(con, every, "day", "model")),
-        (f"usage by team, {days} d", lambda con: q.usage_by(con, every, "team")),
-        (f"usage by week x tag, {days} d",
-         lambda con: q.usage_over_time(con, every, "week", "tag")),
-        (
-            f"usage by week x tag without distinct counts, {days} d",
-            lambda con: q.usage_over_time(con, every, "week", "tag", counts=False),
-        ),
-    ]  # fmt: skip
+    without = bench.call(q.usage_over_time, every, "week", "tag", counts=False)
+    return [*covered, (f"usage by week x tag without distinct counts, {days} d", without)]
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float, object]:

@@ -14,11 +14,32 @@ from typing import Any
 import pandas as pd
 
 from queries import day_totals
-from queries.distinct_counts import distinct_counts
+from queries.distinct_counts import DistinctCounts, distinct_counts
 from queries.engine import Connection, fetch, filter_params, finish, group_sql, period_sql
 from queries.filters import Filters
 
 KPI_METRICS = ("spend", "tasks", "runs", "active_users", "tokens", "p95_ttft_ms", "failure_rate")
+
+
+def _over_tasks(
+    con: Connection,
+    name: str,
+    filters: Filters,
+    how: DistinctCounts,
+    exact: bool,
+    grain: str | None,
+    group: str,
+) -> pd.DataFrame:
+    """Rollup `name` of sql/usage.sql over the tasks, grouped by `grain` and `group`."""
+    return fetch(
+        con,
+        name,
+        filter_params(filters) | how.values,
+        exact=exact,
+        period=period_sql(grain),
+        group=group,
+        **how.expressions,
+    )
 
 
 def _usage(
@@ -28,15 +49,8 @@ def _usage(
     if day_totals.covers(con, filters, by):
         frame = day_totals.usage(con, filters, grain, by, how, exact=exact)
     else:
-        frame = fetch(
-            con,
-            "usage_bitmaps" if how.bitmaps else "usage",
-            filter_params(filters) | how.values,
-            exact=exact,
-            period=period_sql(grain),
-            group=group_sql(con, by),
-            **how.expressions,
-        )
+        name = "usage_bitmaps" if how.bitmaps else "usage"
+        frame = _over_tasks(con, name, filters, how, exact, grain, group_sql(con, by))
     if not counts:
         frame = frame.drop(columns=["runs", "active_users"])
     return finish(frame, grain=grain, by=by)
@@ -87,15 +101,8 @@ def _kpi_values(con: Connection, filters: Filters, exact: bool) -> dict[str, Any
     if day_totals.covers(con, filters, None):
         row = day_totals.kpi_row(con, filters, how, exact=exact)
     else:
-        row = fetch(
-            con,
-            "kpi_totals_bitmaps" if how.bitmaps else "kpi_totals",
-            filter_params(filters) | how.values,
-            exact=exact,
-            period=period_sql(None),
-            group="NULL::VARCHAR",
-            **how.expressions,
-        ).iloc[0]
+        name = "kpi_totals_bitmaps" if how.bitmaps else "kpi_totals"
+        row = _over_tasks(con, name, filters, how, exact, None, "NULL::VARCHAR").iloc[0]
     finished = int(row["finished"])
     p95 = row["p95_ttft_ms"]
     return {

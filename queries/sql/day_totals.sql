@@ -69,12 +69,7 @@ x AS (
      WHERE {{day_totals.outside_the_bitmaps}}
      GROUP BY period_key, grp
 )
-SELECT DATE '1970-01-01' + g.period_key AS period, g.grp AS "group", cost, tokens_input,
-       tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users,
-       tokens_cached_input, tokens_cache_write, unpriced
-  FROM g LEFT JOIN x
-    ON x.period_key IS NOT DISTINCT FROM g.period_key AND x.grp IS NOT DISTINCT FROM g.grp
- ORDER BY g.period_key NULLS FIRST, g.grp NULLS LAST;
+{{usage.with_hashed_runs}};
 
 -- name: ttft_counts
 -- How many completed tasks of the window have each time to first token.
