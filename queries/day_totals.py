@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import pandas as pd
 
+from queries import sqltext
 from queries.distinct_counts import DistinctCounts
 from queries.engine import Connection, engine_of, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters
@@ -36,7 +37,13 @@ def covers(con: Connection, filters: Filters, by: str | None) -> bool:
         filters.source_types, filters.providers, filters.models, filters.users,
         filters.teams, filters.tags, filters.statuses, filters.variants,
     )  # fmt: skip
-    return not any(lists)
+    return not any(lists) and _kept(con)
+
+
+def _kept(con: Connection) -> bool:
+    """Whether the mirror has its day totals (one built before mirror schema version 7, not
+    yet rebuilt by a sync, has not)."""
+    return bool(con.execute(sqltext.render("duckdb", "day_totals_kept").sql).fetchall()[0][0])
 
 
 def _micros(moment: datetime) -> int:

@@ -4,6 +4,11 @@
 -- A window's whole days [:whole_from, :whole_to) are read from day_totals; the tasks of
 -- its part days at either end from tasks, as rows of one task each.
 
+-- name: day_totals_kept
+-- Whether this mirror has its day totals.
+SELECT count(*) > 0 FROM duckdb_tables()
+ WHERE table_name = 'day_totals' AND database_name = current_database();
+
 -- name: day_rows
 -- The window's rows: day totals of its whole days, then its other tasks one by one.
 SELECT day, month_day, run_key, user_key, provider, model, team, tags, tasks, cost,
