@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
-from sync_scatter import StepTimes  # noqa: E402
 
 import queries as q  # noqa: E402
 from queries import Filters, day_totals  # noqa: E402
@@ -51,6 +50,20 @@ def rollups(end: datetime, days: int) -> list[tuple[str, Callable]]:
     every = Filters(start=end - timedelta(days=days + 1), end=end)
     without = bench.call(q.usage_over_time, every, "week", "tag", counts=False)
     return [*covered, (f"usage by week x tag without distinct counts, {days} d", without)]
+
+
+class StepTimes(logging.Handler):
+    """Collects the sync's DEBUG step timings ("sync step NAME: N ms ...") in ms."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.steps: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("sync step "):
+            name, ms = message[len("sync step ") :].rsplit(": ", 1)
+            self.steps[name] = self.steps.get(name, 0.0) + float(ms.split()[0])
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
