@@ -184,3 +184,53 @@ def test_day_totals_stay_exact_through_incremental_syncs(demo_mirror, monkeypatc
         with q.open_mirror(path) as con:
             assert not q.sync_mirror(db_url, con=con).full
             assert_like_tasks(con, monkeypatch)
+
+
+def facts(con) -> dict[str, int]:
+    rows = con.execute("SELECT key, value FROM mirror_meta WHERE key LIKE 'day_total_rows_%'")
+    return {key: int(value) for key, value in rows.fetchall()}
+
+
+def rows_per_key(con) -> tuple[int, int]:
+    """Rows of day_totals and day_ttft, and their keys."""
+    return con.execute(
+        f"SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft), "
+        f"(SELECT count(*) FROM (SELECT DISTINCT {KEY} FROM day_totals)) "
+        "+ (SELECT count(*) FROM (SELECT DISTINCT day, ttft FROM day_ttft))"
+    ).fetchone()
+
+
+def test_scattered_syncs_compact_the_day_totals(demo_mirror, monkeypatch):
+    db_url, path = demo_mirror
+    with q.open_mirror(path) as con:
+        built = facts(con)
+        assert built["day_total_rows_appended"] == 0
+        assert built["day_total_rows_compacted"] == rows_per_key(con)[0]
+    compacted = False
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for round_ in range(12):
+            conn.execute(
+                "UPDATE ai_tasks SET cost = cost + 0.0000000001 * %s, "
+                "created_at = created_at - interval '1 hour' * (%s %% 3) "
+                "WHERE id IN (SELECT id FROM ai_tasks ORDER BY random() LIMIT 60)",
+                (round_ + 1, round_),
+            )
+            conn.execute("DELETE FROM ai_tasks WHERE id IN (SELECT id FROM ai_tasks LIMIT 3)")
+            with q.open_mirror(path) as con:
+                before = facts(con)["day_total_rows_appended"]
+                assert not q.sync_mirror(db_url, con=con, verify=False).full
+                after = facts(con)
+                rows, keys = rows_per_key(con)
+                if after["day_total_rows_appended"] < before:  # compacted
+                    # Not before the appended rows passed the share.
+                    assert (
+                        before <= sync.DAY_TOTALS_COMPACT_SHARE * built["day_total_rows_compacted"]
+                    )
+                    assert after == {"day_total_rows_appended": 0,
+                                     "day_total_rows_compacted": rows}  # fmt: skip
+                    assert rows == keys  # one row per key
+                    assert_like_tasks(con, monkeypatch)
+                    compacted = True
+                    break
+                assert rows > keys or after["day_total_rows_appended"] == 0
+    assert compacted

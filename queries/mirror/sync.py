@@ -234,6 +234,7 @@ def full_load(
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     with step("day totals"):
         con.execute(sql["all_day_totals"].sql).fetchall()
+        con.execute(sql["day_totals_compacted"].sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
 
@@ -383,8 +384,7 @@ def _apply_rest(
             with step(f"insert {table}"):
                 con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
     if staged["tasks"].num_rows or "ai_tasks" in logged:
-        with step("day totals"):
-            con.execute(sql["merge_day_totals"].sql).fetchall()
+        _keep_day_totals(con, sql)
     con.execute(sql["forget_day_total_changes"].sql).fetchall()
     scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
     con.execute(sql["forget_changed_rows"].sql).fetchall()
@@ -401,6 +401,25 @@ def _apply_rest(
         con.execute(sqlfiles.render(sql, "propagate_run_attributes").sql).fetchall()
         con.unregister("changed_runs")
     return scores
+
+
+# Each sync appends up to one row per changed key to day_totals (and day_ttft); once the
+# rows appended since the last compaction pass this share of the rows the tables had then,
+# the sync rewrites them one row per key. A rollup reads every row of its days, so 20% more
+# rows cost it at most about 20% more of its day totals' part, while one compaction costs
+# about as much as the day totals' step of a full build (docs/scale.md, "Day totals").
+DAY_TOTALS_COMPACT_SHARE = 0.2
+
+
+def _keep_day_totals(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
+    """Add the apply's changes to the day totals (day_total_changes), and compact them
+    when DAY_TOTALS_COMPACT_SHARE of appended rows is passed (compaction_due)."""
+    with step("day totals"):
+        con.execute(sql["merge_day_totals"].sql).fetchall()
+    due = sql["compaction_due"].duckdb
+    if con.execute(due, {"share": DAY_TOTALS_COMPACT_SHARE}).fetchall()[0][0]:
+        with step("compact day totals"):
+            con.execute(sqlfiles.render(sql, "compact_day_totals").sql).fetchall()
 
 
 def _remove(

@@ -60,6 +60,15 @@ SELECT day, time_to_first_token, count(*)
  GROUP BY day, time_to_first_token
  ORDER BY day, time_to_first_token;
 
+-- name: day_totals_compacted
+-- After all_day_totals or compact_day_totals, the mirror's facts (tables.sql, mirror_meta) after day_totals and day_ttft are written
+-- one row per key: how many rows they then have, and none appended since
+-- (compaction_due).
+INSERT OR REPLACE INTO mirror_meta
+VALUES ('day_total_rows_compacted',
+        ((SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft))::VARCHAR),
+       ('day_total_rows_appended', '0');
+
 -- name: start_day_total_changes
 -- The copies of tasks an apply removes (sign -1) and inserts (+1).
 CREATE OR REPLACE TEMP TABLE day_total_changes AS
@@ -132,10 +141,10 @@ SELECT d.*, h.had, h.row_ids, h.had_team, h.had_tags
    AND h.provider IS NOT DISTINCT FROM d.provider AND h.model IS NOT DISTINCT FROM d.model;
 DELETE FROM day_totals
  WHERE rowid IN (SELECT unnest(row_ids) FROM day_total_rows WHERE had + tasks = 0);
-INSERT INTO day_totals
+CREATE OR REPLACE TEMP TABLE appended_day_totals AS
 SELECT day, month_day, run_key, user_key, provider, model,
-       CASE WHEN inserted THEN team ELSE had_team END,
-       CASE WHEN inserted THEN tags ELSE had_tags END, tasks, cost, tokens_input,
+       CASE WHEN inserted THEN team ELSE had_team END AS team,
+       CASE WHEN inserted THEN tags ELSE had_tags END AS tags, tasks, cost, tokens_input,
        tokens_output, tokens_total, tokens_cached_input, tokens_cache_write, unpriced, failed,
        finished
   FROM day_total_rows
@@ -143,16 +152,66 @@ SELECT day, month_day, run_key, user_key, provider, model,
    AND NOT (tasks = 0 AND cost = 0 AND tokens_input = 0 AND tokens_output = 0
             AND tokens_total = 0 AND tokens_cached_input = 0 AND tokens_cache_write = 0
             AND unpriced = 0 AND failed = 0 AND finished = 0);
-INSERT INTO day_ttft
-SELECT day, time_to_first_token, sum(sign)
+CREATE OR REPLACE TEMP TABLE appended_day_ttft AS
+SELECT day, time_to_first_token AS ttft, sum(sign) AS n
   FROM day_total_changes
  WHERE status = 'completed' AND time_to_first_token IS NOT NULL
  GROUP BY day, time_to_first_token
 HAVING sum(sign) <> 0;
+INSERT INTO day_totals SELECT * FROM appended_day_totals;
+INSERT INTO day_ttft SELECT * FROM appended_day_ttft;
+-- The rows appended since the last compaction, a fact (compaction_due).
+INSERT OR REPLACE INTO mirror_meta
+SELECT 'day_total_rows_appended',
+       (coalesce((SELECT value::BIGINT FROM mirror_meta
+                   WHERE key = 'day_total_rows_appended'), 0)
+        + (SELECT count(*) FROM appended_day_totals)
+        + (SELECT count(*) FROM appended_day_ttft))::VARCHAR;
+
+-- name: compaction_due
+-- Whether the rows appended since the last compaction (or full build) pass :share of the
+-- rows day_totals and day_ttft had then (two of the mirror's facts: nothing is counted).
+-- A mirror without the facts (built by the branch before them) is compacted once.
+SELECT coalesce(max(value::BIGINT) FILTER (WHERE key = 'day_total_rows_appended'), 0)
+       > :share * coalesce(max(value::BIGINT) FILTER (WHERE key = 'day_total_rows_compacted'), 0)
+  FROM mirror_meta
+ WHERE key IN ('day_total_rows_appended', 'day_total_rows_compacted');
+
+-- name: compact_day_totals
+-- Rewrites day_totals and day_ttft one row per key, the sums of the key's rows (exact:
+-- sums of integers and decimals); a key whose rows sum to no task (day_ttft: count 0)
+-- drops out. Team and tags are the same on every row of a key (merge_day_totals).
+CREATE OR REPLACE TEMP TABLE compacted_day_totals AS
+SELECT day, any_value(month_day) AS month_day, run_key, user_key, provider, model,
+       any_value(team) AS team, any_value(tags) AS tags, sum(tasks) AS tasks,
+       sum(cost) AS cost, sum(tokens_input) AS tokens_input,
+       sum(tokens_output) AS tokens_output, sum(tokens_total) AS tokens_total,
+       sum(tokens_cached_input) AS tokens_cached_input,
+       sum(tokens_cache_write) AS tokens_cache_write, sum(unpriced) AS unpriced,
+       sum(failed) AS failed, sum(finished) AS finished
+  FROM day_totals
+ GROUP BY day, run_key, user_key, provider, model
+HAVING sum(tasks) <> 0
+ ORDER BY day, run_key;
+CREATE OR REPLACE TEMP TABLE compacted_day_ttft AS
+SELECT day, ttft, sum(n) AS n
+  FROM day_ttft
+ GROUP BY day, ttft
+HAVING sum(n) <> 0
+ ORDER BY day, ttft;
+DELETE FROM day_totals;
+DELETE FROM day_ttft;
+INSERT INTO day_totals SELECT * FROM compacted_day_totals;
+INSERT INTO day_ttft SELECT * FROM compacted_day_ttft;
+DROP TABLE compacted_day_totals;
+DROP TABLE compacted_day_ttft;
+{{day_totals.day_totals_compacted}};
 
 -- name: forget_day_total_changes
 DROP TABLE IF EXISTS day_total_changes;
 DROP TABLE IF EXISTS day_total_rows;
+DROP TABLE IF EXISTS appended_day_totals;
+DROP TABLE IF EXISTS appended_day_ttft;
 
 -- name: day_totals_of_teams
 -- With propagate_teams: the rows of users whose team changed (changed_teams) take it.
