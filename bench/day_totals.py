@@ -6,7 +6,7 @@ rollups over tasks, in one run (issue 26, item 0; docs/scale.md, "Day totals").
 1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds
    (--build: again) or brings up to date its mirror, PATH/analytics.duckdb; a build prints
    the time of its day totals step against the whole build. Then times that step alone
-   (wall and CPU), rolled back.
+   (wall and CPU), rolled back, and a sync's compaction of the day totals, rolled back.
 2. For each rollup, --rounds pairs in alternating order: over tasks (day totals turned off,
    the rollup as it was) and from the day totals. Prints the medians of wall and CPU time
    (this process, every DuckDB thread) and their ratios, and checks the two give the same
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench_support import bench_queries, demo_database_arguments, demo_folder  # noqa: E402
 
 import queries as q  # noqa: E402
+from ingest.store import sqlfiles  # noqa: E402
 from queries import Filters, day_totals  # noqa: E402
 from queries.mirror import sync as mirror_sync  # noqa: E402
 
@@ -101,6 +102,19 @@ def write_day_totals_again(con) -> None:
         con.execute("ROLLBACK")
 
 
+def compact(con) -> tuple[int, int]:
+    """What a sync's compaction does (compact_day_totals), in a transaction rolled back:
+    the rows of day_totals and day_ttft before and after it."""
+    count = "SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft)"
+    con.execute("BEGIN")
+    try:
+        before = con.execute(count).fetchall()[0][0]
+        con.execute(sqlfiles.render(mirror_sync.duck_sql(), "compact_day_totals").sql)
+        return before, con.execute(count).fetchall()[0][0]
+    finally:
+        con.execute("ROLLBACK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     demo_database_arguments(parser, tasks=1_000_000)
@@ -119,12 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     mirror_sync.log.removeHandler(steps)
     what = "built" if synced.full else "brought up to date"
     print(f"mirror {what} in {synced.seconds:.1f}s ({cpu:.1f}s CPU in this process); its day "
-          f"totals step {steps.steps.get('day totals', 0.0) / 1000:.2f}s; "
+          f"totals step {steps.steps.get('day totals', 0.0) / 1000:.2f}s, its compaction "
+          f"{steps.steps.get('compact day totals', 0.0) / 1000:.2f}s; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with q.open_mirror(folder / "analytics.duckdb") as con:
         wall, cpu, _ = timed(lambda: write_day_totals_again(con))
         print(f"the day totals written again: {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        wall, cpu, (before, after) = timed(lambda: compact(con))
+        print(f"the day totals compacted ({before:,} rows to {after:,}): {wall / 1000:.2f}s "
+              f"({cpu / 1000:.2f}s CPU); load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with psycopg.connect(url) as conn:
         end = conn.execute("SELECT max(created_at) FROM ai_tasks").fetchone()[0]
     end = end.astimezone(UTC) + timedelta(seconds=1)

@@ -178,9 +178,17 @@ SELECT coalesce(max(value::BIGINT) FILTER (WHERE key = 'day_total_rows_appended'
  WHERE key IN ('day_total_rows_appended', 'day_total_rows_compacted');
 
 -- name: compact_day_totals
--- Rewrites day_totals and day_ttft one row per key, the sums of the key's rows (exact:
--- sums of integers and decimals); a key whose rows sum to no task (day_ttft: count 0)
--- drops out. Team and tags are the same on every row of a key (merge_day_totals).
+-- Rewrites the keys of day_totals that have more than one row (split_day_totals) as one
+-- row each, the sums of its rows (exact: sums of integers and decimals); a key whose rows
+-- sum to no task drops out. Team and tags are the same on every row of a key
+-- (merge_day_totals). The other rows stay: finding the split keys costs a grouping of the
+-- key columns only (at 2M, 0.3 s of CPU against 2.2 s for writing the table again).
+-- day_ttft, small, is written again whole, one row per (day, ttft) with a count.
+CREATE OR REPLACE TEMP TABLE split_day_totals AS
+SELECT unnest(list(rowid)) AS row_id
+  FROM day_totals
+ GROUP BY day, run_key, user_key, provider, model
+HAVING count(*) > 1;
 CREATE OR REPLACE TEMP TABLE compacted_day_totals AS
 SELECT day, any_value(month_day) AS month_day, run_key, user_key, provider, model,
        any_value(team) AS team, any_value(tags) AS tags, sum(tasks) AS tasks,
@@ -190,19 +198,20 @@ SELECT day, any_value(month_day) AS month_day, run_key, user_key, provider, mode
        sum(tokens_cache_write) AS tokens_cache_write, sum(unpriced) AS unpriced,
        sum(failed) AS failed, sum(finished) AS finished
   FROM day_totals
+ WHERE rowid IN (SELECT row_id FROM split_day_totals)
  GROUP BY day, run_key, user_key, provider, model
-HAVING sum(tasks) <> 0
- ORDER BY day, run_key;
+HAVING sum(tasks) <> 0;
 CREATE OR REPLACE TEMP TABLE compacted_day_ttft AS
 SELECT day, ttft, sum(n) AS n
   FROM day_ttft
  GROUP BY day, ttft
 HAVING sum(n) <> 0
  ORDER BY day, ttft;
-DELETE FROM day_totals;
+DELETE FROM day_totals WHERE rowid IN (SELECT row_id FROM split_day_totals);
 DELETE FROM day_ttft;
-INSERT INTO day_totals SELECT * FROM compacted_day_totals;
+INSERT INTO day_totals SELECT * FROM compacted_day_totals ORDER BY day, run_key;
 INSERT INTO day_ttft SELECT * FROM compacted_day_ttft;
+DROP TABLE split_day_totals;
 DROP TABLE compacted_day_totals;
 DROP TABLE compacted_day_ttft;
 {{day_totals.day_totals_compacted}};
