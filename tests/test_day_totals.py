@@ -234,3 +234,27 @@ def test_scattered_syncs_compact_the_day_totals(demo_mirror, monkeypatch):
                     break
                 assert rows > keys or after["day_total_rows_appended"] == 0
     assert compacted
+
+
+LAST_ROW = "WHERE rowid = (SELECT max(rowid) FROM {})"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE day_totals SET cost = cost + 0.01 " + LAST_ROW.format("day_totals"),
+        "DELETE FROM day_ttft " + LAST_ROW.format("day_ttft"),
+    ],
+)
+def test_the_self_check_rebuilds_day_totals_out_of_step(demo_mirror, monkeypatch, damage):
+    db_url, path = demo_mirror
+    check = sync.duck_sql()["verify_day_totals"].sql
+    with q.open_mirror(path) as con:
+        assert con.execute(check).fetchone()[0] == 0
+        con.execute(damage)
+        assert con.execute(check).fetchone()[0] == 1
+    result = q.sync_mirror(db_url, path, verify=True)
+    assert result.full and "day_totals is out of step" in result.reason
+    with q.open_mirror(path) as con:
+        assert con.execute(check).fetchone()[0] == 0
+        assert_like_tasks(con, monkeypatch)

@@ -540,6 +540,12 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
     for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
         if Decimal(str(ours)) != Decimal(str(theirs)):
             return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    return _derived_out_of_step(con)
+
+
+def _derived_out_of_step(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What is wrong with the tables the mirror derives from its own (task_scores, the day
+    totals), None when they are in step with it."""
     query = sqlfiles.render(duck_sql(), "verify_task_scores").sql
     have, want, same = con.execute(query).fetchall()[0]
     if have != want or not same:
@@ -547,6 +553,9 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
             f"task_scores is out of step with the mirror's tasks and scores ({have} rows "
             f"for {want}{'' if same else ', contents differ'})"
         )
+    days = con.execute(duck_sql()["verify_day_totals"].sql).fetchall()[0][0]
+    if days:
+        return f"day_totals is out of step with the mirror's tasks ({days} days differ)"
     return None
 
 
