@@ -6,7 +6,9 @@ rollups over tasks, in one run (issue 26, item 0; docs/scale.md, "Day totals").
 1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds
    (--build: again) or brings up to date its mirror, PATH/analytics.duckdb; a build prints
    the time of its day totals step against the whole build. Then times that step alone
-   (wall and CPU), rolled back, and a sync's compaction of the day totals, rolled back.
+   (wall and CPU), rolled back; a sync's compaction of the day totals as they are and
+   with 20% more rows appended (DAY_TOTALS_COMPACT_SHARE), rolled back; and the
+   self-check's look at them.
 2. For each rollup, --rounds pairs in alternating order: over tasks (day totals turned off,
    the rollup as it was) and from the day totals. Prints the medians of wall and CPU time
    (this process, every DuckDB thread) and their ratios, and checks the two give the same
@@ -102,17 +104,36 @@ def write_day_totals_again(con) -> None:
         con.execute("ROLLBACK")
 
 
-def compact(con) -> tuple[int, int]:
-    """What a sync's compaction does (compact_day_totals), in a transaction rolled back:
-    the rows of day_totals and day_ttft before and after it."""
+# Rows as the syncs append them, without changing any sum: a zero row for a share of the
+# keys, picked at random (as scattered changes pick them).
+_SPLIT = """INSERT INTO day_totals
+SELECT day, month_day, run_key, user_key, provider, model, team, tags,
+       0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+  FROM day_totals USING SAMPLE {share}% (bernoulli)"""
+
+
+def compact(con, split: float) -> tuple[int, int, float, float]:
+    """What a sync's compaction does (compact_day_totals), in a transaction rolled back,
+    after `split` x the rows of day_totals were appended as zero rows of random keys: the
+    rows of day_totals and day_ttft before and after it, its wall and CPU ms."""
     count = "SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft)"
     con.execute("BEGIN")
     try:
+        con.execute(_SPLIT.format(share=split * 100))
         before = con.execute(count).fetchall()[0][0]
-        con.execute(sqlfiles.render(mirror_sync.duck_sql(), "compact_day_totals").sql)
-        return before, con.execute(count).fetchall()[0][0]
+        query = sqlfiles.render(mirror_sync.duck_sql(), "compact_day_totals").sql
+        wall, cpu, _ = timed(lambda: con.execute(query))
+        return before, con.execute(count).fetchall()[0][0], wall, cpu
     finally:
         con.execute("ROLLBACK")
+
+
+def verify(con) -> tuple[float, float]:
+    """Wall and CPU ms of the self-check's look at the day totals (verify_day_totals)."""
+    query = mirror_sync.duck_sql()["verify_day_totals"].sql
+    wall, cpu, days = timed(lambda: con.execute(query).fetchall()[0][0])
+    assert days == 0, days
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,9 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu, _ = timed(lambda: write_day_totals_again(con))
         print(f"the day totals written again: {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        wall, cpu, (before, after) = timed(lambda: compact(con))
-        print(f"the day totals compacted ({before:,} rows to {after:,}): {wall / 1000:.2f}s "
-              f"({cpu / 1000:.2f}s CPU); load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        for split in (0.0, mirror_sync.DAY_TOTALS_COMPACT_SHARE):
+            before, after, wall, cpu = compact(con, split)
+            print(f"the day totals compacted, {split:.0%} appended ({before:,} rows to "
+                  f"{after:,}): {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        wall, cpu = verify(con)
+        print(f"the self-check's look at the day totals: {wall / 1000:.2f}s ({cpu / 1000:.2f}s "
+              f"CPU); load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with psycopg.connect(url) as conn:
         end = conn.execute("SELECT max(created_at) FROM ai_tasks").fetchone()[0]
     end = end.astimezone(UTC) + timedelta(seconds=1)
