@@ -26,8 +26,9 @@ scratch, with a warning saying why.
 Self-check (docs/limits.md): at most every VERIFY_EVERY_SECONDS (and on every
 `verify=True` sync, which `ai-runs sync` uses), a sync reads every block of the mirror (so
 DuckDB verifies each block's checksum) and compares row counts and token and cost sums
-with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
-warning saying what was wrong.
+with Postgres in the sync's own snapshot, and the tables derived from the mirror's own
+(task_scores, the day totals) with what they stand for. A damaged or diverging mirror is
+rebuilt, with a warning saying what was wrong.
 
 The steps, in the order of this module, each beside its SQL in queries/mirror/sql/: what
 they share (SyncResult, the step timer); reading Postgres into Arrow (`extract`,
