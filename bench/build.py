@@ -55,7 +55,7 @@ def previous_full_load(con, cur, url: str) -> None:
     pg = {**mirror_sync.pg_sql(), **BENCH_SQL}
     duck = {**sql, **BENCH_SQL}
     con.execute("BEGIN").fetchall()
-    con.execute(sql["drop_all"].sql).fetchall()
+    con.execute(sqlfiles.render(sql, "drop_all").sql).fetchall()
     for name in mirror_sync.CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     loads = [
@@ -82,6 +82,8 @@ def previous_full_load(con, cur, url: str) -> None:
         con.execute(sql["all_dim_values"].sql).fetchall()
     with mirror_sync.step("task scores"):
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
+    with mirror_sync.step("day totals"):
+        con.execute(sql["all_day_totals"].sql).fetchall()
 
 
 def current_full_load(connections: int) -> Callable:

@@ -9,9 +9,10 @@
 2. Changes 10,000 tasks like bench/queries.py (40% updated and 20% deleted at random over
    the days, 40% inserted now).
 3. Each round syncs a fresh copy of the mirror twice, in alternating order: "before" with
-   (--old, default all three) ADBC reading Postgres' whole type catalog on connect, every
-   change read over one connection, and the copies of changed rows found by id over the
-   whole table (the mirror's `logged_times` fact removed); "after" as the sync runs now
+   (--old, default all four) ADBC reading Postgres' whole type catalog on connect, every
+   change read over one connection, the copies of changed rows found by id over the
+   whole table (the mirror's `logged_times` fact removed), and the day totals not kept
+   (their tables then differ, and are not compared); "after" as the sync runs now
    (docs/scale.md, "The incremental sync of scattered changes"). With --compare-root DIR
    (another checkout of this repository, e.g. main), "before" runs DIR's code as it is.
    Each sync runs in a process of its own. The first sync reads the changed rows
@@ -50,7 +51,12 @@ TABLES = ("tasks", "runs", "users", "scores", "task_scores", "rare_tasks", "run_
           "user_keys", "run_key_days", "dim_values")  # fmt: skip
 
 
-OLD_WAYS = ("connect", "extract", "removal")
+OLD_WAYS = ("connect", "extract", "removal", "day_totals")
+# What the apply runs to keep the day totals (queries/mirror/sql/day_totals.sql), each
+# made a no-op for a "before" sync without them (in the child process, _CHILD).
+DAY_TOTAL_UPKEEP = ("start_day_total_changes", "old_day_total_copies", "new_day_total_copies",
+                    "merge_day_totals", "compact_day_totals", "day_totals_of_teams",
+                    "day_totals_of_runs")  # fmt: skip
 
 # The child process of one sync (sync_copy): argv is root, url, copy, old ways. It opens the
 # mirror and syncs through the open connection, as the dashboard does, then checkpoints
@@ -85,6 +91,13 @@ if 'connect' in old:
     mirror_sync._CONNECT_OPTIONS = {}
 if 'extract' in old:
     mirror_sync.EXTRACT_CONNECTIONS = 1
+if 'day_totals' in old:
+    import dataclasses
+    from sync_scatter import DAY_TOTAL_UPKEEP
+    named = dict(mirror_sync.duck_sql())
+    for name in DAY_TOTAL_UPKEEP:
+        named[name] = dataclasses.replace(named[name], sql='SELECT 1')
+    mirror_sync.duck_sql = named.copy
 mirror_sync.log.setLevel(logging.DEBUG)
 handler = StepTimes()
 mirror_sync.log.addHandler(handler)
@@ -108,9 +121,10 @@ def sync_copy(
 ) -> dict:
     """Sync a fresh copy of `base` at `copy` in a process of its own, with the code of the
     checkout `root` and the OLD_WAYS named in `old` as they were (connect: the whole type
-    catalog; extract: one connection; removal: by id everywhere). Returns seconds, steps
-    (ms), cpu (seconds of the syncing process), postgres_cpu (seconds of the Postgres
-    server of `pgdata` over the whole child process) and checkpoint (seconds)."""
+    catalog; extract: one connection; removal: by id everywhere; day_totals: not kept).
+    Returns seconds, steps (ms), cpu (seconds of the syncing process), postgres_cpu
+    (seconds of the Postgres server of `pgdata` over the whole child process) and
+    checkpoint (seconds)."""
     for stale in copy.parent.glob(copy.name + "*"):
         stale.unlink()
     shutil.copy(base, copy)

@@ -13,26 +13,44 @@ from typing import Any
 
 import pandas as pd
 
-from queries.distinct_counts import distinct_counts
+from queries import day_totals
+from queries.distinct_counts import DistinctCounts, distinct_counts
 from queries.engine import Connection, fetch, filter_params, finish, group_sql, period_sql
 from queries.filters import Filters
 
 KPI_METRICS = ("spend", "tasks", "runs", "active_users", "tokens", "p95_ttft_ms", "failure_rate")
 
 
+def _over_tasks(
+    con: Connection,
+    name: str,
+    filters: Filters,
+    how: DistinctCounts,
+    exact: bool,
+    grain: str | None,
+    group: str,
+) -> pd.DataFrame:
+    """Rollup `name` of sql/usage.sql over the tasks, grouped by `grain` and `group`."""
+    return fetch(
+        con,
+        name,
+        filter_params(filters) | how.values,
+        exact=exact,
+        period=period_sql(grain),
+        group=group,
+        **how.expressions,
+    )
+
+
 def _usage(
     con: Connection, filters: Filters, grain: str | None, by: str | None, exact: bool, counts: bool
 ) -> pd.DataFrame:
     how = distinct_counts(con, filters, grain, by, counts)
-    frame = fetch(
-        con,
-        "usage_bitmaps" if how.bitmaps else "usage",
-        filter_params(filters) | how.values,
-        exact=exact,
-        period=period_sql(grain),
-        group=group_sql(con, by),
-        **how.expressions,
-    )
+    if day_totals.covers(con, filters, by):
+        frame = day_totals.usage(con, filters, grain, by, how, exact=exact)
+    else:
+        name = "usage_bitmaps" if how.bitmaps else "usage"
+        frame = _over_tasks(con, name, filters, how, exact, grain, group_sql(con, by))
     if not counts:
         frame = frame.drop(columns=["runs", "active_users"])
     return finish(frame, grain=grain, by=by)
@@ -80,15 +98,11 @@ def usage_by(
 
 def _kpi_values(con: Connection, filters: Filters, exact: bool) -> dict[str, Any]:
     how = distinct_counts(con, filters, None, None)
-    row = fetch(
-        con,
-        "kpi_totals_bitmaps" if how.bitmaps else "kpi_totals",
-        filter_params(filters) | how.values,
-        exact=exact,
-        period=period_sql(None),
-        group="NULL::VARCHAR",
-        **how.expressions,
-    ).iloc[0]
+    if day_totals.covers(con, filters, None):
+        row = day_totals.kpi_row(con, filters, how, exact=exact)
+    else:
+        name = "kpi_totals_bitmaps" if how.bitmaps else "kpi_totals"
+        row = _over_tasks(con, name, filters, how, exact, None, "NULL::VARCHAR").iloc[0]
     finished = int(row["finished"])
     p95 = row["p95_ttft_ms"]
     return {

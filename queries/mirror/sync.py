@@ -26,8 +26,9 @@ scratch, with a warning saying why.
 Self-check (docs/limits.md): at most every VERIFY_EVERY_SECONDS (and on every
 `verify=True` sync, which `ai-runs sync` uses), a sync reads every block of the mirror (so
 DuckDB verifies each block's checksum) and compares row counts and token and cost sums
-with Postgres in the sync's own snapshot. A damaged or diverging mirror is rebuilt, with a
-warning saying what was wrong.
+with Postgres in the sync's own snapshot, and the tables derived from the mirror's own
+(task_scores, the day totals) with what they stand for. A damaged or diverging mirror is
+rebuilt, with a warning saying what was wrong.
 
 The steps, in the order of this module, each beside its SQL in queries/mirror/sql/: what
 they share (SyncResult, the step timer); reading Postgres into Arrow (`extract`,
@@ -64,8 +65,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 log = logging.getLogger("queries.mirror")
 
 # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant;
-# 6: task_scores
-MIRROR_SCHEMA_VERSION = 6
+# 6: task_scores; 7: day totals
+MIRROR_SCHEMA_VERSION = 7
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
@@ -175,7 +176,7 @@ _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 # The DuckDB queries that create the mirror's tables, in order (tables.sql).
 CREATE_QUERIES = (
     "create_users", "create_runs", "create_tasks", "create_keys", "create_scores",
-    "create_task_scores", "create_meta",
+    "create_task_scores", "create_day_totals", "create_meta",
 )  # fmt: skip
 
 
@@ -191,7 +192,7 @@ def full_load(
     connections = connections or FULL_LOAD_CONNECTIONS
     sql = duck_sql()
     con.execute("BEGIN").fetchall()
-    con.execute(sql["drop_all"].sql).fetchall()
+    con.execute(sqlfiles.render(sql, "drop_all").sql).fetchall()
     for name in CREATE_QUERIES:
         con.execute(sql[name].sql).fetchall()
     upserted = {}
@@ -232,6 +233,9 @@ def full_load(
         con.execute(sql["all_dim_values"].sql).fetchall()
     with step("task scores"):
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
+    with step("day totals"):
+        con.execute(sql["all_day_totals"].sql).fetchall()
+        con.execute(sql["day_totals_compacted"].sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
 
@@ -334,7 +338,7 @@ def apply_changes(
             deleted = dict.fromkeys(TABLES, 0)
             for name, table in staged.items():
                 con.register(f"staged_{name}", table)
-            con.execute(sql["start_rescored_tasks"].sql).fetchall()
+            con.execute(sqlfiles.render(sql, "start_rescored_tasks").sql).fetchall()
             # While the changed runs still stream in over the second connection.
             deleted["tasks"] = _remove(con, sql, "tasks", staged, logged, by_time)
             with step("extract runs"):
@@ -380,6 +384,9 @@ def _apply_rest(
         if staged[table].num_rows:
             with step(f"insert {table}"):
                 con.execute(sqlfiles.render(duck_sql(), queries["insert"]).sql).fetchall()
+    if staged["tasks"].num_rows or "ai_tasks" in logged:
+        _keep_day_totals(con, sql)
+    con.execute(sql["forget_day_total_changes"].sql).fetchall()
     scores = _apply_scores(con, sql, staged["scores"], "ai_scores" in logged)
     con.execute(sql["forget_changed_rows"].sql).fetchall()
     if staged["tasks"].num_rows or staged["scores"].num_rows or rescoring_deletions(logged):
@@ -388,13 +395,32 @@ def _apply_rest(
     con.execute(sql["forget_rescoring"].sql).fetchall()
     if teams is not None and teams.num_rows:
         con.register("changed_teams", teams)
-        con.execute(sql["propagate_teams"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "propagate_teams").sql).fetchall()
         con.unregister("changed_teams")
     if run_attrs is not None and run_attrs.num_rows:
         con.register("changed_runs", run_attrs)
-        con.execute(sql["propagate_run_attributes"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "propagate_run_attributes").sql).fetchall()
         con.unregister("changed_runs")
     return scores
+
+
+# Each sync appends up to one row per changed key to day_totals (and day_ttft); once the
+# rows appended since the last compaction pass this share of the rows the tables had then,
+# the sync rewrites them one row per key. A rollup reads every row of its days, so 20% more
+# rows cost it at most about 20% more of its day totals' part, while one compaction costs
+# about as much as the day totals' step of a full build (docs/scale.md, "Day totals").
+DAY_TOTALS_COMPACT_SHARE = 0.2
+
+
+def _keep_day_totals(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
+    """Add the apply's changes to the day totals (day_total_changes), and compact them
+    when DAY_TOTALS_COMPACT_SHARE of appended rows is passed (compaction_due)."""
+    with step("day totals"):
+        con.execute(sql["merge_day_totals"].sql).fetchall()
+    due = sql["compaction_due"].duckdb
+    if con.execute(due, {"share": DAY_TOTALS_COMPACT_SHARE}).fetchall()[0][0]:
+        with step("compact day totals"):
+            con.execute(sqlfiles.render(sql, "compact_day_totals").sql).fetchall()
 
 
 def _remove(
@@ -515,6 +541,12 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
     for name, ours, theirs in zip(_VERIFIED_COLUMNS, mirror, source, strict=True):
         if Decimal(str(ours)) != Decimal(str(theirs)):
             return f"{name} is {ours} in the mirror but {theirs} in Postgres"
+    return _derived_out_of_step(con)
+
+
+def _derived_out_of_step(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What is wrong with the tables the mirror derives from its own (task_scores, the day
+    totals), None when they are in step with it."""
     query = sqlfiles.render(duck_sql(), "verify_task_scores").sql
     have, want, same = con.execute(query).fetchall()[0]
     if have != want or not same:
@@ -522,6 +554,9 @@ def check_against_postgres(con: duckdb.DuckDBPyConnection, cur: Any) -> str | No
             f"task_scores is out of step with the mirror's tasks and scores ({have} rows "
             f"for {want}{'' if same else ', contents differ'})"
         )
+    days = con.execute(duck_sql()["verify_day_totals"].sql).fetchall()[0][0]
+    if days:
+        return f"day_totals is out of step with the mirror's tasks ({days} days differ)"
     return None
 
 

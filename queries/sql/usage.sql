@@ -46,6 +46,11 @@ g AS (
      GROUP BY period_key, grp
 ),
 x AS ({{distinct_counts.rare_runs}})
+{{usage.with_hashed_runs}};
+
+-- name: with_hashed_runs
+-- The last select of usage_bitmaps (and day_totals.usage_days_bitmaps): the sums and
+-- bitmap runs of g per period and group, with the runs x counted by hashing added.
 SELECT DATE '1970-01-01' + g.period_key AS period, g.grp AS "group", cost, tokens_input,
        tokens_output, tokens_total, tasks, g.runs + coalesce(x.runs, 0) AS runs, active_users,
        tokens_cached_input, tokens_cache_write, unpriced

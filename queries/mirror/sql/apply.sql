@@ -32,7 +32,8 @@ SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: remove_changed_tasks
 -- Like remove_changed_users, with the copies found by time first (task_copies_by_time).
--- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too; the task ids
+-- rare_tasks (a small copy of some tasks, tables.sql) loses its copies too, the day totals
+-- their old copies (day_totals.sql); the task ids
 -- of the removed and staged tasks are kept in rescored_tasks (their task_scores rows are
 -- written again by rewrite_task_scores).
 DELETE FROM rare_tasks
@@ -45,6 +46,7 @@ SELECT rowid AS row_id, task_id,
  WHERE {{apply.task_copies_by_time}}
    AND id IN (SELECT id::UUID FROM staged_deletions WHERE table_name = 'ai_tasks'
               UNION ALL SELECT id FROM staged_tasks);
+{{day_totals.old_day_total_copies}};
 DELETE FROM tasks WHERE rowid IN (SELECT row_id FROM changed_rows);
 INSERT INTO rescored_tasks
 SELECT task_id FROM changed_rows UNION ALL SELECT task_id FROM staged_tasks;
@@ -85,9 +87,11 @@ SELECT count(*) FILTER (WHERE deleted) FROM changed_rows;
 
 -- name: start_rescored_tasks
 -- The task ids whose task_scores rows this apply writes again (tables.sql), and an empty
--- keyed_tasks for an apply that stages no task (insert_tasks replaces it).
+-- keyed_tasks for an apply that stages no task (insert_tasks replaces it), and the day
+-- totals' changes.
 CREATE OR REPLACE TEMP TABLE rescored_tasks (task_id UUID);
 CREATE OR REPLACE TEMP TABLE keyed_tasks AS SELECT * FROM tasks LIMIT 0;
+{{day_totals.start_day_total_changes}};
 
 -- name: rewrite_task_scores
 -- Every task_scores row of the tasks in rescored_tasks, written again from the mirror's
@@ -154,8 +158,9 @@ SELECT {{tables.task_columns}}, rk.key AS run_key, uk.key AS user_key
 
 -- name: insert_tasks
 -- Incremental: new keys are given before (new_run_keys, new_user_keys, run_key_days).
--- keyed_tasks stays until rewrite_task_scores has read it.
+-- keyed_tasks stays until rewrite_task_scores has read it; the day totals get its copies.
 CREATE OR REPLACE TEMP TABLE keyed_tasks AS {{apply.keyed_staged_tasks}};
+{{day_totals.new_day_total_copies}};
 INSERT INTO rare_tasks
 SELECT k.* FROM keyed_tasks k LEFT JOIN run_key_days d ON d.day = k.day
  WHERE d.lo IS NULL OR k.run_key IS NULL OR k.run_key NOT BETWEEN d.lo AND d.lo + d.n - 1;
@@ -165,6 +170,7 @@ INSERT INTO tasks SELECT * FROM keyed_tasks;
 UPDATE rare_tasks SET team = c.team FROM changed_teams c WHERE rare_tasks.user_id = c.id;
 UPDATE tasks SET team = c.team FROM changed_teams c WHERE tasks.user_id = c.id;
 UPDATE task_scores SET team = c.team FROM changed_teams c WHERE task_scores.user_id = c.id;
+{{day_totals.day_totals_of_teams}};
 
 -- name: propagate_run_attributes
 UPDATE rare_tasks SET source_type = c.source_type, tags = c.tags
@@ -173,6 +179,7 @@ UPDATE tasks SET source_type = c.source_type, tags = c.tags
   FROM changed_runs c WHERE tasks.run_id = c.id;
 UPDATE task_scores SET source_type = c.source_type, tags = c.tags
   FROM changed_runs c WHERE task_scores.run_id = c.id;
+{{day_totals.day_totals_of_runs}};
 
 -- name: new_run_keys
 -- Keys for runs not seen before (in the staged runs, or named by a staged task), in order

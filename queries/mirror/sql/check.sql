@@ -14,7 +14,9 @@ SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM ru
        (SELECT max(hash(d)) FROM run_key_days d) AS run_key_days,
        (SELECT max(hash(v)) FROM dim_values v) AS dim_values,
        (SELECT max(hash(s)) FROM scores s) AS scores,
-       (SELECT max(hash(s)) FROM task_scores s) AS task_scores;
+       (SELECT max(hash(s)) FROM task_scores s) AS task_scores,
+       (SELECT max(hash(d)) FROM day_totals d) AS day_totals,
+       (SELECT max(hash(d)) FROM day_ttft d) AS day_ttft;
 
 -- name: verify_totals
 -- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
@@ -38,3 +40,29 @@ SELECT (SELECT count(*) FROM task_scores) AS have, count(*) AS want,
        coalesce((SELECT sum(hash(x)) FROM task_scores x) = sum(hash(w)),
                 (SELECT count(*) FROM task_scores) = 0) AS same
   FROM ({{tables.task_score_rows}}) w;
+
+-- name: verify_day_totals
+-- The day totals (day_totals.sql) against the mirror's tasks they stand for, per day: the
+-- tasks, their cost and tokens, and the completed tasks with a time to first token
+-- (day_ttft). How many days differ (0 when in step). One pass over four columns of tasks
+-- and over the day totals: at 2M tasks a fraction of verify_read_all.
+WITH kept AS (
+    SELECT day, sum(tasks) AS tasks, sum(cost) AS cost, sum(tokens_total) AS tokens
+      FROM day_totals GROUP BY day
+),
+counted AS (
+    SELECT day, count(*) AS tasks, coalesce(sum(cost), 0) AS cost,
+           coalesce(sum(tokens_total), 0) AS tokens,
+           count(*) FILTER (WHERE status = 'completed' AND time_to_first_token IS NOT NULL)
+               AS timed
+      FROM tasks GROUP BY day
+),
+timed AS (SELECT day, sum(n) AS timed FROM day_ttft GROUP BY day HAVING sum(n) <> 0)
+SELECT count(*)
+  FROM kept
+  FULL JOIN counted USING (day)
+  FULL JOIN timed USING (day)
+ WHERE kept.tasks IS DISTINCT FROM counted.tasks
+    OR kept.cost IS DISTINCT FROM counted.cost
+    OR kept.tokens IS DISTINCT FROM counted.tokens
+    OR coalesce(timed.timed, 0) <> coalesce(counted.timed, 0);

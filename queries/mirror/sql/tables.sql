@@ -184,6 +184,7 @@ DROP TABLE IF EXISTS dim_values;
 DROP TABLE IF EXISTS rare_tasks;
 DROP TABLE IF EXISTS scores;
 DROP TABLE IF EXISTS task_scores;
+{{day_totals.drop_day_totals}};
 
 -- name: mirror_file
 -- The file behind this connection's database (NULL in memory).
@@ -215,7 +216,7 @@ SELECT id, run_id, task_id, name, data_type, value, label, source, author, evalu
 -- The mirror's task columns from a staged task row s.
 s.id, task_id, run_id, user_id, team, source_type, tags, variant, service, task_name, provider,
        endpoint, model, model_id, status, tokens_input, tokens_output, tokens_cached_input,
-       tokens_reasoning, tokens_total, tokens_cache_write, cost::DECIMAL(20, 10),
+       tokens_reasoning, tokens_total, tokens_cache_write, cost::DECIMAL(20, 10) AS cost,
        cost_source, time_to_first_token,
        total_time, created_at, completed_at, updated_at,
        (epoch_us(created_at) // 86400000000)::INTEGER AS day,
