@@ -1,5 +1,5 @@
--- day_totals.sql: the mirror's day totals, written by the full load and kept exact by every
--- incremental apply (queries/mirror/sync.py); read by queries/day_totals.py.
+-- day_totals.sql: the mirror's day totals, which queries/day_totals.py reads, written by the
+-- full load and kept exact by every incremental apply (queries/mirror/sync.py).
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- An apply keeps them by difference, in its own transaction: the old copies of the tasks
 -- it removes count -1, the copies it inserts +1 (day_total_changes), and their sums per
