@@ -1,5 +1,6 @@
--- day_totals.sql: usage and the KPI row from the mirror's day totals (queries/day_totals.py;
--- the tables: queries/mirror/sql/day_totals.sql). Mirror only: Postgres reads its tasks.
+-- day_totals.sql: usage and the KPI row from the mirror's day totals, whose tables
+-- queries/mirror/sql/day_totals.sql holds; mirror only, Postgres reads its tasks
+-- (queries/day_totals.py).
 -- Named queries, :name bound, {{file.block}} fragments: ingest/store/sqlfiles.py.
 -- A window's whole days [:whole_from, :whole_to) are read from day_totals; the tasks of
 -- its part days at either end from tasks, as rows of one task each.
