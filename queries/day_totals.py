@@ -31,13 +31,10 @@ def covers(con: Connection, filters: Filters, by: str | None) -> bool:
     """Whether the day totals answer a rollup of `filters` grouped by `by` on `con`."""
     if not ENABLED or engine_of(con) != "duckdb" or by not in DIMENSIONS:
         return False
-    if filters.visible_runs is not None:
-        return False
-    lists = (
-        filters.source_types, filters.providers, filters.models, filters.users,
-        filters.teams, filters.tags, filters.statuses, filters.variants,
-    )  # fmt: skip
-    return not any(lists) and _kept(con)
+    # Nothing but the window: every other field (list filters, the viewer's runs, any
+    # filter added later) at its default.
+    only_time = filters == Filters(start=filters.start, end=filters.end)
+    return only_time and _kept(con)
 
 
 def _kept(con: Connection) -> bool:

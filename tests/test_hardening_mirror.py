@@ -117,3 +117,30 @@ def test_the_self_check_runs_beside_page_loads_not_in_them(db_url, built, tmp_pa
         assert asked.count(True) == 1 and m.last_error is None
         data.sync(force=True)
         assert asked.count(True) == 1  # checked 0 s ago: not due again
+
+
+def test_a_postgres_failure_in_a_full_build_is_raised_as_it_is_and_keeps_the_file(
+    db_url, built, monkeypatch
+):
+    """A read from Postgres that fails in the middle of the full build (here: the error an
+    exhausted disk gave at 10M, injected into the tasks' load) is the error the caller sees,
+    not the follow-up "transaction is aborted"; and it is not taken for a damaged mirror:
+    the file keeps its rows, and the next sync goes on from it."""
+    import duckdb
+
+    from queries.mirror import sync as mirror_sync
+
+    real_load = mirror_sync._load
+    failure = 'IOError: could not write to file "base/pgsql_tmp/x": No space left on device'
+
+    def load(con, table, stream, insert=""):
+        if table == "tasks":  # fails in DuckDB, in the build's transaction, as the stream did
+            con.execute("SELECT error($failure)", {"failure": failure}).fetchall()
+        return real_load(con, table, stream, insert)
+
+    monkeypatch.setattr(mirror_sync, "_load", load)
+    with pytest.raises(duckdb.InvalidInputException, match="No space left on device"):
+        sync_mirror(db_url, built, full=True)
+    monkeypatch.setattr(mirror_sync, "_load", real_load)
+    kept = sync_mirror(db_url, built, verify=True)
+    assert (kept.full, kept.verified, kept.rows["tasks"]) == (False, True, 6000)

@@ -58,7 +58,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 
 from ingest.store import config, database, horizon, retention, sqlfiles
-from queries.mirror.files import open_mirror, remove_mirror_files
+from queries.mirror.files import is_damage, open_mirror, remove_mirror_files
 
 SQL_DIR = Path(__file__).parent / "sql"
 # One logger for the whole mirror: bench/queries.py turns on its DEBUG step timings.
@@ -220,6 +220,11 @@ def full_load(
             con.execute(sql["probe_the_stream"].sql).fetchall()
             try:
                 upserted["tasks"] = _load(con, "tasks", tasks.result(), insert="insert_all_tasks")
+            except BaseException:
+                # An aborted transaction takes no SET: end it, so that the settings are put
+                # back and the error raised is this one (a full disk in Postgres, say).
+                rollback(con)
+                raise
             finally:
                 con.execute(sql["optimize_as_usual"].sql).fetchall()
                 con.execute(sql["set_memory_limit"].duckdb, {"limit": limit}).fetchall()
@@ -597,12 +602,12 @@ def sync_mirror(
                 result = _sync(con, url, full=full, path=path, verify=verify,
                                held_back_after=held_back_after)  # fmt: skip
             except duckdb.Error as exc:
-                if not own:
-                    raise
+                if not own or not is_damage(exc):
+                    raise  # Postgres or lock trouble: the file is fine, keep it
                 # Damaged beyond an in-place rebuild: start from a new file.
-                log.warning("mirror %s is damaged (%s): recreating the file", path, exc)
-                con.close()
                 target = Path(path) if path is not None else config.mirror_path()
+                log.warning("mirror %s is damaged (%s): recreating the file", target, exc)
+                con.close()
                 remove_mirror_files(target)
                 con = open_mirror(target)
                 result = _sync(con, url, full=True, path=path, verify=False,
