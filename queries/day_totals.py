@@ -11,20 +11,18 @@ the rollups over tasks (sql/usage.sql), distinct runs and users and the p95 exac
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from fractions import Fraction
 
 import pandas as pd
 
 from queries import sqltext
-from queries.distinct_counts import DistinctCounts
+from queries.distinct_counts import DAY_US, DistinctCounts, epoch_micros
 from queries.engine import Connection, engine_of, fetch, filter_params, group_sql, period_sql
 from queries.filters import Filters
 
 # Tests turn it off to compare with the rollups over tasks.
 ENABLED = True
 DIMENSIONS = (None, "provider", "model", "team", "tag")
-_DAY_US = 86_400_000_000
 
 
 def covers(con: Connection, filters: Filters, by: str | None) -> bool:
@@ -43,19 +41,14 @@ def _kept(con: Connection) -> bool:
     return bool(con.execute(sqltext.render("duckdb", "day_totals_kept").sql).fetchall()[0][0])
 
 
-def _micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def whole_days(filters: Filters) -> dict[str, int]:
     """The day numbers [whole_from, whole_to) of the window's whole UTC days (empty when
     none: then every task of the window is read from tasks), and of its first and last
     days (first_day, last_day, as distinct_counts gives them)."""
-    start, end = _micros(filters.start), _micros(filters.end)
-    whole_from = -(-start // _DAY_US)
-    whole_to = max(end // _DAY_US, whole_from)
-    days = {"first_day": start // _DAY_US, "last_day": (end - 1) // _DAY_US}
+    start, end = epoch_micros(filters.start), epoch_micros(filters.end)
+    whole_from = -(-start // DAY_US)
+    whole_to = max(end // DAY_US, whole_from)
+    days = {"first_day": start // DAY_US, "last_day": (end - 1) // DAY_US}
     return days | {"whole_from": whole_from, "whole_to": whole_to}
 
 

@@ -15,7 +15,7 @@ from queries.engine import Connection, engine_of, period_sql
 from queries.filters import Filters, dimension_column
 
 BITMAP_BUDGET_BYTES = 64 << 20
-_DAY_US = 86_400_000_000
+DAY_US = 86_400_000_000
 
 
 class DistinctCounts(NamedTuple):
@@ -27,11 +27,14 @@ class DistinctCounts(NamedTuple):
     values: dict[str, Any]
 
 
-def _day_number(moment: datetime) -> int:
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC, exactly (no float on the way)."""
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 * 1_000_000 + delta.seconds * 1_000_000 + delta.microseconds) // (
-        _DAY_US
-    )
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _day_number(moment: datetime) -> int:
+    return epoch_micros(moment) // DAY_US
 
 
 def _periods(first_day: int, last_day: int, grain: str | None) -> int:
