@@ -209,11 +209,14 @@ def facts(con) -> dict[str, int]:
 
 
 def rows_per_key(con) -> tuple[int, int]:
-    """Rows of day_totals and day_ttft, and their keys."""
+    """Rows of day_totals, day_ttft and day_tag_totals, and their keys."""
     return con.execute(
-        f"SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft), "
+        "SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft) "
+        "+ (SELECT count(*) FROM day_tag_totals), "
         f"(SELECT count(*) FROM (SELECT DISTINCT {KEY} FROM day_totals)) "
-        "+ (SELECT count(*) FROM (SELECT DISTINCT day, ttft FROM day_ttft))"
+        "+ (SELECT count(*) FROM (SELECT DISTINCT day, ttft FROM day_ttft)) "
+        "+ (SELECT count(*) FROM (SELECT DISTINCT day, run_key, user_key, tag "
+        "FROM day_tag_totals))"
     ).fetchone()
 
 

@@ -423,7 +423,7 @@ def _keep_day_totals(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Que
     with step("day totals"):
         con.execute(sql["merge_day_totals"].sql).fetchall()
     with step("day tag totals"):
-        con.execute(sqlfiles.render(sql, "retag_changed_runs").sql).fetchall()
+        con.execute(sql["merge_day_tag_totals"].sql).fetchall()
     due = sql["compaction_due"].duckdb
     if con.execute(due, {"share": DAY_TOTALS_COMPACT_SHARE}).fetchall()[0][0]:
         with step("compact day totals"):
