@@ -409,17 +409,19 @@ def _apply_rest(
     return scores
 
 
-# Each sync appends up to one row per changed key to day_totals (and day_ttft); once the
-# rows appended since the last compaction pass this share of the rows the tables had then,
-# the sync rewrites them one row per key. A rollup reads every row of its days, so 20% more
-# rows cost it at most about 20% more of its day totals' part, while one compaction costs
-# about as much as the day totals' step of a full build (docs/scale.md, "Day totals").
+# Each sync appends up to one row per changed key to day_totals (and day_ttft, and one per
+# tag of its run to day_tag_totals); once the rows appended since the last compaction pass
+# this share of the rows the tables had then, the sync rewrites them one row per key. A
+# rollup reads every row of its days, so 20% more rows cost it at most about 20% more of its
+# day totals' part, while one compaction costs about as much as the day totals' step of a
+# full build (docs/scale.md, "Day totals").
 DAY_TOTALS_COMPACT_SHARE = 0.2
 
 
 def _keep_day_totals(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
-    """Add the apply's changes to the day totals (day_total_changes), and compact them
-    when DAY_TOTALS_COMPACT_SHARE of appended rows is passed (compaction_due)."""
+    """Add the apply's changes to the day totals and their tag totals (day_total_changes),
+    and compact them when DAY_TOTALS_COMPACT_SHARE of appended rows is passed
+    (compaction_due)."""
     with step("day totals"):
         con.execute(sql["merge_day_totals"].sql).fetchall()
     with step("day tag totals"):
