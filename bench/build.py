@@ -83,7 +83,7 @@ def previous_full_load(con, cur, url: str) -> None:
     with mirror_sync.step("task scores"):
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     with mirror_sync.step("day totals"):
-        con.execute(sql["all_day_totals"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "all_day_totals").sql).fetchall()
 
 
 def current_full_load(connections: int) -> Callable:

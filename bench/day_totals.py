@@ -6,13 +6,14 @@ rollups over tasks, in one run (issue 26, item 0; docs/scale.md, "Day totals").
 1. Prepares the demo database like bench/queries.py (--reuse keeps one) and builds
    (--build: again) or brings up to date its mirror, PATH/analytics.duckdb; a build prints
    the time of its day totals step against the whole build. Then times that step alone
-   (wall and CPU), rolled back; a sync's compaction of the day totals as they are and
-   with 20% more rows appended (DAY_TOTALS_COMPACT_SHARE), rolled back; and the
-   self-check's look at them.
-2. For each rollup, --rounds pairs in alternating order: over tasks (day totals turned off,
-   the rollup as it was) and from the day totals. Prints the medians of wall and CPU time
-   (this process, every DuckDB thread) and their ratios, and checks the two give the same
-   frame.
+   and its tag totals alone (wall and CPU), rolled back; a sync's compaction of the day
+   totals as they are and with 20% more rows appended (DAY_TOTALS_COMPACT_SHARE), rolled
+   back; and the self-check's look at them.
+2. For each rollup, --rounds rounds in alternating order: over tasks (day totals turned
+   off, the rollup as it was) and from the day totals; by tag also from the day totals
+   with their tags unnested, as before the tag totals ("unnested"). Prints the medians of
+   wall and CPU time (this process, every DuckDB thread) and the ratios of the first two,
+   and checks they all give the same frame.
 """
 
 from __future__ import annotations
@@ -76,30 +77,39 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, result
 
 
-def compare(con, fn: Callable, rounds: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) ms over tasks ("tasks") and from the day totals ("days")."""
-    runs: dict[str, list[tuple[float, float]]] = {"tasks": [], "days": []}
+def compare(
+    con, fn: Callable, rounds: int, ways: tuple[str, ...]
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) ms of each of `ways`: over tasks ("tasks"), from the day totals
+    ("days"), from the day totals with their tags unnested, as before the tag totals
+    ("unnest"); in turn, the order reversed every other round."""
+    runs: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
     frames = {}
     for n in range(rounds + 1):
-        for way in ("tasks", "days") if n % 2 == 0 else ("days", "tasks"):
-            day_totals.ENABLED = way == "days"
+        for way in ways if n % 2 == 0 else ways[::-1]:
+            day_totals.ENABLED = way != "tasks"
+            day_totals.TAG_TOTALS = way != "unnest"
             wall, cpu, frames[way] = timed(lambda: fn(con))
-            if n:  # the first pair warms up
+            if n:  # the first round warms up
                 runs[way].append((wall, cpu))
-    day_totals.ENABLED = True
-    pd.testing.assert_frame_equal(frames["days"], frames["tasks"], check_exact=True)
+    day_totals.ENABLED = day_totals.TAG_TOTALS = True
+    for way in ways:
+        pd.testing.assert_frame_equal(frames[way], frames["tasks"], check_exact=True)
     return {
         way: (statistics.median(w for w, _ in times), statistics.median(c for _, c in times))
         for way, times in runs.items()
     }
 
 
-def write_day_totals_again(con) -> None:
-    """What the full build's day totals step does, in a transaction rolled back."""
+def write_day_totals_again(con, name: str = "all_day_totals") -> None:
+    """What the full build's day totals step does (`name`: all_day_tag_totals, its tag
+    totals only), in a transaction rolled back."""
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM day_totals; DELETE FROM day_ttft")
-        con.execute(mirror_sync.duck_sql()["all_day_totals"].sql)
+        con.execute("DELETE FROM day_tag_totals")
+        if name == "all_day_totals":
+            con.execute("DELETE FROM day_totals; DELETE FROM day_ttft")
+        con.execute(sqlfiles.render(mirror_sync.duck_sql(), name).sql)
     finally:
         con.execute("ROLLBACK")
 
@@ -158,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{steps.steps.get('compact day totals', 0.0) / 1000:.2f}s; "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     with q.open_mirror(folder / "analytics.duckdb") as con:
-        wall, cpu, _ = timed(lambda: write_day_totals_again(con))
-        print(f"the day totals written again: {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
-              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        for name in ("all_day_totals", "all_day_tag_totals"):
+            wall, cpu, _ = timed(lambda name=name: write_day_totals_again(con, name))
+            print(f"{name} written again: {wall / 1000:.2f}s ({cpu / 1000:.2f}s CPU); "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         for split in (0.0, mirror_sync.DAY_TOTALS_COMPACT_SHARE):
             before, after, wall, cpu = compact(con, split)
             print(f"the day totals compacted, {split:.0%} appended ({before:,} rows to "
@@ -173,15 +184,21 @@ def main(argv: list[str] | None = None) -> int:
         end = conn.execute("SELECT max(created_at) FROM ai_tasks").fetchone()[0]
     end = end.astimezone(UTC) + timedelta(seconds=1)
     with q.open_mirror(folder / "analytics.duckdb", read_only=True) as con:
-        rows = con.execute("SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM day_totals)")
-        tasks, totals = rows.fetchall()[0]
-        print(f"{tasks:,} tasks, {totals:,} day total rows; load {os.getloadavg()[0]:.1f}")
-        print(f"{'rollup':55} {'tasks ms':>14} {'days ms':>14} {'wall':>6} {'CPU':>6}")
+        rows = con.execute("SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM day_totals),"
+                           " (SELECT count(*) FROM day_tag_totals)")  # fmt: skip
+        tasks, totals, tagged = rows.fetchall()[0]
+        print(f"{tasks:,} tasks, {totals:,} day total rows, {tagged:,} tag total rows; "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"{'rollup':55} {'tasks ms':>14} {'days ms':>14} {'wall':>6} {'CPU':>6} "
+              f"{'unnested ms':>14}")  # fmt: skip
         for name, fn in rollups(end, args.days):
-            got = compare(con, fn, args.rounds)
+            ways = ("tasks", "unnest", "days") if "tag" in name else ("tasks", "days")
+            got = compare(con, fn, args.rounds, ways)
             (tw, tc), (dw, dc) = got["tasks"], got["days"]
+            unnested = "{:6.0f} ({:5.0f})".format(*got["unnest"]) if "unnest" in got else ""
             print(f"{name:55} {tw:6.0f} ({tc:5.0f}) {dw:6.0f} ({dc:5.0f}) "
-                  f"{dw / tw:5.2f}x {dc / tc:5.2f}x  load {os.getloadavg()[0]:.1f}")  # fmt: skip
+                  f"{dw / tw:5.2f}x {dc / tc:5.2f}x {unnested:>14}  "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     return 0
 
 

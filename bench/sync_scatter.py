@@ -55,8 +55,8 @@ OLD_WAYS = ("connect", "extract", "removal", "day_totals")
 # What the apply runs to keep the day totals (queries/mirror/sql/day_totals.sql), each
 # made a no-op for a "before" sync without them (in the child process, _CHILD).
 DAY_TOTAL_UPKEEP = ("start_day_total_changes", "old_day_total_copies", "new_day_total_copies",
-                    "merge_day_totals", "compact_day_totals", "day_totals_of_teams",
-                    "day_totals_of_runs")  # fmt: skip
+                    "merge_day_totals", "merge_day_tag_totals", "compact_day_totals",
+                    "day_totals_of_teams", "day_totals_of_runs")  # fmt: skip
 
 # The child process of one sync (sync_copy): argv is root, url, copy, old ways. It opens the
 # mirror and syncs through the open connection, as the dashboard does, then checkpoints

@@ -4,8 +4,9 @@ The mirror keeps, per day, run, user, provider and model, the sums of its tasks,
 day the counts of each time to first token (queries/mirror/sql/day_totals.sql; exact after
 every sync, docs/scale.md, "Day totals"). A window with no filter but its time, seen by a
 viewer who sees every run, grouped by nothing or by provider, model, team or tag, reads
-its whole days there and only the tasks of the part days at its ends: the same numbers as
-the rollups over tasks (sql/usage.sql), distinct runs and users and the p95 exact.
+its whole days there (by tag: the tag totals, the same sums with the run's tags unnested)
+and only the tasks of the part days at its ends: the same numbers as the rollups over
+tasks (sql/usage.sql), distinct runs and users and the p95 exact.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from queries.filters import Filters
 
 # Tests turn it off to compare with the rollups over tasks.
 ENABLED = True
+# bench/day_totals.py turns it off to compare with unnesting the tags of day_totals' rows.
+TAG_TOTALS = True
 DIMENSIONS = (None, "provider", "model", "team", "tag")
 
 
@@ -36,8 +39,8 @@ def covers(con: Connection, filters: Filters, by: str | None) -> bool:
 
 
 def _kept(con: Connection) -> bool:
-    """Whether the mirror has its day totals (one built before mirror schema version 7, not
-    yet rebuilt by a sync, has not)."""
+    """Whether the mirror has its day totals (one built before mirror schema version 8, not
+    yet rebuilt by a sync, has not all of them)."""
     return bool(con.execute(sqltext.render("duckdb", "day_totals_kept").sql).fetchall()[0][0])
 
 
@@ -63,9 +66,18 @@ def usage(
         filter_params(filters) | whole_days(filters) | how.values,
         exact=exact,
         period=period_sql(grain),
-        group=group_sql(con, by),
+        **_rows(con, by),
         **how.expressions,
     )
+
+
+def _rows(con: Connection, by: str | None) -> dict[str, str]:
+    """The `rows` and `group` of ranged_rows for a rollup grouped by `by`: by tag the tag
+    totals, grouped by their column; else the day totals, grouped as over tasks."""
+    if by == "tag" and TAG_TOTALS:
+        rows = sqltext.render("duckdb", "tag_rows", tag=group_sql(con, by)).sql
+        return {"rows": rows, "group": "tag"}
+    return {"rows": sqltext.render("duckdb", "day_rows").sql, "group": group_sql(con, by)}
 
 
 def kpi_row(con: Connection, filters: Filters, how: DistinctCounts, *, exact: bool) -> pd.Series:
@@ -76,7 +88,7 @@ def kpi_row(con: Connection, filters: Filters, how: DistinctCounts, *, exact: bo
         filter_params(filters) | whole_days(filters) | how.values,
         exact=exact,
         period=period_sql(None),
-        group="NULL::VARCHAR",
+        **_rows(con, None),
         **how.expressions,
     ).iloc[0]
     p95 = _between(row.pop("ttft_lo"), row.pop("ttft_hi"), row.pop("ttft_rank"))

@@ -2,6 +2,7 @@
 usage over time and by dimension and the KPI row, for every grain and covered dimension,
 windows of whole and part days, after a full build and after incremental syncs that insert,
 update, move tasks between days, runs and models, delete them, and change teams and tags.
+The tag totals (usage by tag) are checked the same way.
 The totals themselves equal their recomputation from tasks after each sync."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from builders import make_run, make_task
 
 import queries as q
 from ingest import demo
+from ingest.store import sqlfiles
 from queries import Filters, day_totals, distinct_counts
 from queries.mirror import sync
 
@@ -72,20 +74,24 @@ SUMS = {
         sum(tokens_cache_write), sum(unpriced), sum(failed), sum(finished)
         FROM {{table}} GROUP BY {KEY}""",
     "day_ttft": "SELECT day, ttft, sum(n) FROM {table} GROUP BY day, ttft HAVING sum(n) <> 0",
+    "day_tag_totals": """SELECT day, run_key, user_key, tag, any_value(month_day), sum(tasks),
+        sum(cost), sum(tokens_input), sum(tokens_output), sum(tokens_total),
+        sum(tokens_cached_input), sum(tokens_cache_write), sum(unpriced)
+        FROM {table} GROUP BY day, run_key, user_key, tag""",
 }
 
 
 def assert_totals_recomputed(con) -> None:
-    """day_totals and day_ttft sum, per key, to what a full build writes; every key of
-    day_totals has a task."""
+    """day_totals, day_ttft and day_tag_totals sum, per key, to what a full build writes;
+    every key of day_totals has a task."""
     assert con.execute(f"SELECT count(*) FROM (SELECT {KEY} FROM day_totals GROUP BY {KEY} "
                        "HAVING sum(tasks) <= 0)").fetchone()[0] == 0  # fmt: skip
     for table in SUMS:
         con.execute(f"CREATE OR REPLACE TEMP TABLE kept_{table} AS SELECT * FROM {table}")
-    sql = sync.duck_sql()["all_day_totals"].sql
+    sql = sqlfiles.render(sync.duck_sql(), "all_day_totals").sql
     try:
-        con.execute("DELETE FROM day_totals")
-        con.execute("DELETE FROM day_ttft")
+        for table in SUMS:
+            con.execute(f"DELETE FROM {table}")
         con.execute(sql)
         for table, query in SUMS.items():
             built, kept = query.format(table=table), query.format(table=f"kept_{table}")
@@ -93,10 +99,9 @@ def assert_totals_recomputed(con) -> None:
                 extra = con.execute(f"{a} EXCEPT ALL {b}").fetchall()
                 assert extra == [], (table, extra[:5])
     finally:
-        con.execute("DELETE FROM day_totals")
-        con.execute("DELETE FROM day_ttft")
-        con.execute("INSERT INTO day_totals SELECT * FROM kept_day_totals")
-        con.execute("INSERT INTO day_ttft SELECT * FROM kept_day_ttft")
+        for table in SUMS:
+            con.execute(f"DELETE FROM {table}")
+            con.execute(f"INSERT INTO {table} SELECT * FROM kept_{table}")
 
 
 @pytest.fixture
@@ -134,6 +139,12 @@ def change_everything(conn: psycopg.Connection) -> None:
     conn.execute("UPDATE ai_users SET team = 'moved-team' WHERE id = %s", (user["user_id"],))
     runs = [r["id"] for r in conn.execute("SELECT id FROM ai_runs ORDER BY id LIMIT 3")]
     conn.execute("UPDATE ai_runs SET tags = '{fresh,x}' WHERE id = %s", (runs[0],))
+    # The tags of a run whose tasks changed too (ids[0:10]'s costs, above).
+    conn.execute(
+        "UPDATE ai_runs SET tags = '{eval,x}' WHERE id = (SELECT run_id FROM ai_tasks "
+        "WHERE id = %s)",
+        (ids[0],),
+    )
     conn.execute("UPDATE ai_runs SET tags = '{}' WHERE id = %s", (runs[1],))
     conn.execute("INSERT INTO ai_users (id, team) VALUES ('newcomer', 'blue')")
     run = make_run(conn, user_id="newcomer", tags=["x"], created_at=END - timedelta(days=4))
@@ -152,7 +163,13 @@ def test_day_totals_equal_the_rollups_over_tasks(demo_mirror, monkeypatch):
     with q.open_mirror(path) as con:
         assert con.execute("SELECT count(*) FROM day_totals").fetchone()[0] > 0
         assert_like_tasks(con, monkeypatch)
-        # A mirror built before the day totals (not yet rebuilt) reads its tasks.
+        # A mirror built before the tag totals or the day totals (not yet rebuilt) reads
+        # its tasks.
+        by_tag = q.usage_over_time(con, windows()[0], "week", "tag")
+        con.execute("DROP TABLE day_tag_totals")
+        assert not day_totals.covers(con, windows()[0], "tag")
+        after = q.usage_over_time(con, windows()[0], "week", "tag")
+        pd.testing.assert_frame_equal(after, by_tag, check_exact=True)
         before = q.kpis(con, windows()[0])
         con.execute("DROP TABLE day_totals")
         assert not day_totals.covers(con, windows()[0], None)
@@ -192,11 +209,14 @@ def facts(con) -> dict[str, int]:
 
 
 def rows_per_key(con) -> tuple[int, int]:
-    """Rows of day_totals and day_ttft, and their keys."""
+    """Rows of day_totals, day_ttft and day_tag_totals, and their keys."""
     return con.execute(
-        f"SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft), "
+        "SELECT (SELECT count(*) FROM day_totals) + (SELECT count(*) FROM day_ttft) "
+        "+ (SELECT count(*) FROM day_tag_totals), "
         f"(SELECT count(*) FROM (SELECT DISTINCT {KEY} FROM day_totals)) "
-        "+ (SELECT count(*) FROM (SELECT DISTINCT day, ttft FROM day_ttft))"
+        "+ (SELECT count(*) FROM (SELECT DISTINCT day, ttft FROM day_ttft)) "
+        "+ (SELECT count(*) FROM (SELECT DISTINCT day, run_key, user_key, tag "
+        "FROM day_tag_totals))"
     ).fetchone()
 
 
@@ -244,6 +264,8 @@ LAST_ROW = "WHERE rowid = (SELECT max(rowid) FROM {})"
     [
         "UPDATE day_totals SET cost = cost + 0.01 " + LAST_ROW.format("day_totals"),
         "DELETE FROM day_ttft " + LAST_ROW.format("day_ttft"),
+        "UPDATE day_tag_totals SET tasks = tasks + 1 " + LAST_ROW.format("day_tag_totals"),
+        "DELETE FROM day_tag_totals " + LAST_ROW.format("day_tag_totals"),
     ],
 )
 def test_the_self_check_rebuilds_day_totals_out_of_step(demo_mirror, monkeypatch, damage):

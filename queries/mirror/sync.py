@@ -65,8 +65,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 log = logging.getLogger("queries.mirror")
 
 # 2: run_key/user_key surrogates; 3: tokens_cache_write, cost_source; 4: scores; 5: variant;
-# 6: task_scores; 7: day totals
-MIRROR_SCHEMA_VERSION = 7
+# 6: task_scores; 7: day totals; 8: day tag totals
+MIRROR_SCHEMA_VERSION = 8
 _SYNC_LOCK = threading.Lock()  # one sync at a time per process (staged_* names are shared)
 
 
@@ -239,7 +239,7 @@ def full_load(
     with step("task scores"):
         con.execute(sqlfiles.render(sql, "all_task_scores").sql).fetchall()
     with step("day totals"):
-        con.execute(sql["all_day_totals"].sql).fetchall()
+        con.execute(sqlfiles.render(sql, "all_day_totals").sql).fetchall()
         con.execute(sql["day_totals_compacted"].sql).fetchall()
     scores = {"upserted": upserted.pop("scores"), "deleted": 0}
     return SyncResult(full=True, upserted=upserted, deleted=dict.fromkeys(TABLES, 0), scores=scores)
@@ -409,19 +409,23 @@ def _apply_rest(
     return scores
 
 
-# Each sync appends up to one row per changed key to day_totals (and day_ttft); once the
-# rows appended since the last compaction pass this share of the rows the tables had then,
-# the sync rewrites them one row per key. A rollup reads every row of its days, so 20% more
-# rows cost it at most about 20% more of its day totals' part, while one compaction costs
-# about as much as the day totals' step of a full build (docs/scale.md, "Day totals").
+# Each sync appends up to one row per changed key to day_totals (and day_ttft, and one per
+# tag of its run to day_tag_totals); once the rows appended since the last compaction pass
+# this share of the rows the tables had then, the sync rewrites them one row per key. A
+# rollup reads every row of its days, so 20% more rows cost it at most about 20% more of its
+# day totals' part, while one compaction costs about as much as the day totals' step of a
+# full build (docs/scale.md, "Day totals").
 DAY_TOTALS_COMPACT_SHARE = 0.2
 
 
 def _keep_day_totals(con: duckdb.DuckDBPyConnection, sql: dict[str, sqlfiles.Query]) -> None:
-    """Add the apply's changes to the day totals (day_total_changes), and compact them
-    when DAY_TOTALS_COMPACT_SHARE of appended rows is passed (compaction_due)."""
+    """Add the apply's changes to the day totals and their tag totals (day_total_changes),
+    and compact them when DAY_TOTALS_COMPACT_SHARE of appended rows is passed
+    (compaction_due)."""
     with step("day totals"):
         con.execute(sql["merge_day_totals"].sql).fetchall()
+    with step("day tag totals"):
+        con.execute(sql["merge_day_tag_totals"].sql).fetchall()
     due = sql["compaction_due"].duckdb
     if con.execute(due, {"share": DAY_TOTALS_COMPACT_SHARE}).fetchall()[0][0]:
         with step("compact day totals"):

@@ -6,9 +6,9 @@
 -- its part days at either end from tasks, as rows of one task each.
 
 -- name: day_totals_kept
--- Whether this mirror has its day totals.
-SELECT count(*) > 0 FROM duckdb_tables()
- WHERE table_name = 'day_totals' AND database_name = current_database();
+-- Whether this mirror has its day totals (day_totals and day_tag_totals).
+SELECT count(*) = 2 FROM duckdb_tables()
+ WHERE table_name IN ('day_totals', 'day_tag_totals') AND database_name = current_database();
 
 -- name: day_rows
 -- The window's rows: day totals of its whole days, then its other tasks one by one.
@@ -25,10 +25,25 @@ SELECT day, month_day, run_key, user_key, provider, model, team, tags, 1, coales
   FROM tasks
  WHERE created_at >= :start AND created_at < :end AND (day < :whole_from OR day >= :whole_to)
 
+-- name: tag_rows
+-- day_rows for usage by tag: the tag totals of its whole days (no list to unnest), then
+-- its other tasks one by one, once per tag ({{tag}}: queries/engine.py's grouping by tag).
+SELECT day, month_day, run_key, user_key, tag, tasks, cost, tokens_input, tokens_output,
+       tokens_total, tokens_cached_input, tokens_cache_write, unpriced
+  FROM day_tag_totals WHERE day >= :whole_from AND day < :whole_to
+UNION ALL
+SELECT day, month_day, run_key, user_key, {{tag}}, 1, coalesce(cost, 0),
+       coalesce(tokens_input, 0), coalesce(tokens_output, 0), coalesce(tokens_total, 0),
+       coalesce(tokens_cached_input, 0), coalesce(tokens_cache_write, 0),
+       (cost IS NULL)::BIGINT
+  FROM tasks
+ WHERE created_at >= :start AND created_at < :end AND (day < :whole_from OR day >= :whole_to)
+
 -- name: ranged_rows
--- The day rows with their period, group and run_lo (r: distinct_counts.run_lo).
+-- The day rows ({{rows}}: day_rows, or tag_rows by tag) with their period, group and
+-- run_lo (r: distinct_counts.run_lo).
 SELECT {{period}} AS period_key, {{group}} AS grp, w.*, r.run_lo
-  FROM ({{day_totals.day_rows}}) w LEFT JOIN r USING (day)
+  FROM ({{rows}}) w LEFT JOIN r USING (day)
 
 -- name: outside_the_bitmaps
 -- Day rows whose run is counted by hashing, not by the period's bitmap (see

@@ -16,7 +16,8 @@ SELECT (SELECT max(hash(t)) FROM tasks t) AS tasks, (SELECT max(hash(r)) FROM ru
        (SELECT max(hash(s)) FROM scores s) AS scores,
        (SELECT max(hash(s)) FROM task_scores s) AS task_scores,
        (SELECT max(hash(d)) FROM day_totals d) AS day_totals,
-       (SELECT max(hash(d)) FROM day_ttft d) AS day_ttft;
+       (SELECT max(hash(d)) FROM day_ttft d) AS day_ttft,
+       (SELECT max(hash(d)) FROM day_tag_totals d) AS day_tag_totals;
 
 -- name: verify_totals
 -- What the mirror holds, to compare with Postgres' verify_totals (same columns, as text):
@@ -44,10 +45,14 @@ SELECT (SELECT count(*) FROM task_scores) AS have, count(*) AS want,
 -- name: verify_day_totals
 -- The day totals (day_totals.sql) against the mirror's tasks they stand for, per day: the
 -- tasks, their cost and tokens, and the completed tasks with a time to first token
--- (day_ttft). How many days differ (0 when in step). One pass over four columns of tasks
--- and over the day totals: at 2M tasks a fraction of verify_read_all.
+-- (day_ttft); and the tag totals against day_totals: per day, the tasks and cost of each
+-- row counted once per tag of its run (once without tags). How many days differ (0 when
+-- in step). One pass over four columns of tasks and over the day totals: at 2M tasks a
+-- fraction of verify_read_all.
 WITH kept AS (
-    SELECT day, sum(tasks) AS tasks, sum(cost) AS cost, sum(tokens_total) AS tokens
+    SELECT day, sum(tasks) AS tasks, sum(cost) AS cost, sum(tokens_total) AS tokens,
+           sum(tasks * greatest(len(tags), 1)) AS tag_tasks,
+           sum(cost * greatest(len(tags), 1)) AS tag_cost
       FROM day_totals GROUP BY day
 ),
 counted AS (
@@ -57,12 +62,18 @@ counted AS (
                AS timed
       FROM tasks GROUP BY day
 ),
-timed AS (SELECT day, sum(n) AS timed FROM day_ttft GROUP BY day HAVING sum(n) <> 0)
+timed AS (SELECT day, sum(n) AS timed FROM day_ttft GROUP BY day HAVING sum(n) <> 0),
+tagged AS (
+    SELECT day, sum(tasks) AS tasks, sum(cost) AS cost FROM day_tag_totals GROUP BY day
+)
 SELECT count(*)
   FROM kept
   FULL JOIN counted USING (day)
   FULL JOIN timed USING (day)
+  FULL JOIN tagged USING (day)
  WHERE kept.tasks IS DISTINCT FROM counted.tasks
     OR kept.cost IS DISTINCT FROM counted.cost
     OR kept.tokens IS DISTINCT FROM counted.tokens
-    OR coalesce(timed.timed, 0) <> coalesce(counted.timed, 0);
+    OR coalesce(timed.timed, 0) <> coalesce(counted.timed, 0)
+    OR coalesce(kept.tag_tasks, 0) <> coalesce(tagged.tasks, 0)
+    OR coalesce(kept.tag_cost, 0) <> coalesce(tagged.cost, 0);
