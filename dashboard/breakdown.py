@@ -48,19 +48,17 @@ def show(filters: Filters, key: str) -> None:
     nothing = state.nothing_text(filters)  # what an empty chart says
     if b in GRAINS:
         rows = data.cached(usage.usage_over_time, filters, grain=b, by=a, counts=False)
-        st.altair_chart(
-            figures.spend_over_time(rows, a, b, ui.legend(a), value=value, nothing=nothing),
+        ui.chart(
+            figures.spend_over_time, rows, a, b, ui.legend(a), value=value, nothing=nothing,
             key=f"{key}_chart",
-        )
+        )  # fmt: skip
         table = ui.group_frame(rows, a)
     else:
         rows = data.cached(usage.usage_pairs, filters, a, b)
-        st.altair_chart(
-            figures.pairs_bars(
-                rows, a, b, ui.legend(b), ui.legend(a), value=value, nothing=nothing
-            ),
-            key=f"{key}_chart",
-        )
+        ui.chart(
+            figures.pairs_bars, rows, a, b, ui.legend(b), ui.legend(a), value=value,
+            nothing=nothing, key=f"{key}_chart",
+        )  # fmt: skip
         table = pairs_table(rows, a, b)
     ui.table(
         table,

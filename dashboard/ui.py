@@ -187,6 +187,25 @@ def table(
     return selected_rows(event) if selectable else []
 
 
+def chart(
+    figure: Callable[..., Any],
+    *args: Any,
+    key: str,
+    on_select: Any = "ignore",
+    selection_mode: str | None = None,
+    where: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Draw the Altair chart `figure(*args, **kwargs)` (a dashboard.figures function) as
+    st.altair_chart would, from the spec data.chart_spec keeps: a warm page load does not
+    build and validate the same chart again. `key`, `on_select` and `selection_mode` as
+    for st.altair_chart; `where`: a container (a column) to draw in. Returns the chart's
+    selection state, as st.altair_chart does."""
+    spec = data.chart_spec(figure, *args, **kwargs)
+    extra = {"selection_mode": selection_mode} if selection_mode else {}
+    return (where or st).vega_lite_chart(spec, key=key, on_select=on_select, **extra)
+
+
 def _all_columns(key: str, df: pd.DataFrame, narrow: list[str]) -> bool:
     """The "All columns" toggle of table `key` (shown when `df` has more columns than
     `narrow` keeps): True when on."""

@@ -156,18 +156,17 @@ def trend(view: View, percentile: str, slower: pd.DataFrame) -> None:
         latency.latency_percentiles, filters, metric=metric, by=by, grain=view.grain
     )
     # Vega-Lite: a click on (or near) a point selects its [period, group] (figures.vega.PICK).
-    st.altair_chart(
-        figures.percentiles_over_time(
-            over_time,
-            metric,
-            percentile,
-            by,
-            view.grain,
-            highlight=tuple(slower["group"].head(3)),
-            legend=view.legend,
-            nothing=nothing,
-            selectable=True,
-        ),
+    ui.chart(
+        figures.percentiles_over_time,
+        over_time,
+        metric,
+        percentile,
+        by,
+        view.grain,
+        highlight=tuple(slower["group"].head(3)),
+        legend=view.legend,
+        nothing=nothing,
+        selectable=True,
         key="perf_trend",
         on_select=_picked_in_trend,
         selection_mode=figures.vega.PICK,
@@ -185,14 +184,11 @@ def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
-    st.altair_chart(
-        figures.percentiles_by_group(
-            groups, metric, by, view.legend, nothing=nothing, selectable=True
-        ),
-        key="perf_bars",
-        on_select=lambda: _mark("perf_bars"),
+    ui.chart(
+        figures.percentiles_by_group, groups, metric, by, view.legend, nothing=nothing,
+        selectable=True, key="perf_bars", on_select=lambda: _mark("perf_bars"),
         selection_mode=figures.vega.PICK,
-    )
+    )  # fmt: skip
     st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
     rows = ui.table(
         ui.group_frame(groups, by),
@@ -306,9 +302,8 @@ def histogram_tab(view: View) -> None:
             bins=50,
             by=view.by if split else None,
         )
-        st.altair_chart(
-            figures.latency_histogram(histogram, view.metric, nothing=nothing), key="perf_hist"
-        )
+        ui.chart(figures.latency_histogram, histogram, view.metric, nothing=nothing,
+                 key="perf_hist")  # fmt: skip
         ui.table(histogram, key="perf_hist_table", filename=f"{view.metric}_histogram", height=250)
 
 
@@ -317,10 +312,8 @@ def speed_tab(view: View) -> None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
         speed = data.cached(latency.tokens_per_second, filters, by=view.by)
-        st.altair_chart(
-            figures.tokens_per_second(speed, view.by, view.legend, nothing=nothing),
-            key="perf_speed",
-        )
+        ui.chart(figures.tokens_per_second, speed, view.by, view.legend, nothing=nothing,
+                 key="perf_speed")  # fmt: skip
         ui.table(ui.group_frame(speed, view.by), key="perf_speed_table", filename="tps")
 
 
@@ -328,14 +321,10 @@ def failures_tab(view: View) -> None:
     over_time = data.cached(failures.failure_rates, filters, grain=view.grain)
     by_group = data.cached(failures.failure_rates, filters, by=view.by)
     left, right = st.columns(2)
-    left.altair_chart(
-        figures.failure_rates_over_time(over_time, view.grain, nothing=nothing),
-        key="perf_fail_time",
-    )
-    right.altair_chart(
-        figures.failure_rates_by(by_group, view.by, view.legend, nothing=nothing),
-        key="perf_fail_by",
-    )
+    ui.chart(figures.failure_rates_over_time, over_time, view.grain, nothing=nothing,
+             key="perf_fail_time", where=left)  # fmt: skip
+    ui.chart(figures.failure_rates_by, by_group, view.by, view.legend, nothing=nothing,
+             key="perf_fail_by", where=right)  # fmt: skip
     st.markdown("**Most frequent errors** — select one to list all its tasks")
     errors = data.cached(failures.error_groups, filters, limit=20)
     picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)
