@@ -139,7 +139,8 @@ def table(
     caption: str | None = None,
     narrow: list[str] | None = None,
 ) -> list[int]:
-    """Show `df` with a "Download CSV" button under it; return the selected row positions
+    """Show `df` with a "Download CSV" button under it (the CSV is built when the button is
+    clicked); return the selected row positions
     (always [] unless `selectable`). `column_order` only orders the view (columns it leaves
     out come after); the CSV holds every column of `df`. Headers are human labels with units
     (formatting.COLUMN_LABELS) unless `column_config` says otherwise; a `user_id` column
@@ -178,7 +179,8 @@ def table(
         st.caption(caption)
     st.download_button(
         f"Download CSV ({plural(len(df), 'row')})",
-        data=csv_bytes(df),
+        # Built when clicked, not on every script run that shows the table.
+        data=lambda: csv_bytes(df),
         file_name=f"{filename}.csv",
         mime="text/csv",
         key=f"{key}_csv",
