@@ -228,6 +228,7 @@ def test_date_range_in_url(demo_app: Path) -> None:
 def test_page_controls_are_in_the_url_too(demo_app: Path) -> None:
     at = open_page("performance", perf_by="provider", perf_metric="Total time")
     assert not at.exception
+    at = opened(at, "perf_groups_open")  # the table waits in a lazy expander
     groups = at.dataframe(key="perf_groups").value
     assert "provider" in groups.columns
     assert "Total time percentiles by provider** (completed tasks, ms)" in texts(at)
@@ -292,7 +293,7 @@ def test_every_table_has_a_csv_download(demo_app: Path, spy: MediaSpy) -> None:
 
 
 def test_drilldown_from_a_table_row_lists_its_slowest_tasks(demo_app: Path) -> None:
-    at = open_page("performance")
+    at = opened(open_page("performance"), "perf_groups_open")
     groups = at.dataframe(key="perf_groups").value
     model = groups.iloc[0]["model"]
     at.session_state["perf_groups"] = {"selection": {"rows": [0], "columns": [], "cells": []}}

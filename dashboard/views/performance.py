@@ -178,8 +178,8 @@ def trend(view: View, percentile: str, slower: pd.DataFrame) -> None:
 
 
 def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
-    """The percentiles by group and their table; returns the groups and the table's
-    selected rows."""
+    """The percentiles by group, and their table while its expander is open; returns the
+    groups and the table's selected rows."""
     metric, by = view.metric, view.by
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
@@ -189,14 +189,25 @@ def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
         selectable=True, key="perf_bars", on_select=lambda: _mark("perf_bars"),
         selection_mode=figures.vega.PICK,
     )  # fmt: skip
-    st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
-    rows = ui.table(
-        ui.group_frame(groups, by),
-        key="perf_groups",
-        filename=f"{metric}_percentiles_by_{by}",
-        selectable=True,
-        caption="Select a row to list its tasks.",
+    # Lazily: the bars say the same and are clicked the same way, so the first paint draws
+    # no table here (docs/design.md, "Pages"); opened, it holds every group.
+    shown = st.expander(
+        f"{METRICS[metric]} percentiles by {by}: table and CSV",
+        key="perf_groups_open",
+        on_change="rerun",
+        icon=":material/table:",
     )
+    if not shown.open:
+        return groups, []
+    with shown:
+        st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
+        rows = ui.table(
+            ui.group_frame(groups, by),
+            key="perf_groups",
+            filename=f"{metric}_percentiles_by_{by}",
+            selectable=True,
+            caption="Select a row to list its tasks.",
+        )
     return groups, rows
 
 
