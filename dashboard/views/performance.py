@@ -258,7 +258,8 @@ def _selection(
 
 def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
     """The tasks behind the selection (completed ones, slowest first), or the period's
-    slowest; a task picked opens its detail."""
+    slowest: its three slowest as links, the whole list while its expander is open; a task
+    picked opens its detail."""
     metric = view.metric
     if picked:
         description, where, within = picked
@@ -266,12 +267,31 @@ def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
     else:
         description, where, within = "the whole period", {}, filters
         st.subheader("Slowest completed tasks in the period")
-        st.caption("Select a point, a bar or a row above to narrow this list.")
+        st.caption("Select a point or a bar above to narrow this list.")
     # The same tasks as the percentile clicked: completed ones only.
     tasks = data.cached(
         drilldown.tasks_behind, within, metric=metric, limit=200, completed_only=True, **where
     )
     total = data.cached(drilldown.count_behind, within, completed_only=True, **where)
+    slowest_links(metric, tasks)
+    caption = (f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
+               f"{METRICS[metric].lower()} first. Select a task to open its detail.")  # fmt: skip
+    if not picked:
+        # Lazily, with no selection: the period's list waits under its three slowest, so
+        # the first paint draws no data grid (docs/design.md, "Pages"); a selection's
+        # list, what the click asked for, is shown at once.
+        shown = st.expander(caption.split(".")[0], key="perf_tasks_open", on_change="rerun",
+                            icon=":material/table:")  # fmt: skip
+        if not shown.open:
+            return
+        with shown:
+            tasks_table(tasks, caption)
+        return
+    tasks_table(tasks, caption)
+
+
+def tasks_table(tasks: pd.DataFrame, caption: str) -> None:
+    """The tasks as a table; a task selected opens its detail."""
     chosen = ui.table(
         tasks,
         key="perf_tasks",
@@ -280,22 +300,26 @@ def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
         column_config=ui.TASK_COLUMNS,
         column_order=ui.TASK_ORDER,
         narrow=ui.TASK_NARROW,
-        caption=f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
-        f"{METRICS[metric].lower()} first. Select a task to open its detail.",
+        caption=caption,
     )
     if chosen and chosen[0] < len(tasks):
         task_id = str(tasks.iloc[chosen[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": task_id})
-    if not tasks.empty:
-        links = st.columns(3)
-        for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
-            value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
-            column.page_link(
-                "views/task.py",
-                label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
-                query_params={"task_id": str(row.task_id)},
-                icon=":material/open_in_new:",
-            )
+
+
+def slowest_links(metric: str, tasks: pd.DataFrame) -> None:
+    """Links to the three slowest tasks of the list."""
+    if tasks.empty:
+        return
+    links = st.columns(3)
+    for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
+        value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
+        column.page_link(
+            "views/task.py",
+            label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
+            query_params={"task_id": str(row.task_id)},
+            icon=":material/open_in_new:",
+        )
 
 
 # --- Distributions, speed, failures, stuck ---------------------------------------------------
