@@ -185,6 +185,7 @@ def table(
         mime="text/csv",
         key=f"{key}_csv",
         icon=":material/download:",
+        on_click="ignore",  # a download changes nothing: no rerun to race the file's request
     )
     return selected_rows(event) if selectable else []
 
