@@ -27,6 +27,21 @@ def pairs_table(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return rows.rename(columns={"a": a_col, "b": b_col})
 
 
+# A fragment around a lazy expander: the breakdown is read and drawn only while open, and
+# opening it reruns nothing else (docs/design.md, "Pages").
+@st.fragment
+def lazy(filters: Filters, key: str, label: str) -> None:
+    """`show` in an expander (session key `{key}_open`) that is closed at first; a link
+    that names the breakdown's pickers (`{key}_a`, `{key}_b`, `{key}_value`) opens it."""
+    ui.lazy_expander(
+        label,
+        f"{key}_open",
+        lambda: show(filters, key),
+        icon=":material/stacked_bar_chart:",
+        expanded=any(name.startswith(f"{key}_") for name in st.query_params),
+    )
+
+
 # A fragment: a change of A, B or the value reruns this breakdown only (docs/design.md,
 # "Pages").
 @st.fragment

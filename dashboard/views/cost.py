@@ -121,18 +121,7 @@ spend_over_time()
 # --- Two dimensions at once ----------------------------------------------------------------
 # Fragments around the lazy expanders: opening one reruns it alone, and a closed one draws
 # nothing (docs/design.md, "Pages"). A link that names the breakdown's pickers opens it.
-@st.fragment
-def two_dimensions() -> None:
-    ui.lazy_expander(
-        "Breakdown by two dimensions",
-        "cost_pairs_open",
-        lambda: breakdown.show(filters, "cost_pairs"),
-        icon=":material/stacked_bar_chart:",
-        expanded=any(key.startswith("cost_pairs_") for key in st.query_params),
-    )
-
-
-two_dimensions()
+breakdown.lazy(filters, "cost_pairs", "Breakdown by two dimensions")
 
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()

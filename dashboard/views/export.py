@@ -67,19 +67,5 @@ ui.table(
     caption="The CSV has the units in its headers, plain decimals and ISO dates.",
 )
 
-
-# A fragment around a lazy expander, as on Cost: the chart and table of two dimensions wait
-# until opened, so the first paint is the export's own table (docs/design.md, "Pages"); a
-# link that names the breakdown's pickers opens it.
-@st.fragment
-def two_dimensions() -> None:
-    ui.lazy_expander(
-        "By A × B: chart and table",
-        "export_pairs_open",
-        lambda: breakdown.show(filters, "export_pairs"),
-        icon=":material/stacked_bar_chart:",
-        expanded=any(key.startswith("export_pairs_") for key in st.query_params),
-    )
-
-
-two_dimensions()
+# Lazily, as on Cost: the first paint is the export's own table (docs/design.md, "Pages").
+breakdown.lazy(filters, "export_pairs", "By A × B: chart and table")
