@@ -27,6 +27,21 @@ def pairs_table(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return rows.rename(columns={"a": a_col, "b": b_col})
 
 
+# A fragment around a lazy expander: the breakdown is read and drawn only while open, and
+# opening it reruns nothing else (docs/design.md, "Pages").
+@st.fragment
+def lazy(filters: Filters, key: str, label: str) -> None:
+    """`show` in an expander (session key `{key}_open`) that is closed at first; a link
+    that names the breakdown's pickers (`{key}_a`, `{key}_b`, `{key}_value`) opens it."""
+    ui.lazy_expander(
+        label,
+        f"{key}_open",
+        lambda: show(filters, key),
+        icon=":material/stacked_bar_chart:",
+        expanded=any(name.startswith(f"{key}_") for name in st.query_params),
+    )
+
+
 # A fragment: a change of A, B or the value reruns this breakdown only (docs/design.md,
 # "Pages").
 @st.fragment
@@ -48,19 +63,17 @@ def show(filters: Filters, key: str) -> None:
     nothing = state.nothing_text(filters)  # what an empty chart says
     if b in GRAINS:
         rows = data.cached(usage.usage_over_time, filters, grain=b, by=a, counts=False)
-        st.altair_chart(
-            figures.spend_over_time(rows, a, b, ui.legend(a), value=value, nothing=nothing),
+        ui.chart(
+            figures.spend_over_time, rows, a, b, ui.legend(a), value=value, nothing=nothing,
             key=f"{key}_chart",
-        )
+        )  # fmt: skip
         table = ui.group_frame(rows, a)
     else:
         rows = data.cached(usage.usage_pairs, filters, a, b)
-        st.altair_chart(
-            figures.pairs_bars(
-                rows, a, b, ui.legend(b), ui.legend(a), value=value, nothing=nothing
-            ),
-            key=f"{key}_chart",
-        )
+        ui.chart(
+            figures.pairs_bars, rows, a, b, ui.legend(b), ui.legend(a), value=value,
+            nothing=nothing, key=f"{key}_chart",
+        )  # fmt: skip
         table = pairs_table(rows, a, b)
     ui.table(
         table,

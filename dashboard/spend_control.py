@@ -121,7 +121,7 @@ def forecast_vs_budget(filters: Filters) -> None:
             "reported): not included in these totals.",
             icon=":material/money_off:",
         )
-    st.altair_chart(figures.forecast(result), key="cost_forecast")
+    ui.chart(figures.forecast, result, key="cost_forecast")
 
 
 def _spend_cards(cards: Any, result: dict[str, Any]) -> None:

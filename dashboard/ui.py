@@ -139,7 +139,8 @@ def table(
     caption: str | None = None,
     narrow: list[str] | None = None,
 ) -> list[int]:
-    """Show `df` with a "Download CSV" button under it; return the selected row positions
+    """Show `df` with a "Download CSV" button under it (the CSV is built when the button is
+    clicked); return the selected row positions
     (always [] unless `selectable`). `column_order` only orders the view (columns it leaves
     out come after); the CSV holds every column of `df`. Headers are human labels with units
     (formatting.COLUMN_LABELS) unless `column_config` says otherwise; a `user_id` column
@@ -178,13 +179,34 @@ def table(
         st.caption(caption)
     st.download_button(
         f"Download CSV ({plural(len(df), 'row')})",
-        data=csv_bytes(df),
+        # Built when clicked, not on every script run that shows the table.
+        data=lambda: csv_bytes(df),
         file_name=f"{filename}.csv",
         mime="text/csv",
         key=f"{key}_csv",
         icon=":material/download:",
+        on_click="ignore",  # a download changes nothing: no rerun to race the file's request
     )
     return selected_rows(event) if selectable else []
+
+
+def chart(
+    figure: Callable[..., Any],
+    *args: Any,
+    key: str,
+    on_select: Any = "ignore",
+    selection_mode: str | None = None,
+    where: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Draw the Altair chart `figure(*args, **kwargs)` (a dashboard.figures function) as
+    st.altair_chart would, from the spec data.chart_spec keeps: a warm page load does not
+    build and validate the same chart again. `key`, `on_select` and `selection_mode` as
+    for st.altair_chart; `where`: a container (a column) to draw in. Returns the chart's
+    selection state, as st.altair_chart does."""
+    spec = data.chart_spec(figure, *args, **kwargs)
+    extra = {"selection_mode": selection_mode} if selection_mode else {}
+    return (where or st).vega_lite_chart(spec, key=key, on_select=on_select, **extra)
 
 
 def _all_columns(key: str, df: pd.DataFrame, narrow: list[str]) -> bool:

@@ -65,10 +65,10 @@ def show(filters: Filters, options: dict[str, list[str]]) -> None:
         f"{'an extra' if diff > 0 else 'a saving of'} **{ui.money(abs(diff))}**{change}."
     )
     quality(filters, chosen, provider, model, plan)
-    st.altair_chart(
-        figures.what_if(plan.frame, f"{provider}/{model}", nothing=state.nothing_text(filters)),
+    ui.chart(
+        figures.what_if, plan.frame, f"{provider}/{model}", nothing=state.nothing_text(filters),
         key="cost_whatif",
-    )
+    )  # fmt: skip
     ui.table(plan.frame, key="cost_whatif_table", filename="what_if")
 
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import streamlit as st
 from streamlit.components.v2 import manifest_scanner
 from streamlit.runtime import memory_media_file_storage
+from streamlit.runtime.media_file_storage import MediaFileStorageError
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
@@ -149,18 +150,35 @@ class MediaSpy:
 
     def __init__(self) -> None:
         self.storages: list[memory_media_file_storage.MemoryMediaFileStorage] = []
+        self.managers: list = []
 
     def install(self, monkeypatch) -> MediaSpy:
         spy = self
         original = memory_media_file_storage.MemoryMediaFileStorage
+        manager = app_test_module.MediaFileManager
 
         class Recording(original):
             def __init__(self, *args, **kwargs) -> None:
                 super().__init__(*args, **kwargs)
                 spy.storages.append(self)
 
+        class RecordingManager(manager):
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+                spy.managers.append(self)
+
         monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", Recording)
+        monkeypatch.setattr(app_test_module, "MediaFileManager", RecordingManager)
         return self
+
+    def generate(self, file_id: str) -> str:
+        """The URL of a deferred download's file, built as a click on its button builds it."""
+        for manager in reversed(self.managers):
+            try:
+                return manager.execute_deferred(file_id)
+            except MediaFileStorageError:  # not this run's
+                continue
+        raise AssertionError(f"no deferred download {file_id}")
 
     def read(self, url: str) -> bytes:
         filename = url.rsplit("/", 1)[-1]
@@ -176,7 +194,10 @@ def download(at: AppTest, spy: MediaSpy, label_start: str, index: int = 0) -> by
     """The bytes served by the `index`-th download button whose label starts so."""
     buttons = [b for b in at.get("download_button") if b.proto.label.startswith(label_start)]
     assert buttons, f"no download button starting {label_start!r}"
-    return spy.read(buttons[index].proto.url)
+    button = buttons[index].proto
+    if button.deferred_file_id:  # built when clicked (ui.table's CSV)
+        return spy.read(spy.generate(button.deferred_file_id))
+    return spy.read(button.url)
 
 
 def csv_frame(data: bytes) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def _full_run_asks(at, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_cost_group_by_reruns_only_the_spend_section(
     demo_app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at = open_page("cost")
+    at = opened(open_page("cost"), "costliest_open")
     whole_page = _full_run_asks(at, monkeypatch)
     assert {"sync", "usage_over_time by model", "most_expensive_runs"} <= set(whole_page)
     at.selectbox(key="cost_by").set_value("team")

@@ -17,6 +17,7 @@ from dashboard_support import (
     download,
     open_filters,
     open_page,
+    opened,
     texts,
 )
 
@@ -45,7 +46,7 @@ def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url:
     names = {r["id"]: r["display_name"] for r in rows}
     assert names
     at = open_page("overview", top="Users")  # the Users tab (only the open tab computes)
-    users = _table_with(at, "user_id")
+    users = _table_with(opened(at, "overview_table_user_open"), "user_id")
     assert list(users.columns[:2]) == ["user", "user_id"]
     for row in users.head(5).itertuples():
         assert row.user == names.get(row.user_id, row.user_id)
@@ -57,13 +58,13 @@ def test_users_show_by_display_name_with_the_id_beside(demo_app: Path, demo_url:
 
 
 def test_csv_of_a_user_table_has_names_and_units(demo_app: Path, spy: MediaSpy) -> None:
-    at = open_page("overview", top="Users")
+    at = opened(open_page("overview", top="Users"), "overview_table_user_open")
     served = csv_frame(download(at, spy, "Download CSV"))  # the open Users tab's table
     assert list(served.columns[:3]) == ["User", "User id", "Cost (USD)"]
 
 
 def test_latency_says_completed_tasks_and_a_failed_filter_is_named(demo_app: Path) -> None:
-    at = open_page("performance")
+    at = opened(open_page("performance"), "perf_tasks_open")  # the period's list is lazy
     assert "completed tasks" in texts(at)
     caption = next(c.value for c in at.caption if "completed tasks, slowest" in c.value)
     assert caption.startswith(("Top 200 of ", "All "))

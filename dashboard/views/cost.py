@@ -41,14 +41,11 @@ def spend_over_time() -> None:
     spend = data.cached(usage.usage_over_time, filters, grain=grain, by=by, counts=False)
     legend = ui.legend(by)
     # Vega-Lite: a click on a bar selects its [period, group] (figures.vega.PICK).
-    st.altair_chart(
-        figures.spend_over_time(
-            spend, by, grain, legend, nothing=state.nothing_text(filters), selectable=True
-        ),
-        key="cost_spend",
-        on_select="rerun",
-        selection_mode=figures.vega.PICK,
-    )
+    ui.chart(
+        figures.spend_over_time, spend, by, grain, legend,
+        nothing=state.nothing_text(filters), selectable=True,
+        key="cost_spend", on_select="rerun", selection_mode=figures.vega.PICK,
+    )  # fmt: skip
     period_total(spend)
     tasks_behind_bar(grain, by, legend)
     # Lazy: the table and its CSV are built only while the expander is open.
@@ -124,18 +121,7 @@ spend_over_time()
 # --- Two dimensions at once ----------------------------------------------------------------
 # Fragments around the lazy expanders: opening one reruns it alone, and a closed one draws
 # nothing (docs/design.md, "Pages"). A link that names the breakdown's pickers opens it.
-@st.fragment
-def two_dimensions() -> None:
-    ui.lazy_expander(
-        "Breakdown by two dimensions",
-        "cost_pairs_open",
-        lambda: breakdown.show(filters, "cost_pairs"),
-        icon=":material/stacked_bar_chart:",
-        expanded=any(key.startswith("cost_pairs_") for key in st.query_params),
-    )
-
-
-two_dimensions()
+breakdown.lazy(filters, "cost_pairs", "Breakdown by two dimensions")
 
 # --- Forecast and budget (spend control: dashboard/spend_control.py) ----------------------
 options = data.filter_options()
@@ -186,14 +172,32 @@ def costliest_tasks() -> None:
 
 def cost_per_run() -> None:
     per_run = data.cached(drilldown.cost_per_run_histogram, filters)
-    st.altair_chart(figures.cost_per_run(per_run), key="cost_per_run")
+    ui.chart(figures.cost_per_run, per_run, key="cost_per_run")
 
 
-tabs = ui.lazy_tabs(["Runs", "Tasks", "Cost per run"], key="costliest")
-for tab, show in zip(tabs, (costliest_runs, costliest_tasks, cost_per_run), strict=True):
-    if tab.open:  # a hidden tab computes nothing
-        with tab:
-            show()
+def costliest_tabs() -> None:
+    tabs = ui.lazy_tabs(["Runs", "Tasks", "Cost per run"], key="costliest")
+    for tab, show in zip(tabs, (costliest_runs, costliest_tasks, cost_per_run), strict=True):
+        if tab.open:  # a hidden tab computes nothing
+            with tab:
+                show()
+
+
+# A fragment around a lazy expander, like the breakdown's: the lists wait until opened, so
+# the first paint needs no data grid (docs/design.md, "Pages"); a link that names a tab
+# opens it.
+@st.fragment
+def costliest() -> None:
+    ui.lazy_expander(
+        "Runs, tasks and cost per run",
+        "costliest_open",
+        costliest_tabs,
+        icon=":material/receipt_long:",
+        expanded="costliest" in st.query_params,
+    )
+
+
+costliest()
 
 
 # --- What if (dashboard/whatif_panel.py) -----------------------------------------------------

@@ -67,5 +67,5 @@ ui.table(
     caption="The CSV has the units in its headers, plain decimals and ISO dates.",
 )
 
-st.subheader("By A × B")
-breakdown.show(filters, "export_pairs")
+# Lazily, as on Cost: the first paint is the export's own table (docs/design.md, "Pages").
+breakdown.lazy(filters, "export_pairs", "By A × B: chart and table")

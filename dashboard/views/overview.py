@@ -47,17 +47,17 @@ grain = ui.grain_for((filters.end - filters.start).days)
 spend = data.cached(usage.usage_over_time, filters, grain=grain, by="model", counts=False)
 # Vega-Lite, not Plotly: with no selection to keep, it draws these charts markedly faster
 # (bench/charts.py; docs/design.md, "Pages"), and the page then loads no Plotly at all.
-st.altair_chart(
-    figures.spend_over_time(spend, "model", grain, ui.legend("model"), nothing=nothing),
+ui.chart(
+    figures.spend_over_time, spend, "model", grain, ui.legend("model"), nothing=nothing,
     key="overview_spend",
-)
+)  # fmt: skip
 
 
 # A fragment: opening another tab reruns these lists only (docs/design.md, "Pages").
 @st.fragment
 def top_lists() -> None:
-    """Spend by model, user or team: the open tab's chart and table; a hidden tab computes
-    nothing."""
+    """Spend by model, user or team: the open tab's chart, and its table while open; a
+    hidden tab computes nothing."""
     st.subheader("Top models, users and teams")
     tabs = ui.lazy_tabs(["Models", "Users", "Teams"], key="top")
     for tab, by in zip(tabs, ("model", "user", "team"), strict=True):
@@ -65,19 +65,24 @@ def top_lists() -> None:
             continue
         with tab:
             rows = data.cached(usage.usage_by, filters, by=by)
-            # One above the other: beside the chart the table hid most of its columns
-            # (README, "Dashboard layout").
-            st.altair_chart(
-                figures.usage_bars(
-                    rows, f"Spend by {by} (top 10)", legend=ui.legend(by), nothing=nothing
+            ui.chart(
+                figures.usage_bars, rows, f"Spend by {by} (top 10)", legend=ui.legend(by),
+                nothing=nothing, key=f"overview_top_{by}",
+            )  # fmt: skip
+            # Below the chart (beside it the table hid most of its columns: README,
+            # "Dashboard layout"), and lazily: the table of every group and its CSV are
+            # drawn only while open, so the first paint needs no data grid (docs/design.md,
+            # "Pages").
+            ui.lazy_expander(
+                f"Every {by}: table and CSV ({ui.plural(len(rows), by)})",
+                f"overview_table_{by}_open",
+                lambda rows=rows, by=by: ui.table(
+                    ui.group_frame(rows, by),
+                    key=f"overview_table_{by}",
+                    filename=f"usage_by_{by}",
+                    height=380,
                 ),
-                key=f"overview_top_{by}",
-            )
-            ui.table(
-                ui.group_frame(rows, by),
-                key=f"overview_table_{by}",
-                filename=f"usage_by_{by}",
-                height=380,
+                icon=":material/table:",
             )
 
 

@@ -156,18 +156,17 @@ def trend(view: View, percentile: str, slower: pd.DataFrame) -> None:
         latency.latency_percentiles, filters, metric=metric, by=by, grain=view.grain
     )
     # Vega-Lite: a click on (or near) a point selects its [period, group] (figures.vega.PICK).
-    st.altair_chart(
-        figures.percentiles_over_time(
-            over_time,
-            metric,
-            percentile,
-            by,
-            view.grain,
-            highlight=tuple(slower["group"].head(3)),
-            legend=view.legend,
-            nothing=nothing,
-            selectable=True,
-        ),
+    ui.chart(
+        figures.percentiles_over_time,
+        over_time,
+        metric,
+        percentile,
+        by,
+        view.grain,
+        highlight=tuple(slower["group"].head(3)),
+        legend=view.legend,
+        nothing=nothing,
+        selectable=True,
         key="perf_trend",
         on_select=_picked_in_trend,
         selection_mode=figures.vega.PICK,
@@ -179,28 +178,36 @@ def trend(view: View, percentile: str, slower: pd.DataFrame) -> None:
 
 
 def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
-    """The percentiles by group and their table; returns the groups and the table's
-    selected rows."""
+    """The percentiles by group, and their table while its expander is open; returns the
+    groups and the table's selected rows."""
     metric, by = view.metric, view.by
     groups = data.cached(latency.latency_percentiles, filters, metric=metric, by=by)
     # One above the other: beside the chart the table hid p95 and p99 (README,
     # "Dashboard layout").
-    st.altair_chart(
-        figures.percentiles_by_group(
-            groups, metric, by, view.legend, nothing=nothing, selectable=True
-        ),
-        key="perf_bars",
-        on_select=lambda: _mark("perf_bars"),
+    ui.chart(
+        figures.percentiles_by_group, groups, metric, by, view.legend, nothing=nothing,
+        selectable=True, key="perf_bars", on_select=lambda: _mark("perf_bars"),
         selection_mode=figures.vega.PICK,
+    )  # fmt: skip
+    # Lazily: the bars say the same and are clicked the same way, so the first paint draws
+    # no table here (docs/design.md, "Pages"); opened, it holds every group.
+    shown = st.expander(
+        f"{METRICS[metric]} percentiles by {by}: table and CSV",
+        key="perf_groups_open",
+        on_change="rerun",
+        icon=":material/table:",
     )
-    st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
-    rows = ui.table(
-        ui.group_frame(groups, by),
-        key="perf_groups",
-        filename=f"{metric}_percentiles_by_{by}",
-        selectable=True,
-        caption="Select a row to list its tasks.",
-    )
+    if not shown.open:
+        return groups, []
+    with shown:
+        st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
+        rows = ui.table(
+            ui.group_frame(groups, by),
+            key="perf_groups",
+            filename=f"{metric}_percentiles_by_{by}",
+            selectable=True,
+            caption="Select a row to list its tasks.",
+        )
     return groups, rows
 
 
@@ -251,7 +258,8 @@ def _selection(
 
 def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
     """The tasks behind the selection (completed ones, slowest first), or the period's
-    slowest; a task picked opens its detail."""
+    slowest: its three slowest as links, the whole list while its expander is open; a task
+    picked opens its detail."""
     metric = view.metric
     if picked:
         description, where, within = picked
@@ -259,12 +267,31 @@ def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
     else:
         description, where, within = "the whole period", {}, filters
         st.subheader("Slowest completed tasks in the period")
-        st.caption("Select a point, a bar or a row above to narrow this list.")
+        st.caption("Select a point or a bar above to narrow this list.")
     # The same tasks as the percentile clicked: completed ones only.
     tasks = data.cached(
         drilldown.tasks_behind, within, metric=metric, limit=200, completed_only=True, **where
     )
     total = data.cached(drilldown.count_behind, within, completed_only=True, **where)
+    slowest_links(metric, tasks)
+    caption = (f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
+               f"{METRICS[metric].lower()} first. Select a task to open its detail.")  # fmt: skip
+    if not picked:
+        # Lazily, with no selection: the period's list waits under its three slowest, so
+        # the first paint draws no data grid (docs/design.md, "Pages"); a selection's
+        # list, what the click asked for, is shown at once.
+        shown = st.expander(caption.split(".")[0], key="perf_tasks_open", on_change="rerun",
+                            icon=":material/table:")  # fmt: skip
+        if not shown.open:
+            return
+        with shown:
+            tasks_table(tasks, caption)
+        return
+    tasks_table(tasks, caption)
+
+
+def tasks_table(tasks: pd.DataFrame, caption: str) -> None:
+    """The tasks as a table; a task selected opens its detail."""
     chosen = ui.table(
         tasks,
         key="perf_tasks",
@@ -273,22 +300,26 @@ def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
         column_config=ui.TASK_COLUMNS,
         column_order=ui.TASK_ORDER,
         narrow=ui.TASK_NARROW,
-        caption=f"{ui.top_of(len(tasks), total, 'completed task')}, slowest "
-        f"{METRICS[metric].lower()} first. Select a task to open its detail.",
+        caption=caption,
     )
     if chosen and chosen[0] < len(tasks):
         task_id = str(tasks.iloc[chosen[0]]["task_id"])
         st.switch_page("views/task.py", query_params={"task_id": task_id})
-    if not tasks.empty:
-        links = st.columns(3)
-        for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
-            value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
-            column.page_link(
-                "views/task.py",
-                label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
-                query_params={"task_id": str(row.task_id)},
-                icon=":material/open_in_new:",
-            )
+
+
+def slowest_links(metric: str, tasks: pd.DataFrame) -> None:
+    """Links to the three slowest tasks of the list."""
+    if tasks.empty:
+        return
+    links = st.columns(3)
+    for column, row in zip(links, tasks.head(3).itertuples(), strict=False):
+        value = getattr(row, "time_to_first_token" if metric == "ttft" else "total_time")
+        column.page_link(
+            "views/task.py",
+            label=f"Open task {str(row.task_id)[:8]} · {md(row.model)} · {ui.millis(value)}",
+            query_params={"task_id": str(row.task_id)},
+            icon=":material/open_in_new:",
+        )
 
 
 # --- Distributions, speed, failures, stuck ---------------------------------------------------
@@ -306,9 +337,8 @@ def histogram_tab(view: View) -> None:
             bins=50,
             by=view.by if split else None,
         )
-        st.altair_chart(
-            figures.latency_histogram(histogram, view.metric, nothing=nothing), key="perf_hist"
-        )
+        ui.chart(figures.latency_histogram, histogram, view.metric, nothing=nothing,
+                 key="perf_hist")  # fmt: skip
         ui.table(histogram, key="perf_hist_table", filename=f"{view.metric}_histogram", height=250)
 
 
@@ -317,10 +347,8 @@ def speed_tab(view: View) -> None:
         st.caption("No completed tasks under this status filter: no output speed to show.")
     else:
         speed = data.cached(latency.tokens_per_second, filters, by=view.by)
-        st.altair_chart(
-            figures.tokens_per_second(speed, view.by, view.legend, nothing=nothing),
-            key="perf_speed",
-        )
+        ui.chart(figures.tokens_per_second, speed, view.by, view.legend, nothing=nothing,
+                 key="perf_speed")  # fmt: skip
         ui.table(ui.group_frame(speed, view.by), key="perf_speed_table", filename="tps")
 
 
@@ -328,14 +356,10 @@ def failures_tab(view: View) -> None:
     over_time = data.cached(failures.failure_rates, filters, grain=view.grain)
     by_group = data.cached(failures.failure_rates, filters, by=view.by)
     left, right = st.columns(2)
-    left.altair_chart(
-        figures.failure_rates_over_time(over_time, view.grain, nothing=nothing),
-        key="perf_fail_time",
-    )
-    right.altair_chart(
-        figures.failure_rates_by(by_group, view.by, view.legend, nothing=nothing),
-        key="perf_fail_by",
-    )
+    ui.chart(figures.failure_rates_over_time, over_time, view.grain, nothing=nothing,
+             key="perf_fail_time", where=left)  # fmt: skip
+    ui.chart(figures.failure_rates_by, by_group, view.by, view.legend, nothing=nothing,
+             key="perf_fail_by", where=right)  # fmt: skip
     st.markdown("**Most frequent errors** — select one to list all its tasks")
     errors = data.cached(failures.error_groups, filters, limit=20)
     picked_error = ui.table(errors, key="perf_errors", filename="error_groups", selectable=True)

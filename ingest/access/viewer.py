@@ -67,7 +67,18 @@ def access_version(url: str | None) -> str:
     every share, unshare, role change, added person and change to ai_users (migration
     0012). Readers that keep a viewer's visible runs key them by it."""
     with psycopg.connect(database.app_url(url)) as conn:
-        return conn.execute(_queries()["access_version"].psycopg).fetchone()[0]
+        return access_version_on(conn)
+
+
+def access_connection(url: str | None) -> psycopg.Connection:
+    """A connection of the application role in autocommit, for a reader that keeps one to
+    ask access_version_on on every page view (each ask then sees the latest version)."""
+    return psycopg.connect(database.app_url(url), autocommit=True)
+
+
+def access_version_on(conn: psycopg.Connection) -> str:
+    """access_version, asked on a connection of one's own (access_connection's)."""
+    return conn.execute(_queries()["access_version"].psycopg).fetchone()[0]
 
 
 def viewer_facts(url: str | None, viewer: str) -> dict:
