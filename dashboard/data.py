@@ -52,6 +52,11 @@ from queries import compare, drilldown, options
 from queries.filters import Filters
 from queries.mirror import VERIFY_EVERY_SECONDS
 
+try:  # a private helper of Streamlit's: what st.altair_chart sends, as a spec
+    from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec as _to_spec
+except ImportError:  # a Streamlit without it: charts are built on every run (chart_spec)
+    _to_spec = None
+
 ROLLUP_TTL_SECONDS = 600
 POINT_TTL_SECONDS = 15
 OPTIONS_TTL_SECONDS = 120
@@ -283,19 +288,20 @@ def cached(rollup: Callable[..., T], filters: Filters, *args: Any, **kwargs: Any
 @st.cache_data(ttl=ROLLUP_TTL_SECONDS, show_spinner=False, max_entries=200)
 def _chart_spec(name: str, _figure: Callable[..., Any], args: tuple, kwargs: tuple) -> dict:
     # `_figure` is keyed by `name` (module.function); its arguments are hashed, data included.
-    from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
-
-    return _convert_altair_to_vega_lite_spec(_figure(*args, **dict(kwargs)))
+    return _to_spec(_figure(*args, **dict(kwargs)))
 
 
-def chart_spec(figure: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
+def chart_spec(figure: Callable[..., Any], *args: Any, **kwargs: Any) -> dict | None:
     """The Vega-Lite spec (its data as Arrow, as st.altair_chart sends it) of the Altair
     chart `figure(*args, **kwargs)` (a dashboard.figures function), cached for
     ROLLUP_TTL_SECONDS by the function and its arguments. Building the chart and
     validating its spec took 0.1-0.27 s of a warm page's script run at 1M tasks; equal
     arguments give an equal chart, so the spec built once is sent again. Every argument is
     hashed by content (a figure's rows are small: at most a few thousand), so no viewer is
-    sent a chart of data they did not pass in. A fresh copy each call: drawing consumes it."""
+    sent a chart of data they did not pass in. A fresh copy each call: drawing consumes it.
+    None when this Streamlit has no spec converter: then draw the chart itself."""
+    if _to_spec is None:
+        return None
     name = f"{figure.__module__}.{figure.__qualname__}"
     return _chart_spec(name, figure, args, tuple(sorted(kwargs.items())))
 

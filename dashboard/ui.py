@@ -206,6 +206,9 @@ def chart(
     selection state, as st.altair_chart does."""
     spec = data.chart_spec(figure, *args, **kwargs)
     extra = {"selection_mode": selection_mode} if selection_mode else {}
+    if spec is None:  # no spec converter in this Streamlit: build the chart on every run
+        chart = figure(*args, **kwargs)
+        return (where or st).altair_chart(chart, key=key, on_select=on_select, **extra)
     return (where or st).vega_lite_chart(spec, key=key, on_select=on_select, **extra)
 
 

@@ -125,6 +125,23 @@ def test_page_renders_on_demo_data(demo_app: Path, page: str) -> None:
         assert any(len(df.value) for df in at.dataframe)
 
 
+def test_charts_are_the_same_without_streamlits_spec_converter(
+    demo_app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Streamlit without the private converter that data.chart_spec keeps specs with
+    draws every chart itself (ui.chart), with the same rows."""
+    from dashboard import data
+
+    kept = [chart_rows(at, i) for at in [open_page("cost")] for i in range(len(charts(at)))]
+    monkeypatch.setattr(data, "_to_spec", None)
+    at = open_page("cost")
+    assert not at.exception, at.exception
+    drawn = [chart_rows(at, i) for i in range(len(charts(at)))]
+    assert len(drawn) == len(kept) >= 2
+    for mine, theirs in zip(drawn, kept, strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
+
+
 def test_sidebar_shows_every_filter(demo_app: Path) -> None:
     at = open_filters(open_page("overview"))
     labels = [w.label for w in at.sidebar.multiselect]
