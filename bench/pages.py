@@ -2,7 +2,7 @@
 Chromium over a database of N tasks (issues 16 and 26).
 
     python bench/pages.py [--tasks 10000000] [--days 90] [--dir PATH] [--reuse] [--rounds 3]
-                          [--json F] [--visit-timeout 180] [--compare-root DIR]
+                          [--json F] [--visit-timeout 180] [--compare-root DIR] [--returning]
 
 A page or widget change that does not settle within --visit-timeout seconds is given up
 and counted in the table's last column; the other visits are kept.
@@ -19,7 +19,11 @@ and counted in the table's last column; the other visits are kept.
    counts as settled when Streamlit's script has finished, the page title is drawn, every
    chart has drawn its marks (Plotly's SVG traces, Vega's canvas) and no skeleton or
    spinner is left. "script" is when Streamlit's first script run of the page ended (the
-   server's part); the rest is the browser drawing.
+   server's part); the rest is the browser drawing. Every tab opens in a new browser
+   context: a first visit, every file fetched and compiled again. With --returning, each
+   page's (and the baseline's) visits share one context, as a person who comes back: the
+   browser keeps what the server marks cacheable (Streamlit's scripts are immutable), so
+   "warm" is then warm in the browser too.
 4. A widget change, in every warm round: on the settled page, one widget is changed (the
    baseline's select box; Overview's Users tab; Cost's group-by; Performance's percentile)
    and two times are taken from the change: "script", until Streamlit's script run that
@@ -210,19 +214,30 @@ def _change(page, kind: str, label: str, value: str) -> None:
     page.get_by_role("option", name=value, exact=True).click()
 
 
+def _new_context(browser):
+    """A browser context (its own cookies and HTTP cache) that observes the page's script
+    runs and drawing (OBSERVE_JS)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    context.add_init_script(OBSERVE_JS)
+    return context
+
+
 def _visit(
-    browser, base: str, path: str, title: str, change: bool, limit_s: float, cpu: Callable
-) -> dict:
+    browser, base: str, path: str, title: str, change: bool, limit_s: float, cpu: Callable,
+    context=None,
+) -> dict:  # fmt: skip
     """Seconds from navigation to a settled page, in a fresh tab; with `change`, also from a
     widget change (CHANGES) to the end of the script run it started and to a settled page.
     `cpu()` is the server's CPU seconds so far: what the page and the change used is kept.
     A step that does not finish within `limit_s` ends the visit: it is kept as
-    `{"timed_out": step}` with the times taken before it, and the benchmark goes on."""
+    `{"timed_out": step}` with the times taken before it, and the benchmark goes on.
+    The tab opens in `context` (a returning visitor's browser, its HTTP cache kept) when
+    given, else in a context of its own (a first visit: every file fetched)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     limit_ms = limit_s * 1000
-    context = browser.new_context(viewport={"width": 1400, "height": 1600})
-    context.add_init_script(OBSERVE_JS)
+    own = context is None
+    context = _new_context(browser) if own else context
     page = context.new_page()
     times: dict = {}
     step = "page"
@@ -256,7 +271,7 @@ def _visit(
         times["timed_out"] = step
         print(f"  {title}: the {step} did not settle within {limit_s:.0f}s", flush=True)
     finally:
-        context.close()
+        (context if own else page).close()
     return times
 
 
@@ -316,10 +331,12 @@ def _print_table(results: dict[str, dict], titles: dict[str, str]) -> None:
 
 
 def _rounds(
-    targets: list, rounds: int, limit_s: float, pids: dict[str, int]
+    targets: list, rounds: int, limit_s: float, pids: dict[str, int], returning: bool = False
 ) -> tuple[dict[str, list], list[float]]:
     """Every target visited once per round (round 0 cold); the visits per row name and the
-    load average after each round. `pids`: the server process of each base URL."""
+    load average after each round. `pids`: the server process of each base URL. With
+    `returning`, each row's visits share one browser context, as one person's browser that
+    keeps what the server marks cacheable (Streamlit's scripts: immutable for a year)."""
     from playwright.sync_api import sync_playwright
 
     visits: dict[str, list[dict[str, float]]] = {}
@@ -328,10 +345,11 @@ def _rounds(
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
         )
+        contexts = {name: _new_context(browser) for name, *_ in targets} if returning else {}
         for round_no in range(rounds + 1):
             for name, where, path, title in targets:
                 times = _visit(browser, where, path, title, round_no > 0, limit_s,
-                               lambda pid=pids[where]: _cpu_s(pid))  # fmt: skip
+                               lambda pid=pids[where]: _cpu_s(pid), contexts.get(name))  # fmt: skip
                 visits.setdefault(name, []).append(times)
             load.append(os.getloadavg()[0])
             print(f"round {round_no} done, load {load[-1]:.1f}", flush=True)
@@ -350,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         default=180.0,
         help="seconds a page or a widget change may take before that visit is given up",
     )
+    parser.add_argument(
+        "--returning", action="store_true",
+        help="each page's visits in one browser context (its HTTP cache kept), as a person "
+        "who comes back; by default every visit is a new browser's first",
+    )  # fmt: skip
     parser.add_argument(
         "--compare-root", type=Path,
         help="another checkout of this repository (e.g. main) whose dashboard is timed too",
@@ -390,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         for process, where, _ in running:
             wait_healthy(where, process)
         targets = _targets(servers, baseline_base)
-        visits, load = _rounds(targets, args.rounds, args.visit_timeout, pids)
+        visits, load = _rounds(targets, args.rounds, args.visit_timeout, pids, args.returning)
         peak = _peak_rss_mb(server.pid)
     finally:
         for process, _, output in running:
