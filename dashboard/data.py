@@ -231,8 +231,16 @@ def access_version(url: str) -> str:
         try:
             return ingest_viewer.access_version_on(_kept(reader, url))
         except psycopg.OperationalError:  # the server restarted: once more, connected anew
-            reader["conn"].close()
+            _drop(reader)
             return ingest_viewer.access_version_on(_kept(reader, url))
+
+
+def _drop(reader: dict[str, Any]) -> None:
+    """Close and forget the kept connection, if there is one (a failed connect left none:
+    the next ask connects, and an unreachable server then raises as before)."""
+    if reader["conn"] is not None:
+        reader["conn"].close()
+    reader["conn"] = None
 
 
 def _kept(reader: dict[str, Any], url: str) -> psycopg.Connection:

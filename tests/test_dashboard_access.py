@@ -218,3 +218,27 @@ def test_the_local_admin_cannot_be_signed_in_as_through_the_header(world, as_per
         at = open_page("overview")
         assert "not yet a person in this database" in texts(at)
         assert not at.metric
+
+
+def test_the_kept_access_connection_is_replaced_when_the_server_drops_it(world):
+    """data.access_version asks over one kept connection: the version follows a change, a
+    connection the server ended is replaced, and an unreachable server raises its own
+    error (not one about the kept connection)."""
+    import psycopg
+
+    from dashboard import data
+
+    url = world["url"]
+    first = data.access_version(url)
+    assert first == ingest_viewer.access_version(url)
+    kept = data._access_reader(url)["conn"]
+    with ingest.Tracker(url) as owner:
+        owner.upsert_user("erin", "Erin", "erin@example.com", "blue", "member")
+    second = data.access_version(url)
+    assert second != first and second == ingest_viewer.access_version(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (kept.info.backend_pid,))
+    assert data.access_version(url) == second
+    assert data._access_reader(url)["conn"] is not kept
+    with pytest.raises(psycopg.OperationalError):
+        data.access_version("postgresql://127.0.0.1:1/nowhere?connect_timeout=2")
