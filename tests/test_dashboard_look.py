@@ -158,6 +158,17 @@ def test_a_long_legend_makes_its_chart_tall_enough_to_show_every_entry() -> None
     assert figures.pairs_bars(few, "team", "model").to_dict()["height"] == 220  # as before
     spend = figures.spend_over_time(frame, "model", "day", colours.Legend())
     assert spend.to_dict()["height"] >= 25 * row + 100 > figures.vega.HEIGHT
+    # The latency trend's legend has round symbols (lines and points): taller rows. With
+    # the bars' row height it showed 11 of 16 models at 900 and 1,400 px.
+    models = [f"model-{i:02d}" for i in range(16)]
+    trend = pd.DataFrame(
+        [{"period": pd.Timestamp("2026-11-01") + pd.Timedelta(days=d), "group": m,
+          "p95": 100.0 + i, "tasks": 10} for d in range(3) for i, m in enumerate(models)]
+    )  # fmt: skip
+    legend = colours.Legend(colours=colours.colour_map(models))
+    lines = figures.percentiles_over_time(trend, "ttft", "p95", "model", "day", legend=legend)
+    point_row = figures.vega.POINT_LEGEND_ROW
+    assert lines.to_dict()["height"] >= 16 * point_row + 100 > 16 * row + 100
 
 
 def test_month_grain_axis_labels_read_like_oct_2026() -> None:

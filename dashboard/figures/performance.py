@@ -11,6 +11,7 @@ from dashboard.figures.colours import Legend, top_groups
 from dashboard.figures.parts import LATENCY_LABELS, PERCENTILES, PLAIN, label
 from dashboard.figures.vega import (
     HEIGHT,
+    POINT_LEGEND_ROW,
     colours,
     empty,
     fitting_legend,
@@ -99,7 +100,8 @@ def percentiles_over_time(
     points = base.mark_point(filled=True, size=45)
     if selectable:
         points = points.add_params(pick(nearest=True))
-    return alt.layer(lines, points, title=title).properties(height=fitting_legend(HEIGHT, names))
+    height = fitting_legend(HEIGHT, names, row=POINT_LEGEND_ROW)
+    return alt.layer(lines, points, title=title).properties(height=height)
 
 
 def percentiles_by_group(
