@@ -271,14 +271,17 @@ def test_kill_9_after_the_ack_loses_nothing_and_a_restart_writes_each_export_onc
 
 
 def spool_writers(server: subprocess.Popen) -> list[int]:
-    """The pids of the server's spool writer processes: the children of its fork server
-    (its child started by multiprocessing's forkserver, not its resource tracker)."""
+    """The pids of the server's running spool writer processes: the children of its fork
+    server (its child started by multiprocessing's forkserver, not its resource tracker)
+    that have not ended. A killed writer stays the fork server's zombie until it reaps it,
+    which in a whole run once came after the spool was drained."""
     children = child_processes()
     fork_servers = [
         pid for pid, (ppid, command) in children.items()
         if ppid == server.pid and b"forkserver" in command
     ]  # fmt: skip
-    return sorted(pid for pid, (ppid, _) in children.items() if ppid in fork_servers)
+    writers = (pid for pid, (ppid, _) in children.items() if ppid in fork_servers)
+    return sorted(pid for pid in writers if not ended(pid))
 
 
 def child_processes() -> dict[int, tuple[int, bytes]]:
