@@ -4,7 +4,7 @@ number formats, and the drill-down selection helpers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +19,8 @@ from dashboard.formatting import money as money
 from dashboard.formatting import percent as percent
 from dashboard.formatting import plural as plural
 from dashboard.formatting import tokens as tokens
+
+T = TypeVar("T")
 
 DEMO_COMMAND = "ai-runs demo --tasks 100000"
 TRACKER_SNIPPET = """import ingest
@@ -347,14 +349,15 @@ def lazy_tabs(labels: list[str], key: str) -> list[Any]:
 def lazy_expander(
     label: str,
     key: str,
-    draw: Callable[[], None],
+    draw: Callable[[], T],
     icon: str | None = None,
     expanded: bool = False,
-) -> None:
+) -> T | None:
     """An expander whose content is read and drawn only while it is open (`expanded`: open
     at first); opening or closing it reruns the fragment that holds it (docs/design.md,
-    "Pages")."""
+    "Pages"). Returns what `draw` returned, None while closed."""
     shown = st.expander(label, expanded, icon=icon, key=key, on_change="rerun")
-    if shown.open:
-        with shown:
-            draw()
+    if not shown.open:
+        return None
+    with shown:
+        return draw()

@@ -49,11 +49,10 @@ def spend_over_time() -> None:
     period_total(spend)
     tasks_behind_bar(grain, by, legend)
     # Lazy: the table and its CSV are built only while the expander is open.
-    table = st.expander(f"Spend per {grain} by {by} — table", key="cost_spend_table_open",
-                        on_change="rerun")  # fmt: skip
-    if table.open:
-        with table:
-            ui.table(ui.group_frame(spend, by), key="cost_spend_table", filename="spend")
+    ui.lazy_expander(
+        f"Spend per {grain} by {by} — table", "cost_spend_table_open",
+        lambda: ui.table(ui.group_frame(spend, by), key="cost_spend_table", filename="spend"),
+    )  # fmt: skip
 
 
 def period_total(spend: pd.DataFrame) -> None:

@@ -93,15 +93,16 @@ top_lists()
 def kpi_table() -> None:
     """The KPIs as a table with its CSV, built only while the expander is open (opening it
     reruns this fragment only)."""
-    shown = st.expander("KPI table", key="overview_kpis_open", on_change="rerun")
-    if shown.open:
-        with shown:
-            ui.table(
-                kpis.assign(metric=[KPI_FORMAT.get(m, (m,))[0] for m in kpis["metric"]]),
-                key="overview_kpis",
-                filename="kpis",
-                caption="Spend in USD, p95 time to first token in ms, failure rate as a fraction.",
-            )
+    ui.lazy_expander(
+        "KPI table",
+        "overview_kpis_open",
+        lambda: ui.table(
+            kpis.assign(metric=[KPI_FORMAT.get(m, (m,))[0] for m in kpis["metric"]]),
+            key="overview_kpis",
+            filename="kpis",
+            caption="Spend in USD, p95 time to first token in ms, failure rate as a fraction.",
+        ),
+    )
 
 
 kpi_table()

@@ -191,24 +191,25 @@ def by_group(view: View) -> tuple[pd.DataFrame, list[int]]:
     )  # fmt: skip
     # Lazily: the bars say the same and are clicked the same way, so the first paint draws
     # no table here (docs/design.md, "Pages"); opened, it holds every group.
-    shown = st.expander(
+    rows = ui.lazy_expander(
         f"{METRICS[metric]} percentiles by {by}: table and CSV",
-        key="perf_groups_open",
-        on_change="rerun",
+        "perf_groups_open",
+        lambda: groups_table(groups, metric, by),
         icon=":material/table:",
     )
-    if not shown.open:
-        return groups, []
-    with shown:
-        st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
-        rows = ui.table(
-            ui.group_frame(groups, by),
-            key="perf_groups",
-            filename=f"{metric}_percentiles_by_{by}",
-            selectable=True,
-            caption="Select a row to list its tasks.",
-        )
-    return groups, rows
+    return groups, rows or []
+
+
+def groups_table(groups: pd.DataFrame, metric: str, by: str | None) -> list[int]:
+    """The percentiles by group as a table; returns its selected rows."""
+    st.markdown(f"**{METRICS[metric]} percentiles by {by}** (completed tasks, ms)")
+    return ui.table(
+        ui.group_frame(groups, by),
+        key="perf_groups",
+        filename=f"{metric}_percentiles_by_{by}",
+        selectable=True,
+        caption="Select a row to list its tasks.",
+    )
 
 
 def _selection(
@@ -280,12 +281,8 @@ def tasks_behind(view: View, picked: tuple[str, dict, object] | None) -> None:
         # Lazily, with no selection: the period's list waits under its three slowest, so
         # the first paint draws no data grid (docs/design.md, "Pages"); a selection's
         # list, what the click asked for, is shown at once.
-        shown = st.expander(caption.split(".")[0], key="perf_tasks_open", on_change="rerun",
-                            icon=":material/table:")  # fmt: skip
-        if not shown.open:
-            return
-        with shown:
-            tasks_table(tasks, caption)
+        ui.lazy_expander(caption.split(".")[0], "perf_tasks_open",
+                         lambda: tasks_table(tasks, caption), icon=":material/table:")  # fmt: skip
         return
     tasks_table(tasks, caption)
 
