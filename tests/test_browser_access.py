@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_browser import _free_port, _settle, _wait_healthy
+from test_browser import _cards_drawn, _free_port, _settle, _wait_healthy
 
 import ingest
 from dashboard import auth
@@ -134,10 +134,11 @@ def header_dashboard(people_db, tmp_path_factory) -> Iterator[str]:
 def _kpis(page) -> dict[str, str]:
     """The overview's metrics, label -> shown value."""
     page.get_by_role("heading", name="Overview", exact=True).first.wait_for()
-    # The KPI row draws metric by metric: wait for the one these tests read, then for the
-    # page to settle, so no label is missing and no value is a previous run's.
+    # The KPI row draws metric by metric, after the script has ended: wait for the one these
+    # tests read, then for the row to hold still, so no label is missing and no value is a
+    # previous run's.
     page.locator('[data-testid="stMetricLabel"]').get_by_text("Tasks", exact=True).first.wait_for()
-    _settle(page)
+    _cards_drawn(page)
     found = {}
     for metric in page.locator('[data-testid="stMetric"]').all():
         label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
