@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -27,6 +29,9 @@ from opentelemetry.trace import Status, StatusCode
 from psycopg.rows import dict_row
 
 from ingest.server.keys import create_key
+from ingest.server.metrics import ServerMetrics
+from ingest.server.otlp_spool import SpoolWorker, spool_export
+from ingest.server.state import ServerState
 from ingest.spend.pricing import cost_of_task
 from ingest.store import database
 from tests.server_support import free_port, serve, wait_for_spool
@@ -196,6 +201,69 @@ def test_bad_input_is_refused_before_the_ack_and_nothing_is_spooled(db_url):
         no_key = httpx.post(f"{served.base}/v1/traces", json={"resourceSpans": []})
         assert no_key.status_code == 401
     assert spool_rows(db_url) == 0
+
+
+class HeldStart(SpoolWorker):
+    """The server's spool worker, its writers' start held until `go` is set: what a first
+    export meets on a loaded machine, where starting the fork server (it imports the
+    ingest package) takes a second or more."""
+
+    def __init__(self, url: str, writers: int) -> None:
+        super().__init__(url, ServerMetrics(), writers)
+        self.go = threading.Event()
+        self.started: list = []
+
+    def _start_writer(self, n: int):
+        assert self.go.wait(60)
+        writer = super()._start_writer(n)
+        self.started.append(writer.process)
+        return writer
+
+
+def returns_at_once(call) -> bool:
+    """Whether `call()` returned within 5 s (run in a thread: a call that waits would hang)."""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(5)
+    return not thread.is_alive()
+
+
+def test_the_ack_does_not_wait_for_the_writers_to_start_and_what_came_meanwhile_is_written(
+    make_db,
+):
+    spans, db_url = recorded_spans(12), make_db()
+    create_key("ada", "tests", url=db_url)
+    state = ServerState(db_url)
+    worker = HeldStart(db_url, writers=2)
+    try:
+        for part in (spans[:6], spans[6:]):  # the first export starts them, a second comes
+            spool_export(state, "ada", encode_spans(part).SerializeToString(), False)
+            assert returns_at_once(worker.wake)
+        assert spool_rows(db_url) == 2 and worker.pids() == []
+        worker.go.set()
+        wait_for_spool(db_url)
+        assert len(worker.pids()) == 2
+    finally:
+        worker.go.set()
+        worker.close()
+        state.close()
+    assert len(stored(db_url)["tasks"]) == 12
+    assert database.run_totals_mismatches(db_url) == []
+    assert not any(process.is_alive() for process in worker.started)
+
+
+def test_a_server_closed_while_its_writers_start_leaves_none_running(db_url):
+    worker = HeldStart(db_url, writers=2)
+    worker.wake()
+    closing = threading.Thread(target=worker.close)
+    closing.start()
+    worker.go.set()
+    closing.join(60)
+    assert not closing.is_alive()
+    assert len(worker.started) == 2
+    assert not any(process.is_alive() for process in worker.started)
+    worker.wake()  # closed: starts nothing
+    assert worker.pids() == [] and len(worker.started) == 2
 
 
 # ---------------------------------------------------------------- kill -9

@@ -129,6 +129,7 @@ class SpoolWorker:
         self._context = _FORK_CONTEXT
         self._running: list[_Writer] = []
         self._relaying: threading.Thread | None = None
+        self._starting: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closing = False
 
@@ -138,20 +139,39 @@ class SpoolWorker:
             self.wake()
 
     def wake(self) -> None:
-        """An export was spooled: the writers look at once (started if need be, and a
-        writer that died, killed say, replaced: its claims died with it)."""
+        """An export was spooled: the writers look at once (a writer that died, killed say,
+        replaced: its claims died with it). Never waits for the first start: that starts
+        the fork server (it imports the ingest package, about a second of CPU), and the
+        export is acknowledged meanwhile; the writers find it when they look."""
         with self._lock:
-            if self._closing:
+            if self._closing or self._starting is not None:
                 return
             if not self._running:
-                self._running = [self._start_writer(n) for n in range(self.writers)]
+                self._starting = threading.Thread(
+                    target=self._start_writers, name="otlp-start", daemon=True
+                )
+                self._starting.start()
+                return
+            for n, writer in enumerate(self._running):
+                if not writer.process.is_alive() or not _nudge(writer.wake):
+                    self._running[n] = self._replace(n, writer)
+
+    def _start_writers(self) -> None:
+        """Start the writers and their relay (in a thread of its own: see `wake`). Each
+        looks at the spool as it starts, so exports spooled meanwhile are not missed."""
+        try:
+            writers = [self._start_writer(n) for n in range(self.writers)]
+        except Exception:  # the next export tries again; what waits stays spooled
+            log.exception("OTLP spool: could not start the writers; the next export retries")
+            writers = []
+        with self._lock:
+            self._running = writers
+            self._starting = None
+            if writers:
                 self._relaying = threading.Thread(
                     target=self._relay_loop, name="otlp-relay", daemon=True
                 )
                 self._relaying.start()
-            for n, writer in enumerate(self._running):
-                if not writer.process.is_alive() or not _nudge(writer.wake):
-                    self._running[n] = self._replace(n, writer)
 
     def pids(self) -> list[int]:
         """The process ids of the running writers (none before the first export)."""
@@ -188,6 +208,10 @@ class SpoolWorker:
         """Stop the writers after the transactions under way (what is left stays spooled)."""
         with self._lock:
             self._closing = True
+            starting = self._starting
+        if starting is not None:  # the writers it starts are stopped below
+            starting.join(timeout=60)
+        with self._lock:
             running, self._running = self._running, []
         for writer in running:
             writer.wake.close()  # EOF: the writer stops after its step
