@@ -18,8 +18,9 @@ from psycopg.rows import dict_row
 
 from tests.server_support import serve
 
-# Not in the service's run (docs/testing.md, "Which tests run on both engines").
-pytestmark = pytest.mark.through_the_layers
+# In the service's run too: it alone sends otlp_move_score (a score moved to the task that
+# replaced its span's), which the trace of docs/testing.md, "Which tests run on both
+# engines", found sent only by marked files.
 
 EVENT = "gen_ai.evaluation.result"
 LLM_CALL = {
