@@ -383,13 +383,14 @@ def wait_until(condition, timeout: float = 60.0) -> None:
         time.sleep(0.005)
 
 
-@pytest.mark.parametrize("after_exports", [0, 3])
-def test_kill_9_of_one_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
-    make_db, after_exports
+@pytest.mark.parametrize(("writers", "after_exports"), [(2, 0), (2, 3), (1, None)])
+def test_kill_9_of_a_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
+    make_db, writers, after_exports
 ):
-    """Two writers drain 14 acknowledged exports; one of them is killed with SIGKILL once
-    `after_exports` exports are written (0: as they start). The other writes what the killed
-    one held (its claims end with its session) and the export that comes next, and the
+    """`writers` writers drain 14 acknowledged exports; one of them is killed with SIGKILL
+    once `after_exports` exports are written (0: as they start; None: while every writer
+    still waits, so with one writer only its replacement can write them). It is replaced
+    at once, not at the next export. The export that comes next is written too, and the
     database holds every span once, as the direct path stores it."""
     spans = recorded_spans(60, seed=2)
     direct_db, db_url = make_db(), make_db()
@@ -400,18 +401,22 @@ def test_kill_9_of_one_writer_mid_stream_loses_nothing_and_writes_nothing_twice(
     base = f"http://127.0.0.1:{port}"
     holder = psycopg.connect(db_url, autocommit=True)
     holder.execute(WORKER_LOCK)  # the writers wait until every export is spooled
-    server = start_server(db_url, port, "--otlp-writers", "2")
+    server = start_server(db_url, port, "--otlp-writers", str(writers))
     try:
-        send(base, key, spans[:-6])  # 13 exports (the last 6 spans come after the kill)
-        wait_until(lambda: len(spool_writers(server)) == 2)
+        send(base, key, spans[:-6])  # 14 exports (the last 6 spans come after the kill)
+        wait_until(lambda: len(spool_writers(server)) == writers)
         victim = spool_writers(server)[0]
-        holder.close()
-        wait_until(lambda: spool_rows(db_url) <= 13 - after_exports, timeout=120)
+        if after_exports is not None:
+            holder.close()
+            wait_until(lambda: spool_rows(db_url) <= 13 - after_exports, timeout=120)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: ended(victim))
+        holder.close()  # no-op if closed above
+        wait_for_spool(db_url, timeout=120)  # before any further export
+        wait_until(lambda: len(spool_writers(server)) == writers, timeout=30)  # replaced
+        assert victim not in spool_writers(server)
         send(base, key, spans[-6:])  # one more export, after the kill
         wait_for_spool(db_url, timeout=120)
-        assert victim not in spool_writers(server)
     finally:
         server.terminate()
         server.wait(timeout=60)

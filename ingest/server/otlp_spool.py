@@ -55,6 +55,7 @@ BATCH_EXPORTS = 50
 BATCH_BYTES = 4_000_000
 IDLE_SECONDS = 1.0  # how often an idle writer looks for exports another process spooled
 RETRY_SECONDS = 1.0  # wait after the database could not be reached
+REPLACE_WAIT_SECONDS = 10.0  # for the fork server to report a writer whose pipe ended
 
 
 # Writer processes of a server (`serve --otlp-writers N`): one by default. A second
@@ -118,7 +119,7 @@ class SpoolWorker:
     and log records come back through a pipe each and are counted and logged here, as if
     written in this process. Nothing is shared between the processes but one pipe each way
     per writer, so a writer killed at any moment holds no lock that the server or the other
-    writers wait for; the server replaces it at the next export."""
+    writers wait for; the server replaces it as soon as its relay pipe ends."""
 
     def __init__(self, url: str, metrics: ServerMetrics, writers: int = DEFAULT_WRITERS) -> None:
         if writers < 1:
@@ -243,11 +244,35 @@ class SpoolWorker:
                 except (EOFError, OSError):
                     open_ends.remove(end)
                     end.close()
+                    try:
+                        self._writer_ended(end)
+                    except Exception:  # the relay must go on (as below)
+                        log.exception("OTLP spool: could not replace an ended writer")
                     continue
                 try:
                     _relayed(self.metrics, item)
                 except Exception:  # the relay must go on: the writers block when it stops
                     log.exception("OTLP spool: could not relay %r", item)
+
+    def _writer_ended(self, relay: Connection) -> None:
+        """A writer's relay pipe ended, so the writer is gone (killed, say; or stopped by
+        `close`): replace it now rather than at the next export. A nudge to a writer that
+        was just killed can still succeed, and the fork server reports its exit a moment
+        later, so the next export's check alone missed it (docs/server.md, "Writer
+        processes"); its claims ended with it and what it held waits in the spool."""
+        with self._lock:
+            ended = next((w for w in self._running if w.relay is relay), None)
+        if ended is None:
+            return
+        ended.process.join(timeout=REPLACE_WAIT_SECONDS)  # until the fork server reports it
+        with self._lock:
+            if self._closing or ended not in self._running:
+                return
+            n = self._running.index(ended)
+            try:
+                self._running[n] = self._replace(n, ended)
+            except Exception:  # the next export's wake-up tries again
+                log.exception("OTLP spool: could not replace writer %s", ended.process.pid)
 
 
 def _nudge(wake: Connection) -> bool:
