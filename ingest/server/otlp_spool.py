@@ -31,8 +31,9 @@ import multiprocessing.connection
 import multiprocessing.process
 import os
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,6 +57,10 @@ BATCH_BYTES = 4_000_000
 IDLE_SECONDS = 1.0  # how often an idle writer looks for exports another process spooled
 RETRY_SECONDS = 1.0  # wait after the database could not be reached
 REPLACE_WAIT_SECONDS = 10.0  # for the fork server to report a writer whose pipe ended
+# A writer that ends sooner than this after its start is replaced this long after its start:
+# one that cannot run (say it fails as it starts) is started again once a second, not in a
+# loop of forks.
+MIN_WRITER_SECONDS = 1.0
 
 
 # Writer processes of a server (`serve --otlp-writers N`): one by default. A second
@@ -110,6 +115,7 @@ class _Writer:
     process: multiprocessing.process.BaseProcess
     wake: Connection
     relay: Connection
+    started: float = field(default_factory=time.monotonic)
 
 
 class SpoolWorker:
@@ -256,15 +262,23 @@ class SpoolWorker:
 
     def _writer_ended(self, relay: Connection) -> None:
         """A writer's relay pipe ended, so the writer is gone (killed, say; or stopped by
-        `close`): replace it now rather than at the next export. A nudge to a writer that
-        was just killed can still succeed, and the fork server reports its exit a moment
-        later, so the next export's check alone missed it (docs/server.md, "Writer
-        processes"); its claims ended with it and what it held waits in the spool."""
+        `close`): replace it now rather than at the next export, in a thread of its own so
+        that relaying goes on. A nudge to a writer that was just killed can still succeed,
+        and the fork server reports its exit a moment later, so the next export's check
+        alone missed it (docs/server.md, "Writer processes"); its claims ended with it and
+        what it held waits in the spool."""
         with self._lock:
             ended = next((w for w in self._running if w.relay is relay), None)
-        if ended is None:
-            return
-        ended.process.join(timeout=REPLACE_WAIT_SECONDS)  # until the fork server reports it
+        if ended is not None and not self._closing:
+            threading.Thread(
+                target=self._replace_ended, args=(ended,), name="otlp-replace", daemon=True
+            ).start()
+
+    def _replace_ended(self, ended: _Writer) -> None:
+        """Start a writer in the place of `ended` once the fork server has reported its
+        exit (and not sooner than MIN_WRITER_SECONDS after its start)."""
+        ended.process.join(timeout=REPLACE_WAIT_SECONDS)
+        time.sleep(max(0.0, ended.started + MIN_WRITER_SECONDS - time.monotonic()))
         with self._lock:
             if self._closing or ended not in self._running:
                 return
