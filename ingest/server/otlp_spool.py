@@ -268,8 +268,9 @@ class SpoolWorker:
         alone missed it (docs/server.md, "Writer processes"); its claims ended with it and
         what it held waits in the spool."""
         with self._lock:
-            ended = next((w for w in self._running if w.relay is relay), None)
-        if ended is not None and not self._closing:
+            running = [] if self._closing else self._running
+            ended = next((w for w in running if w.relay is relay), None)
+        if ended is not None:
             threading.Thread(
                 target=self._replace_ended, args=(ended,), name="otlp-replace", daemon=True
             ).start()
